@@ -1,0 +1,89 @@
+"""The exact bytes that are hashed and signed, shared by the signer and the verifier.
+
+Entry body bytes
+    ``canonical(body)`` = RFC 8785 (JSON Canonicalization Scheme) of the body object, UTF-8,
+    produced by the ``rfc8785`` package. No hand-written encoder.
+
+Entry hash (32 bytes)
+    ``SHA-256(prev_hash ‖ canonical(body))`` where ``prev_hash`` is the 32 raw bytes of the
+    previous entry's hash (genesis: 32 zero bytes).
+
+Entry signature (64 bytes)
+    ``Ed25519(ENTRY_DOMAIN ‖ entry_hash)`` with ``ENTRY_DOMAIN = b"clearance.audit.v1\\n"``.
+
+Checkpoint signature (64 bytes)
+    ``Ed25519(CHECKPOINT_DOMAIN ‖ canonical(checkpoint_body))`` with
+    ``CHECKPOINT_DOMAIN = b"clearance.checkpoint.v1\\n"``.
+
+The two prefixes differ, so a signature over one kind of object can never be replayed as a
+signature over the other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Any
+
+import rfc8785
+
+from .errors import AuditEntryInvalid
+
+ENTRY_DOMAIN = b"clearance.audit.v1\n"
+CHECKPOINT_DOMAIN = b"clearance.checkpoint.v1\n"
+HASH_SIZE = 32
+GENESIS_PREV_HASH = bytes(HASH_SIZE)
+
+__all__ = [
+    "CHECKPOINT_DOMAIN",
+    "ENTRY_DOMAIN",
+    "GENESIS_PREV_HASH",
+    "canonical_bytes",
+    "checkpoint_signing_input",
+    "entry_hash",
+    "entry_signing_input",
+    "format_time",
+    "parse_time",
+]
+
+
+def canonical_bytes(value: Any) -> bytes:
+    """RFC 8785 canonical JSON of ``value``; :class:`AuditEntryInvalid` if it is not JSON."""
+    try:
+        return rfc8785.dumps(value)
+    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
+        raise AuditEntryInvalid(f"entry is not canonicalisable JSON: {exc}") from exc
+
+
+def entry_hash(prev_hash: bytes, body: bytes) -> bytes:
+    """``SHA-256(prev_hash ‖ body)``: the 32-byte hash of one entry."""
+    if len(prev_hash) != HASH_SIZE:
+        raise ValueError(f"prev_hash must be {HASH_SIZE} bytes, got {len(prev_hash)}")
+    digest = hashlib.sha256(prev_hash)
+    digest.update(body)
+    return digest.digest()
+
+
+def entry_signing_input(hash_: bytes) -> bytes:
+    """The bytes an entry's Ed25519 signature covers: ``ENTRY_DOMAIN ‖ entry_hash``."""
+    return ENTRY_DOMAIN + hash_
+
+
+def checkpoint_signing_input(body: bytes) -> bytes:
+    """The bytes a checkpoint's Ed25519 signature covers: ``CHECKPOINT_DOMAIN ‖ body``."""
+    return CHECKPOINT_DOMAIN + body
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 in UTC with exactly six fractional digits: ``2025-11-21T01:34:00.123456Z``."""
+    if moment.tzinfo is None:
+        raise ValueError("timestamps in the audit trail must be timezone-aware")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(text: str) -> datetime:
+    """Inverse of :func:`format_time` (accepts any RFC 3339 form ``fromisoformat`` reads)."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError(f"timestamp {text!r} has no UTC offset")
+    return moment.astimezone(UTC)

@@ -1,0 +1,222 @@
+"""Building and signing chain entries; the entry as stored and as exported.
+
+An entry body is a JSON object::
+
+    {"seq", "kind", "decision_id", "recorded_at", "app_id", "caller_key_id", "input", "result",
+     "outcome", "policy_revision", "engine", "key_id", "prev_hash", ...extra caller fields}
+
+Callers submit everything except ``seq``, ``recorded_at``, ``key_id`` and ``prev_hash``, which
+the writer assigns while it holds the chain head (see ``audit/store.py``). Extra top-level
+fields are passed through unchanged (later kinds add e.g. ``policy_git``).
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from .canonical import (
+    GENESIS_PREV_HASH,
+    canonical_bytes,
+    entry_hash,
+    entry_signing_input,
+    format_time,
+    parse_time,
+)
+from .errors import AuditEntryInvalid
+from .keys import SigningKey
+
+__all__ = [
+    "GENESIS_PREV_HASH",
+    "Receipt",
+    "SignedEntry",
+    "StoredEntry",
+    "build_entry",
+    "prepare_fields",
+]
+
+ASSIGNED_FIELDS = frozenset({"seq", "recorded_at", "key_id", "prev_hash"})
+STANDARD_FIELDS = (
+    "decision_id",
+    "app_id",
+    "caller_key_id",
+    "input",
+    "result",
+    "outcome",
+    "policy_revision",
+    "engine",
+)
+DECISION_REQUIRED = ("decision_id", "input", "result", "outcome", "policy_revision", "engine")
+OUTCOMES = ("allow", "deny", None)
+_NUL_ESCAPE = b"\\u0000"
+
+
+def prepare_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Check the caller's fields and return the body skeleton (standard keys filled with null).
+
+    Raises :class:`AuditEntryInvalid` naming the offending field. The writer takes ownership of
+    nested values: do not mutate them until the append has returned.
+    """
+    if not isinstance(fields, Mapping):
+        raise AuditEntryInvalid(f"entry fields must be a mapping, got {type(fields).__name__}")
+    reserved = ASSIGNED_FIELDS.intersection(fields)
+    if reserved:
+        raise AuditEntryInvalid(
+            f"fields {sorted(reserved)} are assigned by the writer; do not submit them"
+        )
+    for name in fields:
+        if not isinstance(name, str):
+            raise AuditEntryInvalid(f"field names must be strings, got {name!r}")
+    kind = fields.get("kind")
+    if not isinstance(kind, str) or not kind:
+        raise AuditEntryInvalid("field 'kind' is required (e.g. 'decision')")
+    if kind == "decision":
+        missing = [name for name in DECISION_REQUIRED if fields.get(name) is None]
+        if missing:
+            raise AuditEntryInvalid(f"a decision entry needs fields {missing}")
+    body = {name: None for name in STANDARD_FIELDS}
+    body.update(fields)
+    decision_id = body["decision_id"]
+    if decision_id is not None:
+        try:
+            body["decision_id"] = str(uuid.UUID(str(decision_id)))
+        except ValueError as exc:
+            raise AuditEntryInvalid(f"decision_id {decision_id!r} is not a UUID") from exc
+    if body["outcome"] not in OUTCOMES:
+        raise AuditEntryInvalid(f"outcome must be 'allow', 'deny' or null, got {body['outcome']!r}")
+    for name in ("app_id", "caller_key_id", "policy_revision", "engine"):
+        if body[name] is not None and not isinstance(body[name], str):
+            raise AuditEntryInvalid(f"field {name!r} must be a string or null")
+    return body
+
+
+@dataclass(frozen=True)
+class SignedEntry:
+    """An entry built and signed by the writer, ready to insert."""
+
+    seq: int
+    recorded_at: datetime
+    key_id: str
+    prev_hash: bytes
+    entry_hash: bytes
+    signature: bytes
+    body: bytes
+    document: dict[str, Any]
+    """The body parsed back from :attr:`body` (the signed bytes), for the derived columns."""
+
+    def receipt(self) -> Receipt:
+        return Receipt(
+            seq=self.seq,
+            entry_hash=self.entry_hash.hex(),
+            signature=base64.b64encode(self.signature).decode("ascii"),
+            key_id=self.key_id,
+            recorded_at=format_time(self.recorded_at),
+            decision_id=self.document.get("decision_id"),
+        )
+
+
+def build_entry(
+    skeleton: Mapping[str, Any],
+    *,
+    seq: int,
+    prev_hash: bytes,
+    recorded_at: datetime,
+    key: SigningKey,
+) -> SignedEntry:
+    """Assign the chain fields, canonicalise, hash and sign one entry.
+
+    ``skeleton`` comes from :func:`prepare_fields`. Raises :class:`AuditEntryInvalid` when the
+    body is not canonicalisable JSON or holds a NUL character (PostgreSQL JSONB cannot store it).
+    """
+    body = dict(skeleton)
+    body["seq"] = seq
+    body["recorded_at"] = format_time(recorded_at)
+    body["key_id"] = key.key_id
+    body["prev_hash"] = prev_hash.hex()
+    data = canonical_bytes(body)
+    if _NUL_ESCAPE in data:
+        raise AuditEntryInvalid("entry contains a NUL character (\\u0000), which JSONB cannot store")
+    hash_ = entry_hash(prev_hash, data)
+    return SignedEntry(
+        seq=seq,
+        recorded_at=recorded_at,
+        key_id=key.key_id,
+        prev_hash=prev_hash,
+        entry_hash=hash_,
+        signature=key.sign(entry_signing_input(hash_)),
+        body=data,
+        document=orjson.loads(data),
+    )
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What a caller gets once its entry has committed (the decision's ``audit`` field)."""
+
+    seq: int
+    entry_hash: str
+    signature: str
+    key_id: str
+    recorded_at: str
+    decision_id: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "entry_hash": self.entry_hash,
+            "signature": self.signature,
+            "key_id": self.key_id,
+            "recorded_at": self.recorded_at,
+        }
+
+
+@dataclass(frozen=True)
+class StoredEntry:
+    """An entry as read back for verification: from the database or from an export.
+
+    ``columns`` holds the stored queryable columns (and ``body_json``) when read from the
+    database; ``None`` for an export, which carries only the signed material.
+    """
+
+    seq: int
+    key_id: str
+    prev_hash: bytes
+    entry_hash: bytes
+    signature: bytes
+    body: bytes
+    recorded_at: datetime | None = None
+    columns: Mapping[str, Any] | None = None
+
+    def to_export_dict(self) -> dict[str, Any]:
+        """JSON form of one entry in an export (JSONL line); verifies offline."""
+        return {
+            "seq": self.seq,
+            "recorded_at": format_time(self.recorded_at) if self.recorded_at else None,
+            "key_id": self.key_id,
+            "prev_hash": self.prev_hash.hex(),
+            "entry_hash": self.entry_hash.hex(),
+            "signature": base64.b64encode(self.signature).decode("ascii"),
+            "body": self.body.decode("utf-8"),
+        }
+
+    @classmethod
+    def from_export_dict(cls, data: Mapping[str, Any]) -> StoredEntry:
+        """Inverse of :meth:`to_export_dict`; ``body`` is the canonical JSON text."""
+        try:
+            return cls(
+                seq=int(data["seq"]),
+                recorded_at=parse_time(data["recorded_at"]) if data.get("recorded_at") else None,
+                key_id=str(data["key_id"]),
+                prev_hash=bytes.fromhex(data["prev_hash"]),
+                entry_hash=bytes.fromhex(data["entry_hash"]),
+                signature=base64.b64decode(data["signature"]),
+                body=str(data["body"]).encode("utf-8"),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise AuditEntryInvalid(f"malformed exported entry: {exc!r}") from exc

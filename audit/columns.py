@@ -1,0 +1,146 @@
+"""Queryable columns derived from a signed entry body.
+
+The signed bytes are the record; these columns only make compliance queries fast. The store
+computes them from the body at insert time and the verifier recomputes them from the signed
+bytes and compares (editing a queryable column alone is tampering too).
+
+=====================  ===========================================================
+column                 derived from the body
+=====================  ===========================================================
+seq                    ``seq``
+recorded_at            ``recorded_at`` (RFC 3339 → timestamptz)
+kind                   ``kind``
+decision_id            ``decision_id`` (UUID)
+app_id                 ``app_id``
+caller_key_id          ``caller_key_id``
+outcome                ``outcome``
+policy_revision        ``policy_revision``
+engine                 ``engine``
+key_id                 ``key_id``
+prev_hash              ``prev_hash`` (hex → 32 bytes)
+regulatory_tier        ``input.workload.regulatory_tier``
+sector                 ``input.workload.sector``
+models_allowed         distinct sorted ``result.allowed[].model``
+models_denied          distinct sorted ``result.denied[].model``
+reason_codes           distinct sorted ``result.denied[].reasons[].code``
+provenances_allowed    distinct sorted ``result.allowed[].provenance``
+body_json              the whole body (JSONB)
+=====================  ===========================================================
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from .canonical import parse_time
+
+__all__ = ["COLUMN_NAMES", "json_equal", "queryable_columns"]
+
+COLUMN_NAMES = (
+    "seq",
+    "recorded_at",
+    "kind",
+    "decision_id",
+    "app_id",
+    "caller_key_id",
+    "outcome",
+    "policy_revision",
+    "engine",
+    "key_id",
+    "prev_hash",
+    "regulatory_tier",
+    "sector",
+    "models_allowed",
+    "models_denied",
+    "reason_codes",
+    "provenances_allowed",
+)
+
+
+def queryable_columns(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The column values an entry with this (parsed) body must have."""
+    input_ = _mapping(body.get("input"))
+    workload = _mapping(input_.get("workload"))
+    result = _mapping(body.get("result"))
+    allowed = [_mapping(r) for r in _list(result.get("allowed"))]
+    denied = [_mapping(r) for r in _list(result.get("denied"))]
+    codes = {
+        _mapping(reason).get("code")
+        for route in denied
+        for reason in _list(route.get("reasons"))
+    }
+    return {
+        "seq": body.get("seq"),
+        "recorded_at": _time(body.get("recorded_at")),
+        "kind": body.get("kind"),
+        "decision_id": _uuid(body.get("decision_id")),
+        "app_id": _text(body.get("app_id")),
+        "caller_key_id": _text(body.get("caller_key_id")),
+        "outcome": _text(body.get("outcome")),
+        "policy_revision": _text(body.get("policy_revision")),
+        "engine": _text(body.get("engine")),
+        "key_id": body.get("key_id"),
+        "prev_hash": _hex(body.get("prev_hash")),
+        "regulatory_tier": _text(workload.get("regulatory_tier")),
+        "sector": _text(workload.get("sector")),
+        "models_allowed": _distinct(r.get("model") for r in allowed),
+        "models_denied": _distinct(r.get("model") for r in denied),
+        "reason_codes": _distinct(codes),
+        "provenances_allowed": _distinct(r.get("provenance") for r in allowed),
+    }
+
+
+def json_equal(a: Any, b: Any) -> bool:
+    """Strict JSON equality: unlike ``==``, ``true`` differs from ``1``; ``1`` equals ``1.0``."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
+    if a is None or b is None:
+        return a is b
+    return type(a) is type(b) and a == b
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _distinct(values: Any) -> list[str]:
+    return sorted({v for v in values if isinstance(v, str)})
+
+
+def _time(value: Any) -> datetime | None:
+    return parse_time(value) if isinstance(value, str) else None
+
+
+def _uuid(value: Any) -> uuid.UUID | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+def _hex(value: Any) -> bytes | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return bytes.fromhex(value)
+    except ValueError:
+        return None

@@ -1,0 +1,503 @@
+"""PostgreSQL store of the audit chain: append a batch in one transaction, read it back.
+
+Durability contract (enforced here): a batch is appended in **one** transaction that
+
+1. locks the single chain-head row (``SELECT … FOR UPDATE``): appends from every process are
+   serialised, so ``seq`` is contiguous from 1 (a database sequence would leave gaps);
+2. assigns ``seq``, ``recorded_at`` (never earlier than the head's) and ``prev_hash``, builds,
+   hashes and signs each entry (``audit/chain.py``);
+3. inserts the entries (``COPY``) with their queryable columns derived from the signed bytes;
+4. moves the chain head to the last entry, and stores a signed checkpoint if one is due;
+5. commits. Receipts exist only after the commit returned: no receipt, no decision.
+
+Any PostgreSQL or driver error rolls the whole batch back and surfaces as
+:class:`~audit.errors.AuditUnavailable` (fail closed; nothing is half-written).
+
+The writer refuses to start unless the schema is at the newest revision shipped in
+``migrations/`` (:meth:`AuditStore.check_schema`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import psycopg
+from psycopg.types.json import set_json_loads
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.pool import NullPool
+
+from ._db import map_errors, sqlalchemy_url
+from .chain import Receipt, SignedEntry, StoredEntry, build_entry
+from .checkpoints import CheckpointPolicy, SignedCheckpoint, StoredCheckpoint, build_checkpoint
+from .columns import queryable_columns
+from .errors import AuditEntryInvalid, AuditUnavailable, SchemaMismatch
+from .keys import Keyring, PublicKey, SigningKey
+from .migrate import head_revision
+
+log = logging.getLogger(__name__)
+
+__all__ = ["AuditStore", "ChainHeadState", "StoreSnapshot"]
+
+SELECT_SCHEMA_REVISION_SQL = "SELECT version_num FROM alembic_version"
+SELECT_HEAD_SQL = "SELECT log_id, seq, head_hash, recorded_at FROM audit_chain_head WHERE id = 1"
+SELECT_HEAD_FOR_UPDATE_SQL = SELECT_HEAD_SQL + " FOR UPDATE"
+UPDATE_HEAD_SQL = (
+    "UPDATE audit_chain_head SET seq = %(seq)s, head_hash = %(head_hash)s, "
+    "recorded_at = %(recorded_at)s WHERE id = 1"
+)
+ENTRY_COLUMNS = (
+    "seq",
+    "recorded_at",
+    "kind",
+    "decision_id",
+    "app_id",
+    "caller_key_id",
+    "outcome",
+    "policy_revision",
+    "engine",
+    "key_id",
+    "prev_hash",
+    "regulatory_tier",
+    "sector",
+    "models_allowed",
+    "models_denied",
+    "reason_codes",
+    "provenances_allowed",
+    "entry_hash",
+    "signature",
+    "body",
+    "body_json",
+)
+COPY_ENTRIES_SQL = f"COPY audit_entries ({', '.join(ENTRY_COLUMNS)}) FROM STDIN"
+SELECT_ENTRIES_PAGE_SQL = (
+    f"SELECT {', '.join(ENTRY_COLUMNS)} FROM audit_entries "
+    "WHERE (seq, recorded_at) > (%(after_seq)s, %(after_at)s::timestamptz) "
+    "AND seq <= %(to_seq)s ORDER BY seq, recorded_at LIMIT %(limit)s"
+)
+SELECT_LAST_CHECKPOINT_SQL = (
+    "SELECT seq, recorded_at FROM audit_checkpoints ORDER BY seq DESC LIMIT 1"
+)
+SELECT_LATEST_CHECKPOINT_SQL = (
+    "SELECT body, signature FROM audit_checkpoints ORDER BY seq DESC LIMIT 1"
+)
+SELECT_CHECKPOINTS_SQL = (
+    "SELECT seq, head_hash, recorded_at, key_id, body, signature FROM audit_checkpoints "
+    "WHERE seq BETWEEN %(from_seq)s AND %(to_seq)s ORDER BY seq"
+)
+INSERT_CHECKPOINT_SQL = (
+    "INSERT INTO audit_checkpoints (seq, head_hash, recorded_at, key_id, body, signature) "
+    "VALUES (%(seq)s, %(head_hash)s, %(recorded_at)s, %(key_id)s, %(body)s, %(signature)s)"
+)
+INSERT_KEY_SQL = (
+    "INSERT INTO audit_signing_keys (key_id, algorithm, public_key) "
+    "VALUES (%(key_id)s, 'Ed25519', %(public_key)s) ON CONFLICT (key_id) DO NOTHING"
+)
+SELECT_KEYS_SQL = (
+    "SELECT key_id, public_key, created_at FROM audit_signing_keys ORDER BY created_at, key_id"
+)
+ENSURE_PARTITIONS_SQL = "SELECT audit_ensure_partitions(%(months_back)s, %(months_ahead)s)"
+SET_SNAPSHOT_SQL = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+
+MAX_SEQ = 2**63 - 1
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class ChainHeadState:
+    """The chain head row: the log's id, its last seq and that entry's hash."""
+
+    log_id: str
+    seq: int
+    head_hash: bytes
+    recorded_at: datetime | None
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What one appended batch produced, in submission order."""
+
+    outcomes: list[Receipt | AuditEntryInvalid]
+    checkpoint: SignedCheckpoint | None
+
+
+class AuditStore:
+    """The audit chain in PostgreSQL.
+
+    :param engine: a SQLAlchemy engine on ``postgresql+psycopg://``; its pool is used for
+        appends and reads. Use :meth:`from_url` to build one with sensible settings.
+    :param clock: where ``recorded_at`` comes from (UTC, timezone-aware); injectable for tests.
+    """
+
+    def __init__(self, engine: Engine, *, clock: Clock = utc_now) -> None:
+        if engine.dialect.driver != "psycopg":
+            raise ValueError("AuditStore needs a postgresql+psycopg:// engine (psycopg 3)")
+        self._engine = engine
+        self._clock = clock
+        event.listen(engine, "connect", _on_connect)
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        pool_size: int = 4,
+        connect_timeout: float = 5.0,
+        clock: Clock = utc_now,
+        pooled: bool = True,
+    ) -> AuditStore:
+        """Build a store for ``url`` (``postgresql://`` and ``postgresql+psycopg://`` accepted).
+
+        :param pool_size: connections kept open (the writer uses one, verification one).
+        :param connect_timeout: seconds before an unreachable server counts as down.
+        :param pooled: ``False`` opens a connection per operation (CLI one-shots).
+        """
+        options: dict[str, Any] = {"connect_args": {"connect_timeout": max(1, int(connect_timeout))}}
+        if pooled:
+            options.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        else:
+            options.update(poolclass=NullPool)
+        return cls(create_engine(sqlalchemy_url(url), **options), clock=clock)
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    def dispose(self) -> None:
+        """Close the pooled connections."""
+        self._engine.dispose()
+
+    # -- start-up ------------------------------------------------------------------------------
+
+    def check_schema(self, expected: str | None = None) -> None:
+        """Raise :class:`SchemaMismatch` unless the database is at ``expected``.
+
+        The default is the newest revision shipped in ``migrations/``: code and schema come
+        from the same release, and the audit code is never run against a half-migrated schema.
+        """
+        expected = expected or head_revision()
+        with self._connection("reading the schema revision") as conn:
+            try:
+                row = conn.execute(SELECT_SCHEMA_REVISION_SQL).fetchone()
+            except psycopg.errors.UndefinedTable:
+                raise SchemaMismatch(expected=expected, found=None) from None
+        found = row[0] if row else None
+        if found != expected:
+            raise SchemaMismatch(expected=expected, found=found)
+
+    def ensure_partitions(self, *, months_back: int = 1, months_ahead: int = 3) -> int:
+        """Create the monthly partitions around now that do not exist yet; returns how many."""
+        with self._connection("creating partitions") as conn:
+            created = conn.execute(
+                ENSURE_PARTITIONS_SQL, {"months_back": months_back, "months_ahead": months_ahead}
+            ).fetchone()
+            conn.commit()
+        return int(created[0]) if created else 0
+
+    # -- keys ----------------------------------------------------------------------------------
+
+    def register_key(self, key: PublicKey) -> None:
+        """Record a public key (idempotent). Keys are never removed."""
+        with self._connection("registering a signing key") as conn:
+            conn.execute(INSERT_KEY_SQL, {"key_id": key.key_id, "public_key": key.raw})
+            conn.commit()
+
+    def list_keys(self) -> list[PublicKey]:
+        """Every public key registered, oldest first."""
+        with self._connection("listing signing keys") as conn:
+            rows = conn.execute(SELECT_KEYS_SQL).fetchall()
+        return [PublicKey(key_id=r[0], raw=bytes(r[1]), created_at=r[2]) for r in rows]
+
+    def keyring(self) -> Keyring:
+        """The registered public keys as a :class:`Keyring` (trusts the database)."""
+        return Keyring(self.list_keys())
+
+    # -- append --------------------------------------------------------------------------------
+
+    def append_batch(
+        self,
+        skeletons: Sequence[Mapping[str, Any]],
+        *,
+        key: SigningKey,
+        checkpoints: CheckpointPolicy | None = None,
+    ) -> BatchResult:
+        """Append prepared entries (``chain.prepare_fields``) in one transaction.
+
+        Returns a receipt per entry, or the :class:`AuditEntryInvalid` that kept that one entry
+        out (the others are appended). Raises :class:`AuditUnavailable` if the transaction did
+        not commit: then nothing of the batch was recorded.
+        """
+        outcomes: list[Receipt | AuditEntryInvalid] = []
+        checkpoint: SignedCheckpoint | None = None
+        with self._connection("appending audit entries") as conn:
+            with conn.cursor() as cur:
+                # (1) lock the chain head: appends are serialised across processes.
+                cur.execute(SELECT_HEAD_FOR_UPDATE_SQL)
+                head = _head_state(cur.fetchone())
+                # (2) assign seq / time / prev_hash, build and sign.
+                now = self._clock()
+                recorded_at = max(now, head.recorded_at) if head.recorded_at else now
+                seq, prev_hash = head.seq, head.head_hash
+                entries: list[SignedEntry] = []
+                for skeleton in skeletons:
+                    try:
+                        entry = build_entry(
+                            skeleton,
+                            seq=seq + 1,
+                            prev_hash=prev_hash,
+                            recorded_at=recorded_at,
+                            key=key,
+                        )
+                    except AuditEntryInvalid as exc:
+                        outcomes.append(exc)
+                        continue
+                    entries.append(entry)
+                    outcomes.append(entry.receipt())
+                    seq, prev_hash = entry.seq, entry.entry_hash
+                if entries:
+                    # (3) insert with the derived columns.
+                    with cur.copy(COPY_ENTRIES_SQL) as copy:
+                        for entry in entries:
+                            copy.write_row(_entry_row(entry))
+                    # (4) move the head; checkpoint if due.
+                    cur.execute(
+                        UPDATE_HEAD_SQL,
+                        {"seq": seq, "head_hash": prev_hash, "recorded_at": recorded_at},
+                    )
+                    if checkpoints is not None:
+                        checkpoint = self._checkpoint_if_due(
+                            cur, head=head, seq=seq, head_hash=prev_hash, now=recorded_at,
+                            key=key, policy=checkpoints, force=False,
+                        )
+            # (5) commit; only now do receipts mean anything.
+            conn.commit()
+        return BatchResult(outcomes=outcomes, checkpoint=checkpoint)
+
+    def checkpoint(
+        self, *, key: SigningKey, policy: CheckpointPolicy | None = None, force: bool = False
+    ) -> SignedCheckpoint | None:
+        """Sign and store a checkpoint of the current head if ``policy`` says it is due
+        (or ``force``, as long as the head moved since the last one)."""
+        policy = policy or CheckpointPolicy()
+        with self._connection("signing a checkpoint") as conn:
+            with conn.cursor() as cur:
+                cur.execute(SELECT_HEAD_FOR_UPDATE_SQL)
+                head = _head_state(cur.fetchone())
+                if head.seq == 0:
+                    return None
+                now = self._clock()
+                moment = max(now, head.recorded_at) if head.recorded_at else now
+                checkpoint = self._checkpoint_if_due(
+                    cur, head=head, seq=head.seq, head_hash=head.head_hash, now=moment,
+                    key=key, policy=policy, force=force,
+                )
+            conn.commit()
+        return checkpoint
+
+    def _checkpoint_if_due(
+        self,
+        cur: psycopg.Cursor[Any],
+        *,
+        head: ChainHeadState,
+        seq: int,
+        head_hash: bytes,
+        now: datetime,
+        key: SigningKey,
+        policy: CheckpointPolicy,
+        force: bool,
+    ) -> SignedCheckpoint | None:
+        cur.execute(SELECT_LAST_CHECKPOINT_SQL)
+        row = cur.fetchone()
+        last_seq, last_at = (row[0], row[1]) if row else (0, None)
+        if seq <= last_seq:
+            return None
+        if not force and not policy.due(head_seq=seq, last_seq=last_seq, last_at=last_at, now=now):
+            return None
+        checkpoint = build_checkpoint(
+            log_id=head.log_id, seq=seq, head_hash=head_hash, recorded_at=now, key=key
+        )
+        cur.execute(
+            INSERT_CHECKPOINT_SQL,
+            {
+                "seq": checkpoint.seq,
+                "head_hash": checkpoint.head_hash,
+                "recorded_at": checkpoint.recorded_at,
+                "key_id": checkpoint.key_id,
+                "body": checkpoint.body,
+                "signature": checkpoint.signature,
+            },
+        )
+        return checkpoint
+
+    # -- read ----------------------------------------------------------------------------------
+
+    def head(self) -> ChainHeadState:
+        with self._connection("reading the chain head") as conn:
+            return _head_state(conn.execute(SELECT_HEAD_SQL).fetchone())
+
+    def latest_checkpoint(self) -> SignedCheckpoint | None:
+        with self._connection("reading the latest checkpoint") as conn:
+            row = conn.execute(SELECT_LATEST_CHECKPOINT_SQL).fetchone()
+        return SignedCheckpoint.from_body(bytes(row[0]), bytes(row[1])) if row else None
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[StoreSnapshot]:
+        """A consistent read-only view (REPEATABLE READ) for verification and export."""
+        with self._connection("reading the audit trail") as conn:
+            conn.execute(SET_SNAPSHOT_SQL)
+            try:
+                yield StoreSnapshot(conn)
+            finally:
+                if not conn.closed:
+                    conn.rollback()
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _connection(self, doing: str) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled psycopg connection; any driver error becomes :class:`AuditUnavailable`.
+
+        The connection goes back to the pool rolled back unless the caller committed.
+        """
+        with map_errors(doing):
+            proxied = self._engine.raw_connection()
+            try:
+                conn = proxied.driver_connection
+                assert isinstance(conn, psycopg.Connection)
+                yield conn
+            except BaseException:
+                if _broken(proxied.driver_connection):
+                    proxied.invalidate()  # do not hand a dead connection to the next caller
+                raise
+            finally:
+                with contextlib.suppress(Exception):
+                    proxied.close()
+
+
+class StoreSnapshot:
+    """Reads inside one REPEATABLE READ transaction: the fetch functions verification uses."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
+
+    def head(self) -> ChainHeadState:
+        with map_errors("reading the chain head"):
+            return _head_state(self._conn.execute(SELECT_HEAD_SQL).fetchone())
+
+    def keyring(self) -> Keyring:
+        with map_errors("listing signing keys"):
+            rows = self._conn.execute(SELECT_KEYS_SQL).fetchall()
+        return Keyring(PublicKey(key_id=r[0], raw=bytes(r[1]), created_at=r[2]) for r in rows)
+
+    def fetch_entries(
+        self, from_seq: int, to_seq: int | None = None, *, page_size: int = 1000
+    ) -> Iterator[StoredEntry]:
+        """Rows with ``from_seq <= seq <= to_seq`` in (seq, recorded_at) order, duplicates kept."""
+        after_seq, after_at = from_seq - 1, "infinity"
+        upper = MAX_SEQ if to_seq is None else to_seq
+        while True:
+            with map_errors("reading audit entries"):
+                rows = self._conn.execute(
+                    SELECT_ENTRIES_PAGE_SQL,
+                    {"after_seq": after_seq, "after_at": after_at, "to_seq": upper,
+                     "limit": page_size},
+                ).fetchall()
+            for row in rows:
+                yield _stored_entry(row)
+            if len(rows) < page_size:
+                return
+            after_seq, after_at = rows[-1][0], rows[-1][1]
+
+    def fetch_checkpoints(
+        self, from_seq: int, to_seq: int | None = None
+    ) -> list[StoredCheckpoint]:
+        """Stored checkpoints with ``from_seq <= seq <= to_seq``, as stored (not yet checked)."""
+        with map_errors("reading checkpoints"):
+            rows = self._conn.execute(
+                SELECT_CHECKPOINTS_SQL,
+                {"from_seq": from_seq, "to_seq": MAX_SEQ if to_seq is None else to_seq},
+            ).fetchall()
+        return [
+            StoredCheckpoint(
+                seq=seq, head_hash=bytes(head_hash), recorded_at=recorded_at, key_id=key_id,
+                body=bytes(body), signature=bytes(signature),
+            )
+            for seq, head_hash, recorded_at, key_id, body, signature in rows
+        ]
+
+
+def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    """Load JSONB with orjson (faster; same values as the stdlib)."""
+    if isinstance(dbapi_connection, psycopg.Connection):
+        set_json_loads(orjson.loads, dbapi_connection)
+
+
+def _broken(conn: Any) -> bool:
+    return isinstance(conn, psycopg.Connection) and (
+        conn.closed or conn.info.transaction_status == psycopg.pq.TransactionStatus.UNKNOWN
+    )
+
+
+def _head_state(row: Any) -> ChainHeadState:
+    if row is None:
+        raise AuditUnavailable("the chain head row is missing: was the database migrated?")
+    log_id, seq, head_hash, recorded_at = row
+    return ChainHeadState(
+        log_id=str(log_id), seq=int(seq), head_hash=bytes(head_hash), recorded_at=recorded_at
+    )
+
+
+def _entry_row(entry: SignedEntry) -> tuple[Any, ...]:
+    columns = queryable_columns(entry.document)
+    return (
+        entry.seq,
+        entry.recorded_at,
+        columns["kind"],
+        columns["decision_id"],
+        columns["app_id"],
+        columns["caller_key_id"],
+        columns["outcome"],
+        columns["policy_revision"],
+        columns["engine"],
+        entry.key_id,
+        entry.prev_hash,
+        columns["regulatory_tier"],
+        columns["sector"],
+        columns["models_allowed"],
+        columns["models_denied"],
+        columns["reason_codes"],
+        columns["provenances_allowed"],
+        entry.entry_hash,
+        entry.signature,
+        entry.body,
+        entry.body.decode("utf-8"),  # JSONB parsed by PostgreSQL from the signed bytes
+    )
+
+
+def _stored_entry(row: Sequence[Any]) -> StoredEntry:
+    values = dict(zip(ENTRY_COLUMNS, row, strict=True))
+    values["prev_hash"] = bytes(values["prev_hash"])
+    decision_id = values["decision_id"]
+    if decision_id is not None and not isinstance(decision_id, uuid.UUID):
+        values["decision_id"] = uuid.UUID(str(decision_id))
+    return StoredEntry(
+        seq=values["seq"],
+        recorded_at=values["recorded_at"],
+        key_id=values["key_id"],
+        prev_hash=values["prev_hash"],
+        entry_hash=bytes(values["entry_hash"]),
+        signature=bytes(values["signature"]),
+        body=bytes(values["body"]),
+        columns=values,
+    )

@@ -1,0 +1,288 @@
+"""The batching writer: group commit of audit entries, fail closed.
+
+Callers submit entry fields from any thread (:meth:`AuditWriter.append`, blocking) or from
+asyncio (:meth:`AuditWriter.append_async`). One background thread collects submissions for up
+to ``max_wait`` seconds or ``max_batch`` entries, appends them in **one** transaction
+(``AuditStore.append_batch``), and only after that transaction committed resolves each caller's
+future with its :class:`~audit.chain.Receipt`. If the batch fails (PostgreSQL down, commit
+refused) every caller of that batch gets :class:`~audit.errors.AuditUnavailable` and nothing of
+the batch is recorded. A caller never gets a receipt for an entry that is not durable.
+
+While idle the thread also signs a checkpoint when one is due by time, and periodically makes
+sure next months' partitions exist. :meth:`close` stops taking submissions, flushes what is
+queued, and joins the thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+from .chain import Receipt, prepare_fields
+from .checkpoints import CheckpointPolicy, SignedCheckpoint, write_checkpoint_file
+from .errors import AuditError, AuditUnavailable, WriterClosed
+from .keys import SigningKey
+from .store import AuditStore
+
+log = logging.getLogger(__name__)
+
+__all__ = ["AuditWriter", "WriterStats"]
+
+PARTITION_CHECK_SECONDS = 6 * 3600.0
+_STOP = object()
+
+
+@dataclass
+class WriterStats:
+    """Counters for metrics (read without locking; monotonic)."""
+
+    batches: int = 0
+    entries: int = 0
+    failed_batches: int = 0
+    rejected_entries: int = 0
+    checkpoints: int = 0
+    last_batch_size: int = 0
+
+
+@dataclass
+class _Pending:
+    skeleton: dict[str, Any]
+    future: Future[Receipt]
+
+
+class AuditWriter:
+    """Group-commit writer of one process.
+
+    :param store: where entries go.
+    :param key: the signing key, loaded once (``keys.load_signing_key``).
+    :param max_batch: most entries per transaction.
+    :param max_wait: seconds to keep collecting after the first entry of a batch arrived.
+    :param checkpoints: when to sign checkpoints and where to export them; ``None`` disables.
+    :param max_queue: submissions waiting at most; beyond it :meth:`submit` raises
+        :class:`AuditUnavailable` at once (back-pressure instead of unbounded memory).
+    :param check_schema: refuse to start unless the schema is at the expected revision.
+    """
+
+    def __init__(
+        self,
+        store: AuditStore,
+        *,
+        key: SigningKey,
+        max_batch: int = 256,
+        max_wait: float = 0.005,
+        checkpoints: CheckpointPolicy | None = None,
+        max_queue: int = 10_000,
+        check_schema: bool = True,
+    ) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        if max_wait < 0:
+            raise ValueError("max_wait must not be negative")
+        self._store = store
+        self._key = key
+        self._max_batch = max_batch
+        self._max_wait = max_wait
+        self._checkpoints = checkpoints
+        self._check_schema = check_schema
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queue)
+        self._thread: threading.Thread | None = None
+        self._accepting = False
+        self._lock = threading.Lock()
+        self.stats = WriterStats()
+        self.last_checkpoint: SignedCheckpoint | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> AuditWriter:
+        """Check the schema, register the public key, ensure partitions, start the thread.
+
+        Raises :class:`~audit.errors.SchemaMismatch` or :class:`AuditUnavailable`.
+        """
+        with self._lock:
+            if self._thread is not None:
+                raise RuntimeError("the writer is already started")
+            if self._check_schema:
+                self._store.check_schema()
+            self._store.register_key(self._key.public)
+            self._ensure_partitions()
+            self._accepting = True
+            self._thread = threading.Thread(
+                target=self._run, name="clearance-audit-writer", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def close(self, timeout: float | None = 30.0) -> None:
+        """Stop accepting entries, flush the queue (each caller still gets its outcome), join."""
+        with self._lock:
+            if not self._accepting:
+                return
+            self._accepting = False
+            thread = self._thread
+            self._queue.put(_STOP)  # may wait for room; the writer thread keeps draining
+        if thread is not None:
+            thread.join(timeout)
+            if thread.is_alive():
+                log.error("audit writer did not finish flushing within %ss", timeout)
+
+    def __enter__(self) -> AuditWriter:
+        return self.start() if self._thread is None else self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def running(self) -> bool:
+        return self._accepting and self._thread is not None and self._thread.is_alive()
+
+    # -- submitting ----------------------------------------------------------------------------
+
+    def submit(self, fields: Mapping[str, Any]) -> Future[Receipt]:
+        """Queue an entry; the future resolves to its receipt once its batch has committed.
+
+        Raises :class:`~audit.errors.AuditEntryInvalid` at once for unusable fields, and
+        :class:`WriterClosed` / :class:`AuditUnavailable` when nothing can be queued.
+        """
+        skeleton = prepare_fields(fields)
+        future: Future[Receipt] = Future()
+        with self._lock:
+            if not self._accepting:
+                raise WriterClosed("the audit writer is not running; no decision can be recorded")
+            try:
+                self._queue.put_nowait(_Pending(skeleton, future))
+            except queue.Full:
+                raise AuditUnavailable(
+                    f"the audit queue is full ({self._queue.maxsize} entries waiting)"
+                ) from None
+        return future
+
+    def append(self, fields: Mapping[str, Any], *, timeout: float | None = 30.0) -> Receipt:
+        """Record one entry and block until it has committed; returns its receipt."""
+        future = self.submit(fields)
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            raise AuditUnavailable(
+                f"the audit entry was not committed within {timeout}s "
+                "(it may still commit later; the decision must not be returned)"
+            ) from None
+
+    async def append_async(self, fields: Mapping[str, Any]) -> Receipt:
+        """Asyncio form of :meth:`append` (does not block the event loop)."""
+        return await asyncio.wrap_future(self.submit(fields))
+
+    # -- the writer thread ---------------------------------------------------------------------
+
+    def _run(self) -> None:
+        # The stop marker is always the last item queued (submit and close share a lock), so
+        # everything submitted before close() is committed before the thread ends.
+        next_partition_check = time.monotonic() + PARTITION_CHECK_SECONDS
+        while True:
+            try:
+                first = self._queue.get(timeout=self._idle_timeout())
+            except queue.Empty:
+                self._idle_checkpoint()
+                if time.monotonic() >= next_partition_check:
+                    next_partition_check = time.monotonic() + PARTITION_CHECK_SECONDS
+                    self._ensure_partitions()
+                continue
+            if first is _STOP:
+                return
+            batch = [first]
+            stop = self._collect(batch)
+            self._commit(batch)
+            if stop:
+                return
+
+    def _collect(self, batch: list[_Pending]) -> bool:
+        """Fill ``batch`` for up to ``max_wait``; True if the stop marker was seen."""
+        deadline = time.monotonic() + self._max_wait
+        while len(batch) < self._max_batch:
+            remaining = deadline - time.monotonic()
+            try:
+                if remaining > 0:
+                    item = self._queue.get(timeout=remaining)
+                else:
+                    item = self._queue.get_nowait()
+            except queue.Empty:
+                return False
+            if item is _STOP:
+                return True
+            batch.append(item)
+        return False
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        live = [p for p in batch if p.future.set_running_or_notify_cancel()]
+        if not live:
+            return
+        try:
+            result = self._store.append_batch(
+                [p.skeleton for p in live], key=self._key, checkpoints=self._checkpoints
+            )
+        except AuditError as exc:
+            self.stats.failed_batches += 1
+            log.error("audit batch of %d entries not recorded: %s", len(live), exc)
+            error = exc if isinstance(exc, AuditUnavailable) else AuditUnavailable(str(exc))
+            for pending in live:
+                pending.future.set_exception(error)
+            return
+        except BaseException as exc:  # a bug: still fail every caller closed, never hang them
+            self.stats.failed_batches += 1
+            log.exception("audit batch failed unexpectedly")
+            for pending in live:
+                pending.future.set_exception(AuditUnavailable(f"audit writer error: {exc!r}"))
+            return
+        self.stats.batches += 1
+        self.stats.last_batch_size = len(live)
+        for pending, outcome in zip(live, result.outcomes, strict=True):
+            if isinstance(outcome, Receipt):
+                self.stats.entries += 1
+                pending.future.set_result(outcome)
+            else:
+                self.stats.rejected_entries += 1
+                pending.future.set_exception(outcome)
+        if result.checkpoint is not None:
+            self._published(result.checkpoint)
+
+    def _idle_timeout(self) -> float | None:
+        if self._checkpoints is None:
+            return PARTITION_CHECK_SECONDS
+        return max(0.05, min(self._checkpoints.every_seconds, PARTITION_CHECK_SECONDS))
+
+    def _idle_checkpoint(self) -> None:
+        if self._checkpoints is None:
+            return
+        try:
+            checkpoint = self._store.checkpoint(key=self._key, policy=self._checkpoints)
+        except AuditError as exc:
+            log.warning("could not sign a checkpoint: %s", exc)
+            return
+        if checkpoint is not None:
+            self._published(checkpoint)
+
+    def _published(self, checkpoint: SignedCheckpoint) -> None:
+        self.stats.checkpoints += 1
+        self.last_checkpoint = checkpoint
+        path = self._checkpoints.export_path if self._checkpoints else None
+        if path is None:
+            return
+        try:
+            write_checkpoint_file(path, checkpoint)
+        except OSError as exc:
+            log.error("could not export checkpoint %d to %s: %s", checkpoint.seq, path, exc)
+
+    def _ensure_partitions(self) -> None:
+        try:
+            created = self._store.ensure_partitions()
+        except AuditError as exc:
+            log.warning("could not ensure audit partitions (the DEFAULT one takes rows): %s", exc)
+            return
+        if created:
+            log.info("created %d audit partition(s)", created)

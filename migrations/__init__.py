@@ -1,0 +1,1 @@
+"""Alembic migrations of the Clearance database (run with ``audit.migrate.upgrade(url)``)."""
