@@ -1,0 +1,206 @@
+"""Schema by migration: partitions, indexes, append-only triggers, roles and grants."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import psycopg
+import pytest
+
+from audit import AuditStore, AuditWriter, SchemaMismatch, SigningKey, upgrade
+from audit.migrate import current_revision, downgrade, head_revision
+
+from .helpers import superuser
+
+APP_ROLE = "clearance_app"
+
+
+def _months_from_now(offset: int) -> str:
+    now = datetime.now(UTC)
+    index = now.year * 12 + now.month - 1 + offset
+    return f"audit_entries_y{index // 12:04d}m{index % 12 + 1:02d}"
+
+
+def test_upgrade_is_idempotent_and_reaches_head(migrated_database: str) -> None:
+    upgrade(migrated_database)
+    assert current_revision(migrated_database) == head_revision()
+
+
+def test_entries_are_partitioned_by_month_with_a_default(migrated_database: str) -> None:
+    with superuser(migrated_database) as conn:
+        parts = {
+            row[0]
+            for row in conn.execute(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "WHERE i.inhparent = 'audit_entries'::regclass"
+            )
+        }
+        strategy = conn.execute(
+            "SELECT partstrat FROM pg_partitioned_table WHERE partrelid = 'audit_entries'::regclass"
+        ).fetchone()
+    assert strategy == ("r",)
+    assert {"audit_entries_default", *(_months_from_now(i) for i in range(-1, 4))} <= parts
+
+
+def test_compliance_indexes_exist(migrated_database: str) -> None:
+    with superuser(migrated_database) as conn:
+        indexes = dict(
+            conn.execute(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'audit_entries'"
+            ).fetchall()
+        )
+    for column in ("models_allowed", "models_denied", "reason_codes", "provenances_allowed"):
+        assert "USING gin" in indexes[f"ix_audit_entries_{column}"]
+    for name in ("recorded_at", "app_recorded_at", "outcome_recorded_at", "policy_revision",
+                 "decision_id"):
+        assert f"ix_audit_entries_{name}" in indexes
+    assert "(seq, recorded_at)" in indexes["pk_audit_entries"]
+
+
+def test_ensure_partitions_adds_guarded_future_months(store: AuditStore) -> None:
+    created = store.ensure_partitions(months_back=0, months_ahead=8)
+    assert created == 5
+    assert store.ensure_partitions(months_back=0, months_ahead=8) == 0
+    with superuser(store.engine.url.render_as_string(hide_password=False)) as conn:
+        triggers = conn.execute(
+            "SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = %s::regclass "
+            "AND NOT tgisinternal ORDER BY tgname",
+            (_months_from_now(8),),
+        ).fetchall()
+    assert triggers == [("audit_append_only", "A"), ("audit_no_truncate", "A")]
+
+
+def test_every_guard_trigger_fires_always(migrated_database: str) -> None:
+    with superuser(migrated_database) as conn:
+        rows = conn.execute(
+            "SELECT tgrelid::regclass::text, tgname, tgenabled FROM pg_trigger "
+            "WHERE NOT tgisinternal AND tgname LIKE 'audit%'"
+        ).fetchall()
+    assert rows and all(enabled == "A" for _, _, enabled in rows)
+    guarded = {table for table, _, _ in rows}
+    assert {"audit_entries", "audit_checkpoints", "audit_signing_keys", "audit_chain_head",
+            "audit_entries_default"} <= guarded
+
+
+@pytest.fixture
+def recorded(migrated_database: str) -> str:
+    """A database with a few entries and a checkpoint."""
+    from audit.checkpoints import CheckpointPolicy
+
+    store = AuditStore.from_url(migrated_database)
+    try:
+        with AuditWriter(
+            store, key=SigningKey.generate(), checkpoints=CheckpointPolicy(every_entries=2)
+        ) as writer:
+            for i in range(3):
+                writer.append({"kind": "decision", **_fields(i)})
+    finally:
+        store.dispose()
+    return migrated_database
+
+
+def _fields(i: int) -> dict:
+    from .helpers import decision_fields
+
+    fields = decision_fields(i)
+    fields.pop("kind")
+    return fields
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE audit_entries SET outcome = 'allow'",
+        "DELETE FROM audit_entries WHERE seq = 2",
+        "TRUNCATE audit_entries",
+        "UPDATE audit_checkpoints SET key_id = 'x'",
+        "DELETE FROM audit_checkpoints",
+        "TRUNCATE audit_checkpoints",
+        "UPDATE audit_signing_keys SET created_at = now()",
+        "DELETE FROM audit_signing_keys",
+        "TRUNCATE audit_signing_keys",
+        "DELETE FROM audit_chain_head",
+        "TRUNCATE audit_chain_head",
+    ],
+)
+def test_the_application_role_cannot_change_history(recorded: str, statement: str) -> None:
+    with superuser(recorded) as conn:
+        conn.execute(f"SET ROLE {APP_ROLE}")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(statement)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE audit_entries SET outcome = 'allow'",
+        "DELETE FROM audit_entries WHERE seq = 2",
+        "TRUNCATE audit_entries",
+        "UPDATE {partition} SET outcome = 'allow'",
+        "DELETE FROM {partition}",
+        "TRUNCATE {partition}",
+        "UPDATE audit_checkpoints SET key_id = 'x'",
+        "DELETE FROM audit_checkpoints",
+        "TRUNCATE audit_checkpoints",
+        "UPDATE audit_signing_keys SET created_at = now()",
+        "DELETE FROM audit_signing_keys",
+        "TRUNCATE audit_signing_keys",
+        "UPDATE audit_chain_head SET seq = 0",
+        "DELETE FROM audit_chain_head",
+        "TRUNCATE audit_chain_head",
+    ],
+)
+def test_triggers_refuse_changes_even_to_the_owner_and_in_replica_mode(
+    recorded: str, statement: str
+) -> None:
+    with superuser(recorded) as conn:
+        conn.execute("SET session_replication_role = replica")
+        with pytest.raises(psycopg.errors.RaiseException, match="clearance audit"):
+            conn.execute(statement.format(partition=_months_from_now(0)))
+
+
+def test_the_application_role_can_append_and_verify(recorded: str) -> None:
+    """The whole writer path works with nothing but the application role's grants."""
+    from sqlalchemy import create_engine
+
+    from audit import verify_database
+    from audit._db import sqlalchemy_url
+
+    engine = create_engine(
+        sqlalchemy_url(recorded), connect_args={"options": f"-c role={APP_ROLE}"}
+    )
+    store = AuditStore(engine)
+    try:
+        with AuditWriter(store, key=SigningKey.generate()) as writer:
+            receipt = writer.append({"kind": "decision", **_fields(9)})
+        assert receipt.seq == 4
+        result = verify_database(store)
+        assert result.valid and result.checked == 4
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT current_user").scalar() == APP_ROLE
+    finally:
+        store.dispose()
+
+
+def test_the_chain_head_cannot_move_back_even_for_its_updater(recorded: str) -> None:
+    with superuser(recorded) as conn:
+        conn.execute(f"SET ROLE {APP_ROLE}")
+        with pytest.raises(psycopg.errors.RaiseException, match="cannot move back"):
+            conn.execute("UPDATE audit_chain_head SET seq = 1")
+
+
+def test_an_unmigrated_database_is_refused(fresh_database: str) -> None:
+    store = AuditStore.from_url(fresh_database)
+    try:
+        with pytest.raises(SchemaMismatch, match="db upgrade"):
+            store.check_schema()
+        with pytest.raises(SchemaMismatch):
+            AuditWriter(store, key=SigningKey.generate()).start()
+    finally:
+        store.dispose()
+
+
+def test_downgrade_refuses_to_drop_recorded_history(recorded: str) -> None:
+    with pytest.raises(RuntimeError, match="refusing to downgrade"):
+        downgrade(recorded, "base")
+    assert current_revision(recorded) == head_revision()
