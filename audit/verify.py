@@ -410,7 +410,8 @@ def _check_head(head: Any, *, last: int, last_hash: bytes | None) -> None:
         raise _Failure(
             last + 1,
             "truncated",
-            f"the chain head says the log ends at seq {head.seq}, but the last entry is {last}",
+            f"entries {last + 1}..{head.seq} are missing: the chain head says the log ends at "
+            f"seq {head.seq}, but the last entry is {last}",
         )
     if last > head.seq:
         raise _Failure(
@@ -471,9 +472,10 @@ def _check_checkpoint(
             raise _Failure(
                 last + 1,
                 "truncated",
-                f"{where} (signed {checkpoint.recorded_at.isoformat()}) attests seq {seq} with "
-                f"head {checkpoint.head_hash.hex()}, but the log ends at seq {last}: "
-                "the tail was truncated",
+                f"entries {last + 1}..{seq} are missing: the {where} signed "
+                f"{checkpoint.recorded_at.isoformat()} attests seq {seq} with head "
+                f"{checkpoint.head_hash.hex()}, but the log ends at seq {last} "
+                "(the tail was truncated)",
             )
         entry = _first(fetch_entries(seq, seq))
         if entry is None:

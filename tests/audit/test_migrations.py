@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import psycopg
@@ -9,6 +11,8 @@ import pytest
 
 from audit import AuditStore, AuditWriter, SchemaMismatch, SigningKey, upgrade
 from audit.migrate import current_revision, downgrade, head_revision
+
+from tests.conftest import create_database, drop_database
 
 from .helpers import superuser
 
@@ -82,12 +86,11 @@ def test_every_guard_trigger_fires_always(migrated_database: str) -> None:
             "audit_entries_default"} <= guarded
 
 
-@pytest.fixture
-def recorded(migrated_database: str) -> str:
-    """A database with a few entries and a checkpoint."""
+def _record(url: str) -> None:
+    """Append a few entries and checkpoints to the database at ``url``."""
     from audit.checkpoints import CheckpointPolicy
 
-    store = AuditStore.from_url(migrated_database)
+    store = AuditStore.from_url(url)
     try:
         with AuditWriter(
             store, key=SigningKey.generate(), checkpoints=CheckpointPolicy(every_entries=2)
@@ -96,7 +99,26 @@ def recorded(migrated_database: str) -> str:
                 writer.append({"kind": "decision", **_fields(i)})
     finally:
         store.dispose()
+
+
+@pytest.fixture
+def recorded(migrated_database: str) -> str:
+    """A database of its own with a few entries and a checkpoint."""
+    _record(migrated_database)
     return migrated_database
+
+
+@pytest.fixture(scope="module")
+def recorded_shared(pg_server_url: str) -> Iterator[str]:
+    """Like ``recorded``, shared by the tests that only try (and fail) to change it."""
+    name = f"clearance_t_{uuid.uuid4().hex[:12]}"
+    url = create_database(pg_server_url, name)
+    try:
+        upgrade(url)
+        _record(url)
+        yield url
+    finally:
+        drop_database(pg_server_url, name)
 
 
 def _fields(i: int) -> dict:
@@ -123,8 +145,8 @@ def _fields(i: int) -> dict:
         "TRUNCATE audit_chain_head",
     ],
 )
-def test_the_application_role_cannot_change_history(recorded: str, statement: str) -> None:
-    with superuser(recorded) as conn:
+def test_the_application_role_cannot_change_history(recorded_shared: str, statement: str) -> None:
+    with superuser(recorded_shared) as conn:
         conn.execute(f"SET ROLE {APP_ROLE}")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute(statement)
@@ -151,9 +173,9 @@ def test_the_application_role_cannot_change_history(recorded: str, statement: st
     ],
 )
 def test_triggers_refuse_changes_even_to_the_owner_and_in_replica_mode(
-    recorded: str, statement: str
+    recorded_shared: str, statement: str
 ) -> None:
-    with superuser(recorded) as conn:
+    with superuser(recorded_shared) as conn:
         conn.execute("SET session_replication_role = replica")
         with pytest.raises(psycopg.errors.RaiseException, match="clearance audit"):
             conn.execute(statement.format(partition=_months_from_now(0)))
@@ -182,8 +204,8 @@ def test_the_application_role_can_append_and_verify(recorded: str) -> None:
         store.dispose()
 
 
-def test_the_chain_head_cannot_move_back_even_for_its_updater(recorded: str) -> None:
-    with superuser(recorded) as conn:
+def test_the_chain_head_cannot_move_back_even_for_its_updater(recorded_shared: str) -> None:
+    with superuser(recorded_shared) as conn:
         conn.execute(f"SET ROLE {APP_ROLE}")
         with pytest.raises(psycopg.errors.RaiseException, match="cannot move back"):
             conn.execute("UPDATE audit_chain_head SET seq = 1")
