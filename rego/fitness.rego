@@ -1,0 +1,84 @@
+# Fitness filters: is the route adequate for the workload at all? Kept apart from the
+# governance denials (category "fitness" in data.reasons).
+package clearance.fitness
+
+import rego.v1
+
+tier_order := {"commodity": 1, "advanced": 2, "frontier": 3}
+
+# UNSUITABLE_QUALITY: model quality tier below the workload's (commodity < advanced < frontier).
+quality[m.id] := reason if {
+	wanted_tier := input.workload.quality_tier
+	wanted := tier_order[wanted_tier]
+	wanted > 1
+	some m in data.models
+	tier_order[m.quality_tier] < wanted
+	reason := {data.clearance.codes.UNSUITABLE_QUALITY: sprintf(
+		"%s is %s tier, below the %s tier the workload asks for",
+		[m.name, m.quality_tier, wanted_tier],
+	)}
+}
+
+# UNSUITABLE_CONTEXT: context window smaller than the workload's minimum.
+context[m.id] := reason if {
+	needed := input.workload.min_context_tokens
+	needed > 0
+	some m in data.models
+	m.context_tokens < needed
+	reason := {data.clearance.codes.UNSUITABLE_CONTEXT: sprintf(
+		"%s has a context of %d tokens, fewer than the %d the workload needs",
+		[m.name, m.context_tokens, needed],
+	)}
+}
+
+# UNSUITABLE_CAPABILITY: the workload's task is not among the model's capabilities.
+capability[m.id] := reason if {
+	task := input.workload.task
+	some m in data.models
+	not task in m.capabilities
+	reason := {data.clearance.codes.UNSUITABLE_CAPABILITY: sprintf(
+		"%s is not fit for task %s (capabilities: %s)",
+		[m.name, task, data.clearance.routes.list_text(m.capabilities)],
+	)}
+}
+
+# UNSUITABLE_PRICE: a price limit is set and the route's blended price is above it.
+# The price is data.clearance.routes.blended_price, inlined (a call per route costs).
+price[m.id] := hits if {
+	limit := input.workload.max_price_per_mtok
+	is_number(limit)
+	some m in data.models
+	hits := {d.id: {data.clearance.codes.UNSUITABLE_PRICE: sprintf(
+		"blended price %v per million tokens exceeds the workload's limit of %v",
+		[p, limit],
+	)} |
+		some d in m.deployments
+		p := round((((3 * d.price_in_per_mtok) + d.price_out_per_mtok) / 4) * 10000) / 10000
+		p > limit
+	}
+	count(hits) > 0
+}
+
+# UNSUITABLE_DEPLOYMENT: deployment mode not among the workload's modes.
+deployment[m.id] := hits if {
+	modes := input.workload.deployment_modes
+	count({"self_hosted", "vendor_api", "cloud"} - {x | some x in modes}) > 0
+	modes_text := data.clearance.routes.list_text(modes)
+	some m in data.models
+	hits := {d.id: {data.clearance.codes.UNSUITABLE_DEPLOYMENT: sprintf(
+		"deployment %s is %s, not among the workload's deployment modes (%s)",
+		[d.id, d.mode, modes_text],
+	)} |
+		some d in m.deployments
+		not d.mode in modes
+	}
+	count(hits) > 0
+}
+
+deny := {
+	"workload": {},
+	"model": object.union_n([quality, context, capability]),
+	"route": object.union_n([price, deployment]),
+}
+
+obligations := {"workload": {}, "model": {}, "route": {}}

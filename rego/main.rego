@@ -1,0 +1,122 @@
+# The decision: data.clearance.decision, in the shape of docs/policy-contract.md.
+#
+#   {"outcome": "allow" | "deny",
+#    "allowed": [{"model", "deployment", "rank", "price_per_mtok", "provenance", "obligations"}],
+#    "denied":  [{"model", "deployment", "reasons": [{"code", "message"}]}]}
+#
+# The concern modules' tables (see routes.rego) are deep-merged with object.union_n; a
+# route's reasons are its model's entry plus its own.
+package clearance
+
+import rego.v1
+
+# {"workload": {CODE: message}, "model": {model id: {…}}, "route": {model id: {deployment id: {…}}}}
+denials := object.union_n([
+	data.clearance.availability.deny,
+	data.clearance.capability.deny,
+	data.clearance.provenance.deny,
+	data.clearance.regulatory.deny,
+	data.clearance.licence.deny,
+	data.clearance.residency.deny,
+	data.clearance.fitness.deny,
+])
+
+# The same shape with {NAME: text}.
+obligations := object.union_n([
+	data.clearance.availability.obligations,
+	data.clearance.capability.obligations,
+	data.clearance.provenance.obligations,
+	data.clearance.regulatory.obligations,
+	data.clearance.licence.obligations,
+	data.clearance.residency.obligations,
+	data.clearance.fitness.obligations,
+])
+
+# model id -> {CODE: message} that hold for every deployment of the model (workload-wide
+# and model-level reasons together), for models with at least one.
+model_found := {m.id: object.union(workload, object.get(by_model, m.id, {})) |
+	workload := denials.workload
+	by_model := denials.model
+	some m in data.models
+} if {
+	count(denials.workload) > 0
+} else := denials.model
+
+# model id -> those reasons as [{"code", "message"}], sorted by code.
+model_reasons[mid] := [{"code": code, "message": found[code]} | some code in sort(object.keys(found))] if {
+	some mid, found in model_found
+}
+
+# [model id, deployment id, item] for every denied route: those with reasons of their own
+# (merged with their model's) ...
+route_denied_items := [[mid, did, item] |
+	by_model := model_found
+	some mid, deployments in denials.route
+	model_level := object.get(by_model, mid, {})
+	some did, route_level in deployments
+	found := object.union(model_level, route_level)
+	reasons := [{"code": code, "message": found[code]} | some code in sort(object.keys(found))]
+	item := {"model": mid, "deployment": did, "reasons": reasons}
+]
+
+# ... and those whose reasons are all their model's.
+model_denied_items := [[mid, did, item] |
+	lists := model_reasons
+	by_route := denials.route
+	some m in data.models
+	mid := m.id
+	reasons := lists[mid]
+	reasons # (RVM: see routes.rego)
+	some d in m.deployments
+	did := d.id
+	not by_route[mid][did]
+	item := {"model": mid, "deployment": did, "reasons": reasons}
+]
+
+# Sorted by (model id, deployment id): the pairs are unique, the items never compared.
+denied := [t[2] | some t in sort(array.concat(route_denied_items, model_denied_items))]
+
+# [model, deployment] of every route without a reason.
+cleared := [[m, d] |
+	by_model := model_found
+	by_route := denials.route
+	some m in data.models
+	not by_model[m.id]
+	some d in m.deployments
+	not by_route[m.id][d.id]
+]
+
+# The obligations as lists: of every route, of a model's routes, of one route.
+workload_obligations := [o | some o in obligations.workload]
+
+model_obligations[mid] := [o | some o in found] if {
+	some mid, found in obligations.model
+}
+
+route_obligations[mid] := {did: [o | some o in found] | some did, found in deployments} if {
+	some mid, deployments in obligations.route
+}
+
+allowed := [item |
+	workload := workload_obligations
+	by_model := model_obligations
+	by_route := route_obligations
+	some i, t in data.clearance.ranking.order(cleared)
+	mid := t[2]
+	did := t[3]
+	route_level := object.get(by_route, [mid, did], [])
+	item := {
+		"model": mid,
+		"deployment": did,
+		"rank": i + 1,
+		"price_per_mtok": t[1],
+		"provenance": t[4].provenance,
+		"obligations": sort(array.concat(array.concat(workload, object.get(by_model, mid, [])), route_level)),
+	}
+]
+
+outcome := "allow" if count(allowed) > 0
+
+else := "deny"
+
+decision := {"outcome": outcome, "allowed": allowed, "denied": denied}
