@@ -35,6 +35,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from .canonical import parse_time
 
 __all__ = ["COLUMN_NAMES", "json_equal", "queryable_columns"]
@@ -94,18 +96,18 @@ def queryable_columns(body: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def json_equal(a: Any, b: Any) -> bool:
-    """Strict JSON equality: unlike ``==``, ``true`` differs from ``1``; ``1`` equals ``1.0``."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    if isinstance(a, int | float) and isinstance(b, int | float):
-        return a == b
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
-    if a is None or b is None:
-        return a is b
-    return type(a) is type(b) and a == b
+    """Strict JSON equality of two parsed documents: same keys, same values, same JSON types.
+
+    Unlike ``==``, ``true`` differs from ``1`` and ``1`` from ``1.0``. Both sides come from
+    parsing text that PostgreSQL derived from the same canonical bytes, so a legitimate pair
+    always serialises identically with sorted keys.
+    """
+    try:
+        return orjson.dumps(a, option=orjson.OPT_SORT_KEYS) == orjson.dumps(
+            b, option=orjson.OPT_SORT_KEYS
+        )
+    except orjson.JSONEncodeError:
+        return False
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:

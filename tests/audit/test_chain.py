@@ -82,7 +82,8 @@ def test_queryable_columns_are_derived_from_the_body() -> None:
 
 
 def test_strict_json_equality() -> None:
-    assert json_equal({"a": [1, 2.0]}, {"a": [1.0, 2]})
+    assert json_equal({"a": [1, 2.5], "b": None}, {"b": None, "a": [1, 2.5]})
+    assert not json_equal({"a": 1}, {"a": 1.0})
     assert not json_equal({"a": True}, {"a": 1})
     assert not json_equal({"a": None}, {"a": 0})
     assert not json_equal({"a": "1"}, {"a": 1})
