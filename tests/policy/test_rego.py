@@ -1,0 +1,207 @@
+"""The Rego pack's own tests, run by pytest.
+
+* Every ``test_*`` rule of ``rego/*_test.rego`` is one pytest item (id ``file::rule``),
+  evaluated by a regorus Engine that holds all modules and ``data.reasons``; it must be
+  ``true``. The Rego tests bring their own small catalog (``with data.models as …``).
+* The reason codes spelled in the Rego sources and the table in ``rego/data/reasons.yaml``
+  agree, both ways.
+* The interpreter (Engine) and the compiled path (Program/Rvm, what the service runs) give
+  byte-identical decisions on a synthetic 17-model × 3-deployment catalog.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import regorus
+import yaml
+
+REGO = Path(__file__).resolve().parents[2] / "rego"
+ENTRY_POINT = "data.clearance.decision"
+
+_PACKAGE = re.compile(r"^package\s+([\w.]+)", re.M)
+_TEST_RULE = re.compile(r"^(test_\w+)\s+if\b", re.M)
+_CODE_LITERAL = re.compile(r'"([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)"')
+
+
+def _sources(tests: bool) -> list[Path]:
+    return sorted(p for p in REGO.glob("*.rego") if p.name.endswith("_test.rego") == tests)
+
+
+def _code(path: Path) -> str:
+    """A module's text without comments (no string in the pack holds a '#')."""
+    return re.sub(r"#.*", "", path.read_text())
+
+
+def _reasons() -> dict[str, Any]:
+    return yaml.safe_load((REGO / "data" / "reasons.yaml").read_text())
+
+
+def _rego_tests() -> list[tuple[str, str, str]]:
+    """(file name, package, rule) of every test rule."""
+    found = []
+    for path in _sources(tests=True):
+        text = path.read_text()
+        package = _PACKAGE.search(text)
+        assert package, f"{path.name}: no package"
+        found += [(path.name, package.group(1), rule) for rule in _TEST_RULE.findall(text)]
+    return found
+
+
+@functools.lru_cache(maxsize=1)
+def _engine() -> Any:
+    engine = regorus.Engine()
+    for path in _sources(tests=False) + _sources(tests=True):
+        engine.add_policy(path.name, path.read_text())
+    engine.add_data_json(json.dumps({"reasons": _reasons()}))
+    engine.set_input_json("{}")
+    return engine
+
+
+_TESTS = _rego_tests()
+
+
+@pytest.mark.parametrize(("file", "package", "rule"), _TESTS, ids=[f"{f}::{r}" for f, _, r in _TESTS])
+def test_rego(file: str, package: str, rule: str) -> None:
+    result = json.loads(_engine().eval_rule_as_json(f"data.{package}.{rule}"))
+    assert result is True, f"{file}: data.{package}.{rule} is {result!r}, not true"
+
+
+def test_rego_tests_exist_and_are_unique() -> None:
+    assert len(_TESTS) > 100
+    # Two `test_x if` rules in one package are one rule (OR), not two tests: refuse that.
+    seen: dict[tuple[str, str], str] = {}
+    for file, package, rule in _TESTS:
+        assert (package, rule) not in seen, f"{rule} defined twice in {package} ({seen[(package, rule)]}, {file})"
+        seen[(package, rule)] = file
+
+
+def test_every_code_in_the_sources_is_documented_and_vice_versa() -> None:
+    reasons = _reasons()
+    documented = set(reasons["codes"])
+    emitted = {c for p in _sources(tests=False) for c in _CODE_LITERAL.findall(_code(p))}
+    assert emitted == documented, {"undocumented": emitted - documented, "never emitted": documented - emitted}
+    # ... spelled once: in codes.rego; the modules use data.clearance.codes.<CODE>.
+    for path in _sources(tests=False):
+        if path.name != "codes.rego":
+            assert not _CODE_LITERAL.findall(_code(path)), f"{path.name} spells a code literal"
+    used = {c for p in _sources(tests=False) for c in re.findall(r"data\.clearance\.codes\.([A-Z_]+)", _code(p))}
+    codes_rego = _code(REGO / "codes.rego")
+    obligations = set(re.findall(r'^[A-Z_]+ := "([a-z_]+)"$', codes_rego, re.M))
+    assert obligations == set(reasons["obligations"])
+    constants = set(re.findall(r"^([A-Z_]+) :=", codes_rego, re.M))
+    assert used == constants, {"defined, never used": constants - used, "used, undefined": used - constants}
+    for code, entry in reasons["codes"].items():
+        assert entry["category"] == ("fitness" if code.startswith("UNSUITABLE_") else "governance"), code
+        assert entry["summary"].strip()
+
+
+# --- the two regorus paths agree ------------------------------------------------------
+
+
+def synthetic_catalog(n_models: int = 17, seed: int = 7) -> dict[str, Any]:
+    """A catalog that exercises every rule: n models × 3 deployments."""
+    rnd = random.Random(seed)
+    origins = [("open_western", "US"), ("open_chinese", "CN"), ("gated_proprietary", "US"), ("open_western", "FR")]
+    tasks = ["summarization", "classification", "extraction", "qa", "code_generation", "writing", "reasoning", "agentic", "model_training"]
+    models = []
+    for i in range(n_models):
+        provenance, origin = origins[i % 4]
+        models.append({
+            "id": f"model-{i:02d}", "name": f"Model {i}", "vendor": "Vendor", "origin_country": origin,
+            "provenance": provenance, "status": rnd.choice(["available"] * 8 + ["withheld", "deprecated"]),
+            "licence": {
+                "name": f"Licence {i}", "spdx": None, "commercial_use": rnd.random() > 0.2,
+                "mau_cap": rnd.choice([None, None, 700_000_000, 1000]),
+                "restricts_output_training": rnd.random() > 0.5,
+                "prohibited_uses": rnd.sample(["defense", "healthcare", "model_training", "legal"], rnd.randint(0, 2)),
+                "attribution": rnd.choice([None, f"Built with Model {i}"]),
+            },
+            "safety_post_training": rnd.choice(["full", "partial", "minimal", "none"]),
+            "compliance_docs": rnd.sample(["eu_ai_act_gpai", "soc2", "iso_42001"], rnd.randint(0, 2)),
+            "systemic_risk": rnd.random() > 0.6,
+            "dangerous_capabilities": (
+                [{"class": "cyber_offense", "level": "high", "access_program": "glasswing",
+                  "permitted_tasks": ["security_research", "code_generation"]}] if i % 7 == 3 else []
+            ),
+            "capabilities": rnd.sample(tasks, 5), "quality_tier": ["commodity", "advanced", "frontier"][i % 3],
+            "strength": rnd.randint(40, 95), "scores": {}, "context_tokens": rnd.choice([32000, 128000, 1_000_000]),
+            "deployments": [
+                {"id": "self-hosted", "mode": "self_hosted", "provider": "org", "operator_country": None,
+                 "regions": ["eu-west-1"], "zero_data_retention": False,
+                 "price_in_per_mtok": round(rnd.uniform(0.05, 1), 2), "price_out_per_mtok": round(rnd.uniform(0.1, 3), 2)},
+                {"id": "vendor-api", "mode": "vendor_api", "provider": "Vendor", "operator_country": origin,
+                 "regions": ["us-east-1"], "zero_data_retention": rnd.random() > 0.5,
+                 "price_in_per_mtok": round(rnd.uniform(0.1, 15), 2), "price_out_per_mtok": round(rnd.uniform(0.2, 75), 2)},
+                {"id": "cloud", "mode": "cloud", "provider": "Cloud", "operator_country": "US",
+                 "regions": ["eu-central-1", "us-east-1"], "zero_data_retention": rnd.random() > 0.3,
+                 "price_in_per_mtok": round(rnd.uniform(0.1, 15), 2), "price_out_per_mtok": round(rnd.uniform(0.2, 75), 2)},
+            ],
+            "sources": {},
+        })
+    org = {
+        "restricted_origin_countries": ["CN"],
+        "restricted_origin_sectors": ["public_sector", "defense", "critical_infrastructure"],
+        "restricted_data_regions": ["eu-west-1", "eu-central-1"],
+        "mau_warning_ratio": 0.9,
+        "critical_compliance_docs": ["soc2", "iso_42001", "eu_ai_act_gpai"],
+    }
+    return {"models": models, "apps": [], "org": org, "reasons": _reasons()}
+
+
+def synthetic_input(seed: int) -> dict[str, Any]:
+    rnd = random.Random(seed)
+    return {
+        "app": {
+            "id": "app-x", "owner": "tests", "description": None,
+            "programs": rnd.choice([[], ["glasswing"]]),
+            "capability_approvals": rnd.choice([[], ["cyber_defense"]]),
+            "attestations": [{"model": "model-01", "regulatory_tier": "regulated", "evidence": None}],
+        },
+        "workload": {
+            "task": rnd.choice(["summarization", "qa", "code_generation", "model_training", "security_research"]),
+            "quality_tier": rnd.choice(["commodity", "advanced", "frontier"]),
+            "regulatory_tier": rnd.choice(["minimal", "standard", "regulated", "critical"]),
+            "sector": rnd.choice(["general", "defense", "healthcare", "financial_services"]),
+            "jurisdictions": rnd.choice([["EU", "US"], ["US"], []]),
+            "data_classification": rnd.choice(["public", "internal", "confidential", "restricted"]),
+            "dangerous_capability": rnd.choice(["none", "none", "cyber_defense", "cyber_offense"]),
+            "commercial": rnd.random() > 0.3,
+            "monthly_active_users": rnd.choice([0, 899, 900, 1000, 1001, 1_200_000, 800_000_000]),
+            "min_context_tokens": rnd.choice([0, 32000, 200000]),
+            "max_price_per_mtok": rnd.choice([None, 1.0, 5.0, 20.0]),
+            "deployment_modes": rnd.choice([["self_hosted", "vendor_api", "cloud"], ["self_hosted"], ["vendor_api", "cloud"]]),
+        },
+        "caller": {"key_id": "k", "role": "app"},
+    }
+
+
+def test_engine_and_compiled_program_give_identical_decisions() -> None:
+    data_json = json.dumps(synthetic_catalog())
+    modules = [(p.name, p.read_text()) for p in _sources(tests=False)]
+    engine = regorus.Engine()
+    for name, text in modules:
+        engine.add_policy(name, text)
+    engine.add_data_json(data_json)
+    program = regorus.Program.compile_from_modules(data_json, modules, [ENTRY_POINT])
+    vm = regorus.Rvm()
+    vm.load_program(program)
+    vm.set_data_json(data_json)
+    outcomes = set()
+    for seed in range(60):
+        policy_input = json.dumps(synthetic_input(seed))
+        engine.set_input_json(policy_input)
+        vm.set_input_json(policy_input)
+        interpreted = json.loads(engine.eval_rule_as_json(ENTRY_POINT))
+        compiled = json.loads(vm.execute_entry_point(ENTRY_POINT))
+        assert compiled == interpreted, f"seed {seed}"
+        assert "<undefined>" not in json.dumps(compiled), f"seed {seed}"
+        assert len(compiled["allowed"]) + len(compiled["denied"]) == 17 * 3
+        outcomes.add(compiled["outcome"])
+    assert outcomes == {"allow", "deny"}
