@@ -145,7 +145,8 @@ class AuditStore:
             raise ValueError("AuditStore needs a postgresql+psycopg:// engine (psycopg 3)")
         self._engine = engine
         self._clock = clock
-        event.listen(engine, "connect", _on_connect)
+        if not event.contains(engine, "connect", _on_connect):
+            event.listen(engine, "connect", _on_connect)
 
     @classmethod
     def from_url(
@@ -355,6 +356,8 @@ class AuditStore:
     def snapshot(self) -> Iterator[StoreSnapshot]:
         """A consistent read-only view (REPEATABLE READ) for verification and export."""
         with self._connection("reading the audit trail") as conn:
+            if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                conn.rollback()  # SET TRANSACTION must be the first statement of a transaction
             conn.execute(SET_SNAPSHOT_SQL)
             try:
                 yield StoreSnapshot(conn)

@@ -23,6 +23,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,16 @@ import psycopg  # noqa: E402
 import uuid_utils  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from audit import AuditStore, AuditWriter, CheckpointPolicy, SigningKey, upgrade, verify_database  # noqa: E402
-from audit.canonical import canonical_bytes  # noqa: E402
+from audit import (  # noqa: E402
+    AuditStore,
+    AuditWriter,
+    CheckpointPolicy,
+    SigningKey,
+    upgrade,
+    verify_database,
+)
+from audit.canonical import GENESIS_PREV_HASH  # noqa: E402
+from audit.chain import build_entry, prepare_fields  # noqa: E402
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -147,7 +156,12 @@ def main() -> None:
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
             "postgresql": server_version,
-            "body_bytes": len(canonical_bytes(decision_fields(0))) + 200,  # + chain fields
+            "body_bytes": len(
+                build_entry(
+                    prepare_fields(decision_fields(0)), seq=1, prev_hash=GENESIS_PREV_HASH,
+                    recorded_at=datetime.now(UTC), key=key,
+                ).body
+            ),
         }
         report["batched"] = run_appends(
             store, key, entries=args.entries, submitters=args.submitters,
