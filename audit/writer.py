@@ -185,13 +185,13 @@ class AuditWriter:
         # everything submitted before close() is committed before the thread ends.
         next_partition_check = time.monotonic() + PARTITION_CHECK_SECONDS
         while True:
+            if time.monotonic() >= next_partition_check:  # busy or idle, next months exist
+                next_partition_check = time.monotonic() + PARTITION_CHECK_SECONDS
+                self._ensure_partitions()
             try:
                 first = self._queue.get(timeout=self._idle_timeout())
             except queue.Empty:
                 self._idle_checkpoint()
-                if time.monotonic() >= next_partition_check:
-                    next_partition_check = time.monotonic() + PARTITION_CHECK_SECONDS
-                    self._ensure_partitions()
                 continue
             if first is _STOP:
                 return
