@@ -29,17 +29,14 @@ safety[m.id] := reason if {
 compliance[m.id] := reason if {
 	input.workload.regulatory_tier == "critical"
 	accepted := data.clearance.routes.critical_compliance_docs
+	accepted_text := data.clearance.routes.list_text(accepted)
 	attested := attested_models
 	some m in data.models
-	docs := object.get(m, "compliance_docs", [])
-	count([doc | some doc in docs; doc in accepted]) == 0
+	count([doc | some doc in m.compliance_docs; doc in accepted]) == 0
 	not m.id in attested
 	reason := {data.clearance.codes.COMPLIANCE_DOCS: sprintf(
 		"regulatory tier critical needs vendor compliance documentation (one of %s): %s has %s, and app %s holds no attestation for it at tier critical",
-		[
-			data.clearance.routes.list_text(accepted), m.name,
-			data.clearance.routes.list_text(docs), data.clearance.routes.app_id,
-		],
+		[accepted_text, m.name, data.clearance.routes.list_text(m.compliance_docs), data.clearance.routes.app_id],
 	)}
 }
 

@@ -3,31 +3,20 @@ package clearance.residency
 
 import rego.v1
 
-in_allowed_region(d, allowed) if {
-	some region in d.regions
-	region in allowed
-}
-
-lacks_zero_data_retention(d) if {
-	d.mode in {"vendor_api", "cloud"}
-	d.zero_data_retention != true
-}
-
-# Why a route that is not self-hosted may not take restricted data; undefined when it may.
-residency_problem(d, allowed) := sprintf(
-	"none of its regions (%s) is allowed for restricted data (allowed: %s), and it offers no zero data retention",
-	[data.clearance.routes.list_text(d.regions), data.clearance.routes.list_text(allowed)],
-) if {
-	not in_allowed_region(d, allowed)
-	lacks_zero_data_retention(d)
-} else := sprintf(
+# Why a route that is not self-hosted may not take restricted data, given whether one of
+# its regions is allowed and whether it offers zero data retention (a vendor API or a cloud:
+# the modes that are not self-hosted).
+problem(d, false, true, allowed_text) := sprintf(
 	"none of its regions (%s) is allowed for restricted data (allowed: %s)",
-	[data.clearance.routes.list_text(d.regions), data.clearance.routes.list_text(allowed)],
-) if {
-	not in_allowed_region(d, allowed)
-} else := "it offers no zero data retention" if {
-	lacks_zero_data_retention(d)
-}
+	[data.clearance.routes.list_text(d.regions), allowed_text],
+)
+
+problem(d, false, false, allowed_text) := sprintf(
+	"none of its regions (%s) is allowed for restricted data (allowed: %s), and it offers no zero data retention",
+	[data.clearance.routes.list_text(d.regions), allowed_text],
+)
+
+problem(_, true, false, _) := "it offers no zero data retention"
 
 # DATA_RESIDENCY: restricted data, the route is not self-hosted, and none of its regions
 # is allowed or (vendor API / cloud) it offers no zero data retention. Both problems are
@@ -35,13 +24,15 @@ residency_problem(d, allowed) := sprintf(
 residency[m.id] := hits if {
 	input.workload.data_classification == "restricted"
 	allowed := data.clearance.routes.restricted_data_regions
+	allowed_text := data.clearance.routes.list_text(allowed)
 	some m in data.models
 	hits := {d.id: {data.clearance.codes.DATA_RESIDENCY: msg} |
 		some d in m.deployments
 		d.mode != "self_hosted"
-		problem := residency_problem(d, allowed)
-		is_string(problem) # (RVM: see routes.rego)
-		msg := sprintf("restricted data: deployment %s is not self-hosted, and %s", [d.id, problem])
+		in_region := count([r | some r in d.regions; r in allowed]) > 0
+		retention := d.zero_data_retention == true
+		[in_region, retention] != [true, true]
+		msg := sprintf("restricted data: deployment %s is not self-hosted, and %s", [d.id, problem(d, in_region, retention, allowed_text)])
 	}
 	count(hits) > 0
 }
