@@ -27,18 +27,20 @@
 #     it goes on and yields the undefined value. Every binding that can be undefined is
 #     therefore followed by a test of it, or made with object.get and a default.
 #   * the RVM mis-evaluates a comprehension with no iteration in it (`[x | cond]`): a
-#     false condition ends the enclosing body instead of giving []. Such comprehensions
-#     iterate over a one-element array (`some _ in [1]`).
+#     false condition ends the enclosing body instead of giving []. The pack has none
+#     (a function with one definition per case does that job).
 #   * a reference through an import alias (`codes.X`) compiles into a lookup that
 #     materialises the whole package each time; references to other packages are spelled
 #     in full (data.clearance.codes.X), which compiles into a cached rule call.
-#   * function calls cost about as much as ten plain instructions, so the per-model loops
-#     inline their tests and call helpers only to build a message.
+#   * the RVM runs at most 25000 instructions per evaluation (not settable from Python),
+#     and a function call costs about as much as ten plain instructions: the per-model
+#     loops test workload-wide conditions first, inline their tests, and call helpers only
+#     to build a message.
 package clearance.routes
 
 import rego.v1
 
-# The route key used in tests and messages: "<model id> <deployment id>".
+# A route named as one string, "<model id> <deployment id>" (for tests and tools).
 key(model_id, deployment_id) := concat(" ", [model_id, deployment_id])
 
 # Blended price per million tokens: (3 × input + output) / 4, the usual 3:1 blend,
