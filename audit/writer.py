@@ -20,7 +20,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -68,6 +68,8 @@ class AuditWriter:
     :param max_queue: submissions waiting at most; beyond it :meth:`submit` raises
         :class:`AuditUnavailable` at once (back-pressure instead of unbounded memory).
     :param check_schema: refuse to start unless the schema is at the expected revision.
+    :param on_batch: called with the size of each committed batch (for metrics); must be fast
+        and must not raise.
     """
 
     def __init__(
@@ -80,6 +82,7 @@ class AuditWriter:
         checkpoints: CheckpointPolicy | None = None,
         max_queue: int = 10_000,
         check_schema: bool = True,
+        on_batch: Callable[[int], None] | None = None,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
@@ -91,6 +94,7 @@ class AuditWriter:
         self._max_wait = max_wait
         self._checkpoints = checkpoints
         self._check_schema = check_schema
+        self._on_batch = on_batch
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queue)
         self._thread: threading.Thread | None = None
         self._accepting = False
@@ -241,6 +245,8 @@ class AuditWriter:
             return
         self.stats.batches += 1
         self.stats.last_batch_size = len(live)
+        if self._on_batch is not None:
+            self._on_batch(len(live))
         for pending, outcome in zip(live, result.outcomes, strict=True):
             if isinstance(outcome, Receipt):
                 self.stats.entries += 1

@@ -73,3 +73,12 @@ def fresh_database(pg_server_url: str) -> Iterator[str]:
         yield url
     finally:
         drop_database(pg_server_url, name)
+
+
+@pytest.fixture
+def migrated_database(fresh_database: str) -> str:
+    """A fresh database brought to the newest schema revision; yields its URL."""
+    from audit import upgrade
+
+    upgrade(fresh_database)
+    return fresh_database

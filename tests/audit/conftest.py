@@ -6,14 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from audit import AuditStore, AuditWriter, SigningKey, upgrade
-
-
-@pytest.fixture
-def migrated_database(fresh_database: str) -> str:
-    """A fresh database brought to the newest schema revision; yields its URL."""
-    upgrade(fresh_database)
-    return fresh_database
+from audit import AuditStore, AuditWriter, SigningKey
 
 
 @pytest.fixture

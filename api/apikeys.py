@@ -1,0 +1,138 @@
+"""API keys: created by an operator, stored hashed, looked up per request.
+
+A key reads ``clr_<key id>_<secret>``. The key id is public (it is recorded in audit entries);
+only SHA-256 of the secret is stored. The secret has 256 bits of entropy, so a fast hash is
+enough: there is nothing to brute-force as there would be with a password.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from sqlalchemy import DateTime, LargeBinary, String, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+KEY_PATTERN = re.compile(r"^clr_(?P<id>[0-9a-f]{16})_(?P<secret>[A-Za-z0-9_-]{43})$")
+
+
+class Role(StrEnum):
+    app = "app"
+    auditor = "auditor"
+    admin = "admin"
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class ApiKey(_Base):
+    __tablename__ = "api_keys"
+
+    key_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    secret_sha256: Mapped[bytes] = mapped_column(LargeBinary(32))
+    role: Mapped[str] = mapped_column(String(16))
+    app_id: Mapped[str | None] = mapped_column(String(64))
+    label: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The verified caller of a request."""
+
+    key_id: str
+    role: Role
+    app_id: str | None
+
+
+class ApiKeyError(Exception):
+    """A key could not be created or changed (unknown id, bad role/app combination)."""
+
+
+def _digest(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode()).digest()
+
+
+def create_key(db: Engine, *, role: Role, app_id: str | None, label: str | None = None) -> tuple[str, Principal]:
+    """Create a key; returns the full key (shown once, never stored) and its principal."""
+    if role is Role.app and not app_id:
+        raise ApiKeyError("an app key needs --app: it may decide only for that app")
+    if role is not Role.app and app_id:
+        raise ApiKeyError(f"a {role.value} key is not tied to an app; leave out --app")
+    key_id = secrets.token_hex(8)
+    secret = secrets.token_urlsafe(32)
+    with Session(db) as s, s.begin():
+        s.add(
+            ApiKey(
+                key_id=key_id,
+                secret_sha256=_digest(secret),
+                role=role.value,
+                app_id=app_id,
+                label=label,
+                created_at=datetime.now(UTC),
+                revoked_at=None,
+            )
+        )
+    return f"clr_{key_id}_{secret}", Principal(key_id, role, app_id)
+
+
+def revoke_key(db: Engine, key_id: str) -> None:
+    with Session(db) as s, s.begin():
+        done = s.execute(
+            update(ApiKey).where(ApiKey.key_id == key_id, ApiKey.revoked_at.is_(None)).values(revoked_at=datetime.now(UTC))
+        )
+        if done.rowcount != 1:  # type: ignore[attr-defined]
+            raise ApiKeyError(f"no active key with id {key_id!r}")
+
+
+def list_keys(db: Engine) -> list[ApiKey]:
+    with Session(db) as s:
+        return list(s.scalars(select(ApiKey).order_by(ApiKey.created_at)))
+
+
+class KeyVerifier:
+    """Verifies bearer keys against the table, with a short cache of good answers.
+
+    Only successful lookups are cached, for ``ttl`` seconds, so a revoked key is refused at the
+    latest ``ttl`` seconds after the revocation. ``ttl=0`` disables the cache.
+    """
+
+    def __init__(self, db: Engine, *, ttl: float) -> None:
+        self._db = db
+        self._ttl = ttl
+        self._cache: dict[str, tuple[float, Principal]] = {}
+        self._lock = threading.Lock()
+
+    def verify(self, presented: str) -> Principal | None:
+        match = KEY_PATTERN.match(presented)
+        if not match:
+            return None
+        now = time.monotonic()
+        if self._ttl > 0:
+            with self._lock:
+                hit = self._cache.get(presented)
+            if hit and hit[0] > now:
+                return hit[1]
+        with Session(self._db) as s:
+            row = s.get(ApiKey, match["id"])
+        if row is None or row.revoked_at is not None:
+            return None
+        if not hmac.compare_digest(row.secret_sha256, _digest(match["secret"])):
+            return None
+        principal = Principal(row.key_id, Role(row.role), row.app_id)
+        if self._ttl > 0:
+            with self._lock:
+                if len(self._cache) > 10_000:
+                    self._cache.clear()
+                self._cache[presented] = (now + self._ttl, principal)
+        return principal

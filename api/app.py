@@ -1,0 +1,96 @@
+"""The FastAPI application: ``create_app()`` builds it; its lifespan owns ``Services``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api import errors
+from api.routers import audit, decisions, health, policy
+from api.services import Services
+from api.settings import Settings
+
+DESCRIPTION = """\
+Clearance decides, before every model call an internal app makes, which AI model routes are
+cleared to serve that workload, and records every decision as a signed, hash-chained audit
+entry in PostgreSQL before answering. Authenticate with `Authorization: Bearer <api key>`
+(`clearance apikeys create`). Every error has the shape
+`{"error": {"code", "message", "fields": [{"field", "reason"}]}}`.
+"""
+
+
+class BodyLimit:
+    """Refuse request bodies over ``limit`` bytes with 413, before anything parses them."""
+
+    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await self._refuse(send)
+            return
+        seen = 0
+        too_big = False
+
+        async def counted() -> Message:
+            nonlocal seen, too_big
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    too_big = True
+                    # Hand the app an empty end of body; the 413 below replaces its answer.
+                    return {"type": "http.request", "body": b"", "more_body": False}
+            return message
+
+        started = False
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if too_big:
+                if not started:
+                    started = True
+                    await self._refuse(send)
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        await self.app(scope, counted, guarded_send)
+
+    async def _refuse(self, send: Send) -> None:
+        response = errors.error_response(
+            413, "body_too_large", f"the request body exceeds {self.limit} bytes")
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(response.body)).encode())]})
+        await send({"type": "http.response.body", "body": response.body})
+
+
+def create_app(settings: Settings | None = None, *, services: Services | None = None) -> FastAPI:
+    """Build the app. With ``services`` given, the caller owns them (tests); otherwise the app
+    starts them from ``settings`` (the environment) and closes them at shutdown."""
+    settings = settings or (services.settings if services else Settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = services is None
+        app.state.services = services or Services.start(settings)
+        try:
+            yield
+        finally:
+            if owned:
+                app.state.services.close()
+
+    app = FastAPI(title="Clearance", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    errors.install(app)
+    for module in (decisions, audit, policy, health):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    return app

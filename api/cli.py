@@ -1,0 +1,281 @@
+"""The ``clearance`` command line (Typer).
+
+Errors of Clearance's own kinds are printed as one clear paragraph on stderr with exit code 1
+(or 2 for usage); tracebacks are for bugs only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from api.settings import Settings
+
+app = typer.Typer(help="Clearance: which AI models may serve this workload — decided, signed and recorded.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+keys_app = typer.Typer(help="Audit signing keys (Ed25519).", no_args_is_help=True)
+apikeys_app = typer.Typer(help="API keys of callers.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
+app.add_typer(apikeys_app, name="apikeys")
+
+T = TypeVar("T")
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.echo(f"clearance: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _clean_errors() -> Iterator[None]:
+    """Print Clearance's own errors without a traceback."""
+    from audit import AuditError
+    from policy import BundleError
+    from policy.errors import ClearanceError
+
+    try:
+        yield
+    except BundleError as exc:
+        _fail(exc.diagnostics())
+    except AuditError as exc:
+        _fail(exc.diagnostics() if hasattr(exc, "diagnostics") else str(exc))
+    except ClearanceError as exc:
+        _fail(str(exc))
+
+
+@contextmanager
+def _database(settings: Settings, *, migrate: bool = False) -> Iterator[str]:
+    """The configured database URL, or an embedded server for the duration of the command."""
+    from api.services import resolve_database_url
+
+    url, handle = resolve_database_url(settings)
+    try:
+        if migrate:
+            from audit import upgrade
+
+            upgrade(url)
+        yield url
+    finally:
+        if handle is not None:
+            handle.cleanup()
+
+
+def _ensure_signing_key(settings: Settings) -> None:
+    """Create ``~/.clearance/signing.key`` when no key is configured at all (first start)."""
+    from audit import init_key
+
+    if settings.signing_key or settings.key_file().exists():
+        return
+    settings.home.mkdir(parents=True, exist_ok=True)
+    key = init_key(settings.key_file())
+    typer.echo(f"created signing key {key.key_id} at {settings.key_file()}", err=True)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 1,
+) -> None:
+    """Run the HTTP service (uvicorn). Without CLEARANCE_DATABASE_URL, an embedded PostgreSQL
+    is started under ~/.clearance/pg; migrations are applied and a signing key created if none."""
+    import uvicorn
+
+    settings = Settings()
+    with _clean_errors():
+        from policy import load_policy
+
+        load_policy(settings.policy_dir)  # refuse to start on a broken bundle, with its errors
+        _ensure_signing_key(settings)
+        with _database(settings, migrate=True) as url:
+            # Workers inherit the resolved database, so they share the one embedded server.
+            os.environ["CLEARANCE_DATABASE_URL"] = url
+            shown = url if settings.database_url else f"embedded PostgreSQL in {settings.home / 'pg'}"
+            typer.echo(
+                f"Clearance listening on http://{host}:{port}  (database: {shown}; policy: {settings.policy_dir})\n"
+                f"Create an API key:  clearance apikeys create --app internal-helpdesk --role app\n"
+                f"OpenAPI:            http://{host}:{port}/docs",
+                err=True,
+            )
+            uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers,
+                        log_level="info", access_log=False)
+
+
+@app.command()
+def decide(
+    file: Annotated[Path | None, typer.Argument(help="JSON request file (as for POST /v1/decisions); stdin if omitted or '-'.")] = None,
+) -> None:
+    """Decide one request, record it in the audit trail like any other, print the decision."""
+    from pydantic import ValidationError
+
+    from api.routers.decisions import audit_fields
+    from api.services import Services
+    from policy import Caller, DecisionRequest
+    from policy import decide as decide_request
+
+    raw = sys.stdin.read() if file is None or str(file) == "-" else file.read_text()
+    try:
+        request = DecisionRequest.model_validate_json(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(body)'}: {e['msg']}" for e in exc.errors())
+        _fail(f"invalid request: {problems}", 2)
+    settings = Settings()
+    with _clean_errors(), _database(settings) as url:
+        services = Services.start(settings.model_copy(update={"database_url": url}))
+        try:
+            policy = services.policy.current
+            caller = Caller(key_id=None, role="cli")
+            policy_input, decision = decide_request(policy, request, caller=caller)
+            result = decision.model_dump(mode="json")
+            receipt = services.writer.append(audit_fields(
+                kind="decision", policy_input=policy_input, result=result, app_id=request.app_id,
+                caller_key_id=None, policy_revision=policy.revision, engine=policy.engine.name,
+                context=request.context.model_dump(mode="json"),
+            ))
+        finally:
+            services.close()
+    typer.echo(json.dumps({**result, "audit": receipt.to_dict()}, indent=2))
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the database migrations (creates the schema on a new database)."""
+    from audit.migrate import head_revision
+
+    with _clean_errors(), _database(Settings(), migrate=True):
+        typer.echo(f"database at revision {head_revision()}")
+
+
+def _key_path(path: Path | None, settings: Settings) -> Path:
+    return path or settings.key_file()
+
+
+@keys_app.command("init")
+def keys_init(path: Annotated[Path | None, typer.Argument(help="Key file (default ~/.clearance/signing.key).")] = None) -> None:
+    """Create a new Ed25519 signing key file (mode 0600) and register its public key."""
+    from audit import AuditStore, init_key
+
+    settings = Settings()
+    target = _key_path(path, settings)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with _clean_errors(), _database(settings, migrate=True) as url:
+        store = AuditStore.from_url(url, pooled=False)
+        key = init_key(target, registry=store)
+        store.dispose()
+    typer.echo(f"{key.key_id}  {target}")
+
+
+@keys_app.command("rotate")
+def keys_rotate(path: Annotated[Path | None, typer.Argument(help="Key file to replace.")] = None) -> None:
+    """Replace the signing key; the old public key stays registered so old entries verify."""
+    from audit import AuditStore, rotate_key
+
+    settings = Settings()
+    with _clean_errors(), _database(settings, migrate=True) as url:
+        store = AuditStore.from_url(url, pooled=False)
+        key, retired = rotate_key(_key_path(path, settings), registry=store)
+        store.dispose()
+    typer.echo(f"{key.key_id}  (old key kept as {retired}; restart the service to sign with the new key)")
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List every registered public key (id, creation time)."""
+    from audit import AuditStore
+
+    with _clean_errors(), _database(Settings()) as url:
+        store = AuditStore.from_url(url, pooled=False)
+        for key in store.list_keys():
+            typer.echo(f"{key.key_id}  {key.created_at.isoformat() if key.created_at else '-'}")
+        store.dispose()
+
+
+@keys_app.command("export")
+def keys_export(
+    out: Annotated[Path | None, typer.Option("--out", help="Write to this file instead of stdout.")] = None,
+) -> None:
+    """Export the public keys (JSON keyring) for offline verification."""
+    from audit import AuditStore, export_keyring
+
+    with _clean_errors(), _database(Settings()) as url:
+        store = AuditStore.from_url(url, pooled=False)
+        text = export_keyring(store.list_keys(), out)
+        store.dispose()
+    if out is None:
+        typer.echo(text)
+
+
+def _with_keys_db(action: Callable[[Any], T]) -> T:
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    from audit._db import sqlalchemy_url
+
+    with _clean_errors(), _database(Settings(), migrate=True) as url:
+        engine = create_engine(sqlalchemy_url(url), poolclass=NullPool)
+        try:
+            return action(engine)
+        finally:
+            engine.dispose()
+
+
+@apikeys_app.command("create")
+def apikeys_create(
+    role: Annotated[str, typer.Option(help="app, auditor or admin.")],
+    app_id: Annotated[str | None, typer.Option("--app", help="The app an app key decides for.")] = None,
+    label: Annotated[str | None, typer.Option(help="A note for humans (who holds it).")] = None,
+) -> None:
+    """Create an API key and print it alone on stdout (it is not shown again)."""
+    from api.apikeys import ApiKeyError, Role, create_key
+
+    try:
+        parsed = Role(role)
+    except ValueError:
+        _fail(f"--role must be app, auditor or admin, not {role!r}", 2)
+    if parsed is Role.app and app_id is not None:
+        from policy import load_bundle
+
+        with _clean_errors():
+            if load_bundle(Settings().policy_dir).catalog.app(app_id) is None:
+                _fail(f"app {app_id!r} is not in apps.yaml", 2)
+    try:
+        key, principal = _with_keys_db(lambda db: create_key(db, role=parsed, app_id=app_id, label=label))
+    except ApiKeyError as exc:
+        _fail(str(exc), 2)
+    typer.echo(f"created {principal.role.value} key {principal.key_id}" + (f" for {app_id}" if app_id else ""), err=True)
+    typer.echo(key)
+
+
+@apikeys_app.command("revoke")
+def apikeys_revoke(key_id: Annotated[str, typer.Argument(help="The key id (second part of the key).")]) -> None:
+    """Revoke a key: it is refused from then on (within the service's key cache time)."""
+    from api.apikeys import ApiKeyError, revoke_key
+
+    try:
+        _with_keys_db(lambda db: revoke_key(db, key_id))
+    except ApiKeyError as exc:
+        _fail(str(exc))
+    typer.echo(f"revoked {key_id}")
+
+
+@apikeys_app.command("list")
+def apikeys_list() -> None:
+    """List keys: id, role, app, created, revoked (secrets are never shown)."""
+    from api.apikeys import list_keys
+
+    for k in _with_keys_db(list_keys):
+        revoked = k.revoked_at.isoformat() if k.revoked_at else "-"
+        typer.echo(f"{k.key_id}  {k.role:<7}  {k.app_id or '-':<24}  {k.created_at.isoformat()}  revoked={revoked}  {k.label or ''}")
+
+
+def main() -> None:  # pragma: no cover - console script entry
+    app()

@@ -1,0 +1,86 @@
+"""``POST /v1/decisions``: decide, record the signed entry, then answer.
+
+The durability contract is enforced here: the response is built only from the receipt of a
+committed audit entry. If the entry cannot be committed the caller gets 503 and no decision.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body
+
+from api.deps import AppCaller, ServicesDep
+from api.errors import ApiError
+from api.schemas import (
+    DECISION_REQUEST_EXAMPLE,
+    FORBIDDEN,
+    UNAUTHORIZED,
+    DecisionResponse,
+    error_examples,
+)
+from audit import AuditUnavailable
+from policy import Caller, DecisionRequest, decide
+
+router = APIRouter(prefix="/v1", tags=["decisions"])
+
+_ERRORS = error_examples(
+    (400, "malformed_json", "the request body is not valid JSON"),
+    UNAUTHORIZED,
+    (403, "forbidden", "an app key may decide only for its own app_id"),
+    (413, "body_too_large", "the request body exceeds the limit"),
+    (422, "invalid_request", "a field is unknown, missing or out of range; `fields` names it"),
+    (503, "audit_unavailable", "the decision could not be recorded, so none is issued"),
+)
+
+
+def audit_fields(
+    *, kind: str, policy_input: dict[str, Any], result: dict[str, Any], app_id: str | None,
+    caller_key_id: str | None, policy_revision: str, engine: str, context: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The caller-supplied part of an audit entry body (the writer adds seq, time, key, link)."""
+    return {
+        "kind": kind,
+        "decision_id": result["decision_id"],
+        "app_id": app_id,
+        "caller_key_id": caller_key_id,
+        "input": policy_input,
+        "result": result,
+        "outcome": result["outcome"],
+        "policy_revision": policy_revision,
+        "engine": engine,
+        "context": context or {},
+    }
+
+
+@router.post(
+    "/decisions",
+    response_model=DecisionResponse,
+    responses=_ERRORS,
+    summary="Which routes may serve this workload? (recorded)",
+)
+async def create_decision(
+    services: ServicesDep,
+    caller: AppCaller,
+    request: Annotated[DecisionRequest, Body(openapi_examples={"regulated summarisation": {"value": DECISION_REQUEST_EXAMPLE}})],
+) -> dict[str, Any]:
+    if request.app_id != caller.app_id:
+        raise ApiError(403, "forbidden", f"this key belongs to app {caller.app_id!r}; it may not decide for {request.app_id!r}")
+    started = time.perf_counter()
+    policy = services.policy.current
+    policy_input, decision = decide(policy, request, caller=Caller(key_id=caller.key_id, role=caller.role.value))
+    result = decision.model_dump(mode="json")
+    fields = audit_fields(
+        kind="decision", policy_input=policy_input, result=result, app_id=request.app_id,
+        caller_key_id=caller.key_id, policy_revision=policy.revision, engine=policy.engine.name,
+        context=request.context.model_dump(mode="json"),
+    )
+    try:
+        receipt = await services.writer.append_async(fields)
+    except AuditUnavailable:
+        services.metrics.audit_failures.inc()
+        raise
+    services.metrics.decisions.labels(outcome=decision.outcome).inc()
+    services.metrics.decision_seconds.observe(time.perf_counter() - started)
+    return {**result, "audit": receipt.to_dict()}

@@ -1,0 +1,101 @@
+"""Response models of the HTTP API and the examples shown in the OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from policy.decision import ClearedRoute, DeniedRoute
+
+DECISION_REQUEST_EXAMPLE: dict[str, Any] = {
+    "app_id": "claims-summariser",
+    "workload": {
+        "task": "summarization",
+        "quality_tier": "commodity",
+        "regulatory_tier": "regulated",
+        "sector": "financial_services",
+        "jurisdictions": ["EU", "US"],
+        "data_classification": "confidential",
+        "dangerous_capability": "none",
+        "commercial": True,
+        "monthly_active_users": 1200000,
+        "min_context_tokens": 32000,
+        "max_price_per_mtok": 5.0,
+        "deployment_modes": ["self_hosted", "vendor_api", "cloud"],
+    },
+    "context": {"request_id": "req-7f3a"},
+}
+
+
+class AuditReceipt(BaseModel):
+    seq: int
+    entry_hash: str
+    signature: str
+    key_id: str
+    recorded_at: str
+
+
+class DecisionResponse(BaseModel):
+    decision_id: str
+    outcome: str
+    allowed: list[ClearedRoute]
+    denied: list[DeniedRoute]
+    policy_revision: str
+    audit: AuditReceipt
+
+
+class SimulationResponse(BaseModel):
+    """A decision evaluated without being recorded: it has no id and no audit receipt."""
+
+    simulated: bool = True
+    outcome: str
+    allowed: list[ClearedRoute]
+    denied: list[DeniedRoute]
+    policy_revision: str
+
+
+class ModelSummary(BaseModel):
+    id: str
+    provenance: str
+    status: str
+    quality_tier: str
+    routes: list[str]
+
+
+class PolicyInfo(BaseModel):
+    revision: str
+    engine: str
+    directory: str
+    modules: list[str]
+    files: list[str]
+    models: list[ModelSummary]
+    apps: list[str]
+    reason_codes: list[str]
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    ready: bool
+    checks: dict[str, str]
+
+
+def error_examples(*pairs: tuple[int, str, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for error statuses, each with an example body."""
+    from api.errors import ErrorResponse
+
+    return {
+        status: {
+            "model": ErrorResponse,
+            "description": message,
+            "content": {"application/json": {"example": {"error": {"code": code, "message": message, "fields": []}}}},
+        }
+        for status, code, message in pairs
+    }
+
+
+UNAUTHORIZED = (401, "unauthorized", "missing, malformed, unknown or revoked API key")
+FORBIDDEN = (403, "forbidden", "this key's role may not do this")

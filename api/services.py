@@ -1,0 +1,104 @@
+"""The one object built at start-up: database, active policy, audit writer, API keys, metrics.
+
+Everything a request needs hangs off ``Services``; nothing lives in module globals. The active
+policy is swapped as a whole (``PolicyHolder``), so a request sees one bundle from start to end.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from api.apikeys import KeyVerifier
+from api.embedded import start_embedded
+from api.metrics import Metrics
+from api.settings import Settings
+from audit import AuditStore, AuditWriter, CheckpointPolicy, SigningKey, load_signing_key
+from policy import ActivePolicy, load_policy
+
+log = logging.getLogger("clearance")
+
+
+class PolicyHolder:
+    """Holds the active policy. Readers take ``current`` once per request; a reload rebinds it
+    in one assignment, which is atomic, so no request sees half of two bundles."""
+
+    def __init__(self, policy: ActivePolicy) -> None:
+        self.current = policy
+
+
+def resolve_database_url(settings: Settings) -> tuple[str, Any | None]:
+    """The configured database, or an embedded one started now (with its handle)."""
+    if settings.database_url:
+        return settings.database_url, None
+    url, handle = start_embedded(settings.home)
+    return url, handle
+
+
+def load_key(settings: Settings) -> SigningKey:
+    """``CLEARANCE_SIGNING_KEY`` (key, or path of a key file) else ``~/.clearance/signing.key``."""
+    if settings.signing_key:
+        return load_signing_key(environ={"CLEARANCE_SIGNING_KEY": settings.signing_key})
+    return load_signing_key(settings.key_file())
+
+
+@dataclass
+class Services:
+    settings: Settings
+    policy: PolicyHolder
+    store: AuditStore
+    writer: AuditWriter
+    keys: KeyVerifier
+    metrics: Metrics
+    embedded: Any | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def db(self) -> Engine:
+        return self.store.engine
+
+    @classmethod
+    def start(cls, settings: Settings) -> Services:
+        """Load the policy, connect, check the schema, start the audit writer.
+
+        Raises ``BundleError``, ``SigningKeyError``, ``SchemaMismatch`` or ``AuditUnavailable``
+        with a message that says what to do; the service does not start half-configured.
+        """
+        policy = load_policy(settings.policy_dir)
+        key = load_key(settings)
+        url, embedded = resolve_database_url(settings)
+        store = AuditStore.from_url(url, pool_size=4)
+        metrics = Metrics.create()
+        writer = AuditWriter(
+            store,
+            key=key,
+            max_batch=settings.audit_batch_max,
+            max_wait=settings.audit_batch_ms / 1000,
+            checkpoints=CheckpointPolicy(
+                every_entries=settings.checkpoint_every,
+                every_seconds=settings.checkpoint_seconds,
+                export_path=settings.checkpoint_path(),
+            ),
+            on_batch=metrics.audit_batch_size.observe,
+        ).start()
+        log.info("policy %s loaded from %s; audit key %s; pid %d", policy.revision, settings.policy_dir,
+                 key.key_id, os.getpid())
+        return cls(
+            settings=settings,
+            policy=PolicyHolder(policy),
+            store=store,
+            writer=writer,
+            keys=KeyVerifier(store.engine, ttl=settings.apikey_cache_seconds),
+            metrics=metrics,
+            embedded=embedded,
+        )
+
+    def close(self) -> None:
+        self.writer.close()
+        self.store.dispose()
+        if self.embedded is not None:
+            self.embedded.cleanup()

@@ -1,0 +1,49 @@
+"""Service configuration, from the environment (``CLEARANCE_*``), in one place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_REGO = Path(__file__).resolve().parents[1] / "rego"
+
+
+def default_policy_dir() -> Path:
+    """``./rego`` when there is one, else the bundle shipped beside the package (a checkout)."""
+    here = Path.cwd() / "rego"
+    return here if here.is_dir() else REPO_REGO
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CLEARANCE_", extra="ignore")
+
+    # Unset: an embedded PostgreSQL is started under ``home``/pg (see api/embedded.py).
+    database_url: str | None = None
+    # A key file path, or the key itself (PEM, or base64 of the 32 raw bytes).
+    signing_key: str | None = None
+    policy_dir: Path = Field(default_factory=default_policy_dir)
+    engine: Literal["regorus", "opa"] = "regorus"
+    opa_url: str | None = None
+    home: Path = Path.home() / ".clearance"
+    # Request bodies above this size are refused with 413 before they are parsed.
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    # Verified API keys are cached this long; a revocation takes effect within it.
+    apikey_cache_seconds: float = Field(default=2.0, ge=0, le=300)
+    # Group commit: how long the audit writer collects entries, and the most it takes at once.
+    audit_batch_ms: float = Field(default=2.0, ge=0, le=1000)
+    audit_batch_max: int = Field(default=256, ge=1, le=10_000)
+    # A signed checkpoint every N entries or T seconds, whichever comes first.
+    checkpoint_every: int = Field(default=1000, ge=1)
+    checkpoint_seconds: float = Field(default=60.0, gt=0)
+    # Where the newest signed checkpoint is exported (default ``home``/checkpoint.json). Keep a
+    # copy somewhere the database's operators cannot rewrite: it is what exposes a cut tail.
+    checkpoint_file: Path | None = None
+
+    def key_file(self) -> Path:
+        return self.home / "signing.key"
+
+    def checkpoint_path(self) -> Path:
+        return self.checkpoint_file or self.home / "checkpoint.json"

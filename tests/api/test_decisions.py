@@ -1,0 +1,106 @@
+"""POST /v1/decisions end to end: decided, recorded, verifiable, read back."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from api.schemas import DECISION_REQUEST_EXAMPLE
+from api.services import Services
+from audit import verify_database
+from tests.api.conftest import Keys, bearer
+
+
+def request_body(**workload: Any) -> dict[str, Any]:
+    body = copy.deepcopy(DECISION_REQUEST_EXAMPLE)
+    body["workload"].update(workload)
+    return body
+
+
+def test_decision_is_recorded_signed_and_verifiable(client: TestClient, keys: Keys, services: Services) -> None:
+    response = client.post("/v1/decisions", json=request_body(max_price_per_mtok=50.0), headers=bearer(keys.own_app))
+    assert response.status_code == 200, response.text
+    decision = response.json()
+    assert decision["outcome"] in ("allow", "deny")
+    assert set(decision) == {"decision_id", "outcome", "allowed", "denied", "policy_revision", "audit"}
+    assert decision["policy_revision"] == services.policy.current.revision
+    receipt = decision["audit"]
+    assert receipt["key_id"] and receipt["signature"] and len(receipt["entry_hash"]) == 64
+
+    entry = client.get(f"/v1/decisions/{decision['decision_id']}", headers=bearer(keys.auditor))
+    assert entry.status_code == 200, entry.text
+    stored = entry.json()
+    assert stored["seq"] == receipt["seq"] and stored["entry_hash"] == receipt["entry_hash"]
+    assert stored["verification"]["valid"] is True
+    body = stored["body"]
+    assert body["decision_id"] == decision["decision_id"]
+    assert body["result"] == {k: v for k, v in decision.items() if k != "audit"}
+    assert body["input"]["workload"]["monthly_active_users"] == 1_200_000
+    assert body["input"]["app"]["id"] == "claims-summariser"  # entitlements from apps.yaml
+    assert body["caller_key_id"] == keys.own_app.split("_")[1]
+    assert body["context"] == {"request_id": "req-7f3a"}
+    assert body["engine"] == "regorus"
+
+    result = verify_database(services.store)
+    assert result.valid and result.checked >= 1
+
+
+def test_verify_endpoint_reports_a_valid_chain(client: TestClient, keys: Keys) -> None:
+    for _ in range(3):
+        assert client.post("/v1/decisions", json=request_body(), headers=bearer(keys.own_app)).status_code == 200
+    answer = client.get("/v1/audit/verify", params={"from_seq": 1}, headers=bearer(keys.auditor))
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["valid"] is True and body["checked"] >= 3 and body["first_bad_seq"] is None
+
+
+def test_unknown_decision_is_404(client: TestClient, keys: Keys) -> None:
+    answer = client.get("/v1/decisions/0190f000-0000-7000-8000-000000000000", headers=bearer(keys.auditor))
+    assert answer.status_code == 404
+    assert answer.json()["error"]["code"] == "not_found"
+
+
+def test_public_keys_are_served_without_auth(client: TestClient, services: Services) -> None:
+    answer = client.get("/v1/audit/keys")
+    assert answer.status_code == 200
+    ids = [k["key_id"] for k in answer.json()["keys"]]
+    assert services.writer._key.key_id in ids  # noqa: SLF001 - the key the service signs with
+
+
+def test_policy_info_and_simulation(client: TestClient, keys: Keys, services: Services) -> None:
+    info = client.get("/v1/policy", headers=bearer(keys.admin)).json()
+    assert info["revision"] == services.policy.current.revision
+    assert len(info["models"]) == 17 and "claims-summariser" in info["apps"]
+    assert "LICENCE_MAU_CAP" in info["reason_codes"]
+
+    before = verify_database(services.store).checked
+    sim = client.post("/v1/policy/simulate", json=request_body(monthly_active_users=800_000_000), headers=bearer(keys.admin))
+    assert sim.status_code == 200, sim.text
+    assert sim.json()["simulated"] is True and "decision_id" not in sim.json()
+    denied = {(d["model"], r["code"]) for d in sim.json()["denied"] for r in d["reasons"]}
+    assert ("llama-4-maverick", "LICENCE_MAU_CAP") in denied
+    assert verify_database(services.store).checked == before  # nothing recorded
+
+
+def test_health_readiness_and_metrics(client: TestClient, keys: Keys) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["ready"] is True
+    client.post("/v1/decisions", json=request_body(), headers=bearer(keys.own_app))
+    text = client.get("/metrics").text
+    for name in ("clearance_decisions_total", "clearance_decision_seconds_bucket", "clearance_audit_batch_size_bucket", "clearance_audit_failures_total"):
+        assert name in text
+
+
+def test_openapi_documents_every_endpoint_with_examples(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    paths = spec["paths"]
+    for path in ("/v1/decisions", "/v1/decisions/{decision_id}", "/v1/audit/keys", "/v1/audit/verify",
+                 "/v1/policy", "/v1/policy/simulate", "/healthz", "/readyz", "/metrics"):
+        assert path in paths, path
+    post = paths["/v1/decisions"]["post"]
+    assert post["requestBody"]["content"]["application/json"]["examples"]
+    for status in ("401", "403", "413", "422", "503"):
+        assert "example" in post["responses"][status]["content"]["application/json"], status
