@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict
 from policy.bundle import Bundle
 from policy.engine import Engine
 from policy.errors import EvaluationError, UnknownApp
-from policy.workload import DecisionRequest
+from policy.workload import DecisionRequest, Workload
 
 
 class Reason(BaseModel):
@@ -87,6 +87,20 @@ def build_input(bundle: Bundle, request: DecisionRequest, caller: Caller | None)
     }
 
 
+_WORKLOAD_FIELDS = frozenset(Workload.model_fields)
+
+
+def _check_shape(policy_input: dict[str, Any]) -> None:
+    """Refuse an input the rules cannot judge: a rule reading a missing field is silently
+    undefined in Rego, which would clear routes it should deny."""
+    workload, app = policy_input.get("workload"), policy_input.get("app")
+    if not isinstance(workload, dict) or not isinstance(app, dict) or not isinstance(app.get("id"), str):
+        raise EvaluationError("the policy input needs a workload object and the app's record")
+    missing = _WORKLOAD_FIELDS - workload.keys()
+    if missing:
+        raise EvaluationError(f"the policy input lacks workload fields {sorted(missing)}")
+
+
 def new_decision_id() -> str:
     return str(uuid_utils.uuid7())
 
@@ -95,6 +109,7 @@ def evaluate_input(
     policy: ActivePolicy, policy_input: dict[str, Any], *, decision_id: str
 ) -> Decision:
     """Evaluate an already-built input (also used to replay recorded inputs)."""
+    _check_shape(policy_input)
     raw = policy.engine.evaluate(policy_input)
     try:
         decision = Decision(

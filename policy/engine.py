@@ -4,10 +4,16 @@ The embedded engine is regorus (Rust, via the ``gordon-to-regorus`` wheel). A bu
 compiled once into an RVM ``Program``; per decision only the input changes. regorus objects
 are bound to the thread that created them, so the compiled program is kept as bytes and each
 thread deserialises its own VM once, on first use.
+
+The RVM stops a decision after 25,000 instructions (fixed in regorus 0.13, not settable from
+Python); the reference pack uses about half of that on its largest decisions with 17 models.
+A decision that hits the limit is evaluated again by regorus' tree-walking interpreter, which
+has no such limit and gives the same answers (pinned by tests/policy/test_rego.py), only slower.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any, Protocol
 
@@ -19,6 +25,8 @@ from policy.errors import BundleError, EvaluationError, from_engine_message
 
 ENTRY_POINT = "data.clearance.decision"
 _UNDEFINED = "<undefined>"
+_INSTRUCTION_LIMIT = "maximum instruction limit"
+log = logging.getLogger("clearance.policy")
 
 
 class Engine(Protocol):
@@ -39,6 +47,7 @@ class RegorusEngine:
     def __init__(self, bundle: Bundle) -> None:
         self._data_json = orjson.dumps(bundle.data_document()).decode()
         modules = sorted(bundle.modules.items())
+        self._modules = modules
         try:
             program = regorus.Program.compile_from_modules(self._data_json, modules, [ENTRY_POINT])
         except RuntimeError as exc:
@@ -59,17 +68,40 @@ class RegorusEngine:
             self._local.vm = vm
         return vm
 
+    def _interpreter(self) -> Any:
+        engine = getattr(self._local, "interpreter", None)
+        if engine is None:
+            engine = regorus.Engine()
+            for name, text in self._modules:
+                engine.add_policy(name, text)
+            engine.add_data_json(self._data_json)
+            self._local.interpreter = engine
+        return engine
+
     def evaluate(self, policy_input: dict[str, Any]) -> dict[str, Any]:
-        vm = self._vm()
+        input_json = orjson.dumps(policy_input).decode()
         try:
-            vm.set_input_json(orjson.dumps(policy_input).decode())
+            vm = self._vm()
+            vm.set_input_json(input_json)
             raw = vm.execute_entry_point(ENTRY_POINT)
         except Exception as exc:  # regorus raises RuntimeError/PanicException alike
-            raise EvaluationError(f"policy evaluation failed: {str(exc).split('Stack backtrace')[0].strip()}") from None
+            if _INSTRUCTION_LIMIT not in str(exc):
+                raise EvaluationError(f"policy evaluation failed: {_first_line(exc)}") from None
+            log.info("decision over the RVM instruction limit; evaluated by the interpreter")
+            try:
+                engine = self._interpreter()
+                engine.set_input_json(input_json)
+                raw = engine.eval_rule_as_json(ENTRY_POINT)
+            except Exception as exc2:
+                raise EvaluationError(f"policy evaluation failed: {_first_line(exc2)}") from None
         result = orjson.loads(raw)
         if result == _UNDEFINED or not isinstance(result, dict):
             raise EvaluationError(f"{ENTRY_POINT} is undefined for this input")
         return result
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).split("Stack backtrace")[0].strip()
 
 
 def _located(bundle: Bundle, message: str, default_file: str) -> Any:

@@ -1,0 +1,78 @@
+"""The embedded engine: threads, large catalogs beyond the RVM's instruction limit, failures."""
+
+from __future__ import annotations
+
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from policy import ActivePolicy, DecisionRequest, EvaluationError, decide, evaluate_input, load_policy
+from policy.decision import build_input
+from tests.conftest import REPO
+
+HEAVY = {
+    "app_id": "citizen-services",
+    "workload": {"task": "summarization", "quality_tier": "commodity", "regulatory_tier": "critical",
+                 "sector": "public_sector", "jurisdictions": ["EU"], "data_classification": "restricted"},
+}
+
+
+def _reasons(decision: Any) -> dict[tuple[str, str], list[str]]:
+    return {(d.model, d.deployment): [r.code for r in d.reasons] for d in decision.denied}
+
+
+def test_decisions_from_many_threads_agree(policy: ActivePolicy) -> None:
+    request = DecisionRequest.model_validate(HEAVY)
+    expected = decide(policy, request, decision_id="x")[1].model_dump_json()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda _: decide(policy, request, decision_id="x")[1].model_dump_json(), range(64)))
+    assert set(results) == {expected}
+
+
+def test_catalog_past_the_rvm_instruction_limit_still_decides(tmp_path: Path, policy: ActivePolicy) -> None:
+    bundle_dir = tmp_path / "rego"
+    shutil.copytree(REPO / "rego", bundle_dir)
+    models_file = bundle_dir / "data" / "models.yaml"
+    doc = yaml.safe_load(models_file.read_text())
+    copies = [{**m, "id": f"{m['id']}-copy{i}"} for i in range(5) for m in doc["models"]]
+    doc["models"] += copies
+    models_file.write_text(yaml.safe_dump(doc))
+    big = load_policy(bundle_dir)
+    assert big.route_count() > 200
+
+    request = DecisionRequest.model_validate(HEAVY)
+    small_reasons = _reasons(decide(policy, request)[1])
+    big_reasons = _reasons(decide(big, request)[1])
+    for route, codes in small_reasons.items():
+        assert big_reasons[route] == codes
+        model, deployment = route
+        assert big_reasons[(f"{model}-copy3", deployment)] == codes
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda i: i.update(workload={}),
+        lambda i: i.pop("app"),
+        lambda i: i["workload"].pop("regulatory_tier"),
+        lambda i: i.update(app={"programs": ["glasswing"]}),
+    ],
+)
+def test_incomplete_input_fails_closed(policy: ActivePolicy, damage: Any) -> None:
+    """A rule that reads a missing field is undefined in Rego: never let that clear a route."""
+    policy_input = build_input(policy.bundle, DecisionRequest.model_validate(HEAVY), None)
+    damage(policy_input)
+    with pytest.raises(EvaluationError):
+        evaluate_input(policy, policy_input, decision_id="x")
+
+
+def test_engine_errors_fail_closed(policy: ActivePolicy) -> None:
+    broken = load_policy(REPO / "rego")
+    broken.engine._program_bytes = b"garbage"  # noqa: SLF001 - simulate an engine failure
+    broken.engine._local = type(broken.engine._local)()  # noqa: SLF001
+    with pytest.raises(EvaluationError):
+        decide(broken, DecisionRequest.model_validate(HEAVY))
