@@ -19,6 +19,7 @@ from enum import StrEnum
 
 from sqlalchemy import DateTime, LargeBinary, String, select, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 KEY_PATTERN = re.compile(r"^clr_(?P<id>[0-9a-f]{16})_(?P<secret>[A-Za-z0-9_-]{43})$")
@@ -53,6 +54,10 @@ class Principal:
     key_id: str
     role: Role
     app_id: str | None
+
+
+class KeyStoreUnavailable(Exception):
+    """The key table could not be read (database down): the caller gets 503, not 401."""
 
 
 class ApiKeyError(Exception):
@@ -123,8 +128,11 @@ class KeyVerifier:
                 hit = self._cache.get(presented)
             if hit and hit[0] > now:
                 return hit[1]
-        with Session(self._db) as s:
-            row = s.get(ApiKey, match["id"])
+        try:
+            with Session(self._db) as s:
+                row = s.get(ApiKey, match["id"])
+        except SQLAlchemyError as exc:
+            raise KeyStoreUnavailable(f"cannot read API keys: {type(exc).__name__}") from None
         if row is None or row.revoked_at is not None:
             return None
         if not hmac.compare_digest(row.secret_sha256, _digest(match["secret"])):

@@ -129,7 +129,8 @@ def decide(
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(body)'}: {e['msg']}" for e in exc.errors())
         _fail(f"invalid request: {problems}", 2)
     settings = Settings()
-    with _clean_errors(), _database(settings) as url:
+    with _clean_errors(), _database(settings, migrate=True) as url:
+        _ensure_signing_key(settings)
         services = Services.start(settings.model_copy(update={"database_url": url}))
         try:
             policy = services.policy.current

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.apikeys import KeyStoreUnavailable
 from audit.errors import AuditUnavailable
 from policy.errors import EvaluationError, UnknownApp
 
@@ -103,6 +104,13 @@ def install(app: FastAPI) -> None:
         log.error("audit store unavailable: %s", exc)
         return error_response(503, "audit_unavailable",
                               "the decision could not be recorded in the audit trail, so none is issued; retry later",
+                              headers={"Retry-After": "1"})
+
+    @app.exception_handler(KeyStoreUnavailable)
+    async def _keys_down(_: Request, exc: KeyStoreUnavailable) -> JSONResponse:
+        log.error("%s", exc)
+        return error_response(503, "database_unavailable",
+                              "the database is unreachable, so the API key cannot be checked; retry later",
                               headers={"Retry-After": "1"})
 
     @app.exception_handler(EvaluationError)
