@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from policy.catalog import App, Catalog, Model, Org
 from policy.errors import BundleError, PolicyError
+from policy.gitinfo import GitInfo, git_info
 
 DATA_FILES = ("models", "apps", "org", "reasons")
 
@@ -79,6 +80,8 @@ class Bundle:
     reasons: Reasons
     revision: str
     files: tuple[str, ...]
+    # Where the files came from in git (None outside a work tree); not part of ``revision``.
+    git: GitInfo | None = None
 
     def data_document(self) -> dict[str, Any]:
         """``data`` as the Rego rules see it (validated and normalised, defaults filled)."""
@@ -144,6 +147,7 @@ def load_bundle(root: Path | str) -> Bundle:
         reasons=Reasons(codes=reasons_file.codes, obligations=reasons_file.obligations),  # type: ignore[attr-defined]
         revision=revision_of(files),
         files=tuple(sorted(files)),
+        git=git_info(root),
     )
 
 

@@ -1,10 +1,12 @@
-"""The Rego pack's own tests, run by pytest.
+"""The Rego pack's own tests, run by pytest through ``policy.testing`` (what
+``clearance policy test`` runs) and ``policy.check`` (what ``clearance policy check`` runs).
 
-* Every ``test_*`` rule of ``rego/*_test.rego`` is one pytest item (id ``file::rule``),
-  evaluated by a regorus Engine that holds all modules and ``data.reasons``; it must be
-  ``true``. The Rego tests bring their own small catalog (``with data.models as …``).
-* The reason codes spelled in the Rego sources and the table in ``rego/data/reasons.yaml``
-  agree, both ways.
+* Every ``test_*`` rule of ``rego/*_test.rego`` is one pytest item (id ``file::rule``); the
+  whole suite is evaluated once by a regorus interpreter holding all modules and the bundle's
+  data, and each item asserts its own rule was ``true``. The Rego tests bring their own small
+  catalog (``with data.models as …``).
+* The bundle passes ``check_bundle``: it compiles, its data validates, and the reason codes
+  spelled in the Rego sources and the table in ``rego/data/reasons.yaml`` agree, both ways.
 * The interpreter (Engine) and the compiled path (Program/Rvm, what the service runs) give
   byte-identical decisions on a synthetic 17-model × 3-deployment catalog.
 """
@@ -14,7 +16,6 @@ from __future__ import annotations
 import functools
 import json
 import random
-import re
 from pathlib import Path
 from typing import Any
 
@@ -22,84 +23,50 @@ import pytest
 import regorus
 import yaml
 
+from policy import load_bundle
+from policy.check import check_bundle, duplicate_test_errors
+from policy.testing import RegoTest, TestResult, discover_tests, run_tests
+
 REGO = Path(__file__).resolve().parents[2] / "rego"
 ENTRY_POINT = "data.clearance.decision"
-
-_PACKAGE = re.compile(r"^package\s+([\w.]+)", re.M)
-_TEST_RULE = re.compile(r"^(test_\w+)\s+if\b", re.M)
-_CODE_LITERAL = re.compile(r'"([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)"')
 
 
 def _sources(tests: bool) -> list[Path]:
     return sorted(p for p in REGO.glob("*.rego") if p.name.endswith("_test.rego") == tests)
 
 
-def _code(path: Path) -> str:
-    """A module's text without comments (no string in the pack holds a '#')."""
-    return re.sub(r"#.*", "", path.read_text())
-
-
 def _reasons() -> dict[str, Any]:
     return yaml.safe_load((REGO / "data" / "reasons.yaml").read_text())
 
 
-def _rego_tests() -> list[tuple[str, str, str]]:
-    """(file name, package, rule) of every test rule."""
-    found = []
-    for path in _sources(tests=True):
-        text = path.read_text()
-        package = _PACKAGE.search(text)
-        assert package, f"{path.name}: no package"
-        found += [(path.name, package.group(1), rule) for rule in _TEST_RULE.findall(text)]
-    return found
+_TESTS: list[RegoTest] = discover_tests(load_bundle(REGO).test_modules)
 
 
 @functools.lru_cache(maxsize=1)
-def _engine() -> Any:
-    engine = regorus.Engine()
-    for path in _sources(tests=False) + _sources(tests=True):
-        engine.add_policy(path.name, path.read_text())
-    engine.add_data_json(json.dumps({"reasons": _reasons()}))
-    engine.set_input_json("{}")
-    return engine
+def _results() -> dict[tuple[str, str], TestResult]:
+    return {(r.test.file, r.test.rule): r for r in run_tests(REGO).results}
 
 
-_TESTS = _rego_tests()
-
-
-@pytest.mark.parametrize(("file", "package", "rule"), _TESTS, ids=[f"{f}::{r}" for f, _, r in _TESTS])
-def test_rego(file: str, package: str, rule: str) -> None:
-    result = json.loads(_engine().eval_rule_as_json(f"data.{package}.{rule}"))
-    assert result is True, f"{file}: data.{package}.{rule} is {result!r}, not true"
+@pytest.mark.parametrize("test", _TESTS, ids=[f"{t.file}::{t.rule}" for t in _TESTS])
+def test_rego(test: RegoTest) -> None:
+    result = _results()[(test.file, test.rule)]
+    assert result.status == "PASS", f"{test.file}:{test.line}: {test.ref}: {result.status}: {result.message}"
 
 
 def test_rego_tests_exist_and_are_unique() -> None:
     assert len(_TESTS) > 100
     # Two `test_x if` rules in one package are one rule (OR), not two tests: refuse that.
-    seen: dict[tuple[str, str], str] = {}
-    for file, package, rule in _TESTS:
-        assert (package, rule) not in seen, f"{rule} defined twice in {package} ({seen[(package, rule)]}, {file})"
-        seen[(package, rule)] = file
+    sources = {p.name: p.read_text() for p in _sources(tests=True)}
+    assert duplicate_test_errors(REGO, sources) == []
 
 
-def test_every_code_in_the_sources_is_documented_and_vice_versa() -> None:
-    reasons = _reasons()
-    documented = set(reasons["codes"])
-    emitted = {c for p in _sources(tests=False) for c in _CODE_LITERAL.findall(_code(p))}
-    assert emitted == documented, {"undocumented": emitted - documented, "never emitted": documented - emitted}
-    # ... spelled once: in codes.rego; the modules use data.clearance.codes.<CODE>.
-    for path in _sources(tests=False):
-        if path.name != "codes.rego":
-            assert not _CODE_LITERAL.findall(_code(path)), f"{path.name} spells a code literal"
-    used = {c for p in _sources(tests=False) for c in re.findall(r"data\.clearance\.codes\.([A-Z_]+)", _code(p))}
-    codes_rego = _code(REGO / "codes.rego")
-    obligations = set(re.findall(r'^[A-Z_]+ := "([a-z_]+)"$', codes_rego, re.M))
-    assert obligations == set(reasons["obligations"])
-    constants = set(re.findall(r"^([A-Z_]+) :=", codes_rego, re.M))
-    assert used == constants, {"defined, never used": constants - used, "used, undefined": used - constants}
-    for code, entry in reasons["codes"].items():
+def test_bundle_passes_the_check_codes_and_reasons_agree() -> None:
+    """Compiles, data validates, every code emitted is documented and every documented code
+    is emitted, obligations likewise, categories match, codes spelled once in codes.rego."""
+    errors = check_bundle(REGO)
+    assert errors == [], "\n".join(str(e) for e in errors)
+    for code, entry in _reasons()["codes"].items():
         assert entry["category"] == ("fitness" if code.startswith("UNSUITABLE_") else "governance"), code
-        assert entry["summary"].strip()
 
 
 # --- the two regorus paths agree ------------------------------------------------------

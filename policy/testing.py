@@ -1,0 +1,402 @@
+"""``clearance policy test``: run the pack's ``test_*`` rules like ``opa test``, with coverage.
+
+A test is a rule named ``test_*`` (not a function, not a partial rule) in a ``*_test.rego``
+module; it passes when it evaluates to ``true``. Tests are found in the modules' syntax trees
+(regorus ``get_ast_as_json``), not by pattern matching the text.
+
+The regorus engine (default) evaluates every test in one interpreter holding all modules and
+the bundle's validated ``data`` (``input`` is left undefined, as ``opa test`` leaves it), with
+coverage on: regorus reports, per module, the Rego lines that evaluation reached and those it
+did not. Coverage is reported for the policy modules (tests excluded) and in total.
+
+``engine="opa"`` evaluates the same tests through an OPA server (``policy.opa``); OPA's REST API
+reports no coverage, so coverage needs the regorus engine.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+import regorus
+
+from policy.bundle import Bundle, load_bundle
+
+Status = Literal["PASS", "FAIL", "ERROR"]
+EngineName = Literal["regorus", "opa"]
+_RULE_LINE = "-" * 80
+_LOCATION = re.compile(r"-->\s*(\S+?:\d+:\d+)")
+_MESSAGE = re.compile(r"^error:\s*(.+)$", re.M)
+
+
+@dataclass(frozen=True, order=True)
+class RegoTest:
+    file: str  # path relative to the bundle root
+    package: str  # e.g. clearance.licence_test
+    rule: str  # e.g. test_mau_above_cap_is_denied
+    line: int
+
+    @property
+    def ref(self) -> str:
+        return f"data.{self.package}.{self.rule}"
+
+
+@dataclass(frozen=True)
+class TestResult:
+    test: RegoTest
+    status: Status
+    seconds: float
+    message: str | None = None  # what it evaluated to instead of true, or the error
+
+    __test__ = False  # not a pytest class
+
+
+@dataclass(frozen=True)
+class FileCoverage:
+    file: str
+    covered: frozenset[int]
+    not_covered: frozenset[int]
+
+    @property
+    def lines(self) -> int:
+        return len(self.covered) + len(self.not_covered)
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * len(self.covered) / self.lines if self.lines else 100.0
+
+
+@dataclass(frozen=True)
+class Coverage:
+    files: tuple[FileCoverage, ...]
+
+    @property
+    def covered(self) -> int:
+        return sum(len(f.covered) for f in self.files)
+
+    @property
+    def lines(self) -> int:
+        return sum(f.lines for f in self.files)
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.covered / self.lines if self.lines else 100.0
+
+
+@dataclass(frozen=True)
+class TestRun:
+    engine: str
+    results: tuple[TestResult, ...]
+    coverage: Coverage | None = None
+    seconds: float = 0.0
+    root: str = field(default="")
+
+    __test__ = False
+
+    def shown(self, rel: str) -> str:
+        """A module's path as the user named the bundle (``rego/licence.rego``)."""
+        return (Path(self.root) / rel).as_posix() if self.root else rel
+
+    def count(self, status: Status) -> int:
+        return sum(1 for r in self.results if r.status == status)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.results) and all(r.status == "PASS" for r in self.results)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "engine": self.engine,
+            "root": self.root,
+            "seconds": round(self.seconds, 6),
+            "summary": {s.lower(): self.count(s) for s in ("PASS", "FAIL", "ERROR")} | {"total": len(self.results)},
+            "tests": [
+                {"file": r.test.file, "line": r.test.line, "package": r.test.package, "name": r.test.rule,
+                 "status": r.status, "seconds": round(r.seconds, 6), "message": r.message}
+                for r in self.results
+            ],
+        }
+        if self.coverage is not None:
+            out["coverage"] = {
+                "percent": round(self.coverage.percent, 2),
+                "covered": self.coverage.covered,
+                "lines": self.coverage.lines,
+                "files": [
+                    {"file": f.file, "percent": round(f.percent, 2), "covered": len(f.covered), "lines": f.lines,
+                     "not_covered": sorted(f.not_covered)}
+                    for f in self.coverage.files
+                ],
+            }
+        return out
+
+
+# -- discovery ---------------------------------------------------------------------------------
+
+
+def discover_tests(test_sources: Mapping[str, str]) -> list[RegoTest]:
+    """Every ``test_*`` rule definition of these modules (relative path -> text), in order.
+
+    A name defined twice in one package is listed twice (``policy check`` refuses that).
+    Raises ``RuntimeError`` (regorus' parse error) for a module that does not parse.
+    """
+    found: list[RegoTest] = []
+    for rel, text in sorted(test_sources.items()):
+        engine = regorus.Engine()
+        engine.add_policy(rel, text)
+        (module,) = orjson.loads(engine.get_ast_as_json())
+        ast = module["ast"]
+        package = _ref_text(ast["package"]["refr"])
+        for rule in ast.get("rules", []):
+            head = rule.get("Spec", {}).get("head", {}).get("Compr")
+            ref = head.get("refr", {}).get("Var") if head else None
+            if ref and str(ref["value"]).startswith("test_"):
+                found.append(RegoTest(file=rel, package=package, rule=ref["value"], line=ref["span"]["line"]))
+    return found
+
+
+def _ref_text(node: dict[str, Any]) -> str:
+    """``clearance.licence_test`` from a package reference node (Var / RefDot chain)."""
+    if "Var" in node:
+        return str(node["Var"]["value"])
+    dot = node["RefDot"]
+    return f"{_ref_text(dot['refr'])}.{dot['field'][1]}"
+
+
+# -- running -----------------------------------------------------------------------------------
+
+
+def run_tests(
+    root: Path | str,
+    *,
+    coverage: bool = False,
+    engine: EngineName = "regorus",
+    opa_url: str | None = None,
+    timeout: float = 30.0,
+) -> TestRun:
+    """Run every test of the bundle in ``root``; raises ``BundleError`` if it does not load.
+
+    :param coverage: collect Rego line coverage (regorus only).
+    :param engine: ``regorus`` (in-process) or ``opa`` (the server at ``opa_url``).
+    :param timeout: seconds per request to the OPA server.
+    """
+    bundle = load_bundle(root)
+    started = time.perf_counter()
+    tests = discover_tests(bundle.test_modules)
+    if engine == "opa":
+        if coverage:
+            raise ValueError("coverage needs the regorus engine: OPA's REST API reports no coverage")
+        results = _run_opa(bundle, tests, opa_url=opa_url, timeout=timeout)
+        cov = None
+    elif engine == "regorus":
+        results, cov = _run_regorus(bundle, tests, coverage=coverage)
+    else:
+        raise ValueError(f"engine must be 'regorus' or 'opa', not {engine!r}")
+    return TestRun(engine=engine, results=tuple(results), coverage=cov,
+                   seconds=time.perf_counter() - started, root=bundle.root.as_posix())
+
+
+def _interpreter(bundle: Bundle, *, coverage: bool) -> Any:
+    engine = regorus.Engine()
+    engine.set_enable_coverage(coverage)
+    for rel, text in sorted({**bundle.modules, **bundle.test_modules}.items()):
+        engine.add_policy(rel, text)
+    engine.add_data_json(orjson.dumps(bundle.data_document()).decode())
+    return engine
+
+
+def _run_regorus(bundle: Bundle, tests: Sequence[RegoTest], *, coverage: bool) -> tuple[list[TestResult], Coverage | None]:
+    engine = _interpreter(bundle, coverage=coverage)
+    results = []
+    for test in tests:
+        started = time.perf_counter()
+        try:
+            value = orjson.loads(engine.eval_rule_as_json(test.ref))
+        except Exception as exc:  # a runtime error in the test or the rules it calls
+            results.append(TestResult(test, "ERROR", time.perf_counter() - started, _first_line(exc)))
+            continue
+        elapsed = time.perf_counter() - started
+        if value is True:
+            results.append(TestResult(test, "PASS", elapsed))
+        else:
+            shown = "undefined" if value == "<undefined>" else orjson.dumps(value).decode()[:200]
+            results.append(TestResult(test, "FAIL", elapsed, f"evaluated to {shown}, not true"))
+    cov = _coverage(engine, bundle) if coverage else None
+    return results, cov
+
+
+def _coverage(engine: Any, bundle: Bundle) -> Coverage:
+    report = orjson.loads(engine.get_coverage_report_as_json())
+    by_file = {f["path"]: f for f in report.get("files", [])}
+    files = []
+    for rel in sorted(bundle.modules):  # policy modules only: tests covering tests is noise
+        entry = by_file.get(rel) or _never_evaluated(bundle, rel)
+        files.append(FileCoverage(file=rel, covered=frozenset(entry.get("covered", ())),
+                                  not_covered=frozenset(entry.get("not_covered", ()))))
+    return Coverage(files=tuple(files))
+
+
+def _never_evaluated(bundle: Bundle, rel: str) -> dict[str, Any]:
+    """A module no test reached is absent from regorus' report; evaluate its package once in a
+    separate engine just to learn which lines are coverable, and count them all as not covered."""
+    engine = _interpreter(bundle, coverage=True)
+    try:
+        (module,) = orjson.loads(_single_ast(rel, bundle.modules[rel]))
+        engine.eval_query_as_json("data." + _ref_text(module["ast"]["package"]["refr"]))
+    except Exception:
+        pass  # a package that cannot evaluate without input still had its lines visited
+    entry = next((f for f in orjson.loads(engine.get_coverage_report_as_json()).get("files", []) if f["path"] == rel), None)
+    lines = set(entry.get("covered", ())) | set(entry.get("not_covered", ())) if entry else set()
+    return {"covered": [], "not_covered": sorted(lines)}
+
+
+def _single_ast(rel: str, text: str) -> str:
+    engine = regorus.Engine()
+    engine.add_policy(rel, text)
+    return str(engine.get_ast_as_json())
+
+
+def _run_opa(bundle: Bundle, tests: Sequence[RegoTest], *, opa_url: str | None, timeout: float) -> list[TestResult]:
+    if not opa_url:
+        raise ValueError("the opa engine needs the server's URL (--opa-url or CLEARANCE_OPA_URL)")
+    try:
+        from policy.opa import run_rego_tests_opa  # type: ignore[attr-defined]
+    except ImportError as exc:
+        raise RuntimeError(f"the opa engine's test runner is not available ({exc}); use --engine regorus") from None
+    raw = run_rego_tests_opa(bundle, opa_url, timeout)
+    return adapt_results(tests, raw)
+
+
+def adapt_results(tests: Sequence[RegoTest], raw: Any) -> list[TestResult]:
+    """Results from another runner, in the order of ``tests``.
+
+    Accepted: a ``TestRun``, ``TestResult`` items, or mappings shaped like ``opa test
+    --format json`` items (``package``, ``name``, ``fail``, ``error``, ``duration`` in ns) or
+    ``{"name"/"rule", "package", "passed"/"status", "message", "seconds"}``.
+    """
+    if isinstance(raw, TestRun):
+        return list(raw.results)
+    items = list(raw)
+    if all(isinstance(i, TestResult) for i in items):
+        return items
+    by_ref = {t.ref: t for t in tests}
+    out = []
+    for item in items:
+        package = str(item.get("package", "")).removeprefix("data.")
+        name = str(item.get("name") or item.get("rule"))
+        test = by_ref.get(f"data.{package}.{name}") or RegoTest(file="?", package=package, rule=name, line=0)
+        out.append(TestResult(test, _status_of(item), _seconds_of(item), _message_of(item)))
+    order = {t.ref: i for i, t in enumerate(tests)}
+    return sorted(out, key=lambda r: order.get(r.test.ref, len(order)))
+
+
+def _status_of(item: Mapping[str, Any]) -> Status:
+    if item.get("status") in ("PASS", "FAIL", "ERROR"):
+        return item["status"]  # type: ignore[no-any-return]
+    if item.get("error"):
+        return "ERROR"
+    if "passed" in item:
+        return "PASS" if item["passed"] else "FAIL"
+    return "FAIL" if item.get("fail") else "PASS"
+
+
+def _seconds_of(item: Mapping[str, Any]) -> float:
+    if "seconds" in item:
+        return float(item["seconds"])
+    return float(item.get("duration", 0)) / 1e9
+
+
+def _message_of(item: Mapping[str, Any]) -> str | None:
+    error = item.get("error")
+    if isinstance(error, Mapping):
+        return str(error.get("message"))
+    return str(error or item.get("message")) if (error or item.get("message")) else None
+
+
+def _first_line(exc: BaseException) -> str:
+    """regorus' located text (``--> file:line:col`` … ``error: msg``) as ``line:col: msg``."""
+    text = str(exc).split("Stack backtrace")[0]
+    loc, msg = _LOCATION.search(text), _MESSAGE.search(text)
+    if msg is None:
+        return " ".join(line.strip() for line in text.splitlines() if line.strip())[:500]
+    return msg.group(1).strip() + (f" (at {loc.group(1)})" if loc else "")
+
+
+# -- reporting ---------------------------------------------------------------------------------
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds * 1e6:.0f}µs" if seconds < 1e-3 else f"{seconds * 1e3:.1f}ms"
+
+
+def format_run(run: TestRun, *, verbose: bool = False, threshold: float | None = None) -> str:
+    """Text like ``opa test``: failures first, the per-file listing (always when verbose or on a
+    failure), then ``PASS: n/m`` (and ``FAIL``/``ERROR`` counts); then coverage, if collected."""
+    lines: list[str] = []
+    bad = [r for r in run.results if r.status != "PASS"]
+    if bad:
+        lines += ["FAILURES", _RULE_LINE]
+        for r in bad:
+            lines.append(f"{r.test.ref}: {r.status} ({_duration(r.seconds)})")
+            lines.append(f"  {run.shown(r.test.file)}:{r.test.line}: {r.message}")
+            lines.append("")
+    if verbose or bad:
+        lines += ["SUMMARY", _RULE_LINE]
+        for file, results in _by_file(run.results):
+            lines.append(f"{run.shown(file)}:")
+            lines += [f"{r.test.ref}: {r.status} ({_duration(r.seconds)})" for r in results]
+            lines.append("")
+        lines.append(_RULE_LINE)
+    total = len(run.results)
+    if total == 0:
+        lines.append("no tests found (test rules are named test_* in *_test.rego modules)")
+    for status in ("PASS", "FAIL", "ERROR"):
+        n = run.count(status)  # type: ignore[arg-type]
+        if n or (status == "PASS" and total):
+            lines.append(f"{status}: {n}/{total}")
+    if run.coverage is not None:
+        lines += ["", format_coverage(run.coverage, threshold=threshold, root=run.root)]
+    return "\n".join(lines)
+
+
+def _by_file(results: Iterable[TestResult]) -> list[tuple[str, list[TestResult]]]:
+    grouped: dict[str, list[TestResult]] = {}
+    for r in results:
+        grouped.setdefault(r.test.file, []).append(r)
+    return list(grouped.items())
+
+
+def format_coverage(coverage: Coverage, *, threshold: float | None = None, root: str = "") -> str:
+    names = {f.file: (Path(root) / f.file).as_posix() if root else f.file for f in coverage.files}
+    width = max([len(n) for n in names.values()] + [5])
+    lines = ["COVERAGE (Rego lines reached by the tests; policy modules)", _RULE_LINE]
+    for f in coverage.files:
+        missing = f"   not covered: {_ranges(sorted(f.not_covered))}" if f.not_covered else ""
+        lines.append(f"{names[f.file]:<{width}}  {len(f.covered):>5}/{f.lines:<5} {f.percent:6.1f}%{missing}")
+    lines.append(_RULE_LINE)
+    lines.append(f"{'TOTAL':<{width}}  {coverage.covered:>5}/{coverage.lines:<5} {coverage.percent:6.1f}%")
+    if threshold is not None:
+        verdict = "meets" if coverage.percent >= threshold else "is BELOW"
+        lines.append(f"coverage {coverage.percent:.1f}% {verdict} the threshold {threshold:.1f}%")
+    return "\n".join(lines)
+
+
+def _ranges(numbers: Sequence[int]) -> str:
+    """``3, 7-9, 12`` from [3, 7, 8, 9, 12]."""
+    parts: list[str] = []
+    start = prev = None
+    for n in numbers:
+        if start is None:
+            start = prev = n
+        elif n == prev + 1:  # type: ignore[operator]
+            prev = n
+        else:
+            parts.append(f"{start}" if start == prev else f"{start}-{prev}")
+            start = prev = n
+    if start is not None:
+        parts.append(f"{start}" if start == prev else f"{start}-{prev}")
+    return ", ".join(parts)
