@@ -17,6 +17,8 @@ class Metrics:
     decision_seconds: Histogram
     audit_batch_size: Histogram
     audit_failures: Counter
+    shadow_decisions: Counter
+    policy_reloads: Counter
 
     @classmethod
     def create(cls) -> Metrics:
@@ -31,5 +33,12 @@ class Metrics:
                 "clearance_audit_batch_size", "Entries per audit group commit", buckets=_BATCH_BUCKETS, registry=reg),
             audit_failures=Counter(
                 "clearance_audit_failures", "Decisions refused because the audit entry could not be committed",
+                registry=reg),
+            shadow_decisions=Counter(
+                "clearance_shadow_decisions",
+                "Decisions also evaluated by the shadow policy, by agreement (same, differs, error)",
+                ["agreement"], registry=reg),
+            policy_reloads=Counter(
+                "clearance_policy_reloads", "Policy reloads by outcome (accepted, refused)", ["outcome"],
                 registry=reg),
         )

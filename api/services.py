@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -29,6 +31,18 @@ class PolicyHolder:
 
     def __init__(self, policy: ActivePolicy) -> None:
         self.current = policy
+
+
+def build_policy(settings: Settings, directory: Path | None = None) -> ActivePolicy:
+    """The active policy from ``directory`` (default: the configured one) with the configured
+    engine: used at start-up and by every reload, so both build it the same way."""
+    return load_policy(directory or settings.policy_dir)
+
+
+def build_shadow(directory: Path) -> ActivePolicy:
+    """A shadow candidate always runs on the embedded engine: in-process, and an OPA server
+    holds one bundle at a time (the active one, when the engine is ``opa``)."""
+    return load_policy(directory)
 
 
 def resolve_database_url(settings: Settings) -> tuple[str, Any | None]:
@@ -56,6 +70,10 @@ class Services:
     metrics: Metrics
     embedded: Any | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # The candidate bundle evaluated beside the active one (CLEARANCE_SHADOW_POLICY_DIR).
+    shadow: PolicyHolder | None = None
+    # Serialises reloads (endpoint and SIGHUP): each one checks, records and swaps alone.
+    reload_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def db(self) -> Engine:
@@ -68,7 +86,8 @@ class Services:
         Raises ``BundleError``, ``SigningKeyError``, ``SchemaMismatch`` or ``AuditUnavailable``
         with a message that says what to do; the service does not start half-configured.
         """
-        policy = load_policy(settings.policy_dir)
+        policy = build_policy(settings)
+        shadow = build_shadow(settings.shadow_policy_dir) if settings.shadow_policy_dir else None
         key = load_key(settings)
         url, embedded = resolve_database_url(settings)
         store = AuditStore.from_url(url, pool_size=4)
@@ -87,6 +106,8 @@ class Services:
         ).start()
         log.info("policy %s loaded from %s; audit key %s; pid %d", policy.revision, settings.policy_dir,
                  key.key_id, os.getpid())
+        if shadow is not None:
+            log.info("shadow policy %s loaded from %s", shadow.revision, settings.shadow_policy_dir)
         return cls(
             settings=settings,
             policy=PolicyHolder(policy),
@@ -95,6 +116,7 @@ class Services:
             keys=KeyVerifier(store.engine, ttl=settings.apikey_cache_seconds),
             metrics=metrics,
             embedded=embedded,
+            shadow=PolicyHolder(shadow) if shadow is not None else None,
         )
 
     def close(self) -> None:

@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     signing_key: str | None = None
     policy_dir: Path = Field(default_factory=default_policy_dir)
     engine: Literal["regorus", "opa"] = "regorus"
+    # A candidate bundle evaluated beside the active one on live traffic (shadow mode): never
+    # changes an answer; each decision's audit entry records whether the candidate agreed.
+    shadow_policy_dir: Path | None = None
     opa_url: str | None = None
     home: Path = Path.home() / ".clearance"
     # Request bodies above this size are refused with 413 before they are parsed.
