@@ -54,3 +54,48 @@ def test_time_format_is_utc_with_microseconds() -> None:
     assert parse_time(text).tzinfo == UTC
     with pytest.raises(ValueError):
         format_time(datetime(2025, 1, 1))  # naive
+
+
+# --- precomputed members (audit.canonical.Canonical) ------------------------------------------
+
+import random as _random  # noqa: E402
+
+import rfc8785 as _rfc8785  # noqa: E402
+
+from audit.canonical import Canonical, canonical, canonical_bytes, plain  # noqa: E402
+
+
+def _random_json(rng: _random.Random, depth: int = 0) -> object:
+    kinds = ["int", "float", "str", "bool", "null"] + (["list", "dict"] if depth < 3 else [])
+    kind = rng.choice(kinds)
+    if kind == "int":
+        return rng.randint(-(2**53) + 1, 2**53 - 1)
+    if kind == "float":
+        return rng.choice([0.1, 4.5, 1e21, 1e-7, -0.0, 123.456, 30.0, rng.uniform(-1e6, 1e6)])
+    if kind == "str":
+        return "".join(rng.choice(["a", "Z", "é", "€", "😀", "\n", '"', "\\", "\u2028", "\x01"]) for _ in range(rng.randint(0, 8)))
+    if kind == "bool":
+        return rng.random() < 0.5
+    if kind == "null":
+        return None
+    if kind == "list":
+        return [_random_json(rng, depth + 1) for _ in range(rng.randint(0, 4))]
+    return {_random_key(rng): _random_json(rng, depth + 1) for _ in range(rng.randint(0, 5))}
+
+
+def _random_key(rng: _random.Random) -> str:
+    return "".join(rng.choice(["a", "b", "B", "_", "é", "€", "😀", "ﬀ", "1"]) for _ in range(rng.randint(1, 4)))
+
+
+def test_spliced_members_equal_rfc8785_of_the_whole_object() -> None:
+    rng = _random.Random(8785)
+    for _ in range(2000):
+        whole = {_random_key(rng): _random_json(rng) for _ in range(rng.randint(1, 8))}
+        spliced = {k: (canonical(v) if rng.random() < 0.5 else v) for k, v in whole.items()}
+        assert canonical_bytes(spliced) == _rfc8785.dumps(whole)
+        assert plain(spliced) == whole
+
+
+def test_canonical_member_is_used_as_given() -> None:
+    member = Canonical({"b": 1, "a": 2}, b'{"a":2,"b":1}')
+    assert canonical_bytes({"z": 1, "input": member}) == b'{"input":{"a":2,"b":1},"z":1}'
