@@ -16,6 +16,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from api.cli_audit import audit_app
 from api.settings import Settings
 
 app = typer.Typer(help="Clearance: which AI models may serve this workload — decided, signed and recorded.",
@@ -26,6 +27,7 @@ apikeys_app = typer.Typer(help="API keys of callers.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(apikeys_app, name="apikeys")
+app.add_typer(audit_app, name="audit")
 
 T = TypeVar("T")
 
@@ -140,7 +142,7 @@ def decide(
             receipt = services.writer.append(audit_fields(
                 kind="decision", policy_input=policy_input, result=result, app_id=request.app_id,
                 caller_key_id=None, policy_revision=policy.revision, engine=policy.engine.name,
-                context=request.context.model_dump(mode="json"),
+                context=request.context.model_dump(mode="json"), policy_git=policy.bundle.git,
             ))
         finally:
             services.close()

@@ -1,26 +1,364 @@
-"""Reading the trail for people: one decision with its verification status.
+"""Reading the trail for people: filtered pages, counts, and one decision with its status.
 
-Reads only; every answer is derived from the signed bytes, and a looked-up entry is verified
-(hash, signature, link to its predecessor, derived columns) before it is shown.
+Reads only. Filters and grouping use the queryable columns derived from the signed bytes
+(``audit/columns.py``) and their indexes; verification checks that those columns still agree
+with the signed bodies, so a query answer is as trustworthy as the last verification of its
+range. A looked-up decision is verified (hash, signature, link to its predecessor, derived
+columns) before it is shown.
+
+Order and paging
+    Pages are newest first by default. Rows are ordered by ``(recorded_at, seq)``, which is
+    chain (``seq``) order: ``recorded_at`` never goes backwards along the chain (verification
+    step 9), and using it lets PostgreSQL walk the ``(x, recorded_at)`` indexes and prune
+    monthly partitions. The cursor is an opaque token naming the last row of a page; the next
+    page starts strictly after it (keyset pagination), so entries appended meanwhile never
+    shift or repeat a page — they appear only on a fresh first page.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import uuid
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 import orjson
 from sqlalchemy import text
 
 from ._db import map_errors
+from .canonical import format_time, parse_time
 from .chain import StoredEntry
 from .store import AuditStore
 from .verify import VerificationResult, verify_database
 
+__all__ = [
+    "BUCKETS",
+    "GROUP_KEYS",
+    "MODEL_STATUSES",
+    "CursorError",
+    "EntryFilter",
+    "FoundEntry",
+    "Page",
+    "Stats",
+    "decode_cursor",
+    "encode_cursor",
+    "find_decision",
+    "query_entries",
+    "seq_bounds",
+    "stats",
+]
+
+Order = Literal["desc", "asc"]
+MODEL_STATUSES = ("cleared", "denied")
+BUCKETS = ("hour", "day", "week")
+MAX_LIMIT = 1000
+MAX_GROUPS = 10_000
+
+# group_by key -> (SQL expression, lateral unnest needed). Array columns count an entry once
+# under each value it holds (and once under null when it holds none).
+GROUP_KEYS: Mapping[str, tuple[str, str | None]] = {
+    "outcome": ("outcome", None),
+    "app": ("app_id", None),
+    "model": ("g_model.v", "models_allowed"),
+    "provenance": ("g_provenance.v", "provenances_allowed"),
+    "regulatory_tier": ("regulatory_tier", None),
+    "reason_code": ("g_reason_code.v", "reason_codes"),
+    "sector": ("sector", None),
+}
+
+SUMMARY_COLUMNS = (
+    "seq, recorded_at, decision_id, app_id, caller_key_id, outcome, policy_revision, engine, "
+    "regulatory_tier, sector, models_allowed, models_denied, reason_codes, provenances_allowed, "
+    "key_id, entry_hash"
+)
 SELECT_SEQ_BY_DECISION_SQL = text(
     "SELECT seq FROM audit_entries WHERE decision_id = :decision_id ORDER BY seq LIMIT 2"
 )
+# The denied routes of one model, with their reasons, read from the JSONB copy of the body.
+MODEL_DENIALS_SQL = (
+    "jsonb_path_query_array(body_json, '$.result.denied[*] ? (@.model == $m)', "
+    "jsonb_build_object('m', CAST(:model AS text)))"
+)
+
+
+class CursorError(ValueError):
+    """The paging cursor is not one this service handed out."""
+
+
+@dataclass(frozen=True)
+class EntryFilter:
+    """Which entries a query, a count or an export covers. ``None`` means "any".
+
+    :param start: ``recorded_at >= start`` (inclusive).
+    :param end: ``recorded_at < end`` (exclusive).
+    :param model: the model appears among the cleared or the denied routes; narrow with
+        ``model_status`` (``cleared`` or ``denied``).
+    :param reason_code: some denied route carries this reason code.
+    :param provenance: some cleared route has this provenance.
+    :param regulatory_tier, sector: of the workload (``input.workload``).
+    :param max_seq: only entries up to this seq (an export fixes it at its start).
+    """
+
+    start: datetime | None = None
+    end: datetime | None = None
+    app_id: str | None = None
+    model: str | None = None
+    model_status: str | None = None
+    outcome: str | None = None
+    reason_code: str | None = None
+    regulatory_tier: str | None = None
+    sector: str | None = None
+    provenance: str | None = None
+    policy_revision: str | None = None
+    decision_id: uuid.UUID | None = None
+    max_seq: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.model_status is not None and self.model_status not in MODEL_STATUSES:
+            raise ValueError(f"model_status must be one of {MODEL_STATUSES}")
+        if self.model_status is not None and self.model is None:
+            raise ValueError("model_status needs a model")
+        for name in ("start", "end"):
+            moment = getattr(self, name)
+            if moment is not None and moment.tzinfo is None:
+                raise ValueError(f"{name} must be timezone-aware")
+
+    def describe(self) -> dict[str, Any]:
+        """The filters that are set, JSON-ready (for manifests and logs)."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            out[f.name] = format_time(value) if isinstance(value, datetime) else str(value)
+        return out
+
+    def sql(self) -> tuple[list[str], dict[str, Any]]:
+        """WHERE conditions (joined with AND) and their bound parameters."""
+        where: list[str] = []
+        params: dict[str, Any] = {}
+        scalar = {
+            "app_id": self.app_id,
+            "outcome": self.outcome,
+            "regulatory_tier": self.regulatory_tier,
+            "sector": self.sector,
+            "policy_revision": self.policy_revision,
+            "decision_id": self.decision_id,
+        }
+        for column, value in scalar.items():
+            if value is not None:
+                where.append(f"{column} = :f_{column}")
+                params[f"f_{column}"] = value
+        if self.start is not None:
+            where.append("recorded_at >= :f_start")
+            params["f_start"] = self.start
+        if self.end is not None:
+            where.append("recorded_at < :f_end")
+            params["f_end"] = self.end
+        if self.max_seq is not None:
+            where.append("seq <= :f_max_seq")
+            params["f_max_seq"] = self.max_seq
+        if self.model is not None:
+            params["f_model"] = [self.model]
+            if self.model_status == "cleared":
+                where.append("models_allowed @> CAST(:f_model AS text[])")
+            elif self.model_status == "denied":
+                where.append("models_denied @> CAST(:f_model AS text[])")
+            else:
+                where.append(
+                    "(models_allowed @> CAST(:f_model AS text[]) "
+                    "OR models_denied @> CAST(:f_model AS text[]))"
+                )
+        if self.reason_code is not None:
+            where.append("reason_codes @> CAST(:f_reason_code AS text[])")
+            params["f_reason_code"] = [self.reason_code]
+        if self.provenance is not None:
+            where.append("provenances_allowed @> CAST(:f_provenance AS text[])")
+            params["f_provenance"] = [self.provenance]
+        return where, params
+
+
+# -- cursors ----------------------------------------------------------------------------------
+
+
+def encode_cursor(seq: int, recorded_at: datetime) -> str:
+    """An opaque token for "after the row (recorded_at, seq)" (URL-safe base64)."""
+    raw = orjson.dumps([seq, format_time(recorded_at)])
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def decode_cursor(token: str) -> tuple[int, datetime]:
+    """Inverse of :func:`encode_cursor`; :class:`CursorError` for anything else."""
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        seq, moment = orjson.loads(raw)
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1 or seq >= 2**63:
+            raise ValueError("bad seq")
+        return seq, parse_time(moment)
+    except (binascii.Error, ValueError, TypeError, orjson.JSONDecodeError):
+        raise CursorError("the cursor is malformed; pass back next_cursor exactly") from None
+
+
+# -- pages ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"items": self.items, "next_cursor": self.next_cursor}
+
+
+def query_entries(
+    store: AuditStore,
+    filt: EntryFilter,
+    *,
+    limit: int = 50,
+    cursor: str | None = None,
+    order: Order = "desc",
+) -> Page:
+    """One page of entry summaries matching ``filt``; ``next_cursor`` is None on the last page.
+
+    Raises :class:`CursorError` for a malformed cursor and
+    :class:`~audit.errors.AuditUnavailable` if the database cannot be read.
+    """
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValueError(f"limit must be between 1 and {MAX_LIMIT}")
+    where, params = filt.sql()
+    direction = "DESC" if order == "desc" else "ASC"
+    if cursor is not None:
+        after_seq, after_at = decode_cursor(cursor)
+        where.append(f"(recorded_at, seq) {'<' if order == 'desc' else '>'} (:c_at, :c_seq)")
+        params.update(c_at=after_at, c_seq=after_seq)
+    extra = ""
+    if filt.model is not None:
+        extra = f", {MODEL_DENIALS_SQL} AS model_denials"
+        params["model"] = filt.model
+    sql = (
+        f"SELECT {SUMMARY_COLUMNS}{extra} FROM audit_entries"
+        f"{' WHERE ' + ' AND '.join(where) if where else ''} "
+        f"ORDER BY recorded_at {direction}, seq {direction} LIMIT :limit"
+    )
+    params["limit"] = limit + 1  # one more tells whether there is a next page
+    with map_errors("querying the audit trail"), store.engine.connect() as conn:
+        rows = conn.execute(text(sql), params).mappings().all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    items = [_summary(row) for row in rows]
+    next_cursor = encode_cursor(rows[-1]["seq"], rows[-1]["recorded_at"]) if more else None
+    return Page(items=items, next_cursor=next_cursor)
+
+
+def _summary(row: Mapping[str, Any]) -> dict[str, Any]:
+    item = {
+        "seq": row["seq"],
+        "recorded_at": format_time(row["recorded_at"]),
+        "decision_id": str(row["decision_id"]) if row["decision_id"] is not None else None,
+        "app_id": row["app_id"],
+        "caller_key_id": row["caller_key_id"],
+        "outcome": row["outcome"],
+        "policy_revision": row["policy_revision"],
+        "engine": row["engine"],
+        "regulatory_tier": row["regulatory_tier"],
+        "sector": row["sector"],
+        "models_allowed": list(row["models_allowed"]),
+        "models_denied": list(row["models_denied"]),
+        "reason_codes": list(row["reason_codes"]),
+        "provenances_allowed": list(row["provenances_allowed"]),
+        "key_id": row["key_id"],
+        "entry_hash": bytes(row["entry_hash"]).hex(),
+    }
+    if "model_denials" in row:
+        item["model_denials"] = row["model_denials"] or []
+    return item
+
+
+# -- stats ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stats:
+    group_by: list[str]
+    bucket: str | None
+    total: int
+    groups: list[dict[str, Any]] = field(default_factory=list)
+    truncated: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "group_by": self.group_by,
+            "bucket": self.bucket,
+            "total": self.total,
+            "groups": self.groups,
+            "truncated": self.truncated,
+        }
+
+
+def stats(
+    store: AuditStore,
+    filt: EntryFilter,
+    *,
+    group_by: Sequence[str] = (),
+    bucket: str | None = None,
+) -> Stats:
+    """Counts of entries matching ``filt`` per group (and per UTC hour/day/ISO week).
+
+    ``total`` counts entries; with an array key (``model`` = cleared models, ``provenance`` of
+    cleared models, ``reason_code``) an entry counts once under each of its values, so the
+    groups can add up to more than ``total``. At most ``MAX_GROUPS`` groups are returned
+    (``truncated`` says when more exist).
+    """
+    unknown = [key for key in group_by if key not in GROUP_KEYS]
+    if unknown:
+        raise ValueError(f"cannot group by {unknown}; choose from {sorted(GROUP_KEYS)}")
+    if len(set(group_by)) != len(group_by):
+        raise ValueError("group_by names a key twice")
+    if bucket is not None and bucket not in BUCKETS:
+        raise ValueError(f"bucket must be one of {BUCKETS}")
+    where, params = filt.sql()
+    where_sql = f" WHERE {' AND '.join(where)}" if where else ""
+    selects: list[str] = []
+    joins: list[str] = []
+    names: list[str] = []
+    if bucket is not None:
+        # date_trunc in UTC; 'week' starts on Monday (ISO 8601).
+        selects.append(f"date_trunc('{bucket}', recorded_at AT TIME ZONE 'UTC') AS bucket")
+        names.append("bucket")
+    for key in group_by:
+        expression, array = GROUP_KEYS[key]
+        if array is not None:
+            joins.append(f" LEFT JOIN LATERAL unnest({array}) AS g_{key}(v) ON true")
+        selects.append(f"{expression} AS {key}")
+        names.append(key)
+    positions = ", ".join(str(i + 1) for i in range(len(names)))
+    grouped = (
+        f"SELECT {', '.join([*selects, 'count(*) AS count'])} FROM audit_entries"
+        f"{''.join(joins)}{where_sql}"
+        + (f" GROUP BY {positions} ORDER BY {positions}" if names else "")
+        + f" LIMIT {MAX_GROUPS + 1}"
+    )
+    with map_errors("counting audit entries"), store.engine.connect() as conn:
+        total = int(conn.execute(text(f"SELECT count(*) FROM audit_entries{where_sql}"), params)
+                    .scalar_one())
+        rows = conn.execute(text(grouped), params).mappings().all() if names else []
+    groups = []
+    for row in rows[:MAX_GROUPS]:
+        group = dict(row)
+        if "bucket" in group:
+            group["bucket"] = format_time(group["bucket"].replace(tzinfo=UTC))
+        groups.append(group)
+    if not names:
+        groups = [{"count": total}]
+    return Stats(group_by=list(group_by), bucket=bucket, total=total, groups=groups,
+                 truncated=len(rows) > MAX_GROUPS)
+
+
+# -- one decision -----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -29,6 +367,22 @@ class FoundEntry:
     document: dict[str, Any]
     verification: VerificationResult
     duplicates: bool  # the same decision id under two seqs: itself a finding
+
+    def status(self) -> dict[str, str]:
+        """Plain words for people: ``signature`` and ``link`` (to the predecessor) are
+        ``valid``, ``invalid`` or ``not checked`` (verification stopped before them)."""
+        if self.verification.valid:
+            return {"signature": "valid", "link": "valid", "overall": "valid"}
+        check = self.verification.check
+        if (self.verification.first_bad_seq or 0) < self.entry.seq:  # the predecessor is bad
+            return {"signature": "not checked", "link": "invalid", "overall": "invalid"}
+        link_checks = ("link", "missing", "duplicate", "seq", "prev_hash")
+        before_link = ("body", "key_id", *link_checks)
+        link = "invalid" if check in link_checks else (
+            "not checked" if check in before_link else "valid")
+        signature = "invalid" if check in ("signature", "unknown_key", "entry_hash") else (
+            "not checked" if check in before_link else "valid")
+        return {"signature": signature, "link": link, "overall": "invalid"}
 
 
 def find_decision(store: AuditStore, decision_id: str) -> FoundEntry | None:
@@ -47,3 +401,14 @@ def find_decision(store: AuditStore, decision_id: str) -> FoundEntry | None:
     verification = verify_database(store, from_seq=seq, to_seq=seq)
     return FoundEntry(entry=entry, document=orjson.loads(entry.body), verification=verification,
                       duplicates=len(seqs) > 1)
+
+
+def seq_bounds(store: AuditStore, filt: EntryFilter) -> tuple[int | None, int | None]:
+    """The smallest and largest seq among entries matching ``filt`` (None, None if none)."""
+    where, params = filt.sql()
+    where_sql = f" WHERE {' AND '.join(where)}" if where else ""
+    with map_errors("reading the seq range"), store.engine.connect() as conn:
+        low, high = conn.execute(
+            text(f"SELECT min(seq), max(seq) FROM audit_entries{where_sql}"), params
+        ).one()
+    return low, high

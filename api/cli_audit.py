@@ -1,0 +1,296 @@
+"""``clearance audit query|stats|verify|export``: the compliance officer's command line.
+
+The filter options are those of the HTTP API (validated by the same pydantic model,
+``api.routers.audit.AuditFilters``). ``verify --pack DIR`` and ``verify`` of a database are
+the only two commands that judge the trail; both exit 1 when it does not verify.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from api.settings import Settings
+
+audit_app = typer.Typer(help="Search, count, export and verify the signed audit trail.",
+                        no_args_is_help=True)
+
+# The same filters as GET /v1/audit/decisions, one option each.
+From = Annotated[str | None, typer.Option("--from", help="Recorded at or after (RFC 3339).")]
+To = Annotated[str | None, typer.Option("--to", help="Recorded before (RFC 3339, exclusive).")]
+AppId = Annotated[str | None, typer.Option("--app-id", help="The app that asked.")]
+Model = Annotated[str | None, typer.Option("--model", help="A model among cleared or denied routes.")]
+ModelStatus = Annotated[str | None, typer.Option("--model-status", help="With --model: cleared or denied.")]
+Outcome = Annotated[str | None, typer.Option("--outcome", help="allow or deny.")]
+ReasonCode = Annotated[str | None, typer.Option("--reason-code", help="A denied route carries this code.")]
+Tier = Annotated[str | None, typer.Option("--regulatory-tier", help="minimal, standard, regulated, critical.")]
+SectorOpt = Annotated[str | None, typer.Option("--sector", help="The workload's sector.")]
+ProvenanceOpt = Annotated[str | None, typer.Option("--provenance", help="Provenance of a cleared model.")]
+Revision = Annotated[str | None, typer.Option("--policy-revision", help="sha256:… of the policy bundle.")]
+DecisionId = Annotated[str | None, typer.Option("--decision-id", help="One decision's UUID.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+
+# api.cli registers this sub-app, so its helpers are imported when used, not at import time.
+def _fail(message: str, code: int = 1) -> None:
+    from api.cli import _fail as fail
+
+    fail(message, code)
+
+
+def _clean_errors() -> Any:
+    from api.cli import _clean_errors as clean
+
+    return clean()
+
+
+def _database(settings: Settings) -> Any:
+    from api.cli import _database as database
+
+    return database(settings)
+
+
+_OPTION_OF = {"from": "--from", "from_": "--from", "to": "--to", "app_id": "--app-id",
+              "model": "--model", "model_status": "--model-status", "outcome": "--outcome",
+              "reason_code": "--reason-code", "regulatory_tier": "--regulatory-tier",
+              "sector": "--sector", "provenance": "--provenance",
+              "policy_revision": "--policy-revision", "decision_id": "--decision-id",
+              "group_by": "--group-by", "bucket": "--bucket", "limit": "--limit",
+              "order": "--order", "format": "--format", "cursor": "--cursor"}
+
+
+def _validated(model: Any, values: dict[str, Any]) -> Any:
+    """Validate options with the API's model; a bad value exits 2 naming the option."""
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate({k: v for k, v in values.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{_OPTION_OF.get(str(e['loc'][0]) if e['loc'] else '', str(e['loc']))}: {e['msg']}"
+            for e in exc.errors())
+        _fail(f"invalid option: {problems}", 2)
+        raise  # unreachable: _fail exits
+
+
+@contextmanager
+def _store() -> Iterator[Any]:
+    from audit import AuditStore
+
+    with _clean_errors(), _database(Settings()) as url:
+        store = AuditStore.from_url(url, pool_size=1)
+        try:
+            yield store
+        finally:
+            store.dispose()
+
+
+def _filter_values(**options: Any) -> dict[str, Any]:
+    values = dict(options)
+    values["from"] = values.pop("from_")
+    return values
+
+
+@audit_app.command("query")
+def query(
+    from_: From = None, to: To = None, app_id: AppId = None, model: Model = None,
+    model_status: ModelStatus = None, outcome: Outcome = None, reason_code: ReasonCode = None,
+    regulatory_tier: Tier = None, sector: SectorOpt = None, provenance: ProvenanceOpt = None,
+    policy_revision: Revision = None, decision_id: DecisionId = None,
+    limit: Annotated[int, typer.Option(help="Entries per page (1-1000).")] = 50,
+    cursor: Annotated[str | None, typer.Option(help="next_cursor of the previous page.")] = None,
+    order: Annotated[str, typer.Option(help="desc (newest first) or asc.")] = "desc",
+    all_pages: Annotated[bool, typer.Option("--all", help="Follow next_cursor to the end.")] = False,
+    as_json: AsJson = False,
+) -> None:
+    """Find recorded decisions (newest first), one page at a time or --all."""
+    from api.routers.audit import DecisionsQuery
+    from audit.queries import CursorError, query_entries
+
+    params = _validated(DecisionsQuery, {**_filter_values(
+        from_=from_, to=to, app_id=app_id, model=model, model_status=model_status,
+        outcome=outcome, reason_code=reason_code, regulatory_tier=regulatory_tier,
+        sector=sector, provenance=provenance, policy_revision=policy_revision,
+        decision_id=decision_id), "limit": limit, "cursor": cursor, "order": order})
+    with _store() as store:
+        next_cursor = params.cursor
+        while True:
+            try:
+                page = query_entries(store, params.entry_filter(), limit=params.limit,
+                                     cursor=next_cursor, order=params.order)
+            except CursorError as exc:
+                _fail(f"invalid option: --cursor: {exc}", 2)
+            if as_json and not all_pages:
+                typer.echo(json.dumps(page.to_dict(), indent=2))
+            elif as_json:
+                for item in page.items:
+                    typer.echo(json.dumps(item))
+            else:
+                for item in page.items:
+                    typer.echo(_line(item))
+            next_cursor = page.next_cursor
+            if not all_pages or next_cursor is None:
+                break
+    if not as_json and next_cursor is not None and not all_pages:
+        typer.echo(f"next page: --cursor {next_cursor}", err=True)
+
+
+def _line(item: dict[str, Any]) -> str:
+    cleared = ",".join(item["models_allowed"]) or "-"
+    codes = ",".join(item["reason_codes"]) or "-"
+    return (f"{item['seq']:>8}  {item['recorded_at']}  {item['decision_id']}  "
+            f"{item['app_id'] or '-':<20} {item['outcome'] or '-':<5} "
+            f"{item['regulatory_tier'] or '-':<9} {item['sector'] or '-':<18} "
+            f"cleared={cleared}  reasons={codes}")
+
+
+@audit_app.command("stats")
+def stats_command(
+    from_: From = None, to: To = None, app_id: AppId = None, model: Model = None,
+    model_status: ModelStatus = None, outcome: Outcome = None, reason_code: ReasonCode = None,
+    regulatory_tier: Tier = None, sector: SectorOpt = None, provenance: ProvenanceOpt = None,
+    policy_revision: Revision = None, decision_id: DecisionId = None,
+    group_by: Annotated[str | None, typer.Option(
+        "--group-by", help="Comma-separated: outcome, app, model, provenance, regulatory_tier, "
+        "reason_code, sector.")] = None,
+    bucket: Annotated[str | None, typer.Option(help="hour, day or week (UTC).")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Count recorded decisions, grouped and per time bucket."""
+    from api.routers.audit import StatsQuery
+    from audit.queries import stats
+
+    params = _validated(StatsQuery, {**_filter_values(
+        from_=from_, to=to, app_id=app_id, model=model, model_status=model_status,
+        outcome=outcome, reason_code=reason_code, regulatory_tier=regulatory_tier,
+        sector=sector, provenance=provenance, policy_revision=policy_revision,
+        decision_id=decision_id), "group_by": group_by, "bucket": bucket})
+    with _store() as store:
+        result = stats(store, params.entry_filter(), group_by=list(params.group_by),
+                       bucket=params.bucket)
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    keys = (["bucket"] if result.bucket else []) + result.group_by
+    for group in result.groups:
+        label = "  ".join(f"{k}={group.get(k) if group.get(k) is not None else '-'}" for k in keys)
+        typer.echo(f"{group['count']:>10}  {label}".rstrip())
+    typer.echo(f"{result.total:>10}  total", err=not keys)
+    if result.truncated:
+        typer.echo("(more groups than shown: narrow the filters or use a coarser bucket)", err=True)
+
+
+@contextmanager
+def _progress(label: str, enabled: bool) -> Iterator[Any]:
+    """A rich progress bar on stderr; the callback has verification's (done, total) shape."""
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int | None) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+@audit_app.command("verify")
+def verify(
+    from_seq: Annotated[int, typer.Option("--from-seq", min=1, help="First seq to verify.")] = 1,
+    to_seq: Annotated[int | None, typer.Option("--to-seq", min=1, help="Last seq (default: the end).")] = None,
+    checkpoint: Annotated[list[Path] | None, typer.Option(
+        "--checkpoint", help="A checkpoint file kept outside the database (repeatable).")] = None,
+    pubkey: Annotated[Path | None, typer.Option(
+        "--pubkey", help="Trusted public keys: an exported keyring (JSON) or PEM public key(s).")] = None,
+    pack: Annotated[Path | None, typer.Option(
+        "--pack", help="Verify this evidence pack offline (no database).")] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
+    as_json: AsJson = False,
+) -> None:
+    """Recompute every hash, signature, link and checkpoint; exit 1 if anything is wrong."""
+    from audit.export import load_trusted_keys, verify_pack
+
+    with _clean_errors():
+        keyring = load_trusted_keys(pubkey) if pubkey is not None else None
+        if pack is not None:
+            if to_seq is not None or from_seq != 1 or checkpoint:
+                _fail("--pack verifies the whole pack; --from-seq/--to-seq/--checkpoint do not apply", 2)
+            with _progress("verifying pack", progress and not as_json) as update:
+                verdict = verify_pack(pack, keyring=keyring, progress=update)
+            answer = verdict.to_dict()
+            if verdict.keys_source == "pack" and not as_json:
+                typer.echo("note: trusting the pack's own keys.json; pass --pubkey with the "
+                           "published keys to rule out a re-signed pack", err=True)
+        else:
+            if to_seq is not None and to_seq < from_seq:
+                _fail("--to-seq must not be below --from-seq", 2)
+            from audit import verify_database
+
+            with _store() as store, _progress("verifying", progress and not as_json) as update:
+                answer = verify_database(store, from_seq=from_seq, to_seq=to_seq, keyring=keyring,
+                                         checkpoint_files=checkpoint or (), progress=update).to_dict()
+    if as_json:
+        typer.echo(json.dumps(answer, indent=2))
+    elif answer["valid"]:
+        typer.echo(f"valid: {answer['checked']} entries (seq {answer['from_seq']}..{answer['to_seq']}), "
+                   f"{answer['checkpoints_checked']} checkpoint(s)")
+    else:
+        typer.echo(f"INVALID at seq {answer['first_bad_seq']} ({answer['check']}): {answer['reason']}\n"
+                   f"{answer['checked']} entries verified before it")
+    if not answer["valid"]:
+        raise typer.Exit(1)
+
+
+@audit_app.command("export")
+def export(
+    from_: From = None, to: To = None, app_id: AppId = None, model: Model = None,
+    model_status: ModelStatus = None, outcome: Outcome = None, reason_code: ReasonCode = None,
+    regulatory_tier: Tier = None, sector: SectorOpt = None, provenance: ProvenanceOpt = None,
+    policy_revision: Revision = None, decision_id: DecisionId = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Write an evidence pack to this new directory (only --from/--to apply).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="jsonl or csv (to stdout).")] = "jsonl",
+    progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr (packs).")] = True,
+) -> None:
+    """Export matching entries to stdout (JSONL/CSV), or an evidence pack with --out DIR."""
+    from api.routers.audit import ExportQuery
+    from audit.export import stream_csv, stream_jsonl, write_pack
+
+    values = _filter_values(
+        from_=from_, to=to, app_id=app_id, model=model, model_status=model_status,
+        outcome=outcome, reason_code=reason_code, regulatory_tier=regulatory_tier,
+        sector=sector, provenance=provenance, policy_revision=policy_revision,
+        decision_id=decision_id)
+    params = _validated(ExportQuery, {**values, "format": fmt})
+    if out is not None:
+        narrowing = sorted(_OPTION_OF[k] for k, v in values.items() if v is not None and k not in ("from", "to"))
+        if narrowing:
+            _fail(f"an evidence pack holds every entry of its time range so that the chain verifies; "
+                  f"{', '.join(narrowing)} cannot narrow it (use `clearance audit export` without "
+                  "--out, or `audit query`, for a filtered list)", 2)
+        with _store() as store, _progress("exporting", progress) as update:
+            manifest = write_pack(store, out, start=params.from_, end=params.to, progress=update)
+        typer.echo(f"evidence pack {out}: {manifest['entries']} entries, seq "
+                   f"{manifest['first_seq']}..{manifest['last_seq']}, "
+                   f"{manifest['checkpoints']} checkpoint(s)"
+                   + ("" if manifest["tail_checkpoint_seq"] else
+                      "; no checkpoint covers its end yet (sign one and export again to seal it)"),
+                   err=True)
+        return
+    with _store() as store:
+        stream = stream_csv if params.format == "csv" else stream_jsonl
+        output = typer.get_binary_stream("stdout")
+        for chunk in stream(store, params.entry_filter()):
+            output.write(chunk)
+        output.flush()
