@@ -6,9 +6,12 @@ request, the caller and the decision id. Nothing here reads a clock, a global or
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Literal
 
+import orjson
 import uuid_utils
 from pydantic import BaseModel, ConfigDict
 
@@ -60,19 +63,73 @@ class Caller:
     role: str | None
 
 
-@dataclass(frozen=True)
+class DecisionBody(BaseModel):
+    """What the engine answers: a decision without its id and revision."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    outcome: Literal["allow", "deny"]
+    allowed: list[ClearedRoute]
+    denied: list[DeniedRoute]
+
+
+@dataclass(frozen=True, eq=False)
 class ActivePolicy:
-    """A bundle and the engine compiled from it: the unit that a reload swaps as a whole."""
+    """A bundle and the engine compiled from it: the unit that a reload swaps as a whole.
+
+    Evaluation is memoised: a decision is a pure function of the bundle and the input (the
+    determinism the tests pin), and apps ask the same few questions over and over. The cache
+    lives and dies with this object, so a reload starts empty. Cached answers are shared:
+    callers must not mutate them.
+    """
 
     bundle: Bundle
     engine: Engine
+    cache_size: int = 4096
+    _cached: Callable[[bytes], dict[str, Any]] = field(init=False, repr=False)
+    _apps: dict[str, dict[str, Any]] = field(init=False, repr=False)
+    _routes: int = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_cached", lru_cache(maxsize=self.cache_size)(self._evaluate_key))
+        object.__setattr__(self, "_apps", {a.id: a.model_dump(mode="json") for a in self.bundle.catalog.apps})
+        object.__setattr__(self, "_routes", sum(len(m.deployments) for m in self.bundle.catalog.models))
 
     @property
     def revision(self) -> str:
         return self.bundle.revision
 
     def route_count(self) -> int:
-        return sum(len(m.deployments) for m in self.bundle.catalog.models)
+        return self._routes
+
+    def app_record(self, app_id: str) -> dict[str, Any]:
+        """The app's entitlements as the policy input carries them (shared: do not mutate)."""
+        record = self._apps.get(app_id)
+        if record is None:
+            raise UnknownApp(app_id)
+        return record
+
+    def evaluate(self, policy_input: dict[str, Any]) -> dict[str, Any]:
+        """``{"outcome", "allowed", "denied"}`` for this input, checked; fails closed with
+        ``EvaluationError``. The answer may be shared with other callers: do not mutate it."""
+        return self._cached(orjson.dumps(policy_input, option=orjson.OPT_SORT_KEYS))
+
+    def cache_info(self) -> Any:
+        return self._cached.cache_info()  # type: ignore[attr-defined]
+
+    def _evaluate_key(self, key: bytes) -> dict[str, Any]:
+        policy_input = orjson.loads(key)
+        _check_shape(policy_input)
+        raw = self.engine.evaluate(policy_input)
+        try:
+            body = DecisionBody.model_validate(raw)
+        except ValueError as exc:
+            raise EvaluationError(f"the policy answered an invalid decision: {exc}") from None
+        # Fail closed on a policy bug that loses or repeats a route.
+        if len(body.allowed) + len(body.denied) != self._routes:
+            raise EvaluationError(
+                f"the policy answered {len(body.allowed) + len(body.denied)} routes, the catalog has {self._routes}"
+            )
+        return body.model_dump(mode="json")
 
 
 def build_input(bundle: Bundle, request: DecisionRequest, caller: Caller | None) -> dict[str, Any]:
@@ -80,8 +137,12 @@ def build_input(bundle: Bundle, request: DecisionRequest, caller: Caller | None)
     app = bundle.catalog.app(request.app_id)
     if app is None:
         raise UnknownApp(request.app_id)
+    return _input(app.model_dump(mode="json"), request, caller)
+
+
+def _input(app: dict[str, Any], request: DecisionRequest, caller: Caller | None) -> dict[str, Any]:
     return {
-        "app": app.model_dump(mode="json"),
+        "app": app,
         "workload": request.workload.model_dump(mode="json"),
         "caller": {"key_id": caller.key_id, "role": caller.role} if caller else {"key_id": None, "role": None},
     }
@@ -109,25 +170,25 @@ def evaluate_input(
     policy: ActivePolicy, policy_input: dict[str, Any], *, decision_id: str
 ) -> Decision:
     """Evaluate an already-built input (also used to replay recorded inputs)."""
-    _check_shape(policy_input)
-    raw = policy.engine.evaluate(policy_input)
-    try:
-        decision = Decision(
-            decision_id=decision_id,
-            outcome=raw["outcome"],
-            allowed=raw["allowed"],
-            denied=raw["denied"],
-            policy_revision=policy.revision,
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise EvaluationError(f"the policy answered an invalid decision: {exc}") from None
-    # Fail closed on a policy bug that loses or repeats a route.
-    if len(decision.allowed) + len(decision.denied) != policy.route_count():
-        raise EvaluationError(
-            f"the policy answered {len(decision.allowed) + len(decision.denied)} routes, "
-            f"the catalog has {policy.route_count()}"
-        )
-    return decision
+    return Decision.model_validate(_result(policy, policy_input, decision_id))
+
+
+def _result(policy: ActivePolicy, policy_input: dict[str, Any], decision_id: str) -> dict[str, Any]:
+    raw = policy.evaluate(policy_input)
+    return {"decision_id": decision_id, **raw, "policy_revision": policy.revision}
+
+
+def decide_plain(
+    policy: ActivePolicy,
+    request: DecisionRequest,
+    *,
+    caller: Caller | None = None,
+    decision_id: str | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The hot path of :func:`decide`: the input and the decision as plain JSON-ready dicts,
+    without building models again (the engine's answer was validated when it was cached)."""
+    policy_input = _input(policy.app_record(request.app_id), request, caller)
+    return policy_input, _result(policy, policy_input, decision_id or new_decision_id())
 
 
 def decide(
@@ -138,5 +199,5 @@ def decide(
     decision_id: str | None = None,
 ) -> tuple[dict[str, Any], Decision]:
     """Decide one request; returns the policy input (for the audit entry) and the decision."""
-    policy_input = build_input(policy.bundle, request, caller)
-    return policy_input, evaluate_input(policy, policy_input, decision_id=decision_id or new_decision_id())
+    policy_input, result = decide_plain(policy, request, caller=caller, decision_id=decision_id)
+    return policy_input, Decision.model_validate(result)
