@@ -36,7 +36,8 @@ class PolicyHolder:
 def build_policy(settings: Settings, directory: Path | None = None) -> ActivePolicy:
     """The active policy from ``directory`` (default: the configured one) with the configured
     engine: used at start-up and by every reload, so both build it the same way."""
-    return load_policy(directory or settings.policy_dir)
+    return load_policy(directory or settings.policy_dir, engine=settings.engine, opa_url=settings.opa_url,
+                       opa_timeout=settings.opa_timeout_seconds, opa_replace=settings.opa_replace)
 
 
 def build_shadow(directory: Path) -> ActivePolicy:

@@ -30,6 +30,11 @@ class Settings(BaseSettings):
     # changes an answer; each decision's audit entry records whether the candidate agreed.
     shadow_policy_dir: Path | None = None
     opa_url: str | None = None
+    # Engine opa: seconds allowed for each of connecting to OPA and reading its answer, per decision.
+    opa_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    # Engine opa: take over an OPA that holds another Clearance revision (delete its modules)
+    # instead of refusing to start. Only for an OPA this instance alone uses (docs/engines.md).
+    opa_replace: bool = False
     home: Path = Path.home() / ".clearance"
     # Request bodies above this size are refused with 413 before they are parsed.
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)

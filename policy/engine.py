@@ -9,24 +9,32 @@ The RVM stops a decision after 25,000 instructions (fixed in regorus 0.13, not s
 Python); the reference pack uses about half of that on its largest decisions with 17 models.
 A decision that hits the limit is evaluated again by regorus' tree-walking interpreter, which
 has no such limit and gives the same answers (pinned by tests/policy/test_rego.py), only slower.
+
+``make_engine`` chooses between it and ``policy.opa.OpaEngine`` (an OPA server over HTTP).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import orjson
 import regorus
 
 from policy.bundle import Bundle
-from policy.errors import BundleError, EvaluationError, from_engine_message
+from policy.errors import BundleError, ClearanceError, EvaluationError, from_engine_message
 
 ENTRY_POINT = "data.clearance.decision"
 _UNDEFINED = "<undefined>"
 _INSTRUCTION_LIMIT = "maximum instruction limit"
 log = logging.getLogger("clearance.policy")
+EngineName = Literal["regorus", "opa"]
+OPA_TIMEOUT = 2.0  # seconds, per decision through OPA (connect and read each)
+
+
+class EngineConfigError(ClearanceError):
+    """The engine settings cannot work (an unknown engine, ``opa`` without a URL)."""
 
 
 class Engine(Protocol):
@@ -110,3 +118,27 @@ def _located(bundle: Bundle, message: str, default_file: str) -> Any:
     if err.file in bundle.modules:
         return type(err)((bundle.root / err.file).as_posix(), err.line, err.code, err.message)
     return err
+
+
+def make_engine(
+    bundle: Bundle,
+    *,
+    name: EngineName = "regorus",
+    opa_url: str | None = None,
+    timeout: float = OPA_TIMEOUT,
+    replace: bool = False,
+) -> Engine:
+    """The engine ``name`` for ``bundle``: embedded regorus, or the OPA server at ``opa_url``,
+    which gets the bundle pushed now. ``timeout`` bounds each decision's connect and read;
+    ``replace`` lets the bundle take over an OPA holding another Clearance revision."""
+    if name == "regorus":
+        return RegorusEngine(bundle)
+    if name == "opa":
+        if not opa_url:
+            raise EngineConfigError(
+                "CLEARANCE_ENGINE=opa needs CLEARANCE_OPA_URL, the OPA server's http(s)://host:port"
+            )
+        from policy.opa import OpaEngine  # imported on use: opa-python-client loads aiohttp (~0.1 s)
+
+        return OpaEngine(bundle, url=opa_url, timeout=timeout, replace=replace)
+    raise EngineConfigError(f"unknown engine {name!r}: CLEARANCE_ENGINE is regorus (default) or opa")
