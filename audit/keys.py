@@ -167,12 +167,29 @@ class KeyRegistry(Protocol):
 
 
 class Keyring(Mapping[str, PublicKey]):
-    """Public keys by key id; what a verifier trusts."""
+    """Public keys by key id; what a verifier trusts.
 
-    def __init__(self, keys: Iterable[PublicKey] = ()) -> None:
+    ``rejected`` names key ids whose stored public key was refused (its fingerprint is not the
+    id: the keys table was altered); they are not trusted, and verification says why.
+    """
+
+    def __init__(self, keys: Iterable[PublicKey] = (), *, rejected: Mapping[str, str] | None = None) -> None:
         self._keys: dict[str, PublicKey] = {}
         for key in keys:
             self._keys[key.key_id] = key
+        self.rejected: dict[str, str] = dict(rejected or {})
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[tuple[str, bytes, datetime | None]]) -> Keyring:
+        """Build from stored ``(key_id, raw public key, created_at)`` rows, refusing (not
+        raising on) a row whose public key is not the one its id names."""
+        keys, rejected = [], {}
+        for key_id, raw, created_at in rows:
+            try:
+                keys.append(PublicKey(key_id=key_id, raw=bytes(raw), created_at=created_at))
+            except SigningKeyError as exc:
+                rejected[key_id] = str(exc)
+        return cls(keys, rejected=rejected)
 
     def __getitem__(self, key_id: str) -> PublicKey:
         return self._keys[key_id]

@@ -215,14 +215,17 @@ class AuditStore:
             conn.commit()
 
     def list_keys(self) -> list[PublicKey]:
-        """Every public key registered, oldest first."""
-        with self._connection("listing signing keys") as conn:
-            rows = conn.execute(SELECT_KEYS_SQL).fetchall()
-        return [PublicKey(key_id=r[0], raw=bytes(r[1]), created_at=r[2]) for r in rows]
+        """Every valid public key registered, oldest first (a row whose public key is not the
+        one its id names — an altered table — is left out and logged)."""
+        return list(self.keyring().values())
 
     def keyring(self) -> Keyring:
         """The registered public keys as a :class:`Keyring` (trusts the database)."""
-        return Keyring(self.list_keys())
+        with self._connection("listing signing keys") as conn:
+            keyring = Keyring.from_rows(conn.execute(SELECT_KEYS_SQL).fetchall())
+        for key_id, why in keyring.rejected.items():
+            log.error("audit_signing_keys row %s refused: %s", key_id, why)
+        return keyring
 
     # -- append --------------------------------------------------------------------------------
 
@@ -401,7 +404,7 @@ class StoreSnapshot:
     def keyring(self) -> Keyring:
         with map_errors("listing signing keys"):
             rows = self._conn.execute(SELECT_KEYS_SQL).fetchall()
-        return Keyring(PublicKey(key_id=r[0], raw=bytes(r[1]), created_at=r[2]) for r in rows)
+        return Keyring.from_rows(rows)
 
     def fetch_entries(
         self, from_seq: int, to_seq: int | None = None, *, page_size: int = 1000

@@ -325,11 +325,13 @@ class _Walker:
         # (6) Key.
         key = self.keyring.get(entry.key_id)
         if key is None:
+            rejected = self.keyring.rejected.get(entry.key_id)
             raise _Failure(
                 seq,
                 "unknown_key",
                 f"entry {seq}: signed by unknown key {entry.key_id!r} "
-                f"(trusted: {sorted(self.keyring)})",
+                + (f"(its audit_signing_keys row was refused: {rejected})" if rejected
+                   else f"(trusted: {sorted(self.keyring)})"),
             )
         # (7) Signature.
         if not key.verify(entry.signature, entry_signing_input(entry.entry_hash)):
