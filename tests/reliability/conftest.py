@@ -1,0 +1,101 @@
+"""Fixtures of the reliability suite, and the figures it prints at the end of the run.
+
+``CLEARANCE_LONG=1`` selects the long mode: more fault cycles, bigger loads, more fuzz cases.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.pool import NullPool
+
+from api.apikeys import Role, create_key, revoke_key
+from audit import init_key
+from audit._db import sqlalchemy_url
+
+from .cluster import PgCluster, find_bindir
+from .figures import Figures
+from .server import ServerProcess, server_env
+
+LONG = os.environ.get("CLEARANCE_LONG", "") not in ("", "0")
+_FIGURES = pytest.StashKey[Figures]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_FIGURES] = Figures()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    figures = config.stash.get(_FIGURES, None)
+    if figures is None or figures.empty():
+        return
+    mode = "long mode (CLEARANCE_LONG=1)" if LONG else "default mode"
+    terminalreporter.section(f"Clearance reliability figures, {mode}")
+    for line in figures.lines():
+        terminalreporter.write_line(line)
+
+
+@pytest.fixture
+def figures(request: pytest.FixtureRequest) -> Figures:
+    return request.config.stash[_FIGURES]
+
+
+@pytest.fixture(scope="session")
+def own_cluster() -> Iterator[PgCluster]:
+    """A PostgreSQL of this test session's own (never the machine's shared one)."""
+    bindir = find_bindir()
+    if bindir is None:
+        pytest.skip("no PostgreSQL binaries (initdb, pg_ctl) found to run a server of our own")
+    cluster = PgCluster.create(bindir)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+def make_api_key(url: str, role: Role, app_id: str | None = None, *, revoked: bool = False) -> str:
+    engine = create_engine(sqlalchemy_url(url), poolclass=NullPool)
+    try:
+        key, principal = create_key(engine, role=role, app_id=app_id)
+        if revoked:
+            revoke_key(engine, principal.key_id)
+    finally:
+        engine.dispose()
+    return key
+
+
+@pytest.fixture
+def key_file(tmp_path: Path) -> Path:
+    path = tmp_path / "signing.key"
+    init_key(path)
+    return path
+
+
+@pytest.fixture
+def start_server(tmp_path: Path, key_file: Path) -> Iterator[Callable[..., ServerProcess]]:
+    """Start ``python -m api serve`` on a database; every server started is stopped afterwards."""
+    started: list[ServerProcess] = []
+
+    def start(database_url: str, *, workers: int = 1, signing_key: str | None = None,
+              **env: str) -> ServerProcess:
+        name = f"server-{len(started)}-{uuid.uuid4().hex[:6]}"
+        home = tmp_path / name
+        home.mkdir()
+        server = ServerProcess(
+            env=server_env(database_url=database_url, home=home,
+                           signing_key=signing_key or str(key_file), **env),
+            log_path=tmp_path / f"{name}.log",
+            workers=workers,
+        )
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.kill()

@@ -1,0 +1,41 @@
+"""The figures the reliability suite proves, collected while it runs and printed at the end.
+
+One :class:`Figures` per pytest session (kept in ``config.stash``, not a module global); tests
+add to it through the ``figures`` fixture, and ``pytest_terminal_summary`` prints it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Figures:
+    requests_under_fault: int = 0  # answered (or refused) while PostgreSQL or the server was down
+    decisions_200: int = 0  # decisions answered 200 during fault and concurrency runs
+    decisions_lost: int = 0  # of those, not found in the trail: must stay 0
+    tamper_cases: dict[str, bool] = field(default_factory=dict)  # case -> caught as expected
+    fuzz_cases: int = 0
+    fuzz_operations: set[str] = field(default_factory=set)
+    matrix_cells: int = 0
+    matrix_endpoints: set[str] = field(default_factory=set)
+    notes: list[str] = field(default_factory=list)
+
+    def empty(self) -> bool:
+        return not (self.decisions_200 or self.tamper_cases or self.fuzz_cases or self.matrix_cells)
+
+    def lines(self) -> list[str]:
+        caught = sum(self.tamper_cases.values())
+        lines = [
+            f"requests under fault      {self.requests_under_fault}",
+            f"decisions answered 200    {self.decisions_200}",
+            f"decisions lost            {self.decisions_lost} (must be 0)",
+            f"tamper cases caught       {caught}/{len(self.tamper_cases)}",
+            f"fuzz cases run            {self.fuzz_cases} over {len(self.fuzz_operations)} operations",
+            f"authorization matrix      {self.matrix_cells} cells "
+            f"({len(self.matrix_endpoints)} endpoints x callers)",
+        ]
+        missed = sorted(name for name, ok in self.tamper_cases.items() if not ok)
+        if missed:
+            lines.append(f"tamper cases NOT caught   {', '.join(missed)}")
+        return lines + self.notes

@@ -1,0 +1,56 @@
+"""Several server processes on one database under load write one contiguous, valid chain."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from api.apikeys import Role
+from audit import init_key
+
+from .conftest import LONG, make_api_key
+from .figures import Figures
+from .load import Load, summarise
+from .server import ServerProcess
+from .trail import assert_trail_intact, check_trail, libpq
+
+pytestmark = pytest.mark.slow
+
+DECISIONS = 5000 if LONG else 300
+
+
+def test_servers_on_one_database_write_one_chain(
+    migrated_database: str, start_server: Callable[..., ServerProcess], tmp_path: Path, figures: Figures
+) -> None:
+    # Each server signs with a key of its own, so the trail shows who appended what.
+    keys = [init_key(tmp_path / f"server{i}.key") for i in range(3)]
+    servers = [
+        start_server(migrated_database, signing_key=str(tmp_path / "server0.key"), CLEARANCE_CHECKPOINT_EVERY="20"),
+        start_server(migrated_database, signing_key=str(tmp_path / "server1.key"), CLEARANCE_CHECKPOINT_EVERY="20"),
+        # and one server with two worker processes of its own
+        start_server(migrated_database, signing_key=str(tmp_path / "server2.key"), workers=2,
+                     CLEARANCE_CHECKPOINT_EVERY="20"),
+    ]
+    key = make_api_key(migrated_database, Role.app, "claims-summariser")
+    load = Load([s.url for s in servers], key, threads=9, limit=DECISIONS).start()
+    answers = load.stop() if load.wait_until(lambda a: len(a) >= DECISIONS, timeout=240,
+                                             what=f"{DECISIONS} answers") else []
+
+    assert [a.status for a in answers] == [200] * DECISIONS, summarise(answers)
+    check = check_trail(migrated_database, answers)
+    assert_trail_intact(check, figures)
+    assert check.entries == DECISIONS and check.unanswered_entries == 0
+
+    with psycopg.connect(libpq(migrated_database)) as conn:
+        signers = [row[0] for row in conn.execute("SELECT key_id FROM audit_entries ORDER BY seq")]
+        checkpoints = conn.execute("SELECT count(DISTINCT key_id), count(*) FROM audit_checkpoints").fetchone()
+    assert set(signers) == {k.key_id for k in keys}
+    switches = sum(1 for a, b in zip(signers, signers[1:], strict=False) if a != b)
+    assert switches >= 3, "the servers did not interleave their appends"
+    assert checkpoints is not None and checkpoints[1] >= DECISIONS // 20 - 3
+    figures.notes.append(
+        f"concurrency: 3 servers (4 processes), {DECISIONS} decisions -> seq 1..{check.head_seq}, "
+        f"{switches} hand-overs between signers, {checkpoints[1]} checkpoints by {checkpoints[0]} keys")
