@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import errors
-from api.routers import audit, decisions, health, policy
+from api.routers import audit, decisions, health, policy, ui
 from api.services import Services
 from api.settings import Settings
 
@@ -90,7 +90,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
 
     app = FastAPI(title="Clearance", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     errors.install(app)
-    for module in (decisions, audit, policy, health):
+    for module in (decisions, audit, policy, health, ui):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app

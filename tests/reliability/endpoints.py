@@ -1,0 +1,109 @@
+"""The one table of every HTTP endpoint and who may call it (the authorization matrix and the
+fuzzer both read it), and the routes the app really has, to check the table against.
+
+A row for an endpoint the app does not have (yet) is skipped, not failed; a route the app has
+and the table lacks fails ``test_every_route_is_in_the_table``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from fastapi import FastAPI
+
+
+class Access(StrEnum):
+    public = "public"  # no key needed; a key, even a bad one, changes nothing
+    any_key = "any_key"  # any valid key
+    app = "app"  # an app key, deciding for its own app_id
+    auditor = "auditor"
+    admin = "admin"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str  # the route's path template, as the app declares it
+    access: Access
+    sample: str | None = None  # the concrete path to call (placeholders filled by the test)
+    decision_body: bool = False  # sends a decision request as its JSON body
+    ok: int = 200  # the status an allowed caller gets
+
+    @property
+    def route(self) -> tuple[str, str]:
+        return self.method, self.path
+
+    @property
+    def label(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+ENDPOINTS: list[Endpoint] = [
+    Endpoint("POST", "/v1/decisions", Access.app, decision_body=True),
+    Endpoint("GET", "/v1/decisions/{decision_id}", Access.auditor, sample="/v1/decisions/{decision_id}"),
+    Endpoint("GET", "/v1/audit/decisions", Access.auditor, sample="/v1/audit/decisions?limit=5"),
+    Endpoint("GET", "/v1/audit/stats", Access.auditor, sample="/v1/audit/stats?group_by=outcome"),
+    Endpoint("GET", "/v1/audit/export", Access.auditor, sample="/v1/audit/export?format=jsonl"),
+    Endpoint("GET", "/v1/audit/verify", Access.auditor),
+    Endpoint("GET", "/v1/audit/keys", Access.public),
+    Endpoint("GET", "/v1/policy", Access.any_key),
+    Endpoint("POST", "/v1/policy/reload", Access.admin),
+    Endpoint("POST", "/v1/policy/simulate", Access.admin, decision_body=True),
+    Endpoint("GET", "/healthz", Access.public),
+    Endpoint("GET", "/readyz", Access.public),
+    Endpoint("GET", "/metrics", Access.public),
+    Endpoint("GET", "/ui", Access.public),  # the page asks for an auditor key itself
+    Endpoint("GET", "/ui/", Access.public, ok=307),
+    Endpoint("GET", "/ui/static/{name}", Access.public, sample="/ui/static/app.js"),
+    Endpoint("GET", "/openapi.json", Access.public),
+    Endpoint("GET", "/docs", Access.public),
+    Endpoint("GET", "/docs/oauth2-redirect", Access.public),
+    Endpoint("GET", "/redoc", Access.public),
+]
+BY_ROUTE = {e.route: e for e in ENDPOINTS}
+
+CALLERS = ("no_key", "malformed_key", "unknown_key", "revoked_key", "app_own", "app_other", "auditor", "admin")
+
+
+def expected_status(endpoint: Endpoint, caller: str) -> int:
+    """What ``caller`` gets from ``endpoint``: the rule the whole matrix is generated from.
+
+    ``app_other`` holds a valid app key of another app and sends the same request as
+    ``app_own`` (for ``POST /v1/decisions``: a body naming ``app_own``'s app).
+    """
+    if endpoint.access is Access.public:
+        return endpoint.ok
+    if caller in ("no_key", "malformed_key", "unknown_key", "revoked_key"):
+        return 401
+    allowed = {
+        Access.any_key: {"app_own", "app_other", "auditor", "admin"},
+        Access.app: {"app_own"},
+        Access.auditor: {"auditor"},
+        Access.admin: {"admin"},
+    }[endpoint.access]
+    return endpoint.ok if caller in allowed else 403
+
+
+def app_routes(app: FastAPI) -> set[tuple[str, str]]:
+    """Every (method, path) the app routes, HEAD aside, however FastAPI nests its routers."""
+    found: set[tuple[str, str]] = set()
+
+    def walk(routes: Iterable[Any]) -> None:
+        for route in routes:
+            effective = getattr(route, "effective_route_contexts", None)
+            if callable(effective):  # FastAPI >= 0.165 wraps included routers
+                walk(effective())
+                continue
+            if getattr(route, "routes", None) is not None and getattr(route, "methods", None) is None:
+                walk(route.routes)  # a Mount or a plain included router
+                continue
+            path = getattr(route, "path", None)
+            for method in getattr(route, "methods", None) or ():
+                if path is not None and method != "HEAD":
+                    found.add((method, path))
+
+    walk(app.routes)
+    return found
