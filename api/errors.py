@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.apikeys import KeyStoreUnavailable
-from audit.errors import AuditUnavailable
+from audit.errors import AuditEntryInvalid, AuditUnavailable
 from policy.errors import EvaluationError, UnknownApp
 
 log = logging.getLogger("clearance.api")
@@ -105,6 +105,13 @@ def install(app: FastAPI) -> None:
         return error_response(503, "audit_unavailable",
                               "the decision could not be recorded in the audit trail, so none is issued; retry later",
                               headers={"Retry-After": "1"})
+
+    @app.exception_handler(AuditEntryInvalid)
+    async def _unrecordable(_: Request, exc: AuditEntryInvalid) -> JSONResponse:
+        # Input the audit trail cannot store (a NUL character): refused, and no decision issued.
+        field = (exc.field or "(body)").removeprefix("input.")
+        return error_response(422, "invalid_request", "the request cannot be recorded in the audit trail, "
+                              "so no decision is issued", [FieldError(field=field, reason=str(exc))])
 
     @app.exception_handler(KeyStoreUnavailable)
     async def _keys_down(_: Request, exc: KeyStoreUnavailable) -> JSONResponse:

@@ -141,7 +141,10 @@ def build_entry(
     body["prev_hash"] = prev_hash.hex()
     data = canonical_bytes(body)
     if _NUL_ESCAPE in data:
-        raise AuditEntryInvalid("entry contains a NUL character (\\u0000), which JSONB cannot store")
+        where = _nul_path(orjson.loads(data)) or "(body)"
+        raise AuditEntryInvalid(
+            f"entry field {where} contains a NUL character (\\u0000), which JSONB cannot store", field=where
+        )
     hash_ = entry_hash(prev_hash, data)
     return SignedEntry(
         seq=seq,
@@ -153,6 +156,23 @@ def build_entry(
         body=data,
         document=orjson.loads(data),
     )
+
+
+def _nul_path(value: Any, path: str = "") -> str | None:
+    """The dotted path of the first string or key holding U+0000 (keys in sorted order)."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for name in sorted(value):
+            here = f"{path}.{name}" if path else name
+            found = here if "\x00" in name else _nul_path(value[name], here)
+            if found:
+                return found
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            if found := _nul_path(item, f"{path}[{i}]"):
+                return found
+    return None
 
 
 @dataclass(frozen=True)

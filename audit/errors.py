@@ -46,7 +46,14 @@ class SchemaMismatch(AuditError):
 
 
 class AuditEntryInvalid(AuditError, ValueError):
-    """The fields submitted for an entry cannot be recorded (missing, reserved or not JSON)."""
+    """The fields submitted for an entry cannot be recorded (missing, reserved or not JSON).
+
+    ``field`` is the dotted path of the offending field in the entry body, when known.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class SigningKeyError(AuditError):
