@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import errors
+from api.reload import install_sighup
 from api.routers import audit, decisions, health, policy, ui
 from api.services import Services
 from api.settings import Settings
@@ -82,9 +83,12 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = services is None
         app.state.services = services or Services.start(settings)
+        uninstall_sighup = install_sighup(app.state.services)  # SIGHUP reloads the policy
         try:
             yield
         finally:
+            if uninstall_sighup is not None:
+                uninstall_sighup()
             if owned:
                 app.state.services.close()
 

@@ -63,15 +63,47 @@ class ModelSummary(BaseModel):
     routes: list[str]
 
 
+class GitState(BaseModel):
+    """The git commit of the policy directory when it was loaded, and whether it was dirty."""
+
+    commit: str
+    dirty: bool
+    path: str
+
+
+class ShadowInfo(BaseModel):
+    revision: str
+    directory: str
+    git: GitState | None = None
+
+
 class PolicyInfo(BaseModel):
     revision: str
     engine: str
     directory: str
+    # None when the directory is not in a git work tree (the revision is the content hash).
+    git: GitState | None = None
     modules: list[str]
     files: list[str]
     models: list[ModelSummary]
     apps: list[str]
     reason_codes: list[str]
+    shadow: ShadowInfo | None = None
+    # Each worker process holds its own policy: which one answered.
+    pid: int
+
+
+class ReloadResponse(BaseModel):
+    outcome: str  # accepted (a refusal is a 422 error)
+    revision: str
+    previous_revision: str
+    changed: bool
+    directory: str
+    git: GitState | None = None
+    requested_by: str
+    pid: int
+    shadow: dict[str, Any] | None = None
+    audit: AuditReceipt
 
 
 class Health(BaseModel):

@@ -264,57 +264,27 @@ def _run_opa(bundle: Bundle, tests: Sequence[RegoTest], *, opa_url: str | None, 
     if not opa_url:
         raise ValueError("the opa engine needs the server's URL (--opa-url or CLEARANCE_OPA_URL)")
     try:
-        from policy.opa import run_rego_tests_opa  # type: ignore[attr-defined]
+        from policy.opa import run_rego_tests_opa
     except ImportError as exc:
         raise RuntimeError(f"the opa engine's test runner is not available ({exc}); use --engine regorus") from None
     raw = run_rego_tests_opa(bundle, opa_url, timeout)
     return adapt_results(tests, raw)
 
 
-def adapt_results(tests: Sequence[RegoTest], raw: Any) -> list[TestResult]:
-    """Results from another runner, in the order of ``tests``.
-
-    Accepted: a ``TestRun``, ``TestResult`` items, or mappings shaped like ``opa test
-    --format json`` items (``package``, ``name``, ``fail``, ``error``, ``duration`` in ns) or
-    ``{"name"/"rule", "package", "passed"/"status", "message", "seconds"}``.
-    """
-    if isinstance(raw, TestRun):
-        return list(raw.results)
-    items = list(raw)
-    if all(isinstance(i, TestResult) for i in items):
-        return items
+def adapt_results(tests: Sequence[RegoTest], raw: Iterable[Any]) -> list[TestResult]:
+    """``policy.opa``'s results (``test`` with ``file/package/rule``, ``passed``, ``error``,
+    ``seconds``) as ours, with the line numbers of our discovery, in its order."""
     by_ref = {t.ref: t for t in tests}
     out = []
-    for item in items:
-        package = str(item.get("package", "")).removeprefix("data.")
-        name = str(item.get("name") or item.get("rule"))
-        test = by_ref.get(f"data.{package}.{name}") or RegoTest(file="?", package=package, rule=name, line=0)
-        out.append(TestResult(test, _status_of(item), _seconds_of(item), _message_of(item)))
+    for item in raw:
+        if isinstance(item, TestResult):
+            out.append(item)
+            continue
+        theirs = item.test
+        test = by_ref.get(theirs.ref) or RegoTest(file=theirs.file, package=theirs.package, rule=theirs.rule, line=0)
+        out.append(TestResult(test, "PASS" if item.passed else "FAIL", float(item.seconds), item.error))
     order = {t.ref: i for i, t in enumerate(tests)}
     return sorted(out, key=lambda r: order.get(r.test.ref, len(order)))
-
-
-def _status_of(item: Mapping[str, Any]) -> Status:
-    if item.get("status") in ("PASS", "FAIL", "ERROR"):
-        return item["status"]  # type: ignore[no-any-return]
-    if item.get("error"):
-        return "ERROR"
-    if "passed" in item:
-        return "PASS" if item["passed"] else "FAIL"
-    return "FAIL" if item.get("fail") else "PASS"
-
-
-def _seconds_of(item: Mapping[str, Any]) -> float:
-    if "seconds" in item:
-        return float(item["seconds"])
-    return float(item.get("duration", 0)) / 1e9
-
-
-def _message_of(item: Mapping[str, Any]) -> str | None:
-    error = item.get("error")
-    if isinstance(error, Mapping):
-        return str(error.get("message"))
-    return str(error or item.get("message")) if (error or item.get("message")) else None
 
 
 def _first_line(exc: BaseException) -> str:

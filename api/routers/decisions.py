@@ -20,8 +20,10 @@ from api.schemas import (
     DecisionResponse,
     error_examples,
 )
+from api.shadow import shadow_verdict
 from audit import AuditUnavailable
 from policy import Caller, DecisionRequest, decide
+from policy.gitinfo import GitInfo
 
 router = APIRouter(prefix="/v1", tags=["decisions"])
 
@@ -38,9 +40,15 @@ _ERRORS = error_examples(
 def audit_fields(
     *, kind: str, policy_input: dict[str, Any], result: dict[str, Any], app_id: str | None,
     caller_key_id: str | None, policy_revision: str, engine: str, context: dict[str, Any] | None = None,
+    policy_git: GitInfo | None = None, shadow: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The caller-supplied part of an audit entry body (the writer adds seq, time, key, link)."""
-    return {
+    """The caller-supplied part of an audit entry body (the writer adds seq, time, key, link).
+
+    ``policy_git``: the git commit of the policy directory and whether it was dirty (null
+    outside a work tree). ``shadow``: the shadow policy's verdict, only in shadow mode.
+    """
+    extra: dict[str, Any] = {"shadow": shadow} if shadow is not None else {}
+    return extra | {
         "kind": kind,
         "decision_id": result["decision_id"],
         "app_id": app_id,
@@ -51,6 +59,7 @@ def audit_fields(
         "policy_revision": policy_revision,
         "engine": engine,
         "context": context or {},
+        "policy_git": policy_git.to_dict() if policy_git is not None else None,
     }
 
 
@@ -69,12 +78,15 @@ async def create_decision(
         raise ApiError(403, "forbidden", f"this key belongs to app {caller.app_id!r}; it may not decide for {request.app_id!r}")
     started = time.perf_counter()
     policy = services.policy.current
-    policy_input, decision = decide(policy, request, caller=Caller(key_id=caller.key_id, role=caller.role.value))
+    who = Caller(key_id=caller.key_id, role=caller.role.value)
+    policy_input, decision = decide(policy, request, caller=who)
     result = decision.model_dump(mode="json")
+    shadow = (shadow_verdict(services, request, caller=who, result=result)
+              if services.shadow is not None else None)
     fields = audit_fields(
         kind="decision", policy_input=policy_input, result=result, app_id=request.app_id,
         caller_key_id=caller.key_id, policy_revision=policy.revision, engine=policy.engine.name,
-        context=request.context.model_dump(mode="json"),
+        context=request.context.model_dump(mode="json"), policy_git=policy.bundle.git, shadow=shadow,
     )
     try:
         receipt = await services.writer.append_async(fields)

@@ -1,22 +1,30 @@
-"""``/v1/policy``: what policy is active, and evaluation without recording (admin)."""
+"""``/v1/policy``: what policy is active, hot reload, and evaluation without recording (admin)."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
 
 from api.deps import Admin, CurrentPrincipal, ServicesDep
+from api.errors import ApiError, FieldError
+from api.reload import reload_policy
 from api.schemas import (
     DECISION_REQUEST_EXAMPLE,
     FORBIDDEN,
     UNAUTHORIZED,
+    GitState,
     ModelSummary,
     PolicyInfo,
+    ReloadResponse,
+    ShadowInfo,
     SimulationResponse,
     error_examples,
 )
 from policy import Caller, DecisionRequest, decide
+from policy.gitinfo import GitInfo
 
 router = APIRouter(prefix="/v1/policy", tags=["policy"])
 
@@ -26,10 +34,12 @@ router = APIRouter(prefix="/v1/policy", tags=["policy"])
 async def get_policy(services: ServicesDep, _: CurrentPrincipal) -> PolicyInfo:
     policy = services.policy.current
     bundle = policy.bundle
+    shadow = services.shadow.current if services.shadow is not None else None
     return PolicyInfo(
         revision=policy.revision,
         engine=policy.engine.name,
         directory=str(bundle.root),
+        git=_git_state(bundle.git),
         modules=sorted(bundle.modules),
         files=list(bundle.files),
         models=[
@@ -41,7 +51,48 @@ async def get_policy(services: ServicesDep, _: CurrentPrincipal) -> PolicyInfo:
         ],
         apps=[a.id for a in bundle.catalog.apps],
         reason_codes=sorted(bundle.reasons.codes),
+        shadow=ShadowInfo(revision=shadow.revision, directory=str(shadow.bundle.root),
+                          git=_git_state(shadow.bundle.git)) if shadow is not None else None,
+        pid=os.getpid(),
     )
+
+
+def _git_state(git: GitInfo | None) -> GitState | None:
+    return GitState(**git.to_dict()) if git is not None else None  # type: ignore[arg-type]
+
+
+@router.post(
+    "/reload",
+    response_model=ReloadResponse,
+    responses=error_examples(
+        UNAUTHORIZED, FORBIDDEN,
+        (422, "policy_refused", "the bundle on disk fails the check; `fields` lists each error as "
+                                "file:line and the running bundle keeps serving"),
+        (503, "audit_unavailable", "the reload could not be recorded, so nothing was swapped"),
+    ),
+    summary="Reload the bundle from disk (admin); refused, and recorded, if it fails the check",
+)
+async def reload(services: ServicesDep, admin: Admin) -> dict[str, Any]:
+    """Checks the bundle in the policy directory and, if it is clean, swaps it in atomically.
+    Every attempt is recorded in the audit chain (kind ``policy_reload``). Reloads only the
+    worker process that serves this request (see ``pid``); SIGHUP reloads a process too."""
+    result = await asyncio.to_thread(reload_policy, services, requested_by=admin.key_id,
+                                     caller_key_id=admin.key_id)
+    if not result.accepted:
+        n = len(result.errors)
+        raise ApiError(
+            422, "policy_refused",
+            f"the bundle in {result.directory} was refused ({n} error{'s' if n != 1 else ''}); revision "
+            f"{result.revision} keeps serving (recorded as audit seq {result.receipt.seq})",
+            fields=[FieldError(field=f"{e.file}:{e.line}" if e.line else e.file, reason=f"{e.code}: {e.message}")
+                    for e in result.errors],
+        )
+    return {
+        "outcome": result.outcome, "revision": result.revision, "previous_revision": result.previous_revision,
+        "changed": result.changed, "directory": result.directory, "git": _git_state(result.git),
+        "requested_by": result.requested_by, "pid": result.pid, "shadow": result.shadow,
+        "audit": result.receipt.to_dict(),
+    }
 
 
 @router.post(

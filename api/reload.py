@@ -1,0 +1,216 @@
+"""Hot reload of the policy bundle from disk: ``POST /v1/policy/reload`` and SIGHUP.
+
+One function, :func:`reload_policy`, serves both. Under ``Services.reload_lock`` it
+
+1. checks the bundle in ``CLEARANCE_POLICY_DIR`` (``policy.check.check_bundle``: compiles, data
+   validates, reason codes documented) and, if clean, builds it with the configured engine;
+2. refuses it when the check found errors, when it does not build, or when its files changed
+   between the check and the build (the revision checked must be the revision swapped in);
+3. reloads the shadow candidate too, when one is configured (a broken candidate keeps the
+   previous one and is reported; it never refuses the active reload);
+4. records the attempt — accepted or refused — in the signed audit chain (kind
+   ``policy_reload``: old and new revision, git commit and dirtiness, who asked, outcome,
+   errors) and only then, if accepted, swaps the active policy in one assignment
+   (``PolicyHolder``): a request holds one bundle from start to end, never half of two.
+   No durable record, no swap: if the entry cannot be committed, ``AuditUnavailable``
+   propagates and the running bundle keeps serving.
+
+Per process: each uvicorn worker holds its own policy. The endpoint reloads the worker that
+served the request; SIGHUP reloads the process that receives it (send it to each worker, or to
+uvicorn's supervisor, which then restarts its workers one by one — those start from disk, as
+at start-up, without a ``policy_reload`` entry). See docs/policy-authoring.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from api.services import Services, build_policy, build_shadow
+from audit import Receipt
+from policy import ActivePolicy
+from policy.bundle import bundle_files, revision_of
+from policy.check import check_bundle
+from policy.errors import ClearanceError, PolicyError
+from policy.gitinfo import GitInfo, git_info
+
+log = logging.getLogger("clearance.reload")
+
+SIGHUP_REQUESTER = "SIGHUP"
+
+
+@dataclass(frozen=True)
+class ReloadResult:
+    outcome: Literal["accepted", "refused"]
+    previous_revision: str
+    revision: str  # active after this reload
+    candidate_revision: str | None  # what was found on disk (None: not even readable)
+    changed: bool
+    git: GitInfo | None  # of the active policy after this reload
+    directory: str
+    requested_by: str
+    errors: tuple[PolicyError, ...]
+    receipt: Receipt
+    shadow: dict[str, Any] | None
+    pid: int
+    # The policies this reload replaced. regorus VMs must be dropped on the thread that made
+    # them (the event loop's, for decisions); the reload runs in a worker thread, so it hands
+    # them back for the caller to release there instead of dropping them itself.
+    retired: tuple[ActivePolicy, ...] = field(default=(), repr=False, compare=False)
+
+    @property
+    def accepted(self) -> bool:
+        return self.outcome == "accepted"
+
+
+def _disk_revision(directory: Path) -> str | None:
+    try:
+        return revision_of(bundle_files(directory)) if directory.is_dir() else None
+    except OSError:
+        return None
+
+
+def _build_checked(services: Services) -> tuple[ActivePolicy | None, str | None, list[PolicyError]]:
+    """(policy, revision found on disk, errors) for the configured policy directory."""
+    directory = Path(services.settings.policy_dir)
+    before = _disk_revision(directory)
+    errors = check_bundle(directory)
+    if errors:
+        return None, before, errors
+    try:
+        built = build_policy(services.settings, directory)
+    except ClearanceError as exc:
+        found = getattr(exc, "errors", None)
+        return None, before, list(found) if found else [PolicyError(str(directory), None, "reload_failed", str(exc))]
+    if built.revision != before:
+        return None, built.revision, [PolicyError(str(directory), None, "bundle_changed",
+                                                  f"the files changed while being checked ({before} became "
+                                                  f"{built.revision}); reload again once the change is complete")]
+    return built, built.revision, []
+
+
+def _reload_shadow(services: Services, retired: list[ActivePolicy]) -> dict[str, Any] | None:
+    holder, directory = services.shadow, services.settings.shadow_policy_dir
+    if holder is None or directory is None:
+        return None
+    previous = holder.current.revision
+    errors = check_bundle(directory)
+    candidate = None
+    if not errors:
+        try:
+            candidate = build_shadow(directory)
+        except ClearanceError as exc:
+            errors = list(getattr(exc, "errors", None) or [PolicyError(str(directory), None, "reload_failed", str(exc))])
+    if candidate is not None:
+        retired.append(holder.current)
+        holder.current = candidate
+    return {
+        "outcome": "accepted" if candidate is not None else "refused",
+        "directory": str(directory),
+        "previous_revision": previous,
+        "revision": holder.current.revision,
+        "errors": [e.to_dict() for e in errors],
+    }
+
+
+def reload_policy(services: Services, *, requested_by: str, caller_key_id: str | None = None) -> ReloadResult:
+    """Check, record and (if clean) swap in the bundle on disk. Blocking: run it in a thread
+    from async code. Raises ``AuditUnavailable`` when the attempt cannot be recorded (then
+    nothing was swapped)."""
+    with services.reload_lock:
+        old = services.policy.current
+        directory = str(services.settings.policy_dir)
+        # (1)-(2) check and build
+        built, candidate_revision, errors = _build_checked(services)
+        active = built or old
+        # (3) the shadow candidate follows the same directory-on-disk rule
+        retired: list[ActivePolicy] = []
+        shadow = _reload_shadow(services, retired)
+        outcome: Literal["accepted", "refused"] = "accepted" if built is not None else "refused"
+        git = built.bundle.git if built is not None else git_info(directory)
+        # (4) record, then swap
+        receipt = services.writer.append({
+            "kind": "policy_reload",
+            "decision_id": None,
+            "app_id": None,
+            "caller_key_id": caller_key_id,
+            "input": None,
+            "result": None,
+            "outcome": None,
+            "policy_revision": active.revision,
+            "engine": active.engine.name,
+            "policy_git": _git_dict(active.bundle.git),
+            "reload": {
+                "outcome": outcome,
+                "requested_by": requested_by,
+                "directory": directory,
+                "old_revision": old.revision,
+                "new_revision": candidate_revision,
+                "old_git": _git_dict(old.bundle.git),
+                "new_git": _git_dict(git),
+                "errors": [e.to_dict() for e in errors],
+                "pid": os.getpid(),
+                "shadow": shadow,
+            },
+        })
+        if built is not None:
+            retired.append(old)
+            services.policy.current = built  # the one atomic swap
+        services.metrics.policy_reloads.labels(outcome=outcome).inc()
+    level = logging.INFO if built is not None else logging.ERROR
+    log.log(level, "policy reload %s (asked by %s): %s -> %s%s", outcome, requested_by, old.revision,
+            candidate_revision, "".join(f"\n  {e}" for e in errors))
+    return ReloadResult(
+        outcome=outcome, previous_revision=old.revision, revision=active.revision,
+        candidate_revision=candidate_revision, changed=active.revision != old.revision,
+        git=active.bundle.git, directory=directory, requested_by=requested_by, errors=tuple(errors),
+        receipt=receipt, shadow=shadow, pid=os.getpid(), retired=tuple(retired),
+    )
+
+
+def _git_dict(git: GitInfo | None) -> dict[str, object] | None:
+    return git.to_dict() if git is not None else None
+
+
+# -- SIGHUP ------------------------------------------------------------------------------------
+
+
+async def reload_on_signal(services: Services) -> ReloadResult | None:
+    """What SIGHUP does: the same reload, asked by ``SIGHUP``; never raises (it runs as a task)."""
+    try:
+        return await asyncio.to_thread(reload_policy, services, requested_by=SIGHUP_REQUESTER)
+    except Exception:
+        log.exception("SIGHUP reload could not be completed; the running policy keeps serving")
+        return None
+
+
+def install_sighup(services: Services) -> Callable[[], None] | None:
+    """Reload on SIGHUP in this process; returns the function that uninstalls the handler, or
+    None where signals cannot be handled (not the main thread, e.g. under a test client; or no
+    SIGHUP on this platform). Call from the running event loop (the app's lifespan)."""
+    if not hasattr(signal, "SIGHUP"):
+        return None
+    loop = asyncio.get_running_loop()
+    pending: set[asyncio.Task[ReloadResult | None]] = set()  # keep tasks alive until done
+
+    def on_signal() -> None:
+        task = loop.create_task(reload_on_signal(services))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    try:
+        loop.add_signal_handler(signal.SIGHUP, on_signal)
+    except (RuntimeError, ValueError, NotImplementedError):
+        return None
+    log.info("SIGHUP reloads the policy in process %d", os.getpid())
+
+    def uninstall() -> None:
+        loop.remove_signal_handler(signal.SIGHUP)
+
+    return uninstall

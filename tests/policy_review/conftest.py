@@ -1,0 +1,85 @@
+"""Fixtures for policy review: bundle copies to break or change, and services over a real
+PostgreSQL whose policy directory is such a copy."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from api.services import Services
+from api.settings import Settings
+from audit import AuditStore
+from tests.api.conftest import make_settings
+from tests.conftest import REPO
+
+REGO = REPO / "rego"
+
+# A workload for which many routes are cleared, the Llama 4 ones among them (5M MAU, well
+# under their 700M cap): lowering that cap below 5M must deny exactly those routes.
+HELPDESK_REQUEST: dict[str, Any] = {
+    "app_id": "internal-helpdesk",
+    "workload": {
+        "task": "summarization", "quality_tier": "commodity", "regulatory_tier": "minimal",
+        "sector": "general", "data_classification": "internal", "monthly_active_users": 5_000_000,
+    },
+}
+LLAMA_MODELS = ("llama-4-maverick", "llama-4-scout")
+
+
+def copy_bundle(dest: Path) -> Path:
+    shutil.copytree(REGO, dest)
+    return dest
+
+
+def edit(path: Path, old: str, new: str, *, count: int = 1) -> None:
+    """Replace ``old`` by ``new`` exactly ``count`` times (fails loudly if the text moved)."""
+    text = path.read_text()
+    assert text.count(old) == count, f"{path.name}: {old!r} occurs {text.count(old)} times, expected {count}"
+    path.write_text(text.replace(old, new))
+
+
+def lower_llama_cap(bundle: Path, cap: int = 1_000_000) -> None:
+    edit(bundle / "data" / "models.yaml", "mau_cap: 700000000", f"mau_cap: {cap}", count=2)
+
+
+def break_rego(bundle: Path) -> int:
+    """A syntax error in licence.rego; returns its line."""
+    path = bundle / "licence.rego"
+    lines = path.read_text().splitlines()
+    lines.append("broken_rule if {")
+    lines.append("  x := ")
+    lines.append("}")
+    path.write_text("\n".join(lines) + "\n")
+    return len(lines) - 1
+
+
+def entries(store: AuditStore, kind: str | None = None) -> list[dict[str, Any]]:
+    """Every entry body of the chain (of one kind), oldest first."""
+    with store.snapshot() as snapshot:
+        bodies = [orjson.loads(e.body) for e in snapshot.fetch_entries(1)]
+    return [b for b in bodies if kind is None or b["kind"] == kind]
+
+
+@pytest.fixture
+def bundle_dir(tmp_path: Path) -> Path:
+    return copy_bundle(tmp_path / "rego")
+
+
+def start_services(database_url: str, home: Path, **overrides: Any) -> Services:
+    home.mkdir(parents=True, exist_ok=True)
+    settings: Settings = make_settings(home, database_url).model_copy(update=overrides)
+    return Services.start(settings)
+
+
+@pytest.fixture
+def services_on_copy(migrated_database: str, bundle_dir: Path, tmp_path: Path) -> Iterator[Services]:
+    """Services on a database of their own whose policy directory is a copy of the reference
+    bundle (safe to change)."""
+    started = start_services(migrated_database, tmp_path / "home", policy_dir=bundle_dir)
+    yield started
+    started.close()
