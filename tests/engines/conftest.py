@@ -51,9 +51,12 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _wait_healthy(url: str, *, seconds: float) -> None:
+def _wait_healthy(url: str, *, seconds: float, process: subprocess.Popen[bytes] | None = None) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
+            raise RuntimeError(f"opa exited with {process.returncode}: {stderr[-2000:]}")
         try:
             if requests.get(f"{url}/health", timeout=0.5).status_code == 200:
                 return
@@ -79,7 +82,7 @@ def live_opa_url() -> Iterator[str]:
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     try:
-        _wait_healthy(url, seconds=15)
+        _wait_healthy(url, seconds=15, process=process)
         yield url
     finally:
         process.terminate()
