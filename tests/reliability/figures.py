@@ -16,6 +16,7 @@ class Figures:
     decisions_lost: int = 0  # of those, not found in the trail: must stay 0
     tamper_cases: dict[str, bool] = field(default_factory=dict)  # case -> caught as expected
     fuzz_cases: int = 0
+    fuzz_statuses: dict[str, int] = field(default_factory=dict)  # "2xx" / "4xx" / "5xx" -> count
     fuzz_operations: set[str] = field(default_factory=set)
     matrix_cells: int = 0
     matrix_endpoints: set[str] = field(default_factory=set)
@@ -31,7 +32,8 @@ class Figures:
             f"decisions answered 200    {self.decisions_200}",
             f"decisions lost            {self.decisions_lost} (must be 0)",
             f"tamper cases caught       {caught}/{len(self.tamper_cases)}",
-            f"fuzz cases run            {self.fuzz_cases} over {len(self.fuzz_operations)} operations",
+            f"fuzz cases run            {self.fuzz_cases} over {len(self.fuzz_operations)} operations "
+            f"({', '.join(f'{k}: {v}' for k, v in sorted(self.fuzz_statuses.items())) or 'none'})",
             f"authorization matrix      {self.matrix_cells} cells "
             f"({len(self.matrix_endpoints)} endpoints x callers)",
         ]

@@ -1,0 +1,274 @@
+"""Fuzzing every operation of the OpenAPI document with schemathesis: no 5xx, no unhandled
+exception, and every 4xx in the one error shape. Plus, against a real uvicorn server: oversized
+bodies get 413 (declared or chunked), deeply nested JSON is refused cleanly.
+
+Operations come from the app's own ``/openapi.json``, so endpoints added later are fuzzed
+without touching this file. Each (operation, mode) runs ``EXAMPLES`` Hypothesis examples in
+positive (schema-valid) and negative (schema-violating) mode, with the key of the role the
+endpoint wants (tests/reliability/endpoints.py) — or now and then none, a bad one or the wrong
+role. The default run is derandomised (the same cases in CI every time); ``CLEARANCE_LONG=1``
+runs ten times as many, randomised.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+import schemathesis
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
+
+from api.apikeys import Role, create_key
+from api.app import create_app
+from api.schemas import DECISION_REQUEST_EXAMPLE
+from api.services import Services
+from api.settings import Settings
+from audit import upgrade
+from tests.api.conftest import bearer, make_settings
+from tests.conftest import create_database, drop_database
+
+from .conftest import LONG, make_api_key
+from .endpoints import BY_ROUTE, Access
+from .figures import Figures
+from .server import ServerProcess
+
+EXAMPLES = 1000 if LONG else 100
+MIN_CASES = 1000  # what the default run must reach, over all operations
+
+_DOCUMENT = create_app(Settings(database_url="postgresql://unused/none")).openapi()
+# (method, path, takes input): an operation without parameters or body is only called by each
+# kind of caller (a reload, for one, rebuilds the whole bundle: no point in calling it 100 times).
+OPERATIONS = sorted(
+    (method.upper(), path, bool(op.get("parameters") or op.get("requestBody")))
+    for path, item in _DOCUMENT["paths"].items()
+    for method, op in item.items()
+    if method in ("get", "post", "put", "patch", "delete")
+)
+RUNS = [(m, p, mode) for m, p, has_input in OPERATIONS
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE) if has_input or mode is GenerationMode.POSITIVE]
+APPS = ["claims-summariser", "internal-helpdesk"]
+
+
+@dataclass(frozen=True)
+class Fuzzing:
+    schema: Any
+    keys: dict[str, str]  # role or caller kind -> Authorization header value
+
+
+@pytest.fixture(scope="module")
+def fuzzing(pg_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzing]:
+    name = f"clearance_fuzz_{uuid.uuid4().hex[:10]}"
+    url = create_database(pg_server_url, name)
+    services: Services | None = None
+    try:
+        upgrade(url)
+        services = Services.start(make_settings(tmp_path_factory.mktemp("fuzz"), url))
+        db = services.db
+        keys = {
+            "app": create_key(db, role=Role.app, app_id="claims-summariser")[0],
+            "auditor": create_key(db, role=Role.auditor, app_id=None)[0],
+            "admin": create_key(db, role=Role.admin, app_id=None)[0],
+        }
+        app = create_app(services=services)
+        with TestClient(app, raise_server_exceptions=True) as client:  # runs the lifespan once
+            # a few recorded decisions, so audit queries and lookups have something to find
+            for _ in range(3):
+                assert client.post("/v1/decisions", json=DECISION_REQUEST_EXAMPLE,
+                                   headers=bearer(keys["app"])).status_code == 200
+            yield Fuzzing(schemathesis.openapi.from_asgi("/openapi.json", app), keys)
+    finally:
+        if services is not None:
+            services.close()
+        drop_database(pg_server_url, name)
+
+
+def _authorization(endpoint_access: Access | None, caller: str, keys: dict[str, str]) -> str | None:
+    if caller == "none":
+        return None
+    if caller == "garbage":
+        return "Bearer clr_not_a_key"
+    if caller == "wrong_role":
+        return f"Bearer {keys['admin' if endpoint_access is not Access.admin else 'auditor']}"
+    role = {Access.app: "app", Access.auditor: "auditor", Access.admin: "admin"}.get(
+        endpoint_access or Access.public, "auditor")
+    return f"Bearer {keys[role]}"
+
+
+def _check_error_shape(response: Any) -> None:
+    if not 400 <= response.status_code < 500:
+        return
+    if "application/json" not in response.headers.get("content-type", ""):
+        return
+    error = response.json()["error"]
+    assert isinstance(error["code"], str) and isinstance(error["message"], str) and error["message"]
+    assert isinstance(error["fields"], list)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("method", "path", "mode"), RUNS, ids=[f"{m} {p} {mode.value}" for m, p, mode in RUNS])
+def test_fuzz_operation(fuzzing: Fuzzing, method: str, path: str, mode: GenerationMode, figures: Figures,
+                        caplog: pytest.LogCaptureFixture) -> None:
+    operation = fuzzing.schema[path][method]
+    endpoint = BY_ROUTE.get((method, path))
+    access = endpoint.access if endpoint else None
+    takes_input = next(has_input for m, p, has_input in OPERATIONS if (m, p) == (method, path))
+    ran = 0
+
+    @settings(max_examples=EXAMPLES if takes_input else 4, deadline=None, database=None, derandomize=not LONG,
+              suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate, Phase.shrink])
+    @given(case=operation.as_strategy(generation_mode=mode),
+           caller=st.sampled_from(["role"] * 6 + ["none", "garbage", "wrong_role"] if takes_input
+                                  else ["role", "none", "garbage", "wrong_role"]),
+           app_id=st.sampled_from([None, *APPS]) if takes_input else st.none())
+    def run(case: Any, caller: str, app_id: str | None) -> None:
+        nonlocal ran
+        authorization = _authorization(access, caller, fuzzing.keys)
+        case.headers = {k: v for k, v in (case.headers or {}).items() if k.lower() != "authorization"}
+        if authorization:
+            case.headers["Authorization"] = authorization
+        if app_id and isinstance(case.body, dict) and "app_id" in case.body:
+            # A known app (the app key's own, for decisions) gets past the entitlement lookup,
+            # so the generated workload reaches the policy engine and the audit writer.
+            case.body["app_id"] = "claims-summariser" if access is Access.app else app_id
+        response = case.call()
+        ran += 1
+        kind = f"{response.status_code // 100}xx"
+        figures.fuzz_statuses[kind] = figures.fuzz_statuses.get(kind, 0) + 1
+        assert response.status_code < 500, f"{case.method} {case.formatted_path}: {response.status_code} {response.text[:500]}"
+        _check_error_shape(response)
+
+    with caplog.at_level(logging.ERROR):
+        run()
+    figures.fuzz_cases += ran
+    figures.fuzz_operations.add(f"{method} {path}")
+    unhandled = [r for r in caplog.records if "unhandled" in r.getMessage()]
+    assert not unhandled, unhandled[0].getMessage()
+
+
+@pytest.mark.slow
+def test_fuzzing_reached_its_budget(figures: Figures) -> None:
+    """At least MIN_CASES generated cases over every operation (run after the fuzz tests)."""
+    if not figures.fuzz_operations:
+        pytest.skip("the fuzz tests were not selected in this run")
+    assert figures.fuzz_operations == {f"{m} {p}" for m, p, _ in OPERATIONS}
+    assert figures.fuzz_cases >= MIN_CASES, f"only {figures.fuzz_cases} fuzz cases ran"
+
+
+def test_the_fuzzed_document_covers_the_table() -> None:
+    """Every endpoint in the schema has a row in the authorization table (so a known role)."""
+    documented = {(m, p) for m, p, _ in OPERATIONS}
+    assert documented <= set(BY_ROUTE), sorted(documented - set(BY_ROUTE))
+
+
+# -- a real server: body limits and nesting ----------------------------------------------------
+
+
+LIMIT = 64 * 1024
+
+
+@pytest.fixture(scope="module")
+def real_server(pg_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, dict[str, str]]]:
+    from audit import init_key
+
+    from .server import server_env
+
+    name = f"clearance_fuzz_srv_{uuid.uuid4().hex[:10]}"
+    url = create_database(pg_server_url, name)
+    home = tmp_path_factory.mktemp("fuzz-server")
+    init_key(home / "signing.key")
+    server = ServerProcess(env=server_env(database_url=url, home=home, signing_key=str(home / "signing.key"),
+                                          CLEARANCE_MAX_BODY_BYTES=str(LIMIT)),
+                           log_path=home / "server.log")
+    try:
+        upgrade(url)
+        headers = {
+            "/v1/decisions": f"Bearer {make_api_key(url, Role.app, 'claims-summariser')}",
+            "/v1/policy/simulate": f"Bearer {make_api_key(url, Role.admin)}",
+        }
+        yield server.start(), headers
+    finally:
+        server.kill()
+        drop_database(pg_server_url, name)
+
+
+def _post(server: ServerProcess, path: str, authorization: str, content: Any) -> httpx.Response:
+    return httpx.post(f"{server.url}{path}", content=content, timeout=30,
+                      headers={"Authorization": authorization, "Content-Type": "application/json"})
+
+
+def _padded(size: int) -> bytes:
+    body = copy.deepcopy(DECISION_REQUEST_EXAMPLE)
+    body["context"]["request_id"] = ""
+    base = len(json.dumps(body).encode())
+    body["context"]["request_id"] = "x" * (size - base)
+    return json.dumps(body).encode()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", ["/v1/decisions", "/v1/policy/simulate"])
+def test_oversized_bodies_get_413(real_server: tuple[ServerProcess, dict[str, str]], path: str) -> None:
+    server, headers = real_server
+    for size in (LIMIT + 1, 4 * LIMIT, 64 * LIMIT):
+        response = _post(server, path, headers[path], _padded(size))
+        assert response.status_code == 413, response.text
+        assert response.json()["error"]["code"] == "body_too_large"
+
+    def chunked() -> Iterator[bytes]:  # no Content-Length: the limit is counted as it streams
+        yield from (b" " * 8192 for _ in range(LIMIT // 8192 + 4))
+
+    response = _post(server, path, headers[path], chunked())
+    assert response.status_code == 413, response.text
+    # At the limit exactly it is no longer the size that is refused.
+    assert _post(server, path, headers[path], _padded(LIMIT)).status_code in (200, 422)
+
+
+def _nested(kind: str, depth: int) -> bytes:
+    body = json.dumps({**DECISION_REQUEST_EXAMPLE, "context": "@"})
+    inner = {"array": "[" * depth + "]" * depth,
+             "object": '{"a":' * depth + "1" + "}" * depth,
+             "mixed": '[{"a":' * (depth // 2) + "1" + "}]" * (depth // 2)}[kind]
+    return body.replace('"@"', inner).encode()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["array", "object", "mixed"])
+@pytest.mark.parametrize("path", ["/v1/decisions", "/v1/policy/simulate"])
+def test_deeply_nested_json_is_refused_cleanly(real_server: tuple[ServerProcess, dict[str, str]], path: str,
+                                               kind: str) -> None:
+    server, headers = real_server
+    for depth in (100, 1_000, 10_000):
+        raw = _nested(kind, depth)
+        assert len(raw) <= LIMIT
+        response = _post(server, path, headers[path], raw)
+        assert 400 <= response.status_code < 500, f"depth {depth}: {response.status_code} {response.text[:300]}"
+        assert response.json()["error"]["code"] in ("malformed_json", "invalid_request")
+    assert httpx.get(f"{server.url}/healthz", timeout=10).status_code == 200  # still serving
+    assert "Traceback" not in server.log_text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("raw", [
+    b'{"app_id": "claims-summariser", "workload": {"monthly_active_users": 1' + b"0" * 5000 + b"}}",
+    json.dumps({**DECISION_REQUEST_EXAMPLE, "context": {"request_id": "a\u0000b"}}).encode(),
+    json.dumps({**DECISION_REQUEST_EXAMPLE, "context": {"request_id": "\ud800"}}, ensure_ascii=True).encode(),
+    b'{"app_id": "claims-summariser", "app_id": "internal-helpdesk"}',
+    b"\xef\xbb\xbf" + json.dumps(DECISION_REQUEST_EXAMPLE).encode(),
+    json.dumps(DECISION_REQUEST_EXAMPLE).encode().replace(b"5.0", b"1e999"),
+], ids=["5000-digit-int", "nul-char", "lone-surrogate", "duplicate-keys", "utf8-bom", "float-overflow"])
+def test_awkward_json_is_a_4xx(real_server: tuple[ServerProcess, dict[str, str]], raw: bytes) -> None:
+    server, headers = real_server
+    response = _post(server, "/v1/decisions", headers["/v1/decisions"], raw)
+    assert 400 <= response.status_code < 500 or response.status_code == 200, response.text
+    if response.status_code != 200:
+        _check_error_shape(response)
+        assert "decision_id" not in response.text
