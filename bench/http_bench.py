@@ -1,0 +1,195 @@
+"""HTTP end to end over loopback with the real PostgreSQL, driven by wrk.
+
+    python bench/http_bench.py [--duration 30] [--connections 32] [--workers 2] [--json OUT]
+
+Starts `clearance serve` as a subprocess on a fresh database, then, with the same server:
+audited decisions (`POST /v1/decisions`, a rotating mix of workloads across six apps),
+`GET /healthz`, and the unaudited `POST /v1/policy/simulate`. Afterwards it checks that every
+decision id answered with 200 is in the audit trail and that the chain verifies, and reads each
+worker's peak RSS (VmHWM). Needs `wrk` (Debian package `wrk`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from audit import AuditStore, init_key, upgrade, verify_database  # noqa: E402
+from bench.inprocess import WORKLOADS  # noqa: E402
+
+LUA = REPO / "bench" / "wrk" / "decisions.lua"
+MACHINE_PG = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def create_database(server_url: str) -> tuple[str, str]:
+    name = f"clearance_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return name, server_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def drop_database(server_url: str, name: str) -> None:
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def cli(*args: str, env: dict[str, str]) -> str:
+    done = subprocess.run([sys.executable, "-m", "api", *args], env=env, cwd=REPO, capture_output=True,
+                          text=True, check=True, timeout=120)
+    return done.stdout.strip()
+
+
+def wrk(url: str, lines: list[str], *, duration: int, connections: int, threads: int, tmp: Path,
+        name: str) -> dict[str, Any]:
+    requests_file = tmp / f"{name}.requests"
+    requests_file.write_text("\n".join(lines) + "\n")
+    ids_file = tmp / f"{name}.ids"
+    out = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(LUA), url,
+         "--", str(requests_file), str(ids_file)],
+        capture_output=True, text=True, check=True, timeout=duration + 60)
+    match = re.search(r"^WRK_JSON (.+)$", out.stdout, re.MULTILINE)
+    if not match:
+        raise RuntimeError(f"wrk printed no result:\n{out.stdout}\n{out.stderr}")
+    result: dict[str, Any] = json.loads(match.group(1))
+    result["rate_per_s"] = result["requests"] / (result["duration_us"] / 1e6)
+    result["ids"] = ids_file.read_text().split() if ids_file.exists() else []
+    return result
+
+
+def worker_pids(master: int) -> list[int]:
+    """uvicorn's worker processes (children of the master), or the master itself with one worker."""
+    children = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            text = status.read_text()
+        except OSError:
+            continue
+        ppid = re.search(r"^PPid:\s+(\d+)", text, re.MULTILINE)
+        if ppid and int(ppid.group(1)) == master and "python" in text.split("\n", 1)[0].lower():
+            children.append(int(status.parent.name))
+    return children or [master]
+
+
+def peak_rss_mb(pid: int) -> float:
+    text = Path(f"/proc/{pid}/status").read_text()
+    match = re.search(r"^VmHWM:\s+(\d+) kB", text, re.MULTILINE)
+    return int(match.group(1)) / 1024 if match else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=30, help="seconds per wrk run")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--workers", type=int, default=2, help="server worker processes")
+    parser.add_argument("--database", default=os.environ.get("CLEARANCE_BENCH_DATABASE_URL", MACHINE_PG),
+                        help="a PostgreSQL server URL (a fresh database is created on it)")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk not found: apt-get install wrk")
+
+    tmp = Path(tempfile.mkdtemp(prefix="clearance-bench-"))
+    db_name, db_url = create_database(args.database)
+    sa_url = db_url.replace("postgresql://", "postgresql+psycopg://", 1)
+    upgrade(sa_url)
+    init_key(tmp / "signing.key")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLEARANCE_")}
+    env.update(CLEARANCE_DATABASE_URL=sa_url, CLEARANCE_HOME=str(tmp), CLEARANCE_SIGNING_KEY=str(tmp / "signing.key"),
+               CLEARANCE_POLICY_DIR=str(REPO / "rego"))
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "api", "serve", "--port", str(port), "--workers", str(args.workers)],
+                              env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=(tmp / "server.log").open("w"))
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError(f"server did not start:\n{(tmp / 'server.log').read_text()}")
+            time.sleep(0.3)
+
+        app_keys = {w["app_id"]: cli("apikeys", "create", "--app", w["app_id"], "--role", "app", env=env) for w in WORKLOADS}
+        admin = cli("apikeys", "create", "--role", "admin", env=env)
+        decisions = [f"/v1/decisions\t{app_keys[w['app_id']]}\t{json.dumps(w)}" for w in WORKLOADS]
+        simulations = [f"/v1/policy/simulate\t{admin}\t{json.dumps(w)}" for w in WORKLOADS]
+
+        common = {"duration": args.duration, "connections": args.connections, "threads": args.threads, "tmp": tmp}
+        audited = wrk(base, decisions, name="decisions", **common)
+        health = subprocess.run(["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s", f"{base}/healthz"],
+                                capture_output=True, text=True, check=True, timeout=args.duration + 60).stdout
+        health_rate = float(re.search(r"Requests/sec:\s+([\d.]+)", health).group(1))  # type: ignore[union-attr]
+        simulated = wrk(base, simulations, name="simulate", **common)
+        rss = {pid: peak_rss_mb(pid) for pid in worker_pids(server.pid)}
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+    # Every decision answered 200 must be in the trail, and the chain must verify.
+    answered = set(audited.pop("ids"))
+    simulated.pop("ids")
+    with psycopg.connect(db_url) as conn:
+        recorded = {str(r[0]) for r in conn.execute("SELECT decision_id FROM audit_entries WHERE kind = 'decision'")}
+    store = AuditStore.from_url(sa_url, pooled=False)
+    t0 = time.perf_counter()
+    verification = verify_database(store)
+    verify_seconds = time.perf_counter() - t0
+    store.dispose()
+    drop_database(args.database, db_name)
+
+    result = {
+        "setup": {"workers": args.workers, "connections": args.connections, "wrk_threads": args.threads,
+                  "duration_s": args.duration, "cpus": os.cpu_count()},
+        "audited_decisions": audited,
+        "healthz": {"rate_per_s": health_rate},
+        "simulate": simulated,
+        "ratios": {"audited_over_healthz": audited["rate_per_s"] / health_rate,
+                   "audited_over_simulate": audited["rate_per_s"] / simulated["rate_per_s"]},
+        "trail": {"answered_200": len(answered), "missing_from_trail": len(answered - recorded),
+                  "chain_valid": verification.valid, "entries_verified": verification.checked,
+                  "verify_seconds": verify_seconds, "first_bad_seq": verification.first_bad_seq},
+        "peak_rss_mb_per_worker": list(rss.values()),
+    }
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(text + "\n")
+    if result["trail"]["missing_from_trail"] or not verification.valid:
+        sys.exit("FAILED: a decision answered 200 is missing from the trail, or the chain does not verify")
+
+
+if __name__ == "__main__":
+    main()
