@@ -17,6 +17,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from api.cli_audit import audit_app
+from api.cli_policy import policy_app
 from api.settings import Settings
 
 app = typer.Typer(help="Clearance: which AI models may serve this workload — decided, signed and recorded.",
@@ -28,6 +29,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(apikeys_app, name="apikeys")
 app.add_typer(audit_app, name="audit")
+app.add_typer(policy_app, name="policy")
 
 T = TypeVar("T")
 

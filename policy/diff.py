@@ -27,6 +27,7 @@ class Summary:
     cleared: frozenset[Route]
     denied: dict[Route, Reasons]
     error: str | None = None
+    obligations: dict[Route, frozenset[str]] | None = None  # of cleared routes that have some
 
     @classmethod
     def of(cls, result: dict[str, Any]) -> Summary:
@@ -38,6 +39,8 @@ class Summary:
                 (r["model"], r["deployment"]): tuple((x["code"], x["message"]) for x in r["reasons"])
                 for r in result["denied"]
             },
+            obligations={(r["model"], r["deployment"]): frozenset(r["obligations"])
+                         for r in result["allowed"] if r.get("obligations")},
         )
 
     @classmethod
@@ -46,6 +49,9 @@ class Summary:
 
     def codes(self, route: Route) -> frozenset[str]:
         return frozenset(code for code, _ in self.denied.get(route, ()))
+
+    def obligations_of(self, route: Route) -> frozenset[str]:
+        return (self.obligations or {}).get(route, frozenset())
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +64,8 @@ class Change:
     newly_denied: tuple[tuple[Route, Reasons], ...] = ()  # with the candidate's reasons
     codes_appeared: tuple[tuple[str, int], ...] = ()  # (code, routes that gained it)
     codes_disappeared: tuple[tuple[str, int], ...] = ()
+    obligations_appeared: tuple[tuple[str, int], ...] = ()  # (obligation, routes that gained it)
+    obligations_disappeared: tuple[tuple[str, int], ...] = ()
     base_error: str | None = None
     head_error: str | None = None
 
@@ -72,7 +80,8 @@ class Change:
     @property
     def differs(self) -> bool:
         return bool(self.flipped or self.newly_cleared or self.newly_denied or self.codes_appeared
-                    or self.codes_disappeared or self.base_error != self.head_error)
+                    or self.codes_disappeared or self.obligations_appeared or self.obligations_disappeared
+                    or self.base_error != self.head_error)
 
     def to_dict(self) -> dict[str, Any]:
         """Compact JSON (for an audit entry or a report); keys only for what changed."""
@@ -90,6 +99,10 @@ class Change:
             out["codes_appeared"] = dict(self.codes_appeared)
         if self.codes_disappeared:
             out["codes_disappeared"] = dict(self.codes_disappeared)
+        if self.obligations_appeared:
+            out["obligations_appeared"] = dict(self.obligations_appeared)
+        if self.obligations_disappeared:
+            out["obligations_disappeared"] = dict(self.obligations_disappeared)
         for side, error in (("base_error", self.base_error), ("head_error", self.head_error)):
             if error:
                 out[side] = error
@@ -102,15 +115,14 @@ def compare(base: Summary, head: Summary) -> Change:
     newly_denied = tuple((route, head.denied.get(route, ())) for route in sorted(base.cleared - head.cleared))
     appeared: dict[str, int] = {}
     disappeared: dict[str, int] = {}
+    gained: dict[str, int] = {}
+    lost: dict[str, int] = {}
     if base.error is None and head.error is None:
         for route in base.denied.keys() | head.denied.keys():
-            before, after = base.codes(route), head.codes(route)
-            if before == after:
-                continue
-            for code in after - before:
-                appeared[code] = appeared.get(code, 0) + 1
-            for code in before - after:
-                disappeared[code] = disappeared.get(code, 0) + 1
+            _count(base.codes(route), head.codes(route), appeared, disappeared)
+        if base.obligations or head.obligations:
+            for route in base.cleared & head.cleared:
+                _count(base.obligations_of(route), head.obligations_of(route), gained, lost)
     return Change(
         base_outcome=base.outcome,
         head_outcome=head.outcome,
@@ -118,6 +130,17 @@ def compare(base: Summary, head: Summary) -> Change:
         newly_denied=newly_denied,
         codes_appeared=tuple(sorted(appeared.items())),
         codes_disappeared=tuple(sorted(disappeared.items())),
+        obligations_appeared=tuple(sorted(gained.items())),
+        obligations_disappeared=tuple(sorted(lost.items())),
         base_error=base.error,
         head_error=head.error,
     )
+
+
+def _count(before: frozenset[str], after: frozenset[str], appeared: dict[str, int], disappeared: dict[str, int]) -> None:
+    if before == after:
+        return
+    for name in after - before:
+        appeared[name] = appeared.get(name, 0) + 1
+    for name in before - after:
+        disappeared[name] = disappeared.get(name, 0) + 1

@@ -53,3 +53,53 @@ def git_info(directory: Path | str) -> GitInfo | None:
     if head is None or prefix is None or status is None:
         return None  # e.g. a repository without commits yet
     return GitInfo(commit=head.strip(), dirty=bool(status.strip()), path=prefix.strip().rstrip("/") or ".")
+
+
+class GitError(Exception):
+    """A git operation needed to build a bundle from a ref failed; the message says which."""
+
+
+@dataclass(frozen=True)
+class ExportedTree:
+    directory: Path  # the policy directory inside the export
+    commit: str  # the ref resolved to a commit
+
+
+def export_tree(policy_dir: Path | str, ref: str, dest: Path) -> ExportedTree:
+    """The policy directory as it is at ``ref``, extracted under ``dest`` (``git archive``).
+
+    ``policy_dir`` is the directory in the work tree (e.g. ``rego``); the same path inside the
+    repository is taken at ``ref``. Raises :class:`GitError` when ``policy_dir`` is not in a
+    work tree, ``ref`` does not name a commit, or the directory does not exist at ``ref``.
+    """
+    import io
+    import tarfile
+
+    policy_dir = Path(policy_dir)
+    if not policy_dir.is_dir():
+        raise GitError(f"{policy_dir} is not a directory")
+    prefix, top = _git(policy_dir, "rev-parse", "--show-prefix"), _git(policy_dir, "rev-parse", "--show-toplevel")
+    if prefix is None or top is None:
+        raise GitError(f"{policy_dir} is not inside a git work tree")
+    prefix = prefix.strip().rstrip("/")
+    resolved = _git(policy_dir, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+    if resolved is None:
+        raise GitError(f"{ref!r} does not name a commit in the repository of {policy_dir}")
+    commit = resolved.strip()
+    try:
+        done = subprocess.run(
+            ["git", "-C", top.strip(), "archive", "--format=tar", commit, *(["--", prefix] if prefix else [])],
+            capture_output=True, timeout=_TIMEOUT_SECONDS * 6, check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise GitError(f"git archive {ref}: {exc}") from None
+    if done.returncode != 0:
+        detail = done.stderr.decode(errors="replace").strip().splitlines()
+        raise GitError(f"{prefix or '.'} does not exist at {ref} ({commit[:12]}): {detail[0] if detail else 'git archive failed'}")
+    dest.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(done.stdout)) as archive:
+        archive.extractall(dest, filter="data")  # refuses absolute paths, links out of dest
+    target = dest / prefix if prefix else dest
+    if not target.is_dir():
+        raise GitError(f"{prefix or '.'} does not exist at {ref} ({commit[:12]})")
+    return ExportedTree(directory=target, commit=commit)

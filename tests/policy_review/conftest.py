@@ -4,6 +4,7 @@ PostgreSQL whose policy directory is such a copy."""
 from __future__ import annotations
 
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,10 +12,13 @@ from typing import Any
 import orjson
 import pytest
 
+from fastapi.testclient import TestClient
+
+from api.app import create_app
 from api.services import Services
 from api.settings import Settings
 from audit import AuditStore
-from tests.api.conftest import make_settings
+from tests.api.conftest import Keys, make_keys, make_settings
 from tests.conftest import REPO
 
 REGO = REPO / "rego"
@@ -83,3 +87,41 @@ def services_on_copy(migrated_database: str, bundle_dir: Path, tmp_path: Path) -
     started = start_services(migrated_database, tmp_path / "home", policy_dir=bundle_dir)
     yield started
     started.close()
+
+
+def git(repo: Path, *args: str) -> str:
+    done = subprocess.run(["git", "-C", str(repo), "-c", "user.name=Reviewer", "-c", "user.email=r@example.org",
+                           "-c", "commit.gpgsign=false", *args], capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def commit_all(repo: Path, message: str, tag: str) -> None:
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", message)
+    git(repo, "tag", tag)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A git repository (in a temporary directory) whose `rego/` is the reference pack,
+    committed and tagged `base`."""
+    root = tmp_path / "repo"
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main")
+    copy_bundle(root / "rego")
+    git(root, "add", "rego")
+    git(root, "commit", "-q", "-m", "reference pack")
+    git(root, "tag", "base")
+    return root
+
+
+@pytest.fixture
+def client(services: Services) -> Iterator[TestClient]:
+    """The real app over ``services`` (each test module says which, as a ``services`` fixture)."""
+    with TestClient(create_app(services=services), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def keys(services: Services) -> Keys:
+    return make_keys(services)

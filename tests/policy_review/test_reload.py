@@ -6,29 +6,28 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
 from api.reload import SIGHUP_REQUESTER, install_sighup, reload_on_signal, reload_policy
 from api.services import Services
 from audit import verify_database
-from tests.api.conftest import Keys, bearer, make_keys
+from tests.api.conftest import Keys, bearer
 from tests.policy_review.conftest import HELPDESK_REQUEST, break_rego, edit, entries, lower_llama_cap
 
 
-@pytest.fixture
-def client(services_on_copy: Services) -> Iterator[TestClient]:
-    with TestClient(create_app(services=services_on_copy), raise_server_exceptions=False) as test_client:
-        yield test_client
+# regorus VMs are bound to the thread that made them: the test client's loop thread decides,
+# pytest's main thread drops the services at teardown, and pyo3 reports that as unraisable.
+# (The service itself releases retired policies on its loop thread: api/reload.py.)
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
 
 @pytest.fixture
-def keys(services_on_copy: Services) -> Keys:
-    return make_keys(services_on_copy)
+def services(services_on_copy: Services) -> Services:
+    """What the shared ``client`` and ``keys`` fixtures serve."""
+    return services_on_copy
 
 
 def test_accepted_reload_swaps_the_policy_and_is_recorded(
@@ -137,9 +136,6 @@ def test_a_real_sighup_reloads_through_the_installed_handler(services_on_copy: S
     assert entries(services_on_copy.store, "policy_reload")[-1]["reload"]["requested_by"] == "SIGHUP"
 
 
-# regorus VMs are bound to the thread that made them; here a test thread decides and the main
-# thread drops the retired policies, which pyo3 reports (the service releases them on its loop).
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_requests_during_reloads_see_one_whole_bundle(services_on_copy: Services, bundle_dir: Path) -> None:
     """Decisions made while reloads alternate two bundles: each decision's revision is one of
     the two and its routes are exactly that bundle's answer (never half of each)."""

@@ -28,6 +28,12 @@ from tests.policy_review.conftest import (
 )
 
 
+# regorus VMs are bound to the thread that made them: the test client's loop thread decides,
+# pytest's main thread drops the services at teardown, and pyo3 reports that as unraisable.
+# (The service itself releases retired policies on its loop thread: api/reload.py.)
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
+
 @pytest.fixture
 def shadow_dir(tmp_path: Path) -> Path:
     candidate = copy_bundle(tmp_path / "candidate")
@@ -43,14 +49,9 @@ def shadow_services(migrated_database: str, shadow_dir: Path, tmp_path: Path) ->
 
 
 @pytest.fixture
-def client(shadow_services: Services) -> Iterator[TestClient]:
-    with TestClient(create_app(services=shadow_services), raise_server_exceptions=False) as test_client:
-        yield test_client
-
-
-@pytest.fixture
-def keys(shadow_services: Services) -> Keys:
-    return make_keys(shadow_services)
+def services(shadow_services: Services) -> Services:
+    """What the shared ``client`` and ``keys`` fixtures serve."""
+    return shadow_services
 
 
 def _body(services: Services, decision_id: str) -> dict[str, Any]:

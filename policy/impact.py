@@ -1,0 +1,445 @@
+"""Impact analysis: what a policy change would do to the decisions actually served.
+
+``analyse(base_dir, head_dir, replays)`` judges every recorded workload with both bundles and
+tallies how the candidate (*head*) differs from the baseline (*base*):
+
+* outcome flips, ``allow→deny`` being **breaking** (the app would lose every route it had);
+* routes newly cleared and newly denied, per app and model (with the reasons that now deny);
+* reason codes appearing on or disappearing from routes, and obligations gained or lost by
+  routes cleared on both sides;
+* up to five concrete examples, breaking ones first, with their decision ids;
+* how long it took.
+
+Replay semantics (also stated in every report): the workload and the caller are replayed as
+recorded; the app's entitlements (``input.app``) are looked up by app id in *each side's own*
+``apps.yaml``, because entitlements are governance data under review like the rules — a pull
+request that withdraws an approval shows its effect. An app missing from one side's
+``apps.yaml`` is a ``deny`` there (the service would refuse it), reported as an error of that side.
+
+Speed: identical workloads are judged once (a bounded cache keyed on the canonical replay), and
+past one batch (``BATCH`` replays) the work is spread over a pool of processes, one per core
+(regorus holds the GIL while it evaluates). Measured by ``bench/impact_bench.py``.
+
+``bundle_at(policy_dir, ref, dest)`` builds a side from git (``git archive``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import multiprocessing
+import os
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from policy import ActivePolicy, load_policy
+from policy.diff import Change, Summary, compare
+from policy.errors import ClearanceError, EvaluationError, UnknownApp
+from policy.gitinfo import GitError, export_tree, git_info
+from policy.replay_inputs import Replay, Skipped
+
+BATCH = 4096  # replays read, de-duplicated and judged together; one batch runs in-process
+CHUNK = 128  # at most this many replays per task sent to a pool process
+CACHE_ENTRIES = 500_000  # distinct workloads remembered (16-byte digests: ~100 MB at most)
+EXAMPLES = 5
+
+SEMANTICS = (
+    "Each recorded workload is replayed with its recorded caller; the app's entitlements "
+    "(input.app) are re-derived by app id from each side's own apps.yaml, so changes to "
+    "entitlements count as policy changes."
+)
+
+
+class ImpactError(ClearanceError):
+    """The analysis cannot run (a ref does not resolve, a bundle is missing…)."""
+
+
+@dataclass(frozen=True)
+class Side:
+    name: str  # base | head
+    ref: str  # the git ref, or "work tree"
+    directory: str
+    revision: str
+    commit: str | None = None
+    dirty: bool | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ref": self.ref, "directory": self.directory, "revision": self.revision,
+                "commit": self.commit, "dirty": self.dirty}
+
+
+def bundle_at(policy_dir: Path, ref: str, dest: Path) -> tuple[Path, str]:
+    """``(directory, commit)`` of the policy directory exported at ``ref``."""
+    try:
+        tree = export_tree(policy_dir, ref, dest)
+    except GitError as exc:
+        raise ImpactError(str(exc)) from None
+    return tree.directory, tree.commit
+
+
+def side_of(name: str, directory: Path, *, ref: str | None, commit: str | None, policy: ActivePolicy,
+            shown: str | None = None) -> Side:
+    """Describe a side: an exported ref (commit known) or the work tree (git asked)."""
+    if ref is not None:
+        return Side(name, ref, shown or directory.as_posix(), policy.revision, commit, False)
+    git = git_info(directory)
+    return Side(name, "work tree", directory.as_posix(), policy.revision,
+                git.commit if git else None, git.dirty if git else None)
+
+
+# -- judging -----------------------------------------------------------------------------------
+
+
+class Judge:
+    """Both policies side by side: what each decides for one replay, and how they differ."""
+
+    def __init__(self, base: ActivePolicy, head: ActivePolicy) -> None:
+        self.base, self.head = base, head
+        self._same: dict[tuple[str, str], Change] = {}
+
+    def judge(self, replay: Replay) -> Change:
+        change = compare(_summary(self.base, replay), _summary(self.head, replay))
+        if change.differs:
+            return change
+        # Most replays change nothing: share one object per outcome pair (memory, pickling).
+        return self._same.setdefault((change.base_outcome, change.head_outcome), change)
+
+
+def _summary(policy: ActivePolicy, replay: Replay) -> Summary:
+    """What ``policy`` decides; fails closed (a deny with the error) as the service would."""
+    try:
+        app = policy.app_record(replay.app_id)
+        raw = policy.engine.evaluate({"app": app, "workload": replay.workload, "caller": replay.caller})
+        summary = Summary.of(raw)
+    except (UnknownApp, EvaluationError) as exc:
+        return Summary.failed(str(exc))
+    except (KeyError, TypeError) as exc:
+        return Summary.failed(f"the policy answered an invalid decision: {exc!r}")
+    if summary.outcome not in ("allow", "deny") or len(summary.cleared) + len(summary.denied) != policy.route_count():
+        return Summary.failed(f"the policy answered {len(summary.cleared) + len(summary.denied)} routes, "
+                              f"the catalog has {policy.route_count()}")
+    return summary
+
+
+# One Judge per pool process, made by its initializer (process-local by construction).
+_PROCESS_JUDGE: Judge | None = None
+
+
+def _init_process(base_dir: str, head_dir: str) -> None:
+    global _PROCESS_JUDGE
+    _PROCESS_JUDGE = Judge(load_policy(base_dir), load_policy(head_dir))
+
+
+def _judge_chunk(replays: list[Replay]) -> list[Change]:
+    assert _PROCESS_JUDGE is not None, "pool process not initialised"
+    return [_PROCESS_JUDGE.judge(r) for r in replays]
+
+
+# -- tallying ----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Routes:
+    deployments: set[str] = field(default_factory=set)
+    decisions: int = 0
+    codes: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
+class _Tally:
+    examples_wanted: int
+    replayed: int = 0
+    skipped: int = 0
+    skipped_examples: list[str] = field(default_factory=list)
+    outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
+    changed: int = 0
+    cleared: dict[tuple[str, str], _Routes] = field(default_factory=dict)
+    denied: dict[tuple[str, str], _Routes] = field(default_factory=dict)
+    appeared: Counter[str] = field(default_factory=Counter)
+    appeared_in: Counter[str] = field(default_factory=Counter)
+    disappeared: Counter[str] = field(default_factory=Counter)
+    disappeared_in: Counter[str] = field(default_factory=Counter)
+    gained: Counter[str] = field(default_factory=Counter)
+    gained_in: Counter[str] = field(default_factory=Counter)
+    lost: Counter[str] = field(default_factory=Counter)
+    lost_in: Counter[str] = field(default_factory=Counter)
+    base_errors: Counter[str] = field(default_factory=Counter)
+    head_errors: Counter[str] = field(default_factory=Counter)
+    examples: dict[int, list[tuple[Replay, Change]]] = field(default_factory=dict)
+    example_keys: set[bytes] = field(default_factory=set)
+
+    def skip(self, skipped: Skipped) -> None:
+        self.skipped += 1
+        if len(self.skipped_examples) < 10:
+            self.skipped_examples.append(f"{skipped.source}: {skipped.reason}")
+
+    def add(self, replay: Replay, change: Change, key: bytes) -> None:
+        self.replayed += 1
+        self.outcomes[(change.base_outcome, change.head_outcome)] += 1
+        if not change.differs:
+            return
+        self.changed += 1
+        for tally, routes in ((self.cleared, [(r, ()) for r in change.newly_cleared]), (self.denied, change.newly_denied)):
+            touched: set[tuple[str, str]] = set()
+            for (model, deployment), reasons in routes:
+                row = tally.setdefault((replay.app_id, model), _Routes())
+                row.deployments.add(deployment)
+                row.codes.update(code for code, _ in reasons)
+                touched.add((replay.app_id, model))
+            for k in touched:
+                tally[k].decisions += 1
+        for pairs, routes, decisions in ((change.codes_appeared, self.appeared, self.appeared_in),
+                                         (change.codes_disappeared, self.disappeared, self.disappeared_in),
+                                         (change.obligations_appeared, self.gained, self.gained_in),
+                                         (change.obligations_disappeared, self.lost, self.lost_in)):
+            for name, n in pairs:
+                routes[name] += n
+                decisions[name] += 1
+        if change.base_error and change.base_error != change.head_error:
+            self.base_errors[change.base_error] += 1
+        if change.head_error and change.head_error != change.base_error:
+            self.head_errors[change.head_error] += 1
+        self._maybe_example(replay, change, key)
+
+    def _maybe_example(self, replay: Replay, change: Change, key: bytes) -> None:
+        rank = (0 if change.breaking else 1 if change.flipped else 2 if change.newly_denied
+                else 3 if change.newly_cleared else 4)
+        bucket = self.examples.setdefault(rank, [])
+        if len(bucket) < self.examples_wanted and key not in self.example_keys:
+            bucket.append((replay, change))
+            self.example_keys.add(key)
+
+    def chosen_examples(self) -> list[tuple[Replay, Change]]:
+        ordered = itertools.chain.from_iterable(self.examples[r] for r in sorted(self.examples))
+        return list(itertools.islice(ordered, self.examples_wanted))
+
+
+# -- the run -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImpactReport:
+    base: Side
+    head: Side
+    inputs: str
+    apps_changed: bool
+    tally: _Tally
+    seconds: float
+    build_seconds: float
+    evaluated: int  # distinct workloads judged (the rest came from the cache)
+    workers: int
+
+    @property
+    def breaking(self) -> int:
+        return self.tally.outcomes[("allow", "deny")]
+
+    @property
+    def replays_per_second(self) -> float:
+        replay_seconds = self.seconds - self.build_seconds
+        return self.tally.replayed / replay_seconds if replay_seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        t = self.tally
+        return {
+            "base": self.base.to_dict(),
+            "head": self.head.to_dict(),
+            "inputs": self.inputs,
+            "semantics": SEMANTICS,
+            "apps_yaml_changed": self.apps_changed,
+            "replayed": t.replayed,
+            "distinct_workloads": self.evaluated,
+            "skipped": t.skipped,
+            "skipped_examples": t.skipped_examples,
+            "changed": t.changed,
+            "outcomes": {f"{b}->{h}": n for (b, h), n in sorted(t.outcomes.items())},
+            "breaking": self.breaking,
+            "flipped": {"allow->deny": self.breaking, "deny->allow": t.outcomes[("deny", "allow")]},
+            "newly_cleared": _route_rows(t.cleared),
+            "newly_denied": _route_rows(t.denied),
+            "codes_appeared": _code_rows(t.appeared, t.appeared_in),
+            "codes_disappeared": _code_rows(t.disappeared, t.disappeared_in),
+            "obligations_appeared": _code_rows(t.gained, t.gained_in, key="obligation"),
+            "obligations_disappeared": _code_rows(t.lost, t.lost_in, key="obligation"),
+            "base_errors": [{"error": e, "decisions": n} for e, n in t.base_errors.most_common(10)],
+            "head_errors": [{"error": e, "decisions": n} for e, n in t.head_errors.most_common(10)],
+            "examples": [_example(r, c) for r, c in t.chosen_examples()],
+            "timing": {
+                "seconds": round(self.seconds, 3),
+                "build_seconds": round(self.build_seconds, 3),
+                "replays_per_second": round(self.replays_per_second, 1),
+                "workers": self.workers,
+            },
+        }
+
+
+def _route_rows(tally: dict[tuple[str, str], _Routes]) -> list[dict[str, Any]]:
+    rows = [
+        {"app_id": app, "model": model, "deployments": sorted(r.deployments), "decisions": r.decisions,
+         "reasons": dict(r.codes.most_common())}
+        for (app, model), r in tally.items()
+    ]
+    return sorted(rows, key=lambda row: (-row["decisions"], row["app_id"], row["model"]))
+
+
+def _code_rows(routes: Counter[str], decisions: Counter[str], *, key: str = "code") -> list[dict[str, Any]]:
+    return [{key: name, "routes": n, "decisions": decisions[name]} for name, n in routes.most_common()]
+
+
+_SHOWN_WORKLOAD = ("task", "quality_tier", "regulatory_tier", "sector", "data_classification",
+                   "dangerous_capability", "monthly_active_users", "jurisdictions")
+
+
+def _example(replay: Replay, change: Change) -> dict[str, Any]:
+    return {
+        "decision_id": replay.decision_id,
+        "source": replay.source,
+        "app_id": replay.app_id,
+        "workload": {k: replay.workload.get(k) for k in _SHOWN_WORKLOAD},
+        "base_outcome": change.base_outcome,
+        "head_outcome": change.head_outcome,
+        "breaking": change.breaking,
+        "diff": change.to_dict(),
+    }
+
+
+class _Cache:
+    """Bounded LRU of judged workloads, keyed by a 16-byte digest of the canonical replay."""
+
+    def __init__(self, entries: int) -> None:
+        self._entries, self._data = entries, OrderedDict[bytes, Change]()
+
+    @staticmethod
+    def digest(key: bytes) -> bytes:
+        return hashlib.blake2b(key, digest_size=16).digest()
+
+    def get(self, digest: bytes) -> Change | None:
+        found = self._data.get(digest)
+        if found is not None:
+            self._data.move_to_end(digest)
+        return found
+
+    def put(self, digest: bytes, change: Change) -> None:
+        self._data[digest] = change
+        if len(self._data) > self._entries:
+            self._data.popitem(last=False)
+
+
+def analyse(
+    base_dir: Path,
+    head_dir: Path,
+    replays: Iterable[Replay | Skipped],
+    *,
+    base_ref: str | None,
+    head_ref: str | None = None,
+    base_commit: str | None = None,
+    head_commit: str | None = None,
+    inputs: str = "",
+    shown_dir: str | None = None,
+    workers: int = 0,
+    examples: int = EXAMPLES,
+    batch: int = BATCH,
+) -> ImpactReport:
+    """Replay ``replays`` through both bundles and tally the differences.
+
+    :param base_ref/head_ref: the git refs the directories were exported from (``None``: the
+        work tree, whose git state is asked); shown in the report.
+    :param workers: processes to judge in; ``1`` keeps everything in this process, ``0``
+        (default) one per core; either way a run of at most ``BATCH`` replays stays in this
+        process (a pool's start-up would cost more than it saves).
+    :param examples: how many concrete examples to keep.
+    :param batch: replays read and judged together (memory bound; tests make it small).
+    :param shown_dir: how to name an exported side's directory in the report (its path in the
+        repository rather than a temporary directory).
+    Raises ``BundleError`` (naming the side's files) if either bundle does not load.
+    """
+    started = time.perf_counter()
+    base, head = load_policy(base_dir), load_policy(head_dir)
+    judge = Judge(base, head)
+    sides = (side_of("base", base_dir, ref=base_ref, commit=base_commit, policy=base, shown=shown_dir),
+             side_of("head", head_dir, ref=head_ref, commit=head_commit, policy=head, shown=shown_dir))
+    apps_changed = [a.model_dump() for a in base.bundle.catalog.apps] != [a.model_dump() for a in head.bundle.catalog.apps]
+    build_seconds = time.perf_counter() - started
+
+    tally, cache = _Tally(examples_wanted=examples), _Cache(CACHE_ENTRIES)
+    evaluated = 0
+    pool: Any = None
+    wanted = workers if workers > 0 else (os.cpu_count() or 1)
+    try:
+        for replays_batch, more in _lookahead(_batches(replays, tally, batch)):
+            # A run of more than one batch is spread over the pool; a smaller one stays here.
+            starting = pool is None and wanted > 1 and more
+            if starting:
+                pool = _start_pool(wanted, base_dir, head_dir)
+            # While the pool's processes compile their bundles, this one judges the batch.
+            evaluated += _judge_batch(replays_batch, tally, cache, judge=judge, pool=None if starting else pool,
+                                      processes=wanted)
+    finally:
+        if pool is not None:
+            pool.terminate()
+    return ImpactReport(
+        base=sides[0], head=sides[1], inputs=inputs, apps_changed=apps_changed, tally=tally,
+        seconds=time.perf_counter() - started, build_seconds=build_seconds, evaluated=evaluated,
+        workers=wanted if pool is not None else 1,
+    )
+
+
+def _batches(replays: Iterable[Replay | Skipped], tally: _Tally, size: int) -> Iterator[list[Replay]]:
+    batch: list[Replay] = []
+    for item in replays:
+        if isinstance(item, Skipped):
+            tally.skip(item)
+            continue
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _lookahead(batches: Iterator[list[Replay]]) -> Iterator[tuple[list[Replay], bool]]:
+    """Each batch with whether another one follows."""
+    current = next(batches, None)
+    while current is not None:
+        following = next(batches, None)
+        yield current, following is not None
+        current = following
+
+
+def _start_pool(processes: int, base_dir: Path, head_dir: Path) -> Any:
+    # spawn, not fork: the parent may hold database connections and regorus objects that a
+    # forked child must not inherit.
+    context = multiprocessing.get_context("spawn")
+    return context.Pool(processes, initializer=_init_process, initargs=(str(base_dir), str(head_dir)))
+
+
+def _judge_batch(batch: list[Replay], tally: _Tally, cache: _Cache, *, judge: Judge, pool: Any,
+                 processes: int) -> int:
+    """Judge the batch's workloads not seen before, then tally every replay; returns how many
+    workloads were judged."""
+    keys = [r.key() for r in batch]
+    digests = [_Cache.digest(k) for k in keys]
+    todo: dict[bytes, Replay] = {}
+    for replay, digest in zip(batch, digests, strict=True):
+        if digest not in todo and cache.get(digest) is None:
+            todo[digest] = replay
+    pending = list(todo.items())
+    if pool is not None and pending:
+        # Enough chunks to keep every process busy, none so small that IPC dominates.
+        size = max(1, min(CHUNK, -(-len(pending) // (2 * processes))))
+        chunks = [[r for _, r in pending[i:i + size]] for i in range(0, len(pending), size)]
+        changes = list(itertools.chain.from_iterable(pool.map(_judge_chunk, chunks, chunksize=1)))
+    else:
+        changes = [judge.judge(r) for _, r in pending]
+    fresh = dict(zip((d for d, _ in pending), changes, strict=True))
+    for digest, change in fresh.items():
+        cache.put(digest, change)
+    for replay, key, digest in zip(batch, keys, digests, strict=True):
+        change = fresh.get(digest) or cache.get(digest)
+        assert change is not None
+        tally.add(replay, change, key)
+    return len(pending)

@@ -1,0 +1,121 @@
+"""The decisions an impact analysis replays, from the audit trail or from a JSONL file.
+
+A :class:`Replay` is what a decision was asked: the app's id, the workload and the caller. The
+app's *entitlements* are deliberately not part of it: each side of the comparison looks them up
+in its own ``apps.yaml`` (they are governance data under review, like the rules).
+
+A JSONL file holds one JSON object per line, any of:
+
+* a ``POST /v1/decisions`` body: ``{"app_id", "workload", "context"?}``;
+* a recorded policy input: ``{"app": {"id", …}, "workload", "caller"?}``;
+* an audit entry body or an export line that carries one: ``{"decision_id"?, "input": {…}}``.
+
+Workloads are validated with the request schema (defaults filled, unknown fields refused), so
+a replay is judged exactly as a new request would be. A line that does not fit is skipped and
+reported with its number and the reason; blank lines and ``#`` comments are ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from policy.workload import DecisionRequest, Workload
+
+_NO_CALLER = {"key_id": None, "role": None}
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    decision_id: str | None  # the recorded decision's id; None for a synthetic input
+    source: str  # "audit" or "<file>:<line>"
+    app_id: str
+    workload: dict[str, Any]  # validated, defaults filled
+    caller: dict[str, Any]
+
+    def key(self) -> bytes:
+        """Canonical bytes of everything the evaluation depends on besides the bundle."""
+        return orjson.dumps({"app_id": self.app_id, "workload": self.workload, "caller": self.caller},
+                            option=orjson.OPT_SORT_KEYS)
+
+    @property
+    def label(self) -> str:
+        return self.decision_id or self.source
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    source: str
+    reason: str
+
+
+def replay_of_input(policy_input: Any, *, decision_id: str | None, source: str) -> Replay | Skipped:
+    """A recorded policy input (``{"app", "workload", "caller"}``) as a replay."""
+    if not isinstance(policy_input, dict):
+        return Skipped(source, "the input is not a JSON object")
+    app = policy_input.get("app")
+    app_id = app.get("id") if isinstance(app, dict) else None
+    if not isinstance(app_id, str):
+        return Skipped(source, "the input has no app.id")
+    try:
+        workload = Workload.model_validate(policy_input.get("workload")).model_dump(mode="json")
+    except ValidationError as exc:
+        return Skipped(source, _problems(exc, prefix="workload"))
+    caller = policy_input.get("caller")
+    return Replay(decision_id=decision_id, source=source, app_id=app_id, workload=workload,
+                  caller=caller if isinstance(caller, dict) else dict(_NO_CALLER))
+
+
+def replays_from_records(records: Iterable[tuple[str | None, Any, Any]]) -> Iterator[Replay | Skipped]:
+    """``(decision_id, input, result)`` rows read from the audit trail, as replays."""
+    for decision_id, policy_input, _result in records:
+        yield replay_of_input(policy_input, decision_id=decision_id, source="audit")
+
+
+def read_jsonl(path: Path | str) -> Iterator[Replay | Skipped]:
+    """The replays of a JSONL file (streamed: one line at a time)."""
+    path = Path(path)
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            line = raw.strip()
+            if not line or line.startswith(b"#"):
+                continue
+            source = f"{path.name}:{number}"
+            try:
+                item = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                yield Skipped(source, f"not JSON: {exc}")
+                continue
+            yield _replay_of_line(item, source)
+
+
+def _replay_of_line(item: Any, source: str) -> Replay | Skipped:
+    if not isinstance(item, dict):
+        return Skipped(source, "not a JSON object")
+    decision_id = item.get("decision_id") if isinstance(item.get("decision_id"), str) else None
+    if isinstance(item.get("input"), dict):  # an audit entry body or export line
+        return replay_of_input(item["input"], decision_id=decision_id, source=source)
+    if "app" in item:  # a recorded policy input
+        return replay_of_input(item, decision_id=decision_id, source=source)
+    if "app_id" in item:  # a request body
+        try:
+            request = DecisionRequest.model_validate(item)
+        except ValidationError as exc:
+            return Skipped(source, _problems(exc))
+        return Replay(decision_id=decision_id, source=source, app_id=request.app_id,
+                      workload=request.workload.model_dump(mode="json"), caller=dict(_NO_CALLER))
+    return Skipped(source, "expected a request ({app_id, workload}), a policy input ({app, workload}) "
+                           "or an audit entry ({input})")
+
+
+def _problems(exc: ValidationError, *, prefix: str = "") -> str:
+    parts = []
+    for err in exc.errors()[:3]:
+        where = ".".join(str(p) for p in ((prefix,) if prefix else ()) + tuple(err["loc"])) or "(body)"
+        parts.append(f"{where}: {'unknown field' if err['type'] == 'extra_forbidden' else err['msg']}")
+    return "; ".join(parts)
