@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import re
+import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -307,6 +308,14 @@ def export(
         "Cache-Control": "no-store"})
 
 
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
 @router.get(
     "/v1/decisions/{decision_id}",
     response_model=EntryOut,
@@ -316,7 +325,10 @@ def export(
 def get_decision(services: ServicesDep, _: Auditor, decision_id: str) -> dict[str, Any]:
     found = find_decision(services.store, decision_id)
     if found is None:
-        raise ApiError(404, "not_found", f"no decision {decision_id!r} in the audit trail")
+        # Echo the id only when it is one: whatever else was put in the path (a pasted API key,
+        # say) is not repeated back.
+        raise ApiError(404, "not_found", f"no decision {decision_id!r} in the audit trail" if _is_uuid(decision_id)
+                       else "no decision with this id in the audit trail (decision ids are UUIDs)")
     entry = found.entry
     return {
         "seq": entry.seq,
