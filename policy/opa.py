@@ -39,7 +39,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import requests
@@ -126,9 +126,9 @@ class OpaTarget:
 class _Refused(Exception):
     """OPA answered 4xx to one push: maybe only for now (a module it depends on is not in yet)."""
 
-    def __init__(self, body: dict[str, Any], status: int | None = None) -> None:
-        self.body, self.status = body, status
-        super().__init__(describe_opa_error(body))
+    def __init__(self, body: Any) -> None:
+        self.body = body if isinstance(body, dict) else {"message": str(body)}
+        super().__init__(describe_opa_error(self.body))
 
 
 def describe_opa_error(body: Any) -> str:
@@ -180,7 +180,7 @@ class _Installer:
         self.client.close_connection()
 
     def policy_ids(self) -> list[str]:
-        return [str(i) for i in self._call("list policies", self.client.get_policies_list)]
+        return [str(i) for i in self._call("GET /v1/policies", self.client.get_policies_list)]
 
     def check_foreign(self, existing: list[str], *, replace: bool) -> None:
         foreign = sorted(i for i in existing if i.startswith(POLICY_ID_ROOT + "/") and not i.startswith(self.prefix))
@@ -216,7 +216,7 @@ class _Installer:
             headers={"Content-Type": "application/json"},
         )
         if response.status_code != 204:
-            raise _Refused(_json_or_text(response), response.status_code)
+            raise _Refused(_json_or_text(response))
 
     def put_modules(self, modules: dict[str, str]) -> None:
         """PUT each module under ``clearance/<short>/<path>``; refusals become a BundleError."""
@@ -233,16 +233,13 @@ class _Installer:
             raise BundleError([e for path, exc in sorted(refused.items()) for e in self._located(path, exc.body)])
 
     def put_guard(self) -> None:
-        revision = self.bundle.revision
-        self.put_modules_raw({policy_id(revision, GUARD_FILE): guard_module(revision)})
-
-    def put_modules_raw(self, by_id: dict[str, str]) -> None:
-        for pid, text in by_id.items():
-            try:
-                self._call(f"PUT /v1/policies/{pid}",
-                           lambda: self.client.update_policy_from_string(text, pid, rego_compat=False))
-            except RegoParseError as exc:
-                raise OpaError(f"OPA at {self.target.url} refused {pid}: {exc}") from None
+        """Last: the revision becomes evaluable only once all of it is in."""
+        pid, text = policy_id(self.bundle.revision, GUARD_FILE), guard_module(self.bundle.revision)
+        try:
+            self._call(f"PUT /v1/policies/{pid}",
+                       lambda: self.client.update_policy_from_string(text, pid, rego_compat=False))
+        except RegoParseError as exc:
+            raise OpaError(f"OPA at {self.target.url} refused {pid}: {exc}") from None
 
     def delete(self, ids: list[str]) -> None:
         def remove(pid: str) -> None:
@@ -285,7 +282,8 @@ class _Installer:
         except (_Refused, RegoParseError, DeleteDataError, DeletePolicyError):
             raise
         except Exception as exc:
-            raise OpaError(f"{what}: {explain(exc, url=self.target.url, timeout=self.timeout)}") from None
+            raise OpaError(f"cannot install the policy bundle in OPA ({what}): "
+                           f"{explain(exc, url=self.target.url, timeout=self.timeout)}") from None
 
     def install(self, modules: dict[str, str], *, replace: bool) -> list[str]:
         """Check, then push data, modules and the revision's guard; the ids present before."""
@@ -392,11 +390,13 @@ def explain(exc: BaseException, *, url: str, timeout: float) -> str:
     if isinstance(exc, requests.ConnectionError):
         return f"OPA at {url} is unreachable ({_root_cause(exc)})"
     if isinstance(exc, requests.HTTPError) and exc.response is not None:
-        return f"OPA at {url} answered HTTP {exc.response.status_code}: {describe_opa_error(_json_or_text(exc.response))}"
+        status, body = exc.response.status_code, _json_or_text(exc.response)
+        return f"OPA at {url} answered HTTP {status}: {describe_opa_error(body)}"
     if isinstance(exc, requests.JSONDecodeError):
         return f"OPA at {url} answered a body that is not JSON"
     if isinstance(exc, RegoParseError):
-        return f"OPA at {url} refused: {describe_opa_error({'code': exc.expression, 'message': exc.message, 'errors': exc.errors})}"
+        body = {"code": exc.expression, "message": exc.message, "errors": exc.errors}
+        return f"OPA at {url} refused: {describe_opa_error(body)}"
     return f"{type(exc).__name__}: {exc}"
 
 
@@ -427,16 +427,15 @@ class RegoTest:
         return f"data.{self.package}.{self.rule}"
 
 
-class RegoTestResult(TypedDict):
-    """One test's outcome, shaped like an item of ``opa test --format json`` made plain."""
+@dataclass(frozen=True)
+class RegoTestResult:
+    """One test's outcome (policy/testing.py turns these into ``clearance policy test`` output)."""
 
-    file: str
-    package: str  # e.g. clearance.licence_test
-    name: str  # the rule, e.g. test_mau_above_cap_is_denied
-    status: Literal["PASS", "FAIL", "ERROR"]  # FAIL: not true; ERROR: OPA answered an error
+    test: RegoTest
     passed: bool
-    message: str | None  # what it was instead of true, or OPA's error
+    error: str | None  # why not: the value it had instead of true, or OPA's error
     seconds: float
+    status: Literal["PASS", "FAIL", "ERROR"]  # FAIL: not true; ERROR: OPA answered an error
 
 
 def discover_rego_tests(bundle: Bundle) -> list[RegoTest]:
@@ -457,7 +456,8 @@ def run_rego_tests_opa(bundle: Bundle, url: str, timeout: float = OPA_TIMEOUT, *
 
     Pushes the modules and data as ``OpaEngine`` does, plus the ``*_test.rego`` modules, then
     asks ``POST /v1/data/<package>/<rule>`` for each test with ``input`` null (undefined, as
-    ``opa test`` leaves it); a test passes when the answer is ``true``. Afterwards the test
+    ``opa test`` leaves it); a test passes when the answer is ``true``. One result per test,
+    in discovery order. Afterwards the test
     modules are deleted, and so is everything else that was pushed if this revision was not
     installed before. An OPA holding another Clearance revision is refused (``OpaError``).
     """
@@ -482,9 +482,8 @@ def run_rego_tests_opa(bundle: Bundle, url: str, timeout: float = OPA_TIMEOUT, *
 def _run_one(client: OpaClient, test: RegoTest, *, url: str, timeout: float) -> RegoTestResult:
     started = time.perf_counter()
 
-    def result(status: Literal["PASS", "FAIL", "ERROR"], message: str | None) -> RegoTestResult:
-        return RegoTestResult(file=test.file, package=test.package, name=test.rule, status=status,
-                              passed=status == "PASS", message=message, seconds=time.perf_counter() - started)
+    def result(status: Literal["PASS", "FAIL", "ERROR"], error: str | None) -> RegoTestResult:
+        return RegoTestResult(test, status == "PASS", error, time.perf_counter() - started, status)
 
     try:
         # input null: left undefined, as `opa test` leaves it

@@ -346,14 +346,15 @@ def test_rego_tests_run_through_opa_one_query_per_test(opa_stand_in: ReplayServe
     results = run_rego_tests_opa(bundle, opa_stand_in.url, 1.0)
 
     assert len(results) > 100
-    by_name = {(r["package"], r["name"]): r for r in results}
+    by_name = {(r.test.package, r.test.rule): r for r in results}
     assert len(by_name) == len(results)
     failed = by_name[("clearance.licence_test", "test_mau_above_cap_is_denied_with_the_numbers")]
-    assert failed["status"] == "FAIL" and not failed["passed"] and "undefined" in failed["message"]
-    errors = [r for r in results if r["package"] == "clearance.main_test"]
-    assert errors and all(r["status"] == "ERROR" and "HTTP 500" in r["message"] for r in errors)
-    passed = [r for r in results if r["status"] == "PASS"]
-    assert passed and all(r["passed"] and r["message"] is None and r["seconds"] >= 0 for r in passed)
+    assert failed.status == "FAIL" and not failed.passed and "undefined" in (failed.error or "")
+    assert failed.test.file == "licence_test.rego"
+    errors = [r for r in results if r.test.package == "clearance.main_test"]
+    assert errors and all(r.status == "ERROR" and not r.passed and "HTTP 500" in (r.error or "") for r in errors)
+    passed = [r for r in results if r.status == "PASS"]
+    assert passed and all(r.passed and r.error is None and r.seconds >= 0 for r in passed)
 
     posts = opa_stand_in.seen("POST")
     assert len(posts) == len(results)
@@ -364,6 +365,19 @@ def test_rego_tests_run_through_opa_one_query_per_test(opa_stand_in: ReplayServe
     # afterwards: the tests are deleted, and (the revision was not installed before) all the rest
     deleted = {r.path.removeprefix("/v1/policies/") for r in opa_stand_in.seen("DELETE", "/v1/policies/")}
     assert deleted == pushed
+
+
+def test_rego_test_results_feed_clearance_policy_test(opa_stand_in: ReplayServer) -> None:
+    """policy/testing.py (``clearance policy test --engine opa``) reads these results."""
+    from policy.testing import run_tests
+
+    opa_stand_in.route("POST", "/v1/data/clearance/.+", Reply.of("data_post_defined"))
+    opa_stand_in.route("POST", "/v1/data/clearance/licence_test/test_mau_one_above_cap_is_denied",
+                       Reply.of("data_post_undefined"))
+    run = run_tests(REPO / "rego", engine="opa", opa_url=opa_stand_in.url, timeout=1.0)
+    assert run.count("FAIL") == 1 and run.count("PASS") == len(run.results) - 1 > 100
+    (bad,) = [r for r in run.results if r.status != "PASS"]
+    assert bad.test.rule == "test_mau_one_above_cap_is_denied" and bad.test.line > 0
 
 
 def test_rego_tests_stop_when_opa_goes_away(bundle: Bundle) -> None:
