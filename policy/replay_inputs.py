@@ -6,7 +6,8 @@ in its own ``apps.yaml`` (they are governance data under review, like the rules)
 
 A JSONL file holds one JSON object per line, any of:
 
-* a ``POST /v1/decisions`` body: ``{"app_id", "workload", "context"?}``;
+* a ``POST /v1/decisions`` body: ``{"app_id", "workload", "context"?}`` (a ``decision_id`` key
+  beside it names the line in the report);
 * a recorded policy input: ``{"app": {"id", …}, "workload", "caller"?}``;
 * an audit entry body or an export line that carries one: ``{"decision_id"?, "input": {…}}``.
 
@@ -104,7 +105,7 @@ def _replay_of_line(item: Any, source: str) -> Replay | Skipped:
         return replay_of_input(item, decision_id=decision_id, source=source)
     if "app_id" in item:  # a request body
         try:
-            request = DecisionRequest.model_validate(item)
+            request = DecisionRequest.model_validate({k: v for k, v in item.items() if k != "decision_id"})
         except ValidationError as exc:
             return Skipped(source, _problems(exc))
         return Replay(decision_id=decision_id, source=source, app_id=request.app_id,

@@ -273,7 +273,8 @@ def _run_opa(bundle: Bundle, tests: Sequence[RegoTest], *, opa_url: str | None, 
 
 def adapt_results(tests: Sequence[RegoTest], raw: Iterable[Any]) -> list[TestResult]:
     """``policy.opa``'s results (``test`` with ``file/package/rule``, ``passed``, ``error``,
-    ``seconds``) as ours, with the line numbers of our discovery, in its order."""
+    ``seconds``, ``status`` when it tells FAIL from ERROR) as ours, with the line numbers of our
+    discovery, in its order."""
     by_ref = {t.ref: t for t in tests}
     out = []
     for item in raw:
@@ -282,7 +283,8 @@ def adapt_results(tests: Sequence[RegoTest], raw: Iterable[Any]) -> list[TestRes
             continue
         theirs = item.test
         test = by_ref.get(theirs.ref) or RegoTest(file=theirs.file, package=theirs.package, rule=theirs.rule, line=0)
-        out.append(TestResult(test, "PASS" if item.passed else "FAIL", float(item.seconds), item.error))
+        status = getattr(item, "status", None) or ("PASS" if item.passed else "FAIL")
+        out.append(TestResult(test, status, float(item.seconds), item.error))
     order = {t.ref: i for i, t in enumerate(tests)}
     return sorted(out, key=lambda r: order.get(r.test.ref, len(order)))
 

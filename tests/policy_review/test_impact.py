@@ -216,3 +216,15 @@ def test_the_process_pool_gives_the_same_report_as_one_process(repo: Path, tmp_p
     for d in (a, b):
         del d["timing"]
     assert a == b and a["replayed"] == 400 and a["newly_denied"]
+
+
+def test_the_committed_sample_for_ci_replays_cleanly() -> None:
+    """tests/policy_review/data/decisions-sample.jsonl feeds the CI workflow's impact step when
+    no database is configured: every line must be a valid request of a known app."""
+    from tests.policy_review.conftest import REGO
+
+    sample = Path(__file__).parent / "data" / "decisions-sample.jsonl"
+    report = analyse(REGO, REGO, read_jsonl(sample), base_ref=None, workers=1).to_dict()
+    assert report["skipped"] == 0 and report["replayed"] >= 300
+    assert report["changed"] == 0 and report["base_errors"] == []
+    assert set(report["outcomes"]) == {"allow->allow", "deny->deny"}  # both outcomes represented
