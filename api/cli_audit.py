@@ -215,10 +215,14 @@ def verify(
         "--pubkey", help="Trusted public keys: an exported keyring (JSON) or PEM public key(s).")] = None,
     pack: Annotated[Path | None, typer.Option(
         "--pack", help="Verify this evidence pack offline (no database).")] = None,
+    workers: Annotated[int, typer.Option(
+        min=0, max=64, help="Processes for long database ranges (default: one per CPU).")] = 0,
     progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
     as_json: AsJson = False,
 ) -> None:
     """Recompute every hash, signature, link and checkpoint; exit 1 if anything is wrong."""
+    import os
+
     from audit.export import load_trusted_keys, verify_pack
 
     with _clean_errors():
@@ -239,7 +243,8 @@ def verify(
 
             with _store() as store, _progress("verifying", progress and not as_json) as update:
                 answer = verify_database(store, from_seq=from_seq, to_seq=to_seq, keyring=keyring,
-                                         checkpoint_files=checkpoint or (), progress=update).to_dict()
+                                         checkpoint_files=checkpoint or (), progress=update,
+                                         workers=workers or os.cpu_count() or 1).to_dict()
     if as_json:
         typer.echo(json.dumps(answer, indent=2))
     elif answer["valid"]:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import uuid_utils
+
 from audit import AuditStore, AuditWriter, CheckpointPolicy, load_signing_key, upgrade
 from tests.api.conftest import client, keys, make_settings, services  # noqa: F401 (fixtures)
 from tests.conftest import create_database, drop_database

@@ -1,0 +1,78 @@
+"""Verification of a database range: the fast reader and worker processes give the answer of a
+sequential walk — same validity, first bad seq, check and count — and stay strict."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import audit.verify as verify_module
+from audit import AuditStore, AuditWriter, CheckpointPolicy, SigningKey, verify_database
+from tests.audit.helpers import superuser, triggers_disabled
+from tests.compliance.conftest import dataset_fields
+
+ENTRIES = 40
+
+
+@pytest.fixture
+def store(migrated_database: str) -> Iterator[AuditStore]:
+    audit_store = AuditStore.from_url(migrated_database)
+    with AuditWriter(audit_store, key=SigningKey.generate(), max_batch=8,
+                     checkpoints=CheckpointPolicy(every_entries=10, every_seconds=10**9)) as writer:
+        for i in range(ENTRIES - 1):
+            writer.submit(dataset_fields(i))
+        writer.append(dataset_fields(ENTRIES))
+    yield audit_store
+    audit_store.dispose()
+
+
+@pytest.fixture
+def small_slices(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parallel from 1 entry per worker, in slices of 7, so that 40 entries make 6 slices."""
+    monkeypatch.setattr(verify_module, "PARALLEL_MIN_ENTRIES", 1)
+    monkeypatch.setattr(verify_module, "SLICE_ENTRIES", 7)
+
+
+def _both(store: AuditStore, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    return (verify_database(store, workers=1, **kwargs).to_dict(),
+            verify_database(store, workers=2, **kwargs).to_dict())
+
+
+@pytest.mark.slow
+def test_workers_agree_with_one_process(store: AuditStore, migrated_database: str, small_slices: None) -> None:
+    calls: list[int] = []
+    parallel = verify_database(store, workers=2, progress=lambda done, total: calls.append(done))
+    assert parallel.valid and parallel.checked == ENTRIES
+    assert parallel.to_dict() == verify_database(store).to_dict()
+    assert calls[-1] == ENTRIES and len(calls) >= 6
+    sequential, parallel_dict = _both(store, from_seq=9, to_seq=33)
+    assert sequential == parallel_dict and sequential["checked"] == 25
+
+    with superuser(migrated_database) as conn, triggers_disabled(conn):
+        conn.execute("UPDATE audit_entries SET app_id = 'someone-else' WHERE seq = 30")
+        conn.execute("DELETE FROM audit_entries WHERE seq = 22")
+    sequential, parallel_dict = _both(store)
+    assert sequential == parallel_dict
+    assert (sequential["valid"], sequential["first_bad_seq"], sequential["check"], sequential["checked"]) == (
+        False, 22, "missing", 21)
+
+
+def test_body_json_is_compared_strictly(store: AuditStore, migrated_database: str) -> None:
+    """1 and 1.0 are the same number to jsonb '=', not to the verifier (nor true and 1)."""
+    with superuser(migrated_database) as conn, triggers_disabled(conn):
+        conn.execute("UPDATE audit_entries SET body_json = jsonb_set(body_json, "
+                     "'{input,workload,monthly_active_users}', to_jsonb(1003.0)) WHERE seq = 4")
+        assert conn.execute("SELECT body_json->'input'->'workload'->'monthly_active_users' = '1003' "
+                            "FROM audit_entries WHERE seq = 4").fetchone() == (True,)
+    result = verify_database(store)
+    assert (result.valid, result.first_bad_seq, result.check) == (False, 4, "column")
+    assert "body_json" in (result.reason or "")
+
+
+def test_bytes_that_are_not_json_are_named_not_raised(store: AuditStore, migrated_database: str) -> None:
+    with superuser(migrated_database) as conn, triggers_disabled(conn):
+        conn.execute("UPDATE audit_entries SET body = '\\xfffe00'::bytea WHERE seq = 17")
+    result = verify_database(store)
+    assert (result.valid, result.first_bad_seq, result.check, result.checked) == (False, 17, "body", 16)
