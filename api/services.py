@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from api.apikeys import KeyVerifier
 from api.embedded import start_embedded
 from api.metrics import Metrics
+from api.recording import DecisionEncoder
 from api.settings import Settings
 from audit import AuditStore, AuditWriter, CheckpointPolicy, SigningKey, load_signing_key
 from policy import ActivePolicy, load_policy
@@ -75,6 +76,8 @@ class Services:
     shadow: PolicyHolder | None = None
     # Serialises reloads (endpoint and SIGHUP): each one checks, records and swaps alone.
     reload_lock: threading.Lock = field(default_factory=threading.Lock)
+    # Canonical bytes of decisions' large members, once per distinct input (api/recording.py).
+    encoder: DecisionEncoder = field(default_factory=DecisionEncoder)
 
     @property
     def db(self) -> Engine:

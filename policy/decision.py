@@ -63,6 +63,11 @@ class Caller:
     role: str | None
 
 
+def input_key(policy_input: dict[str, Any]) -> bytes:
+    """A policy input as bytes that are equal exactly when the inputs are (sorted keys)."""
+    return orjson.dumps(policy_input, option=orjson.OPT_SORT_KEYS)
+
+
 class DecisionBody(BaseModel):
     """What the engine answers: a decision without its id and revision."""
 
@@ -111,7 +116,15 @@ class ActivePolicy:
     def evaluate(self, policy_input: dict[str, Any]) -> dict[str, Any]:
         """``{"outcome", "allowed", "denied"}`` for this input, checked; fails closed with
         ``EvaluationError``. The answer may be shared with other callers: do not mutate it."""
-        return self._cached(orjson.dumps(policy_input, option=orjson.OPT_SORT_KEYS))
+        return self._cached(input_key(policy_input))
+
+    def evaluate_key(self, key: bytes) -> dict[str, Any]:
+        """:meth:`evaluate` for an input already encoded by :func:`input_key`."""
+        return self._cached(key)
+
+    def input_for(self, request: DecisionRequest, caller: Caller | None) -> dict[str, Any]:
+        """The policy input of a request (the app record is shared: do not mutate)."""
+        return _input(self.app_record(request.app_id), request, caller)
 
     def cache_info(self) -> Any:
         return self._cached.cache_info()  # type: ignore[attr-defined]
@@ -187,7 +200,7 @@ def decide_plain(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The hot path of :func:`decide`: the input and the decision as plain JSON-ready dicts,
     without building models again (the engine's answer was validated when it was cached)."""
-    policy_input = _input(policy.app_record(request.app_id), request, caller)
+    policy_input = policy.input_for(request, caller)
     return policy_input, _result(policy, policy_input, decision_id or new_decision_id())
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body
+import orjson
+from fastapi import APIRouter, Body, Response
 
 from api.deps import AppCaller, ServicesDep
 from api.errors import ApiError
@@ -22,7 +23,9 @@ from api.schemas import (
 )
 from api.shadow import shadow_verdict
 from audit import AuditUnavailable
-from policy import Caller, DecisionRequest, decide
+from audit.canonical import Canonical
+from policy import Caller, DecisionRequest
+from policy.decision import new_decision_id
 from policy.gitinfo import GitInfo
 
 router = APIRouter(prefix="/v1", tags=["decisions"])
@@ -38,7 +41,7 @@ _ERRORS = error_examples(
 
 
 def audit_fields(
-    *, kind: str, policy_input: dict[str, Any], result: dict[str, Any], app_id: str | None,
+    *, kind: str, policy_input: dict[str, Any] | Canonical, result: dict[str, Any] | Canonical, app_id: str | None,
     caller_key_id: str | None, policy_revision: str, engine: str, context: dict[str, Any] | None = None,
     policy_git: GitInfo | None = None, shadow: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -46,16 +49,18 @@ def audit_fields(
 
     ``policy_git``: the git commit of the policy directory and whether it was dirty (null
     outside a work tree). ``shadow``: the shadow policy's verdict, only in shadow mode.
+    ``input`` and ``result`` may come canonicalised already (``api.recording``).
     """
     extra: dict[str, Any] = {"shadow": shadow} if shadow is not None else {}
+    summary = result.value if isinstance(result, Canonical) else result
     return extra | {
         "kind": kind,
-        "decision_id": result["decision_id"],
+        "decision_id": summary["decision_id"],
         "app_id": app_id,
         "caller_key_id": caller_key_id,
         "input": policy_input,
         "result": result,
-        "outcome": result["outcome"],
+        "outcome": summary["outcome"],
         "policy_revision": policy_revision,
         "engine": engine,
         "context": context or {},
@@ -73,18 +78,19 @@ async def create_decision(
     services: ServicesDep,
     caller: AppCaller,
     request: Annotated[DecisionRequest, Body(openapi_examples={"regulated summarisation": {"value": DECISION_REQUEST_EXAMPLE}})],
-) -> dict[str, Any]:
+) -> Response:
     if request.app_id != caller.app_id:
         raise ApiError(403, "forbidden", f"this key belongs to app {caller.app_id!r}; it may not decide for {request.app_id!r}")
     started = time.perf_counter()
     policy = services.policy.current
     who = Caller(key_id=caller.key_id, role=caller.role.value)
-    policy_input, decision = decide(policy, request, caller=who)
-    result = decision.model_dump(mode="json")
-    shadow = (shadow_verdict(services, request, caller=who, result=result)
+    policy_input = policy.input_for(request, who)
+    prepared = services.encoder.prepare(policy, policy_input)
+    result = services.encoder.result(prepared, decision_id=new_decision_id(), policy_revision=policy.revision)
+    shadow = (shadow_verdict(services, request, caller=who, result=result.value)
               if services.shadow is not None else None)
     fields = audit_fields(
-        kind="decision", policy_input=policy_input, result=result, app_id=request.app_id,
+        kind="decision", policy_input=prepared.input, result=result, app_id=request.app_id,
         caller_key_id=caller.key_id, policy_revision=policy.revision, engine=policy.engine.name,
         context=request.context.model_dump(mode="json"), policy_git=policy.bundle.git, shadow=shadow,
     )
@@ -93,6 +99,7 @@ async def create_decision(
     except AuditUnavailable:
         services.metrics.audit_failures.inc()
         raise
-    services.metrics.decisions.labels(outcome=decision.outcome).inc()
+    services.metrics.decisions.labels(outcome=prepared.outcome).inc()
     services.metrics.decision_seconds.observe(time.perf_counter() - started)
-    return {**result, "audit": receipt.to_dict()}
+    # Already validated: serialise directly instead of through response_model again.
+    return Response(orjson.dumps({**result.value, "audit": receipt.to_dict()}), media_type="application/json")

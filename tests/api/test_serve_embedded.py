@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -32,8 +35,16 @@ def clearance(*args: str, env: dict[str, str], **kwargs: object) -> subprocess.C
                           text=True, timeout=120, check=False, **kwargs)  # type: ignore[call-overload]
 
 
-def test_serve_with_embedded_postgres_end_to_end(tmp_path: Path) -> None:
-    home = tmp_path / "home"
+@pytest.fixture
+def home() -> Iterator[Path]:
+    # Not under pytest's tmp_path: as root the server runs as another user, and pytest keeps
+    # /tmp/pytest-of-<user> private (0700), resetting it whenever another session starts.
+    path = Path(tempfile.mkdtemp(prefix="clearance-serve-test-"))
+    yield path / "home"
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_serve_with_embedded_postgres_end_to_end(home: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLEARANCE_")}
     env["CLEARANCE_HOME"] = str(home)
     port = free_port()
