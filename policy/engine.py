@@ -8,7 +8,10 @@ thread deserialises its own VM once, on first use.
 The RVM stops a decision after 25,000 instructions (fixed in regorus 0.13, not settable from
 Python); the reference pack uses about half of that on its largest decisions with 17 models.
 A decision that hits the limit is evaluated again by regorus' tree-walking interpreter, which
-has no such limit and gives the same answers (pinned by tests/policy/test_rego.py), only slower.
+has no such limit and gives the same answers for the pack (tests/policy/test_rego.py compares
+the paths), only slower. One known difference (pinned in tests/engines/test_pinning.py): a
+failing built-in (``to_number("abc")``) raises in the interpreter but is undefined in the RVM,
+so the pack is written so that validated input can never make a built-in fail.
 
 ``make_engine`` chooses between it and ``policy.opa.OpaEngine`` (an OPA server over HTTP).
 """
