@@ -1,10 +1,14 @@
-"""In-process decision latency for the reference catalog (no HTTP, no database).
+"""In-process costs (no HTTP, no database): decision latency by catalog size, and entry signing.
 
-    python bench/inprocess.py [--iterations N] [--json OUT]
+    python bench/inprocess.py [--iterations N] [--sizes 100,1000] [--json OUT]
 
-Rotates a mix of realistic workloads across several apps, times ``policy.decide`` (validation
-of the request excluded: it happens once at the HTTP boundary) and the engine alone, and prints
-p50/p99 in microseconds.
+For the reference catalog and synthetic catalogs (bench/synthetic.py) it times, over a rotating
+mix of realistic workloads across six apps:
+- ``engine``: one uncached evaluation by the engine (what a never-seen input costs);
+- ``decide``: the service's hot path for a request (input assembly, memoised evaluation and
+  canonical encoding, result), i.e. what a repeated workload costs;
+and for one recorded entry: RFC 8785 encoding of the whole body, the spliced encoding the
+service uses, SHA-256 and the Ed25519 signature.
 """
 
 from __future__ import annotations
@@ -13,15 +17,21 @@ import argparse
 import json
 import statistics
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from policy import DecisionRequest, decide, load_policy  # noqa: E402
-from policy.decision import build_input  # noqa: E402
+from api.recording import DecisionEncoder  # noqa: E402
+from audit.canonical import canonical_bytes, entry_hash, entry_signing_input  # noqa: E402
+from audit.keys import SigningKey  # noqa: E402
+from bench.synthetic import write_bundle  # noqa: E402
+from policy import ActivePolicy, Caller, DecisionRequest, load_policy  # noqa: E402
+from policy.decision import new_decision_id  # noqa: E402
 
 WORKLOADS: list[dict[str, Any]] = [
     {"app_id": "internal-helpdesk", "workload": {"task": "summarization", "quality_tier": "commodity", "regulatory_tier": "minimal", "data_classification": "internal"}},
@@ -33,44 +43,96 @@ WORKLOADS: list[dict[str, Any]] = [
 ]
 
 
-def percentile(samples: list[float], q: float) -> float:
+def percentiles(samples: list[float]) -> dict[str, float]:
     ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    def at(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1e6
+
+    return {"p50": at(0.5), "p99": at(0.99), "mean": statistics.fmean(ordered) * 1e6, "n": len(ordered)}
+
+
+def timed(fn: Callable[[int], object], iterations: int) -> list[float]:
+    samples = []
+    for i in range(iterations):
+        t0 = time.perf_counter()
+        fn(i)
+        samples.append(time.perf_counter() - t0)
+    return samples
+
+
+def measure_catalog(policy: ActivePolicy, iterations: int) -> dict[str, Any]:
+    requests = [DecisionRequest.model_validate(w) for w in WORKLOADS]
+    caller = Caller(key_id="bench", role="app")
+    inputs = [policy.input_for(r, caller) for r in requests]
+    engine = policy.engine
+    for policy_input in inputs * 3:  # warm-up: per-thread VM
+        engine.evaluate(policy_input)
+    cold = timed(lambda i: engine.evaluate(inputs[i % len(inputs)]), iterations)
+
+    encoder = DecisionEncoder()
+
+    def hot(i: int) -> None:
+        request = requests[i % len(requests)]
+        prepared = encoder.prepare(policy, policy.input_for(request, caller))
+        encoder.result(prepared, decision_id=new_decision_id(), policy_revision=policy.revision)
+
+    for i in range(len(requests)):
+        hot(i)
+    warm = timed(hot, max(iterations, 2000))
+    routes = policy.route_count()
+    engine_us = percentiles(cold)
+    return {
+        "models": len(policy.bundle.catalog.models),
+        "routes": routes,
+        "engine_uncached_us": engine_us,
+        "engine_us_per_route_p50": engine_us["p50"] / routes,
+        "decide_hot_path_us": percentiles(warm),
+    }
+
+
+def measure_signing(policy: ActivePolicy, iterations: int) -> dict[str, Any]:
+    encoder = DecisionEncoder()
+    request = DecisionRequest.model_validate(WORKLOADS[1])
+    policy_input = policy.input_for(request, Caller(key_id="bench", role="app"))
+    prepared = encoder.prepare(policy, policy_input)
+    result = encoder.result(prepared, decision_id=new_decision_id(), policy_revision=policy.revision)
+    body_spliced = {"kind": "decision", "decision_id": result.value["decision_id"], "app_id": request.app_id,
+                    "input": prepared.input, "result": result, "outcome": prepared.outcome, "seq": 12345,
+                    "recorded_at": "2026-11-21T02:00:00.000000Z", "key_id": "k" * 32, "prev_hash": "0" * 64}
+    body_plain = {**body_spliced, "input": policy_input, "result": result.value}
+    data = canonical_bytes(body_plain)
+    assert canonical_bytes(body_spliced) == data
+    key = SigningKey.generate()
+    digest = entry_hash(bytes(32), data)
+    return {
+        "body_bytes": len(data),
+        "rfc8785_whole_body_us": percentiles(timed(lambda _: canonical_bytes(body_plain), iterations)),
+        "spliced_body_us": percentiles(timed(lambda _: canonical_bytes(body_spliced), iterations)),
+        "sha256_us": percentiles(timed(lambda _: entry_hash(bytes(32), data), iterations)),
+        "ed25519_sign_us": percentiles(timed(lambda _: key.sign(entry_signing_input(digest)), iterations)),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--iterations", type=int, default=5000)
-    parser.add_argument("--policy-dir", type=Path, default=REPO / "rego")
+    parser.add_argument("--iterations", type=int, default=3000)
+    parser.add_argument("--sizes", default="100,1000", help="synthetic catalog sizes (models)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
 
-    policy = load_policy(args.policy_dir)
-    requests = [DecisionRequest.model_validate(w) for w in WORKLOADS]
-    inputs = [build_input(policy.bundle, r, None) for r in requests]
-    for r in requests * 50:  # warm-up: per-thread VM, caches
-        decide(policy, r)
-
-    full: list[float] = []
-    engine: list[float] = []
-    for i in range(args.iterations):
-        request = requests[i % len(requests)]
-        t0 = time.perf_counter()
-        decide(policy, request)
-        full.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        policy.engine.evaluate(inputs[i % len(inputs)])
-        engine.append(time.perf_counter() - t0)
-
-    result = {
-        "catalog": {"models": len(policy.bundle.catalog.models), "routes": policy.route_count()},
-        "iterations": args.iterations,
-        "decide_us": {"p50": percentile(full, 0.5) * 1e6, "p99": percentile(full, 0.99) * 1e6, "mean": statistics.fmean(full) * 1e6},
-        "engine_us": {"p50": percentile(engine, 0.5) * 1e6, "p99": percentile(engine, 0.99) * 1e6},
-    }
+    reference = load_policy(REPO / "rego")
+    catalogs = {"reference": measure_catalog(reference, args.iterations)}
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in [int(s) for s in args.sizes.split(",") if s]:
+            synthetic = load_policy(write_bundle(size, Path(tmp) / f"bundle-{size}"))
+            # Large catalogs leave the compiled VM for the interpreter: fewer iterations.
+            catalogs[f"synthetic-{size}"] = measure_catalog(synthetic, max(20, args.iterations * 17 // size // 4))
+    result = {"catalogs": catalogs, "entry": measure_signing(reference, args.iterations)}
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(text + "\n")
 
 
