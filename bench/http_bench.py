@@ -28,6 +28,7 @@ from typing import Any
 
 import httpx
 import psycopg
+from sqlalchemy.engine import make_url
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -49,7 +50,7 @@ def create_database(server_url: str) -> tuple[str, str]:
     name = f"clearance_bench_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    return name, server_url.rsplit("/", 1)[0] + f"/{name}"
+    return name, make_url(server_url).set(database=name).render_as_string(hide_password=False)
 
 
 def drop_database(server_url: str, name: str) -> None:

@@ -1,0 +1,40 @@
+"""The benchmarks, run in a short smoke mode only to keep them working (no timing asserted)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+def run(script: str, *args: str, tmp_path: Path) -> dict[str, object]:
+    out = tmp_path / "result.json"
+    done = subprocess.run([sys.executable, str(REPO / "bench" / script), *args, "--json", str(out)],
+                          cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads(out.read_text())
+
+
+def test_inprocess_smoke(tmp_path: Path) -> None:
+    result = run("inprocess.py", "--iterations", "30", "--sizes", "40", tmp_path=tmp_path)
+    catalogs = result["catalogs"]
+    assert set(catalogs) == {"reference", "synthetic-40"}  # type: ignore[arg-type]
+    assert result["entry"]["body_bytes"] > 1000  # type: ignore[index]
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (scripts/install-tools.sh installs it)")
+def test_http_smoke(tmp_path: Path, pg_server_url: str) -> None:
+    server = pg_server_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    result = run("http_bench.py", "--duration", "2", "--connections", "4", "--threads", "1", "--workers", "1",
+                 "--database", server, tmp_path=tmp_path)
+    trail = result["trail"]
+    assert trail["missing_from_trail"] == 0 and trail["chain_valid"] is True  # type: ignore[index]
+    assert result["audited_decisions"]["statuses"].get("200", 0) > 0  # type: ignore[index, union-attr]
