@@ -5,18 +5,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 
 from api.apikeys import Role, create_key, revoke_key
-from audit import init_key
+from api.services import Services
+from audit import init_key, upgrade
 from audit._db import sqlalchemy_url
+from tests.api.conftest import make_settings
+from tests.conftest import create_database, drop_database
 
 from .cluster import PgCluster, find_bindir
 from .figures import Figures
@@ -57,6 +62,22 @@ def own_cluster() -> Iterator[PgCluster]:
         yield cluster
     finally:
         cluster.destroy()
+
+
+@contextlib.contextmanager
+def running_services(server_url: str, home: Path, prefix: str, **overrides: Any) -> Iterator[Services]:
+    """Services started as in production on a new migrated database; closed and dropped after."""
+    name = f"clearance_{prefix}_{uuid.uuid4().hex[:10]}"
+    url = create_database(server_url, name)
+    services: Services | None = None
+    try:
+        upgrade(url)
+        services = Services.start(make_settings(home, url).model_copy(update=overrides))
+        yield services
+    finally:
+        if services is not None:
+            services.close()
+        drop_database(server_url, name)
 
 
 def make_api_key(url: str, role: Role, app_id: str | None = None, *, revoked: bool = False) -> str:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import copy
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,12 +15,10 @@ from fastapi.testclient import TestClient
 from api.apikeys import Role, create_key, revoke_key
 from api.app import create_app
 from api.schemas import DECISION_REQUEST_EXAMPLE
-from api.services import Services
 from api.settings import Settings
-from audit import upgrade
-from tests.api.conftest import bearer, make_settings
-from tests.conftest import create_database, drop_database
+from tests.api.conftest import bearer
 
+from .conftest import running_services
 from .endpoints import BY_ROUTE, CALLERS, ENDPOINTS, Access, Endpoint, app_routes, expected_status
 from .figures import Figures
 
@@ -38,12 +35,7 @@ class Callers:
 
 @pytest.fixture(scope="module")
 def matrix(pg_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, Callers]]:
-    name = f"clearance_authz_{uuid.uuid4().hex[:10]}"
-    url = create_database(pg_server_url, name)
-    services: Services | None = None
-    try:
-        upgrade(url)
-        services = Services.start(make_settings(tmp_path_factory.mktemp("authz"), url))
+    with running_services(pg_server_url, tmp_path_factory.mktemp("authz"), "authz") as services:
         db = services.db
 
         def key(role: Role, app_id: str | None = None, *, revoked: bool = False) -> str:
@@ -72,10 +64,6 @@ def matrix(pg_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
             made = client.post("/v1/decisions", json=DECISION_REQUEST_EXAMPLE, headers=bearer(own))
             assert made.status_code == 200, made.text
             yield client, Callers(headers, revoked, made.json()["decision_id"])
-    finally:
-        if services is not None:
-            services.close()
-        drop_database(pg_server_url, name)
 
 
 def call(client: TestClient, endpoint: Endpoint, caller: str, callers: Callers) -> httpx.Response:

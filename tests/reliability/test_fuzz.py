@@ -31,13 +31,12 @@ from schemathesis import GenerationMode
 from api.apikeys import Role, create_key
 from api.app import create_app
 from api.schemas import DECISION_REQUEST_EXAMPLE
-from api.services import Services
 from api.settings import Settings
 from audit import upgrade
-from tests.api.conftest import bearer, make_settings
+from tests.api.conftest import bearer
 from tests.conftest import create_database, drop_database
 
-from .conftest import LONG, make_api_key
+from .conftest import LONG, make_api_key, running_services
 from .endpoints import BY_ROUTE, Access
 from .figures import Figures
 from .server import ServerProcess
@@ -67,12 +66,7 @@ class Fuzzing:
 
 @pytest.fixture(scope="module")
 def fuzzing(pg_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzing]:
-    name = f"clearance_fuzz_{uuid.uuid4().hex[:10]}"
-    url = create_database(pg_server_url, name)
-    services: Services | None = None
-    try:
-        upgrade(url)
-        services = Services.start(make_settings(tmp_path_factory.mktemp("fuzz"), url))
+    with running_services(pg_server_url, tmp_path_factory.mktemp("fuzz"), "fuzz") as services:
         db = services.db
         keys = {
             "app": create_key(db, role=Role.app, app_id="claims-summariser")[0],
@@ -86,10 +80,6 @@ def fuzzing(pg_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
                 assert client.post("/v1/decisions", json=DECISION_REQUEST_EXAMPLE,
                                    headers=bearer(keys["app"])).status_code == 200
             yield Fuzzing(schemathesis.openapi.from_asgi("/openapi.json", app), keys)
-    finally:
-        if services is not None:
-            services.close()
-        drop_database(pg_server_url, name)
 
 
 def _authorization(endpoint_access: Access | None, caller: str, keys: dict[str, str]) -> str | None:

@@ -12,7 +12,6 @@ import re
 import shutil
 import signal
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,14 +24,13 @@ from fastapi.testclient import TestClient
 from api.apikeys import Role, create_key
 from api.app import create_app
 from api.schemas import DECISION_REQUEST_EXAMPLE
-from api.services import Services
 from api.settings import Settings
-from audit import upgrade, verify_database
-from tests.api.conftest import bearer, make_settings
+from audit import verify_database
+from tests.api.conftest import bearer
 from tests.audit.helpers import libpq
-from tests.conftest import REPO, create_database, drop_database
+from tests.conftest import REPO
 
-from .conftest import make_api_key
+from .conftest import make_api_key, running_services
 from .endpoints import app_routes
 from .server import ServerProcess
 
@@ -63,22 +61,21 @@ def _line_of(path: Path, pattern: str) -> int:
     raise AssertionError(f"{pattern!r} not in {path}")
 
 
-def _bad_catalog_value(root: Path) -> range:
-    path = root / "data" / "models.yaml"
-    line = _line_of(path, r"mau_cap: null")
+def _edit_line(path: Path, pattern: str, old: str, new: str) -> range:
+    """Replace ``old`` by ``new`` on the first line matching ``pattern``; returns that line."""
+    line = _line_of(path, pattern)
     lines = path.read_text().splitlines()
-    lines[line - 1] = lines[line - 1].replace("mau_cap: null", "mau_cap: lots")
+    lines[line - 1] = lines[line - 1].replace(old, new)
     path.write_text("\n".join(lines) + "\n")
     return range(line, line + 1)
+
+
+def _bad_catalog_value(root: Path) -> range:
+    return _edit_line(root / "data" / "models.yaml", r"mau_cap: null", "mau_cap: null", "mau_cap: lots")
 
 
 def _bad_catalog_enum(root: Path) -> range:
-    path = root / "data" / "models.yaml"
-    line = _line_of(path, r"^\s+provenance: open_western")
-    lines = path.read_text().splitlines()
-    lines[line - 1] = lines[line - 1].replace("open_western", "open_martian")
-    path.write_text("\n".join(lines) + "\n")
-    return range(line, line + 1)
+    return _edit_line(root / "data" / "models.yaml", r"^\s+provenance: open_western", "open_western", "open_martian")
 
 
 def _unparsable_apps(root: Path) -> range:
@@ -130,20 +127,11 @@ class Reloading:
 def reloading(pg_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reloading]:
     tmp = tmp_path_factory.mktemp("reload")
     root = _bundle_copy(tmp)
-    name = f"clearance_reload_{uuid.uuid4().hex[:10]}"
-    url = create_database(pg_server_url, name)
-    services: Services | None = None
-    try:
-        upgrade(url)
-        services = Services.start(make_settings(tmp, url).model_copy(update={"policy_dir": root}))
+    with running_services(pg_server_url, tmp, "reload", policy_dir=root) as services:
         admin, _ = create_key(services.db, role=Role.admin, app_id=None)
         app, _ = create_key(services.db, role=Role.app, app_id="claims-summariser")
         with TestClient(create_app(services=services), raise_server_exceptions=False) as client:
-            yield Reloading(client, root, admin, app, url)
-    finally:
-        if services is not None:
-            services.close()
-        drop_database(pg_server_url, name)
+            yield Reloading(client, root, admin, app, services.store.engine.url.render_as_string(hide_password=False))
 
 
 @pytest.mark.parametrize("how", list(BREAKAGES))
