@@ -1,6 +1,9 @@
 """Fixtures of the reliability suite, and the figures it prints at the end of the run.
 
-``CLEARANCE_LONG=1`` selects the long mode: more fault cycles, bigger loads, more fuzz cases.
+Run it: ``pytest tests/reliability`` (part of the default run; every test here is marked
+``reliability``; the parts that take more than a few seconds are also ``slow``).
+``CLEARANCE_LONG=1`` selects the long mode: more fault cycles (8 database crashes, 6 SIGKILLs,
+also with 2 workers), 5000 decisions over several servers, ten times the fuzz cases (randomised).
 """
 
 from __future__ import annotations
@@ -33,6 +36,15 @@ _FIGURES = pytest.StashKey[Figures]()
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[_FIGURES] = Figures()
+    config.addinivalue_line("markers", "reliability: the reliability and security proof (tests/reliability)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test of this folder is marked ``reliability`` (``-m reliability`` runs the suite)."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.reliability)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:

@@ -27,16 +27,18 @@ class Figures:
 
     def lines(self) -> list[str]:
         caught = sum(self.tamper_cases.values())
-        lines = [
-            f"requests under fault      {self.requests_under_fault}",
-            f"decisions answered 200    {self.decisions_200}",
-            f"decisions lost            {self.decisions_lost} (must be 0)",
-            f"tamper cases caught       {caught}/{len(self.tamper_cases)}",
-            f"fuzz cases run            {self.fuzz_cases} over {len(self.fuzz_operations)} operations "
-            f"({', '.join(f'{k}: {v}' for k, v in sorted(self.fuzz_statuses.items())) or 'none'})",
-            f"authorization matrix      {self.matrix_cells} cells "
-            f"({len(self.matrix_endpoints)} endpoints x callers)",
+        statuses = ", ".join(f"{k}: {v}" for k, v in sorted(self.fuzz_statuses.items()))
+        figures = [
+            ("requests under fault", self.requests_under_fault, f"{self.requests_under_fault}"),
+            ("decisions answered 200", self.decisions_200, f"{self.decisions_200} (under fault and load)"),
+            ("decisions lost", self.decisions_200, f"{self.decisions_lost} (must be 0)"),
+            ("tamper cases caught", len(self.tamper_cases), f"{caught}/{len(self.tamper_cases)}"),
+            ("fuzz cases run", self.fuzz_cases,
+             f"{self.fuzz_cases} over {len(self.fuzz_operations)} operations ({statuses})"),
+            ("authorization matrix", self.matrix_cells,
+             f"{self.matrix_cells} cells ({len(self.matrix_endpoints)} endpoints x 8 callers)"),
         ]
+        lines = [f"{name:<26}{text if ran else 'not run'}" for name, ran, text in figures]
         missed = sorted(name for name, ok in self.tamper_cases.items() if not ok)
         if missed:
             lines.append(f"tamper cases NOT caught   {', '.join(missed)}")

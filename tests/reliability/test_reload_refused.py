@@ -35,7 +35,8 @@ from .endpoints import app_routes
 from .server import ServerProcess
 
 HAS_RELOAD = ("POST", "/v1/policy/reload") in app_routes(create_app(Settings(database_url="postgresql://unused/x")))
-pytestmark = pytest.mark.skipif(not HAS_RELOAD, reason="POST /v1/policy/reload is not in the app yet")
+pytestmark = [pytest.mark.skipif(not HAS_RELOAD, reason="POST /v1/policy/reload is not in the app yet"),
+              pytest.mark.slow]  # every reload rebuilds the whole bundle
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,7 @@ from .load import decision_body
 
 ENTRIES = 12  # the pristine trail; checkpoints stored at 4, 8, 12; the one at 12 also outside
 SNAPSHOT_AT = 8  # the older state a fork restores
+pytestmark = pytest.mark.slow  # a pristine trail through the app, a database copy per case
 
 
 def _create_from(server_url: str, name: str, template: str) -> str:
