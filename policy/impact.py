@@ -16,7 +16,9 @@ recorded; the app's entitlements (``input.app``) are looked up by app id in *eac
 request that withdraws an approval shows its effect. An app missing from one side's
 ``apps.yaml`` is a ``deny`` there (the service would refuse it), reported as an error of that side.
 
-Speed: identical workloads are judged once (a bounded cache keyed on the canonical replay), and
+Speed: a decision recorded under the base's revision (with the base's record of the app) *is* the
+base's answer, so the base does not decide it again; identical workloads are judged once (a
+bounded cache keyed on the canonical replay); and
 past one batch (``BATCH`` replays) the work is spread over a pool of processes, one per core
 (regorus holds the GIL while it evaluates). Measured by ``bench/impact_bench.py``.
 
@@ -25,6 +27,9 @@ past one batch (``BATCH`` replays) the work is spread over a pool of processes, 
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import gc
 import hashlib
 import itertools
 import multiprocessing
@@ -42,7 +47,7 @@ from policy.errors import ClearanceError, EvaluationError, UnknownApp
 from policy.gitinfo import GitError, export_tree, git_info
 from policy.replay_inputs import Replay, Skipped
 
-BATCH = 4096  # replays read, de-duplicated and judged together; one batch runs in-process
+BATCH = 2048  # replays read, de-duplicated and judged together; one batch runs in-process
 CHUNK = 128  # at most this many replays per task sent to a pool process
 CACHE_ENTRIES = 500_000  # distinct workloads remembered (16-byte digests: ~100 MB at most)
 EXAMPLES = 5
@@ -102,11 +107,22 @@ class Judge:
         self._same: dict[tuple[str, str], Change] = {}
 
     def judge(self, replay: Replay) -> Change:
-        change = compare(_summary(self.base, replay), _summary(self.head, replay))
+        base = _recorded(replay) or _summary(self.base, replay)
+        change = compare(base, _summary(self.head, replay))
         if change.differs:
             return change
         # Most replays change nothing: share one object per outcome pair (memory, pickling).
         return self._same.setdefault((change.base_outcome, change.head_outcome), change)
+
+
+def _recorded(replay: Replay) -> Summary | None:
+    """The recorded answer, when it may stand for the base's (see ``_with_reusable_record``)."""
+    if replay.recorded_result is None:
+        return None
+    try:
+        return Summary.of(replay.recorded_result)
+    except (KeyError, TypeError):
+        return None  # not a decision's shape: let the base decide
 
 
 def _summary(policy: ActivePolicy, replay: Replay) -> Summary:
@@ -132,6 +148,24 @@ _PROCESS_JUDGE: Judge | None = None
 def _init_process(base_dir: str, head_dir: str) -> None:
     global _PROCESS_JUDGE
     _PROCESS_JUDGE = Judge(load_policy(base_dir), load_policy(head_dir))
+    gc.set_threshold(*_REPLAY_GC_THRESHOLD)  # this process only replays: see _rare_collections
+
+
+# Replay allocates many short-lived, acyclic objects (parsed JSON), and the batch keeps
+# thousands alive: at the default thresholds the cyclic collector rescans them all again and
+# again (measured: 15-20 % of the replay's CPU). Reference counting frees them anyway.
+_REPLAY_GC_THRESHOLD = (100_000, 50, 1000)
+
+
+@contextlib.contextmanager
+def _rare_collections() -> Iterator[None]:
+    """Collect rarely while replaying; the previous thresholds are restored afterwards."""
+    previous = gc.get_threshold()
+    gc.set_threshold(*_REPLAY_GC_THRESHOLD)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*previous)
 
 
 def _judge_chunk(replays: list[Replay]) -> list[Change]:
@@ -153,6 +187,7 @@ class _Routes:
 class _Tally:
     examples_wanted: int
     replayed: int = 0
+    reused: int = 0  # replays whose base answer was the one recorded under the base revision
     skipped: int = 0
     skipped_examples: list[str] = field(default_factory=list)
     outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
@@ -252,6 +287,7 @@ class ImpactReport:
             "apps_yaml_changed": self.apps_changed,
             "replayed": t.replayed,
             "distinct_workloads": self.evaluated,
+            "base_from_trail": t.reused,
             "skipped": t.skipped,
             "skipped_examples": t.skipped_examples,
             "changed": t.changed,
@@ -368,18 +404,16 @@ def analyse(
     evaluated = 0
     pool: Any = None
     wanted = workers if workers > 0 else (os.cpu_count() or 1)
-    try:
-        for replays_batch, more in _lookahead(_batches(replays, tally, batch)):
+    with _rare_collections(), contextlib.ExitStack() as cleanup:
+        for replays_batch, more in _lookahead(_batches(replays, tally, batch, base)):
             # A run of more than one batch is spread over the pool; a smaller one stays here.
             starting = pool is None and wanted > 1 and more
             if starting:
                 pool = _start_pool(wanted, base_dir, head_dir)
+                cleanup.callback(_stop_pool, pool)
             # While the pool's processes compile their bundles, this one judges the batch.
             evaluated += _judge_batch(replays_batch, tally, cache, judge=judge, pool=None if starting else pool,
                                       processes=wanted)
-    finally:
-        if pool is not None:
-            pool.terminate()
     return ImpactReport(
         base=sides[0], head=sides[1], inputs=inputs, apps_changed=apps_changed, tally=tally,
         seconds=time.perf_counter() - started, build_seconds=build_seconds, evaluated=evaluated,
@@ -387,18 +421,34 @@ def analyse(
     )
 
 
-def _batches(replays: Iterable[Replay | Skipped], tally: _Tally, size: int) -> Iterator[list[Replay]]:
+def _batches(replays: Iterable[Replay | Skipped], tally: _Tally, size: int, base: ActivePolicy) -> Iterator[list[Replay]]:
     batch: list[Replay] = []
     for item in replays:
         if isinstance(item, Skipped):
             tally.skip(item)
             continue
-        batch.append(item)
+        batch.append(_with_reusable_record(item, base, tally))
         if len(batch) == size:
             yield batch
             batch = []
     if batch:
         yield batch
+
+
+def _with_reusable_record(replay: Replay, base: ActivePolicy, tally: _Tally) -> Replay:
+    """Keep the recorded answer only where it is the base's: recorded under the base's
+    revision with the base's own record of the app; otherwise the base decides again."""
+    if replay.recorded_result is None:
+        return replay
+    try:
+        same = (replay.recorded_result.get("policy_revision") == base.revision
+                and replay.recorded_app == base.app_record(replay.app_id))
+    except UnknownApp:
+        same = False
+    if same:
+        tally.reused += 1
+        return replay
+    return dataclasses.replace(replay, recorded_result=None, recorded_app=None)
 
 
 def _lookahead(batches: Iterator[list[Replay]]) -> Iterator[tuple[list[Replay], bool]]:
@@ -408,6 +458,11 @@ def _lookahead(batches: Iterator[list[Replay]]) -> Iterator[tuple[list[Replay], 
         following = next(batches, None)
         yield current, following is not None
         current = following
+
+
+def _stop_pool(pool: Any) -> None:
+    pool.terminate()
+    pool.join()
 
 
 def _start_pool(processes: int, base_dir: Path, head_dir: Path) -> Any:

@@ -21,6 +21,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         "|---|---|",
         f"| Decisions replayed | {report['replayed']:,} ({report['distinct_workloads']:,} distinct workloads) "
         f"from {_cell(report['inputs'])} |",
+        *([f"| Base answers from the trail | {report['base_from_trail']:,} (recorded under the base revision, "
+           "not decided again) |"] if report["base_from_trail"] else []),
         f"| Outcomes flipped | allow→deny **{report['flipped']['allow->deny']:,}** (breaking) · "
         f"deny→allow {report['flipped']['deny->allow']:,} |",
         f"| Decisions with any change | {report['changed']:,} |",

@@ -38,6 +38,12 @@ class Replay:
     app_id: str
     workload: dict[str, Any]  # validated, defaults filled
     caller: dict[str, Any]
+    # What was answered when the decision was recorded, and with which app record: when that
+    # was under the base's revision, it *is* the base's answer (a decision is a pure function
+    # of revision and input), and replay need not compute it again. Kept only when the
+    # recorded workload re-validates to itself (same schema, nothing filled in).
+    recorded_result: dict[str, Any] | None = None
+    recorded_app: dict[str, Any] | None = None
 
     def key(self) -> bytes:
         """Canonical bytes of everything the evaluation depends on besides the bundle."""
@@ -55,27 +61,32 @@ class Skipped:
     reason: str
 
 
-def replay_of_input(policy_input: Any, *, decision_id: str | None, source: str) -> Replay | Skipped:
-    """A recorded policy input (``{"app", "workload", "caller"}``) as a replay."""
+def replay_of_input(policy_input: Any, *, decision_id: str | None, source: str,
+                    result: Any = None) -> Replay | Skipped:
+    """A recorded policy input (``{"app", "workload", "caller"}``), and the result recorded
+    with it if known, as a replay."""
     if not isinstance(policy_input, dict):
         return Skipped(source, "the input is not a JSON object")
     app = policy_input.get("app")
     app_id = app.get("id") if isinstance(app, dict) else None
     if not isinstance(app_id, str):
         return Skipped(source, "the input has no app.id")
+    recorded_workload = policy_input.get("workload")
     try:
-        workload = Workload.model_validate(policy_input.get("workload")).model_dump(mode="json")
+        workload = Workload.model_validate(recorded_workload).model_dump(mode="json")
     except ValidationError as exc:
         return Skipped(source, _problems(exc, prefix="workload"))
     caller = policy_input.get("caller")
+    exact = isinstance(result, dict) and workload == recorded_workload
     return Replay(decision_id=decision_id, source=source, app_id=app_id, workload=workload,
-                  caller=caller if isinstance(caller, dict) else dict(_NO_CALLER))
+                  caller=caller if isinstance(caller, dict) else dict(_NO_CALLER),
+                  recorded_result=result if exact else None, recorded_app=app if exact else None)
 
 
 def replays_from_records(records: Iterable[tuple[str | None, Any, Any]]) -> Iterator[Replay | Skipped]:
     """``(decision_id, input, result)`` rows read from the audit trail, as replays."""
-    for decision_id, policy_input, _result in records:
-        yield replay_of_input(policy_input, decision_id=decision_id, source="audit")
+    for decision_id, policy_input, result in records:
+        yield replay_of_input(policy_input, decision_id=decision_id, source="audit", result=result)
 
 
 def read_jsonl(path: Path | str) -> Iterator[Replay | Skipped]:
@@ -100,7 +111,7 @@ def _replay_of_line(item: Any, source: str) -> Replay | Skipped:
         return Skipped(source, "not a JSON object")
     decision_id = item.get("decision_id") if isinstance(item.get("decision_id"), str) else None
     if isinstance(item.get("input"), dict):  # an audit entry body or export line
-        return replay_of_input(item["input"], decision_id=decision_id, source=source)
+        return replay_of_input(item["input"], decision_id=decision_id, source=source, result=item.get("result"))
     if "app" in item:  # a recorded policy input
         return replay_of_input(item, decision_id=decision_id, source=source)
     if "app_id" in item:  # a request body

@@ -228,3 +228,23 @@ def test_the_committed_sample_for_ci_replays_cleanly() -> None:
     assert report["skipped"] == 0 and report["replayed"] >= 300
     assert report["changed"] == 0 and report["base_errors"] == []
     assert set(report["outcomes"]) == {"allow->allow", "deny->deny"}  # both outcomes represented
+
+
+def test_recorded_answers_stand_for_the_base_only_under_its_revision(repo: Path, tmp_path: Path) -> None:
+    from policy import DecisionRequest, decide, load_policy
+
+    base = load_policy(repo / "rego")
+    policy_in, decision = decide(base, DecisionRequest.model_validate(HELPDESK_REQUEST))
+    result = decision.model_dump(mode="json")
+    lower_llama_cap(repo / "rego")
+    same = {"decision_id": result["decision_id"], "input": policy_in, "result": result}
+    # A recorded answer that is not the base's (another revision) must not be used: were it
+    # used, this made-up "deny" would show as a deny->allow flip.
+    other = {"decision_id": result["decision_id"], "input": policy_in,
+             "result": {**result, "policy_revision": "sha256:" + "0" * 64, "outcome": "deny", "allowed": []}}
+    for line, reused in ((same, 1), (other, 0)):
+        report = analyse(copy_bundle(tmp_path / f"base{reused}"), repo / "rego",
+                         read_jsonl(write_inputs(tmp_path / "in.jsonl", [line])), base_ref="base", workers=1).to_dict()
+        assert report["base_from_trail"] == reused
+        assert report["outcomes"] == {"allow->allow": 1}
+        assert {r["model"] for r in report["newly_denied"]} == set(LLAMA_MODELS)

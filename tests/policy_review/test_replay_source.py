@@ -84,6 +84,9 @@ def test_impact_from_the_audit_trail(
     assert result.exit_code == 0, result.stderr
     report = orjson.loads(result.stdout)
     assert report["replayed"] == 25 and "the audit trail (since 1h)" in report["inputs"]
+    # Recorded under the base's revision (the services ran a copy of the same pack): the
+    # recorded answers stand for the base's, which is not asked again.
+    assert report["base_from_trail"] == 25
     assert {(r["model"], r["decisions"]) for r in report["newly_denied"]} == {(m, 15) for m in LLAMA_MODELS}
     assert report["examples"][0]["decision_id"] in recorded[10:]
     # 10M is now within 90% of the cap: Llama routes stay cleared, with the near-cap obligation.
