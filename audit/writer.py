@@ -25,7 +25,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from .chain import Receipt, prepare_fields
+from .chain import Receipt, encode_members, prepare_fields
 from .checkpoints import CheckpointPolicy, SignedCheckpoint, write_checkpoint_file
 from .errors import AuditError, AuditUnavailable, WriterClosed
 from .keys import SigningKey
@@ -154,7 +154,7 @@ class AuditWriter:
         Raises :class:`~audit.errors.AuditEntryInvalid` at once for unusable fields, and
         :class:`WriterClosed` / :class:`AuditUnavailable` when nothing can be queued.
         """
-        skeleton = prepare_fields(fields)
+        skeleton = encode_members(prepare_fields(fields))
         future: Future[Receipt] = Future()
         with self._lock:
             if not self._accepting:
