@@ -50,7 +50,8 @@ def test_servers_on_one_database_write_one_chain(
     assert set(signers) == {k.key_id for k in keys}
     switches = sum(1 for a, b in zip(signers, signers[1:], strict=False) if a != b)
     assert switches >= 3, "the servers did not interleave their appends"
-    assert checkpoints is not None and checkpoints[1] >= DECISIONS // 20 - 3
+    # one at the first batch reaching 20 entries since the last: spaced 20 + (batch size - 1) at most
+    assert checkpoints is not None and checkpoints[1] >= DECISIONS // 40
     figures.notes.append(
         f"concurrency: 3 servers (4 processes), {DECISIONS} decisions -> seq 1..{check.head_seq}, "
         f"{switches} hand-overs between signers, {checkpoints[1]} checkpoints by {checkpoints[0]} keys")
