@@ -21,7 +21,8 @@ import logging
 from typing import Any
 
 from api.services import Services
-from policy import Caller, DecisionRequest, decide
+from policy import Caller, DecisionRequest
+from policy.decision import decide_plain
 from policy.diff import Summary, compare
 
 log = logging.getLogger("clearance.shadow")
@@ -37,9 +38,9 @@ def shadow_verdict(
     candidate = holder.current  # one bundle for the whole evaluation, as for the active one
     outcome: str | None = None
     try:
-        _, decision = decide(candidate, request, caller=caller, decision_id=result["decision_id"])
-        theirs = Summary.of(decision.model_dump(mode="json"))
-        outcome = decision.outcome
+        _, decision = decide_plain(candidate, request, caller=caller, decision_id=result["decision_id"])
+        theirs = Summary.of(decision)
+        outcome = decision["outcome"]
     except Exception as exc:  # noqa: BLE001 - whatever the candidate does, the answer stands
         log.warning("shadow policy %s failed on decision %s: %s", candidate.revision, result["decision_id"], exc)
         theirs = Summary.failed(f"{type(exc).__name__}: {exc}")

@@ -14,11 +14,12 @@ is a ``deny`` with no routes and its ``error``: the service fails closed the sam
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 Route = tuple[str, str]  # (model, deployment)
 Reasons = tuple[tuple[str, str], ...]  # ((code, message), …) sorted by code
+_NONE: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,18 +28,25 @@ class Summary:
     cleared: frozenset[Route]
     denied: dict[Route, Reasons]
     error: str | None = None
-    obligations: dict[Route, frozenset[str]] | None = None  # of cleared routes that have some
+    # Derived once here, so that comparing two summaries is mostly dict equality in C.
+    codes: dict[Route, frozenset[str]] = field(default_factory=dict)  # of denied routes
+    obligations: dict[Route, frozenset[str]] = field(default_factory=dict)  # of cleared routes with some
 
     @classmethod
     def of(cls, result: dict[str, Any]) -> Summary:
         """From a decision (``{"outcome", "allowed", "denied"}``, as answered and recorded)."""
+        denied: dict[Route, Reasons] = {}
+        codes: dict[Route, frozenset[str]] = {}
+        for r in result["denied"]:
+            route = (r["model"], r["deployment"])
+            reasons = tuple((x["code"], x["message"]) for x in r["reasons"])
+            denied[route] = reasons
+            codes[route] = frozenset(code for code, _ in reasons)
         return cls(
             outcome=result["outcome"],
             cleared=frozenset((r["model"], r["deployment"]) for r in result["allowed"]),
-            denied={
-                (r["model"], r["deployment"]): tuple((x["code"], x["message"]) for x in r["reasons"])
-                for r in result["denied"]
-            },
+            denied=denied,
+            codes=codes,
             obligations={(r["model"], r["deployment"]): frozenset(r["obligations"])
                          for r in result["allowed"] if r.get("obligations")},
         )
@@ -46,12 +54,6 @@ class Summary:
     @classmethod
     def failed(cls, error: str) -> Summary:
         return cls(outcome="deny", cleared=frozenset(), denied={}, error=error)
-
-    def codes(self, route: Route) -> frozenset[str]:
-        return frozenset(code for code, _ in self.denied.get(route, ()))
-
-    def obligations_of(self, route: Route) -> frozenset[str]:
-        return (self.obligations or {}).get(route, frozenset())
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,11 +120,12 @@ def compare(base: Summary, head: Summary) -> Change:
     gained: dict[str, int] = {}
     lost: dict[str, int] = {}
     if base.error is None and head.error is None:
-        for route in base.denied.keys() | head.denied.keys():
-            _count(base.codes(route), head.codes(route), appeared, disappeared)
-        if base.obligations or head.obligations:
+        if base.codes != head.codes:
+            for route in base.codes.keys() | head.codes.keys():
+                _count(base.codes.get(route, _NONE), head.codes.get(route, _NONE), appeared, disappeared)
+        if base.obligations != head.obligations:
             for route in base.cleared & head.cleared:
-                _count(base.obligations_of(route), head.obligations_of(route), gained, lost)
+                _count(base.obligations.get(route, _NONE), head.obligations.get(route, _NONE), gained, lost)
     return Change(
         base_outcome=base.outcome,
         head_outcome=head.outcome,

@@ -16,11 +16,11 @@ recorded; the app's entitlements (``input.app``) are looked up by app id in *eac
 request that withdraws an approval shows its effect. An app missing from one side's
 ``apps.yaml`` is a ``deny`` there (the service would refuse it), reported as an error of that side.
 
-Speed: a decision recorded under the base's revision (with the base's record of the app) *is* the
-base's answer, so the base does not decide it again; identical workloads are judged once (a
-bounded cache keyed on the canonical replay); and
-past one batch (``BATCH`` replays) the work is spread over a pool of processes, one per core
-(regorus holds the GIL while it evaluates). Measured by ``bench/impact_bench.py``.
+Speed: a decision recorded under the base's revision (with the base's record of the app) *is*
+the base's answer, so the base does not decide it again; identical workloads are judged once (a
+bounded cache keyed on the canonical replay); and past one batch (``BATCH`` replays) the work is
+spread over a pool of processes, one per core (regorus holds the GIL while it evaluates).
+Measured by ``bench/impact_bench.py``.
 
 ``bundle_at(policy_dir, ref, dest)`` builds a side from git (``git archive``).
 """
