@@ -56,6 +56,11 @@ MODEL_STATUSES = ("cleared", "denied")
 BUCKETS = ("hour", "day", "week")
 MAX_LIMIT = 1000
 MAX_GROUPS = 10_000
+WINDOW = 5000  # entries filtered directly before the facets index is asked (query_entries)
+FACETS_SQL = (  # the expression of ix_audit_entries_facets (migration 0003), verbatim
+    "audit_facets(app_id, outcome, regulatory_tier, sector, policy_revision, models_allowed, "
+    "models_denied, reason_codes, provenances_allowed)"
+)
 
 # group_by key -> (SQL expression, lateral unnest needed). Array columns count an entry once
 # under each value it holds (and once under null when it holds none).
@@ -136,8 +141,20 @@ class EntryFilter:
             out[f.name] = format_time(value) if isinstance(value, datetime) else str(value)
         return out
 
-    def sql(self) -> tuple[list[str], dict[str, Any]]:
-        """WHERE conditions (joined with AND) and their bound parameters."""
+    def facets(self) -> list[str]:
+        """The keys of ``audit_facets(...)`` (migration 0003) that a matching entry holds."""
+        keys = [f"{prefix}:{value}" for prefix, value in (
+            ("a", self.app_id), ("o", self.outcome), ("t", self.regulatory_tier),
+            ("s", self.sector), ("r", self.policy_revision), ("c", self.reason_code),
+            ("p", self.provenance)) if value is not None]
+        if self.model is not None:
+            prefix = {"cleared": "mc", "denied": "md"}.get(self.model_status or "", "m")
+            keys.append(f"{prefix}:{self.model}")
+        return keys
+
+    def sql(self, *, narrowing: bool = True) -> tuple[list[str], dict[str, Any]]:
+        """WHERE conditions (joined with AND) and their bound parameters; with
+        ``narrowing=False`` only the time and seq bounds."""
         where: list[str] = []
         params: dict[str, Any] = {}
         scalar = {
@@ -149,7 +166,7 @@ class EntryFilter:
             "decision_id": self.decision_id,
         }
         for column, value in scalar.items():
-            if value is not None:
+            if value is not None and narrowing:
                 where.append(f"{column} = :f_{column}")
                 params[f"f_{column}"] = value
         if self.start is not None:
@@ -161,6 +178,8 @@ class EntryFilter:
         if self.max_seq is not None:
             where.append("seq <= :f_max_seq")
             params["f_max_seq"] = self.max_seq
+        if not narrowing:
+            return where, params
         if self.model is not None:
             params["f_model"] = [self.model]
             if self.model_status == "cleared":
@@ -224,34 +243,73 @@ def query_entries(
 ) -> Page:
     """One page of entry summaries matching ``filt``; ``next_cursor`` is None on the last page.
 
+    Two steps keep a page fast whether the filters match often or almost never: (1) filter the
+    ``WINDOW`` entries that come first in the requested order (a short walk of the time index);
+    (2) if that does not fill the page, find the remaining matches beyond the window through the
+    ``audit_facets`` GIN index (one exact bitmap for all the filters), sort only those.
+
     Raises :class:`CursorError` for a malformed cursor and
     :class:`~audit.errors.AuditUnavailable` if the database cannot be read.
     """
     if not 1 <= limit <= MAX_LIMIT:
         raise ValueError(f"limit must be between 1 and {MAX_LIMIT}")
-    where, params = filt.sql()
     direction = "DESC" if order == "desc" else "ASC"
+    before = "<" if order == "desc" else ">"
+    bounds, params = filt.sql(narrowing=False)
     if cursor is not None:
         after_seq, after_at = decode_cursor(cursor)
-        where.append(f"(recorded_at, seq) {'<' if order == 'desc' else '>'} (:c_at, :c_seq)")
+        bounds.append(f"(recorded_at, seq) {before} (:c_at, :c_seq)")
         params.update(c_at=after_at, c_seq=after_seq)
+    where, filter_params = filt.sql()
+    narrowing = [c for c in where if c not in bounds]
+    params.update(filter_params)
     extra = ""
     if filt.model is not None:
         extra = f", {MODEL_DENIALS_SQL} AS model_denials"
         params["model"] = filt.model
-    sql = (
-        f"SELECT {SUMMARY_COLUMNS}{extra} FROM audit_entries"
-        f"{' WHERE ' + ' AND '.join(where) if where else ''} "
-        f"ORDER BY recorded_at {direction}, seq {direction} LIMIT :limit"
-    )
-    params["limit"] = limit + 1  # one more tells whether there is a next page
+    sort = f"ORDER BY recorded_at {direction}, seq {direction}"
+    params.update(limit=limit + 1, window=WINDOW)  # one more than asked tells if a page follows
+    columns = f"{SUMMARY_COLUMNS}{extra}"
     with map_errors("querying the audit trail"), store.engine.connect() as conn:
-        rows = conn.execute(text(sql), params).mappings().all()
+        if not narrowing or filt.decision_id is not None:
+            rows = _rows(conn, f"SELECT {columns} FROM audit_entries{_where(bounds + narrowing)} "
+                               f"{sort} LIMIT :limit", params)
+        else:
+            # (1) the first WINDOW entries of the range, filtered.
+            rows = _rows(conn, f"SELECT {columns} FROM (SELECT * FROM audit_entries{_where(bounds)} "
+                               f"{sort} LIMIT :window) AS w{_where(narrowing)} {sort} LIMIT :limit",
+                         params)
+            if len(rows) <= limit:
+                edge = conn.execute(text(
+                    f"SELECT recorded_at, seq FROM audit_entries{_where(bounds)} {sort} "
+                    "OFFSET :window - 1 LIMIT 1"), params).first()
+                if edge is not None:
+                    # (2) beyond the window: the facets index finds the matches, few by now.
+                    rest = [*bounds, *narrowing, f"(recorded_at, seq) {before} (:e_at, :e_seq)",
+                            f"{FACETS_SQL} @> CAST(:facets AS text[])"]
+                    params.update(e_at=edge.recorded_at, e_seq=edge.seq, facets=filt.facets(),
+                                  rest=limit + 1 - len(rows))
+                    # Few matches are left by now, whatever the planner estimates: never let it
+                    # scan the table instead, evaluating audit_facets() on every row.
+                    conn.execute(text("SET LOCAL enable_seqscan = off"))
+                    rows += _rows(conn, (
+                        f"WITH m AS MATERIALIZED (SELECT seq, recorded_at FROM audit_entries"
+                        f"{_where(rest)}) SELECT {columns} FROM audit_entries JOIN (SELECT seq, "
+                        f"recorded_at FROM m {sort} LIMIT :rest) AS t USING (seq, recorded_at) "
+                        f"{sort}"), params)
     more = len(rows) > limit
     rows = rows[:limit]
     items = [_summary(row) for row in rows]
     next_cursor = encode_cursor(rows[-1]["seq"], rows[-1]["recorded_at"]) if more else None
     return Page(items=items, next_cursor=next_cursor)
+
+
+def _where(conditions: Sequence[str]) -> str:
+    return f" WHERE {' AND '.join(conditions)}" if conditions else ""
+
+
+def _rows(conn: Any, sql: str, params: Mapping[str, Any]) -> list[Any]:
+    return list(conn.execute(text(sql), params).mappings().all())
 
 
 def _summary(row: Mapping[str, Any]) -> dict[str, Any]:

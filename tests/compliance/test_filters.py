@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from audit import queries
 from audit.canonical import format_time
 from tests.api.conftest import Keys, bearer
 from tests.compliance.conftest import COUNT, REV_B, T0, Dataset
@@ -63,8 +64,18 @@ def fetch_all(client: TestClient, keys: Keys, params: dict[str, Any]) -> list[di
     raise AssertionError("paging did not end")
 
 
+@pytest.fixture(params=["window", "facets index"])
+def search_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run each case twice: answered within the first WINDOW entries, and (WINDOW = 3) mostly
+    beyond it, through the facets index of migration 0003."""
+    if request.param == "facets index":
+        monkeypatch.setattr(queries, "WINDOW", 3)
+    return str(request.param)
+
+
 @pytest.mark.parametrize("case", list(CASES))
-def test_each_filter_narrows_exactly(client: TestClient, keys: Keys, dataset: Dataset, case: str) -> None:
+def test_each_filter_narrows_exactly(client: TestClient, keys: Keys, dataset: Dataset, case: str,
+                                     search_path: str) -> None:
     params, predicate = CASES[case]
     expected = dataset.seqs(predicate)
     assert 0 < len(expected) < COUNT, "the case must select a strict subset"
@@ -93,7 +104,7 @@ def test_items_carry_the_derived_columns(client: TestClient, keys: Keys, dataset
     assert item["recorded_at"] == format_time(dataset.times[1]) and len(item["entry_hash"]) == 64
 
 
-def test_a_model_filter_returns_that_models_denials_and_why(client: TestClient, keys: Keys) -> None:
+def test_a_model_filter_returns_that_models_denials_and_why(client: TestClient, keys: Keys, search_path: str) -> None:
     items = fetch_all(client, keys, {"model": "gpt-5.4", "model_status": "denied", "app_id": "claims-summariser"})
     assert items and all(i["app_id"] == "claims-summariser" for i in items)
     for item in items:
