@@ -6,14 +6,14 @@ One function, :func:`reload_policy`, serves both. Under ``Services.reload_lock``
    validates, reason codes documented) and, if clean, builds it with the configured engine;
 2. refuses it when the check found errors, when it does not build, or when its files changed
    between the check and the build (the revision checked must be the revision swapped in);
-3. reloads the shadow candidate too, when one is configured (a broken candidate keeps the
-   previous one and is reported; it never refuses the active reload);
+3. checks and builds the shadow candidate too, when one is configured (a broken candidate
+   keeps the previous one and is reported; it never refuses the active reload);
 4. records the attempt — accepted or refused — in the signed audit chain (kind
    ``policy_reload``: old and new revision, git commit and dirtiness, who asked, outcome,
-   errors) and only then, if accepted, swaps the active policy in one assignment
-   (``PolicyHolder``): a request holds one bundle from start to end, never half of two.
-   No durable record, no swap: if the entry cannot be committed, ``AuditUnavailable``
-   propagates and the running bundle keeps serving.
+   errors) and only then swaps what was accepted, each in one assignment (``PolicyHolder``):
+   a request holds one bundle from start to end, never half of two. No durable record, no
+   swap: if the entry cannot be committed, ``AuditUnavailable`` propagates and the running
+   bundles keep serving.
 
 Per process: each uvicorn worker holds its own policy. The endpoint reloads the worker that
 served the request; SIGHUP reloads the process that receives it (send it to each worker, or to
@@ -95,11 +95,11 @@ def _build_checked(services: Services) -> tuple[ActivePolicy | None, str | None,
     return built, built.revision, []
 
 
-def _reload_shadow(services: Services, retired: list[ActivePolicy]) -> dict[str, Any] | None:
+def _check_shadow(services: Services) -> tuple[ActivePolicy | None, dict[str, Any] | None]:
+    """(the candidate to swap in, or None; what to record) for the shadow directory."""
     holder, directory = services.shadow, services.settings.shadow_policy_dir
     if holder is None or directory is None:
-        return None
-    previous = holder.current.revision
+        return None, None
     errors = check_bundle(directory)
     candidate = None
     if not errors:
@@ -107,14 +107,11 @@ def _reload_shadow(services: Services, retired: list[ActivePolicy]) -> dict[str,
             candidate = build_shadow(directory)
         except ClearanceError as exc:
             errors = list(getattr(exc, "errors", None) or [PolicyError(str(directory), None, "reload_failed", str(exc))])
-    if candidate is not None:
-        retired.append(holder.current)
-        holder.current = candidate
-    return {
+    return candidate, {
         "outcome": "accepted" if candidate is not None else "refused",
         "directory": str(directory),
-        "previous_revision": previous,
-        "revision": holder.current.revision,
+        "previous_revision": holder.current.revision,
+        "revision": (candidate or holder.current).revision,
         "errors": [e.to_dict() for e in errors],
     }
 
@@ -130,8 +127,7 @@ def reload_policy(services: Services, *, requested_by: str, caller_key_id: str |
         built, candidate_revision, errors = _build_checked(services)
         active = built or old
         # (3) the shadow candidate follows the same directory-on-disk rule
-        retired: list[ActivePolicy] = []
-        shadow = _reload_shadow(services, retired)
+        shadow_candidate, shadow = _check_shadow(services)
         outcome: Literal["accepted", "refused"] = "accepted" if built is not None else "refused"
         git = built.bundle.git if built is not None else git_info(directory)
         # (4) record, then swap
@@ -159,9 +155,13 @@ def reload_policy(services: Services, *, requested_by: str, caller_key_id: str |
                 "shadow": shadow,
             },
         })
+        retired: list[ActivePolicy] = []
         if built is not None:
             retired.append(old)
             services.policy.current = built  # the one atomic swap
+        if shadow_candidate is not None and services.shadow is not None:
+            retired.append(services.shadow.current)
+            services.shadow.current = shadow_candidate
         services.metrics.policy_reloads.labels(outcome=outcome).inc()
     level = logging.INFO if built is not None else logging.ERROR
     log.log(level, "policy reload %s (asked by %s): %s -> %s%s", outcome, requested_by, old.revision,

@@ -174,3 +174,16 @@ def test_requests_during_reloads_see_one_whole_bundle(services_on_copy: Services
     assert len(expected) == 2 and seen
     for revision, allowed in seen:
         assert allowed == expected[revision]
+
+
+def test_no_durable_record_no_swap(services_on_copy: Services, bundle_dir: Path) -> None:
+    """The reload's entry cannot be committed (here: the writer has shut down): the attempt
+    fails with AuditUnavailable and the running bundle keeps serving."""
+    from audit import AuditUnavailable
+
+    old = services_on_copy.policy.current
+    lower_llama_cap(bundle_dir)
+    services_on_copy.writer.close()
+    with pytest.raises(AuditUnavailable):
+        reload_policy(services_on_copy, requested_by="test")
+    assert services_on_copy.policy.current is old
