@@ -147,9 +147,9 @@ class EntryFilter:
             ("a", self.app_id), ("o", self.outcome), ("t", self.regulatory_tier),
             ("s", self.sector), ("r", self.policy_revision), ("c", self.reason_code),
             ("p", self.provenance)) if value is not None]
-        if self.model is not None:
-            prefix = {"cleared": "mc", "denied": "md"}.get(self.model_status or "", "m")
-            keys.append(f"{prefix}:{self.model}")
+        if self.model is not None and self.model_status is not None:
+            # No key for "cleared or denied": every decision lists every route.
+            keys.append(f"{'mc' if self.model_status == 'cleared' else 'md'}:{self.model}")
         return keys
 
     def sql(self, *, narrowing: bool = True) -> tuple[list[str], dict[str, Any]]:
@@ -285,13 +285,14 @@ def query_entries(
                     "OFFSET :window - 1 LIMIT 1"), params).first()
                 if edge is not None:
                     # (2) beyond the window: the facets index finds the matches, few by now.
-                    rest = [*bounds, *narrowing, f"(recorded_at, seq) {before} (:e_at, :e_seq)",
-                            f"{FACETS_SQL} @> CAST(:facets AS text[])"]
+                    rest = [*bounds, *narrowing, f"(recorded_at, seq) {before} (:e_at, :e_seq)"]
                     params.update(e_at=edge.recorded_at, e_seq=edge.seq, facets=filt.facets(),
                                   rest=limit + 1 - len(rows))
-                    # Few matches are left by now, whatever the planner estimates: never let it
-                    # scan the table instead, evaluating audit_facets() on every row.
-                    conn.execute(text("SET LOCAL enable_seqscan = off"))
+                    if params["facets"]:
+                        rest.append(f"{FACETS_SQL} @> CAST(:facets AS text[])")
+                        # Few matches are left by now, whatever the planner estimates: never let
+                        # it scan the table instead, evaluating audit_facets() on every row.
+                        conn.execute(text("SET LOCAL enable_seqscan = off"))
                     rows += _rows(conn, (
                         f"WITH m AS MATERIALIZED (SELECT seq, recorded_at FROM audit_entries"
                         f"{_where(rest)}) SELECT {columns} FROM audit_entries JOIN (SELECT seq, "

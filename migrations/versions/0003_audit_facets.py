@@ -1,8 +1,9 @@
 """Compliance search: one GIN index over every equality/containment filter of an entry.
 
 ``audit_facets(...)`` turns an entry's queryable columns into prefixed keys (``a:<app>``,
-``o:<outcome>``, ``t:<tier>``, ``s:<sector>``, ``r:<revision>``, ``m:``/``mc:``/``md:<model>``
-for any/cleared/denied, ``c:<reason code>``, ``p:<provenance of a cleared model>``). A GIN index
+``o:<outcome>``, ``t:<tier>``, ``s:<sector>``, ``r:<revision>``, ``mc:``/``md:<model>`` for
+cleared/denied, ``c:<reason code>``, ``p:<provenance of a cleared model>``; no key for "model
+cleared or denied": every decision lists every route, so it would select nothing). A GIN index
 on it answers any combination of those filters with one exact bitmap (posting lists are
 intersected inside the index), which is what keeps a rare combination — "open Chinese models
 cleared in the public sector: none" — fast: without it PostgreSQL walks the time index
@@ -35,7 +36,6 @@ RETURNS text[] LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
 BEGIN
     RETURN array_remove(ARRAY['a:' || app_id, 'o:' || outcome, 't:' || regulatory_tier,
                               's:' || sector, 'r:' || policy_revision], NULL)
-        || ARRAY(SELECT 'm:' || m FROM unnest(models_allowed || models_denied) AS m)
         || ARRAY(SELECT 'mc:' || m FROM unnest(models_allowed) AS m)
         || ARRAY(SELECT 'md:' || m FROM unnest(models_denied) AS m)
         || ARRAY(SELECT 'c:' || c FROM unnest(reason_codes) AS c)
