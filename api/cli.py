@@ -77,11 +77,23 @@ def _ensure_signing_key(settings: Settings) -> None:
     """Create ``~/.clearance/signing.key`` when no key is configured at all (first start)."""
     from audit import init_key
 
-    if settings.signing_key or settings.key_file().exists():
+    if settings.signing_key is not None or settings.key_file().exists():
         return
     settings.home.mkdir(parents=True, exist_ok=True)
     key = init_key(settings.key_file())
     typer.echo(f"created signing key {key.key_id} at {settings.key_file()}", err=True)
+
+
+def _log_config() -> dict[str, Any]:
+    """uvicorn's logging, plus Clearance's own loggers (start-up, reloads, audit) at INFO."""
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["clearance"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    config["loggers"]["audit"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config
 
 
 @app.command()
@@ -111,7 +123,7 @@ def serve(
                 err=True,
             )
             uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers,
-                        log_level="info", access_log=False)
+                        log_level="info", access_log=False, log_config=_log_config())
 
 
 @app.command()

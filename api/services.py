@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 
 from api.apikeys import KeyVerifier
@@ -57,8 +58,10 @@ def resolve_database_url(settings: Settings) -> tuple[str, Any | None]:
 
 def load_key(settings: Settings) -> SigningKey:
     """``CLEARANCE_SIGNING_KEY`` (key, or path of a key file) else ``~/.clearance/signing.key``."""
-    if settings.signing_key:
-        return load_signing_key(environ={"CLEARANCE_SIGNING_KEY": settings.signing_key})
+    value = settings.signing_key
+    if value is not None:
+        secret = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+        return load_signing_key(environ={"CLEARANCE_SIGNING_KEY": secret})
     return load_signing_key(settings.key_file())
 
 

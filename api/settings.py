@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_REGO = Path(__file__).resolve().parents[1] / "rego"
@@ -23,7 +23,7 @@ class Settings(BaseSettings):
     # Unset: an embedded PostgreSQL is started under ``home``/pg (see api/embedded.py).
     database_url: str | None = None
     # A key file path, or the key itself (PEM, or base64 of the 32 raw bytes).
-    signing_key: str | None = None
+    signing_key: SecretStr | None = None
     policy_dir: Path = Field(default_factory=default_policy_dir)
     engine: Literal["regorus", "opa"] = "regorus"
     # A candidate bundle evaluated beside the active one on live traffic (shadow mode): never
