@@ -20,7 +20,7 @@ _bearer = HTTPBearer(auto_error=False, description="An API key from `clearance a
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
