@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["AuditStore", "ChainHeadState", "StoreSnapshot"]
 
+SET_LZ4_SQL = "SET default_toast_compression = lz4"
 SELECT_SCHEMA_REVISION_SQL = "SELECT version_num FROM alembic_version"
 SELECT_HEAD_SQL = "SELECT log_id, seq, head_hash, recorded_at FROM audit_chain_head WHERE id = 1"
 SELECT_HEAD_FOR_UPDATE_SQL = SELECT_HEAD_SQL + " FOR UPDATE"
@@ -444,9 +445,17 @@ class StoreSnapshot:
 
 
 def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-    """Load JSONB with orjson (faster; same values as the stdlib)."""
+    """Load JSONB with orjson (faster; same values as the stdlib), and compress the large
+    values this session stores (signed body, its JSONB) with lz4 rather than pglz: several
+    times cheaper for PostgreSQL on every append. Servers built without lz4 keep pglz."""
     if isinstance(dbapi_connection, psycopg.Connection):
         set_json_loads(orjson.loads, dbapi_connection)
+        try:
+            dbapi_connection.execute(SET_LZ4_SQL)
+        except psycopg.Error:
+            dbapi_connection.rollback()
+        else:
+            dbapi_connection.commit()
 
 
 def _broken(conn: Any) -> bool:
