@@ -142,11 +142,21 @@ class EntryFilter:
         return out
 
     def facets(self) -> list[str]:
-        """The keys of ``audit_facets(...)`` (migration 0003) that a matching entry holds."""
-        keys = [f"{prefix}:{value}" for prefix, value in (
-            ("a", self.app_id), ("o", self.outcome), ("t", self.regulatory_tier),
-            ("s", self.sector), ("r", self.policy_revision), ("c", self.reason_code),
-            ("p", self.provenance)) if value is not None]
+        """The keys of ``audit_facets(...)`` (migration 0003) that a matching entry holds.
+
+        With a provenance, its pairs (``tp:``, ``sp:``, ``ap:``) replace the single keys: a
+        short posting list instead of the intersection of two long ones.
+        """
+        pairs = {"t": self.regulatory_tier, "s": self.sector, "a": self.app_id}
+        keys = []
+        if self.provenance is not None:
+            keys = [f"{k}p:{v}:{self.provenance}" for k, v in pairs.items() if v is not None]
+            if not keys:
+                keys = [f"p:{self.provenance}"]
+            pairs = {}
+        keys += [f"{prefix}:{value}" for prefix, value in (
+            *pairs.items(), ("o", self.outcome), ("r", self.policy_revision),
+            ("c", self.reason_code)) if value is not None]
         if self.model is not None and self.model_status is not None:
             # No key for "cleared or denied": every decision lists every route.
             keys.append(f"{'mc' if self.model_status == 'cleared' else 'md'}:{self.model}")

@@ -314,7 +314,7 @@ def _timed(fn: Any, repeat: int) -> dict[str, float]:
 
 
 def measure(url: str, *, repeat: int, export_rows: int, verify_entries: int, workers: int,
-            entries: int) -> dict[str, Any]:
+            entries: int, pages_only: bool = False) -> dict[str, Any]:
     store = AuditStore.from_url(url)
     now = datetime.now(UTC)
     week = now - timedelta(days=7)
@@ -340,6 +340,9 @@ def measure(url: str, *, repeat: int, export_rows: int, verify_entries: int, wor
     for name, filt in filters.items():
         query_entries(store, filt, limit=50)  # warm the cache, as a page that was just opened
         pages[name] = _timed(lambda filt=filt: query_entries(store, filt, limit=50), repeat)
+    if pages_only:
+        store.dispose()
+        return {"first_page_50": pages}
     month = EntryFilter(start=now - timedelta(days=30))
     stats_runs = {
         "outcome per day, 30 days": _timed(
@@ -390,6 +393,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     parser.add_argument("--reuse", metavar="URL", help="skip loading: measure this loaded database")
+    parser.add_argument("--pages-only", action="store_true", help="measure only the first pages")
     args = parser.parse_args()
 
     global _CHECKPOINT_KEY, _LOG_ID
@@ -420,7 +424,7 @@ def main() -> None:
     try:
         report["measurements"] = measure(url, repeat=args.repeat, export_rows=args.export_rows,
                                          verify_entries=args.verify_entries, workers=args.workers,
-                                         entries=entries)
+                                         entries=entries, pages_only=args.pages_only)
     finally:
         if name is not None and not args.keep:
             with psycopg.connect(_libpq(server), autocommit=True) as conn:

@@ -2,8 +2,9 @@
 
 ``audit_facets(...)`` turns an entry's queryable columns into prefixed keys (``a:<app>``,
 ``o:<outcome>``, ``t:<tier>``, ``s:<sector>``, ``r:<revision>``, ``mc:``/``md:<model>`` for
-cleared/denied, ``c:<reason code>``, ``p:<provenance of a cleared model>``; no key for "model
-cleared or denied": every decision lists every route, so it would select nothing). A GIN index
+cleared/denied, ``c:<reason code>``, ``p:<provenance of a cleared model>``, and ``tp:``/``sp:``/``ap:`` pairs of
+tier, sector or app with that provenance; no key for "model cleared or denied": every decision
+lists every route, so it would select nothing). A GIN index
 on it answers any combination of those filters with one exact bitmap (posting lists are
 intersected inside the index), which is what keeps a rare combination — "open Chinese models
 cleared in the public sector: none" — fast: without it PostgreSQL walks the time index
@@ -39,7 +40,16 @@ BEGIN
         || ARRAY(SELECT 'mc:' || m FROM unnest(models_allowed) AS m)
         || ARRAY(SELECT 'md:' || m FROM unnest(models_denied) AS m)
         || ARRAY(SELECT 'c:' || c FROM unnest(reason_codes) AS c)
-        || ARRAY(SELECT 'p:' || p FROM unnest(provenances_allowed) AS p);
+        || ARRAY(SELECT 'p:' || p FROM unnest(provenances_allowed) AS p)
+        -- Pairs with the provenance of a cleared model: "open Chinese models cleared for
+        -- regulated workloads" is rare although both halves are common, and one short posting
+        -- list answers it where intersecting two long ones would not.
+        || ARRAY(SELECT 'tp:' || regulatory_tier || ':' || p FROM unnest(provenances_allowed) AS p
+                 WHERE regulatory_tier IS NOT NULL)
+        || ARRAY(SELECT 'sp:' || sector || ':' || p FROM unnest(provenances_allowed) AS p
+                 WHERE sector IS NOT NULL)
+        || ARRAY(SELECT 'ap:' || app_id || ':' || p FROM unnest(provenances_allowed) AS p
+                 WHERE app_id IS NOT NULL);
 END
 $$
 """

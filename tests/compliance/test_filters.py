@@ -43,6 +43,8 @@ CASES: dict[str, tuple[dict[str, str], Any]] = {
     "sector": ({"sector": "healthcare"}, lambda f, t: f["input"]["workload"]["sector"] == "healthcare"),
     "provenance": ({"provenance": "open_chinese"}, lambda f, t: any(r["provenance"] == "open_chinese" for r in f["result"]["allowed"])),
     "policy_revision": ({"policy_revision": REV_B}, lambda f, t: f["policy_revision"] == REV_B),
+    "sector+provenance": ({"sector": "healthcare", "provenance": "open_chinese"},
+                          lambda f, t: f["input"]["workload"]["sector"] == "healthcare" and "deepseek-v4" in _cleared(f)),
     "combined": ({"provenance": "open_chinese", "regulatory_tier": "regulated", "app_id": "internal-helpdesk"},
                  lambda f, t: f["app_id"] == "internal-helpdesk" and f["input"]["workload"]["regulatory_tier"] == "regulated"
                  and "deepseek-v4" in _cleared(f)),
