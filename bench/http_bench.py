@@ -110,6 +110,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="server worker processes")
     parser.add_argument("--database", default=os.environ.get("CLEARANCE_BENCH_DATABASE_URL", MACHINE_PG),
                         help="a PostgreSQL server URL (a fresh database is created on it)")
+    parser.add_argument("--batch-ms", type=float, help="CLEARANCE_AUDIT_BATCH_MS for the server (default: its own)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if not shutil.which("wrk"):
@@ -123,6 +124,8 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLEARANCE_")}
     env.update(CLEARANCE_DATABASE_URL=sa_url, CLEARANCE_HOME=str(tmp), CLEARANCE_SIGNING_KEY=str(tmp / "signing.key"),
                CLEARANCE_POLICY_DIR=str(REPO / "rego"))
+    if args.batch_ms is not None:
+        env["CLEARANCE_AUDIT_BATCH_MS"] = str(args.batch_ms)
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "api", "serve", "--port", str(port), "--workers", str(args.workers)],
                               env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=(tmp / "server.log").open("w"))
@@ -171,7 +174,7 @@ def main() -> None:
     drop_database(args.database, db_name)
 
     result = {
-        "setup": {"workers": args.workers, "connections": args.connections, "wrk_threads": args.threads,
+        "setup": {"workers": args.workers, "audit_batch_ms": args.batch_ms, "connections": args.connections, "wrk_threads": args.threads,
                   "duration_s": args.duration, "cpus": os.cpu_count()},
         "audited_decisions": audited,
         "healthz": {"rate_per_s": health_rate},

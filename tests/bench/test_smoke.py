@@ -38,3 +38,12 @@ def test_http_smoke(tmp_path: Path, pg_server_url: str) -> None:
     trail = result["trail"]
     assert trail["missing_from_trail"] == 0 and trail["chain_valid"] is True  # type: ignore[index]
     assert result["audited_decisions"]["statuses"].get("200", 0) > 0  # type: ignore[index, union-attr]
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (scripts/install-tools.sh installs it)")
+def test_suite_runner_smoke() -> None:
+    """`python bench/run.py --smoke`: the one command of the README, in its short mode."""
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "run.py"), "--smoke"], cwd=REPO,
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "| HTTP audited decisions" in (REPO / "bench" / "results" / "results.md").read_text()
