@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.audit.helpers import superuser, triggers_disabled
 from tests.ui.conftest import ARTIFACTS, PAST_ENTRIES, Site, sign_in
 
 TOTAL = PAST_ENTRIES + 3
+pytestmark = pytest.mark.slow  # a server and a browser: seconds, not milliseconds
 
 
 def ROWS(page: Any) -> Any:  # noqa: N802 - reads like the constant it stands for
