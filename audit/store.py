@@ -37,7 +37,7 @@ from sqlalchemy.pool import NullPool
 from ._db import map_errors, sqlalchemy_url
 from .chain import Receipt, SignedEntry, StoredEntry, build_entry
 from .checkpoints import CheckpointPolicy, SignedCheckpoint, StoredCheckpoint, build_checkpoint
-from .columns import queryable_columns
+from .columns import COLUMN_NAMES, queryable_columns
 from .errors import AuditEntryInvalid, AuditUnavailable, SchemaMismatch
 from .keys import Keyring, PublicKey, SigningKey
 from .migrate import head_revision
@@ -54,29 +54,8 @@ UPDATE_HEAD_SQL = (
     "UPDATE audit_chain_head SET seq = %(seq)s, head_hash = %(head_hash)s, "
     "recorded_at = %(recorded_at)s WHERE id = 1"
 )
-ENTRY_COLUMNS = (
-    "seq",
-    "recorded_at",
-    "kind",
-    "decision_id",
-    "app_id",
-    "caller_key_id",
-    "outcome",
-    "policy_revision",
-    "engine",
-    "key_id",
-    "prev_hash",
-    "regulatory_tier",
-    "sector",
-    "models_allowed",
-    "models_denied",
-    "reason_codes",
-    "provenances_allowed",
-    "entry_hash",
-    "signature",
-    "body",
-    "body_json",
-)
+# The derived columns (audit/columns.py) and the signed material, in COPY order.
+ENTRY_COLUMNS = (*COLUMN_NAMES, "entry_hash", "signature", "body", "body_json")
 COPY_ENTRIES_SQL = f"COPY audit_entries ({', '.join(ENTRY_COLUMNS)}) FROM STDIN"
 SELECT_ENTRIES_PAGE_SQL = (
     f"SELECT {', '.join(ENTRY_COLUMNS)} FROM audit_entries "
