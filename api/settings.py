@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     # Verified API keys are cached this long; a revocation takes effect within it.
     apikey_cache_seconds: float = Field(default=2.0, ge=0, le=300)
     # Group commit: how long the audit writer collects entries, and the most it takes at once.
-    audit_batch_ms: float = Field(default=2.0, ge=0, le=1000)
+    audit_batch_ms: float = Field(default=1.0, ge=0, le=1000)
     audit_batch_max: int = Field(default=256, ge=1, le=10_000)
     # A signed checkpoint every N entries or T seconds, whichever comes first.
     checkpoint_every: int = Field(default=1000, ge=1)
