@@ -39,7 +39,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -49,6 +49,7 @@ from opa_client.errors import DeleteDataError, DeletePolicyError, RegoParseError
 from policy.bundle import Bundle
 from policy.engine import OPA_TIMEOUT
 from policy.errors import BundleError, ClearanceError, EvaluationError, PolicyError
+from policy.testing import RegoTest, Status, TestResult, discover_tests
 
 # The roots of ``data`` the rules read; they must be exactly the keys of data_document().
 DATA_ROOTS = ("models", "apps", "org", "reasons")
@@ -56,8 +57,6 @@ POLICY_ID_ROOT = "clearance"
 GUARD_FILE = "__revision__.rego"
 PUSH_TIMEOUT = 30.0  # seconds, per push request: OPA compiles every module on each PUT
 _STRICT = {"strict-builtin-errors": "true"}
-_TEST_RULE = re.compile(r"^(test_\w+)\b(?!\s*\()", re.M)
-_PACKAGE = re.compile(r"^package\s+([\w.]+)", re.M)
 
 
 class OpaError(ClearanceError):
@@ -416,42 +415,8 @@ def _json_or_text(response: requests.Response) -> Any:
 # --- the bundle's Rego tests through OPA ------------------------------------------------
 
 
-@dataclass(frozen=True)
-class RegoTest:
-    file: str  # bundle-relative path of the *_test.rego module
-    package: str
-    rule: str
-
-    @property
-    def ref(self) -> str:
-        return f"data.{self.package}.{self.rule}"
-
-
-@dataclass(frozen=True)
-class RegoTestResult:
-    """One test's outcome (policy/testing.py turns these into ``clearance policy test`` output)."""
-
-    test: RegoTest
-    passed: bool
-    error: str | None  # why not: the value it had instead of true, or OPA's error
-    seconds: float
-    status: Literal["PASS", "FAIL", "ERROR"]  # FAIL: not true; ERROR: OPA answered an error
-
-
-def discover_rego_tests(bundle: Bundle) -> list[RegoTest]:
-    """Every ``test_*`` rule of the bundle's ``*_test.rego`` modules (as ``opa test`` finds them)."""
-    found: dict[tuple[str, str], RegoTest] = {}
-    for path, text in sorted(bundle.test_modules.items()):
-        package = _PACKAGE.search(text)
-        if package is None:
-            continue
-        for rule in _TEST_RULE.findall(text):
-            found.setdefault((package.group(1), rule), RegoTest(path, package.group(1), rule))
-    return list(found.values())
-
-
 def run_rego_tests_opa(bundle: Bundle, url: str, timeout: float = OPA_TIMEOUT, *,
-                       push_timeout: float = PUSH_TIMEOUT) -> list[RegoTestResult]:
+                       push_timeout: float = PUSH_TIMEOUT) -> list[TestResult]:
     """Run every Rego test of ``bundle`` through the OPA at ``url``; one result per test.
 
     Pushes the modules and data as ``OpaEngine`` does, plus the ``*_test.rego`` modules, then
@@ -463,7 +428,7 @@ def run_rego_tests_opa(bundle: Bundle, url: str, timeout: float = OPA_TIMEOUT, *
     """
     target = OpaTarget.parse(url)
     installer = _Installer(target, bundle, timeout=push_timeout)
-    tests = discover_rego_tests(bundle)
+    tests = discover_tests(bundle.test_modules)  # the same discovery as the embedded runner
     pushed_tests = [policy_id(bundle.revision, p) for p in sorted(bundle.test_modules)]
     client = target.client(timeout=timeout, retries=1)
     try:
@@ -479,11 +444,11 @@ def run_rego_tests_opa(bundle: Bundle, url: str, timeout: float = OPA_TIMEOUT, *
         installer.close()
 
 
-def _run_one(client: OpaClient, test: RegoTest, *, url: str, timeout: float) -> RegoTestResult:
+def _run_one(client: OpaClient, test: RegoTest, *, url: str, timeout: float) -> TestResult:
     started = time.perf_counter()
 
-    def result(status: Literal["PASS", "FAIL", "ERROR"], error: str | None) -> RegoTestResult:
-        return RegoTestResult(test, status == "PASS", error, time.perf_counter() - started, status)
+    def result(status: Status, message: str | None) -> TestResult:
+        return TestResult(test, status, time.perf_counter() - started, message)
 
     try:
         # input null: left undefined, as `opa test` leaves it

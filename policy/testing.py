@@ -267,26 +267,7 @@ def _run_opa(bundle: Bundle, tests: Sequence[RegoTest], *, opa_url: str | None, 
         from policy.opa import run_rego_tests_opa
     except ImportError as exc:
         raise RuntimeError(f"the opa engine's test runner is not available ({exc}); use --engine regorus") from None
-    raw = run_rego_tests_opa(bundle, opa_url, timeout)
-    return adapt_results(tests, raw)
-
-
-def adapt_results(tests: Sequence[RegoTest], raw: Iterable[Any]) -> list[TestResult]:
-    """``policy.opa``'s results (``test`` with ``file/package/rule``, ``passed``, ``error``,
-    ``seconds``, ``status`` when it tells FAIL from ERROR) as ours, with the line numbers of our
-    discovery, in its order."""
-    by_ref = {t.ref: t for t in tests}
-    out = []
-    for item in raw:
-        if isinstance(item, TestResult):
-            out.append(item)
-            continue
-        theirs = item.test
-        test = by_ref.get(theirs.ref) or RegoTest(file=theirs.file, package=theirs.package, rule=theirs.rule, line=0)
-        status = getattr(item, "status", None) or ("PASS" if item.passed else "FAIL")
-        out.append(TestResult(test, status, float(item.seconds), item.error))
-    order = {t.ref: i for i, t in enumerate(tests)}
-    return sorted(out, key=lambda r: order.get(r.test.ref, len(order)))
+    return run_rego_tests_opa(bundle, opa_url, timeout)
 
 
 def _first_line(exc: BaseException) -> str:

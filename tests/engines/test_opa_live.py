@@ -25,7 +25,8 @@ import requests
 import yaml
 
 from policy import Bundle, EvaluationError, RegorusEngine, load_bundle
-from policy.opa import OpaEngine, OpaError, discover_rego_tests, run_rego_tests_opa
+from policy.opa import OpaEngine, OpaError, run_rego_tests_opa
+from policy.testing import discover_tests
 from tests.conftest import REPO
 from tests.engines.test_pinning import INPUT, SAME_ON_BOTH_PATHS, UNDEFINED, Raised
 from tests.engines.workloads import policy_inputs
@@ -84,7 +85,7 @@ def test_opa_and_regorus_agree_on_rounding_and_threshold_edges(live_opa_url: str
 def test_the_packs_rego_tests_pass_through_opa(live_opa_url: str, bundle: Bundle) -> None:
     OpaEngine(bundle, url=live_opa_url, replace=True)  # run_rego_tests_opa refuses another revision
     results = run_rego_tests_opa(bundle, live_opa_url, 5.0)
-    assert len(results) == len(discover_rego_tests(bundle)) > 100
+    assert len(results) == len(discover_tests(bundle.test_modules)) > 100
     failed = [f"{r['package']}.{r['name']}: {r['status']} {r['message']}" for r in results if r["status"] != "PASS"]
     assert not failed, f"{len(failed)} Rego tests do not pass through OPA:\n" + "\n".join(failed[:10])
     # the tests are removed afterwards; the serving bundle stays

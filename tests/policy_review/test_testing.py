@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import orjson
 from typer.testing import CliRunner
 
 from api.cli import app as cli
-from policy.opa import RegoTest as OpaTest
-from policy.opa import RegoTestResult
-from policy.testing import adapt_results, discover_tests, format_run, run_tests
+from policy.testing import format_run, run_tests
 from tests.policy_review.conftest import REGO
 
 
@@ -76,16 +73,3 @@ def test_cli_usage_errors(bundle_dir: Path, monkeypatch: object) -> None:
     assert result.exit_code == 2 and "needs the server's URL" in result.stderr
 
 
-def test_opa_results_are_adapted_with_our_locations() -> None:
-    tests = discover_tests({"x_test.rego": "package p_test\n\nimport rego.v1\n\ntest_a if { true }\n\ntest_b if { false }\n"})
-    has_status = "status" in {f.name for f in dataclasses.fields(RegoTestResult)}
-
-    def opa_result(rule: str, passed: bool, error: str | None, status: str) -> RegoTestResult:
-        extra = {"status": status} if has_status else {}
-        return RegoTestResult(test=OpaTest("x_test.rego", "p_test", rule), passed=passed, error=error,
-                              seconds=0.001, **extra)
-
-    raw = [opa_result("test_b", False, "data.p_test.test_b is 'undefined'", "FAIL"), opa_result("test_a", True, None, "PASS")]
-    results = adapt_results(tests, raw)
-    assert [(r.test.rule, r.test.line, r.status) for r in results] == [("test_a", 5, "PASS"), ("test_b", 7, "FAIL")]
-    assert results[1].message == "data.p_test.test_b is 'undefined'"
