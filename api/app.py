@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
+from pydantic.json_schema import models_json_schema
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import errors
@@ -13,6 +15,7 @@ from api.reload import install_sighup
 from api.routers import audit, decisions, health, policy, ui
 from api.services import Services
 from api.settings import Settings
+from policy import DecisionRequest
 
 DESCRIPTION = """\
 Clearance decides, before every model call an internal app makes, which AI model routes are
@@ -92,9 +95,30 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             if owned:
                 app.state.services.close()
 
-    app = FastAPI(title="Clearance", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    # FastAPI's own OpenTelemetry hooks look up the global providers on every request; Clearance
+    # exports Prometheus metrics instead (/metrics), so they stay off.
+    app = FastAPI(title="Clearance", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
+                  telemetry={"tracing": False, "metrics": False, "logs": False})
     errors.install(app)
     for module in (decisions, audit, policy, health, ui):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    _document_read_bodies(app)
     return app
+
+
+def _document_read_bodies(app: FastAPI) -> None:
+    """Add the schemas of the bodies that endpoints read themselves (``api.deps.read_body``) to
+    the OpenAPI components, which FastAPI fills only from declared parameters."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = generate()
+            _, defs = models_json_schema([(DecisionRequest, "validation")],
+                                         ref_template="#/components/schemas/{model}")
+            document.setdefault("components", {}).setdefault("schemas", {}).update(defs.get("$defs", {}))
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -7,13 +7,14 @@ committed audit entry. If the entry cannot be committed the caller gets 503 and 
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import Any
 
 import orjson
-from fastapi import APIRouter, Body, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from api.deps import AppCaller, ServicesDep
+from api.apikeys import Role
+from api.deps import authenticate, documented, read_body, services_of
 from api.errors import ApiError
 from api.schemas import (
     DECISION_REQUEST_EXAMPLE,
@@ -74,12 +75,13 @@ def audit_fields(
     response_model=DecisionResponse,
     responses=_ERRORS,
     summary="Which routes may serve this workload? (recorded)",
+    openapi_extra=documented(DecisionRequest, {"regulated summarisation": {"value": DECISION_REQUEST_EXAMPLE}}),
 )
-async def create_decision(
-    services: ServicesDep,
-    caller: AppCaller,
-    request: Annotated[DecisionRequest, Body(openapi_examples={"regulated summarisation": {"value": DECISION_REQUEST_EXAMPLE}})],
-) -> Response:
+async def create_decision(http: Request) -> Response:
+    """The body is a ``DecisionRequest``; an ``app`` key may decide only for its own app."""
+    caller = authenticate(http, Role.app)
+    request = await read_body(http, DecisionRequest)
+    services = services_of(http)
     if request.app_id != caller.app_id:
         raise ApiError(403, "forbidden", f"this key belongs to app {caller.app_id!r}; it may not decide for {request.app_id!r}")
     started = time.perf_counter()

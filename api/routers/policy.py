@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Body
+import orjson
+from fastapi import APIRouter, Request, Response
 
-from api.deps import Admin, CurrentPrincipal, ServicesDep
+from api.apikeys import Role
+from api.deps import Admin, CurrentPrincipal, ServicesDep, authenticate, documented, read_body, services_of
 from api.errors import ApiError, FieldError
 from api.reload import reload_policy
 from api.schemas import (
@@ -23,7 +25,7 @@ from api.schemas import (
     SimulationResponse,
     error_examples,
 )
-from policy import Caller, DecisionRequest, decide
+from policy import Caller, DecisionRequest
 from policy.gitinfo import GitInfo
 
 router = APIRouter(prefix="/v1/policy", tags=["policy"])
@@ -103,14 +105,16 @@ async def reload(services: ServicesDep, admin: Admin) -> dict[str, Any]:
         (422, "invalid_request", "a field is unknown, missing or out of range; `fields` names it"),
     ),
     summary="Evaluate a request without recording it (admin)",
+    openapi_extra=documented(DecisionRequest, {"example": {"value": DECISION_REQUEST_EXAMPLE}}),
 )
-async def simulate(
-    services: ServicesDep,
-    admin: Admin,
-    request: Annotated[DecisionRequest, Body(openapi_examples={"example": {"value": DECISION_REQUEST_EXAMPLE}})],
-) -> dict[str, Any]:
+async def simulate(http: Request) -> Response:
+    """The body is a ``DecisionRequest``; decided exactly as ``POST /v1/decisions`` decides it
+    (same memoised path), but nothing is recorded."""
+    admin = authenticate(http, Role.admin)
+    request = await read_body(http, DecisionRequest)
+    services = services_of(http)
     policy = services.policy.current
-    _, decision = decide(policy, request, caller=Caller(key_id=admin.key_id, role=admin.role.value))
-    result = decision.model_dump(mode="json")
-    del result["decision_id"]
-    return {"simulated": True, **result}
+    policy_input = policy.input_for(request, Caller(key_id=admin.key_id, role=admin.role.value))
+    decision = policy.evaluate(policy_input)
+    return Response(orjson.dumps({"simulated": True, **decision, "policy_revision": policy.revision}),
+                    media_type="application/json")
