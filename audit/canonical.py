@@ -25,7 +25,8 @@ Precomputed members
     writes exactly that from the members' canonical bytes, so the expensive part (the pure-Python
     encoder on a large ``input`` or ``result``) runs once, outside the chain lock, and can be
     reused for identical values. Every byte still comes from ``rfc8785``; a test checks the
-    result equals ``rfc8785.dumps`` of the whole object.
+    result equals ``rfc8785.dumps`` of the whole object. The bytes of member names and of small
+    scalars (app ids, outcomes, revisions repeat across entries) are memoised for the same reason.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import rfc8785
@@ -80,6 +82,8 @@ def canonical_bytes(value: Any) -> bytes:
     An object whose member values are :class:`Canonical` is assembled from their bytes.
     """
     try:
+        if type(value) in _SCALARS and (type(value) is not str or len(value) <= _CACHED_STR):
+            return _scalar_bytes(type(value), value)
         if isinstance(value, Canonical):
             return value.data
         if isinstance(value, dict) and any(isinstance(v, Canonical) for v in value.values()):
@@ -93,11 +97,28 @@ def canonical_object(members: dict[str, Any]) -> bytes:
     """RFC 8785 of an object whose member values may be :class:`Canonical` (section 3.2.3:
     members sorted by the UTF-16BE code units of their names)."""
     parts = []
-    for name in sorted(members, key=lambda n: n.encode("utf-16be")):
+    for name, encoded in _member_order(tuple(members)):
         value = members[name]
         data = value.data if isinstance(value, Canonical) else canonical_bytes(value)
-        parts.append(rfc8785.dumps(name) + b":" + data)
+        parts.append(encoded + data)
     return b"{" + b",".join(parts) + b"}"
+
+
+_SCALARS = frozenset({str, int, bool, type(None)})
+_CACHED_STR = 128  # longer strings (free text from callers) are not worth keeping
+
+
+@lru_cache(maxsize=4096)
+def _scalar_bytes(kind: type, value: Any) -> bytes:
+    # Keyed by type too: True == 1 == 1.0 share a hash but not a JSON form.
+    return rfc8785.dumps(value)
+
+
+@lru_cache(maxsize=256)
+def _member_order(names: tuple[str, ...]) -> tuple[tuple[str, bytes], ...]:
+    """The names in RFC 8785 order (UTF-16BE code units), each with its ``"name":`` bytes."""
+    ordered = sorted(names, key=lambda n: n.encode("utf-16be"))
+    return tuple((name, rfc8785.dumps(name) + b":") for name in ordered)
 
 
 def plain(value: Any) -> Any:

@@ -20,7 +20,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -53,8 +53,17 @@ class WriterStats:
 
 @dataclass
 class _Pending:
+    """One queued entry and who waits for it: a thread (``loop`` is None) or an event loop."""
+
     skeleton: dict[str, Any]
-    future: Future[Receipt]
+    future: Future[Receipt] | asyncio.Future[Receipt]
+    loop: asyncio.AbstractEventLoop | None = None
+
+    def start(self) -> bool:
+        """False if the caller gave up before the batch started (then it is not written)."""
+        if self.loop is None:
+            return self.future.set_running_or_notify_cancel()  # type: ignore[union-attr]
+        return not self.future.cancelled()
 
 
 class AuditWriter:
@@ -154,18 +163,20 @@ class AuditWriter:
         Raises :class:`~audit.errors.AuditEntryInvalid` at once for unusable fields, and
         :class:`WriterClosed` / :class:`AuditUnavailable` when nothing can be queued.
         """
-        skeleton = encode_members(prepare_fields(fields))
         future: Future[Receipt] = Future()
+        self._enqueue(_Pending(encode_members(prepare_fields(fields)), future))
+        return future
+
+    def _enqueue(self, pending: _Pending) -> None:
         with self._lock:
             if not self._accepting:
                 raise WriterClosed("the audit writer is not running; no decision can be recorded")
             try:
-                self._queue.put_nowait(_Pending(skeleton, future))
+                self._queue.put_nowait(pending)
             except queue.Full:
                 raise AuditUnavailable(
                     f"the audit queue is full ({self._queue.maxsize} entries waiting)"
                 ) from None
-        return future
 
     def append(self, fields: Mapping[str, Any], *, timeout: float | None = 30.0) -> Receipt:
         """Record one entry and block until it has committed; returns its receipt."""
@@ -179,8 +190,14 @@ class AuditWriter:
             ) from None
 
     async def append_async(self, fields: Mapping[str, Any]) -> Receipt:
-        """Asyncio form of :meth:`append` (does not block the event loop)."""
-        return await asyncio.wrap_future(self.submit(fields))
+        """Asyncio form of :meth:`append` (does not block the event loop).
+
+        The writer settles all of a batch's futures of one loop with a single
+        ``call_soon_threadsafe`` (one wake-up per batch rather than one per entry)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Receipt] = loop.create_future()
+        self._enqueue(_Pending(encode_members(prepare_fields(fields)), future, loop))
+        return await future
 
     # -- the writer thread ---------------------------------------------------------------------
 
@@ -223,7 +240,7 @@ class AuditWriter:
         return False
 
     def _commit(self, batch: list[_Pending]) -> None:
-        live = [p for p in batch if p.future.set_running_or_notify_cancel()]
+        live = [p for p in batch if p.start()]
         if not live:
             return
         try:
@@ -234,26 +251,21 @@ class AuditWriter:
             self.stats.failed_batches += 1
             log.error("audit batch of %d entries not recorded: %s", len(live), exc)
             error = exc if isinstance(exc, AuditUnavailable) else AuditUnavailable(str(exc))
-            for pending in live:
-                pending.future.set_exception(error)
+            _settle(live, [error] * len(live))
             return
         except BaseException as exc:  # a bug: still fail every caller closed, never hang them
             self.stats.failed_batches += 1
             log.exception("audit batch failed unexpectedly")
-            for pending in live:
-                pending.future.set_exception(AuditUnavailable(f"audit writer error: {exc!r}"))
+            _settle(live, [AuditUnavailable(f"audit writer error: {exc!r}")] * len(live))
             return
         self.stats.batches += 1
         self.stats.last_batch_size = len(live)
         if self._on_batch is not None:
             self._on_batch(len(live))
-        for pending, outcome in zip(live, result.outcomes, strict=True):
-            if isinstance(outcome, Receipt):
-                self.stats.entries += 1
-                pending.future.set_result(outcome)
-            else:
-                self.stats.rejected_entries += 1
-                pending.future.set_exception(outcome)
+        receipts = sum(isinstance(outcome, Receipt) for outcome in result.outcomes)
+        self.stats.entries += receipts
+        self.stats.rejected_entries += len(live) - receipts
+        _settle(live, result.outcomes)
         if result.checkpoint is not None:
             self._published(result.checkpoint)
 
@@ -292,3 +304,34 @@ class AuditWriter:
             return
         if created:
             log.info("created %d audit partition(s)", created)
+
+
+Outcome = Receipt | BaseException
+
+
+def _settle(batch: list[_Pending], outcomes: Sequence[Outcome]) -> None:
+    """Hand each caller its outcome: threads directly, each event loop in one call."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Receipt], Outcome]]] = {}
+    for pending, outcome in zip(batch, outcomes, strict=True):
+        if pending.loop is None:
+            _resolve(pending.future, outcome)
+        else:
+            by_loop.setdefault(pending.loop, []).append((pending.future, outcome))  # type: ignore[arg-type]
+    for loop, items in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_resolve_all, items)
+        except RuntimeError:  # that loop is closed: nobody is waiting any more
+            log.warning("%d audit outcomes not delivered: their event loop is closed", len(items))
+
+
+def _resolve_all(items: list[tuple[asyncio.Future[Receipt], Outcome]]) -> None:
+    for future, outcome in items:
+        if not future.done():  # the request may have been cancelled meanwhile
+            _resolve(future, outcome)
+
+
+def _resolve(future: Future[Receipt] | asyncio.Future[Receipt], outcome: Outcome) -> None:
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)

@@ -99,3 +99,10 @@ def test_spliced_members_equal_rfc8785_of_the_whole_object() -> None:
 def test_canonical_member_is_used_as_given() -> None:
     member = Canonical({"b": 1, "a": 2}, b'{"a":2,"b":1}')
     assert canonical_bytes({"z": 1, "input": member}) == b'{"input":{"a":2,"b":1},"z":1}'
+
+
+def test_memoised_scalars_keep_their_json_type() -> None:
+    # True == 1 == 1.0 in Python; the memo must not hand one's bytes to another.
+    assert [canonical_bytes(v) for v in (1, True, 1, False, 0, None, "1")] == [
+        b"1", b"true", b"1", b"false", b"0", b"null", b'"1"']
+    assert canonical_bytes({"b": True, "a": 1}) == b'{"a":1,"b":true}'
