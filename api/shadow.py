@@ -5,8 +5,9 @@ the candidate says, does or raises. Its verdict goes into the decision's own aud
 ``shadow`` — ``{"revision", "git", "outcome", "differs", "diff"}``, where ``diff`` is
 ``policy.diff.Change.to_dict()`` (outcome flip, routes newly cleared/denied, codes gained or
 lost) — so each disagreement is signed with the decision it concerns and can be found with
-it (``body_json->'shadow'->>'differs' = 'true'``). ``clearance_shadow_decisions_total`` counts
-the evaluations by agreement (``same``, ``differs``, ``error``).
+it: ``SELECT decision_id FROM audit_entries_json WHERE (body_json->'shadow'->>'differs')::boolean``
+(the view derives ``body_json`` from the signed bytes). ``clearance_shadow_decisions_total``
+counts the evaluations by agreement (``same``, ``differs``, ``error``).
 
 As in impact analysis, the candidate judges the workload with its own ``apps.yaml``: the
 entitlements are part of what is under review.

@@ -212,8 +212,8 @@ class Receipt:
 class StoredEntry:
     """An entry as read back for verification: from the database or from an export.
 
-    ``columns`` holds the stored queryable columns (and ``body_json``) when read from the
-    database; ``None`` for an export, which carries only the signed material.
+    ``columns`` holds the stored queryable columns when read from the database; ``None`` for
+    an export, which carries only the signed material.
     """
 
     seq: int

@@ -24,8 +24,10 @@ models_allowed         distinct sorted ``result.allowed[].model``
 models_denied          distinct sorted ``result.denied[].model``
 reason_codes           distinct sorted ``result.denied[].reasons[].code``
 provenances_allowed    distinct sorted ``result.allowed[].provenance``
-body_json              the whole body (JSONB)
 =====================  ===========================================================
+
+The whole body as JSONB is not a stored column: the view ``audit_entries_json`` derives it
+from the signed bytes on every read (migration 0004), so there is nothing to compare.
 """
 
 from __future__ import annotations
@@ -35,11 +37,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-import orjson
-
 from .canonical import parse_time
 
-__all__ = ["COLUMN_NAMES", "json_equal", "queryable_columns"]
+__all__ = ["COLUMN_NAMES", "queryable_columns"]
 
 COLUMN_NAMES = (
     "seq",
@@ -93,21 +93,6 @@ def queryable_columns(body: Mapping[str, Any]) -> dict[str, Any]:
         "reason_codes": _distinct(codes),
         "provenances_allowed": _distinct(r.get("provenance") for r in allowed),
     }
-
-
-def json_equal(a: Any, b: Any) -> bool:
-    """Strict JSON equality of two parsed documents: same keys, same values, same JSON types.
-
-    Unlike ``==``, ``true`` differs from ``1`` and ``1`` from ``1.0``. Both sides come from
-    parsing text that PostgreSQL derived from the same canonical bytes, so a legitimate pair
-    always serialises identically with sorted keys.
-    """
-    try:
-        return orjson.dumps(a, option=orjson.OPT_SORT_KEYS) == orjson.dumps(
-            b, option=orjson.OPT_SORT_KEYS
-        )
-    except orjson.JSONEncodeError:
-        return False
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:

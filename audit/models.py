@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -26,7 +25,7 @@ from sqlalchemy import (
     SmallInteger,
     Text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 SCHEMA_REVISION = "0001_audit_trail"
@@ -84,9 +83,8 @@ class AuditEntry(Base):
     entry_hash: Mapped[bytes] = mapped_column(LargeBinary)
     signature: Mapped[bytes] = mapped_column(LargeBinary)
     body: Mapped[bytes] = mapped_column(LargeBinary)
-    """The exact canonical bytes that were hashed and signed."""
-    body_json: Mapped[dict[str, Any]] = mapped_column(JSONB)
-    """The same body as JSONB, for ad-hoc queries; derived from ``body``."""
+    """The exact canonical bytes that were hashed and signed (as JSONB: the view
+    ``audit_entries_json``, derived from these bytes when read)."""
 
 
 class ChainHead(Base):

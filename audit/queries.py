@@ -82,9 +82,12 @@ SUMMARY_COLUMNS = (
 SELECT_SEQ_BY_DECISION_SQL = text(
     "SELECT seq FROM audit_entries WHERE decision_id = :decision_id ORDER BY seq LIMIT 2"
 )
-# The denied routes of one model, with their reasons, read from the JSONB copy of the body.
+# The denied routes of one model, with their reasons, read from the signed body parsed as JSONB
+# when the page is read: for the rows of the page (under an incremental sort, also the rest of
+# the last batch sharing its recorded_at), not for the whole range.
 MODEL_DENIALS_SQL = (
-    "jsonb_path_query_array(body_json, '$.result.denied[*] ? (@.model == $m)', "
+    "jsonb_path_query_array(convert_from(body, 'UTF8')::jsonb, "
+    "'$.result.denied[*] ? (@.model == $m)', "
     "jsonb_build_object('m', CAST(:model AS text)))"
 )
 

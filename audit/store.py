@@ -54,8 +54,9 @@ UPDATE_HEAD_SQL = (
     "UPDATE audit_chain_head SET seq = %(seq)s, head_hash = %(head_hash)s, "
     "recorded_at = %(recorded_at)s WHERE id = 1"
 )
-# The derived columns (audit/columns.py) and the signed material, in COPY order.
-ENTRY_COLUMNS = (*COLUMN_NAMES, "entry_hash", "signature", "body", "body_json")
+# The derived columns (audit/columns.py) and the signed material, in COPY order. The body's
+# JSONB is not stored: the view audit_entries_json derives it from ``body`` when read.
+ENTRY_COLUMNS = (*COLUMN_NAMES, "entry_hash", "signature", "body")
 COPY_ENTRIES_SQL = f"COPY audit_entries ({', '.join(ENTRY_COLUMNS)}) FROM STDIN"
 SELECT_ENTRIES_PAGE_SQL = (
     f"SELECT {', '.join(ENTRY_COLUMNS)} FROM audit_entries "
@@ -425,8 +426,8 @@ class StoreSnapshot:
 
 def _on_connect(dbapi_connection: Any, _record: Any) -> None:
     """Load JSONB with orjson (faster; same values as the stdlib), and compress the large
-    values this session stores (signed body, its JSONB) with lz4 rather than pglz: several
-    times cheaper for PostgreSQL on every append. Servers built without lz4 keep pglz."""
+    value this session stores (the signed body) with lz4 rather than pglz: several times
+    cheaper for PostgreSQL on every append. Servers built without lz4 keep pglz."""
     if isinstance(dbapi_connection, psycopg.Connection):
         set_json_loads(orjson.loads, dbapi_connection)
         try:
@@ -475,7 +476,6 @@ def _entry_row(entry: SignedEntry) -> tuple[Any, ...]:
         entry.entry_hash,
         entry.signature,
         entry.body,
-        entry.body.decode("utf-8"),  # JSONB parsed by PostgreSQL from the signed bytes
     )
 
 

@@ -16,8 +16,9 @@ Steps (marked ``# (n)`` in the code):
 5. Hash: ``SHA-256(prev_hash ‖ body)`` equals the stored ``entry_hash``.
 6. Key: ``key_id`` is in the trusted keyring.
 7. Signature: Ed25519 over ``b"clearance.audit.v1\\n" ‖ entry_hash`` verifies with that key.
-8. Columns: every queryable column and ``body_json`` equal what the signed body says
-   (database rows only; an export carries no derived columns).
+8. Columns: every queryable column equals what the signed body says (database rows only; an
+   export carries no derived columns). The body's JSONB is not stored (view
+   ``audit_entries_json`` derives it from the signed bytes when read): nothing to compare.
 9. Time: ``recorded_at`` never goes backwards along the chain.
 10. Head: when the range runs to the end of the log, the chain-head row names the last entry
     (fewer rows than the head says: the tail was deleted).
@@ -57,7 +58,7 @@ from ._db import map_errors
 from .canonical import GENESIS_PREV_HASH, entry_hash, entry_signing_input, parse_time
 from .chain import StoredEntry
 from .checkpoints import SignedCheckpoint, StoredCheckpoint, read_checkpoint_file
-from .columns import COLUMN_NAMES, json_equal, queryable_columns
+from .columns import COLUMN_NAMES, queryable_columns
 from .errors import CheckpointError
 from .keys import Keyring
 
@@ -414,14 +415,6 @@ def _check_columns(seq: int, body: dict[str, Any], columns: Any) -> None:
                 "column",
                 f"entry {seq}: column {name} is {stored!r} but the signed body says {want!r}",
             )
-    # body_json: compared by PostgreSQL when read by _EntryReader (binary images of the stored
-    # JSONB and of the signed bytes parsed again: strict like json_equal — 1 ≠ 1.0, true ≠ 1);
-    # by json_equal otherwise.
-    agrees = columns.get("body_json_agrees")
-    if agrees is None and "body_json" in columns:
-        agrees = json_equal(columns["body_json"], body)
-    if agrees is False:
-        raise _Failure(seq, "column", f"entry {seq}: column body_json differs from the signed body")
 
 
 def _parse_body_time(seq: int, body: dict[str, Any]) -> datetime:
@@ -547,27 +540,20 @@ _ENTRY_COLUMNS = (
     "models_allowed", "models_denied", "reason_codes", "provenances_allowed", "entry_hash",
     "signature", "body",
 )
+# The signed bytes are only read here, never parsed by PostgreSQL: a body that is not UTF-8
+# JSON (tampering) reaches the walker, which names the entry (step 3).
 _PAGE_SQL = (
-    "SELECT {columns}, {body_json} FROM audit_entries "
+    f"SELECT {', '.join(_ENTRY_COLUMNS)} FROM audit_entries "
     "WHERE (seq, recorded_at) > (%(after_seq)s, %(after_at)s::timestamptz) AND seq <= %(to_seq)s "
     "ORDER BY seq, recorded_at LIMIT %(limit)s"
 )
-# ``*=`` compares the binary images of two records: the stored JSONB against the signed bytes
-# parsed by PostgreSQL again. Fetching and parsing 2 × the body in Python costs ~3× more.
-_FAST_PAGE_SQL = _PAGE_SQL.format(
-    columns=", ".join(_ENTRY_COLUMNS),
-    body_json="(SELECT s FROM (VALUES (body_json)) s(j)) *= "
-    "(SELECT b FROM (VALUES (convert_from(body, 'UTF8')::jsonb)) b(j)) AS body_json_agrees",
-)
-# When the signed bytes are not even JSON (tampering) the comparison above raises: that page is
-# read again with the JSONB itself, and the walker names the bad entry.
-_PLAIN_PAGE_SQL = _PAGE_SQL.format(columns=", ".join(_ENTRY_COLUMNS), body_json="body_json")
 _MAX_SEQ = 2**63 - 1
 
 
 class _EntryReader:
-    """``fetch_entries`` over a connection inside a snapshot transaction: binary rows, pages
-    in ``(seq, recorded_at)`` order with duplicates kept, body_json compared by PostgreSQL."""
+    """``fetch_entries`` over a connection inside a snapshot transaction: binary rows (the
+    signed bytes arrive as stored, not hex), pages in ``(seq, recorded_at)`` order with
+    duplicates kept."""
 
     def __init__(self, conn: psycopg.Connection[Any], *, page_size: int = PAGE_SIZE) -> None:
         self._conn = conn
@@ -579,26 +565,17 @@ class _EntryReader:
             "to_seq": _MAX_SEQ if to_seq is None else to_seq, "limit": self._page_size,
         }
         while True:
-            rows, compared = self._page(params)
+            with map_errors("reading audit entries"), self._conn.cursor(binary=True) as cur:
+                rows = cur.execute(_PAGE_SQL, params).fetchall()
             for row in rows:
-                yield _entry(row, compared=compared)
+                yield _entry(row)
             if len(rows) < self._page_size:
                 return
             params.update(after_seq=rows[-1][0], after_at=rows[-1][1])
 
-    def _page(self, params: dict[str, Any]) -> tuple[list[tuple[Any, ...]], bool]:
-        """A page of rows, and whether PostgreSQL compared body_json (else the row has it)."""
-        with map_errors("reading audit entries"), self._conn.cursor(binary=True) as cur:
-            try:
-                with self._conn.transaction():  # a savepoint: the snapshot survives an error
-                    return cur.execute(_FAST_PAGE_SQL, params).fetchall(), True
-            except psycopg.DataError:  # bytes that are not UTF-8 JSON: tampering
-                return cur.execute(_PLAIN_PAGE_SQL, params).fetchall(), False
 
-
-def _entry(row: Sequence[Any], *, compared: bool) -> StoredEntry:
-    columns = dict(zip(_ENTRY_COLUMNS, row, strict=False))
-    columns["body_json_agrees" if compared else "body_json"] = row[-1]
+def _entry(row: Sequence[Any]) -> StoredEntry:
+    columns = dict(zip(_ENTRY_COLUMNS, row, strict=True))
     return StoredEntry(
         seq=columns["seq"], recorded_at=columns["recorded_at"], key_id=columns["key_id"],
         prev_hash=bytes(columns["prev_hash"]), entry_hash=bytes(columns["entry_hash"]),

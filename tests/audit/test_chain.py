@@ -9,7 +9,7 @@ import pytest
 
 from audit.canonical import GENESIS_PREV_HASH, canonical_bytes, entry_hash, entry_signing_input
 from audit.chain import StoredEntry, build_entry, prepare_fields
-from audit.columns import json_equal, queryable_columns
+from audit.columns import queryable_columns
 from audit.errors import AuditEntryInvalid
 from audit.keys import SigningKey
 
@@ -79,14 +79,6 @@ def test_queryable_columns_are_derived_from_the_body() -> None:
     assert columns["provenances_allowed"] == ["open_chinese", "open_western"]
     assert columns["regulatory_tier"] == "regulated"
     assert columns["sector"] == "financial_services"
-
-
-def test_strict_json_equality() -> None:
-    assert json_equal({"a": [1, 2.5], "b": None}, {"b": None, "a": [1, 2.5]})
-    assert not json_equal({"a": 1}, {"a": 1.0})
-    assert not json_equal({"a": True}, {"a": 1})
-    assert not json_equal({"a": None}, {"a": 0})
-    assert not json_equal({"a": "1"}, {"a": 1})
 
 
 def test_export_form_round_trips() -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import psycopg
 import pytest
@@ -17,6 +19,7 @@ from tests.conftest import create_database, drop_database
 from .helpers import superuser
 
 APP_ROLE = "clearance_app"
+AUDITOR_ROLE = "clearance_auditor"
 
 
 def _months_from_now(offset: int) -> str:
@@ -202,6 +205,34 @@ def test_the_application_role_can_append_and_verify(recorded: str) -> None:
             assert conn.exec_driver_sql("SELECT current_user").scalar() == APP_ROLE
     finally:
         store.dispose()
+
+
+def _columns(conn: psycopg.Connection[Any], relation: str) -> list[str]:
+    return [row[0] for row in conn.execute(
+        "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 "
+        "AND NOT attisdropped ORDER BY attnum", (relation,))]
+
+
+@pytest.mark.parametrize("role", [AUDITOR_ROLE, APP_ROLE])
+def test_the_roles_read_the_body_as_jsonb_through_the_view(recorded_shared: str, role: str) -> None:
+    """Migration 0004: body_json is no longer stored; the view adds it to every column."""
+    with superuser(recorded_shared) as conn:
+        table, view = _columns(conn, "audit_entries"), _columns(conn, "audit_entries_json")
+        conn.execute(f"SET ROLE {role}")
+        rows = conn.execute("SELECT seq, body, body_json FROM audit_entries_json ORDER BY seq").fetchall()
+    assert "body_json" not in table and view == [*table, "body_json"]
+    assert [seq for seq, _, _ in rows] == [1, 2, 3]
+    assert all(derived == json.loads(body) for _, body, derived in rows)
+
+
+def test_downgrading_0004_adds_body_json_back_empty(recorded: str) -> None:
+    """Append-only: the rows written meanwhile keep NULL (the migration's docstring says so)."""
+    downgrade(recorded, "0003_audit_facets")
+    with superuser(recorded) as conn:
+        assert conn.execute("SELECT to_regclass('audit_entries_json')").fetchone() == (None,)
+        assert conn.execute("SELECT count(*) FROM audit_entries WHERE body_json IS NULL").fetchone() == (3,)
+    upgrade(recorded)
+    assert current_revision(recorded) == head_revision()
 
 
 def test_the_chain_head_cannot_move_back_even_for_its_updater(recorded_shared: str) -> None:

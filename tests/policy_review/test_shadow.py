@@ -91,11 +91,11 @@ def test_disagreement_is_recorded_with_the_decision_and_counted(
     assert _metric(client, "differs") == 1.0
     assert verify_database(shadow_services.store).valid
 
-    # Queryable with the decision: the JSONB column holds the same verdict.
+    # Queryable with the decision: the view's JSONB of the signed body holds the same verdict.
     from sqlalchemy import text
 
     with shadow_services.db.connect() as conn:
-        ids = conn.execute(text("SELECT decision_id::text FROM audit_entries "
+        ids = conn.execute(text("SELECT decision_id::text FROM audit_entries_json "
                                 "WHERE (body_json->'shadow'->>'differs')::boolean")).scalars().all()
     assert ids == [decision["decision_id"]]
 

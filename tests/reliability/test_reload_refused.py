@@ -167,7 +167,7 @@ def test_refused_reloads_are_recorded_in_a_valid_chain(reloading: Reloading) -> 
     """Runs after the refusals above: each attempt is an entry of the signed chain."""
     with psycopg.connect(libpq(reloading.url)) as conn:
         outcomes = [row[0] for row in conn.execute(
-            "SELECT body_json->'reload'->>'outcome' FROM audit_entries WHERE kind = 'policy_reload' ORDER BY seq")]
+            "SELECT body_json->'reload'->>'outcome' FROM audit_entries_json WHERE kind = 'policy_reload' ORDER BY seq")]
     assert outcomes.count("refused") >= len(BREAKAGES), outcomes
     from audit import AuditStore
 

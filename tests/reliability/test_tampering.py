@@ -166,8 +166,8 @@ def body_edited(a: Attack) -> VerificationResult:
     doc["outcome"] = "deny" if doc["outcome"] == "allow" else "allow"
     from audit.canonical import canonical_bytes
 
-    a.conn.execute("UPDATE audit_entries SET body = %s, body_json = %s, outcome = %s WHERE seq = 5",
-                   (canonical_bytes(doc), psycopg.types.json.Jsonb(doc), doc["outcome"]))
+    a.conn.execute("UPDATE audit_entries SET body = %s, outcome = %s WHERE seq = 5",
+                   (canonical_bytes(doc), doc["outcome"]))
     return a.verify()
 
 
@@ -179,7 +179,6 @@ COLUMN_EDITS = {
     "policy_revision": "policy_revision = 'sha256:forged'",
     "decision_id": "decision_id = gen_random_uuid()",
     "recorded_at": "recorded_at = recorded_at + interval '1 microsecond'",
-    "body_json": "body_json = jsonb_set(body_json, '{outcome}', '\"forged\"')",
     "regulatory_tier": "regulatory_tier = 'minimal'",
 }
 for _column, _assignment in COLUMN_EDITS.items():
@@ -312,9 +311,8 @@ def entry_resigned_with_the_real_key_out_of_chain(a: Attack) -> VerificationResu
     entry = build_entry(prepare_fields(decision_fields(42)), seq=5, prev_hash=bytes(previous["entry_hash"]),
                         recorded_at=_row(a.conn, 5)["recorded_at"], key=a.pristine.key)
     a.conn.execute(
-        "UPDATE audit_entries SET body = %s, entry_hash = %s, signature = %s, prev_hash = %s, body_json = %s "
-        "WHERE seq = 5",
-        (entry.body, entry.entry_hash, entry.signature, entry.prev_hash, psycopg.types.json.Jsonb(entry.document)))
+        "UPDATE audit_entries SET body = %s, entry_hash = %s, signature = %s, prev_hash = %s WHERE seq = 5",
+        (entry.body, entry.entry_hash, entry.signature, entry.prev_hash))
     return a.verify()
 
 
