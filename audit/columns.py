@@ -39,7 +39,7 @@ from typing import Any
 
 from .canonical import parse_time
 
-__all__ = ["COLUMN_NAMES", "queryable_columns"]
+__all__ = ["COLUMN_NAMES", "ENTRY_COLUMNS", "queryable_columns"]
 
 COLUMN_NAMES = (
     "seq",
@@ -60,6 +60,8 @@ COLUMN_NAMES = (
     "reason_codes",
     "provenances_allowed",
 )
+# Every stored column of an entry: the derived ones above and the signed material.
+ENTRY_COLUMNS = (*COLUMN_NAMES, "entry_hash", "signature", "body")
 
 
 def queryable_columns(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -96,7 +98,8 @@ def queryable_columns(body: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
+    # Parsed JSON objects are dicts; the ABC check costs ~5x more and runs ~100 times per entry.
+    return value if isinstance(value, dict) else {}
 
 
 def _list(value: Any) -> list[Any]:

@@ -58,7 +58,7 @@ from ._db import map_errors
 from .canonical import GENESIS_PREV_HASH, entry_hash, entry_signing_input, parse_time
 from .chain import StoredEntry
 from .checkpoints import SignedCheckpoint, StoredCheckpoint, read_checkpoint_file
-from .columns import COLUMN_NAMES, queryable_columns
+from .columns import COLUMN_NAMES, ENTRY_COLUMNS, queryable_columns
 from .errors import CheckpointError
 from .keys import Keyring
 
@@ -534,16 +534,10 @@ def _first(items: Iterable[StoredEntry]) -> StoredEntry | None:
 
 # -- reading the database fast, and in several processes -------------------------------------
 
-_ENTRY_COLUMNS = (
-    "seq", "recorded_at", "kind", "decision_id", "app_id", "caller_key_id", "outcome",
-    "policy_revision", "engine", "key_id", "prev_hash", "regulatory_tier", "sector",
-    "models_allowed", "models_denied", "reason_codes", "provenances_allowed", "entry_hash",
-    "signature", "body",
-)
 # The signed bytes are only read here, never parsed by PostgreSQL: a body that is not UTF-8
 # JSON (tampering) reaches the walker, which names the entry (step 3).
 _PAGE_SQL = (
-    f"SELECT {', '.join(_ENTRY_COLUMNS)} FROM audit_entries "
+    f"SELECT {', '.join(ENTRY_COLUMNS)} FROM audit_entries "
     "WHERE (seq, recorded_at) > (%(after_seq)s, %(after_at)s::timestamptz) AND seq <= %(to_seq)s "
     "ORDER BY seq, recorded_at LIMIT %(limit)s"
 )
@@ -575,7 +569,7 @@ class _EntryReader:
 
 
 def _entry(row: Sequence[Any]) -> StoredEntry:
-    columns = dict(zip(_ENTRY_COLUMNS, row, strict=True))
+    columns = dict(zip(ENTRY_COLUMNS, row, strict=True))
     return StoredEntry(
         seq=columns["seq"], recorded_at=columns["recorded_at"], key_id=columns["key_id"],
         prev_hash=bytes(columns["prev_hash"]), entry_hash=bytes(columns["entry_hash"]),

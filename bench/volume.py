@@ -191,7 +191,7 @@ def build_chunks(
                 seq, moment, c["kind"], uuid.UUID(decision_id), c["app_id"], c["caller_key_id"],
                 c["outcome"], c["policy_revision"], c["engine"], key_id, prev, c["regulatory_tier"],
                 c["sector"], c["models_allowed"], c["models_denied"], c["reason_codes"],
-                c["provenances_allowed"], entry_hash, None, body, body.decode("utf-8"),
+                c["provenances_allowed"], entry_hash, None, body,
             ))
             hashes.append(entry_hash)
             prev = entry_hash
