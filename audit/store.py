@@ -50,29 +50,27 @@ __all__ = ["AuditStore", "ChainHeadState", "StoreSnapshot"]
 SET_LZ4_SQL = "SET default_toast_compression = lz4"
 SELECT_SCHEMA_REVISION_SQL = "SELECT version_num FROM alembic_version"
 SELECT_HEAD_SQL = "SELECT log_id, seq, head_hash, recorded_at FROM audit_chain_head WHERE id = 1"
-SELECT_HEAD_FOR_UPDATE_SQL = SELECT_HEAD_SQL + " FOR UPDATE"
 UPDATE_HEAD_SQL = (
     "UPDATE audit_chain_head SET seq = %(seq)s, head_hash = %(head_hash)s, "
     "recorded_at = %(recorded_at)s WHERE id = 1"
 )
 # The derived columns (audit/columns.py) and the signed material, in COPY order. The body's
 # JSONB is not stored: the view audit_entries_json derives it from ``body`` when read.
-COPY_ENTRIES_SQL = f"COPY audit_entries ({', '.join(ENTRY_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
-# Binary COPY: the 13 KB body travels as it is instead of hex-escaped (twice the bytes, and
-# the escaping costs Python time inside the chain lock).
-_NOT_TEXT = {
-    "seq": "int8", "recorded_at": "timestamptz", "decision_id": "uuid", "prev_hash": "bytea",
-    "models_allowed": "text[]", "models_denied": "text[]", "reason_codes": "text[]",
-    "provenances_allowed": "text[]", "entry_hash": "bytea", "signature": "bytea", "body": "bytea",
-}
-ENTRY_COLUMN_TYPES = tuple(_NOT_TEXT.get(name, "text") for name in ENTRY_COLUMNS)
+INSERT_ENTRY_SQL = (
+    f"INSERT INTO audit_entries ({', '.join(ENTRY_COLUMNS)}) "
+    f"VALUES ({', '.join(['%s'] * len(ENTRY_COLUMNS))})"
+)
 SELECT_ENTRIES_PAGE_SQL = (
     f"SELECT {', '.join(ENTRY_COLUMNS)} FROM audit_entries "
     "WHERE (seq, recorded_at) > (%(after_seq)s, %(after_at)s::timestamptz) "
     "AND seq <= %(to_seq)s ORDER BY seq, recorded_at LIMIT %(limit)s"
 )
-SELECT_LAST_CHECKPOINT_SQL = (
-    "SELECT seq, recorded_at FROM audit_checkpoints ORDER BY seq DESC LIMIT 1"
+# The head, locked, with the newest checkpoint's seq and time (is one due?) in one statement.
+SELECT_HEAD_FOR_APPEND_SQL = (
+    "SELECT h.log_id, h.seq, h.head_hash, h.recorded_at, c.seq, c.recorded_at "
+    "FROM audit_chain_head h LEFT JOIN LATERAL "
+    "(SELECT seq, recorded_at FROM audit_checkpoints ORDER BY seq DESC LIMIT 1) c ON true "
+    "WHERE h.id = 1 FOR UPDATE OF h"
 )
 SELECT_LATEST_CHECKPOINT_SQL = (
     "SELECT body, signature FROM audit_checkpoints ORDER BY seq DESC LIMIT 1"
@@ -235,11 +233,14 @@ class AuditStore:
         checkpoint: SignedCheckpoint | None = None
         # Everything but seq, time, key and link is derived before the lock is taken.
         derived = [queryable_columns(plain(skeleton)) for skeleton in skeletons]
-        with self._connection("appending audit entries") as conn:
+        # Two round trips in all (pipeline mode): BEGIN + lock, then the inserts, the head, the
+        # checkpoint and COMMIT together. The lock is held across only one of them, and under
+        # load every round trip waits for two schedulers (PostgreSQL's and Python's GIL).
+        with self._connection("appending audit entries") as conn, conn.pipeline():
             with conn.cursor() as cur:
                 # (1) lock the chain head: appends are serialised across processes.
-                cur.execute(SELECT_HEAD_FOR_UPDATE_SQL)
-                head = _head_state(cur.fetchone())
+                cur.execute(SELECT_HEAD_FOR_APPEND_SQL)
+                head, last_seq, last_at = _head_for_append(cur.fetchone())
                 # (2) assign seq / time / prev_hash, build and sign.
                 now = self._clock()
                 recorded_at = max(now, head.recorded_at) if head.recorded_at else now
@@ -262,19 +263,18 @@ class AuditStore:
                     seq, prev_hash = entry.seq, entry.entry_hash
                 if rows:
                     # (3) insert with the derived columns.
-                    with cur.copy(COPY_ENTRIES_SQL) as copy:
-                        copy.set_types(ENTRY_COLUMN_TYPES)
-                        for row in rows:
-                            copy.write_row(row)
+                    cur.executemany(INSERT_ENTRY_SQL, rows)
                     # (4) move the head; checkpoint if due.
                     cur.execute(
                         UPDATE_HEAD_SQL,
                         {"seq": seq, "head_hash": prev_hash, "recorded_at": recorded_at},
                     )
-                    if checkpoints is not None:
-                        checkpoint = self._checkpoint_if_due(
-                            cur, head=head, seq=seq, head_hash=prev_hash, now=recorded_at,
-                            key=key, policy=checkpoints, force=False,
+                    if checkpoints is not None and checkpoints.due(
+                        head_seq=seq, last_seq=last_seq, last_at=last_at, now=recorded_at
+                    ):
+                        checkpoint = self._insert_checkpoint(
+                            cur, log_id=head.log_id, seq=seq, head_hash=prev_hash,
+                            now=recorded_at, key=key,
                         )
             # (5) commit; only now do receipts mean anything.
             conn.commit()
@@ -286,42 +286,30 @@ class AuditStore:
         """Sign and store a checkpoint of the current head if ``policy`` says it is due
         (or ``force``, as long as the head moved since the last one)."""
         policy = policy or CheckpointPolicy()
+        checkpoint: SignedCheckpoint | None = None
         with self._connection("signing a checkpoint") as conn:
             with conn.cursor() as cur:
-                cur.execute(SELECT_HEAD_FOR_UPDATE_SQL)
-                head = _head_state(cur.fetchone())
-                if head.seq == 0:
-                    return None
+                cur.execute(SELECT_HEAD_FOR_APPEND_SQL)
+                head, last_seq, last_at = _head_for_append(cur.fetchone())
                 now = self._clock()
                 moment = max(now, head.recorded_at) if head.recorded_at else now
-                checkpoint = self._checkpoint_if_due(
-                    cur, head=head, seq=head.seq, head_hash=head.head_hash, now=moment,
-                    key=key, policy=policy, force=force,
-                )
+                due = head.seq > last_seq and (force or policy.due(
+                    head_seq=head.seq, last_seq=last_seq, last_at=last_at, now=moment))
+                if due:
+                    checkpoint = self._insert_checkpoint(
+                        cur, log_id=head.log_id, seq=head.seq, head_hash=head.head_hash,
+                        now=moment, key=key,
+                    )
             conn.commit()
         return checkpoint
 
-    def _checkpoint_if_due(
-        self,
-        cur: psycopg.Cursor[Any],
-        *,
-        head: ChainHeadState,
-        seq: int,
-        head_hash: bytes,
-        now: datetime,
+    @staticmethod
+    def _insert_checkpoint(
+        cur: psycopg.Cursor[Any], *, log_id: str, seq: int, head_hash: bytes, now: datetime,
         key: SigningKey,
-        policy: CheckpointPolicy,
-        force: bool,
-    ) -> SignedCheckpoint | None:
-        cur.execute(SELECT_LAST_CHECKPOINT_SQL)
-        row = cur.fetchone()
-        last_seq, last_at = (row[0], row[1]) if row else (0, None)
-        if seq <= last_seq:
-            return None
-        if not force and not policy.due(head_seq=seq, last_seq=last_seq, last_at=last_at, now=now):
-            return None
+    ) -> SignedCheckpoint:
         checkpoint = build_checkpoint(
-            log_id=head.log_id, seq=seq, head_hash=head_hash, recorded_at=now, key=key
+            log_id=log_id, seq=seq, head_hash=head_hash, recorded_at=now, key=key
         )
         cur.execute(
             INSERT_CHECKPOINT_SQL,
@@ -462,6 +450,11 @@ def _head_state(row: Any) -> ChainHeadState:
     return ChainHeadState(
         log_id=str(log_id), seq=int(seq), head_hash=bytes(head_hash), recorded_at=recorded_at
     )
+
+
+def _head_for_append(row: Sequence[Any] | None) -> tuple[ChainHeadState, int, datetime | None]:
+    """The head and the newest checkpoint's seq (0: none yet) and time."""
+    return _head_state(row[:4] if row else None), int(row[4] or 0) if row else 0, row[5] if row else None
 
 
 def _entry_row(entry: SignedEntry, columns: Mapping[str, Any]) -> tuple[Any, ...]:

@@ -60,13 +60,15 @@ from audit.checkpoints import build_checkpoint  # noqa: E402
 from audit.columns import queryable_columns  # noqa: E402
 from audit.export import stream_jsonl  # noqa: E402
 from audit.queries import EntryFilter, query_entries, stats  # noqa: E402
-from audit.store import COPY_ENTRIES_SQL  # noqa: E402
+from audit.columns import ENTRY_COLUMNS  # noqa: E402
 from policy import Caller, DecisionRequest, decide, load_policy  # noqa: E402
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 REPO = Path(__file__).resolve().parents[1]
 CHUNK = 5_000
 CHECKPOINT_EVERY = 1000
+# Bulk loading a million synthetic entries: COPY (the service itself appends with pipelined INSERTs).
+COPY_ENTRIES_SQL = f"COPY audit_entries ({', '.join(ENTRY_COLUMNS)}) FROM STDIN"
 SEQ, DID, AT, PREV = (f"@@{name}@@" for name in ("SEQ", "DECISION_ID", "RECORDED_AT", "PREV_HASH"))
 
 TASKS = ["summarization", "classification", "extraction", "qa", "code_generation", "writing",
