@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -86,6 +87,12 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = services is None
         app.state.services = services or Services.start(settings)
+        if owned:
+            # Everything built so far (modules, app, bundle) lives as long as the process. Left
+            # to the cyclic GC, each full collection walked it all again: 50-90 ms pauses of the
+            # event loop and the audit writer (in the chain lock), the p99 of the service.
+            gc.collect()
+            gc.freeze()
         uninstall_sighup = install_sighup(app.state.services)  # SIGHUP reloads the policy
         try:
             yield

@@ -48,6 +48,11 @@ log = logging.getLogger(__name__)
 __all__ = ["AuditStore", "ChainHeadState", "StoreSnapshot"]
 
 SET_LZ4_SQL = "SET default_toast_compression = lz4"
+# GIN indexes collect new keys in a pending list that the inserting session merges once it is
+# over this size, inside its transaction (and so inside the chain lock). PostgreSQL's 4 MB
+# default made one batch in a few hundred take 20-80 ms; 512 kB merges as cheaply, more often,
+# in under 10 ms (bench: docs/performance.md).
+SET_GIN_PENDING_SQL = "SET gin_pending_list_limit = '512kB'"
 SELECT_SCHEMA_REVISION_SQL = "SELECT version_num FROM alembic_version"
 SELECT_HEAD_SQL = "SELECT log_id, seq, head_hash, recorded_at FROM audit_chain_head WHERE id = 1"
 UPDATE_HEAD_SQL = (
@@ -426,9 +431,12 @@ class StoreSnapshot:
 def _on_connect(dbapi_connection: Any, _record: Any) -> None:
     """Load JSONB with orjson (faster; same values as the stdlib), and compress the large
     value this session stores (the signed body) with lz4 rather than pglz: several times
-    cheaper for PostgreSQL on every append. Servers built without lz4 keep pglz."""
+    cheaper for PostgreSQL on every append. Servers built without lz4 keep pglz. Smaller GIN
+    pending lists (``SET_GIN_PENDING_SQL``)."""
     if isinstance(dbapi_connection, psycopg.Connection):
         set_json_loads(orjson.loads, dbapi_connection)
+        dbapi_connection.execute(SET_GIN_PENDING_SQL)
+        dbapi_connection.commit()
         try:
             dbapi_connection.execute(SET_LZ4_SQL)
         except psycopg.Error:
