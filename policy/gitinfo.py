@@ -9,7 +9,7 @@ work tree, git is not installed, or git refuses (e.g. a repository owned by anot
 from __future__ import annotations
 
 import subprocess
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 # Generous for a cold cache on a large repository; a hung git must not hang a reload.
@@ -23,7 +23,8 @@ class GitInfo:
     path: str  # the policy directory relative to the repository root ("." at the root)
 
     def to_dict(self) -> dict[str, object]:
-        return asdict(self)
+        # Spelled out: dataclasses.asdict deep-copies, and this runs for every decision.
+        return {"commit": self.commit, "dirty": self.dirty, "path": self.path}
 
 
 def _git(directory: Path, *args: str) -> str | None:
