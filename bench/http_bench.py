@@ -4,9 +4,15 @@
 
 Starts `clearance serve` as a subprocess on a fresh database, then, with the same server:
 audited decisions (`POST /v1/decisions`, a rotating mix of workloads across six apps),
-`GET /healthz`, and the unaudited `POST /v1/policy/simulate`. Afterwards it checks that every
-decision id answered with 200 is in the audit trail and that the chain verifies, and reads each
-worker's peak RSS (VmHWM). Needs `wrk` (Debian package `wrk`).
+`GET /healthz`, the unaudited `POST /v1/policy/simulate`, and audited decisions again at low
+concurrency (`--low-connections`: the latency one app sees when the service is not saturated).
+Afterwards it checks that every decision id answered with 200 is in the audit trail and that the
+chain verifies, and reads each worker's peak RSS (VmHWM). Needs `wrk` (Debian package `wrk`).
+
+During the main audited run it also reports where the CPU went (server workers, PostgreSQL, wrk,
+idle; from /proc) and how busy the chain lock was, sampled from PostgreSQL every 10 ms: the share
+of samples in which an appending transaction held the chain-head row lock, and in which another
+waited for it. The chain is serial by design (DESIGN.md), so a held share near 1 is its ceiling.
 """
 
 from __future__ import annotations
@@ -15,14 +21,18 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -102,12 +112,92 @@ def peak_rss_mb(pid: int) -> float:
     return int(match.group(1)) / 1024 if match else float("nan")
 
 
+# One sample: appending transactions holding the table lock their SELECT … FOR UPDATE took on
+# the chain head, split into those waiting for the row (wait_event_type Lock) and the one past it.
+CHAIN_LOCK_SQL = """
+SELECT count(*) FILTER (WHERE a.wait_event_type IS DISTINCT FROM 'Lock'),
+       count(*) FILTER (WHERE a.wait_event_type = 'Lock')
+FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE l.relation = 'audit_chain_head'::regclass AND l.mode = 'RowShareLock' AND l.granted
+"""
+
+
+@contextmanager
+def chain_lock_sampler(db_url: str, every: float = 0.01) -> Iterator[dict[str, Any]]:
+    """Sample the chain-head lock while the block runs; fills the yielded dict at the end."""
+    found: dict[str, Any] = {}
+    samples: list[tuple[int, int]] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            while not stop.wait(every):
+                samples.append(conn.execute(CHAIN_LOCK_SQL).fetchone())  # type: ignore[arg-type]
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield found
+    finally:
+        stop.set()
+        thread.join()
+        n = len(samples) or 1
+        found.update(samples=len(samples), held_share=sum(1 for h, _ in samples if h) / n,
+                     writer_waiting_share=sum(1 for _, w in samples if w) / n)
+
+
+def _ticks(pid: int) -> int:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def _postgres_pids() -> list[int]:
+    pids = []
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if comm.read_text().strip() == "postgres":
+                pids.append(int(comm.parent.name))
+        except OSError:
+            continue
+    return pids
+
+
+def cpu_during(run: Callable[[], dict[str, Any]], workers: list[int]) -> tuple[dict[str, Any], dict[str, float]]:
+    """Run ``run`` (a wrk run) and say how many cores each part used meanwhile."""
+    hz = os.sysconf("SC_CLK_TCK")
+
+    def snapshot() -> tuple[float, int, int, float, list[int]]:
+        machine = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        wrk_ticks = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return (time.monotonic(), sum(_ticks(p) for p in workers), sum(_ticks(p) for p in _postgres_pids()),
+                (wrk_ticks.ru_utime + wrk_ticks.ru_stime), machine)
+
+    t0, w0, p0, c0, m0 = snapshot()
+    result = run()
+    t1, w1, p1, c1, m1 = snapshot()
+    seconds = t1 - t0
+    machine = [b - a for a, b in zip(m0, m1, strict=True)]
+    cores = os.cpu_count() or 1
+    return result, {
+        "server_workers": (w1 - w0) / hz / seconds,
+        "postgresql": (p1 - p0) / hz / seconds,  # every postgres process of that server
+        "wrk": (c1 - c0) / seconds,
+        "idle": machine[3] / sum(machine) * cores,
+        "cores": cores,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=30, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--workers", type=int, default=2, help="server worker processes")
+    parser.add_argument("--low-connections", type=int, default=4,
+                        help="connections of the low-concurrency audited run (0: skip it)")
     parser.add_argument("--database", default=os.environ.get("CLEARANCE_BENCH_DATABASE_URL", MACHINE_PG),
                         help="a PostgreSQL server URL (a fresh database is created on it)")
     parser.add_argument("--batch-ms", type=float, help="CLEARANCE_AUDIT_BATCH_MS for the server (default: its own)")
@@ -148,12 +238,17 @@ def main() -> None:
         simulations = [f"/v1/policy/simulate\t{admin}\t{json.dumps(w)}" for w in WORKLOADS]
 
         common = {"duration": args.duration, "connections": args.connections, "threads": args.threads, "tmp": tmp}
-        audited = wrk(base, decisions, name="decisions", **common)
+        workers = worker_pids(server.pid)
+        with chain_lock_sampler(db_url) as chain_lock:
+            audited, cpu = cpu_during(lambda: wrk(base, decisions, name="decisions", **common), workers)
         health = subprocess.run(["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s", f"{base}/healthz"],
                                 capture_output=True, text=True, check=True, timeout=args.duration + 60).stdout
         health_rate = float(re.search(r"Requests/sec:\s+([\d.]+)", health).group(1))  # type: ignore[union-attr]
         simulated = wrk(base, simulations, name="simulate", **common)
-        rss = {pid: peak_rss_mb(pid) for pid in worker_pids(server.pid)}
+        low = (wrk(base, decisions, name="decisions-low", duration=max(2, args.duration // 2),
+                   connections=args.low_connections, threads=min(args.threads, args.low_connections), tmp=tmp)
+               if args.low_connections else None)
+        rss = {pid: peak_rss_mb(pid) for pid in workers}
     finally:
         server.send_signal(signal.SIGINT)
         try:
@@ -162,7 +257,7 @@ def main() -> None:
             server.kill()
 
     # Every decision answered 200 must be in the trail, and the chain must verify.
-    answered = set(audited.pop("ids"))
+    answered = set(audited.pop("ids")) | set(low.pop("ids") if low else ())
     simulated.pop("ids")
     with psycopg.connect(db_url) as conn:
         recorded = {str(r[0]) for r in conn.execute("SELECT decision_id FROM audit_entries WHERE kind = 'decision'")}
@@ -174,9 +269,13 @@ def main() -> None:
     drop_database(args.database, db_name)
 
     result = {
-        "setup": {"workers": args.workers, "audit_batch_ms": args.batch_ms, "connections": args.connections, "wrk_threads": args.threads,
+        "setup": {"workers": args.workers, "audit_batch_ms": args.batch_ms, "connections": args.connections,
+                  "low_connections": args.low_connections, "wrk_threads": args.threads,
                   "duration_s": args.duration, "cpus": os.cpu_count()},
         "audited_decisions": audited,
+        "cpu_cores_during_audited": cpu,
+        "chain_lock_during_audited": chain_lock,
+        "audited_decisions_low_concurrency": low,
         "healthz": {"rate_per_s": health_rate},
         "simulate": simulated,
         "ratios": {"audited_over_healthz": audited["rate_per_s"] / health_rate,

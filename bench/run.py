@@ -48,6 +48,17 @@ def table(inproc: dict[str, Any], http: dict[str, Any]) -> str:
         (f"HTTP audited decisions ({setup['workers']} workers, {setup['connections']} connections, {setup['duration_s']} s)",
          f"{a['rate_per_s']:.0f}/s; p50 {lat['p50'] / 1000:.1f} ms, p95 {lat['p95'] / 1000:.1f} ms, p99 {lat['p99'] / 1000:.1f} ms; errors {sum(a['errors'].values())}",
          "≥ 2,000/s, p99 ≤ 10 ms"),
+    ]
+    if low := http.get("audited_decisions_low_concurrency"):
+        ll = low["latency_us"]
+        rows.append((f"HTTP audited decisions, same server, {setup.get('low_connections', 4)} connections",
+                     f"{low['rate_per_s']:.0f}/s; p50 {ll['p50'] / 1000:.1f} ms, p99 {ll['p99'] / 1000:.1f} ms", "—"))
+    cpu, lock = http["cpu_cores_during_audited"], http["chain_lock_during_audited"]
+    rows += [
+        (f"CPU during the audited run (of {cpu['cores']} cores)",
+         f"server workers {cpu['server_workers']:.2f}, PostgreSQL {cpu['postgresql']:.2f}, wrk {cpu['wrk']:.2f}, idle {cpu['idle']:.2f}", "—"),
+        ("chain-head lock during the audited run (sampled every 10 ms)",
+         f"held {lock['held_share']:.0%} of the time; a writer waiting for it {lock['writer_waiting_share']:.0%}", "—"),
         ("HTTP GET /healthz, same server", f"{http['healthz']['rate_per_s']:.0f}/s", "—"),
         ("HTTP POST /v1/policy/simulate (unaudited), same server", f"{s['rate_per_s']:.0f}/s", "—"),
         ("audited ÷ healthz", f"{http['ratios']['audited_over_healthz']:.2f}", "≥ 0.5"),

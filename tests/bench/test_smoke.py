@@ -38,6 +38,12 @@ def test_http_smoke(tmp_path: Path, pg_server_url: str) -> None:
     trail = result["trail"]
     assert trail["missing_from_trail"] == 0 and trail["chain_valid"] is True  # type: ignore[index]
     assert result["audited_decisions"]["statuses"].get("200", 0) > 0  # type: ignore[index, union-attr]
+    low = result["audited_decisions_low_concurrency"]
+    assert low["statuses"].get("200", 0) > 0  # type: ignore[index, union-attr]
+    cpu = result["cpu_cores_during_audited"]
+    assert {"server_workers", "postgresql", "wrk", "idle"} <= cpu.keys()  # type: ignore[union-attr]
+    assert cpu["server_workers"] > 0  # type: ignore[index]
+    assert result["chain_lock_during_audited"]["samples"] > 0  # type: ignore[index]
 
 
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (scripts/install-tools.sh installs it)")
