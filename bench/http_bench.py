@@ -13,6 +13,11 @@ During the main audited run it also reports where the CPU went (server workers, 
 idle; from /proc) and how busy the chain lock was, sampled from PostgreSQL every 10 ms: the share
 of samples in which an appending transaction held the chain-head row lock, and in which another
 waited for it. The chain is serial by design (DESIGN.md), so a held share near 1 is its ceiling.
+
+`--profile DIR` also records each server worker with py-spy (`pip install -e '.[bench]'`) during
+the audited run, sampling only the thread holding the GIL: DIR/worker-<pid>.txt, collapsed stacks
+(grep them, or open them in speedscope or flamegraph.pl); `python bench/profile_summary.py DIR`
+prints the functions by share of samples.
 """
 
 from __future__ import annotations
@@ -146,6 +151,26 @@ def chain_lock_sampler(db_url: str, every: float = 0.01) -> Iterator[dict[str, A
                      writer_waiting_share=sum(1 for _, w in samples if w) / n)
 
 
+@contextmanager
+def profiled(pids: list[int], out: Path | None, duration: int) -> Iterator[None]:
+    """py-spy each process while the block runs (from 1 s in, for most of ``duration``)."""
+    if out is None:
+        yield
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    seconds = str(max(1, duration - 2))
+    spies = [subprocess.Popen(
+        ["sh", "-c", f"sleep 1; exec py-spy record --gil --threads --rate 200 -d {seconds} -p {pid} "
+                     f"-f raw -o {out / f'worker-{pid}.txt'}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for pid in pids]
+    try:
+        yield
+    finally:
+        for spy in spies:
+            spy.wait(timeout=60)
+
+
 def _ticks(pid: int) -> int:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -201,10 +226,13 @@ def main() -> None:
     parser.add_argument("--database", default=os.environ.get("CLEARANCE_BENCH_DATABASE_URL", MACHINE_PG),
                         help="a PostgreSQL server URL (a fresh database is created on it)")
     parser.add_argument("--batch-ms", type=float, help="CLEARANCE_AUDIT_BATCH_MS for the server (default: its own)")
+    parser.add_argument("--profile", type=Path, metavar="DIR", help="py-spy the workers during the audited run")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk not found: apt-get install wrk")
+    if args.profile and not shutil.which("py-spy"):
+        sys.exit("py-spy not found: pip install -e '.[bench]'")
 
     tmp = Path(tempfile.mkdtemp(prefix="clearance-bench-"))
     db_name, db_url = create_database(args.database)
@@ -239,7 +267,7 @@ def main() -> None:
 
         common = {"duration": args.duration, "connections": args.connections, "threads": args.threads, "tmp": tmp}
         workers = worker_pids(server.pid)
-        with chain_lock_sampler(db_url) as chain_lock:
+        with chain_lock_sampler(db_url) as chain_lock, profiled(workers, args.profile, args.duration):
             audited, cpu = cpu_during(lambda: wrk(base, decisions, name="decisions", **common), workers)
         health = subprocess.run(["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s", f"{base}/healthz"],
                                 capture_output=True, text=True, check=True, timeout=args.duration + 60).stdout

@@ -53,3 +53,19 @@ def test_suite_runner_smoke() -> None:
                           capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "| HTTP audited decisions" in (REPO / "bench" / "results" / "results.md").read_text()
+
+
+def test_append_cost_smoke(tmp_path: Path, pg_server_url: str) -> None:
+    server = pg_server_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    result = run("append_cost.py", "--batches", "3", "--batch", "4", "--variants", "shipped,no_facets",
+                 "--database", server, tmp_path=tmp_path)
+    assert [r["variant"] for r in result] == ["shipped", "no_facets"]  # type: ignore[index, union-attr]
+    assert all(r["entries"] == 12 and r["python_cpu_us_per_entry"] > 0 for r in result)  # type: ignore[index, union-attr]
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (scripts/install-tools.sh installs it)")
+def test_sweep_smoke(tmp_path: Path, pg_server_url: str) -> None:
+    server = pg_server_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    result = run("sweep.py", "--workers", "1", "--batch-ms", "1", "--repeat", "1", "--duration", "2",
+                 "--database", server, tmp_path=tmp_path)
+    assert result[0]["workers"] == 1 and result[0]["rates_per_s"][0] > 0  # type: ignore[index]
