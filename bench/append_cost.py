@@ -13,7 +13,6 @@ No HTTP, no contention: the cost of the append itself, e.g. to see what an index
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -35,6 +34,7 @@ from api.routers.decisions import audit_fields  # noqa: E402
 from audit import AuditStore, SigningKey, upgrade  # noqa: E402
 from audit.chain import encode_members, prepare_fields  # noqa: E402
 from bench.inprocess import WORKLOADS  # noqa: E402
+from bench.report import emit, markdown_table  # noqa: E402
 from policy import Caller, DecisionRequest, load_policy  # noqa: E402
 from policy.decision import new_decision_id  # noqa: E402
 
@@ -150,14 +150,12 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     results = [measure(args.database, v, batches=args.batches, batch=args.batch) for v in args.variants.split(",")]
-    lines = ["| variant | Python CPU / entry | PostgreSQL CPU / entry | wall / entry | batch p50 / p99 / max |",
-             "|---|---|---|---|---|"]
-    lines += [f"| {r['variant']} | {r['python_cpu_us_per_entry']:.0f} µs | {r['postgresql_cpu_us_per_entry']:.0f} µs | "
-              f"{r['wall_us_per_entry']:.0f} µs | {r['batch_ms']['p50']} / {r['batch_ms']['p99']} / {r['batch_ms']['max']} ms |"
-              for r in results]
-    print("\n".join(lines))
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    table = markdown_table(
+        ("variant", "Python CPU / entry", "PostgreSQL CPU / entry", "wall / entry", "batch p50 / p99 / max"),
+        ((r["variant"], f"{r['python_cpu_us_per_entry']:.0f} µs", f"{r['postgresql_cpu_us_per_entry']:.0f} µs",
+          f"{r['wall_us_per_entry']:.0f} µs", f"{r['batch_ms']['p50']} / {r['batch_ms']['p99']} / {r['batch_ms']['max']} ms")
+         for r in results))
+    emit(table, results, args.json)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.report import markdown_table  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 
@@ -67,8 +70,7 @@ def table(inproc: dict[str, Any], http: dict[str, Any]) -> str:
          f"{http['trail']['missing_from_trail']} of {http['trail']['answered_200']}; {http['trail']['chain_valid']}", "0; true"),
         ("peak RSS per server worker", ", ".join(f"{m:.0f} MB" for m in http["peak_rss_mb_per_worker"]), "≤ 300 MB"),
     ]
-    lines = ["| what | measured | target |", "|---|---|---|", *(f"| {w} | {m} | {t} |" for w, m, t in rows)]
-    return "\n".join(lines) + "\n"
+    return markdown_table(("what", "measured", "target"), rows)
 
 
 def main() -> None:

@@ -20,6 +20,9 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.report import emit, markdown_table  # noqa: E402
 
 
 def one(workers: str, batch_ms: str, duration: int, out: Path, database: str | None) -> dict[str, Any]:
@@ -54,14 +57,12 @@ def main() -> None:
                     "lock_held": statistics.median(r["chain_lock_during_audited"]["held_share"] for r in runs),
                     "idle_cores": statistics.median(r["cpu_cores_during_audited"]["idle"] for r in runs),
                 })
-    lines = ["| workers | batch window | audited/s (each run) | p50 | p99 | chain lock held | idle cores |",
-             "|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['workers']} | {r['batch_ms']:g} ms | {', '.join(f'{x:,}' for x in r['rates_per_s'])} | "
-              f"{r['p50_ms']:.1f} ms | {r['p99_ms']:.1f} ms | {r['lock_held']:.0%} | {r['idle_cores']:.2f} |"
-              for r in rows]
-    print("\n".join(lines))
-    if args.json:
-        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+    table = markdown_table(
+        ("workers", "batch window", "audited/s (each run)", "p50", "p99", "chain lock held", "idle cores"),
+        ((str(r["workers"]), f"{r['batch_ms']:g} ms", ", ".join(f"{x:,}" for x in r["rates_per_s"]),
+          f"{r['p50_ms']:.1f} ms", f"{r['p99_ms']:.1f} ms", f"{r['lock_held']:.0%}", f"{r['idle_cores']:.2f}")
+         for r in rows))
+    emit(table, rows, args.json)
 
 
 if __name__ == "__main__":
