@@ -54,12 +54,6 @@ class AuditEntry(Base):
         Index("ix_audit_entries_outcome_recorded_at", "outcome", "recorded_at"),
         Index("ix_audit_entries_policy_revision", "policy_revision", "recorded_at"),
         Index("ix_audit_entries_decision_id", "decision_id"),
-        Index("ix_audit_entries_models_allowed", "models_allowed", postgresql_using="gin"),
-        Index("ix_audit_entries_models_denied", "models_denied", postgresql_using="gin"),
-        Index("ix_audit_entries_reason_codes", "reason_codes", postgresql_using="gin"),
-        Index(
-            "ix_audit_entries_provenances_allowed", "provenances_allowed", postgresql_using="gin"
-        ),
         {"postgresql_partition_by": "RANGE (recorded_at)"},
     )
 

@@ -56,12 +56,24 @@ def test_compliance_indexes_exist(migrated_database: str) -> None:
                 "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'audit_entries'"
             ).fetchall()
         )
-    for column in ("models_allowed", "models_denied", "reason_codes", "provenances_allowed"):
-        assert "USING gin" in indexes[f"ix_audit_entries_{column}"]
+    assert "USING gin" in indexes["ix_audit_entries_facets"]
     for name in ("recorded_at", "app_recorded_at", "outcome_recorded_at", "policy_revision",
                  "decision_id"):
         assert f"ix_audit_entries_{name}" in indexes
     assert "(seq, recorded_at)" in indexes["pk_audit_entries"]
+    # Migration 0005: the facets index answers the array filters; their own GIN indexes are gone.
+    for column in ("models_allowed", "models_denied", "reason_codes", "provenances_allowed"):
+        assert f"ix_audit_entries_{column}" not in indexes
+
+
+def test_downgrading_0005_builds_the_array_indexes_again(recorded: str) -> None:
+    downgrade(recorded, "0004_body_json_derived")
+    with superuser(recorded) as conn:
+        names = {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'audit_entries'")}
+    assert {f"ix_audit_entries_{c}" for c in ("models_allowed", "models_denied", "reason_codes",
+                                               "provenances_allowed")} <= names
+    upgrade(recorded)
+    assert current_revision(recorded) == head_revision()
 
 
 def test_ensure_partitions_adds_guarded_future_months(store: AuditStore) -> None:
