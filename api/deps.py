@@ -58,15 +58,26 @@ def authenticate(request: Request, *roles: Role) -> Principal:
 
 async def read_body(request: Request, model: type[Model]) -> Model:
     """The JSON body validated as ``model``; errors as FastAPI's own body validation reports
-    them (400 for JSON that does not parse, 422 naming each field)."""
+    them (400 for JSON that does not parse, 422 naming each field). Like FastAPI, a body sent
+    with a Content-Type other than JSON (``application/json``, ``…+json``) is not parsed."""
     body = await request.body()
     if not body:
         raise RequestValidationError([{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}])
+    if not _is_json(request.headers.get("content-type")):
+        raise RequestValidationError([{"type": "model_attributes_type", "loc": ("body",), "input": None,
+                                       "msg": "Input should be a JSON object sent as application/json"}])
     try:
         return model.model_validate_json(body)
     except ValidationError as exc:
         raise RequestValidationError(
             [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]) from None
+
+
+def _is_json(content_type: str | None) -> bool:
+    if content_type is None:  # FastAPI reads a body without Content-Type as JSON too
+        return True
+    kind = content_type.split(";", 1)[0].strip().lower()
+    return kind == "application/json" or (kind.startswith("application/") and kind.endswith("+json"))
 
 
 def documented(model: type[BaseModel], examples: dict[str, Any]) -> dict[str, Any]:

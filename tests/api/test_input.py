@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
@@ -109,3 +110,20 @@ def test_bad_query_parameters(client: TestClient, keys: Keys) -> None:
     for params in ({"from_seq": "zero"}, {"from_seq": 0}, {"from_seq": 5, "to_seq": 2}):
         response = client.get("/v1/audit/verify", params=params, headers=bearer(keys.auditor))
         assert response.status_code == 422, (params, response.text)
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
+def test_a_body_that_is_not_sent_as_json_is_refused(
+    client: TestClient, keys: Keys, content_type: str
+) -> None:
+    response = client.post("/v1/decisions", content=json.dumps(DECISION_REQUEST_EXAMPLE),
+                           headers={**bearer(keys.own_app), "Content-Type": content_type})
+    assert response.status_code == 422
+    assert response.json()["error"]["fields"][0]["field"] == "(body)"
+
+
+@pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "application/merge+json"])
+def test_json_content_types_are_read(client: TestClient, keys: Keys, content_type: str) -> None:
+    response = client.post("/v1/decisions", content=json.dumps(DECISION_REQUEST_EXAMPLE),
+                           headers={**bearer(keys.own_app), "Content-Type": content_type})
+    assert response.status_code == 200, response.text
