@@ -116,8 +116,7 @@ class SignedEntry:
     entry_hash: bytes
     signature: bytes
     body: bytes
-    document: dict[str, Any]
-    """The body parsed back from :attr:`body` (the signed bytes), for the derived columns."""
+    decision_id: str | None
 
     def receipt(self) -> Receipt:
         return Receipt(
@@ -126,7 +125,7 @@ class SignedEntry:
             signature=base64.b64encode(self.signature).decode("ascii"),
             key_id=self.key_id,
             recorded_at=format_time(self.recorded_at),
-            decision_id=self.document.get("decision_id"),
+            decision_id=self.decision_id,
         )
 
 
@@ -163,10 +162,7 @@ def build_entry(
         entry_hash=hash_,
         signature=key.sign(entry_signing_input(hash_)),
         body=data,
-        # The same values the bytes were encoded from (verification re-derives every column
-        # from the stored bytes and checks they agree); parsing 10+ KB again here would be
-        # paid inside the chain lock.
-        document=plain(body),
+        decision_id=plain(skeleton.get("decision_id")),  # members may come canonicalised
     )
 
 

@@ -462,7 +462,9 @@ def _head_state(row: Any) -> ChainHeadState:
 
 def _head_for_append(row: Sequence[Any] | None) -> tuple[ChainHeadState, int, datetime | None]:
     """The head and the newest checkpoint's seq (0: none yet) and time."""
-    return _head_state(row[:4] if row else None), int(row[4] or 0) if row else 0, row[5] if row else None
+    head = _head_state(row[:4] if row else None)  # raises if the row is missing
+    assert row is not None
+    return head, int(row[4] or 0), row[5]
 
 
 def _entry_row(entry: SignedEntry, columns: Mapping[str, Any]) -> tuple[Any, ...]:
