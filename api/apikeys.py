@@ -22,6 +22,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from clearance.errors import ClearanceError
+
 KEY_PATTERN = re.compile(r"^clr_(?P<id>[0-9a-f]{16})_(?P<secret>[A-Za-z0-9_-]{43})$")
 
 
@@ -56,11 +58,11 @@ class Principal:
     app_id: str | None
 
 
-class KeyStoreUnavailable(Exception):
+class KeyStoreUnavailable(ClearanceError):
     """The key table could not be read (database down): the caller gets 503, not 401."""
 
 
-class ApiKeyError(Exception):
+class ApiKeyError(ClearanceError):
     """A key could not be created or changed (unknown id, bad role/app combination)."""
 
 

@@ -1,7 +1,7 @@
 """The ``clearance`` command line (Typer).
 
 Errors of Clearance's own kinds are printed as one clear paragraph on stderr with exit code 1
-(or 2 for usage); tracebacks are for bugs only.
+(or 2 for usage; ``api/cli_common.py``); tracebacks are for bugs only.
 """
 
 from __future__ import annotations
@@ -9,14 +9,14 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 
 from api.cli_audit import audit_app
+from api.cli_common import clean_errors, database, ensure_signing_key, fail
 from api.cli_policy import policy_app
 from api.settings import Settings
 
@@ -32,56 +32,6 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(policy_app, name="policy")
 
 T = TypeVar("T")
-
-
-def _fail(message: str, code: int = 1) -> None:
-    typer.echo(f"clearance: {message}", err=True)
-    raise typer.Exit(code)
-
-
-@contextmanager
-def _clean_errors() -> Iterator[None]:
-    """Print Clearance's own errors without a traceback."""
-    from audit import AuditError
-    from policy import BundleError
-    from policy.errors import ClearanceError
-
-    try:
-        yield
-    except BundleError as exc:
-        _fail(exc.diagnostics())
-    except AuditError as exc:
-        _fail(exc.diagnostics() if hasattr(exc, "diagnostics") else str(exc))
-    except ClearanceError as exc:
-        _fail(str(exc))
-
-
-@contextmanager
-def _database(settings: Settings, *, migrate: bool = False) -> Iterator[str]:
-    """The configured database URL, or an embedded server for the duration of the command."""
-    from api.services import resolve_database_url
-
-    url, handle = resolve_database_url(settings)
-    try:
-        if migrate:
-            from audit import upgrade
-
-            upgrade(url)
-        yield url
-    finally:
-        if handle is not None:
-            handle.cleanup()
-
-
-def _ensure_signing_key(settings: Settings) -> None:
-    """Create ``~/.clearance/signing.key`` when no key is configured at all (first start)."""
-    from audit import init_key
-
-    if settings.signing_key is not None or settings.key_file().exists():
-        return
-    settings.home.mkdir(parents=True, exist_ok=True)
-    key = init_key(settings.key_file())
-    typer.echo(f"created signing key {key.key_id} at {settings.key_file()}", err=True)
 
 
 def _log_config() -> dict[str, Any]:
@@ -107,12 +57,12 @@ def serve(
     import uvicorn
 
     settings = Settings()
-    with _clean_errors():
+    with clean_errors():
         from policy import load_policy
 
         load_policy(settings.policy_dir)  # refuse to start on a broken bundle, with its errors
-        _ensure_signing_key(settings)
-        with _database(settings, migrate=True) as url:
+        ensure_signing_key(settings)
+        with database(settings, migrate=True) as url:
             # Workers inherit the resolved database, so they share the one embedded server.
             os.environ["CLEARANCE_DATABASE_URL"] = url
             shown = url if settings.database_url else f"embedded PostgreSQL in {settings.home / 'pg'}"
@@ -133,34 +83,24 @@ def decide(
     """Decide one request, record it in the audit trail like any other, print the decision."""
     from pydantic import ValidationError
 
-    from api.routers.decisions import audit_fields
     from api.services import Services
     from policy import Caller, DecisionRequest
-    from policy import decide as decide_request
 
     raw = sys.stdin.read() if file is None or str(file) == "-" else file.read_text()
     try:
         request = DecisionRequest.model_validate_json(raw)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(body)'}: {e['msg']}" for e in exc.errors())
-        _fail(f"invalid request: {problems}", 2)
+        fail(f"invalid request: {problems}", 2)
     settings = Settings()
-    with _clean_errors(), _database(settings, migrate=True) as url:
-        _ensure_signing_key(settings)
+    with clean_errors(), database(settings, migrate=True) as url:
+        ensure_signing_key(settings)
         services = Services.start(settings.model_copy(update={"database_url": url}))
-        try:
-            policy = services.policy.current
-            caller = Caller(key_id=None, role="cli")
-            policy_input, decision = decide_request(policy, request, caller=caller)
-            result = decision.model_dump(mode="json")
-            receipt = services.writer.append(audit_fields(
-                kind="decision", policy_input=policy_input, result=result, app_id=request.app_id,
-                caller_key_id=None, policy_revision=policy.revision, engine=policy.engine.name,
-                context=request.context.model_dump(mode="json"), policy_git=policy.bundle.git,
-            ))
+        try:  # the service's own decision path (api/decider.py), without HTTP
+            decision = services.decider.decide_blocking(request, caller=Caller(key_id=None, role="cli"))
         finally:
             services.close()
-    typer.echo(json.dumps({**result, "audit": receipt.to_dict()}, indent=2))
+    typer.echo(json.dumps(decision, indent=2))
 
 
 @db_app.command("upgrade")
@@ -168,7 +108,7 @@ def db_upgrade() -> None:
     """Apply the database migrations (creates the schema on a new database)."""
     from audit.migrate import head_revision
 
-    with _clean_errors(), _database(Settings(), migrate=True):
+    with clean_errors(), database(Settings(), migrate=True):
         typer.echo(f"database at revision {head_revision()}")
 
 
@@ -184,7 +124,7 @@ def keys_init(path: Annotated[Path | None, typer.Argument(help="Key file (defaul
     settings = Settings()
     target = _key_path(path, settings)
     target.parent.mkdir(parents=True, exist_ok=True)
-    with _clean_errors(), _database(settings, migrate=True) as url:
+    with clean_errors(), database(settings, migrate=True) as url:
         store = AuditStore.from_url(url, pooled=False)
         key = init_key(target, registry=store)
         store.dispose()
@@ -197,7 +137,7 @@ def keys_rotate(path: Annotated[Path | None, typer.Argument(help="Key file to re
     from audit import AuditStore, rotate_key
 
     settings = Settings()
-    with _clean_errors(), _database(settings, migrate=True) as url:
+    with clean_errors(), database(settings, migrate=True) as url:
         store = AuditStore.from_url(url, pooled=False)
         key, retired = rotate_key(_key_path(path, settings), registry=store)
         store.dispose()
@@ -209,7 +149,7 @@ def keys_list() -> None:
     """List every registered public key (id, creation time)."""
     from audit import AuditStore
 
-    with _clean_errors(), _database(Settings()) as url:
+    with clean_errors(), database(Settings()) as url:
         store = AuditStore.from_url(url, pooled=False)
         for key in store.list_keys():
             typer.echo(f"{key.key_id}  {key.created_at.isoformat() if key.created_at else '-'}")
@@ -223,7 +163,7 @@ def keys_export(
     """Export the public keys (JSON keyring) for offline verification."""
     from audit import AuditStore, export_keyring
 
-    with _clean_errors(), _database(Settings()) as url:
+    with clean_errors(), database(Settings()) as url:
         store = AuditStore.from_url(url, pooled=False)
         text = export_keyring(store.list_keys(), out)
         store.dispose()
@@ -237,7 +177,7 @@ def _with_keys_db(action: Callable[[Any], T]) -> T:
 
     from audit._db import sqlalchemy_url
 
-    with _clean_errors(), _database(Settings(), migrate=True) as url:
+    with clean_errors(), database(Settings(), migrate=True) as url:
         engine = create_engine(sqlalchemy_url(url), poolclass=NullPool)
         try:
             return action(engine)
@@ -257,17 +197,17 @@ def apikeys_create(
     try:
         parsed = Role(role)
     except ValueError:
-        _fail(f"--role must be app, auditor or admin, not {role!r}", 2)
+        fail(f"--role must be app, auditor or admin, not {role!r}", 2)
     if parsed is Role.app and app_id is not None:
         from policy import load_bundle
 
-        with _clean_errors():
+        with clean_errors():
             if load_bundle(Settings().policy_dir).catalog.app(app_id) is None:
-                _fail(f"app {app_id!r} is not in apps.yaml", 2)
+                fail(f"app {app_id!r} is not in apps.yaml", 2)
     try:
         key, principal = _with_keys_db(lambda db: create_key(db, role=parsed, app_id=app_id, label=label))
     except ApiKeyError as exc:
-        _fail(str(exc), 2)
+        fail(str(exc), 2)
     typer.echo(f"created {principal.role.value} key {principal.key_id}" + (f" for {app_id}" if app_id else ""), err=True)
     typer.echo(key)
 
@@ -280,7 +220,7 @@ def apikeys_revoke(key_id: Annotated[str, typer.Argument(help="The key id (secon
     try:
         _with_keys_db(lambda db: revoke_key(db, key_id))
     except ApiKeyError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     typer.echo(f"revoked {key_id}")
 
 

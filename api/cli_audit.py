@@ -1,7 +1,7 @@
 """``clearance audit query|stats|verify|export``: the compliance officer's command line.
 
 The filter options are those of the HTTP API (validated by the same pydantic model,
-``api.routers.audit.AuditFilters``). ``verify --pack DIR`` and ``verify`` of a database are
+``api.filters.AuditFilters``). ``verify --pack DIR`` and ``verify`` of a database are
 the only two commands that judge the trail; both exit 1 when it does not verify.
 """
 
@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
+from api.cli_common import clean_errors, database, fail
 from api.settings import Settings
 
 audit_app = typer.Typer(help="Search, count, export and verify the signed audit trail.",
@@ -36,26 +37,6 @@ DecisionId = Annotated[str | None, typer.Option("--decision-id", help="One decis
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
-
-# api.cli registers this sub-app, so its helpers are imported when used, not at import time.
-def _fail(message: str, code: int = 1) -> None:
-    from api.cli import _fail as fail
-
-    fail(message, code)
-
-
-def _clean_errors() -> Any:
-    from api.cli import _clean_errors as clean
-
-    return clean()
-
-
-def _database(settings: Settings) -> Any:
-    from api.cli import _database as database
-
-    return database(settings)
-
-
 _OPTION_OF = {"from": "--from", "from_": "--from", "to": "--to", "app_id": "--app-id",
               "model": "--model", "model_status": "--model-status", "outcome": "--outcome",
               "reason_code": "--reason-code", "regulatory_tier": "--regulatory-tier",
@@ -75,15 +56,14 @@ def _validated(model: Any, values: dict[str, Any]) -> Any:
         problems = "; ".join(
             f"{_OPTION_OF.get(str(e['loc'][0]) if e['loc'] else '', str(e['loc']))}: {e['msg']}"
             for e in exc.errors())
-        _fail(f"invalid option: {problems}", 2)
-        raise  # unreachable: _fail exits
+        fail(f"invalid option: {problems}", 2)
 
 
 @contextmanager
 def _store() -> Iterator[Any]:
     from audit import AuditStore
 
-    with _clean_errors(), _database(Settings()) as url:
+    with clean_errors(), database(Settings()) as url:
         store = AuditStore.from_url(url, pool_size=1)
         try:
             yield store
@@ -110,7 +90,7 @@ def query(
     as_json: AsJson = False,
 ) -> None:
     """Find recorded decisions (newest first), one page at a time or --all."""
-    from api.routers.audit import DecisionsQuery
+    from api.filters import DecisionsQuery
     from audit.queries import CursorError, query_entries
 
     params = _validated(DecisionsQuery, {**_filter_values(
@@ -125,7 +105,7 @@ def query(
                 page = query_entries(store, params.entry_filter(), limit=params.limit,
                                      cursor=next_cursor, order=params.order)
             except CursorError as exc:
-                _fail(f"invalid option: --cursor: {exc}", 2)
+                fail(f"invalid option: --cursor: {exc}", 2)
             if as_json and not all_pages:
                 typer.echo(json.dumps(page.to_dict(), indent=2))
             elif as_json:
@@ -163,7 +143,7 @@ def stats_command(
     as_json: AsJson = False,
 ) -> None:
     """Count recorded decisions, grouped and per time bucket."""
-    from api.routers.audit import StatsQuery
+    from api.filters import StatsQuery
     from audit.queries import stats
 
     params = _validated(StatsQuery, {**_filter_values(
@@ -225,11 +205,11 @@ def verify(
 
     from audit.export import load_trusted_keys, verify_pack
 
-    with _clean_errors():
+    with clean_errors():
         keyring = load_trusted_keys(pubkey) if pubkey is not None else None
         if pack is not None:
             if to_seq is not None or from_seq != 1 or checkpoint:
-                _fail("--pack verifies the whole pack; --from-seq/--to-seq/--checkpoint do not apply", 2)
+                fail("--pack verifies the whole pack; --from-seq/--to-seq/--checkpoint do not apply", 2)
             with _progress("verifying pack", progress and not as_json) as update:
                 verdict = verify_pack(pack, keyring=keyring, progress=update)
             answer = verdict.to_dict()
@@ -238,11 +218,11 @@ def verify(
                            "published keys to rule out a re-signed pack", err=True)
         else:
             if to_seq is not None and to_seq < from_seq:
-                _fail("--to-seq must not be below --from-seq", 2)
+                fail("--to-seq must not be below --from-seq", 2)
             from audit import verify_database
 
             with _store() as store, _progress("verifying", progress and not as_json) as update:
-                answer = verify_database(store, from_seq=from_seq, to_seq=to_seq, keyring=keyring,
+                answer = verifydatabase(store, from_seq=from_seq, to_seq=to_seq, keyring=keyring,
                                          checkpoint_files=checkpoint or (), progress=update,
                                          workers=workers or os.cpu_count() or 1).to_dict()
     if as_json:
@@ -269,7 +249,7 @@ def export(
     progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr (packs).")] = True,
 ) -> None:
     """Export matching entries to stdout (JSONL/CSV), or an evidence pack with --out DIR."""
-    from api.routers.audit import ExportQuery
+    from api.filters import ExportQuery
     from audit.export import stream_csv, stream_jsonl, write_pack
 
     values = _filter_values(
@@ -281,7 +261,7 @@ def export(
     if out is not None:
         narrowing = sorted(_OPTION_OF[k] for k, v in values.items() if v is not None and k not in ("from", "to"))
         if narrowing:
-            _fail(f"an evidence pack holds every entry of its time range so that the chain verifies; "
+            fail(f"an evidence pack holds every entry of its time range so that the chain verifies; "
                   f"{', '.join(narrowing)} cannot narrow it (use `clearance audit export` without "
                   "--out, or `audit query`, for a filtered list)", 2)
         with _store() as store, _progress("exporting", progress) as update:

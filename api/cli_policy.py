@@ -12,11 +12,12 @@ import tempfile
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import orjson
 import typer
 
+from api.cli_common import clean_errors, database, fail
 from api.settings import Settings
 
 policy_app = typer.Typer(help="Policy review: check, test (with coverage) and impact of a change.",
@@ -28,9 +29,8 @@ _DURATION = re.compile(r"^(\d+)([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
-def _usage(message: str) -> None:
-    typer.echo(f"clearance: {message}", err=True)
-    raise typer.Exit(2)
+def _usage(message: str) -> NoReturn:
+    fail(message, 2)
 
 
 def _directory(directory: Path | None) -> Path:
@@ -41,7 +41,7 @@ def _directory(directory: Path | None) -> Path:
 def check(directory: DirArg = None) -> None:
     """Compile every module (tests too), validate the data, check that reason codes and
     obligations are documented and used. Prints one `file:line: code: message` per error."""
-    from policy.check import check_bundle
+    from policy.review.check import check_bundle
 
     root = _directory(directory)
     errors = check_bundle(root)
@@ -71,7 +71,7 @@ def test(
 ) -> None:
     """Run every test_* rule and report PASS/FAIL like `opa test`; optionally coverage."""
     from policy.errors import BundleError
-    from policy.testing import format_run, run_tests
+    from policy.review.testing import format_run, run_tests
 
     if engine not in ("regorus", "opa"):
         _usage(f"--engine must be regorus or opa, not {engine!r}")
@@ -128,9 +128,8 @@ def impact(
     out: Annotated[Path | None, typer.Option(help="Also write the report to this file.")] = None,
 ) -> None:
     """Replay recorded decisions through the base and head bundles and report what changes."""
-    from api.cli import _clean_errors
-    from policy.impact import analyse, bundle_at
-    from policy.impact_markdown import render_markdown
+    from policy.review.impact import analyse, bundle_at
+    from policy.review.markdown import render_markdown
 
     if output not in ("markdown", "json"):
         _usage(f"--format must be markdown or json, not {output!r}")
@@ -147,7 +146,7 @@ def impact(
     if inputs is None and since_at is None and last is None:
         since_at, since = parse_since("7d"), "7d"
     policy_dir = _directory(directory)
-    with _clean_errors(), ExitStack() as stack:
+    with clean_errors(), ExitStack() as stack:
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="clearance-impact-")))
         base_dir, base_commit = bundle_at(policy_dir, base, scratch / "base")
         head_dir, head_commit = (bundle_at(policy_dir, head, scratch / "head") if head else (policy_dir, None))
@@ -170,15 +169,14 @@ def impact(
 def _source(stack: ExitStack, *, inputs: Path | None, since: datetime | None, since_text: str | None,
             last: int | None) -> tuple[Any, str]:
     """The replays and a description of where they come from."""
-    from policy.replay_inputs import read_jsonl, replays_from_records
+    from policy.review.replay import read_jsonl, replays_from_records
 
     if inputs is not None:
         return read_jsonl(inputs), f"file {inputs}"
-    from api.cli import _database
     from audit import AuditStore
     from audit.replay_source import iter_decision_inputs
 
-    url = stack.enter_context(_database(Settings()))
+    url = stack.enter_context(database(Settings()))
     store = AuditStore.from_url(url, pooled=False)
     stack.callback(store.dispose)
     parts = ([f"since {since_text}"] if since_text else []) + ([f"newest {last:,}"] if last else [])

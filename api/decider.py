@@ -1,71 +1,172 @@
-"""The hot path's bookkeeping: a decision's result and its audit entry fields, encoded once.
+"""The service's one decision path: evaluate (memoised), judge in shadow, record, answer.
 
-Deciding is memoised by the policy (``ActivePolicy.evaluate_key``); here the other expensive
-part is memoised the same way: the RFC 8785 bytes of the two large members of every entry body,
-``input`` and the result's route lists (pure-Python canonicalisation of a few KB costs about as
-much as the evaluation). Per request only the small members (ids, times, caller) are encoded, and
-``audit.canonical`` splices the bytes together. The cache is bounded and keyed by the policy
-object, so a reload does not reuse the old bundle's answers.
+``POST /v1/decisions``, ``POST /v1/policy/simulate`` and ``clearance decide`` all decide here, and
+shadow mode evaluates through the same :meth:`Decider.evaluate`, so every path answers the same
+question the same way.
+
+One cache, owned by the service: a decision is a pure function of the policy revision and the
+input (the determinism the tests pin), and apps ask the same few questions over and over, so
+each distinct ``(revision, input)`` is evaluated once. The cached :class:`Evaluation` also keeps
+the canonical bytes of the audit entry's large members (``input`` and the route lists), made the
+first time it is recorded: the pure-Python RFC 8785 encoder costs about as much as evaluating.
+Per request only the small members (ids, revision, caller, context) are encoded. A reload
+changes the revision, so the old bundle's answers are never reused for the new one.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
 import orjson
+from fastapi.concurrency import run_in_threadpool
 
-from audit.canonical import Canonical, canonical, canonical_object
-from policy import ActivePolicy
-from policy.decision import input_key
+from api.metrics import Metrics
+from api.shadow import shadow_verdict
+from audit import AuditUnavailable, AuditWriter, DecisionMembers, Receipt, decision_fields
+from policy import ActivePolicy, Caller, DecisionRequest
+from policy.decision import new_decision_id
 
-
-@dataclass(frozen=True, slots=True)
-class Prepared:
-    """One distinct (policy, input): its answer and the canonical bytes of its large parts."""
-
-    input: Canonical
-    outcome: str
-    allowed: Canonical
-    denied: Canonical
+CACHE_SIZE = 4096
 
 
-class DecisionEncoder:
-    """Prepares decisions for recording; thread-safe (``functools.lru_cache``)."""
+class PolicyHolder:
+    """Holds the active policy. Readers take ``current`` once per request; a reload rebinds it
+    in one assignment, which is atomic, so no request sees half of two bundles."""
 
-    def __init__(self, *, cache_size: int = 4096) -> None:
-        self._prepare = lru_cache(maxsize=cache_size)(self._prepare_uncached)
+    def __init__(self, policy: ActivePolicy) -> None:
+        self.current = policy
 
-    def prepare(self, policy: ActivePolicy, policy_input: dict[str, Any]) -> Prepared:
-        """Evaluate (``EvaluationError`` fails closed) and encode; cached per distinct input."""
-        return self._prepare(policy, input_key(policy_input))
+
+@dataclass(slots=True, eq=False)
+class Evaluation:
+    """One distinct ``(revision, input)``: the checked answer ``{"outcome", "allowed", "denied"}``
+    and, once recorded, the canonical bytes of the entry's large members. Shared between
+    requests: do not mutate."""
+
+    input: dict[str, Any]
+    answer: dict[str, Any]
+    _members: DecisionMembers | None = field(default=None, repr=False)
+
+    def members(self) -> DecisionMembers:
+        # Made on first use only: simulate and shadow never record. Two threads may both make
+        # it; the results are equal.
+        if self._members is None:
+            self._members = DecisionMembers.encode(self.input, self.answer)
+        return self._members
+
+
+class Decider:
+    """Decides for the service; thread-safe (``functools.lru_cache``)."""
+
+    def __init__(self, *, policy: PolicyHolder, shadow: PolicyHolder | None, writer: AuditWriter,
+                 metrics: Metrics, cache_size: int = CACHE_SIZE) -> None:
+        self.policy = policy
+        self.shadow = shadow
+        self._writer = writer
+        self._metrics = metrics
+        self._evaluated = lru_cache(maxsize=cache_size)(self._evaluate_uncached)
+
+    def evaluate(self, policy: ActivePolicy, policy_input: dict[str, Any]) -> Evaluation:
+        """``policy``'s checked answer for ``policy_input``, from the cache when it was asked
+        before (``EvaluationError`` fails closed, and is not cached)."""
+        key = orjson.dumps(policy_input, option=orjson.OPT_SORT_KEYS)  # equal exactly when the inputs are
+        return self._evaluated(policy.revision, key, _Unkeyed(policy))
 
     @staticmethod
-    def _prepare_uncached(policy: ActivePolicy, key: bytes) -> Prepared:
-        raw = policy.evaluate_key(key)
-        return Prepared(
-            input=canonical(orjson.loads(key)),
-            outcome=raw["outcome"],
-            allowed=canonical(raw["allowed"]),
-            denied=canonical(raw["denied"]),
+    def _evaluate_uncached(revision: str, key: bytes, policy: _Unkeyed) -> Evaluation:
+        policy_input = orjson.loads(key)  # a private copy: the cached evaluation outlives the request
+        return Evaluation(input=policy_input, answer=policy.value.evaluate(policy_input))
+
+    async def evaluate_async(self, policy: ActivePolicy, policy_input: dict[str, Any]) -> Evaluation:
+        """:meth:`evaluate` from the event loop: an engine that waits on I/O runs in a thread."""
+        if policy.blocking:
+            return await run_in_threadpool(self.evaluate, policy, policy_input)
+        return self.evaluate(policy, policy_input)  # in-process, well under 1 ms
+
+    async def simulate(self, request: DecisionRequest, *, caller: Caller) -> dict[str, Any]:
+        """What ``request`` would be answered, without recording it (no id, no receipt)."""
+        policy = self.policy.current
+        evaluation = await self.evaluate_async(policy, policy.input_for(request, caller))
+        return {"simulated": True, **evaluation.answer, "policy_revision": policy.revision}
+
+    async def decide(self, request: DecisionRequest, *, caller: Caller) -> dict[str, Any]:
+        """Decide, record the signed entry, and return the decision with its ``audit`` receipt.
+
+        The durability contract: the answer is built only from the receipt of a committed
+        entry; ``AuditUnavailable`` (no decision) otherwise.
+        """
+        started = time.perf_counter()
+        policy = self.policy.current  # one bundle for the whole request
+        evaluation = await self.evaluate_async(policy, policy.input_for(request, caller))
+        fields, result = self.entry(policy, request, caller, evaluation)
+        try:
+            receipt = await self._writer.append_async(fields)
+        except AuditUnavailable:
+            self._metrics.audit_failures.inc()
+            raise
+        return self._answered(result, receipt, evaluation, started)
+
+    def decide_blocking(self, request: DecisionRequest, *, caller: Caller) -> dict[str, Any]:
+        """:meth:`decide` for a caller without an event loop (``clearance decide``)."""
+        started = time.perf_counter()
+        policy = self.policy.current
+        evaluation = self.evaluate(policy, policy.input_for(request, caller))
+        fields, result = self.entry(policy, request, caller, evaluation)
+        try:
+            receipt = self._writer.append(fields)
+        except AuditUnavailable:
+            self._metrics.audit_failures.inc()
+            raise
+        return self._answered(result, receipt, evaluation, started)
+
+    def entry(self, policy: ActivePolicy, request: DecisionRequest, caller: Caller,
+              evaluation: Evaluation) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The audit entry's fields for ``evaluation`` (a new decision id; the shadow policy's
+        verdict in shadow mode) and the decision, which is the entry's ``result``."""
+        members = evaluation.members()
+        result = members.result(decision_id=new_decision_id(), policy_revision=policy.revision)
+        git = policy.bundle.git
+        fields = decision_fields(
+            members=members, result=result, app_id=request.app_id, caller_key_id=caller.key_id,
+            policy_revision=policy.revision, engine=policy.engine.name,
+            context=request.context.model_dump(mode="json"), policy_git=git.to_dict() if git else None,
+            shadow=self._shadow(request, caller, result.value),
         )
+        return fields, result.value
 
-    @staticmethod
-    def result(prepared: Prepared, *, decision_id: str, policy_revision: str) -> Canonical:
-        """The decision (DESIGN.md's shape without ``audit``), with its canonical bytes."""
-        members = {
-            "decision_id": decision_id,
-            "outcome": prepared.outcome,
-            "allowed": prepared.allowed,
-            "denied": prepared.denied,
-            "policy_revision": policy_revision,
-        }
-        value = {
-            "decision_id": decision_id,
-            "outcome": prepared.outcome,
-            "allowed": prepared.allowed.value,
-            "denied": prepared.denied.value,
-            "policy_revision": policy_revision,
-        }
-        return Canonical(value, canonical_object(members))
+    def _shadow(self, request: DecisionRequest, caller: Caller, result: dict[str, Any]) -> dict[str, Any] | None:
+        if self.shadow is None:  # without shadow mode the path never calls into api/shadow.py
+            return None
+        verdict, agreement = shadow_verdict(
+            self.shadow.current, request, caller=caller, result=result,
+            evaluate=lambda policy, policy_input: self.evaluate(policy, policy_input).answer)
+        self._metrics.shadow_decisions.labels(agreement=agreement).inc()
+        return verdict
+
+    def _answered(self, result: dict[str, Any], receipt: Receipt, evaluation: Evaluation,
+                  started: float) -> dict[str, Any]:
+        self._metrics.decisions.labels(outcome=evaluation.answer["outcome"]).inc()
+        self._metrics.decision_seconds.observe(time.perf_counter() - started)
+        return {**result, "audit": receipt.to_dict()}
+
+    def cache_info(self) -> Any:
+        return self._evaluated.cache_info()  # type: ignore[attr-defined]
+
+
+class _Unkeyed:
+    """Carries the policy into the cached function without making it part of the cache key: the
+    key is the revision (the content hash), so an equal bundle loaded again shares the answers."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: ActivePolicy) -> None:
+        self.value = value
+
+    def __hash__(self) -> int:
+        return 0
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Unkeyed)

@@ -2,7 +2,7 @@
 
 One function, :func:`reload_policy`, serves both. Under ``Services.reload_lock`` it
 
-1. checks the bundle in ``CLEARANCE_POLICY_DIR`` (``policy.check.check_bundle``: compiles, data
+1. checks the bundle in ``CLEARANCE_POLICY_DIR`` (``policy.review.check.check_bundle``: compiles, data
    validates, reason codes documented) and, if clean, builds it with the configured engine;
 2. refuses it when the check found errors, when it does not build, or when its files changed
    between the check and the build (the revision checked must be the revision swapped in);
@@ -33,12 +33,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from api.services import Services, build_policy, build_shadow
-from audit import Receipt
-from policy import ActivePolicy
+from audit import Receipt, reload_fields
+from policy import ActivePolicy, GitInfo
 from policy.bundle import bundle_files, revision_of
-from policy.check import check_bundle
 from policy.errors import ClearanceError, PolicyError
-from policy.gitinfo import GitInfo, git_info
+from policy.review.check import check_bundle
+from policy.review.gitinfo import git_info
 
 log = logging.getLogger("clearance.reload")
 
@@ -131,18 +131,12 @@ def reload_policy(services: Services, *, requested_by: str, caller_key_id: str |
         outcome: Literal["accepted", "refused"] = "accepted" if built is not None else "refused"
         git = built.bundle.git if built is not None else git_info(directory)
         # (4) record, then swap
-        receipt = services.writer.append({
-            "kind": "policy_reload",
-            "decision_id": None,
-            "app_id": None,
-            "caller_key_id": caller_key_id,
-            "input": None,
-            "result": None,
-            "outcome": None,
-            "policy_revision": active.revision,
-            "engine": active.engine.name,
-            "policy_git": _git_dict(active.bundle.git),
-            "reload": {
+        receipt = services.writer.append(reload_fields(
+            caller_key_id=caller_key_id,
+            policy_revision=active.revision,
+            engine=active.engine.name,
+            policy_git=_git_dict(active.bundle.git),
+            reload={
                 "outcome": outcome,
                 "requested_by": requested_by,
                 "directory": directory,
@@ -154,7 +148,7 @@ def reload_policy(services: Services, *, requested_by: str, caller_key_id: str |
                 "pid": os.getpid(),
                 "shadow": shadow,
             },
-        })
+        ))
         retired: list[ActivePolicy] = []
         if built is not None:
             retired.append(old)

@@ -1,4 +1,5 @@
-"""The one object built at start-up: database, active policy, audit writer, API keys, metrics.
+"""The one object built at start-up: database, active policy, decider, audit writer, API keys,
+metrics.
 
 Everything a request needs hangs off ``Services``; nothing lives in module globals. The active
 policy is swapped as a whole (``PolicyHolder``), so a request sees one bundle from start to end.
@@ -19,33 +20,29 @@ from sqlalchemy.engine import Engine
 from api.apikeys import KeyVerifier
 from api.embedded import start_embedded
 from api.metrics import Metrics
-from api.recording import DecisionEncoder
+from api.decider import Decider, PolicyHolder
 from api.settings import Settings
 from audit import AuditStore, AuditWriter, CheckpointPolicy, SigningKey, load_signing_key
 from policy import ActivePolicy, load_policy
+from policy.review.gitinfo import git_info
 
 log = logging.getLogger("clearance")
 
 
-class PolicyHolder:
-    """Holds the active policy. Readers take ``current`` once per request; a reload rebinds it
-    in one assignment, which is atomic, so no request sees half of two bundles."""
-
-    def __init__(self, policy: ActivePolicy) -> None:
-        self.current = policy
-
-
 def build_policy(settings: Settings, directory: Path | None = None) -> ActivePolicy:
     """The active policy from ``directory`` (default: the configured one) with the configured
-    engine: used at start-up and by every reload, so both build it the same way."""
-    return load_policy(directory or settings.policy_dir, engine=settings.engine, opa_url=settings.opa_url,
-                       opa_timeout=settings.opa_timeout_seconds, opa_replace=settings.opa_replace)
+    engine: used at start-up and by every reload, so both build it the same way. Its git commit
+    and dirtiness are recorded with every decision."""
+    directory = directory or settings.policy_dir
+    return load_policy(directory, engine=settings.engine, opa_url=settings.opa_url,
+                       opa_timeout=settings.opa_timeout_seconds, opa_replace=settings.opa_replace,
+                       git=git_info(directory))
 
 
 def build_shadow(directory: Path) -> ActivePolicy:
     """A shadow candidate always runs on the embedded engine: in-process, and an OPA server
     holds one bundle at a time (the active one, when the engine is ``opa``)."""
-    return load_policy(directory)
+    return load_policy(directory, git=git_info(directory))
 
 
 def resolve_database_url(settings: Settings) -> tuple[str, Any | None]:
@@ -71,6 +68,7 @@ class Services:
     policy: PolicyHolder
     store: AuditStore
     writer: AuditWriter
+    decider: Decider
     keys: KeyVerifier
     metrics: Metrics
     embedded: Any | None = None
@@ -79,8 +77,6 @@ class Services:
     shadow: PolicyHolder | None = None
     # Serialises reloads (endpoint and SIGHUP): each one checks, records and swaps alone.
     reload_lock: threading.Lock = field(default_factory=threading.Lock)
-    # Canonical bytes of decisions' large members, once per distinct input (api/recording.py).
-    encoder: DecisionEncoder = field(default_factory=DecisionEncoder)
 
     @property
     def db(self) -> Engine:
@@ -115,15 +111,18 @@ class Services:
                  key.key_id, os.getpid())
         if shadow is not None:
             log.info("shadow policy %s loaded from %s", shadow.revision, settings.shadow_policy_dir)
+        active = PolicyHolder(policy)
+        candidate = PolicyHolder(shadow) if shadow is not None else None
         return cls(
             settings=settings,
-            policy=PolicyHolder(policy),
+            policy=active,
             store=store,
             writer=writer,
+            decider=Decider(policy=active, shadow=candidate, writer=writer, metrics=metrics),
             keys=KeyVerifier(store.engine, ttl=settings.apikey_cache_seconds),
             metrics=metrics,
             embedded=embedded,
-            shadow=PolicyHolder(shadow) if shadow is not None else None,
+            shadow=candidate,
         )
 
     def close(self) -> None:

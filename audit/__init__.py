@@ -14,18 +14,20 @@ Dependencies run one way: ``api`` uses ``audit``; ``audit`` never imports ``api`
 
 from __future__ import annotations
 
-from .chain import Receipt, StoredEntry, prepare_fields
+from .chain import Receipt, StoredEntry
 from .checkpoints import (
     CheckpointPolicy,
     SignedCheckpoint,
     read_checkpoint_file,
     write_checkpoint_file,
 )
+from .entry import DecisionMembers, decision_fields, prepare_fields, reload_fields
 from .errors import (
     AuditEntryInvalid,
     AuditError,
     AuditUnavailable,
     CheckpointError,
+    DatabaseUrlInvalid,
     InsecureKeyFile,
     SchemaMismatch,
     SigningKeyError,
@@ -55,6 +57,8 @@ __all__ = [
     "ChainHeadState",
     "CheckpointError",
     "CheckpointPolicy",
+    "DatabaseUrlInvalid",
+    "DecisionMembers",
     "InsecureKeyFile",
     "Keyring",
     "PublicKey",
@@ -66,12 +70,14 @@ __all__ = [
     "StoredEntry",
     "VerificationResult",
     "WriterClosed",
+    "decision_fields",
     "export_keyring",
     "init_key",
     "key_id_for",
     "load_signing_key",
     "prepare_fields",
     "read_checkpoint_file",
+    "reload_fields",
     "rotate_key",
     "upgrade",
     "verify_chain",

@@ -1,4 +1,5 @@
-"""Private helpers shared by the store and the migrations: URLs and error mapping."""
+"""Private helpers of the store and ``audit.migrate``: database URLs, and psycopg/SQLAlchemy errors
+mapped to :class:`~audit.errors.AuditUnavailable` at this edge."""
 
 from __future__ import annotations
 
@@ -9,18 +10,20 @@ import psycopg
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 
-from .errors import AuditUnavailable
+from .errors import AuditUnavailable, DatabaseUrlInvalid
 
-ENV_DATABASE_URL = "CLEARANCE_DATABASE_URL"
 
 
 def sqlalchemy_url(url: str | URL) -> URL:
     """Accept ``postgresql://`` / ``postgres://`` too and use the psycopg (v3) driver."""
-    parsed = make_url(url.replace("postgres://", "postgresql://", 1) if isinstance(url, str) else url)
+    try:
+        parsed = make_url(url.replace("postgres://", "postgresql://", 1) if isinstance(url, str) else url)
+    except sa_exc.ArgumentError as exc:
+        raise DatabaseUrlInvalid(f"the database URL cannot be parsed: {exc}") from None
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.drivername != "postgresql+psycopg":
-        raise ValueError(
+        raise DatabaseUrlInvalid(
             f"the audit trail needs PostgreSQL through psycopg 3 "
             f"(postgresql+psycopg://...), got {parsed.drivername!r}"
         )

@@ -1,19 +1,13 @@
-"""Building and signing chain entries; the entry as stored and as exported.
+"""Chaining and signing entries; the entry as stored and as exported.
 
-An entry body is a JSON object::
-
-    {"seq", "kind", "decision_id", "recorded_at", "app_id", "caller_key_id", "input", "result",
-     "outcome", "policy_revision", "engine", "key_id", "prev_hash", ...extra caller fields}
-
-Callers submit everything except ``seq``, ``recorded_at``, ``key_id`` and ``prev_hash``, which
-the writer assigns while it holds the chain head (see ``audit/store.py``). Extra top-level
-fields are passed through unchanged (later kinds add e.g. ``policy_git``).
+The body's members are described in ``audit/entry.py``. Here the writer, while it holds the
+chain head (``audit/store.py``), assigns the chain members ``seq``, ``recorded_at``, ``key_id``
+and ``prev_hash``, canonicalises, hashes and signs.
 """
 
 from __future__ import annotations
 
 import base64
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,8 +19,8 @@ from .canonical import (
     GENESIS_PREV_HASH,
     Canonical,
     canonical,
-    plain,
     canonical_bytes,
+    plain,
     entry_hash,
     entry_signing_input,
     format_time,
@@ -41,22 +35,9 @@ __all__ = [
     "SignedEntry",
     "StoredEntry",
     "build_entry",
-    "prepare_fields",
+    "encode_members",
 ]
 
-ASSIGNED_FIELDS = frozenset({"seq", "recorded_at", "key_id", "prev_hash"})
-STANDARD_FIELDS = (
-    "decision_id",
-    "app_id",
-    "caller_key_id",
-    "input",
-    "result",
-    "outcome",
-    "policy_revision",
-    "engine",
-)
-DECISION_REQUIRED = ("decision_id", "input", "result", "outcome", "policy_revision", "engine")
-OUTCOMES = ("allow", "deny", None)
 _NUL_ESCAPE = b"\\u0000"
 
 
@@ -64,45 +45,6 @@ def encode_members(skeleton: Mapping[str, Any]) -> dict[str, Any]:
     """Canonicalise every member now (outside the chain lock); building the entry then only
     splices bytes. Raises :class:`AuditEntryInvalid` for a member that is not JSON."""
     return {k: v if isinstance(v, Canonical) else canonical(v) for k, v in skeleton.items()}
-
-
-def prepare_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
-    """Check the caller's fields and return the body skeleton (standard keys filled with null).
-
-    Raises :class:`AuditEntryInvalid` naming the offending field. The writer takes ownership of
-    nested values: do not mutate them until the append has returned.
-    """
-    if not isinstance(fields, Mapping):
-        raise AuditEntryInvalid(f"entry fields must be a mapping, got {type(fields).__name__}")
-    reserved = ASSIGNED_FIELDS.intersection(fields)
-    if reserved:
-        raise AuditEntryInvalid(
-            f"fields {sorted(reserved)} are assigned by the writer; do not submit them"
-        )
-    for name in fields:
-        if not isinstance(name, str):
-            raise AuditEntryInvalid(f"field names must be strings, got {name!r}")
-    kind = fields.get("kind")
-    if not isinstance(kind, str) or not kind:
-        raise AuditEntryInvalid("field 'kind' is required (e.g. 'decision')")
-    if kind == "decision":
-        missing = [name for name in DECISION_REQUIRED if fields.get(name) is None]
-        if missing:
-            raise AuditEntryInvalid(f"a decision entry needs fields {missing}")
-    body = {name: None for name in STANDARD_FIELDS}
-    body.update(fields)
-    decision_id = body["decision_id"]
-    if decision_id is not None:
-        try:
-            body["decision_id"] = str(uuid.UUID(str(decision_id)))
-        except ValueError as exc:
-            raise AuditEntryInvalid(f"decision_id {decision_id!r} is not a UUID") from exc
-    if body["outcome"] not in OUTCOMES:
-        raise AuditEntryInvalid(f"outcome must be 'allow', 'deny' or null, got {body['outcome']!r}")
-    for name in ("app_id", "caller_key_id", "policy_revision", "engine"):
-        if body[name] is not None and not isinstance(body[name], str):
-            raise AuditEntryInvalid(f"field {name!r} must be a string or null")
-    return body
 
 
 @dataclass(frozen=True)
@@ -139,7 +81,7 @@ def build_entry(
 ) -> SignedEntry:
     """Assign the chain fields, canonicalise, hash and sign one entry.
 
-    ``skeleton`` comes from :func:`prepare_fields`. Raises :class:`AuditEntryInvalid` when the
+    ``skeleton`` comes from :func:`audit.entry.prepare_fields`. Raises :class:`AuditEntryInvalid` when the
     body is not canonicalisable JSON or holds a NUL character (PostgreSQL JSONB cannot store it).
     """
     body = dict(skeleton)

@@ -1,8 +1,34 @@
-"""Queryable columns derived from a signed entry body.
+"""The body of an audit entry: its members, who fills which, and the columns derived from it.
 
-The signed bytes are the record; these columns only make compliance queries fast. The store
-computes them from the body at insert time and the verifier recomputes them from the signed
-bytes and compares (editing a queryable column alone is tampering too).
+This is the one module that knows the layout of an entry body. The service builds the fields of
+each kind of entry here (:func:`decision_fields`, :func:`reload_fields`); the writer checks them
+(:func:`prepare_fields`) and adds the chain members; the store and the verifier derive the
+queryable columns from a body (:func:`queryable_columns`). docs/audit.md documents the format.
+
+=================  ========  =============================================================
+member             set by    meaning
+=================  ========  =============================================================
+seq                writer    position in the chain, contiguous from 1
+kind               caller    ``decision`` or ``policy_reload``
+decision_id        caller    UUIDv7 of the decision (required for ``decision``, else null)
+recorded_at        writer    RFC 3339 UTC with microseconds
+app_id             caller    the app that asked
+caller_key_id      caller    the API key that asked
+input              caller    the full policy input (``app``, ``workload``, ``caller``)
+result             caller    the decision as answered, without its ``audit`` receipt
+outcome            caller    ``allow`` / ``deny`` (null for other kinds)
+policy_revision    caller    ``sha256:…`` of the bundle that decided (or is active)
+engine             caller    ``regorus`` / ``opa``
+key_id             writer    the signing key
+prev_hash          writer    ``entry_hash`` of entry ``seq - 1`` (hex)
+context            caller    (decision) the request's ``context``
+policy_git         caller    the bundle's git commit, dirtiness and path, or null
+shadow             caller    (decision, shadow mode only) the candidate policy's verdict
+reload             caller    (policy_reload) old and new revision, who asked, outcome, errors
+=================  ========  =============================================================
+
+Queryable columns (the signed bytes are the record; the columns only make queries fast, and
+verification recomputes them from the signed bytes: editing a column alone is tampering too):
 
 =====================  ===========================================================
 column                 derived from the body
@@ -34,12 +60,165 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from .canonical import parse_time
+from .canonical import Canonical, canonical, canonical_object, parse_time
+from .errors import AuditEntryInvalid
 
-__all__ = ["COLUMN_NAMES", "ENTRY_COLUMNS", "queryable_columns"]
+__all__ = [
+    "ASSIGNED_FIELDS",
+    "COLUMN_NAMES",
+    "ENTRY_COLUMNS",
+    "DecisionMembers",
+    "decision_fields",
+    "prepare_fields",
+    "queryable_columns",
+    "reload_fields",
+]
+
+ASSIGNED_FIELDS = frozenset({"seq", "recorded_at", "key_id", "prev_hash"})
+STANDARD_FIELDS = (
+    "decision_id",
+    "app_id",
+    "caller_key_id",
+    "input",
+    "result",
+    "outcome",
+    "policy_revision",
+    "engine",
+)
+DECISION_REQUIRED = ("decision_id", "input", "result", "outcome", "policy_revision", "engine")
+OUTCOMES = ("allow", "deny", None)
+
+
+# -- building the fields of an entry -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionMembers:
+    """The large members of a decision entry, canonicalised once per distinct evaluation: the
+    policy ``input`` and the route lists of the ``result``. Per decision only the small members
+    (ids, revision, caller, context) are encoded, and the bytes are spliced together."""
+
+    input: Canonical
+    outcome: str
+    allowed: Canonical
+    denied: Canonical
+
+    @classmethod
+    def encode(cls, policy_input: Mapping[str, Any], answer: Mapping[str, Any]) -> DecisionMembers:
+        """``answer`` is the engine's ``{"outcome", "allowed", "denied"}`` for ``policy_input``."""
+        return cls(input=canonical(policy_input), outcome=answer["outcome"],
+                   allowed=canonical(answer["allowed"]), denied=canonical(answer["denied"]))
+
+    def result(self, *, decision_id: str, policy_revision: str) -> Canonical:
+        """The ``result`` member, which is also the decision answered to the caller (without its
+        ``audit`` receipt), with its canonical bytes."""
+        value = {"decision_id": decision_id, "outcome": self.outcome, "allowed": self.allowed.value,
+                 "denied": self.denied.value, "policy_revision": policy_revision}
+        encoded = {**value, "allowed": self.allowed, "denied": self.denied}
+        return Canonical(value, canonical_object(encoded))
+
+
+def decision_fields(
+    *,
+    members: DecisionMembers,
+    result: Canonical,
+    app_id: str,
+    caller_key_id: str | None,
+    policy_revision: str,
+    engine: str,
+    context: Mapping[str, Any],
+    policy_git: Mapping[str, Any] | None,
+    shadow: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The fields of a ``decision`` entry (the writer adds seq, time, key and link).
+
+    ``result`` comes from ``members.result(...)``; ``shadow`` is present only in shadow mode.
+    """
+    extra: dict[str, Any] = {"shadow": shadow} if shadow is not None else {}
+    return extra | {
+        "kind": "decision",
+        "decision_id": result.value["decision_id"],
+        "app_id": app_id,
+        "caller_key_id": caller_key_id,
+        "input": members.input,
+        "result": result,
+        "outcome": members.outcome,
+        "policy_revision": policy_revision,
+        "engine": engine,
+        "context": context,
+        "policy_git": policy_git,
+    }
+
+
+def reload_fields(
+    *,
+    caller_key_id: str | None,
+    policy_revision: str,
+    engine: str,
+    policy_git: Mapping[str, Any] | None,
+    reload: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The fields of a ``policy_reload`` entry: the revision active after the attempt, and
+    ``reload`` (outcome, who asked, old and new revision and git, errors, shadow)."""
+    return {
+        "kind": "policy_reload",
+        "decision_id": None,
+        "app_id": None,
+        "caller_key_id": caller_key_id,
+        "input": None,
+        "result": None,
+        "outcome": None,
+        "policy_revision": policy_revision,
+        "engine": engine,
+        "policy_git": policy_git,
+        "reload": reload,
+    }
+
+
+def prepare_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Check the caller's fields and return the body skeleton (standard keys filled with null).
+
+    Raises :class:`AuditEntryInvalid` naming the offending field. The writer takes ownership of
+    nested values: do not mutate them until the append has returned.
+    """
+    if not isinstance(fields, Mapping):
+        raise AuditEntryInvalid(f"entry fields must be a mapping, got {type(fields).__name__}")
+    reserved = ASSIGNED_FIELDS.intersection(fields)
+    if reserved:
+        raise AuditEntryInvalid(
+            f"fields {sorted(reserved)} are assigned by the writer; do not submit them"
+        )
+    for name in fields:
+        if not isinstance(name, str):
+            raise AuditEntryInvalid(f"field names must be strings, got {name!r}")
+    kind = fields.get("kind")
+    if not isinstance(kind, str) or not kind:
+        raise AuditEntryInvalid("field 'kind' is required (e.g. 'decision')")
+    if kind == "decision":
+        missing = [name for name in DECISION_REQUIRED if fields.get(name) is None]
+        if missing:
+            raise AuditEntryInvalid(f"a decision entry needs fields {missing}")
+    body = {name: None for name in STANDARD_FIELDS}
+    body.update(fields)
+    decision_id = body["decision_id"]
+    if decision_id is not None:
+        try:
+            body["decision_id"] = str(uuid.UUID(str(decision_id)))
+        except ValueError as exc:
+            raise AuditEntryInvalid(f"decision_id {decision_id!r} is not a UUID") from exc
+    if body["outcome"] not in OUTCOMES:
+        raise AuditEntryInvalid(f"outcome must be 'allow', 'deny' or null, got {body['outcome']!r}")
+    for name in ("app_id", "caller_key_id", "policy_revision", "engine"):
+        if body[name] is not None and not isinstance(body[name], str):
+            raise AuditEntryInvalid(f"field {name!r} must be a string or null")
+    return body
+
+
+# -- the columns derived from a body ------------------------------------------------------------
 
 COLUMN_NAMES = (
     "seq",

@@ -1,16 +1,19 @@
 """One small error hierarchy for the audit trail.
 
-Everything ``audit/`` raises on purpose is an :class:`AuditError`. Foreign exceptions
-(psycopg, SQLAlchemy, ``cryptography``, ``rfc8785``) are mapped into these types at the
-edge of the package, so callers (the HTTP service, the CLI) catch one family.
+Everything ``audit/`` raises on purpose is an :class:`AuditError`, itself a
+``clearance.errors.ClearanceError`` (the root shared with ``policy``). Foreign exceptions
+(psycopg, SQLAlchemy, ``cryptography``, ``rfc8785``) are mapped into these types at the edge of
+the package, so callers (the HTTP service, the CLI) catch one family.
 
-The base error has :meth:`AuditError.diagnostics`, the text the CLI prints before exiting 1.
+:meth:`AuditError.diagnostics` is the text the CLI prints before exiting 1.
 """
 
 from __future__ import annotations
 
+from clearance.errors import ClearanceError
 
-class AuditError(Exception):
+
+class AuditError(ClearanceError):
     """Base class of every error the audit package raises on purpose."""
 
     def diagnostics(self) -> str:
@@ -54,6 +57,10 @@ class AuditEntryInvalid(AuditError, ValueError):
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+class DatabaseUrlInvalid(AuditError, ValueError):
+    """The database URL is not a PostgreSQL URL the audit trail can use."""
 
 
 class SigningKeyError(AuditError):

@@ -1,7 +1,7 @@
 """Reading the trail for people: filtered pages, counts, and one decision with its status.
 
 Reads only. Filters and grouping use the queryable columns derived from the signed bytes
-(``audit/columns.py``) and their indexes; verification checks that those columns still agree
+(``audit/entry.py``) and their indexes; verification checks that those columns still agree
 with the signed bodies, so a query answer is as trustworthy as the last verification of its
 range. A looked-up decision is verified (hash, signature, link to its predecessor, derived
 columns) before it is shown.

@@ -38,7 +38,7 @@ from ._db import map_errors, sqlalchemy_url
 from .canonical import plain
 from .chain import Receipt, SignedEntry, StoredEntry, build_entry
 from .checkpoints import CheckpointPolicy, SignedCheckpoint, StoredCheckpoint, build_checkpoint
-from .columns import ENTRY_COLUMNS, queryable_columns
+from .entry import ENTRY_COLUMNS, queryable_columns
 from .errors import AuditEntryInvalid, AuditUnavailable, SchemaMismatch
 from .keys import Keyring, PublicKey, SigningKey
 from .migrate import head_revision
@@ -59,7 +59,7 @@ UPDATE_HEAD_SQL = (
     "UPDATE audit_chain_head SET seq = %(seq)s, head_hash = %(head_hash)s, "
     "recorded_at = %(recorded_at)s WHERE id = 1"
 )
-# The derived columns (audit/columns.py) and the signed material, in COPY order. The body's
+# The derived columns (audit/entry.py) and the signed material, in COPY order. The body's
 # JSONB is not stored: the view audit_entries_json derives it from ``body`` when read.
 INSERT_ENTRY_SQL = (
     f"INSERT INTO audit_entries ({', '.join(ENTRY_COLUMNS)}) "
@@ -228,7 +228,7 @@ class AuditStore:
         key: SigningKey,
         checkpoints: CheckpointPolicy | None = None,
     ) -> BatchResult:
-        """Append prepared entries (``chain.prepare_fields``) in one transaction.
+        """Append prepared entries (``entry.prepare_fields``) in one transaction.
 
         Returns a receipt per entry, or the :class:`AuditEntryInvalid` that kept that one entry
         out (the others are appended). Raises :class:`AuditUnavailable` if the transaction did

@@ -58,7 +58,7 @@ from ._db import map_errors
 from .canonical import GENESIS_PREV_HASH, entry_hash, entry_signing_input, parse_time
 from .chain import StoredEntry
 from .checkpoints import SignedCheckpoint, StoredCheckpoint, read_checkpoint_file
-from .columns import COLUMN_NAMES, ENTRY_COLUMNS, queryable_columns
+from .entry import COLUMN_NAMES, ENTRY_COLUMNS, queryable_columns
 from .errors import CheckpointError
 from .keys import Keyring
 

@@ -25,8 +25,9 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from .chain import Receipt, encode_members, prepare_fields
+from .chain import Receipt, encode_members
 from .checkpoints import CheckpointPolicy, SignedCheckpoint, write_checkpoint_file
+from .entry import prepare_fields
 from .errors import AuditError, AuditUnavailable, WriterClosed
 from .keys import SigningKey
 from .store import AuditStore

@@ -29,14 +29,13 @@ import psycopg  # noqa: E402
 from sqlalchemy import event  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from api.recording import DecisionEncoder  # noqa: E402
-from api.routers.decisions import audit_fields  # noqa: E402
 from audit import AuditStore, SigningKey, upgrade  # noqa: E402
-from audit.chain import encode_members, prepare_fields  # noqa: E402
+from audit.chain import encode_members  # noqa: E402
+from audit.entry import prepare_fields  # noqa: E402
 from bench.inprocess import WORKLOADS  # noqa: E402
 from bench.report import emit, markdown_table  # noqa: E402
+from bench.inprocess import decider_for  # noqa: E402
 from policy import Caller, DecisionRequest, load_policy  # noqa: E402
-from policy.decision import new_decision_id  # noqa: E402
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 ARRAY_GIN = ("models_allowed", "models_denied", "reason_codes", "provenances_allowed")
@@ -59,16 +58,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
 def entries(count: int) -> list[dict[str, Any]]:
     """``count`` entry skeletons as the service submits them (encoded members)."""
     policy = load_policy(REPO / "rego")
-    encoder = DecisionEncoder()
+    decider = decider_for(policy)
     caller = Caller(key_id="bench", role="app")
     out = []
     for i in range(count):
         request = DecisionRequest.model_validate(WORKLOADS[i % len(WORKLOADS)])
-        prepared = encoder.prepare(policy, policy.input_for(request, caller))
-        result = encoder.result(prepared, decision_id=new_decision_id(), policy_revision=policy.revision)
-        fields = audit_fields(kind="decision", policy_input=prepared.input, result=result, app_id=request.app_id,
-                              caller_key_id="bench", policy_revision=policy.revision, engine=policy.engine.name,
-                              context={}, policy_git=policy.bundle.git)
+        fields, _ = decider.entry(policy, request, caller, decider.evaluate(policy, policy.input_for(request, caller)))
         out.append(encode_members(prepare_fields(fields)))
     return out
 

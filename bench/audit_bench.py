@@ -42,7 +42,8 @@ from audit import (  # noqa: E402
     verify_database,
 )
 from audit.canonical import GENESIS_PREV_HASH  # noqa: E402
-from audit.chain import build_entry, prepare_fields  # noqa: E402
+from audit.chain import build_entry
+from audit.entry import prepare_fields  # noqa: E402
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 

@@ -2,12 +2,12 @@
 
     python bench/impact_bench.py                      # the three runs below, a table and JSON
     python bench/impact_bench.py --json OUT.json
-    python bench/impact_bench.py --sample-out tests/policy_review/data/decisions-sample.jsonl --sample-size 400
+    python bench/impact_bench.py --sample-out tests/policy/review/data/decisions-sample.jsonl --sample-size 400
 
 Base is the reference pack (``rego/``); head is a copy with the Llama 4 licence MAU cap lowered
 to 1M (so a realistic share of decisions changes). Synthetic traffic: per-app workloads drawn
 the way those apps ask (sectors, tiers, data classes, MAU), written as JSONL (request bodies, or
-audit export lines) and replayed through ``policy.impact.analyse`` exactly as
+audit export lines) and replayed through ``policy.review.impact.analyse`` exactly as
 ``clearance policy impact --inputs`` does (parsing and validation included; bundle compilation
 excluded from the rate and reported apart). Runs:
 
@@ -44,8 +44,8 @@ sys.path.insert(0, str(REPO))
 
 import orjson  # noqa: E402
 
-from policy.impact import analyse  # noqa: E402
-from policy.replay_inputs import read_jsonl  # noqa: E402
+from policy.review.impact import analyse  # noqa: E402
+from policy.review.replay import read_jsonl  # noqa: E402
 
 # How each reference app asks: (sector choices, tasks, tiers, data classes, MAU range, extras).
 PROFILES: dict[str, dict[str, Any]] = {

@@ -5,8 +5,9 @@
 For the reference catalog and synthetic catalogs (bench/synthetic.py) it times, over a rotating
 mix of realistic workloads across six apps:
 - ``engine``: one uncached evaluation by the engine (what a never-seen input costs);
-- ``decide``: the service's hot path for a request (input assembly, memoised evaluation and
-  canonical encoding, result), i.e. what a repeated workload costs;
+- ``decide``: the service's hot path for a request up to the audit writer (``api/decider.py``:
+  input assembly, memoised evaluation and canonical encoding, the entry's fields), i.e. what a
+  repeated workload costs;
 and for one recorded entry: RFC 8785 encoding of the whole body, the spliced encoding the
 service uses, SHA-256 and the Ed25519 signature.
 """
@@ -26,12 +27,12 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from api.recording import DecisionEncoder  # noqa: E402
+from api.decider import Decider, PolicyHolder  # noqa: E402
+from api.metrics import Metrics  # noqa: E402
 from audit.canonical import canonical_bytes, entry_hash, entry_signing_input  # noqa: E402
 from audit.keys import SigningKey  # noqa: E402
 from bench.synthetic import write_bundle  # noqa: E402
 from policy import ActivePolicy, Caller, DecisionRequest, load_policy  # noqa: E402
-from policy.decision import new_decision_id  # noqa: E402
 
 WORKLOADS: list[dict[str, Any]] = [
     {"app_id": "internal-helpdesk", "workload": {"task": "summarization", "quality_tier": "commodity", "regulatory_tier": "minimal", "data_classification": "internal"}},
@@ -41,6 +42,11 @@ WORKLOADS: list[dict[str, Any]] = [
     {"app_id": "social-feed", "workload": {"task": "classification", "quality_tier": "commodity", "regulatory_tier": "standard", "data_classification": "internal", "monthly_active_users": 800000000}},
     {"app_id": "eu-patient-records", "workload": {"task": "extraction", "quality_tier": "advanced", "regulatory_tier": "regulated", "sector": "healthcare", "jurisdictions": ["EU"], "data_classification": "restricted"}},
 ]
+
+
+def decider_for(policy: ActivePolicy) -> Decider:
+    """The service's decider over ``policy``, for measuring its path up to the audit writer."""
+    return Decider(policy=PolicyHolder(policy), shadow=None, writer=None, metrics=Metrics.create())  # type: ignore[arg-type]
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:
@@ -70,12 +76,11 @@ def measure_catalog(policy: ActivePolicy, iterations: int) -> dict[str, Any]:
         engine.evaluate(policy_input)
     cold = timed(lambda i: engine.evaluate(inputs[i % len(inputs)]), iterations)
 
-    encoder = DecisionEncoder()
+    decider = decider_for(policy)
 
     def hot(i: int) -> None:
         request = requests[i % len(requests)]
-        prepared = encoder.prepare(policy, policy.input_for(request, caller))
-        encoder.result(prepared, decision_id=new_decision_id(), policy_revision=policy.revision)
+        decider.entry(policy, request, caller, decider.evaluate(policy, policy.input_for(request, caller)))
 
     for i in range(len(requests)):
         hot(i)
@@ -92,15 +97,13 @@ def measure_catalog(policy: ActivePolicy, iterations: int) -> dict[str, Any]:
 
 
 def measure_signing(policy: ActivePolicy, iterations: int) -> dict[str, Any]:
-    encoder = DecisionEncoder()
+    decider = decider_for(policy)
     request = DecisionRequest.model_validate(WORKLOADS[1])
-    policy_input = policy.input_for(request, Caller(key_id="bench", role="app"))
-    prepared = encoder.prepare(policy, policy_input)
-    result = encoder.result(prepared, decision_id=new_decision_id(), policy_revision=policy.revision)
-    body_spliced = {"kind": "decision", "decision_id": result.value["decision_id"], "app_id": request.app_id,
-                    "input": prepared.input, "result": result, "outcome": prepared.outcome, "seq": 12345,
-                    "recorded_at": "2026-11-21T02:00:00.000000Z", "key_id": "k" * 32, "prev_hash": "0" * 64}
-    body_plain = {**body_spliced, "input": policy_input, "result": result.value}
+    caller = Caller(key_id="bench", role="app")
+    fields, result = decider.entry(policy, request, caller, decider.evaluate(policy, policy.input_for(request, caller)))
+    body_spliced = {**fields, "seq": 12345, "recorded_at": "2026-11-21T02:00:00.000000Z", "key_id": "k" * 32,
+                    "prev_hash": "0" * 64}
+    body_plain = {**body_spliced, "input": fields["input"].value, "result": result}
     data = canonical_bytes(body_plain)
     assert canonical_bytes(body_spliced) == data
     key = SigningKey.generate()

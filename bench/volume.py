@@ -48,19 +48,18 @@ from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from api.routers.decisions import audit_fields  # noqa: E402
-from audit import AuditStore, SigningKey, upgrade, verify_database  # noqa: E402
+from audit import AuditStore, DecisionMembers, SigningKey, decision_fields, upgrade, verify_database  # noqa: E402
 from audit.canonical import (  # noqa: E402
     GENESIS_PREV_HASH,
     canonical_bytes,
     entry_signing_input,
     format_time,
+    plain,
 )
 from audit.checkpoints import build_checkpoint  # noqa: E402
-from audit.columns import queryable_columns  # noqa: E402
+from audit.entry import ENTRY_COLUMNS, queryable_columns  # noqa: E402
 from audit.export import stream_jsonl  # noqa: E402
 from audit.queries import EntryFilter, query_entries, stats  # noqa: E402
-from audit.columns import ENTRY_COLUMNS  # noqa: E402
 from policy import Caller, DecisionRequest, decide, load_policy  # noqa: E402
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -121,11 +120,11 @@ def make_templates(count: int, *, key_id: str, seed: int) -> list[Template]:
         caller_key = f"{rng.getrandbits(64):016x}"
         policy_input, decision = decide(policy, request, caller=Caller(key_id=caller_key, role="app"),
                                         decision_id=DID)
-        result = decision.model_dump(mode="json")
-        fields = audit_fields(
-            kind="decision", policy_input=policy_input, result=result, app_id=request.app_id,
-            caller_key_id=caller_key, policy_revision=policy.revision, engine=policy.engine.name,
-            context=request.context.model_dump(mode="json"))
+        members = DecisionMembers.encode(policy_input, decision.model_dump(mode="json"))
+        fields = plain(decision_fields(
+            members=members, result=members.result(decision_id=DID, policy_revision=policy.revision),
+            app_id=request.app_id, caller_key_id=caller_key, policy_revision=policy.revision,
+            engine=policy.engine.name, context=request.context.model_dump(mode="json"), policy_git=None))
         doc = {**fields, "seq": SEQ, "recorded_at": AT, "key_id": key_id, "prev_hash": PREV}
         body = canonical_bytes(doc)
         columns = queryable_columns({**doc, "seq": 1, "recorded_at": format_time(datetime.now(UTC)),

@@ -1,40 +1,31 @@
-"""Alembic environment: the URL comes from ``config.attributes["url"]`` (set by
-``audit.migrate``), an existing ``config.attributes["connection"]``, or ``CLEARANCE_DATABASE_URL``."""
+"""Alembic environment. ``audit.migrate`` runs it: the URL comes from ``config.attributes["url"]``,
+or an open connection from ``config.attributes["connection"]``. The migrations are plain DDL and
+import nothing of Clearance's own (``audit`` applies them, never the reverse)."""
 
 from __future__ import annotations
-
-import os
 
 from alembic import context
 from sqlalchemy import create_engine, pool
 from sqlalchemy.engine import Connection
 
-from audit._db import ENV_DATABASE_URL, sqlalchemy_url
-from audit.models import Base
-
 config = context.config
-target_metadata = Base.metadata
 
 
 def _url() -> str:
-    url = (
-        config.attributes.get("url")
-        or os.environ.get(ENV_DATABASE_URL)
-        or config.get_main_option("sqlalchemy.url")
-    )
+    url = config.attributes.get("url") or config.get_main_option("sqlalchemy.url")
     if not url:
-        raise RuntimeError(f"no database URL: set {ENV_DATABASE_URL} or pass url= to upgrade()")
-    return sqlalchemy_url(url).render_as_string(hide_password=False)
+        raise RuntimeError("no database URL: run the migrations with `clearance db upgrade` (audit.migrate.upgrade)")
+    return str(url)
 
 
 def _run(connection: Connection) -> None:
-    context.configure(connection=connection, target_metadata=target_metadata)
+    context.configure(connection=connection, target_metadata=None)
     with context.begin_transaction():
         context.run_migrations()
 
 
 def run_migrations_offline() -> None:
-    context.configure(url=_url(), target_metadata=target_metadata, literal_binds=True)
+    context.configure(url=_url(), target_metadata=None, literal_binds=True)
     with context.begin_transaction():
         context.run_migrations()
 

@@ -18,7 +18,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from policy.catalog import App, Catalog, Model, Org
 from policy.errors import BundleError, PolicyError
-from policy.gitinfo import GitInfo, git_info
 
 DATA_FILES = ("models", "apps", "org", "reasons")
 # libyaml's parser when PyYAML was built with it (several times faster), else the pure-Python one.
@@ -74,6 +73,20 @@ _SCHEMAS: dict[str, type[BaseModel]] = {
 
 
 @dataclass(frozen=True)
+class GitInfo:
+    """Where a bundle came from in git; not part of its ``revision`` (the content hash), but
+    what a reviewer needs to map a decision back to a pull request."""
+
+    commit: str  # HEAD of the work tree holding the policy directory (40 hex digits)
+    dirty: bool  # files under the policy directory differ from HEAD (untracked ones too)
+    path: str  # the policy directory relative to the repository root ("." at the root)
+
+    def to_dict(self) -> dict[str, object]:
+        # Spelled out: dataclasses.asdict deep-copies, and this runs for every decision.
+        return {"commit": self.commit, "dirty": self.dirty, "path": self.path}
+
+
+@dataclass(frozen=True)
 class Bundle:
     root: Path
     modules: dict[str, str]  # relative path -> source, tests excluded: what decisions run on
@@ -82,7 +95,7 @@ class Bundle:
     reasons: Reasons
     revision: str
     files: tuple[str, ...]
-    # Where the files came from in git (None outside a work tree); not part of ``revision``.
+    # Where the files came from in git, as the loader was told (None: not known, or not in git).
     git: GitInfo | None = None
 
     def data_document(self) -> dict[str, Any]:
@@ -108,7 +121,11 @@ def bundle_files(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(paths) if p.is_file()}
 
 
-def load_bundle(root: Path | str) -> Bundle:
+def load_bundle(root: Path | str, *, git: GitInfo | None = None) -> Bundle:
+    """Read and validate the bundle in ``root``; raises ``BundleError`` listing every problem.
+
+    ``git`` is recorded as the bundle's provenance; loading itself never asks git.
+    """
     root = Path(root)
     if not root.is_dir():
         raise BundleError([PolicyError(str(root), None, "bundle_missing", "not a directory")])
@@ -149,7 +166,7 @@ def load_bundle(root: Path | str) -> Bundle:
         reasons=Reasons(codes=reasons_file.codes, obligations=reasons_file.obligations),  # type: ignore[attr-defined]
         revision=revision_of(files),
         files=tuple(sorted(files)),
-        git=git_info(root),
+        git=git,
     )
 
 

@@ -6,12 +6,9 @@ request, the caller and the decision id. Nothing here reads a clock, a global or
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any, Literal
 
-import orjson
 import uuid_utils
 from pydantic import BaseModel, ConfigDict
 
@@ -45,7 +42,7 @@ class DeniedRoute(BaseModel):
 
 
 class Decision(BaseModel):
-    """DESIGN.md's decision without its ``audit`` receipt."""
+    """The answer to a decision request, without its ``audit`` receipt."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     decision_id: str
@@ -63,11 +60,6 @@ class Caller:
     role: str | None
 
 
-def input_key(policy_input: dict[str, Any]) -> bytes:
-    """A policy input as bytes that are equal exactly when the inputs are (sorted keys)."""
-    return orjson.dumps(policy_input, option=orjson.OPT_SORT_KEYS)
-
-
 class DecisionBody(BaseModel):
     """What the engine answers: a decision without its id and revision."""
 
@@ -81,27 +73,29 @@ class DecisionBody(BaseModel):
 class ActivePolicy:
     """A bundle and the engine compiled from it: the unit that a reload swaps as a whole.
 
-    Evaluation is memoised: a decision is a pure function of the bundle and the input (the
-    determinism the tests pin), and apps ask the same few questions over and over. The cache
-    lives and dies with this object, so a reload starts empty. Cached answers are shared:
-    callers must not mutate them.
+    :meth:`evaluate` is the one evaluation every path uses (the service, simulate, shadow
+    mode, ``clearance decide``, impact replay). It is not memoised here: a decision is a pure
+    function of the revision and the input, so the service keeps one cache keyed by both
+    (``api/decider.py``).
     """
 
     bundle: Bundle
     engine: Engine
-    cache_size: int = 4096
-    _cached: Callable[[bytes], dict[str, Any]] = field(init=False, repr=False)
     _apps: dict[str, dict[str, Any]] = field(init=False, repr=False)
     _routes: int = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_cached", lru_cache(maxsize=self.cache_size)(self._evaluate_key))
         object.__setattr__(self, "_apps", {a.id: a.model_dump(mode="json") for a in self.bundle.catalog.apps})
         object.__setattr__(self, "_routes", sum(len(m.deployments) for m in self.bundle.catalog.models))
 
     @property
     def revision(self) -> str:
         return self.bundle.revision
+
+    @property
+    def blocking(self) -> bool:
+        """Whether an evaluation waits on I/O (an OPA server): async callers run it in a thread."""
+        return self.engine.blocking
 
     def route_count(self) -> int:
         return self._routes
@@ -113,24 +107,13 @@ class ActivePolicy:
             raise UnknownApp(app_id)
         return record
 
-    def evaluate(self, policy_input: dict[str, Any]) -> dict[str, Any]:
-        """``{"outcome", "allowed", "denied"}`` for this input, checked; fails closed with
-        ``EvaluationError``. The answer may be shared with other callers: do not mutate it."""
-        return self._cached(input_key(policy_input))
-
-    def evaluate_key(self, key: bytes) -> dict[str, Any]:
-        """:meth:`evaluate` for an input already encoded by :func:`input_key`."""
-        return self._cached(key)
-
     def input_for(self, request: DecisionRequest, caller: Caller | None) -> dict[str, Any]:
         """The policy input of a request (the app record is shared: do not mutate)."""
         return _input(self.app_record(request.app_id), request, caller)
 
-    def cache_info(self) -> Any:
-        return self._cached.cache_info()  # type: ignore[attr-defined]
-
-    def _evaluate_key(self, key: bytes) -> dict[str, Any]:
-        policy_input = orjson.loads(key)
+    def evaluate(self, policy_input: dict[str, Any]) -> dict[str, Any]:
+        """``{"outcome", "allowed", "denied"}`` for this input, checked; fails closed with
+        ``EvaluationError``."""
         _check_shape(policy_input)
         raw = self.engine.evaluate(policy_input)
         try:
@@ -179,29 +162,17 @@ def new_decision_id() -> str:
     return str(uuid_utils.uuid7())
 
 
+def decision_of(answer: dict[str, Any], *, decision_id: str, revision: str) -> dict[str, Any]:
+    """The decision as answered (without its ``audit`` receipt), from an evaluation."""
+    return {"decision_id": decision_id, **answer, "policy_revision": revision}
+
+
 def evaluate_input(
     policy: ActivePolicy, policy_input: dict[str, Any], *, decision_id: str
 ) -> Decision:
     """Evaluate an already-built input (also used to replay recorded inputs)."""
-    return Decision.model_validate(_result(policy, policy_input, decision_id))
-
-
-def _result(policy: ActivePolicy, policy_input: dict[str, Any], decision_id: str) -> dict[str, Any]:
-    raw = policy.evaluate(policy_input)
-    return {"decision_id": decision_id, **raw, "policy_revision": policy.revision}
-
-
-def decide_plain(
-    policy: ActivePolicy,
-    request: DecisionRequest,
-    *,
-    caller: Caller | None = None,
-    decision_id: str | None = None,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The hot path of :func:`decide`: the input and the decision as plain JSON-ready dicts,
-    without building models again (the engine's answer was validated when it was cached)."""
-    policy_input = policy.input_for(request, caller)
-    return policy_input, _result(policy, policy_input, decision_id or new_decision_id())
+    return Decision.model_validate(decision_of(policy.evaluate(policy_input), decision_id=decision_id,
+                                               revision=policy.revision))
 
 
 def decide(
@@ -212,5 +183,5 @@ def decide(
     decision_id: str | None = None,
 ) -> tuple[dict[str, Any], Decision]:
     """Decide one request; returns the policy input (for the audit entry) and the decision."""
-    policy_input, result = decide_plain(policy, request, caller=caller, decision_id=decision_id)
-    return policy_input, Decision.model_validate(result)
+    policy_input = policy.input_for(request, caller)
+    return policy_input, evaluate_input(policy, policy_input, decision_id=decision_id or new_decision_id())

@@ -13,7 +13,8 @@ the paths), only slower. One known difference (pinned in tests/engines/test_pinn
 failing built-in (``to_number("abc")``) raises in the interpreter but is undefined in the RVM,
 so the pack is written so that validated input can never make a built-in fail.
 
-``make_engine`` chooses between it and ``policy.opa.OpaEngine`` (an OPA server over HTTP).
+The other engine is ``policy.opa.OpaEngine`` (an OPA server over HTTP); ``policy.loading``
+chooses between them.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ class Engine(Protocol):
     """What decision assembly needs from an engine."""
 
     name: str
+    # True when an evaluation waits on I/O (a server): async callers then run it in a thread.
+    blocking: bool
 
     def evaluate(self, policy_input: dict[str, Any]) -> dict[str, Any]:
         """The raw ``data.clearance.decision`` for this input; raises ``EvaluationError``."""
@@ -54,6 +57,7 @@ class RegorusEngine:
     """In-process evaluation of one bundle; safe to share between threads."""
 
     name = "regorus"
+    blocking = False  # in-process, well under a millisecond: no thread hop
 
     def __init__(self, bundle: Bundle) -> None:
         self._data_json = orjson.dumps(bundle.data_document()).decode()
@@ -121,27 +125,3 @@ def _located(bundle: Bundle, message: str, default_file: str) -> Any:
     if err.file in bundle.modules:
         return type(err)((bundle.root / err.file).as_posix(), err.line, err.code, err.message)
     return err
-
-
-def make_engine(
-    bundle: Bundle,
-    *,
-    name: EngineName = "regorus",
-    opa_url: str | None = None,
-    timeout: float = OPA_TIMEOUT,
-    replace: bool = False,
-) -> Engine:
-    """The engine ``name`` for ``bundle``: embedded regorus, or the OPA server at ``opa_url``,
-    which gets the bundle pushed now. ``timeout`` bounds each decision's connect and read;
-    ``replace`` lets the bundle take over an OPA holding another Clearance revision."""
-    if name == "regorus":
-        return RegorusEngine(bundle)
-    if name == "opa":
-        if not opa_url:
-            raise EngineConfigError(
-                "CLEARANCE_ENGINE=opa needs CLEARANCE_OPA_URL, the OPA server's http(s)://host:port"
-            )
-        from policy.opa import OpaEngine  # imported on use: opa-python-client loads aiohttp (~0.1 s)
-
-        return OpaEngine(bundle, url=opa_url, timeout=timeout, replace=replace)
-    raise EngineConfigError(f"unknown engine {name!r}: CLEARANCE_ENGINE is regorus (default) or opa")

@@ -1,13 +1,16 @@
 """Policy errors are data: a location, a code and a message (like OPA's ``ast.Error``).
 
 The same objects are printed by the CLI as ``file:line: code: message`` and returned as JSON
-by the API.
+by the API. The exceptions derive from ``clearance.errors.ClearanceError``, the root shared
+with ``audit``.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
+
+from clearance.errors import ClearanceError  # re-exported: the root of every error below
 
 
 @dataclass(frozen=True, order=True)
@@ -25,10 +28,6 @@ class PolicyError:
         return asdict(self)
 
 
-class ClearanceError(Exception):
-    """Base of every error the policy side raises on purpose."""
-
-
 class BundleError(ClearanceError):
     """The bundle on disk does not compile or its data does not validate."""
 
@@ -42,6 +41,8 @@ class BundleError(ClearanceError):
 
 
 class UnknownApp(ClearanceError):
+    """The request names an app that ``apps.yaml`` does not hold."""
+
     def __init__(self, app_id: str) -> None:
         self.app_id = app_id
         super().__init__(f"app {app_id!r} is not in apps.yaml; entitlements come only from there")
@@ -63,3 +64,4 @@ def from_engine_message(text: str, *, default_file: str, code: str) -> PolicyErr
     if loc:
         return PolicyError(loc.group("file"), int(loc.group("line")), code, message)
     return PolicyError(default_file, None, code, message)
+

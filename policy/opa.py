@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -49,14 +48,13 @@ from opa_client.errors import DeleteDataError, DeletePolicyError, RegoParseError
 from policy.bundle import Bundle
 from policy.engine import OPA_TIMEOUT
 from policy.errors import BundleError, ClearanceError, EvaluationError, PolicyError
-from policy.testing import RegoTest, Status, TestResult, discover_tests
 
 # The roots of ``data`` the rules read; they must be exactly the keys of data_document().
 DATA_ROOTS = ("models", "apps", "org", "reasons")
 POLICY_ID_ROOT = "clearance"
 GUARD_FILE = "__revision__.rego"
 PUSH_TIMEOUT = 30.0  # seconds, per push request: OPA compiles every module on each PUT
-_STRICT = {"strict-builtin-errors": "true"}
+STRICT_QUERY = {"strict-builtin-errors": "true"}
 
 
 class OpaError(ClearanceError):
@@ -167,8 +165,9 @@ def _settle(items: Iterable[str], action: Callable[[str], None]) -> dict[str, _R
     return {}
 
 
-class _Installer:
-    """Pushes a bundle's modules and data to one OPA (start-up and test runs only)."""
+class Installer:
+    """Pushes a bundle's modules and data to one OPA (start-up, and the Rego test runner of
+    ``policy.review.testing``)."""
 
     def __init__(self, target: OpaTarget, bundle: Bundle, *, timeout: float) -> None:
         self.target, self.bundle, self.timeout = target, bundle, timeout
@@ -327,6 +326,7 @@ class OpaEngine:
     """
 
     name = "opa"
+    blocking = True  # a network round trip: async callers keep the event loop free meanwhile
 
     def __init__(self, bundle: Bundle, *, url: str, timeout: float = OPA_TIMEOUT,
                  push_timeout: float = PUSH_TIMEOUT, replace: bool = False) -> None:
@@ -336,7 +336,7 @@ class OpaEngine:
         self.timeout = timeout
         self.revision = bundle.revision
         self.decision_path = f"/v1/data/{guard_package(bundle.revision).replace('.', '/')}/decision"
-        installer = _Installer(self.target, bundle, timeout=push_timeout)
+        installer = Installer(self.target, bundle, timeout=push_timeout)
         try:
             installer.install(bundle.modules, replace=replace)
         finally:
@@ -360,7 +360,7 @@ class OpaEngine:
         where = f"POST {self.target.url}{self.decision_path}"
         try:
             body = self._client().query_rule(policy_input, guard_package(self.revision), "decision",
-                                             query_params=_STRICT)
+                                             query_params=STRICT_QUERY)
         except Exception as exc:
             raise EvaluationError(f"OPA evaluation failed ({where}): "
                                   f"{explain(exc, url=self.target.url, timeout=self.timeout)}") from None
@@ -410,56 +410,3 @@ def _json_or_text(response: requests.Response) -> Any:
         return response.json()
     except ValueError:
         return {"message": response.text[:300] or f"HTTP {response.status_code} without a body"}
-
-
-# --- the bundle's Rego tests through OPA ------------------------------------------------
-
-
-def run_rego_tests_opa(bundle: Bundle, url: str, timeout: float = OPA_TIMEOUT, *,
-                       push_timeout: float = PUSH_TIMEOUT) -> list[TestResult]:
-    """Run every Rego test of ``bundle`` through the OPA at ``url``; one result per test.
-
-    Pushes the modules and data as ``OpaEngine`` does, plus the ``*_test.rego`` modules, then
-    asks ``POST /v1/data/<package>/<rule>`` for each test with ``input`` null (undefined, as
-    ``opa test`` leaves it); a test passes when the answer is ``true``. One result per test,
-    in discovery order. Afterwards the test
-    modules are deleted, and so is everything else that was pushed if this revision was not
-    installed before. An OPA holding another Clearance revision is refused (``OpaError``).
-    """
-    target = OpaTarget.parse(url)
-    installer = _Installer(target, bundle, timeout=push_timeout)
-    tests = discover_tests(bundle.test_modules)  # the same discovery as the embedded runner
-    pushed_tests = [policy_id(bundle.revision, p) for p in sorted(bundle.test_modules)]
-    client = target.client(timeout=timeout, retries=1)
-    try:
-        existing = installer.install({**bundle.modules, **bundle.test_modules}, replace=False)
-        try:
-            return [_run_one(client, test, url=target.url, timeout=timeout) for test in tests]
-        finally:
-            installer.delete(pushed_tests)
-            if not any(i.startswith(installer.prefix) for i in existing):
-                installer.remove_revision(bundle.modules)
-    finally:
-        client.close_connection()
-        installer.close()
-
-
-def _run_one(client: OpaClient, test: RegoTest, *, url: str, timeout: float) -> TestResult:
-    started = time.perf_counter()
-
-    def result(status: Status, message: str | None) -> TestResult:
-        return TestResult(test, status, time.perf_counter() - started, message)
-
-    try:
-        # input null: left undefined, as `opa test` leaves it
-        body = client.query_rule(None, test.package, test.rule, query_params=_STRICT)  # type: ignore[arg-type]
-    except requests.Timeout as exc:
-        return result("ERROR", explain(exc, url=url, timeout=timeout))
-    except requests.ConnectionError as exc:  # OPA is gone: no point asking for the others
-        raise OpaError(f"running {test.ref}: {explain(exc, url=url, timeout=timeout)}") from None
-    except Exception as exc:
-        return result("ERROR", explain(exc, url=url, timeout=timeout))
-    if isinstance(body, dict) and body.get("result") is True:
-        return result("PASS", None)
-    value = body.get("result", "undefined") if isinstance(body, dict) else body
-    return result("FAIL", f"{test.ref} is {value!r}, not true")

@@ -1,17 +1,13 @@
-"""``POST /v1/decisions``: decide, record the signed entry, then answer.
+"""``POST /v1/decisions``: decide, record the signed entry, then answer (``api/decider.py``).
 
-The durability contract is enforced here: the response is built only from the receipt of a
-committed audit entry. If the entry cannot be committed the caller gets 503 and no decision.
+The answer is built only from the receipt of a committed audit entry. If the entry cannot be
+committed the caller gets 503 and no decision.
 """
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
 import orjson
 from fastapi import APIRouter, Request, Response
-from fastapi.concurrency import run_in_threadpool
 
 from api.apikeys import Role
 from api.deps import authenticate, documented, read_body, services_of
@@ -23,12 +19,7 @@ from api.schemas import (
     DecisionResponse,
     error_examples,
 )
-from api.shadow import shadow_verdict
-from audit import AuditUnavailable
-from audit.canonical import Canonical
 from policy import Caller, DecisionRequest
-from policy.decision import new_decision_id
-from policy.gitinfo import GitInfo
 
 router = APIRouter(prefix="/v1", tags=["decisions"])
 
@@ -40,34 +31,6 @@ _ERRORS = error_examples(
     (422, "invalid_request", "a field is unknown, missing or out of range; `fields` names it"),
     (503, "audit_unavailable", "the decision could not be recorded, so none is issued"),
 )
-
-
-def audit_fields(
-    *, kind: str, policy_input: dict[str, Any] | Canonical, result: dict[str, Any] | Canonical, app_id: str | None,
-    caller_key_id: str | None, policy_revision: str, engine: str, context: dict[str, Any] | None = None,
-    policy_git: GitInfo | None = None, shadow: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The caller-supplied part of an audit entry body (the writer adds seq, time, key, link).
-
-    ``policy_git``: the git commit of the policy directory and whether it was dirty (null
-    outside a work tree). ``shadow``: the shadow policy's verdict, only in shadow mode.
-    ``input`` and ``result`` may come canonicalised already (``api.recording``).
-    """
-    extra: dict[str, Any] = {"shadow": shadow} if shadow is not None else {}
-    summary = result.value if isinstance(result, Canonical) else result
-    return extra | {
-        "kind": kind,
-        "decision_id": summary["decision_id"],
-        "app_id": app_id,
-        "caller_key_id": caller_key_id,
-        "input": policy_input,
-        "result": result,
-        "outcome": summary["outcome"],
-        "policy_revision": policy_revision,
-        "engine": engine,
-        "context": context or {},
-        "policy_git": policy_git.to_dict() if policy_git is not None else None,
-    }
 
 
 @router.post(
@@ -84,28 +47,7 @@ async def create_decision(http: Request) -> Response:
     services = services_of(http)
     if request.app_id != caller.app_id:
         raise ApiError(403, "forbidden", f"this key belongs to app {caller.app_id!r}; it may not decide for {request.app_id!r}")
-    started = time.perf_counter()
-    policy = services.policy.current
     who = Caller(key_id=caller.key_id, role=caller.role.value)
-    policy_input = policy.input_for(request, who)
-    if policy.engine.name == "regorus":
-        prepared = services.encoder.prepare(policy, policy_input)  # in-process, well under 1 ms
-    else:  # a network round trip (OPA): keep the event loop free while it waits
-        prepared = await run_in_threadpool(services.encoder.prepare, policy, policy_input)
-    result = services.encoder.result(prepared, decision_id=new_decision_id(), policy_revision=policy.revision)
-    shadow = (shadow_verdict(services, request, caller=who, result=result.value)
-              if services.shadow is not None else None)
-    fields = audit_fields(
-        kind="decision", policy_input=prepared.input, result=result, app_id=request.app_id,
-        caller_key_id=caller.key_id, policy_revision=policy.revision, engine=policy.engine.name,
-        context=request.context.model_dump(mode="json"), policy_git=policy.bundle.git, shadow=shadow,
-    )
-    try:
-        receipt = await services.writer.append_async(fields)
-    except AuditUnavailable:
-        services.metrics.audit_failures.inc()
-        raise
-    services.metrics.decisions.labels(outcome=prepared.outcome).inc()
-    services.metrics.decision_seconds.observe(time.perf_counter() - started)
+    decision = await services.decider.decide(request, caller=who)  # api/decider.py
     # Already validated: serialise directly instead of through response_model again.
-    return Response(orjson.dumps({**result.value, "audit": receipt.to_dict()}), media_type="application/json")
+    return Response(orjson.dumps(decision), media_type="application/json")

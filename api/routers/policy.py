@@ -25,8 +25,7 @@ from api.schemas import (
     SimulationResponse,
     error_examples,
 )
-from policy import Caller, DecisionRequest
-from policy.gitinfo import GitInfo
+from policy import Caller, DecisionRequest, GitInfo
 
 router = APIRouter(prefix="/v1/policy", tags=["policy"])
 
@@ -112,9 +111,6 @@ async def simulate(http: Request) -> Response:
     (same memoised path), but nothing is recorded."""
     admin = authenticate(http, Role.admin)
     request = await read_body(http, DecisionRequest)
-    services = services_of(http)
-    policy = services.policy.current
-    policy_input = policy.input_for(request, Caller(key_id=admin.key_id, role=admin.role.value))
-    decision = policy.evaluate(policy_input)
-    return Response(orjson.dumps({"simulated": True, **decision, "policy_revision": policy.revision}),
-                    media_type="application/json")
+    simulated = await services_of(http).decider.simulate(
+        request, caller=Caller(key_id=admin.key_id, role=admin.role.value))
+    return Response(orjson.dumps(simulated), media_type="application/json")

@@ -30,7 +30,7 @@ import yaml
 from policy.bundle import Bundle, bundle_files, load_bundle
 from policy.engine import ENTRY_POINT, RegorusEngine
 from policy.errors import BundleError, PolicyError, from_engine_message
-from policy.testing import discover_tests
+from policy.review.testing import discover_tests
 
 CODES_PACKAGE = "clearance.codes"
 

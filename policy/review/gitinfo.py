@@ -1,9 +1,10 @@
-"""Where a bundle came from in git: the commit checked out and whether the directory is dirty.
+"""Asking git: where a policy directory came from, and the directory as it is at a ref.
 
-The bundle's ``revision`` stays the content hash (the same files give the same revision with or
-without git); this is the extra fact a reviewer needs to map a decision back to a pull request.
-``git_info`` asks the ``git`` command line, and answers ``None`` when the directory is not in a
-work tree, git is not installed, or git refuses (e.g. a repository owned by another user).
+``git_info`` gives the commit checked out and whether the directory is dirty
+(:class:`policy.bundle.GitInfo`); the service passes it to ``load_policy`` so that a decision's
+audit entry names it. It answers ``None`` when the directory is not in a work tree, git is not
+installed, or git refuses (e.g. a repository owned by another user). ``export_tree`` extracts
+the directory at a ref, for impact analysis.
 """
 
 from __future__ import annotations
@@ -12,19 +13,11 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from clearance.errors import ClearanceError
+from policy.bundle import GitInfo
+
 # Generous for a cold cache on a large repository; a hung git must not hang a reload.
 _TIMEOUT_SECONDS = 10.0
-
-
-@dataclass(frozen=True)
-class GitInfo:
-    commit: str  # HEAD of the work tree holding the policy directory (40 hex digits)
-    dirty: bool  # files under the policy directory differ from HEAD (untracked ones too)
-    path: str  # the policy directory relative to the repository root ("." at the root)
-
-    def to_dict(self) -> dict[str, object]:
-        # Spelled out: dataclasses.asdict deep-copies, and this runs for every decision.
-        return {"commit": self.commit, "dirty": self.dirty, "path": self.path}
 
 
 def _git(directory: Path, *args: str) -> str | None:
@@ -56,7 +49,7 @@ def git_info(directory: Path | str) -> GitInfo | None:
     return GitInfo(commit=head.strip(), dirty=bool(status.strip()), path=prefix.strip().rstrip("/") or ".")
 
 
-class GitError(Exception):
+class GitError(ClearanceError):
     """A git operation needed to build a bundle from a ref failed; the message says which."""
 
 

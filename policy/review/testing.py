@@ -9,8 +9,9 @@ the bundle's validated ``data`` (``input`` is left undefined, as ``opa test`` le
 coverage on: regorus reports, per module, the Rego lines that evaluation reached and those it
 did not. Coverage is reported for the policy modules (tests excluded) and in total.
 
-``engine="opa"`` evaluates the same tests through an OPA server (``policy.opa``); OPA's REST API
-reports no coverage, so coverage needs the regorus engine.
+``engine="opa"`` evaluates the same tests through an OPA server (:func:`run_rego_tests_opa`, which
+installs the bundle as ``policy.opa`` does); OPA's REST API reports no coverage, so coverage
+needs the regorus engine.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import orjson
 import regorus
 
 from policy.bundle import Bundle, load_bundle
+from policy.engine import OPA_TIMEOUT
 
 Status = Literal["PASS", "FAIL", "ERROR"]
 EngineName = Literal["regorus", "opa"]
@@ -263,11 +265,63 @@ def _single_ast(rel: str, text: str) -> str:
 def _run_opa(bundle: Bundle, tests: Sequence[RegoTest], *, opa_url: str | None, timeout: float) -> list[TestResult]:
     if not opa_url:
         raise ValueError("the opa engine needs the server's URL (--opa-url or CLEARANCE_OPA_URL)")
-    try:
-        from policy.opa import run_rego_tests_opa
-    except ImportError as exc:
-        raise RuntimeError(f"the opa engine's test runner is not available ({exc}); use --engine regorus") from None
     return run_rego_tests_opa(bundle, opa_url, timeout)
+
+
+def run_rego_tests_opa(bundle: Bundle, url: str, timeout: float = OPA_TIMEOUT, *,
+                       push_timeout: float | None = None) -> list[TestResult]:
+    """Run every Rego test of ``bundle`` through the OPA at ``url``; one result per test.
+
+    Pushes the modules and data as ``OpaEngine`` does, plus the ``*_test.rego`` modules, then
+    asks ``POST /v1/data/<package>/<rule>`` for each test with ``input`` null (undefined, as
+    ``opa test`` leaves it); a test passes when the answer is ``true``. One result per test,
+    in discovery order. Afterwards the test modules are deleted, and so is everything else that
+    was pushed if this revision was not installed before. An OPA holding another Clearance
+    revision is refused (``OpaError``).
+    """
+    from policy.opa import PUSH_TIMEOUT, Installer, OpaTarget, policy_id  # loads opa-python-client
+
+    target = OpaTarget.parse(url)
+    installer = Installer(target, bundle, timeout=push_timeout or PUSH_TIMEOUT)
+    tests = discover_tests(bundle.test_modules)  # the same discovery as the embedded runner
+    pushed_tests = [policy_id(bundle.revision, p) for p in sorted(bundle.test_modules)]
+    client = target.client(timeout=timeout, retries=1)
+    try:
+        existing = installer.install({**bundle.modules, **bundle.test_modules}, replace=False)
+        try:
+            return [_run_one_opa(client, test, url=target.url, timeout=timeout) for test in tests]
+        finally:
+            installer.delete(pushed_tests)
+            if not any(i.startswith(installer.prefix) for i in existing):
+                installer.remove_revision(bundle.modules)
+    finally:
+        client.close_connection()
+        installer.close()
+
+
+def _run_one_opa(client: Any, test: RegoTest, *, url: str, timeout: float) -> TestResult:
+    import requests
+
+    from policy.opa import STRICT_QUERY, OpaError, explain
+
+    started = time.perf_counter()
+
+    def result(status: Status, message: str | None) -> TestResult:
+        return TestResult(test, status, time.perf_counter() - started, message)
+
+    try:
+        # input null: left undefined, as `opa test` leaves it
+        body = client.query_rule(None, test.package, test.rule, query_params=STRICT_QUERY)
+    except requests.Timeout as exc:
+        return result("ERROR", explain(exc, url=url, timeout=timeout))
+    except requests.ConnectionError as exc:  # OPA is gone: no point asking for the others
+        raise OpaError(f"running {test.ref}: {explain(exc, url=url, timeout=timeout)}") from None
+    except Exception as exc:
+        return result("ERROR", explain(exc, url=url, timeout=timeout))
+    if isinstance(body, dict) and body.get("result") is True:
+        return result("PASS", None)
+    value = body.get("result", "undefined") if isinstance(body, dict) else body
+    return result("FAIL", f"{test.ref} is {value!r}, not true")
 
 
 def _first_line(exc: BaseException) -> str:

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pytest
 
 from audit.canonical import GENESIS_PREV_HASH, canonical_bytes, entry_hash, entry_signing_input
-from audit.chain import StoredEntry, build_entry, prepare_fields
-from audit.columns import queryable_columns
+from audit.chain import StoredEntry, build_entry
+from audit.entry import prepare_fields, queryable_columns
 from audit.errors import AuditEntryInvalid
 from audit.keys import SigningKey
 

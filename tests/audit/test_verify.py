@@ -24,9 +24,9 @@ from audit import (
     write_checkpoint_file,
 )
 from audit.canonical import canonical_bytes, entry_hash, entry_signing_input, format_time
-from audit.chain import build_entry, prepare_fields
+from audit.chain import build_entry
+from audit.entry import prepare_fields, queryable_columns
 from audit.checkpoints import build_checkpoint
-from audit.columns import queryable_columns
 
 from .helpers import decision_fields, superuser, triggers_disabled
 

@@ -42,8 +42,8 @@ from policy.opa import (
     guard_package,
     policy_id,
     revision_short,
-    run_rego_tests_opa,
 )
+from policy.review.testing import run_rego_tests_opa
 from tests.conftest import REPO
 from tests.engines.replay import Reply, ReplayServer, fixture, install_routes, replay_server
 from tests.engines.workloads import policy_inputs
@@ -369,7 +369,7 @@ def test_rego_tests_run_through_opa_one_query_per_test(opa_stand_in: ReplayServe
 
 def test_rego_test_results_feed_clearance_policy_test(opa_stand_in: ReplayServer) -> None:
     """policy/testing.py (``clearance policy test --engine opa``) reads these results."""
-    from policy.testing import run_tests
+    from policy.review.testing import run_tests
 
     opa_stand_in.route("POST", "/v1/data/clearance/.+", Reply.of("data_post_defined"))
     opa_stand_in.route("POST", "/v1/data/clearance/licence_test/test_mau_one_above_cap_is_denied",

@@ -25,8 +25,8 @@ import requests
 import yaml
 
 from policy import Bundle, EvaluationError, RegorusEngine, load_bundle
-from policy.opa import OpaEngine, OpaError, run_rego_tests_opa
-from policy.testing import discover_tests
+from policy.opa import OpaEngine, OpaError
+from policy.review.testing import discover_tests, run_rego_tests_opa
 from tests.conftest import REPO
 from tests.engines.test_pinning import INPUT, SAME_ON_BOTH_PATHS, UNDEFINED, Raised
 from tests.engines.workloads import policy_inputs

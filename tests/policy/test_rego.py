@@ -1,5 +1,5 @@
-"""The Rego pack's own tests, run by pytest through ``policy.testing`` (what
-``clearance policy test`` runs) and ``policy.check`` (what ``clearance policy check`` runs).
+"""The Rego pack's own tests, run by pytest through ``policy.review.testing`` (what
+``clearance policy test`` runs) and ``policy.review.check`` (what ``clearance policy check`` runs).
 
 * Every ``test_*`` rule of ``rego/*_test.rego`` is one pytest item (id ``file::rule``); the
   whole suite is evaluated once by a regorus interpreter holding all modules and the bundle's
@@ -24,8 +24,8 @@ import regorus
 import yaml
 
 from policy import load_bundle
-from policy.check import check_bundle, duplicate_test_errors
-from policy.testing import RegoTest, TestResult, discover_tests, run_tests
+from policy.review.check import check_bundle, duplicate_test_errors
+from policy.review.testing import RegoTest, TestResult, discover_tests, run_tests
 
 REGO = Path(__file__).resolve().parents[2] / "rego"
 ENTRY_POINT = "data.clearance.decision"

@@ -37,7 +37,8 @@ from audit import (
     write_checkpoint_file,
 )
 from audit.canonical import GENESIS_PREV_HASH, format_time
-from audit.chain import build_entry, prepare_fields
+from audit.chain import build_entry
+from audit.entry import prepare_fields
 from audit.checkpoints import build_checkpoint
 from tests.api.conftest import bearer, make_settings
 from tests.audit.helpers import decision_fields, libpq, superuser, triggers_disabled

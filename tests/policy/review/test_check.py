@@ -7,9 +7,9 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from api.cli import app as cli
-from policy.check import check_bundle
+from policy.review.check import check_bundle
 from policy.errors import PolicyError
-from tests.policy_review.conftest import REGO, break_rego, edit
+from tests.policy.review.conftest import REGO, break_rego, edit
 
 
 def codes(errors: list[PolicyError]) -> list[str]:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,10 +12,10 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.reload import reload_policy
-from policy import load_bundle
-from policy.gitinfo import git_info
+from policy import GitInfo, load_bundle, load_policy
+from policy.review.gitinfo import git_info
 from tests.api.conftest import bearer, make_keys
-from tests.policy_review.conftest import HELPDESK_REQUEST, entries, git, lower_llama_cap, start_services
+from tests.policy.review.conftest import HELPDESK_REQUEST, entries, git, lower_llama_cap, start_services
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # see test_reload.py
 
@@ -43,12 +44,25 @@ def test_none_outside_a_work_tree_or_without_git(tmp_path: Path, monkeypatch: py
 
 
 def test_the_revision_is_the_content_hash_with_or_without_git(repo: Path, tmp_path: Path) -> None:
-    in_git = load_bundle(repo / "rego")
+    in_git = load_bundle(repo / "rego", git=git_info(repo / "rego"))
     copy = tmp_path / "copy"
     shutil.copytree(repo / "rego", copy)
-    outside = load_bundle(copy)
+    outside = load_bundle(copy, git=git_info(copy))
     assert in_git.git is not None and outside.git is None
     assert in_git.revision == outside.revision
+
+
+def test_loading_a_policy_never_runs_git(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Provenance is passed in by whoever loads (the service); the core starts no subprocess."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"a subprocess was started while loading: {args}")
+
+    monkeypatch.setattr(subprocess, "run", refuse)
+    monkeypatch.setattr(subprocess, "Popen", refuse)
+    assert load_policy(repo / "rego").bundle.git is None
+    told = GitInfo(commit="0" * 40, dirty=True, path="rego")
+    assert load_policy(repo / "rego", git=told).bundle.git == told
 
 
 def test_policy_info_decisions_and_reloads_carry_git(repo: Path, migrated_database: str, tmp_path: Path) -> None:

@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 
 from api.cli import app as cli
 from api.schemas import DECISION_REQUEST_EXAMPLE
-from policy.impact import analyse, bundle_at
-from policy.replay_inputs import Replay, Skipped, read_jsonl
-from tests.policy_review.conftest import (
+from policy.review.impact import analyse, bundle_at
+from policy.review.replay import Replay, Skipped, read_jsonl
+from tests.policy.review.conftest import (
     HELPDESK_REQUEST,
     LLAMA_MODELS,
     commit_all,
@@ -219,9 +219,9 @@ def test_the_process_pool_gives_the_same_report_as_one_process(repo: Path, tmp_p
 
 
 def test_the_committed_sample_for_ci_replays_cleanly() -> None:
-    """tests/policy_review/data/decisions-sample.jsonl feeds the CI workflow's impact step when
+    """tests/policy/review/data/decisions-sample.jsonl feeds the CI workflow's impact step when
     no database is configured: every line must be a valid request of a known app."""
-    from tests.policy_review.conftest import REGO
+    from tests.policy.review.conftest import REGO
 
     sample = Path(__file__).parent / "data" / "decisions-sample.jsonl"
     report = analyse(REGO, REGO, read_jsonl(sample), base_ref=None, workers=1).to_dict()

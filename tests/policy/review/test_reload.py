@@ -15,7 +15,7 @@ from api.reload import SIGHUP_REQUESTER, install_sighup, reload_on_signal, reloa
 from api.services import Services
 from audit import verify_database
 from tests.api.conftest import Keys, bearer
-from tests.policy_review.conftest import HELPDESK_REQUEST, break_rego, edit, entries, lower_llama_cap
+from tests.policy.review.conftest import HELPDESK_REQUEST, break_rego, edit, entries, lower_llama_cap
 
 
 # regorus VMs are bound to the thread that made them: the test client's loop thread decides,

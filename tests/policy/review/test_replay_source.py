@@ -14,25 +14,18 @@ from typer.testing import CliRunner
 from api.cli import app as cli
 from api.cli_policy import parse_since
 from api.reload import reload_policy
-from api.routers.decisions import audit_fields
 from api.services import Services
 from audit.replay_source import iter_decision_inputs
-from policy import Caller, DecisionRequest, decide
-from tests.policy_review.conftest import HELPDESK_REQUEST, LLAMA_MODELS, commit_all, lower_llama_cap
+from policy import Caller, DecisionRequest
+from tests.policy.review.conftest import HELPDESK_REQUEST, LLAMA_MODELS, commit_all, lower_llama_cap
 
 
 def record(services: Services, mau: int) -> str:
     """Decide and record one helpdesk decision as the service does; returns its id."""
     request = copy.deepcopy(HELPDESK_REQUEST)
     request["workload"]["monthly_active_users"] = mau
-    policy = services.policy.current
-    policy_input, decision = decide(policy, DecisionRequest.model_validate(request), caller=Caller("k1", "app"))
-    result = decision.model_dump(mode="json")
-    services.writer.append(audit_fields(
-        kind="decision", policy_input=policy_input, result=result, app_id="internal-helpdesk",
-        caller_key_id="k1", policy_revision=policy.revision, engine=policy.engine.name,
-        policy_git=policy.bundle.git))
-    return decision.decision_id
+    decision = services.decider.decide_blocking(DecisionRequest.model_validate(request), caller=Caller("k1", "app"))
+    return str(decision["decision_id"])
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from api.services import Services
 from audit import verify_database
 from policy import DecisionRequest, decide
 from tests.api.conftest import Keys, bearer, make_keys
-from tests.policy_review.conftest import (
+from tests.policy.review.conftest import (
     HELPDESK_REQUEST,
     LLAMA_MODELS,
     REGO,

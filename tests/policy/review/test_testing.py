@@ -8,8 +8,8 @@ import orjson
 from typer.testing import CliRunner
 
 from api.cli import app as cli
-from policy.testing import format_run, run_tests
-from tests.policy_review.conftest import REGO
+from policy.review.testing import format_run, run_tests
+from tests.policy.review.conftest import REGO
 
 
 def add_tests(bundle: Path, text: str) -> None:

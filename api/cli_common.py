@@ -1,0 +1,60 @@
+"""What every ``clearance`` command shares: failing with a message, Clearance's errors printed
+without a traceback, the database for the duration of a command, the first signing key.
+
+The command modules (``api/cli.py``, ``api/cli_audit.py``, ``api/cli_policy.py``) import these;
+this module imports none of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import NoReturn
+
+import typer
+
+from api.settings import Settings
+from clearance.errors import ClearanceError
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print ``clearance: message`` on stderr and exit with ``code`` (2: the command was misused)."""
+    typer.echo(f"clearance: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def clean_errors() -> Iterator[None]:
+    """Print Clearance's own errors (their ``diagnostics()``) without a traceback, exit 1."""
+    try:
+        yield
+    except ClearanceError as exc:
+        fail(exc.diagnostics())
+
+
+@contextmanager
+def database(settings: Settings, *, migrate: bool = False) -> Iterator[str]:
+    """The configured database URL, or an embedded server for the duration of the command."""
+    from api.services import resolve_database_url
+
+    url, handle = resolve_database_url(settings)
+    try:
+        if migrate:
+            from audit import upgrade
+
+            upgrade(url)
+        yield url
+    finally:
+        if handle is not None:
+            handle.cleanup()
+
+
+def ensure_signing_key(settings: Settings) -> None:
+    """Create ``~/.clearance/signing.key`` when no key is configured at all (first start)."""
+    from audit import init_key
+
+    if settings.signing_key is not None or settings.key_file().exists():
+        return
+    settings.home.mkdir(parents=True, exist_ok=True)
+    key = init_key(settings.key_file())
+    typer.echo(f"created signing key {key.key_id} at {settings.key_file()}", err=True)
