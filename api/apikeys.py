@@ -70,12 +70,17 @@ def _digest(secret: str) -> bytes:
     return hashlib.sha256(secret.encode()).digest()
 
 
-def create_key(db: Engine, *, role: Role, app_id: str | None, label: str | None = None) -> tuple[str, Principal]:
-    """Create a key; returns the full key (shown once, never stored) and its principal."""
+def check_role(role: Role, app_id: str | None) -> None:
+    """Refuse a role and app that do not go together (``ApiKeyError``)."""
     if role is Role.app and not app_id:
         raise ApiKeyError("an app key needs --app: it may decide only for that app")
     if role is not Role.app and app_id:
         raise ApiKeyError(f"a {role.value} key is not tied to an app; leave out --app")
+
+
+def create_key(db: Engine, *, role: Role, app_id: str | None, label: str | None = None) -> tuple[str, Principal]:
+    """Create a key; returns the full key (shown once, never stored) and its principal."""
+    check_role(role, app_id)
     key_id = secrets.token_hex(8)
     secret = secrets.token_urlsafe(32)
     with Session(db) as s, s.begin():

@@ -192,22 +192,22 @@ def apikeys_create(
     label: Annotated[str | None, typer.Option(help="A note for humans (who holds it).")] = None,
 ) -> None:
     """Create an API key and print it alone on stdout (it is not shown again)."""
-    from api.apikeys import ApiKeyError, Role, create_key
+    from api.apikeys import ApiKeyError, Role, check_role, create_key
 
     try:
         parsed = Role(role)
+        check_role(parsed, app_id)
     except ValueError:
         fail(f"--role must be app, auditor or admin, not {role!r}", 2)
+    except ApiKeyError as exc:
+        fail(str(exc), 2)
     if parsed is Role.app and app_id is not None:
         from policy import load_bundle
 
         with clean_errors():
             if load_bundle(Settings().policy_dir).catalog.app(app_id) is None:
                 fail(f"app {app_id!r} is not in apps.yaml", 2)
-    try:
-        key, principal = _with_keys_db(lambda db: create_key(db, role=parsed, app_id=app_id, label=label))
-    except ApiKeyError as exc:
-        fail(str(exc), 2)
+    key, principal = _with_keys_db(lambda db: create_key(db, role=parsed, app_id=app_id, label=label))
     typer.echo(f"created {principal.role.value} key {principal.key_id}" + (f" for {app_id}" if app_id else ""), err=True)
     typer.echo(key)
 
@@ -215,12 +215,9 @@ def apikeys_create(
 @apikeys_app.command("revoke")
 def apikeys_revoke(key_id: Annotated[str, typer.Argument(help="The key id (second part of the key).")]) -> None:
     """Revoke a key: it is refused from then on (within the service's key cache time)."""
-    from api.apikeys import ApiKeyError, revoke_key
+    from api.apikeys import revoke_key
 
-    try:
-        _with_keys_db(lambda db: revoke_key(db, key_id))
-    except ApiKeyError as exc:
-        fail(str(exc))
+    _with_keys_db(lambda db: revoke_key(db, key_id))  # an unknown id: ApiKeyError, exit 1
     typer.echo(f"revoked {key_id}")
 
 

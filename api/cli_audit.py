@@ -222,7 +222,7 @@ def verify(
             from audit import verify_database
 
             with _store() as store, _progress("verifying", progress and not as_json) as update:
-                answer = verifydatabase(store, from_seq=from_seq, to_seq=to_seq, keyring=keyring,
+                answer = verify_database(store, from_seq=from_seq, to_seq=to_seq, keyring=keyring,
                                          checkpoint_files=checkpoint or (), progress=update,
                                          workers=workers or os.cpu_count() or 1).to_dict()
     if as_json:
