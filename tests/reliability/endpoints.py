@@ -1,8 +1,9 @@
 """The one table of every HTTP endpoint and who may call it (the authorization matrix and the
 fuzzer both read it), and the routes the app really has, to check the table against.
 
-A row for an endpoint the app does not have (yet) is skipped, not failed; a route the app has
-and the table lacks fails ``test_every_route_is_in_the_table``.
+The table and the app must list the same routes: a route the app has and the table lacks, or a
+row for a route the app does not have, fails ``test_the_table_and_the_app_have_the_same_routes``
+(and that row's cells fail too).
 """
 
 from __future__ import annotations
