@@ -47,8 +47,8 @@ from .chain import StoredEntry
 from .checkpoints import SignedCheckpoint
 from .errors import AuditEntryInvalid, AuditError, CheckpointError, SigningKeyError
 from .keys import Keyring, PublicKey
-from .queries import EntryFilter
-from .store import AuditStore
+from .queries import EntryFilter, where_clause
+from .store import SELECT_HEAD_SQL, SELECT_KEYS_SQL, AuditStore
 from .verify import Progress, VerificationResult, verify_chain
 
 __all__ = [
@@ -81,7 +81,10 @@ ROW_COLUMNS = (
     "key_id, prev_hash, entry_hash, signature"
 )
 SIGNED_COLUMNS = "seq, recorded_at, key_id, prev_hash, entry_hash, signature, body"
-SELECT_HEAD_SQL = text("SELECT log_id, seq FROM audit_chain_head WHERE id = 1")
+# The first stored checkpoint at or after the requested end: the pack is extended to it.
+SELECT_COVERING_CHECKPOINT_SQL = (
+    "SELECT min(seq) FROM audit_checkpoints WHERE seq >= %(last)s AND seq <= %(head)s"
+)
 
 
 class ExportError(AuditError):
@@ -95,7 +98,7 @@ def _seq_range(store: AuditStore, filt: EntryFilter) -> tuple[int, int] | None:
     """The seq range an export of ``filt`` covers: its time bounds as seqs (time never goes
     backwards along the chain), capped by the chain head at the start of the export."""
     with map_errors("reading the seq range"), store.engine.connect() as conn:
-        head = int(conn.execute(SELECT_HEAD_SQL).one().seq)
+        head = int(conn.execute(text(SELECT_HEAD_SQL)).one().seq)
         low, high = 1, head if filt.max_seq is None else min(head, filt.max_seq)
         if filt.start is not None:
             first = conn.execute(text(
@@ -228,59 +231,42 @@ def write_pack(
     target = Path(out_dir)
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise ExportError(f"{target} exists and is not an empty directory; choose a new one")
-    time_filter = EntryFilter(start=start, end=end)
-    where, params = time_filter.sql()
-    where_sql = f" WHERE {' AND '.join(where)}" if where else ""
-    with map_errors("writing an evidence pack"), store.engine.connect() as conn:
-        conn = conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
-        with conn.begin():
-            head = conn.execute(SELECT_HEAD_SQL).one()
-            low, high = conn.execute(
-                text(f"SELECT min(seq), max(seq) FROM audit_entries{where_sql}"), params
-            ).one()
-            if low is None:
-                raise ExportError("no entries were recorded in that time range; nothing to export")
-            requested_last = min(int(high), int(head.seq))
-            cover = conn.execute(
-                text("SELECT min(seq) FROM audit_checkpoints WHERE seq >= :s AND seq <= :h"),
-                {"s": requested_last, "h": head.seq},
-            ).scalar()
-            first, last = int(low), int(cover) if cover is not None else requested_last
-            target.mkdir(parents=True, exist_ok=True)
-            keys = conn.execute(
-                text("SELECT key_id, public_key, created_at FROM audit_signing_keys "
-                     "ORDER BY created_at, key_id")
-            ).all()
-            keyring = Keyring(PublicKey(key_id=k.key_id, raw=bytes(k.public_key),
-                                        created_at=k.created_at) for k in keys)
-            _write_bytes(target / KEYS_FILE,
-                         (json.dumps(keyring.to_dict(), indent=2, sort_keys=True) + "\n").encode())
-            checkpoints = conn.execute(
-                text("SELECT body, signature FROM audit_checkpoints "
-                     "WHERE seq BETWEEN :a AND :b ORDER BY seq"), {"a": first, "b": last}
-            ).all()
-            _write_bytes(target / CHECKPOINTS_FILE, b"".join(
-                orjson.dumps(SignedCheckpoint.from_body(bytes(c.body), bytes(c.signature))
-                             .to_dict()) + b"\n" for c in checkpoints))
-            # A server-side cursor in the same transaction (same snapshot), binary rows.
-            raw = conn.connection.driver_connection
-            rows = raw.cursor(name="clearance_pack", binary=True, row_factory=namedtuple_row)
-            rows.itersize = PAGE_SIZE
-            rows.execute(f"SELECT {SIGNED_COLUMNS} FROM audit_entries WHERE seq BETWEEN "
-                         "%(a)s AND %(b)s ORDER BY seq, recorded_at", {"a": first, "b": last})
-            count = 0
-            total = last - first + 1
-            with open(target / ENTRIES_FILE, "wb") as handle:
-                for row in rows:
-                    handle.write(_export_line(row))
-                    count += 1
-                    if progress is not None and count % PAGE_SIZE == 0:
-                        progress(count, total)
-                handle.flush()
-                os.fsync(handle.fileno())
-            rows.close()
-            if progress is not None:
-                progress(count, total)
+    where, params = EntryFilter(start=start, end=end).sql()
+    # One REPEATABLE READ, read-only transaction; files that cannot be written fail as the
+    # database would (AuditUnavailable), and nothing is half-reported as a pack.
+    with map_errors("writing an evidence pack"), store.snapshot() as snapshot:
+        conn = snapshot.connection
+        head = snapshot.head()
+        low, high = conn.execute(_psycopg_params(
+            f"SELECT min(seq), max(seq) FROM audit_entries{where_clause(where)}"), params).fetchone()
+        if low is None:
+            raise ExportError("no entries were recorded in that time range; nothing to export")
+        requested_last = min(int(high), head.seq)
+        cover = conn.execute(SELECT_COVERING_CHECKPOINT_SQL, {"last": requested_last, "head": head.seq}
+                             ).fetchone()[0]
+        first, last = int(low), int(cover) if cover is not None else requested_last
+        target.mkdir(parents=True, exist_ok=True)
+        keys = conn.execute(SELECT_KEYS_SQL).fetchall()
+        keyring = Keyring(PublicKey(key_id=key_id, raw=bytes(raw), created_at=created_at)
+                          for key_id, raw, created_at in keys)
+        _write_bytes(target / KEYS_FILE,
+                     (json.dumps(keyring.to_dict(), indent=2, sort_keys=True) + "\n").encode())
+        checkpoints = snapshot.fetch_checkpoints(first, last)
+        _write_bytes(target / CHECKPOINTS_FILE, b"".join(
+            orjson.dumps(SignedCheckpoint.from_body(c.body, c.signature).to_dict()) + b"\n"
+            for c in checkpoints))
+        count = 0
+        total = last - first + 1
+        with open(target / ENTRIES_FILE, "wb") as handle:
+            for entry in snapshot.fetch_entries(first, last, page_size=PAGE_SIZE):
+                handle.write(orjson.dumps(entry.to_export_dict()) + b"\n")
+                count += 1
+                if progress is not None and count % PAGE_SIZE == 0:
+                    progress(count, total)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if progress is not None:
+            progress(count, total)
     manifest = {
         "format": PACK_FORMAT,
         "created_at": format_time(datetime.now(UTC)),

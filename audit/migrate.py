@@ -20,6 +20,8 @@ from ._db import map_errors, sqlalchemy_url
 
 __all__ = ["alembic_config", "current_revision", "downgrade", "head_revision", "upgrade"]
 
+SELECT_SCHEMA_REVISION_SQL = "SELECT version_num FROM alembic_version"
+
 SCRIPT_LOCATION = Path(next(iter(migrations.__path__))).resolve()
 
 
@@ -60,6 +62,6 @@ def current_revision(url: str) -> str | None:
             exists = conn.execute(sa.text("SELECT to_regclass('alembic_version')")).scalar()
             if exists is None:
                 return None
-            return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+            return conn.execute(sa.text(SELECT_SCHEMA_REVISION_SQL)).scalar()
     finally:
         engine.dispose()

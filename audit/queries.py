@@ -47,7 +47,7 @@ __all__ = [
     "encode_cursor",
     "find_decision",
     "query_entries",
-    "seq_bounds",
+    "where_clause",
     "stats",
 ]
 
@@ -285,16 +285,16 @@ def query_entries(
     columns = f"{SUMMARY_COLUMNS}{extra}"
     with map_errors("querying the audit trail"), store.engine.connect() as conn:
         if not narrowing or filt.decision_id is not None:
-            rows = _rows(conn, f"SELECT {columns} FROM audit_entries{_where(bounds + narrowing)} "
+            rows = _rows(conn, f"SELECT {columns} FROM audit_entries{where_clause(bounds + narrowing)} "
                                f"{sort} LIMIT :limit", params)
         else:
             # (1) the first WINDOW entries of the range, filtered.
-            rows = _rows(conn, f"SELECT {columns} FROM (SELECT * FROM audit_entries{_where(bounds)} "
-                               f"{sort} LIMIT :window) AS w{_where(narrowing)} {sort} LIMIT :limit",
+            rows = _rows(conn, f"SELECT {columns} FROM (SELECT * FROM audit_entries{where_clause(bounds)} "
+                               f"{sort} LIMIT :window) AS w{where_clause(narrowing)} {sort} LIMIT :limit",
                          params)
             if len(rows) <= limit:
                 edge = conn.execute(text(
-                    f"SELECT recorded_at, seq FROM audit_entries{_where(bounds)} {sort} "
+                    f"SELECT recorded_at, seq FROM audit_entries{where_clause(bounds)} {sort} "
                     "OFFSET :window - 1 LIMIT 1"), params).first()
                 if edge is not None:
                     # (2) beyond the window: the facets index finds the matches, few by now.
@@ -308,7 +308,7 @@ def query_entries(
                         conn.execute(text("SET LOCAL enable_seqscan = off"))
                     rows += _rows(conn, (
                         f"WITH m AS MATERIALIZED (SELECT seq, recorded_at FROM audit_entries"
-                        f"{_where(rest)}) SELECT {columns} FROM audit_entries JOIN (SELECT seq, "
+                        f"{where_clause(rest)}) SELECT {columns} FROM audit_entries JOIN (SELECT seq, "
                         f"recorded_at FROM m {sort} LIMIT :rest) AS t USING (seq, recorded_at) "
                         f"{sort}"), params)
     more = len(rows) > limit
@@ -318,7 +318,8 @@ def query_entries(
     return Page(items=items, next_cursor=next_cursor)
 
 
-def _where(conditions: Sequence[str]) -> str:
+def where_clause(conditions: Sequence[str]) -> str:
+    """`` WHERE a AND b`` for ``EntryFilter.sql()``'s conditions (empty when there are none)."""
     return f" WHERE {' AND '.join(conditions)}" if conditions else ""
 
 
@@ -393,7 +394,7 @@ def stats(
     if bucket is not None and bucket not in BUCKETS:
         raise ValueError(f"bucket must be one of {BUCKETS}")
     where, params = filt.sql()
-    where_sql = f" WHERE {' AND '.join(where)}" if where else ""
+    where_sql = where_clause(where)
     selects: list[str] = []
     joins: list[str] = []
     names: list[str] = []
@@ -473,14 +474,3 @@ def find_decision(store: AuditStore, decision_id: str) -> FoundEntry | None:
     verification = verify_database(store, from_seq=seq, to_seq=seq)
     return FoundEntry(entry=entry, document=orjson.loads(entry.body), verification=verification,
                       duplicates=len(seqs) > 1)
-
-
-def seq_bounds(store: AuditStore, filt: EntryFilter) -> tuple[int | None, int | None]:
-    """The smallest and largest seq among entries matching ``filt`` (None, None if none)."""
-    where, params = filt.sql()
-    where_sql = f" WHERE {' AND '.join(where)}" if where else ""
-    with map_errors("reading the seq range"), store.engine.connect() as conn:
-        low, high = conn.execute(
-            text(f"SELECT min(seq), max(seq) FROM audit_entries{where_sql}"), params
-        ).one()
-    return low, high

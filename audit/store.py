@@ -6,7 +6,8 @@ Durability contract (enforced here): a batch is appended in **one** transaction 
    serialised, so ``seq`` is contiguous from 1 (a database sequence would leave gaps);
 2. assigns ``seq``, ``recorded_at`` (never earlier than the head's) and ``prev_hash``, builds,
    hashes and signs each entry (``audit/chain.py``);
-3. inserts the entries (``COPY``) with their queryable columns derived from the signed bytes;
+3. inserts the entries with their queryable columns, derived from the submitted fields before
+   the lock (the verifier derives them again from the signed bytes);
 4. moves the chain head to the last entry, and stores a signed checkpoint if one is due;
 5. commits. Receipts exist only after the commit returned: no receipt, no decision.
 
@@ -41,11 +42,11 @@ from .checkpoints import CheckpointPolicy, SignedCheckpoint, StoredCheckpoint, b
 from .entry import ENTRY_COLUMNS, queryable_columns
 from .errors import AuditEntryInvalid, AuditUnavailable, SchemaMismatch
 from .keys import Keyring, PublicKey, SigningKey
-from .migrate import head_revision
+from .migrate import SELECT_SCHEMA_REVISION_SQL, head_revision
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AuditStore", "ChainHeadState", "StoreSnapshot"]
+__all__ = ["AuditStore", "ChainHeadState", "StoreSnapshot", "read_entries"]
 
 SET_LZ4_SQL = "SET default_toast_compression = lz4"
 # GIN indexes collect new keys in a pending list that the inserting session merges once it is
@@ -53,18 +54,20 @@ SET_LZ4_SQL = "SET default_toast_compression = lz4"
 # default made one batch in a few hundred take 20-80 ms; 512 kB merges as cheaply, more often,
 # in under 10 ms (bench: docs/performance.md).
 SET_GIN_PENDING_SQL = "SET gin_pending_list_limit = '512kB'"
-SELECT_SCHEMA_REVISION_SQL = "SELECT version_num FROM alembic_version"
 SELECT_HEAD_SQL = "SELECT log_id, seq, head_hash, recorded_at FROM audit_chain_head WHERE id = 1"
 UPDATE_HEAD_SQL = (
     "UPDATE audit_chain_head SET seq = %(seq)s, head_hash = %(head_hash)s, "
     "recorded_at = %(recorded_at)s WHERE id = 1"
 )
-# The derived columns (audit/entry.py) and the signed material, in COPY order. The body's
+# The derived columns (audit/entry.py) and the signed material, in column order. The body's
 # JSONB is not stored: the view audit_entries_json derives it from ``body`` when read.
 INSERT_ENTRY_SQL = (
     f"INSERT INTO audit_entries ({', '.join(ENTRY_COLUMNS)}) "
     f"VALUES ({', '.join(['%s'] * len(ENTRY_COLUMNS))})"
 )
+# A page of entries in chain order, duplicates kept (keyset on the primary key of every
+# partition). Read in binary, so the signed bytes arrive as stored rather than hex-encoded;
+# PostgreSQL never parses them here, so a body that is not JSON (tampering) reaches the verifier.
 SELECT_ENTRIES_PAGE_SQL = (
     f"SELECT {', '.join(ENTRY_COLUMNS)} FROM audit_entries "
     "WHERE (seq, recorded_at) > (%(after_seq)s, %(after_at)s::timestamptz) "
@@ -180,14 +183,18 @@ class AuditStore:
         from the same release, and the audit code is never run against a half-migrated schema.
         """
         expected = expected or head_revision()
+        found = self.schema_revision()
+        if found != expected:
+            raise SchemaMismatch(expected=expected, found=found)
+
+    def schema_revision(self) -> str | None:
+        """The migration the database is at (``None``: never migrated)."""
         with self._connection("reading the schema revision") as conn:
             try:
                 row = conn.execute(SELECT_SCHEMA_REVISION_SQL).fetchone()
             except psycopg.errors.UndefinedTable:
-                raise SchemaMismatch(expected=expected, found=None) from None
-        found = row[0] if row else None
-        if found != expected:
-            raise SchemaMismatch(expected=expected, found=found)
+                return None
+        return row[0] if row else None
 
     def ensure_partitions(self, *, months_back: int = 1, months_ahead: int = 3) -> int:
         """Create the monthly partitions around now that do not exist yet; returns how many."""
@@ -382,6 +389,11 @@ class StoreSnapshot:
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self._conn = conn
 
+    @property
+    def connection(self) -> psycopg.Connection[Any]:
+        """The connection whose transaction holds the snapshot (for reads made elsewhere)."""
+        return self._conn
+
     def head(self) -> ChainHeadState:
         with map_errors("reading the chain head"):
             return _head_state(self._conn.execute(SELECT_HEAD_SQL).fetchone())
@@ -395,20 +407,7 @@ class StoreSnapshot:
         self, from_seq: int, to_seq: int | None = None, *, page_size: int = 1000
     ) -> Iterator[StoredEntry]:
         """Rows with ``from_seq <= seq <= to_seq`` in (seq, recorded_at) order, duplicates kept."""
-        after_seq, after_at = from_seq - 1, "infinity"
-        upper = MAX_SEQ if to_seq is None else to_seq
-        while True:
-            with map_errors("reading audit entries"):
-                rows = self._conn.execute(
-                    SELECT_ENTRIES_PAGE_SQL,
-                    {"after_seq": after_seq, "after_at": after_at, "to_seq": upper,
-                     "limit": page_size},
-                ).fetchall()
-            for row in rows:
-                yield _stored_entry(row)
-            if len(rows) < page_size:
-                return
-            after_seq, after_at = rows[-1][0], rows[-1][1]
+        return read_entries(self._conn, from_seq, to_seq, page_size=page_size)
 
     def fetch_checkpoints(
         self, from_seq: int, to_seq: int | None = None
@@ -426,6 +425,26 @@ class StoreSnapshot:
             )
             for seq, head_hash, recorded_at, key_id, body, signature in rows
         ]
+
+
+def read_entries(
+    conn: psycopg.Connection[Any], from_seq: int, to_seq: int | None = None, *, page_size: int = 1000
+) -> Iterator[StoredEntry]:
+    """Entries ``from_seq <= seq <= to_seq`` (``None``: to the end) read through ``conn`` a page
+    at a time, in (seq, recorded_at) order with duplicates kept: the one reader of entries for
+    verification (also in its worker processes) and evidence packs."""
+    params: dict[str, Any] = {
+        "after_seq": from_seq - 1, "after_at": "infinity",
+        "to_seq": MAX_SEQ if to_seq is None else to_seq, "limit": page_size,
+    }
+    while True:
+        with map_errors("reading audit entries"), conn.cursor(binary=True) as cur:
+            rows = cur.execute(SELECT_ENTRIES_PAGE_SQL, params).fetchall()
+        for row in rows:
+            yield _stored_entry(row)
+        if len(rows) < page_size:
+            return
+        params.update(after_seq=rows[-1][0], after_at=rows[-1][1])
 
 
 def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -468,7 +487,7 @@ def _head_for_append(row: Sequence[Any] | None) -> tuple[ChainHeadState, int, da
 
 
 def _entry_row(entry: SignedEntry, columns: Mapping[str, Any]) -> tuple[Any, ...]:
-    """The COPY row: ``columns`` derived from the entry's fields (``queryable_columns``), the
+    """The inserted row: ``columns`` derived from the entry's fields (``queryable_columns``), the
     chain fields from the entry itself."""
     return (
         entry.seq,

@@ -40,6 +40,7 @@ attacker registered.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -58,9 +59,10 @@ from ._db import map_errors
 from .canonical import GENESIS_PREV_HASH, entry_hash, entry_signing_input, parse_time
 from .chain import StoredEntry
 from .checkpoints import SignedCheckpoint, StoredCheckpoint, read_checkpoint_file
-from .entry import COLUMN_NAMES, ENTRY_COLUMNS, queryable_columns
+from .entry import COLUMN_NAMES, queryable_columns
 from .errors import CheckpointError
 from .keys import Keyring
+from .store import read_entries
 
 __all__ = [
     "VerificationResult",
@@ -74,7 +76,6 @@ ParallelWalk = Callable[["_Walker", int, "int | None", "Progress | None"], None]
 FetchCheckpoints = Callable[[int, int | None], Iterable[StoredCheckpoint]]
 Progress = Callable[[int, int | None], None]
 PROGRESS_EVERY = 1000
-PAGE_SIZE = 1000
 PARALLEL_MIN_ENTRIES = 20_000  # per worker: below that, starting processes costs more than it saves
 SLICE_ENTRIES = 25_000  # a worker verifies a slice at a time (progress moves per slice)
 
@@ -249,7 +250,7 @@ def verify_database(
     """
     outside = [read_checkpoint_file(path) for path in checkpoint_files]
     with store.snapshot() as snapshot:
-        conn = snapshot._conn  # the snapshot's transaction: the fast reader reads inside it
+        conn = snapshot.connection
         head = snapshot.head()
         trusted = keyring if keyring is not None else snapshot.keyring()
         end = head.seq if to_seq is None else min(to_seq, head.seq)
@@ -262,7 +263,7 @@ def verify_database(
                 end=end, open_end=to_seq is None,
             )
         return verify_chain(
-            fetch_entries=_EntryReader(conn),
+            fetch_entries=snapshot.fetch_entries,
             fetch_checkpoints=snapshot.fetch_checkpoints,
             keyring=trusted,
             head=head,
@@ -534,49 +535,6 @@ def _first(items: Iterable[StoredEntry]) -> StoredEntry | None:
 
 # -- reading the database fast, and in several processes -------------------------------------
 
-# The signed bytes are only read here, never parsed by PostgreSQL: a body that is not UTF-8
-# JSON (tampering) reaches the walker, which names the entry (step 3).
-_PAGE_SQL = (
-    f"SELECT {', '.join(ENTRY_COLUMNS)} FROM audit_entries "
-    "WHERE (seq, recorded_at) > (%(after_seq)s, %(after_at)s::timestamptz) AND seq <= %(to_seq)s "
-    "ORDER BY seq, recorded_at LIMIT %(limit)s"
-)
-_MAX_SEQ = 2**63 - 1
-
-
-class _EntryReader:
-    """``fetch_entries`` over a connection inside a snapshot transaction: binary rows (the
-    signed bytes arrive as stored, not hex), pages in ``(seq, recorded_at)`` order with
-    duplicates kept."""
-
-    def __init__(self, conn: psycopg.Connection[Any], *, page_size: int = PAGE_SIZE) -> None:
-        self._conn = conn
-        self._page_size = page_size
-
-    def __call__(self, from_seq: int, to_seq: int | None = None) -> Iterator[StoredEntry]:
-        params: dict[str, Any] = {
-            "after_seq": from_seq - 1, "after_at": "infinity",
-            "to_seq": _MAX_SEQ if to_seq is None else to_seq, "limit": self._page_size,
-        }
-        while True:
-            with map_errors("reading audit entries"), self._conn.cursor(binary=True) as cur:
-                rows = cur.execute(_PAGE_SQL, params).fetchall()
-            for row in rows:
-                yield _entry(row)
-            if len(rows) < self._page_size:
-                return
-            params.update(after_seq=rows[-1][0], after_at=rows[-1][1])
-
-
-def _entry(row: Sequence[Any]) -> StoredEntry:
-    columns = dict(zip(ENTRY_COLUMNS, row, strict=True))
-    return StoredEntry(
-        seq=columns["seq"], recorded_at=columns["recorded_at"], key_id=columns["key_id"],
-        prev_hash=bytes(columns["prev_hash"]), entry_hash=bytes(columns["entry_hash"]),
-        signature=bytes(columns["signature"]), body=bytes(columns["body"]), columns=columns,
-    )
-
-
 def _conninfo(store: Any) -> str:
     url = make_url(store.engine.url.render_as_string(hide_password=False))
     return url.set(drivername="postgresql").render_as_string(hide_password=False)
@@ -638,7 +596,7 @@ def _walk_slice(job: dict[str, Any]) -> dict[str, Any]:
     with psycopg.connect(job["conninfo"]) as conn:
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(job["snapshot_id"])))
-        read = _EntryReader(conn)
+        read = functools.partial(read_entries, conn)
         try:
             if job["start"] is not None:
                 walker.prev_hash, walker.prev_time = job["start"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
 
 from api.deps import ServicesDep
 from api.schemas import Health, Readiness
@@ -24,8 +23,7 @@ async def healthz() -> Health:
 def readyz(services: ServicesDep) -> JSONResponse:
     checks: dict[str, str] = {}
     try:
-        with services.db.connect() as conn:
-            found = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        found = services.store.schema_revision()
         expected = head_revision()
         checks["database"] = "ok"
         checks["migrations"] = "ok" if found == expected else f"at {found}, expected {expected}: run `clearance db upgrade`"
