@@ -203,7 +203,7 @@ def verify(
     """Recompute every hash, signature, link and checkpoint; exit 1 if anything is wrong."""
     import os
 
-    from audit.export import load_trusted_keys, verify_pack
+    from audit.pack import load_trusted_keys, verify_pack
 
     with clean_errors():
         keyring = load_trusted_keys(pubkey) if pubkey is not None else None
@@ -250,7 +250,8 @@ def export(
 ) -> None:
     """Export matching entries to stdout (JSONL/CSV), or an evidence pack with --out DIR."""
     from api.filters import ExportQuery
-    from audit.export import stream_csv, stream_jsonl, write_pack
+    from audit.export import stream_csv, stream_jsonl
+    from audit.pack import write_pack
 
     values = _filter_values(
         from_=from_, to=to, app_id=app_id, model=model, model_status=model_status,

@@ -28,6 +28,7 @@ from .errors import (
     AuditUnavailable,
     CheckpointError,
     DatabaseUrlInvalid,
+    ExportError,
     InsecureKeyFile,
     SchemaMismatch,
     SigningKeyError,
@@ -44,7 +45,8 @@ from .keys import (
     rotate_key,
 )
 from .migrate import upgrade
-from .store import AuditStore, ChainHeadState
+from .snapshot import ChainHeadState
+from .store import AuditStore
 from .verify import VerificationResult, verify_chain, verify_database, verify_entries
 from .writer import AuditWriter
 
@@ -58,6 +60,7 @@ __all__ = [
     "CheckpointError",
     "CheckpointPolicy",
     "DatabaseUrlInvalid",
+    "ExportError",
     "DecisionMembers",
     "InsecureKeyFile",
     "Keyring",

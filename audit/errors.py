@@ -63,6 +63,10 @@ class DatabaseUrlInvalid(AuditError, ValueError):
     """The database URL is not a PostgreSQL URL the audit trail can use."""
 
 
+class ExportError(AuditError):
+    """An export or an evidence pack cannot be produced or read (names what and why)."""
+
+
 class SigningKeyError(AuditError):
     """The signing key is missing, malformed or unusable."""
 

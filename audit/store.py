@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,16 +36,17 @@ from sqlalchemy.pool import NullPool
 
 from ._db import map_errors, sqlalchemy_url
 from .canonical import plain
-from .chain import Receipt, SignedEntry, StoredEntry, build_entry
-from .checkpoints import CheckpointPolicy, SignedCheckpoint, StoredCheckpoint, build_checkpoint
+from .chain import Receipt, SignedEntry, build_entry
+from .checkpoints import CheckpointPolicy, SignedCheckpoint, build_checkpoint
 from .entry import ENTRY_COLUMNS, queryable_columns
-from .errors import AuditEntryInvalid, AuditUnavailable, SchemaMismatch
+from .errors import AuditEntryInvalid, SchemaMismatch
 from .keys import Keyring, PublicKey, SigningKey
 from .migrate import SELECT_SCHEMA_REVISION_SQL, head_revision
+from .snapshot import SELECT_HEAD_SQL, SELECT_KEYS_SQL, ChainHeadState, StoreSnapshot, head_state
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AuditStore", "ChainHeadState", "StoreSnapshot", "read_entries"]
+__all__ = ["AuditStore", "BatchResult"]
 
 SET_LZ4_SQL = "SET default_toast_compression = lz4"
 # GIN indexes collect new keys in a pending list that the inserting session merges once it is
@@ -54,7 +54,6 @@ SET_LZ4_SQL = "SET default_toast_compression = lz4"
 # default made one batch in a few hundred take 20-80 ms; 512 kB merges as cheaply, more often,
 # in under 10 ms (bench: docs/performance.md).
 SET_GIN_PENDING_SQL = "SET gin_pending_list_limit = '512kB'"
-SELECT_HEAD_SQL = "SELECT log_id, seq, head_hash, recorded_at FROM audit_chain_head WHERE id = 1"
 UPDATE_HEAD_SQL = (
     "UPDATE audit_chain_head SET seq = %(seq)s, head_hash = %(head_hash)s, "
     "recorded_at = %(recorded_at)s WHERE id = 1"
@@ -64,14 +63,6 @@ UPDATE_HEAD_SQL = (
 INSERT_ENTRY_SQL = (
     f"INSERT INTO audit_entries ({', '.join(ENTRY_COLUMNS)}) "
     f"VALUES ({', '.join(['%s'] * len(ENTRY_COLUMNS))})"
-)
-# A page of entries in chain order, duplicates kept (keyset on the primary key of every
-# partition). Read in binary, so the signed bytes arrive as stored rather than hex-encoded;
-# PostgreSQL never parses them here, so a body that is not JSON (tampering) reaches the verifier.
-SELECT_ENTRIES_PAGE_SQL = (
-    f"SELECT {', '.join(ENTRY_COLUMNS)} FROM audit_entries "
-    "WHERE (seq, recorded_at) > (%(after_seq)s, %(after_at)s::timestamptz) "
-    "AND seq <= %(to_seq)s ORDER BY seq, recorded_at LIMIT %(limit)s"
 )
 # The head, locked, with the newest checkpoint's seq and time (is one due?) in one statement.
 SELECT_HEAD_FOR_APPEND_SQL = (
@@ -83,10 +74,6 @@ SELECT_HEAD_FOR_APPEND_SQL = (
 SELECT_LATEST_CHECKPOINT_SQL = (
     "SELECT body, signature FROM audit_checkpoints ORDER BY seq DESC LIMIT 1"
 )
-SELECT_CHECKPOINTS_SQL = (
-    "SELECT seq, head_hash, recorded_at, key_id, body, signature FROM audit_checkpoints "
-    "WHERE seq BETWEEN %(from_seq)s AND %(to_seq)s ORDER BY seq"
-)
 INSERT_CHECKPOINT_SQL = (
     "INSERT INTO audit_checkpoints (seq, head_hash, recorded_at, key_id, body, signature) "
     "VALUES (%(seq)s, %(head_hash)s, %(recorded_at)s, %(key_id)s, %(body)s, %(signature)s)"
@@ -95,28 +82,14 @@ INSERT_KEY_SQL = (
     "INSERT INTO audit_signing_keys (key_id, algorithm, public_key) "
     "VALUES (%(key_id)s, 'Ed25519', %(public_key)s) ON CONFLICT (key_id) DO NOTHING"
 )
-SELECT_KEYS_SQL = (
-    "SELECT key_id, public_key, created_at FROM audit_signing_keys ORDER BY created_at, key_id"
-)
 ENSURE_PARTITIONS_SQL = "SELECT audit_ensure_partitions(%(months_back)s, %(months_ahead)s)"
 SET_SNAPSHOT_SQL = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
 
-MAX_SEQ = 2**63 - 1
 Clock = Callable[[], datetime]
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class ChainHeadState:
-    """The chain head row: the log's id, its last seq and that entry's hash."""
-
-    log_id: str
-    seq: int
-    head_hash: bytes
-    recorded_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -340,7 +313,7 @@ class AuditStore:
 
     def head(self) -> ChainHeadState:
         with self._connection("reading the chain head") as conn:
-            return _head_state(conn.execute(SELECT_HEAD_SQL).fetchone())
+            return head_state(conn.execute(SELECT_HEAD_SQL).fetchone())
 
     def latest_checkpoint(self) -> SignedCheckpoint | None:
         with self._connection("reading the latest checkpoint") as conn:
@@ -383,70 +356,6 @@ class AuditStore:
                     proxied.close()
 
 
-class StoreSnapshot:
-    """Reads inside one REPEATABLE READ transaction: the fetch functions verification uses."""
-
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
-        self._conn = conn
-
-    @property
-    def connection(self) -> psycopg.Connection[Any]:
-        """The connection whose transaction holds the snapshot (for reads made elsewhere)."""
-        return self._conn
-
-    def head(self) -> ChainHeadState:
-        with map_errors("reading the chain head"):
-            return _head_state(self._conn.execute(SELECT_HEAD_SQL).fetchone())
-
-    def keyring(self) -> Keyring:
-        with map_errors("listing signing keys"):
-            rows = self._conn.execute(SELECT_KEYS_SQL).fetchall()
-        return Keyring.from_rows(rows)
-
-    def fetch_entries(
-        self, from_seq: int, to_seq: int | None = None, *, page_size: int = 1000
-    ) -> Iterator[StoredEntry]:
-        """Rows with ``from_seq <= seq <= to_seq`` in (seq, recorded_at) order, duplicates kept."""
-        return read_entries(self._conn, from_seq, to_seq, page_size=page_size)
-
-    def fetch_checkpoints(
-        self, from_seq: int, to_seq: int | None = None
-    ) -> list[StoredCheckpoint]:
-        """Stored checkpoints with ``from_seq <= seq <= to_seq``, as stored (not yet checked)."""
-        with map_errors("reading checkpoints"):
-            rows = self._conn.execute(
-                SELECT_CHECKPOINTS_SQL,
-                {"from_seq": from_seq, "to_seq": MAX_SEQ if to_seq is None else to_seq},
-            ).fetchall()
-        return [
-            StoredCheckpoint(
-                seq=seq, head_hash=bytes(head_hash), recorded_at=recorded_at, key_id=key_id,
-                body=bytes(body), signature=bytes(signature),
-            )
-            for seq, head_hash, recorded_at, key_id, body, signature in rows
-        ]
-
-
-def read_entries(
-    conn: psycopg.Connection[Any], from_seq: int, to_seq: int | None = None, *, page_size: int = 1000
-) -> Iterator[StoredEntry]:
-    """Entries ``from_seq <= seq <= to_seq`` (``None``: to the end) read through ``conn`` a page
-    at a time, in (seq, recorded_at) order with duplicates kept: the one reader of entries for
-    verification (also in its worker processes) and evidence packs."""
-    params: dict[str, Any] = {
-        "after_seq": from_seq - 1, "after_at": "infinity",
-        "to_seq": MAX_SEQ if to_seq is None else to_seq, "limit": page_size,
-    }
-    while True:
-        with map_errors("reading audit entries"), conn.cursor(binary=True) as cur:
-            rows = cur.execute(SELECT_ENTRIES_PAGE_SQL, params).fetchall()
-        for row in rows:
-            yield _stored_entry(row)
-        if len(rows) < page_size:
-            return
-        params.update(after_seq=rows[-1][0], after_at=rows[-1][1])
-
-
 def _on_connect(dbapi_connection: Any, _record: Any) -> None:
     """Load JSONB with orjson (faster; same values as the stdlib), and compress the large
     value this session stores (the signed body) with lz4 rather than pglz: several times
@@ -470,18 +379,9 @@ def _broken(conn: Any) -> bool:
     )
 
 
-def _head_state(row: Any) -> ChainHeadState:
-    if row is None:
-        raise AuditUnavailable("the chain head row is missing: was the database migrated?")
-    log_id, seq, head_hash, recorded_at = row
-    return ChainHeadState(
-        log_id=str(log_id), seq=int(seq), head_hash=bytes(head_hash), recorded_at=recorded_at
-    )
-
-
 def _head_for_append(row: Sequence[Any] | None) -> tuple[ChainHeadState, int, datetime | None]:
     """The head and the newest checkpoint's seq (0: none yet) and time."""
-    head = _head_state(row[:4] if row else None)  # raises if the row is missing
+    head = head_state(row[:4] if row else None)  # raises if the row is missing
     assert row is not None
     return head, int(row[4] or 0), row[5]
 
@@ -510,22 +410,4 @@ def _entry_row(entry: SignedEntry, columns: Mapping[str, Any]) -> tuple[Any, ...
         entry.entry_hash,
         entry.signature,
         entry.body,
-    )
-
-
-def _stored_entry(row: Sequence[Any]) -> StoredEntry:
-    values = dict(zip(ENTRY_COLUMNS, row, strict=True))
-    values["prev_hash"] = bytes(values["prev_hash"])
-    decision_id = values["decision_id"]
-    if decision_id is not None and not isinstance(decision_id, uuid.UUID):
-        values["decision_id"] = uuid.UUID(str(decision_id))
-    return StoredEntry(
-        seq=values["seq"],
-        recorded_at=values["recorded_at"],
-        key_id=values["key_id"],
-        prev_hash=values["prev_hash"],
-        entry_hash=bytes(values["entry_hash"]),
-        signature=bytes(values["signature"]),
-        body=bytes(values["body"]),
-        columns=values,
     )

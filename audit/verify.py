@@ -40,41 +40,39 @@ attacker registered.
 
 from __future__ import annotations
 
-import functools
-import multiprocessing
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
 from os import PathLike
 from typing import Any
 
-import orjson
-import psycopg
-from psycopg import sql
-from sqlalchemy.engine import make_url
-
+from ._checks import (
+    FetchEntries,
+    Failure,
+    Progress,
+    Walker,
+    body_time,
+    check_checkpoint,
+    check_head,
+    check_self_hash,
+    first,
+    parse_stored_checkpoint,
+)
 from ._db import map_errors
-from .canonical import GENESIS_PREV_HASH, entry_hash, entry_signing_input, parse_time
+from ._parallel import ParallelWalk, conninfo
 from .chain import StoredEntry
 from .checkpoints import SignedCheckpoint, StoredCheckpoint, read_checkpoint_file
-from .entry import COLUMN_NAMES, queryable_columns
-from .errors import CheckpointError
 from .keys import Keyring
-from .store import read_entries
 
 __all__ = [
+    "Progress",
     "VerificationResult",
     "verify_chain",
     "verify_database",
     "verify_entries",
 ]
 
-FetchEntries = Callable[[int, int | None], Iterable[StoredEntry]]
-ParallelWalk = Callable[["_Walker", int, "int | None", "Progress | None"], None]
+ParallelRun = Callable[[Walker, int, "int | None", "Progress | None"], None]
 FetchCheckpoints = Callable[[int, int | None], Iterable[StoredCheckpoint]]
-Progress = Callable[[int, int | None], None]
 PROGRESS_EVERY = 1000
 PARALLEL_MIN_ENTRIES = 20_000  # per worker: below that, starting processes costs more than it saves
 SLICE_ENTRIES = 25_000  # a worker verifies a slice at a time (progress moves per slice)
@@ -111,14 +109,6 @@ class VerificationResult:
         }
 
 
-class _Failure(Exception):
-    def __init__(self, seq: int, check: str, reason: str) -> None:
-        super().__init__(reason)
-        self.seq = seq
-        self.check = check
-        self.reason = reason
-
-
 def verify_chain(
     *,
     fetch_entries: FetchEntries,
@@ -130,7 +120,7 @@ def verify_chain(
     outside_checkpoints: Sequence[SignedCheckpoint] = (),
     anchored: bool = True,
     progress: Progress | None = None,
-    parallel: ParallelWalk | None = None,
+    parallel: ParallelRun | None = None,
 ) -> VerificationResult:
     """Verify entries ``from_seq..to_seq`` (``to_seq=None``: to the end of the log).
 
@@ -164,17 +154,17 @@ def verify_chain(
     )
     wanted = {c.seq for c in stored_checkpoints} | {c.seq for c in outside_checkpoints}
     seen_hashes: dict[int, bytes] = {}
-    walker = _Walker(keyring=keyring, wanted=wanted, seen_hashes=seen_hashes)
+    walker = Walker(keyring=keyring, wanted=wanted, seen_hashes=seen_hashes)
     last = from_seq - 1
     try:
         # (1) Anchor.
         if from_seq > 1:
-            anchor = _first(fetch_entries(from_seq - 1, from_seq - 1))
+            anchor = first(fetch_entries(from_seq - 1, from_seq - 1))
             if anchor is not None:
-                _check_self_hash(anchor)
-                walker.prev_hash, walker.prev_time = anchor.entry_hash, _body_time(anchor)
+                check_self_hash(anchor)
+                walker.prev_hash, walker.prev_time = anchor.entry_hash, body_time(anchor)
             elif anchored:
-                raise _Failure(from_seq - 1, "missing", f"entry {from_seq - 1} is missing")
+                raise Failure(from_seq - 1, "missing", f"entry {from_seq - 1} is missing")
             else:
                 walker.prev_hash = None
         walker.expected = from_seq
@@ -187,26 +177,26 @@ def verify_chain(
                     progress(walker.checked, total)
         last = walker.expected - 1
         if to_seq is not None and last < to_seq:
-            raise _Failure(
+            raise Failure(
                 last + 1, "missing", f"entry {last + 1} is missing (range ends at {to_seq})"
             )
         # (10) Head.
         if head is not None and to_end:
-            _check_head(head, last=last, last_hash=walker.prev_hash)
+            check_head(head, last=last, last_hash=walker.prev_hash)
         # (11) Stored checkpoints in the range.
         for stored in stored_checkpoints:
-            checkpoint = _parse_stored_checkpoint(stored)
-            _check_checkpoint(
+            checkpoint = parse_stored_checkpoint(stored)
+            check_checkpoint(
                 checkpoint, keyring=keyring, log_id=log_id, last=last, to_end=to_end,
                 seen_hashes=seen_hashes, fetch_entries=fetch_entries, where="stored checkpoint",
             )
         # (12) Outside checkpoints.
         for checkpoint in outside_checkpoints:
-            _check_checkpoint(
+            check_checkpoint(
                 checkpoint, keyring=keyring, log_id=log_id, last=last, to_end=to_end,
                 seen_hashes=seen_hashes, fetch_entries=fetch_entries, where="outside checkpoint",
             )
-    except _Failure as failure:
+    except Failure as failure:
         return VerificationResult(
             valid=False,
             checked=walker.checked,
@@ -258,9 +248,9 @@ def verify_database(
         if workers > 1 and end - from_seq + 1 >= PARALLEL_MIN_ENTRIES * workers:
             with map_errors("exporting the verification snapshot"):
                 row = conn.execute("SELECT pg_export_snapshot()").fetchone()
-            parallel = _ParallelWalk(
-                conninfo=_conninfo(store), snapshot_id=row[0], keyring=trusted, workers=workers,
-                end=end, open_end=to_seq is None,
+            parallel = ParallelWalk(
+                conninfo=conninfo(store), snapshot_id=row[0], keyring=trusted, workers=workers,
+                end=end, open_end=to_seq is None, slice_entries=SLICE_ENTRIES,
             )
         return verify_chain(
             fetch_entries=snapshot.fetch_entries,
@@ -303,316 +293,3 @@ def verify_entries(
         anchored=False,
         progress=progress,
     )
-
-
-class _Walker:
-    """Per-entry checks (2)–(9), carrying the link state from one entry to the next."""
-
-    def __init__(self, *, keyring: Keyring, wanted: set[int], seen_hashes: dict[int, bytes]):
-        self.keyring = keyring
-        self.wanted = wanted
-        self.seen_hashes = seen_hashes
-        self.expected = 1
-        self.checked = 0
-        self.prev_hash: bytes | None = GENESIS_PREV_HASH
-        self.prev_time: datetime | None = None
-
-    def check(self, entry: StoredEntry) -> None:
-        seq = entry.seq
-        # (2) Contiguity.
-        if seq < self.expected:
-            raise _Failure(seq, "duplicate", f"seq {seq} appears more than once")
-        if seq > self.expected:
-            raise _Failure(
-                self.expected,
-                "missing",
-                f"entry {self.expected} is missing (the next stored entry is {seq})",
-            )
-        # (3) Body.
-        try:
-            body = orjson.loads(entry.body)
-        except orjson.JSONDecodeError as exc:
-            raise _Failure(seq, "body", f"entry {seq}: body is not JSON ({exc})") from None
-        if not isinstance(body, dict):
-            raise _Failure(seq, "body", f"entry {seq}: body is not a JSON object")
-        _expect(seq, "seq", "body seq", expected=seq, found=body.get("seq"))
-        _expect(seq, "key_id", "body key_id", expected=entry.key_id, found=body.get("key_id"))
-        _expect(
-            seq, "prev_hash", "body prev_hash",
-            expected=entry.prev_hash.hex(), found=body.get("prev_hash"),
-        )
-        # (4) Link.
-        if self.prev_hash is not None and entry.prev_hash != self.prev_hash:
-            raise _Failure(
-                seq,
-                "link",
-                f"entry {seq}: prev_hash does not link to entry {seq - 1}: "
-                f"expected {self.prev_hash.hex()}, found {entry.prev_hash.hex()}",
-            )
-        # (5) Hash.
-        computed = entry_hash(entry.prev_hash, entry.body) if len(entry.prev_hash) == 32 else b""
-        if computed != entry.entry_hash:
-            raise _Failure(
-                seq,
-                "entry_hash",
-                f"entry {seq}: entry_hash does not match SHA-256(prev_hash ‖ body): "
-                f"computed {computed.hex()}, stored {entry.entry_hash.hex()}",
-            )
-        # (6) Key.
-        key = self.keyring.get(entry.key_id)
-        if key is None:
-            rejected = self.keyring.rejected.get(entry.key_id)
-            raise _Failure(
-                seq,
-                "unknown_key",
-                f"entry {seq}: signed by unknown key {entry.key_id!r} "
-                + (f"(its audit_signing_keys row was refused: {rejected})" if rejected
-                   else f"(trusted: {sorted(self.keyring)})"),
-            )
-        # (7) Signature.
-        if not key.verify(entry.signature, entry_signing_input(entry.entry_hash)):
-            raise _Failure(
-                seq, "signature", f"entry {seq}: signature does not verify with key {key.key_id!r}"
-            )
-        # (8) Columns.
-        if entry.columns is not None:
-            _check_columns(seq, body, entry.columns)
-        # (9) Time.
-        recorded_at = _parse_body_time(seq, body)
-        if entry.recorded_at is not None and entry.recorded_at != recorded_at:
-            raise _Failure(
-                seq, "column", f"entry {seq}: recorded_at {entry.recorded_at} disagrees with the "
-                f"signed body ({recorded_at})",
-            )
-        if self.prev_time is not None and recorded_at < self.prev_time:
-            raise _Failure(
-                seq, "time_order", f"entry {seq}: recorded_at {recorded_at} is before the "
-                f"previous entry's {self.prev_time}",
-            )
-        if seq in self.wanted:
-            self.seen_hashes[seq] = entry.entry_hash
-        self.prev_hash, self.prev_time = entry.entry_hash, recorded_at
-        self.expected += 1
-        self.checked += 1
-
-
-def _expect(seq: int, check: str, what: str, *, expected: Any, found: Any) -> None:
-    if expected != found or type(expected) is not type(found):
-        raise _Failure(seq, check, f"entry {seq}: {what} is {found!r}, expected {expected!r}")
-
-
-def _check_columns(seq: int, body: dict[str, Any], columns: Any) -> None:
-    derived = queryable_columns(body)
-    for name in COLUMN_NAMES:
-        stored = columns.get(name)
-        want = derived[name]
-        if isinstance(stored, memoryview):
-            stored = bytes(stored)
-        if isinstance(want, uuid.UUID) and isinstance(stored, str):
-            stored = uuid.UUID(stored)
-        if stored != want:
-            raise _Failure(
-                seq,
-                "column",
-                f"entry {seq}: column {name} is {stored!r} but the signed body says {want!r}",
-            )
-
-
-def _parse_body_time(seq: int, body: dict[str, Any]) -> datetime:
-    try:
-        return parse_time(body["recorded_at"])
-    except (KeyError, TypeError, ValueError):
-        raise _Failure(
-            seq, "body", f"entry {seq}: body recorded_at {body.get('recorded_at')!r} is not RFC 3339"
-        ) from None
-
-
-def _body_time(entry: StoredEntry) -> datetime | None:
-    try:
-        return parse_time(orjson.loads(entry.body)["recorded_at"])
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-        return None
-
-
-def _check_self_hash(entry: StoredEntry) -> None:
-    if len(entry.prev_hash) != 32 or entry_hash(entry.prev_hash, entry.body) != entry.entry_hash:
-        raise _Failure(
-            entry.seq, "entry_hash", f"entry {entry.seq}: entry_hash does not match its body"
-        )
-
-
-def _check_head(head: Any, *, last: int, last_hash: bytes | None) -> None:
-    if last < head.seq:
-        raise _Failure(
-            last + 1,
-            "truncated",
-            f"entries {last + 1}..{head.seq} are missing: the chain head says the log ends at "
-            f"seq {head.seq}, but the last entry is {last}",
-        )
-    if last > head.seq:
-        raise _Failure(
-            head.seq + 1,
-            "beyond_head",
-            f"entries after the chain head: head is {head.seq}, last entry is {last}",
-        )
-    if head.seq > 0 and last_hash is not None and bytes(head.head_hash) != last_hash:
-        raise _Failure(
-            head.seq,
-            "head",
-            f"chain head hash {bytes(head.head_hash).hex()} is not entry {head.seq}'s "
-            f"{last_hash.hex()}",
-        )
-
-
-def _parse_stored_checkpoint(stored: StoredCheckpoint) -> SignedCheckpoint:
-    try:
-        checkpoint = SignedCheckpoint.from_body(stored.body, stored.signature)
-    except CheckpointError as exc:
-        raise _Failure(stored.seq, "checkpoint", f"stored checkpoint {stored.seq}: {exc}") from None
-    for name in ("seq", "head_hash", "recorded_at", "key_id"):
-        column, signed = getattr(stored, name), getattr(checkpoint, name)
-        if column != signed:
-            raise _Failure(
-                stored.seq,
-                "checkpoint",
-                f"stored checkpoint {stored.seq}: column {name} is {column!r} but the signed "
-                f"body says {signed!r}",
-            )
-    return checkpoint
-
-
-def _check_checkpoint(
-    checkpoint: SignedCheckpoint,
-    *,
-    keyring: Keyring,
-    log_id: str | None,
-    last: int,
-    to_end: bool,
-    seen_hashes: dict[int, bytes],
-    fetch_entries: FetchEntries,
-    where: str,
-) -> None:
-    seq = checkpoint.seq
-    problem = checkpoint.verify_signature(keyring)
-    if problem is not None:
-        raise _Failure(seq, "checkpoint", f"{where} {seq}: {problem}")
-    if log_id is not None and checkpoint.log_id != log_id:
-        raise _Failure(
-            seq,
-            "checkpoint",
-            f"{where} {seq} is for log {checkpoint.log_id}, this log is {log_id}",
-        )
-    found = seen_hashes.get(seq)
-    if found is None:
-        if to_end and seq > last:
-            raise _Failure(
-                last + 1,
-                "truncated",
-                f"entries {last + 1}..{seq} are missing: the {where} signed "
-                f"{checkpoint.recorded_at.isoformat()} attests seq {seq} with head "
-                f"{checkpoint.head_hash.hex()}, but the log ends at seq {last} "
-                "(the tail was truncated)",
-            )
-        entry = _first(fetch_entries(seq, seq))
-        if entry is None:
-            raise _Failure(seq, "missing", f"{where} {seq}: entry {seq} is missing")
-        _check_self_hash(entry)
-        found = entry.entry_hash
-    if found != checkpoint.head_hash:
-        raise _Failure(
-            seq,
-            "checkpoint",
-            f"{where} {seq}: head hash {checkpoint.head_hash.hex()} differs from entry {seq}'s "
-            f"{found.hex()}",
-        )
-
-
-def _first(items: Iterable[StoredEntry]) -> StoredEntry | None:
-    for item in items:
-        return item
-    return None
-
-
-# -- reading the database fast, and in several processes -------------------------------------
-
-def _conninfo(store: Any) -> str:
-    url = make_url(store.engine.url.render_as_string(hide_password=False))
-    return url.set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-class _ParallelWalk:
-    """Steps (2)–(9) over ``from_seq..end`` in slices, by a pool of processes.
-
-    Each slice is walked by a :class:`_Walker` in a worker that joins the coordinator's exported
-    snapshot and starts from the stored hash and time of the entry before the slice (that entry
-    is verified by the previous slice, whose failure, if any, comes first). Results are merged
-    in seq order, so the first failure and ``checked`` are those of a sequential walk.
-    """
-
-    def __init__(self, *, conninfo: str, snapshot_id: str, keyring: Keyring, workers: int,
-                 end: int, open_end: bool) -> None:
-        self.conninfo, self.snapshot_id, self.workers = conninfo, snapshot_id, workers
-        self.keys = [(k.key_id, k.raw) for k in keyring.values()]
-        self.end, self.open_end = end, open_end
-
-    def __call__(self, walker: _Walker, from_seq: int, to_seq: int | None,
-                 progress: Progress | None) -> None:
-        total = self.end - from_seq + 1
-        size = max(1, min(SLICE_ENTRIES, -(-total // self.workers)))
-        slices = [(lo, min(lo + size - 1, self.end)) for lo in range(from_seq, self.end + 1, size)]
-        first_state = (walker.prev_hash, walker.prev_time)
-        jobs = [
-            dict(conninfo=self.conninfo, snapshot_id=self.snapshot_id, keys=self.keys,
-                 wanted=sorted(walker.wanted), lo=lo, hi=hi,
-                 open_end=self.open_end and hi == self.end,
-                 start=first_state if i == 0 else None)
-            for i, (lo, hi) in enumerate(slices)
-        ]
-        context = multiprocessing.get_context("spawn")  # never fork a threaded server process
-        with ProcessPoolExecutor(max_workers=self.workers, mp_context=context) as pool:
-            try:
-                for outcome in pool.map(_walk_slice, jobs):
-                    walker.checked += outcome["checked"]
-                    walker.seen_hashes.update(outcome["seen"])
-                    if outcome["failure"] is not None:
-                        raise _Failure(*outcome["failure"])
-                    walker.prev_hash, walker.prev_time = outcome["last"]
-                    walker.expected = outcome["expected"]
-                    if progress is not None:
-                        progress(walker.checked, total)
-            except BaseException:
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
-
-
-def _walk_slice(job: dict[str, Any]) -> dict[str, Any]:
-    """In a worker process: walk entries ``lo..hi`` (``..end of log`` if ``open_end``)."""
-    from .keys import PublicKey
-
-    keyring = Keyring(PublicKey(key_id=k, raw=raw) for k, raw in job["keys"])
-    seen: dict[int, bytes] = {}
-    walker = _Walker(keyring=keyring, wanted=set(job["wanted"]), seen_hashes=seen)
-    walker.expected = job["lo"]
-    with psycopg.connect(job["conninfo"]) as conn:
-        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(job["snapshot_id"])))
-        read = functools.partial(read_entries, conn)
-        try:
-            if job["start"] is not None:
-                walker.prev_hash, walker.prev_time = job["start"]
-            else:  # the entry before the slice: verified by the previous slice
-                before = _first(read(job["lo"] - 1, job["lo"] - 1))
-                if before is None:
-                    raise _Failure(job["lo"] - 1, "missing", f"entry {job['lo'] - 1} is missing")
-                walker.prev_hash, walker.prev_time = before.entry_hash, _body_time(before)
-            for entry in read(job["lo"], None if job["open_end"] else job["hi"]):
-                walker.check(entry)
-            if not job["open_end"] and walker.expected <= job["hi"]:
-                raise _Failure(walker.expected, "missing", f"entry {walker.expected} is missing "
-                               f"(range ends at {job['hi']})")
-        except _Failure as failure:
-            return {"checked": walker.checked, "seen": seen, "last": None, "expected": None,
-                    "failure": (failure.seq, failure.check, failure.reason)}
-    return {"checked": walker.checked, "seen": seen, "failure": None,
-            "last": (walker.prev_hash, walker.prev_time), "expected": walker.expected}
-

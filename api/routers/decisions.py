@@ -14,7 +14,6 @@ from api.deps import authenticate, documented, read_body, services_of
 from api.errors import ApiError
 from api.schemas import (
     DECISION_REQUEST_EXAMPLE,
-    FORBIDDEN,
     UNAUTHORIZED,
     DecisionResponse,
     error_examples,

@@ -16,7 +16,9 @@ from fastapi.testclient import TestClient
 from api.services import Services
 from audit import Keyring, SigningKey, StoredEntry, verify_entries
 from audit.canonical import format_time
-from audit.export import ExportError, load_trusted_keys, stream_csv, stream_jsonl, verify_pack, write_pack
+from audit.errors import ExportError
+from audit.export import stream_csv, stream_jsonl
+from audit.pack import load_trusted_keys, verify_pack, write_pack
 from audit.queries import EntryFilter
 from tests.api.conftest import Keys, bearer
 from tests.compliance.conftest import COUNT, T0, Dataset
