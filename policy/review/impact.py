@@ -35,9 +35,8 @@ import itertools
 import multiprocessing
 import os
 import time
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,36 +44,16 @@ from policy import ActivePolicy, load_policy
 from policy.errors import ClearanceError, EvaluationError, UnknownApp
 from policy.review.diff import Change, Summary, compare
 from policy.review.gitinfo import GitError, export_tree, git_info
+from policy.review.impact_report import EXAMPLES, ImpactReport, Side, Tally
 from policy.review.replay import Replay, Skipped
 
 BATCH = 2048  # replays read, de-duplicated and judged together; one batch runs in-process
 CHUNK = 128  # at most this many replays per task sent to a pool process
 CACHE_ENTRIES = 500_000  # distinct workloads remembered (16-byte digests: ~100 MB at most)
-EXAMPLES = 5
-
-SEMANTICS = (
-    "Each recorded workload is replayed with its recorded caller; the app's entitlements "
-    "(input.app) are re-derived by app id from each side's own apps.yaml, so changes to "
-    "entitlements count as policy changes."
-)
 
 
 class ImpactError(ClearanceError):
     """The analysis cannot run (a ref does not resolve, a bundle is missing…)."""
-
-
-@dataclass(frozen=True)
-class Side:
-    name: str  # base | head
-    ref: str  # the git ref, or "work tree"
-    directory: str
-    revision: str
-    commit: str | None = None
-    dirty: bool | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"ref": self.ref, "directory": self.directory, "revision": self.revision,
-                "commit": self.commit, "dirty": self.dirty}
 
 
 def bundle_at(policy_dir: Path, ref: str, dest: Path) -> tuple[Path, str]:
@@ -166,175 +145,6 @@ def _judge_chunk(replays: list[Replay]) -> list[Change]:
     return [_PROCESS_JUDGE.judge(r) for r in replays]
 
 
-# -- tallying ----------------------------------------------------------------------------------
-
-
-@dataclass
-class _Routes:
-    deployments: set[str] = field(default_factory=set)
-    decisions: int = 0
-    codes: Counter[str] = field(default_factory=Counter)
-
-
-@dataclass
-class _Tally:
-    examples_wanted: int
-    replayed: int = 0
-    reused: int = 0  # replays whose base answer was the one recorded under the base revision
-    skipped: int = 0
-    skipped_examples: list[str] = field(default_factory=list)
-    outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
-    changed: int = 0
-    cleared: dict[tuple[str, str], _Routes] = field(default_factory=dict)
-    denied: dict[tuple[str, str], _Routes] = field(default_factory=dict)
-    appeared: Counter[str] = field(default_factory=Counter)
-    appeared_in: Counter[str] = field(default_factory=Counter)
-    disappeared: Counter[str] = field(default_factory=Counter)
-    disappeared_in: Counter[str] = field(default_factory=Counter)
-    gained: Counter[str] = field(default_factory=Counter)
-    gained_in: Counter[str] = field(default_factory=Counter)
-    lost: Counter[str] = field(default_factory=Counter)
-    lost_in: Counter[str] = field(default_factory=Counter)
-    base_errors: Counter[str] = field(default_factory=Counter)
-    head_errors: Counter[str] = field(default_factory=Counter)
-    examples: dict[int, list[tuple[Replay, Change]]] = field(default_factory=dict)
-    example_keys: set[bytes] = field(default_factory=set)
-
-    def skip(self, skipped: Skipped) -> None:
-        self.skipped += 1
-        if len(self.skipped_examples) < 10:
-            self.skipped_examples.append(f"{skipped.source}: {skipped.reason}")
-
-    def add(self, replay: Replay, change: Change, key: bytes) -> None:
-        self.replayed += 1
-        self.outcomes[(change.base_outcome, change.head_outcome)] += 1
-        if not change.differs:
-            return
-        self.changed += 1
-        for tally, routes in ((self.cleared, [(r, ()) for r in change.newly_cleared]), (self.denied, change.newly_denied)):
-            touched: set[tuple[str, str]] = set()
-            for (model, deployment), reasons in routes:
-                row = tally.setdefault((replay.app_id, model), _Routes())
-                row.deployments.add(deployment)
-                row.codes.update(code for code, _ in reasons)
-                touched.add((replay.app_id, model))
-            for k in touched:
-                tally[k].decisions += 1
-        for pairs, routes, decisions in ((change.codes_appeared, self.appeared, self.appeared_in),
-                                         (change.codes_disappeared, self.disappeared, self.disappeared_in),
-                                         (change.obligations_appeared, self.gained, self.gained_in),
-                                         (change.obligations_disappeared, self.lost, self.lost_in)):
-            for name, n in pairs:
-                routes[name] += n
-                decisions[name] += 1
-        if change.base_error and change.base_error != change.head_error:
-            self.base_errors[change.base_error] += 1
-        if change.head_error and change.head_error != change.base_error:
-            self.head_errors[change.head_error] += 1
-        self._maybe_example(replay, change, key)
-
-    def _maybe_example(self, replay: Replay, change: Change, key: bytes) -> None:
-        rank = (0 if change.breaking else 1 if change.flipped else 2 if change.newly_denied
-                else 3 if change.newly_cleared else 4)
-        bucket = self.examples.setdefault(rank, [])
-        if len(bucket) < self.examples_wanted and key not in self.example_keys:
-            bucket.append((replay, change))
-            self.example_keys.add(key)
-
-    def chosen_examples(self) -> list[tuple[Replay, Change]]:
-        ordered = itertools.chain.from_iterable(self.examples[r] for r in sorted(self.examples))
-        return list(itertools.islice(ordered, self.examples_wanted))
-
-
-# -- the run -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ImpactReport:
-    base: Side
-    head: Side
-    inputs: str
-    apps_changed: bool
-    tally: _Tally
-    seconds: float
-    build_seconds: float
-    evaluated: int  # distinct workloads judged (the rest came from the cache)
-    workers: int
-
-    @property
-    def breaking(self) -> int:
-        return self.tally.outcomes[("allow", "deny")]
-
-    @property
-    def replays_per_second(self) -> float:
-        replay_seconds = self.seconds - self.build_seconds
-        return self.tally.replayed / replay_seconds if replay_seconds > 0 else 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        t = self.tally
-        return {
-            "base": self.base.to_dict(),
-            "head": self.head.to_dict(),
-            "inputs": self.inputs,
-            "semantics": SEMANTICS,
-            "apps_yaml_changed": self.apps_changed,
-            "replayed": t.replayed,
-            "distinct_workloads": self.evaluated,
-            "base_from_trail": t.reused,
-            "skipped": t.skipped,
-            "skipped_examples": t.skipped_examples,
-            "changed": t.changed,
-            "outcomes": {f"{b}->{h}": n for (b, h), n in sorted(t.outcomes.items())},
-            "breaking": self.breaking,
-            "flipped": {"allow->deny": self.breaking, "deny->allow": t.outcomes[("deny", "allow")]},
-            "newly_cleared": _route_rows(t.cleared),
-            "newly_denied": _route_rows(t.denied),
-            "codes_appeared": _code_rows(t.appeared, t.appeared_in),
-            "codes_disappeared": _code_rows(t.disappeared, t.disappeared_in),
-            "obligations_appeared": _code_rows(t.gained, t.gained_in, key="obligation"),
-            "obligations_disappeared": _code_rows(t.lost, t.lost_in, key="obligation"),
-            "base_errors": [{"error": e, "decisions": n} for e, n in t.base_errors.most_common(10)],
-            "head_errors": [{"error": e, "decisions": n} for e, n in t.head_errors.most_common(10)],
-            "examples": [_example(r, c) for r, c in t.chosen_examples()],
-            "timing": {
-                "seconds": round(self.seconds, 3),
-                "build_seconds": round(self.build_seconds, 3),
-                "replays_per_second": round(self.replays_per_second, 1),
-                "workers": self.workers,
-            },
-        }
-
-
-def _route_rows(tally: dict[tuple[str, str], _Routes]) -> list[dict[str, Any]]:
-    rows = [
-        {"app_id": app, "model": model, "deployments": sorted(r.deployments), "decisions": r.decisions,
-         "reasons": dict(r.codes.most_common())}
-        for (app, model), r in tally.items()
-    ]
-    return sorted(rows, key=lambda row: (-row["decisions"], row["app_id"], row["model"]))
-
-
-def _code_rows(routes: Counter[str], decisions: Counter[str], *, key: str = "code") -> list[dict[str, Any]]:
-    return [{key: name, "routes": n, "decisions": decisions[name]} for name, n in routes.most_common()]
-
-
-_SHOWN_WORKLOAD = ("task", "quality_tier", "regulatory_tier", "sector", "data_classification",
-                   "dangerous_capability", "monthly_active_users", "jurisdictions")
-
-
-def _example(replay: Replay, change: Change) -> dict[str, Any]:
-    return {
-        "decision_id": replay.decision_id,
-        "source": replay.source,
-        "app_id": replay.app_id,
-        "workload": {k: replay.workload.get(k) for k in _SHOWN_WORKLOAD},
-        "base_outcome": change.base_outcome,
-        "head_outcome": change.head_outcome,
-        "breaking": change.breaking,
-        "diff": change.to_dict(),
-    }
-
-
 class _Cache:
     """Bounded LRU of judged workloads, keyed by a 16-byte digest of the canonical replay."""
 
@@ -393,7 +203,7 @@ def analyse(
     apps_changed = [a.model_dump() for a in base.bundle.catalog.apps] != [a.model_dump() for a in head.bundle.catalog.apps]
     build_seconds = time.perf_counter() - started
 
-    tally, cache = _Tally(examples_wanted=examples), _Cache(CACHE_ENTRIES)
+    tally, cache = Tally(examples_wanted=examples), _Cache(CACHE_ENTRIES)
     evaluated = 0
     pool: Any = None
     wanted = workers if workers > 0 else (os.cpu_count() or 1)
@@ -414,7 +224,7 @@ def analyse(
     )
 
 
-def _batches(replays: Iterable[Replay | Skipped], tally: _Tally, size: int, base: ActivePolicy) -> Iterator[list[Replay]]:
+def _batches(replays: Iterable[Replay | Skipped], tally: Tally, size: int, base: ActivePolicy) -> Iterator[list[Replay]]:
     batch: list[Replay] = []
     for item in replays:
         if isinstance(item, Skipped):
@@ -428,7 +238,7 @@ def _batches(replays: Iterable[Replay | Skipped], tally: _Tally, size: int, base
         yield batch
 
 
-def _with_reusable_record(replay: Replay, base: ActivePolicy, tally: _Tally) -> Replay:
+def _with_reusable_record(replay: Replay, base: ActivePolicy, tally: Tally) -> Replay:
     """Keep the recorded answer only where it is the base's: recorded under the base's
     revision with the base's own record of the app; otherwise the base decides again."""
     if replay.recorded_result is None:
@@ -465,7 +275,7 @@ def _start_pool(processes: int, base_dir: Path, head_dir: Path) -> Any:
     return context.Pool(processes, initializer=_init_process, initargs=(str(base_dir), str(head_dir)))
 
 
-def _judge_batch(batch: list[Replay], tally: _Tally, cache: _Cache, *, judge: Judge, pool: Any,
+def _judge_batch(batch: list[Replay], tally: Tally, cache: _Cache, *, judge: Judge, pool: Any,
                  processes: int) -> int:
     """Judge the batch's workloads not seen before, then tally every replay; returns how many
     workloads were judged."""
