@@ -368,7 +368,7 @@ def test_rego_tests_run_through_opa_one_query_per_test(opa_stand_in: ReplayServe
 
 
 def test_rego_test_results_feed_clearance_policy_test(opa_stand_in: ReplayServer) -> None:
-    """policy/testing.py (``clearance policy test --engine opa``) reads these results."""
+    """policy/review/testing.py (``clearance policy test --engine opa``) reads these results."""
     from policy.review.testing import run_tests
 
     opa_stand_in.route("POST", "/v1/data/clearance/.+", Reply.of("data_post_defined"))
