@@ -12,7 +12,7 @@ chain verifies, and reads each worker's peak RSS (VmHWM). Needs `wrk` (Debian pa
 During the main audited run it also reports where the CPU went (server workers, PostgreSQL, wrk,
 idle; from /proc) and how busy the chain lock was, sampled from PostgreSQL every 10 ms: the share
 of samples in which an appending transaction held the chain-head row lock, and in which another
-waited for it. The chain is serial by design (DESIGN.md), so a held share near 1 is its ceiling.
+waited for it. The chain is serial by design (docs/contract.md), so a held share near 1 is its ceiling.
 
 `--profile DIR` also records each server worker with py-spy (`pip install -e '.[bench]'`) during
 the audited run, sampling only the thread holding the GIL: DIR/worker-<pid>.txt, collapsed stacks

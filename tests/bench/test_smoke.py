@@ -48,7 +48,7 @@ def test_http_smoke(tmp_path: Path, pg_server_url: str) -> None:
 
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (scripts/install-tools.sh installs it)")
 def test_suite_runner_smoke() -> None:
-    """`python bench/run.py --smoke`: the one command of the README, in its short mode."""
+    """`python bench/run.py --smoke`: the suite of docs/performance.md, in its short mode."""
     done = subprocess.run([sys.executable, str(REPO / "bench" / "run.py"), "--smoke"], cwd=REPO,
                           capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
