@@ -1,5 +1,6 @@
-"""Fixtures for policy review: bundle copies to break or change, and services over a real
-PostgreSQL whose policy directory is such a copy."""
+"""Copies of the reference bundle to break or change, git repositories holding one, and services
+over a real PostgreSQL whose policy directory is such a copy. The fixtures here (``bundle_dir``,
+``services_on_copy``, ``repo``) are registered for every test by tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from api.app import create_app
 from api.services import Services
 from api.settings import Settings
 from audit import AuditStore
-from tests.api.conftest import Keys, make_keys, make_settings
+from tests.api.conftest import make_settings
 from tests.conftest import REPO
 
 REGO = REPO / "rego"
@@ -115,13 +116,7 @@ def repo(tmp_path: Path) -> Path:
     return root
 
 
-@pytest.fixture
-def client(services: Services) -> Iterator[TestClient]:
-    """The real app over ``services`` (each test module says which, as a ``services`` fixture)."""
+def app_client(services: Services) -> Iterator[TestClient]:
+    """The real app over ``services``, for a test module's own ``client`` fixture."""
     with TestClient(create_app(services=services), raise_server_exceptions=False) as test_client:
         yield test_client
-
-
-@pytest.fixture
-def keys(services: Services) -> Keys:
-    return make_keys(services)

@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 REPO = Path(__file__).resolve().parents[1]
+pytest_plugins = ["tests.bundles"]  # bundle copies, git repositories, services on a copy
 MACHINE_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 

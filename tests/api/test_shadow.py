@@ -16,7 +16,8 @@ from api.services import Services
 from audit import verify_database
 from policy import DecisionRequest, decide
 from tests.api.conftest import Keys, bearer, make_keys
-from tests.policy.review.conftest import (
+from tests.bundles import (
+    app_client,
     HELPDESK_REQUEST,
     LLAMA_MODELS,
     REGO,
@@ -50,8 +51,19 @@ def shadow_services(migrated_database: str, shadow_dir: Path, tmp_path: Path) ->
 
 @pytest.fixture
 def services(shadow_services: Services) -> Services:
-    """What the shared ``client`` and ``keys`` fixtures serve."""
+    """What the ``client`` and ``keys`` fixtures serve."""
     return shadow_services
+
+
+@pytest.fixture
+def client(services: Services) -> Iterator[TestClient]:
+    """The app over this module's ``services`` (one per test, unlike tests/api/conftest.py's)."""
+    yield from app_client(services)
+
+
+@pytest.fixture
+def keys(services: Services) -> Keys:
+    return make_keys(services)
 
 
 def _body(services: Services, decision_id: str) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from api.apikeys import Role, create_key
 from audit import AuditStore, init_key, verify_database
 from tests.api.test_serve_embedded import free_port
 from tests.conftest import REPO
-from tests.policy.review.conftest import break_rego, entries, lower_llama_cap
+from tests.bundles import break_rego, entries, lower_llama_cap
 
 pytestmark = pytest.mark.slow
 

@@ -17,7 +17,7 @@ from api.reload import reload_policy
 from api.services import Services
 from audit.replay_source import iter_decision_inputs
 from policy import Caller, DecisionRequest
-from tests.policy.review.conftest import HELPDESK_REQUEST, LLAMA_MODELS, commit_all, lower_llama_cap
+from tests.bundles import HELPDESK_REQUEST, LLAMA_MODELS, commit_all, lower_llama_cap
 
 
 def record(services: Services, mau: int) -> str:

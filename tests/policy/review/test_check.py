@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from api.cli import app as cli
 from policy.review.check import check_bundle
 from policy.errors import PolicyError
-from tests.policy.review.conftest import REGO, break_rego, edit
+from tests.bundles import REGO, break_rego, edit
 
 
 def codes(errors: list[PolicyError]) -> list[str]:

@@ -15,7 +15,7 @@ from api.reload import reload_policy
 from policy import GitInfo, load_bundle, load_policy
 from policy.review.gitinfo import git_info
 from tests.api.conftest import bearer, make_keys
-from tests.policy.review.conftest import HELPDESK_REQUEST, entries, git, lower_llama_cap, start_services
+from tests.bundles import HELPDESK_REQUEST, entries, git, lower_llama_cap, start_services
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # see test_reload.py
 

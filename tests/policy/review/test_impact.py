@@ -15,7 +15,7 @@ from api.cli import app as cli
 from api.schemas import DECISION_REQUEST_EXAMPLE
 from policy.review.impact import analyse, bundle_at
 from policy.review.replay import Replay, Skipped, read_jsonl
-from tests.policy.review.conftest import (
+from tests.bundles import (
     HELPDESK_REQUEST,
     LLAMA_MODELS,
     commit_all,
@@ -221,7 +221,7 @@ def test_the_process_pool_gives_the_same_report_as_one_process(repo: Path, tmp_p
 def test_the_committed_sample_for_ci_replays_cleanly() -> None:
     """tests/policy/review/data/decisions-sample.jsonl feeds the CI workflow's impact step when
     no database is configured: every line must be a valid request of a known app."""
-    from tests.policy.review.conftest import REGO
+    from tests.bundles import REGO
 
     sample = Path(__file__).parent / "data" / "decisions-sample.jsonl"
     report = analyse(REGO, REGO, read_jsonl(sample), base_ref=None, workers=1).to_dict()

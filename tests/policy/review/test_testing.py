@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from api.cli import app as cli
 from policy.review.testing import format_run, run_tests
-from tests.policy.review.conftest import REGO
+from tests.bundles import REGO
 
 
 def add_tests(bundle: Path, text: str) -> None:
