@@ -229,7 +229,3 @@ def apikeys_list() -> None:
     for k in _with_keys_db(list_keys):
         revoked = k.revoked_at.isoformat() if k.revoked_at else "-"
         typer.echo(f"{k.key_id}  {k.role:<7}  {k.app_id or '-':<24}  {k.created_at.isoformat()}  revoked={revoked}  {k.label or ''}")
-
-
-def main() -> None:  # pragma: no cover - console script entry
-    app()

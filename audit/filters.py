@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-
-from .canonical import format_time
 
 __all__ = ["MODEL_STATUSES", "EntryFilter", "where_clause"]
 
@@ -56,16 +54,6 @@ class EntryFilter:
             moment = getattr(self, name)
             if moment is not None and moment.tzinfo is None:
                 raise ValueError(f"{name} must be timezone-aware")
-
-    def describe(self) -> dict[str, Any]:
-        """The filters that are set, JSON-ready (for manifests and logs)."""
-        out: dict[str, Any] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if value is None:
-                continue
-            out[f.name] = format_time(value) if isinstance(value, datetime) else str(value)
-        return out
 
     def facets(self) -> list[str]:
         """The keys of ``audit_facets(...)`` (migration 0003) that a matching entry holds.
