@@ -19,7 +19,7 @@ from api.app import create_app
 from api.services import Services
 from api.settings import Settings
 from audit import AuditStore
-from tests.api.conftest import make_settings
+from tests.api.conftest import Keys, make_keys, make_settings
 from tests.conftest import REPO
 
 REGO = REPO / "rego"
@@ -120,3 +120,18 @@ def app_client(services: Services) -> Iterator[TestClient]:
     """The real app over ``services``, for a test module's own ``client`` fixture."""
     with TestClient(create_app(services=services), raise_server_exceptions=False) as test_client:
         yield test_client
+
+
+def app_fixtures() -> tuple[Any, Any]:
+    """``client`` and ``keys`` fixtures over a test module's own ``services`` fixture, one per
+    test (tests/api/conftest.py's are one per module): ``client, keys = app_fixtures()``."""
+
+    @pytest.fixture
+    def client(services: Services) -> Iterator[TestClient]:
+        yield from app_client(services)
+
+    @pytest.fixture
+    def keys(services: Services) -> Keys:
+        return make_keys(services)
+
+    return client, keys

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,8 +14,8 @@ from fastapi.testclient import TestClient
 from api.reload import SIGHUP_REQUESTER, install_sighup, reload_on_signal, reload_policy
 from api.services import Services
 from audit import verify_database
-from tests.api.conftest import Keys, bearer, make_keys
-from tests.bundles import HELPDESK_REQUEST, app_client, break_rego, edit, entries, lower_llama_cap
+from tests.api.conftest import Keys, bearer
+from tests.bundles import HELPDESK_REQUEST, app_fixtures, break_rego, edit, entries, lower_llama_cap
 
 
 # regorus VMs are bound to the thread that made them: the test client's loop thread decides,
@@ -31,15 +30,7 @@ def services(services_on_copy: Services) -> Services:
     return services_on_copy
 
 
-@pytest.fixture
-def client(services: Services) -> Iterator[TestClient]:
-    """The app over this module's ``services`` (one per test, unlike tests/api/conftest.py's)."""
-    yield from app_client(services)
-
-
-@pytest.fixture
-def keys(services: Services) -> Keys:
-    return make_keys(services)
+client, keys = app_fixtures()
 
 
 def test_accepted_reload_swaps_the_policy_and_is_recorded(

@@ -17,7 +17,7 @@ from audit import verify_database
 from policy import DecisionRequest, decide
 from tests.api.conftest import Keys, bearer, make_keys
 from tests.bundles import (
-    app_client,
+    app_fixtures,
     HELPDESK_REQUEST,
     LLAMA_MODELS,
     REGO,
@@ -55,15 +55,7 @@ def services(shadow_services: Services) -> Services:
     return shadow_services
 
 
-@pytest.fixture
-def client(services: Services) -> Iterator[TestClient]:
-    """The app over this module's ``services`` (one per test, unlike tests/api/conftest.py's)."""
-    yield from app_client(services)
-
-
-@pytest.fixture
-def keys(services: Services) -> Keys:
-    return make_keys(services)
+client, keys = app_fixtures()
 
 
 def _body(services: Services, decision_id: str) -> dict[str, Any]:
