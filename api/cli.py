@@ -30,6 +30,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(apikeys_app, name="apikeys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(policy_app, name="policy")
+app.add_typer(__import__("api.cli_witness", fromlist=["witness_app"]).witness_app, name="witness")
 
 T = TypeVar("T")
 
