@@ -130,7 +130,7 @@ def format_verifier_key(name: str, alg: int, public_key: bytes) -> str:
 def parse_verifier_key(text: str) -> VerifierKey:
     """Parse a verifier key string; the key ID must be the one its name and key give."""
     what = "verifier key"
-    parts = text.strip().split("+")
+    parts = text.strip().split("+", 2)  # base64 may contain "+", names and IDs may not
     if len(parts) != 3:
         raise TlogFormatError(what, "expected name+hex(key ID)+base64(type ‖ key), three parts")
     name, hex_id, material = parts
@@ -276,7 +276,7 @@ def parse_signer_key(text: str) -> tuple[str, int, bytes]:
     text = text.strip()
     if not text.startswith(PRIVATE_KEY_PREFIX):
         raise TlogFormatError(what, f"does not start with {PRIVATE_KEY_PREFIX!r}")
-    parts = text[len(PRIVATE_KEY_PREFIX):].split("+")
+    parts = text[len(PRIVATE_KEY_PREFIX):].split("+", 2)
     if len(parts) != 3:
         raise TlogFormatError(what, "expected PRIVATE+KEY+name+hex(key ID)+base64(type ‖ seed)")
     name, hex_id, material = parts
