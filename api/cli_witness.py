@@ -28,7 +28,8 @@ def _fail(message: str) -> NoReturn:
 @witness_app.command("init")
 def init(
     key: KeyFile,
-    name: Annotated[str, typer.Option("--name", help="The witness's name, a schema-less URL (witness.example.com/w1).")],
+    name: Annotated[str, typer.Option("--name", help="The witness's name, a schema-less URL "
+                                                     "(witness.example.com/w1).")],
 ) -> None:
     """Create a witness key in FILE (refuses to overwrite one); print its verifier key."""
     from audit.tlog.cosignature import CosignatureSigner

@@ -206,7 +206,7 @@ def load_signer(text: str) -> Ed25519Signer | CosignatureSigner:
     raise TlogFormatError("signer key", f"signature type 0x{alg:02x} is not supported")
 
 
-def verified_cosignatures(note: str | bytes, witnesses: Sequence[CosignatureVerifier]) -> list[Cosignature]:
+def verified_cosignatures(note: str | bytes, witnesses: Sequence[Verifier]) -> list[Cosignature]:
     """The cosignatures of ``note`` that verify with ``witnesses``, one per witness at most.
 
     Signatures by other keys are ignored; a signature that matches a witness's name and key ID

@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import Protocol
 
 from .errors import ConsistencyProofError, InclusionProofError, ProofRequestError, TlogFormatError
 
@@ -71,7 +71,8 @@ def node_hash(left: bytes, right: bytes) -> bytes:
     return _sha256(_NODE + left + right).digest()
 
 
-class Node(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class Node:
     """The complete subtree of ``2**level`` leaves starting at leaf ``index * 2**level``."""
 
     level: int
@@ -133,10 +134,10 @@ def read_plan(reader: HashReader, plan: ProofPlan) -> list[bytes]:
     hashes = list(reader.read_hashes(nodes))
     if len(hashes) != len(nodes):
         raise ProofRequestError(f"hash reader returned {len(hashes)} hashes for {len(nodes)} nodes")
-    for node, value in zip(nodes, hashes):
+    for node, value in zip(nodes, hashes, strict=True):
         if len(value) != HASH_SIZE:
-            raise ProofRequestError(f"hash reader returned {len(value)} bytes for node {tuple(node)}")
-    return plan.assemble(dict(zip(nodes, hashes)))
+            raise ProofRequestError(f"hash reader returned {len(value)} bytes for node ({node.level}, {node.index})")
+    return plan.assemble(dict(zip(nodes, hashes, strict=True)))
 
 
 def _subtrees(start: int, end: int) -> tuple[Node, ...]:
@@ -297,9 +298,9 @@ def verify_consistency(*, old_size: int, new_size: int, old_root: bytes, new_roo
     the C2SP tlog-witness protocol needs.
     """
     err = ConsistencyProofError
-    for value, name in ((old_size, "old size"), (new_size, "new size")):
-        if not isinstance(value, int) or not 0 <= value <= MAX_TREE_SIZE:
-            raise err(f"{name} is in [0, 2**63 - 1]", found=value)
+    for size, name in ((old_size, "old size"), (new_size, "new size")):
+        if not isinstance(size, int) or not 0 <= size <= MAX_TREE_SIZE:
+            raise err(f"{name} is in [0, 2**63 - 1]", found=size)
     _check_hash(old_root, "old root", err)
     _check_hash(new_root, "new root", err)
     for position, value in enumerate(proof):
@@ -393,7 +394,8 @@ class MemoryTree:
 
     def read_hashes(self, nodes: Sequence[Node]) -> list[bytes]:
         out = []
-        for level, index in nodes:
+        for node in nodes:
+            level, index = node.level, node.index
             if level >= len(self._levels) or not 0 <= index < len(self._levels[level]):
                 raise ProofRequestError(f"node ({level}, {index}) is not a complete subtree of a tree "
                                         f"of size {self.size}")

@@ -51,6 +51,8 @@ __all__ = [
     "Signer",
     "Verifier",
     "VerifierKey",
+    "check_key_name",
+    "format_signer_key",
     "format_verifier_key",
     "key_id",
     "open_note",
@@ -97,7 +99,7 @@ def check_key_name(name: str, what: str = "key name") -> str:
     """``name`` if it is a valid key name: non-empty, no Unicode space, no ``+``."""
     if not isinstance(name, str) or not name:
         raise TlogFormatError(what, "must be non-empty")
-    if "+" in name or _SPACE.search(name) or any(ord(c) < 0x20 or c == "\x7f" for c in name):
+    if "+" in name or _SPACE.search(name) or any(ord(c) < 0x20 for c in name):
         raise TlogFormatError(what, f"{name!r} contains a space, a control character or '+'")
     return name
 
@@ -324,7 +326,7 @@ class Note:
 def _check_text(text: str, what: str) -> None:
     if not text.endswith("\n"):
         raise TlogFormatError(what, "text does not end with a newline")
-    bad = next((c for c in text if (ord(c) < 0x20 and c != "\n") or c == "\x7f"), None)
+    bad = next((c for c in text if ord(c) < 0x20 and c != "\n"), None)
     if bad is not None:
         raise TlogFormatError(what, f"contains the control character U+{ord(bad):04X}")
 

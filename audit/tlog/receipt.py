@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from audit.errors import AuditEntryInvalid
 
 from .checkpoint import SignedCheckpoint, open_checkpoint
-from .cosignature import CosignatureVerifier, verified_cosignatures
+from .cosignature import verified_cosignatures
 from .errors import ReceiptVerificationError, TlogError
 from .leaf import entry_leaf_hash, result_sha256
 from .merkle import root_from_inclusion_proof
@@ -53,7 +53,7 @@ def verify_receipt(
     trusted_keys: Sequence[str | Verifier],
     decision: Mapping[str, Any] | None = None,
     origin: str | None = None,
-    witnesses: Sequence[CosignatureVerifier] = (),
+    witnesses: Sequence[Verifier] = (),
     min_cosignatures: int = 0,
 ) -> SignedCheckpoint:
     """Check offline that ``receipt`` proves its entry is in the log; return its checkpoint.
@@ -89,7 +89,7 @@ def verify_receipt(
         raise ReceiptVerificationError(1, "entry is canonicalisable JSON", detail=str(exc)) from exc
     if computed != claimed:
         raise ReceiptVerificationError(1, "leaf hash of the entry", expected=claimed, found=computed)
-    if entry.get("seq") != receipt.seq:
+    if type(entry.get("seq")) is not int or entry["seq"] != receipt.seq:
         raise ReceiptVerificationError(1, "entry seq is the receipt's", expected=receipt.seq, found=entry.get("seq"))
     if entry.get("recorded_at") != receipt.recorded_at:
         raise ReceiptVerificationError(1, "entry recorded_at is the receipt's", expected=receipt.recorded_at,
@@ -109,7 +109,10 @@ def verify_receipt(
                                            expected=digest, found=entry.get("result_sha256"))
 
     # (3): the checkpoint is signed by a pinned key; only then are its size and root used.
-    log_verifiers = [Ed25519Verifier.from_key(k) if isinstance(k, str) else k for k in trusted_keys]
+    try:
+        log_verifiers = [Ed25519Verifier.from_key(k) if isinstance(k, str) else k for k in trusted_keys]
+    except TlogError as exc:
+        raise ReceiptVerificationError(3, "pinned log keys are Ed25519 verifier keys", detail=str(exc)) from exc
     if not log_verifiers:
         raise ReceiptVerificationError(3, "at least one pinned log key is given")
     try:

@@ -143,7 +143,7 @@ def parse_tile_path(path: str) -> Tile:
 
 def tiles_for_size(size: int) -> list[Tile]:
     """Every hash tile (full and partial) of a tree of ``size`` leaves, level 0 first."""
-    tiles = []
+    tiles: list[Tile] = []
     level = 0
     count = size  # hashes at this tile level
     while count:
@@ -192,7 +192,8 @@ class TileHashReader:
     def read_hashes(self, nodes: Sequence[Node]) -> list[bytes]:
         tiles: dict[Tile, list[bytes]] = {}
         out = []
-        for level, index in nodes:
+        for node in nodes:
+            level, index = node.level, node.index
             if level < 0 or (index + 1) << level > self._size:
                 raise ProofRequestError(f"node ({level}, {index}) is not complete in a tree of size {self._size}")
             tile_level, rise = divmod(level, TILE_HEIGHT)
@@ -226,21 +227,24 @@ def encode_entry_bundle(entries: Iterable[bytes]) -> bytes:
     out = bytearray()
     for number, entry in enumerate(entries):
         if len(entry) > MAX_ENTRY_BYTES:
-            raise ValueError(f"entry {number} is {len(entry)} bytes; a bundle entry is at most {MAX_ENTRY_BYTES}")
+            raise ValueError(f"entry {number} is {len(entry)} bytes; a bundle entry is at most "
+                             f"{MAX_ENTRY_BYTES}")
         out += len(entry).to_bytes(2, "big") + entry
     return bytes(out)
 
 
 def decode_entry_bundle(data: bytes) -> list[bytes]:
     """The entries of a bundle; :class:`TlogFormatError` if it is truncated."""
-    entries, pos = [], 0
+    entries: list[bytes] = []
+    pos = 0
     while pos < len(data):
         if pos + 2 > len(data):
             raise TlogFormatError("entry bundle", f"truncated length prefix at byte {pos}")
         length = int.from_bytes(data[pos:pos + 2], "big")
         pos += 2
         if pos + length > len(data):
-            raise TlogFormatError("entry bundle", f"entry {len(entries)} needs {length} bytes, {len(data) - pos} remain")
+            raise TlogFormatError("entry bundle",
+                                  f"entry {len(entries)} needs {length} bytes, {len(data) - pos} remain")
         entries.append(data[pos:pos + length])
         pos += length
     return entries

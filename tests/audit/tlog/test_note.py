@@ -164,3 +164,8 @@ def test_signer_key_must_match_its_key_id() -> None:
         parse_signer_key(name_swapped)
     with pytest.raises(TlogFormatError, match="PRIVATE"):
         parse_signer_key(signer.verifier_key)
+
+
+def test_only_controls_below_u0020_are_refused() -> None:
+    # The spec forbids "ASCII control characters (those below U+0020) other than newline"; DEL is not one.
+    assert parse_note("a\x7fb\n\n— a.example AAAAAAA=\n").text == "a\x7fb\n"

@@ -136,3 +136,16 @@ def test_malformed_receipts_fail_before_any_check(log: MemoryLog, change: dict[s
 
 def test_entry_bytes_are_rfc_8785() -> None:
     assert entry_bytes({"b": 1, "a": "é", "c": 0.1}) == '{"a":"é","b":1,"c":0.1}'.encode()
+
+
+def test_a_witness_key_is_not_a_pinned_log_key(log: MemoryLog) -> None:
+    witness = CosignatureSigner.generate("w.example")
+    _fails_at(3, log.receipt(2), log, trusted_keys=[witness.verifier_key])
+
+
+def test_an_entry_whose_seq_is_not_an_integer_is_refused() -> None:
+    memory_log = MemoryLog()
+    memory_log.record(decision(0))
+    memory_log.entries[0]["seq"] = True  # equal to 1 in Python, not in JSON
+    memory_log.tree = type(memory_log.tree)([entry_leaf_hash(memory_log.entries[0])])
+    _fails_at(1, memory_log.receipt(1), memory_log)
