@@ -11,6 +11,7 @@ that serves proofs plugs in through :class:`~audit.tlog.merkle.HashReader`.
 ``tiles``          C2SP tlog-tiles paths, tiles from a hash reader, hashes from tiles
 ``leaf``           entry body bytes, leaf hash, blob digests (``result_sha256``)
 ``receipt``        the decision's receipt and ``verify_receipt``
+``proof``          C2SP tlog-proof: one entry's offline proof (for ``audit prove`` and packs)
 ``witness``        C2SP tlog-witness state machine (``add-checkpoint``) and its state directory
 =================  ==========================================================================
 
@@ -46,6 +47,7 @@ from .merkle import (
     verify_inclusion,
 )
 from .note import Ed25519Signer, Ed25519Verifier, open_note, sign_note
+from .proof import TlogProof, parse_tlog_proof, verify_tlog_proof
 from .receipt import Receipt, verify_receipt
 
 __all__ = [
@@ -68,6 +70,7 @@ __all__ = [
     "SignedCheckpoint",
     "TlogError",
     "TlogFormatError",
+    "TlogProof",
     "VerificationError",
     "consistency_proof",
     "inclusion_proof",
@@ -77,6 +80,7 @@ __all__ = [
     "node_hash",
     "open_checkpoint",
     "open_note",
+    "parse_tlog_proof",
     "root_hash",
     "sign_checkpoint",
     "sign_note",
@@ -84,4 +88,5 @@ __all__ = [
     "verify_consistency",
     "verify_inclusion",
     "verify_receipt",
+    "verify_tlog_proof",
 ]

@@ -72,3 +72,25 @@ TILE_INDEX = (1234067, "x001/x234/067")
 # and a partial level-2 tile of width 1; a tree of 256 a full level-0 tile and a partial
 # level-1 tile of width 1.
 TILES_OF_70000 = {"full": {0: 273, 1: 1, 2: 0}, "partial": {0: 112, 1: 17, 2: 1}}
+
+# tlog-proof.md, the example at the top of the document (its signatures are elided with "[...]"
+# in the spec, so only the proof part is usable: the checkpoint is kept verbatim as text).
+TLOG_PROOF = (
+    "c2sp.org/tlog-proof@v1\n"
+    "extra YWdlLXYxLjIuMS1kYXJ3aW4tYXJtNjQudGFyLmd6kYXJ3aW4tYXJ\n"
+    "index 73894\n"
+    "gSKyXoYZUgZ6jduWYrkDOARinOMGJveXjgMkBTcdPlQ=\n"
+    "B95lDa8R83lS8n0eG+o0buTxRKQTYFi//1U8anccXmA=\n"
+    "EKNzoDWG8LGC0Yp9o+sv3qllpMP9uHQ9B20KNL+Q1zs=\n"
+    "RoopEkOdqkYqMB4MJXrbt/hMjOxsVn0IrWjpz1ZMMes=\n"
+    "AHCioX9nLjsrse6YhjRRmk1WUEirVOLLRoOQ6vfO5vk=\n"
+    "\n"
+    "example.com/fancylog\n"
+    "109482\n"
+    "sFodV/vSp5O8n9a8QpW6PRY97tfOSW5bsc2Xl/EQi08=\n"
+    "\n"
+    "— example.com/fancylog hI2DJw[...]1roloI=\n"
+    "— witness1.example mJirIklj[...]qY9v2B/5bg==\n"
+    "— witness2.example TnKKVHLX[...]xwYwrSjgow==\n"
+    "— witness3.example S4X82uH5[...]3oEcROGLFQ==\n"
+)
