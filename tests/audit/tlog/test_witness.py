@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from audit.tlog.checkpoint import Checkpoint, sign_checkpoint
 from audit.tlog.cosignature import CosignatureSigner, verified_cosignatures
@@ -19,6 +21,7 @@ from audit.tlog.witness import (
     UnknownLog,
     UntrustedCheckpoint,
     Witness,
+    WitnessRefusal,
     WitnessState,
     WitnessStateError,
     format_request,
@@ -221,3 +224,24 @@ def test_malformed_requests_are_bad_requests(body: bytes, reason: str) -> None:
 def test_a_malformed_checkpoint_is_a_bad_request(witness: Witness) -> None:
     with pytest.raises(BadRequest, match="checkpoint"):
         witness.handle(b"old 0\n\nnot a note\n")
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_body_is_answered_with_a_refusal_or_a_cosignature(witness: Witness, log: Log, data: st.DataObject) -> None:
+    # Never another exception (the HTTP layer would answer 500): random bytes, and valid bodies
+    # with one byte changed, dropped or inserted.
+    if log.tree.size == 0:
+        log.grow(6)
+    valid = format_request(old_size=witness.cosigned_size(ORIGIN), proof=[], checkpoint=log.checkpoint())
+    body = data.draw(st.one_of(
+        st.binary(max_size=300),
+        st.builds(lambda i, b: valid[:i] + bytes([b]) + valid[i + 1:], st.integers(0, len(valid) - 1),
+                  st.integers(0, 255)),
+        st.builds(lambda i: valid[:i] + valid[i + 1:], st.integers(0, len(valid) - 1)),
+        st.builds(lambda i, b: valid[:i] + b + valid[i:], st.integers(0, len(valid)), st.binary(max_size=8)),
+    ))
+    try:
+        witness.handle(body)
+    except WitnessRefusal:
+        pass
