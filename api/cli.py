@@ -18,6 +18,7 @@ import typer
 from api.cli_audit import audit_app
 from api.cli_common import clean_errors, database, ensure_signing_key, fail
 from api.cli_policy import policy_app
+from api.cli_witness import witness_app
 from api.settings import Settings
 
 app = typer.Typer(help="Clearance: which AI models may serve this workload — decided, signed and recorded.",
@@ -30,6 +31,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(apikeys_app, name="apikeys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(policy_app, name="policy")
+app.add_typer(witness_app, name="witness")
 
 T = TypeVar("T")
 

@@ -1,0 +1,250 @@
+"""C2SP tlog-tiles: the tree as static tiles of 256 hashes, and entry bundles.
+
+Paths (relative to the log's prefix)::
+
+    tile/<L>/<N>[.p/<W>]        hashes at tile level L (0..63), tile index N, partial width W
+    tile/entries/<N>[.p/<W>]    the entries of level-0 tile N, each a big-endian uint16 length
+                                followed by the entry bytes
+
+``<N>`` is written in zero-padded 3-digit elements, all but the last prefixed with ``x``
+(1234067 → ``x001/x234/067``). ``<W>`` is 1..255; a full tile has no suffix.
+
+Tile ``N`` at level ``L`` holds ``MTH(D[(N·256 + i)·256**L : (N·256 + i + 1)·256**L])`` for
+``i`` in 0..255: in :mod:`audit.tlog.merkle` terms, the nodes ``(8·L, N·256 + i)``. Tile height
+is 8, so a node of any level is either in a tile or the fold of at most 128 hashes of one tile:
+:class:`TileHashReader` answers proofs from tiles, :func:`tile_bytes` builds a tile from any
+:class:`~audit.tlog.merkle.HashReader`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from .errors import ProofRequestError, TlogFormatError
+from .merkle import HASH_SIZE, MAX_TREE_SIZE, HashReader, Node, node_hash
+
+TILE_HEIGHT = 8
+TILE_WIDTH = 1 << TILE_HEIGHT
+MAX_LEVEL = 63
+MAX_ENTRY_BYTES = 0xFFFF
+
+__all__ = [
+    "TILE_HEIGHT",
+    "TILE_WIDTH",
+    "Tile",
+    "TileHashReader",
+    "decode_entry_bundle",
+    "encode_entry_bundle",
+    "encode_index",
+    "parse_tile_path",
+    "tile_bytes",
+    "tile_for_size",
+    "tiles_for_size",
+]
+
+_ELEMENT = re.compile(r"x?[0-9]{3}")
+_DECIMAL = re.compile(r"0|[1-9][0-9]*")
+
+
+@dataclass(frozen=True, slots=True)
+class Tile:
+    """One tile: ``level`` (``None`` for an entry bundle), ``index``, ``width`` (256 if full)."""
+
+    level: int | None
+    index: int
+    width: int = TILE_WIDTH
+
+    def __post_init__(self) -> None:
+        if self.level is not None and not 0 <= self.level <= MAX_LEVEL:
+            raise TlogFormatError("tile", f"level {self.level} is not in 0..{MAX_LEVEL}")
+        if not 1 <= self.width <= TILE_WIDTH:
+            raise TlogFormatError("tile", f"width {self.width} is not in 1..{TILE_WIDTH}")
+        if self.index < 0 or self.start > MAX_TREE_SIZE:
+            raise TlogFormatError("tile", f"index {self.index} is out of range")
+
+    @property
+    def is_entries(self) -> bool:
+        return self.level is None
+
+    @property
+    def is_partial(self) -> bool:
+        return self.width < TILE_WIDTH
+
+    @property
+    def hash_level(self) -> int:
+        """The Merkle level (in leaves, ``2**hash_level`` per hash) of the hashes it holds."""
+        return TILE_HEIGHT * (self.level or 0)
+
+    @property
+    def start(self) -> int:
+        """First leaf index covered: ``N · 256**(L+1)``."""
+        return self.index << (TILE_HEIGHT * ((self.level or 0) + 1))
+
+    @property
+    def nodes(self) -> tuple[Node, ...]:
+        """The Merkle nodes whose hashes the tile holds, in order (for entries: the leaves)."""
+        first = self.index * TILE_WIDTH
+        return tuple(Node(self.hash_level, first + i) for i in range(self.width))
+
+    def path(self) -> str:
+        """``tile/<L>/<N>[.p/<W>]`` or ``tile/entries/<N>[.p/<W>]``."""
+        head = "tile/entries" if self.level is None else f"tile/{self.level}"
+        tail = "" if self.width == TILE_WIDTH else f".p/{self.width}"
+        return f"{head}/{encode_index(self.index)}{tail}"
+
+
+def encode_index(index: int) -> str:
+    """1234067 → ``x001/x234/067``; 5 → ``005``."""
+    if index < 0:
+        raise ValueError(f"tile index must be >= 0, got {index}")
+    groups = []
+    while True:
+        groups.append(f"{index % 1000:03d}")
+        index //= 1000
+        if not index:
+            break
+    groups.reverse()
+    return "/".join([*(f"x{g}" for g in groups[:-1]), groups[-1]])
+
+
+def parse_tile_path(path: str) -> Tile:
+    """Parse a tile or entry-bundle path (without the log prefix); only canonical paths pass."""
+    what = "tile path"
+    parts = path.split("/")
+    if len(parts) < 3 or parts[0] != "tile":
+        raise TlogFormatError(what, f"{path!r} is not tile/<L>/<N>[.p/<W>] or tile/entries/<N>[.p/<W>]")
+    level_text, rest = parts[1], parts[2:]
+    width = TILE_WIDTH
+    if len(rest) >= 2 and rest[-2].endswith(".p"):
+        width_text = rest[-1]
+        if not _DECIMAL.fullmatch(width_text) or not 1 <= int(width_text) < TILE_WIDTH:
+            raise TlogFormatError(what, f"partial width {width_text!r} is not a decimal in 1..255")
+        width = int(width_text)
+        rest = [*rest[:-2], rest[-2][:-2]]
+    if not rest or len(rest) > 7:
+        raise TlogFormatError(what, f"{path!r} has no valid index")
+    if any(not _ELEMENT.fullmatch(e) for e in rest) or any(e.startswith("x") for e in rest[-1:]) \
+            or any(not e.startswith("x") for e in rest[:-1]):
+        raise TlogFormatError(what, "index elements are 3 digits, all but the last prefixed with 'x'")
+    index = int("".join(e.lstrip("x") for e in rest))
+    if level_text == "entries":
+        level = None
+    elif _DECIMAL.fullmatch(level_text) and int(level_text) <= MAX_LEVEL:
+        level = int(level_text)
+    else:
+        raise TlogFormatError(what, f"level {level_text!r} is not 'entries' or a decimal in 0..{MAX_LEVEL}")
+    tile = Tile(level, index, width)
+    if tile.path() != path:  # e.g. x000/005: an index with a leading zero element
+        raise TlogFormatError(what, f"{path!r} is not canonical; it is written {tile.path()!r}")
+    return tile
+
+
+def tiles_for_size(size: int) -> list[Tile]:
+    """Every hash tile (full and partial) of a tree of ``size`` leaves, level 0 first."""
+    tiles: list[Tile] = []
+    level = 0
+    count = size  # hashes at this tile level
+    while count:
+        full, rest = divmod(count, TILE_WIDTH)
+        tiles.extend(Tile(level, n) for n in range(full))
+        if rest:
+            tiles.append(Tile(level, full, rest))
+        count = full
+        level += 1
+    return tiles
+
+
+def tile_for_size(tile: Tile, size: int) -> Tile:
+    """Check that ``tile`` exists in a tree of ``size`` leaves (a full tile, or the partial tile of
+    exactly that width); raise :class:`ProofRequestError` otherwise."""
+    available = size >> tile.hash_level  # hashes of this tile level in the tree
+    width = min(TILE_WIDTH, available - tile.index * TILE_WIDTH)
+    if width <= 0 or tile.width > width or (tile.is_partial and tile.width != width):
+        raise ProofRequestError(f"{tile.path()} is not a tile of a tree of size {size}")
+    return tile
+
+
+def tile_bytes(reader: HashReader, tile: Tile, *, size: int) -> bytes:
+    """The tile's content, ``width × 32`` bytes, read from ``reader`` for a tree of ``size``."""
+    if tile.is_entries:
+        raise ValueError("entry bundles hold entries, not hashes; use encode_entry_bundle")
+    tile_for_size(tile, size)
+    hashes = list(reader.read_hashes(tile.nodes))
+    if len(hashes) != tile.width or any(len(h) != HASH_SIZE for h in hashes):
+        raise ProofRequestError(f"hash reader returned a malformed tile for {tile.path()}")
+    return b"".join(hashes)
+
+
+class TileHashReader:
+    """A :class:`~audit.tlog.merkle.HashReader` over tiles of a tree of ``size`` leaves.
+
+    ``fetch(tile)`` returns a tile's bytes (from a database, files, or HTTP). Each tile is
+    fetched once per :meth:`read_hashes` call; nodes between tile levels are folded from the
+    tile below.
+    """
+
+    def __init__(self, fetch: Callable[[Tile], bytes], *, size: int) -> None:
+        self._fetch = fetch
+        self._size = size
+
+    def read_hashes(self, nodes: Sequence[Node]) -> list[bytes]:
+        tiles: dict[Tile, list[bytes]] = {}
+        out = []
+        for node in nodes:
+            level, index = node.level, node.index
+            if level < 0 or (index + 1) << level > self._size:
+                raise ProofRequestError(f"node ({level}, {index}) is not complete in a tree of size {self._size}")
+            tile_level, rise = divmod(level, TILE_HEIGHT)
+            first = index << rise  # first hash of this node in its tile level
+            tile_index = first // TILE_WIDTH
+            available = self._size >> (TILE_HEIGHT * tile_level)
+            width = min(TILE_WIDTH, available - tile_index * TILE_WIDTH)
+            tile = Tile(tile_level, tile_index, width)
+            if tile not in tiles:
+                tiles[tile] = self._split(tile, self._fetch(tile))
+            row = tiles[tile][first % TILE_WIDTH:first % TILE_WIDTH + (1 << rise)]
+            out.append(_fold_perfect(row))
+        return out
+
+    @staticmethod
+    def _split(tile: Tile, data: bytes) -> list[bytes]:
+        if len(data) != tile.width * HASH_SIZE:
+            raise TlogFormatError("tile", f"{tile.path()} has {len(data)} bytes, expected {tile.width * HASH_SIZE}")
+        return [data[i:i + HASH_SIZE] for i in range(0, len(data), HASH_SIZE)]
+
+
+def _fold_perfect(row: list[bytes]) -> bytes:
+    """The root of a perfect subtree (``len(row)`` a power of two) from its bottom row."""
+    while len(row) > 1:
+        row = [node_hash(row[i], row[i + 1]) for i in range(0, len(row), 2)]
+    return row[0]
+
+
+def encode_entry_bundle(entries: Iterable[bytes]) -> bytes:
+    """An entry bundle: each entry as a big-endian uint16 length and its bytes."""
+    out = bytearray()
+    for number, entry in enumerate(entries):
+        if len(entry) > MAX_ENTRY_BYTES:
+            raise ValueError(f"entry {number} is {len(entry)} bytes; a bundle entry is at most "
+                             f"{MAX_ENTRY_BYTES}")
+        out += len(entry).to_bytes(2, "big") + entry
+    return bytes(out)
+
+
+def decode_entry_bundle(data: bytes) -> list[bytes]:
+    """The entries of a bundle; :class:`TlogFormatError` if it is truncated."""
+    entries: list[bytes] = []
+    pos = 0
+    while pos < len(data):
+        if pos + 2 > len(data):
+            raise TlogFormatError("entry bundle", f"truncated length prefix at byte {pos}")
+        length = int.from_bytes(data[pos:pos + 2], "big")
+        pos += 2
+        if pos + length > len(data):
+            raise TlogFormatError("entry bundle",
+                                  f"entry {len(entries)} needs {length} bytes, {len(data) - pos} remain")
+        entries.append(data[pos:pos + length])
+        pos += length
+    return entries
