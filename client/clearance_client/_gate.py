@@ -57,8 +57,12 @@ class Refusal:
     def response(self, request: httpx.Request) -> httpx.Response:
         error = {"message": self.message, "type": "clearance_refusal", "param": self.param, "code": self.code,
                  **self.extra}
-        return httpx.Response(self.status, json={"error": error}, request=request,
-                              headers={"x-clearance-refused": self.code})
+        headers = {"x-clearance-refused": self.code}
+        if self.status != 503:
+            # Asking again gets the same answer (and records another decision); only an outage
+            # may clear up, so the OpenAI SDK's own retries are left on for 503 alone.
+            headers["x-should-retry"] = "false"
+        return httpx.Response(self.status, json={"error": error}, request=request, headers=headers)
 
 
 def refusal_for_error(exc: ClearanceError) -> Refusal:

@@ -30,9 +30,15 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(json_values)
 def test_matches_rfc8785_package_on_generated_values(value):
+    assert canonical_bytes(value) == rfc8785.dumps(value)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(scalars | st.dictionaries(st.text(alphabet=st.characters(exclude_categories=("Cs",))), st.none(), max_size=12))
+def test_matches_rfc8785_package_on_generated_scalars_and_member_names(value):
     assert canonical_bytes(value) == rfc8785.dumps(value)
 
 
