@@ -32,6 +32,8 @@ def decision_body(app_id: str, workload: Mapping[str, Any] | None, context: Mapp
         raise ValueError("give the workload, or the name of one of the app's workload profiles")
     if workload is not None and not isinstance(workload, Mapping):
         raise TypeError(f"workload must be a mapping of workload fields, not {type(workload).__name__}")
+    if workload_profile is not None and (not isinstance(workload_profile, str) or not workload_profile):
+        raise TypeError("workload_profile must be the name of one of the app's workload profiles")
     if context is not None and not isinstance(context, Mapping):
         raise TypeError(f"context must be a mapping (request_id, trace_id, …), not {type(context).__name__}")
     body: dict[str, Any] = {"app_id": app_id}

@@ -56,6 +56,8 @@ def test_decide_needs_an_app_and_a_workload(clearance):
             client.decide("", WORKLOAD)
         with pytest.raises(TypeError):
             client.decide("a", ["not", "a", "mapping"])  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="workload_profile"):
+            client.decide("a", None, workload_profile=3)  # type: ignore[arg-type]
     assert clearance.decisions == []
 
 

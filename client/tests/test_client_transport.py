@@ -13,7 +13,8 @@ import openai
 import pytest
 from tlog_factory import decision_json
 
-from clearance_client import AsyncClearanceTransport, AsyncClient, ClearanceTransport, Client
+from clearance_client import AsyncClearanceTransport, AsyncClient, ClearanceTransport, Client, Decision
+from clearance_client._gate import DecisionCache
 
 APP = "claims-summariser"
 WORKLOAD = {"task": "summarization", "quality_tier": "commodity", "regulatory_tier": "regulated",
@@ -204,6 +205,22 @@ def test_one_decision_per_workload_within_the_ttl(clearance, backend):
     chat(sdk0, "gpt-5-mini")
     chat(sdk0, "gpt-5-mini")
     assert len(clearance.decisions) == 3
+
+
+def test_the_decision_cache_expires():
+    now = [100.0]
+    cache = DecisionCache(30, clock=lambda: now[0])
+    key = cache.key(WORKLOAD, None)
+    decision = Decision.from_json(decision_json())
+    cache.put(key, decision)
+    assert cache.get(key) is decision and cache.get(cache.key(WORKLOAD, "other")) is None
+    now[0] = 129.9
+    assert cache.get(key) is decision
+    now[0] = 130.0
+    assert cache.get(key) is None
+    no_cache = DecisionCache(0, clock=lambda: now[0])
+    no_cache.put(key, decision)
+    assert no_cache.get(key) is None
 
 
 def test_concurrent_first_requests_share_one_decision(clearance, backend):
