@@ -138,9 +138,14 @@ def decide(
     from policy import Caller, DecisionRequest
     from policy import decide as decide_request
 
+    from policy import strict_json
+    from policy.profile import ProfileViolation
+
     raw = sys.stdin.read() if file is None or str(file) == "-" else file.read_text()
     try:
-        request = DecisionRequest.model_validate_json(raw)
+        request = DecisionRequest.model_validate(strict_json.loads(raw))
+    except (strict_json.MalformedJson, strict_json.DuplicateKey) as exc:
+        _fail(f"invalid request: {exc}", 2)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(body)'}: {e['msg']}" for e in exc.errors())
         _fail(f"invalid request: {problems}", 2)
@@ -151,7 +156,10 @@ def decide(
         try:
             policy = services.policy.current
             caller = Caller(key_id=None, role="cli")
-            policy_input, decision = decide_request(policy, request, caller=caller)
+            try:
+                policy_input, decision = decide_request(policy, request, caller=caller)
+            except ProfileViolation as exc:
+                _fail(exc.diagnostics(), 2)
             result = decision.model_dump(mode="json")
             receipt = services.writer.append(audit_fields(
                 kind="decision", policy_input=policy_input, result=result, app_id=request.app_id,

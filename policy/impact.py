@@ -45,6 +45,7 @@ from policy import ActivePolicy, load_policy
 from policy.diff import Change, Summary, compare
 from policy.errors import ClearanceError, EvaluationError, UnknownApp
 from policy.gitinfo import GitError, export_tree, git_info
+from policy.profile import ProfileViolation
 from policy.replay_inputs import Replay, Skipped
 
 BATCH = 2048  # replays read, de-duplicated and judged together; one batch runs in-process
@@ -53,9 +54,10 @@ CACHE_ENTRIES = 500_000  # distinct workloads remembered (16-byte digests: ~100 
 EXAMPLES = 5
 
 SEMANTICS = (
-    "Each recorded workload is replayed with its recorded caller; the app's entitlements "
-    "(input.app) are re-derived by app id from each side's own apps.yaml, so changes to "
-    "entitlements count as policy changes."
+    "Each recorded request (what was asked: input.requested) is replayed with its recorded caller; "
+    "the app's entitlements and profile (input.app, and the effective workload) are re-derived by "
+    "app id from each side's own apps.yaml, so changes to entitlements and profiles count as "
+    "policy changes."
 )
 
 
@@ -128,10 +130,10 @@ def _recorded(replay: Replay) -> Summary | None:
 def _summary(policy: ActivePolicy, replay: Replay) -> Summary:
     """What ``policy`` decides; fails closed (a deny with the error) as the service would."""
     try:
-        app = policy.app_record(replay.app_id)
-        raw = policy.engine.evaluate({"app": app, "workload": replay.workload, "caller": replay.caller})
+        policy_input = policy.input_for_recorded(replay.app_id, replay.requested, replay.caller)
+        raw = policy.engine.evaluate(policy_input)
         summary = Summary.of(raw)
-    except (UnknownApp, EvaluationError) as exc:
+    except (UnknownApp, EvaluationError, ProfileViolation) as exc:
         return Summary.failed(str(exc))
     except (KeyError, TypeError) as exc:
         return Summary.failed(f"the policy answered an invalid decision: {exc!r}")
@@ -334,7 +336,8 @@ def _example(replay: Replay, change: Change) -> dict[str, Any]:
         "decision_id": replay.decision_id,
         "source": replay.source,
         "app_id": replay.app_id,
-        "workload": {k: replay.workload.get(k) for k in _SHOWN_WORKLOAD},
+        "workload": {k: (replay.workload or {}).get(k) for k in _SHOWN_WORKLOAD},
+        "workload_profile": replay.workload_profile,
         "base_outcome": change.base_outcome,
         "head_outcome": change.head_outcome,
         "breaking": change.breaking,
