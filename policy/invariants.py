@@ -63,7 +63,7 @@ MODE_SETS = [list(c) for n in (1, 2, 3) for c in itertools.combinations(MODES, n
 # Fields a request may leave out, in the order the shrinker tries to drop them.
 OPTIONAL = ("max_price_per_mtok", "min_context_tokens", "monthly_active_users", "deployment_modes", "commercial",
             "dangerous_capability", "jurisdictions", "sector")
-DEFAULT_EXAMPLES = 1500
+DEFAULT_EXAMPLES = 1000
 
 
 class InvariantsMissing(ClearanceError):
