@@ -52,7 +52,7 @@ from policy.errors import BundleError, ClearanceError, EvaluationError, PolicyEr
 from policy.testing import RegoTest, Status, TestResult, discover_tests
 
 # The roots of ``data`` the rules read; they must be exactly the keys of data_document().
-DATA_ROOTS = ("models", "apps", "org", "reasons")
+DATA_ROOTS = ("models", "apps", "org", "reasons", "jurisdictions")
 POLICY_ID_ROOT = "clearance"
 GUARD_FILE = "__revision__.rego"
 PUSH_TIMEOUT = 30.0  # seconds, per push request: OPA compiles every module on each PUT
