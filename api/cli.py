@@ -86,11 +86,14 @@ def decide(
     from pydantic import ValidationError
 
     from api.services import Services
-    from policy import Caller, DecisionRequest
+    from policy import Caller, DecisionRequest, strict_json
+    from policy.profile import ProfileViolation
 
     raw = sys.stdin.read() if file is None or str(file) == "-" else file.read_text()
     try:
-        request = DecisionRequest.model_validate_json(raw)
+        request = DecisionRequest.model_validate(strict_json.loads(raw))
+    except (strict_json.MalformedJson, strict_json.DuplicateKey) as exc:
+        fail(f"invalid request: {exc}", 2)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(body)'}: {e['msg']}" for e in exc.errors())
         fail(f"invalid request: {problems}", 2)
@@ -99,7 +102,10 @@ def decide(
         ensure_signing_key(settings)
         services = Services.start(settings.model_copy(update={"database_url": url}))
         try:  # the service's own decision path (api/decider.py), without HTTP
-            decision = services.decider.decide_blocking(request, caller=Caller(key_id=None, role="cli"))
+            try:
+                decision = services.decider.decide_blocking(request, caller=Caller(key_id=None, role="cli"))
+            except ProfileViolation as exc:
+                fail(exc.diagnostics(), 2)
         finally:
             services.close()
     typer.echo(json.dumps(decision, indent=2))

@@ -38,9 +38,15 @@ def _directory(directory: Path | None) -> Path:
 
 
 @policy_app.command("check")
-def check(directory: DirArg = None) -> None:
+def check(
+    directory: DirArg = None,
+    examples: Annotated[int, typer.Option(min=0, help="Hypothesis examples of the invariant search, after "
+                                                      "the enumerated workloads.")] = 1000,
+) -> None:
     """Compile every module (tests too), validate the data, check that reason codes and
-    obligations are documented and used. Prints one `file:line: code: message` per error."""
+    obligations are documented and used; then run the bundle's Rego tests and search the
+    workload space for a violated invariant. Prints one `file:line: code: message` per error
+    and, for each violated invariant, a minimal counterexample request as JSON."""
     from policy.review.check import check_bundle
 
     root = _directory(directory)
@@ -50,9 +56,23 @@ def check(directory: DirArg = None) -> None:
     if errors:
         typer.echo(f"{root}: {len(errors)} error{'s' if len(errors) != 1 else ''}", err=True)
         raise typer.Exit(1)
-    from policy import load_bundle
+    from policy import load_policy
+    from policy.review.invariants import gate_errors
 
-    bundle = load_bundle(root)
+    policy = load_policy(root)
+    bundle = policy.bundle
+    gate, report = gate_errors(policy, examples=examples)
+    for error in gate:
+        if error.code != "invariant_violated":  # those are shown with their counterexamples below
+            typer.echo(str(error))
+    if report is not None:
+        *violations, summary = report.format().splitlines()
+        for line in violations:
+            typer.echo(line)
+        typer.echo(summary, err=True)
+    if gate:
+        typer.echo(f"{root}: {len(gate)} error{'s' if len(gate) != 1 else ''}", err=True)
+        raise typer.Exit(1)
     typer.echo(f"{root}: ok — {len(bundle.modules)} modules, {len(bundle.test_modules)} test modules, "
                f"{len(bundle.catalog.models)} models, {len(bundle.catalog.apps)} apps; revision {bundle.revision}",
                err=True)

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 from api.apikeys import Principal, Role
 from api.errors import ApiError
 from api.services import Services
+from policy import strict_json
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from `clearance apikeys create`.")
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
@@ -59,7 +60,9 @@ def authenticate(request: Request, *roles: Role) -> Principal:
 async def read_body(request: Request, model: type[Model]) -> Model:
     """The JSON body validated as ``model``; errors as FastAPI's own body validation reports
     them (400 for JSON that does not parse, 422 naming each field). Like FastAPI, a body sent
-    with a Content-Type other than JSON (``application/json``, ``…+json``) is not parsed."""
+    with a Content-Type other than JSON (``application/json``, ``…+json``) is not parsed. An
+    object with a repeated key raises ``DuplicateKey`` (400): one parse does both
+    (``policy.strict_json``), then the schema validates the parsed document."""
     body = await request.body()
     if not body:
         raise RequestValidationError([{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}])
@@ -67,7 +70,12 @@ async def read_body(request: Request, model: type[Model]) -> Model:
         raise RequestValidationError([{"type": "model_attributes_type", "loc": ("body",), "input": None,
                                        "msg": "Input should be a JSON object sent as application/json"}])
     try:
-        return model.model_validate_json(body)
+        document = strict_json.loads(body)
+    except strict_json.MalformedJson as exc:
+        raise RequestValidationError([{"type": "json_invalid", "loc": ("body",), "input": None,
+                                       "msg": f"JSON decode error: {exc}"}]) from None
+    try:
+        return model.model_validate(document)
     except ValidationError as exc:
         raise RequestValidationError(
             [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]) from None

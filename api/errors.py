@@ -19,6 +19,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api.apikeys import KeyStoreUnavailable
 from audit.errors import AuditEntryInvalid, AuditUnavailable
 from policy.errors import EvaluationError, UnknownApp
+from policy.profile import ProfileViolation
+from policy.strict_json import DuplicateKey
 
 log = logging.getLogger("clearance.api")
 
@@ -98,6 +100,17 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(UnknownApp)
     async def _unknown_app(_: Request, exc: UnknownApp) -> JSONResponse:
         return error_response(422, "unknown_app", str(exc), [FieldError(field="app_id", reason="not in apps.yaml")])
+
+    @app.exception_handler(ProfileViolation)
+    async def _outside_profile(_: Request, exc: ProfileViolation) -> JSONResponse:
+        return error_response(422, "outside_profile", f"the request is outside the profile of app {exc.app_id!r} "
+                              "in apps.yaml: a request may make a decision stricter, never looser",
+                              [FieldError(field=p.field, reason=p.reason) for p in exc.problems])
+
+    @app.exception_handler(DuplicateKey)
+    async def _duplicate_key(_: Request, exc: DuplicateKey) -> JSONResponse:
+        return error_response(400, "duplicate_key", f"the request body is ambiguous: {exc}",
+                              [FieldError(field=exc.field, reason="duplicate key")])
 
     @app.exception_handler(AuditUnavailable)
     async def _audit_down(_: Request, exc: AuditUnavailable) -> JSONResponse:

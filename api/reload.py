@@ -4,8 +4,10 @@ One function, :func:`reload_policy`, serves both. Under ``Services.reload_lock``
 
 1. checks the bundle in ``CLEARANCE_POLICY_DIR`` (``policy.review.check.check_bundle``: compiles, data
    validates, reason codes documented) and, if clean, builds it with the configured engine;
-2. refuses it when the check found errors, when it does not build, or when its files changed
-   between the check and the build (the revision checked must be the revision swapped in);
+2. refuses it when the check found errors, when it does not build, when its files changed
+   between the check and the build (the revision checked must be the revision swapped in), when
+   one of its own Rego tests fails or when the invariant search (``policy.review.invariants``, quick
+   size) finds a violated invariant — each named in the errors;
 3. checks and builds the shadow candidate too, when one is configured (a broken candidate
    keeps the previous one and is reported; it never refuses the active reload);
 4. records the attempt — accepted or refused — in the signed audit chain (kind
@@ -36,9 +38,11 @@ from api.services import Services, build_policy, build_shadow
 from audit import Receipt, reload_fields
 from policy import ActivePolicy, GitInfo
 from policy.bundle import bundle_files, revision_of
+from policy.engine import RegorusEngine
 from policy.errors import ClearanceError, PolicyError
 from policy.review.check import check_bundle
 from policy.review.gitinfo import git_info
+from policy.review.invariants import RELOAD_EXAMPLES, gate_errors
 
 log = logging.getLogger("clearance.reload")
 
@@ -92,7 +96,17 @@ def _build_checked(services: Services) -> tuple[ActivePolicy | None, str | None,
         return None, built.revision, [PolicyError(str(directory), None, "bundle_changed",
                                                   f"the files changed while being checked ({before} became "
                                                   f"{built.revision}); reload again once the change is complete")]
+    gate = _gate(built)
+    if gate:
+        return None, built.revision, gate
     return built, built.revision, []
+
+
+def _gate(built: ActivePolicy) -> list[PolicyError]:
+    """The bundle's own Rego tests and its invariants (a quick search). Evaluated by an engine of
+    this thread's own, dropped here: the VMs of ``built`` stay those of the threads that decide."""
+    searched = ActivePolicy(bundle=built.bundle, engine=RegorusEngine(built.bundle))
+    return gate_errors(searched, quick=True, examples=RELOAD_EXAMPLES)[0]
 
 
 def _check_shadow(services: Services) -> tuple[ActivePolicy | None, dict[str, Any] | None]:

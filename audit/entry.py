@@ -45,7 +45,8 @@ engine                 ``engine``
 key_id                 ``key_id``
 prev_hash              ``prev_hash`` (hex → 32 bytes)
 regulatory_tier        ``input.workload.regulatory_tier``
-sector                 ``input.workload.sector``
+sector                 ``input.workload.sectors`` joined by commas (``input.workload.sector``
+                       in entries recorded before app profiles)
 models_allowed         distinct sorted ``result.allowed[].model``
 models_denied          distinct sorted ``result.denied[].model``
 reason_codes           distinct sorted ``result.denied[].reasons[].code``
@@ -268,12 +269,21 @@ def queryable_columns(body: Mapping[str, Any]) -> dict[str, Any]:
         "key_id": body.get("key_id"),
         "prev_hash": _hex(body.get("prev_hash")),
         "regulatory_tier": _text(workload.get("regulatory_tier")),
-        "sector": _text(workload.get("sector")),
+        "sector": _sector(workload),
         "models_allowed": _distinct(r.get("model") for r in allowed),
         "models_denied": _distinct(r.get("model") for r in denied),
         "reason_codes": _distinct(codes),
         "provenances_allowed": _distinct(r.get("provenance") for r in allowed),
     }
+
+
+def _sector(workload: Mapping[str, Any]) -> str | None:
+    # The sectors a decision was judged for (several when the app's profile has several and
+    # the request named none), as one comma-separated facet value.
+    sectors = workload.get("sectors")
+    if isinstance(sectors, list) and sectors and all(isinstance(s, str) for s in sectors):
+        return ",".join(sectors)
+    return _text(workload.get("sector"))
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:

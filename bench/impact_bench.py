@@ -47,7 +47,8 @@ import orjson  # noqa: E402
 from policy.review.impact import analyse  # noqa: E402
 from policy.review.replay import read_jsonl  # noqa: E402
 
-# How each reference app asks: (sector choices, tasks, tiers, data classes, MAU range, extras).
+# How each reference app asks: (sector choices, tasks, tiers, data classes, MAU range, extras),
+# within each app's profile in rego/data/apps.yaml.
 PROFILES: dict[str, dict[str, Any]] = {
     "internal-helpdesk": {"sector": ["general"], "task": ["summarization", "qa", "writing", "classification"],
                           "tier": ["minimal", "standard"], "data": ["internal", "confidential"], "mau": (1_000, 60_000)},
@@ -84,7 +85,7 @@ def synthetic_requests(n: int, *, seed: int) -> list[dict[str, Any]]:
             "quality_tier": rnd.choice(["commodity", "commodity", "advanced", "frontier"]),
             "regulatory_tier": rnd.choice(p["tier"]),
             "sector": rnd.choice(p["sector"]),
-            "jurisdictions": rnd.choice(p.get("jurisdictions", [["US"], ["EU", "US"], []])),
+            "jurisdictions": rnd.choice(p.get("jurisdictions", [["US"], ["EU", "US"], None])),
             "data_classification": rnd.choice(p["data"]),
             "dangerous_capability": rnd.choice(p.get("dangerous", ["none"])),
             "monthly_active_users": rnd.randint(low, high),
@@ -93,6 +94,8 @@ def synthetic_requests(n: int, *, seed: int) -> list[dict[str, Any]]:
             "deployment_modes": rnd.choice([["self_hosted", "vendor_api", "cloud"], ["self_hosted"],
                                             ["vendor_api", "cloud"]]),
         }
+        if workload["jurisdictions"] is None:  # none sent: the app's profile applies
+            del workload["jurisdictions"]
         out.append({"app_id": app, "workload": workload, "context": {"request_id": f"bench-{len(out)}"}})
     return out
 

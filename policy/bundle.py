@@ -18,8 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from policy.catalog import App, Catalog, Model, Org
 from policy.errors import BundleError, PolicyError
+from policy.jurisdiction import Jurisdictions
+from policy.profile import profile_errors
 
-DATA_FILES = ("models", "apps", "org", "reasons")
+DATA_FILES = ("models", "apps", "org", "reasons", "jurisdictions")
 # libyaml's parser when PyYAML was built with it (several times faster), else the pure-Python one.
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -69,6 +71,7 @@ _SCHEMAS: dict[str, type[BaseModel]] = {
     "apps": _AppsFile,
     "org": _OrgFile,
     "reasons": _ReasonsFile,
+    "jurisdictions": Jurisdictions,
 }
 
 
@@ -151,10 +154,17 @@ def load_bundle(root: Path | str, *, git: GitInfo | None = None) -> Bundle:
                 models=parsed["models"].models,  # type: ignore[attr-defined]
                 apps=parsed["apps"].apps,  # type: ignore[attr-defined]
                 org=parsed["org"].org,  # type: ignore[attr-defined]
+                jurisdictions=parsed["jurisdictions"],
             )
         except ValidationError as exc:
             for err in exc.errors():
                 errors.append(PolicyError(_shown(root, "data/apps.yaml"), None, "data_invalid", err["msg"]))
+    if catalog is not None:  # the apps' named workloads, against the request schema and their profile
+        apps_text = files["data/apps.yaml"].decode()
+        for loc, message in profile_errors(catalog):
+            node = yaml.compose(apps_text, Loader=_LOADER)
+            errors.append(PolicyError(_shown(root, "data/apps.yaml"), _line_at(node, loc), "data_invalid",
+                                      f"{_describe(yaml.load(apps_text, Loader=_LOADER), loc)}: {message}"))
     if errors or catalog is None:
         raise BundleError(errors)
     reasons_file = parsed["reasons"]

@@ -8,9 +8,11 @@ accepted; the same (validated, normalised) data is what the Rego rules see as ``
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from policy.jurisdiction import JurisdictionCode, Jurisdictions
 
 Identifier = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
 CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
@@ -191,6 +193,16 @@ class App(Strict):
     programs: list[Identifier] = []
     capability_approvals: list[DangerousCapability] = []
     attestations: list[Attestation] = []
+    # The profile, which binds every decision for the app (policy/profile.py): a request may
+    # make it stricter, never looser.
+    sectors: list[Sector] = Field(min_length=1)
+    jurisdictions: list[JurisdictionCode] = Field(min_length=1)
+    tasks: list[Task] | None = None  # None: every task
+    data_classification_floor: DataClassification
+    regulatory_tier_floor: RegulatoryTier
+    # Named workloads a client may send instead of the fields: name -> workload as a request
+    # would send it (validated with the request schema and against this profile).
+    workloads: dict[Identifier, dict[str, Any]] = {}
 
 
 class Org(Strict):
@@ -214,6 +226,7 @@ class Catalog(Strict):
     models: list[Model]
     apps: list[App]
     org: Org
+    jurisdictions: Jurisdictions
 
     @model_validator(mode="after")
     def _cross_references(self) -> Catalog:

@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict
 from policy.bundle import Bundle
 from policy.engine import Engine
 from policy.errors import EvaluationError, UnknownApp
-from policy.workload import DecisionRequest, Workload
+from policy.profile import EFFECTIVE_FIELDS, Profiles
+from policy.workload import DecisionRequest
 
 
 class Reason(BaseModel):
@@ -82,10 +83,12 @@ class ActivePolicy:
     bundle: Bundle
     engine: Engine
     _apps: dict[str, dict[str, Any]] = field(init=False, repr=False)
+    _profiles: Profiles = field(init=False, repr=False)
     _routes: int = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_apps", {a.id: a.model_dump(mode="json") for a in self.bundle.catalog.apps})
+        object.__setattr__(self, "_apps", {a.id: app_record(a) for a in self.bundle.catalog.apps})
+        object.__setattr__(self, "_profiles", Profiles(self.bundle.catalog))
         object.__setattr__(self, "_routes", sum(len(m.deployments) for m in self.bundle.catalog.models))
 
     @property
@@ -108,8 +111,16 @@ class ActivePolicy:
         return record
 
     def input_for(self, request: DecisionRequest, caller: Caller | None) -> dict[str, Any]:
-        """The policy input of a request (the app record is shared: do not mutate)."""
-        return _input(self.app_record(request.app_id), request, caller)
+        """The policy input of a request (the app record is shared: do not mutate); raises
+        ``ProfileViolation`` for a request outside the app's profile."""
+        return _input(self.app_record(request.app_id), request, caller, self._profiles)
+
+    def input_for_recorded(self, app_id: str, requested: dict[str, Any], caller: dict[str, Any]) -> dict[str, Any]:
+        """The policy input of a recorded request (``input.requested``), under this bundle's
+        profiles: how impact analysis and shadow mode replay what was asked."""
+        app = self.app_record(app_id)
+        return {"app": app, "workload": self._profiles.resolve_recorded(app_id, requested),
+                "requested": requested, "caller": caller}
 
     def evaluate(self, policy_input: dict[str, Any]) -> dict[str, Any]:
         """``{"outcome", "allowed", "denied"}`` for this input, checked; fails closed with
@@ -133,18 +144,26 @@ def build_input(bundle: Bundle, request: DecisionRequest, caller: Caller | None)
     app = bundle.catalog.app(request.app_id)
     if app is None:
         raise UnknownApp(request.app_id)
-    return _input(app.model_dump(mode="json"), request, caller)
+    return _input(app_record(app), request, caller, Profiles(bundle.catalog))
 
 
-def _input(app: dict[str, Any], request: DecisionRequest, caller: Caller | None) -> dict[str, Any]:
+def app_record(app: Any) -> dict[str, Any]:
+    """An app of apps.yaml as the policy input carries it: entitlements and profile (the named
+    workloads stay out: ``input.requested`` says which one was used)."""
+    return app.model_dump(mode="json", exclude={"workloads"})  # type: ignore[no-any-return]
+
+
+def _input(app: dict[str, Any], request: DecisionRequest, caller: Caller | None, profiles: Profiles) -> dict[str, Any]:
+    workload, requested = profiles.resolve(app["id"], request)
     return {
         "app": app,
-        "workload": request.workload.model_dump(mode="json"),
+        "workload": workload,
+        "requested": requested,
         "caller": {"key_id": caller.key_id, "role": caller.role} if caller else {"key_id": None, "role": None},
     }
 
 
-_WORKLOAD_FIELDS = frozenset(Workload.model_fields)
+_WORKLOAD_FIELDS = EFFECTIVE_FIELDS
 
 
 def _check_shape(policy_input: dict[str, Any]) -> None:

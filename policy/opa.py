@@ -50,7 +50,7 @@ from policy.engine import OPA_TIMEOUT
 from policy.errors import BundleError, ClearanceError, EvaluationError, PolicyError
 
 # The roots of ``data`` the rules read; they must be exactly the keys of data_document().
-DATA_ROOTS = ("models", "apps", "org", "reasons")
+DATA_ROOTS = ("models", "apps", "org", "reasons", "jurisdictions")
 POLICY_ID_ROOT = "clearance"
 GUARD_FILE = "__revision__.rego"
 PUSH_TIMEOUT = 30.0  # seconds, per push request: OPA compiles every module on each PUT

@@ -1,14 +1,17 @@
 """The decision request: what an internal app asks before a model call.
 
 Strict at the boundary: unknown fields and unknown enum values are refused with the field named,
-and numbers are bounded so that absurd values are refused rather than evaluated.
+types are never coerced (``"commercial": "no"`` or ``0``, ``"monthly_active_users": true`` or
+``"5"`` are errors, not false and 1 and 5), and numbers are bounded so that absurd values are
+refused rather than evaluated. Duplicate object keys are refused before this schema is applied
+(``policy.strict_json``). What the app's profile adds or refuses is ``policy.profile``.
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, Strict, StrictBool, StrictInt, StringConstraints
 
 from policy.catalog import (
     DangerousCapability,
@@ -20,8 +23,9 @@ from policy.catalog import (
     Sector,
     Task,
 )
+from policy.jurisdiction import JurisdictionCode
 
-Jurisdiction = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+StrictFloat = Annotated[float, Strict()]  # a JSON number (an integer too), never a string or a bool
 
 
 class _Request(BaseModel):
@@ -32,16 +36,18 @@ class Workload(_Request):
     task: Task
     quality_tier: QualityTier
     regulatory_tier: RegulatoryTier
-    sector: Sector = Sector.general
-    # ISO 3166 alpha-2 codes, plus "EU" for the European Union.
-    jurisdictions: Annotated[list[Jurisdiction], Field(max_length=50)] = []
+    # None (or absent): every sector of the app's profile.
+    sector: Sector | None = None
+    # ISO 3166-1 alpha-2 codes ("UK" for GB) or the groups EU, EEA; None (or absent): the
+    # profile's. An empty list is refused: it would name no jurisdiction at all.
+    jurisdictions: Annotated[list[JurisdictionCode], Field(min_length=1, max_length=50)] | None = None
     data_classification: DataClassification
     dangerous_capability: DangerousCapability = DangerousCapability.none
     # Assumed commercial unless the app says otherwise: the safe side of a licence.
-    commercial: bool = True
-    monthly_active_users: Annotated[int, Field(ge=0, le=100_000_000_000)] = 0
-    min_context_tokens: Annotated[int, Field(ge=0, le=100_000_000)] = 0
-    max_price_per_mtok: Annotated[float, Field(gt=0, le=10_000)] | None = None
+    commercial: StrictBool = True
+    monthly_active_users: Annotated[StrictInt, Field(ge=0, le=100_000_000_000)] = 0
+    min_context_tokens: Annotated[StrictInt, Field(ge=0, le=100_000_000)] = 0
+    max_price_per_mtok: Annotated[StrictFloat, Field(gt=0, le=10_000)] | None = None
     deployment_modes: Annotated[list[DeploymentMode], Field(min_length=1, max_length=3)] = [
         DeploymentMode.self_hosted,
         DeploymentMode.vendor_api,
@@ -54,6 +60,10 @@ class RequestContext(_Request):
 
 
 class DecisionRequest(_Request):
+    """``workload`` or ``workload_profile`` (the name of one of the app's workloads in apps.yaml),
+    not both: ``policy.profile`` refuses a request with both or neither (422)."""
+
     app_id: Identifier
-    workload: Workload
+    workload: Workload | None = None
+    workload_profile: Identifier | None = None
     context: RequestContext = RequestContext()

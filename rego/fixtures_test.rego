@@ -71,13 +71,15 @@ model(id, patch) := object.union(
 app := {
 	"id": "test-app", "owner": "tests", "description": null,
 	"programs": [], "capability_approvals": [], "attestations": [],
+	"sectors": ["general"], "jurisdictions": ["US"], "tasks": null,
+	"data_classification_floor": "public", "regulatory_tier_floor": "minimal",
 }
 
 workload := {
 	"task": "summarization",
 	"quality_tier": "commodity",
 	"regulatory_tier": "standard",
-	"sector": "general",
+	"sectors": ["general"],
 	"jurisdictions": ["US"],
 	"data_classification": "internal",
 	"dangerous_capability": "none",

@@ -61,9 +61,9 @@ output_training[m.id] := reason if {
 	)}
 }
 
-# LICENCE_PROHIBITED_USE: the workload's task or sector is among the prohibited uses.
+# LICENCE_PROHIBITED_USE: the workload's task or one of its sectors is among the prohibited uses.
 prohibited_use[m.id] := reason if {
-	uses := [["task", input.workload.task], ["sector", input.workload.sector]]
+	uses := array.concat([["task", input.workload.task]], [["sector", s] | some s in input.workload.sectors])
 	some m in data.models
 	prohibited := m.licence.prohibited_uses
 	prohibited != []

@@ -147,21 +147,26 @@ test_model_training_allowed_when_licence_does_not_restrict if {
 prohibits := fx.model("m1", {"licence": {"name": "Acme AUP", "prohibited_uses": ["defense", "gui_automation"]}})
 
 test_prohibited_sector_is_denied if {
-	deny([prohibits], fx.input_with({"sector": "defense"})).model == {"m1": {"LICENCE_PROHIBITED_USE": "the Acme AUP prohibits use for sector defense"}}
+	deny([prohibits], fx.input_with({"sectors": ["defense"]})).model == {"m1": {"LICENCE_PROHIBITED_USE": "the Acme AUP prohibits use for sector defense"}}
 }
 
 test_prohibited_task_is_denied if {
 	deny([prohibits], fx.input_with({"task": "gui_automation"})).model.m1.LICENCE_PROHIBITED_USE == "the Acme AUP prohibits use for task gui_automation"
 }
 
+test_prohibited_sector_among_several_is_denied if {
+	d := deny([prohibits], fx.input_with({"sectors": ["general", "defense"]}))
+	d.model == {"m1": {"LICENCE_PROHIBITED_USE": "the Acme AUP prohibits use for sector defense"}}
+}
+
 test_prohibited_task_and_sector_one_reason if {
-	d := deny([prohibits], fx.input_with({"task": "gui_automation", "sector": "defense"}))
+	d := deny([prohibits], fx.input_with({"task": "gui_automation", "sectors": ["defense"]}))
 	d.model == {"m1": {"LICENCE_PROHIBITED_USE": "the Acme AUP prohibits use for task gui_automation and sector defense"}}
 }
 
 test_uses_not_prohibited_are_allowed if {
-	deny([prohibits], fx.input_with({"task": "summarization", "sector": "healthcare"})).model == {}
-	deny([fx.model("m1", {})], fx.input_with({"sector": "defense"})).model == {}
+	deny([prohibits], fx.input_with({"task": "summarization", "sectors": ["healthcare"]})).model == {}
+	deny([fx.model("m1", {})], fx.input_with({"sectors": ["defense"]})).model == {}
 }
 
 # --- obligation attribution:<text> --------------------------------------------------------

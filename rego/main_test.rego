@@ -65,7 +65,7 @@ test_every_reason_listed_sorted_by_code if {
 
 test_workload_model_and_route_reasons_merge if {
 	m := fx.model("m1", {"origin_country": "CN", "status": "deprecated", "deployments": [fx.deployment(fx.vendor_api, {"operator_country": "CN"}), fx.self_hosted]})
-	d := fx.decision([m], fx.input_with({"dangerous_capability": "cyber_offense", "sector": "defense"}))
+	d := fx.decision([m], fx.input_with({"dangerous_capability": "cyber_offense", "sectors": ["defense"]}))
 	fx.codes(d, "m1", "vendor-api") == ["DANGEROUS_CAPABILITY_NOT_APPROVED", "FOREIGN_HOSTED_API", "MODEL_WITHHELD", "PROVENANCE_RESTRICTED"]
 	fx.codes(d, "m1", "self-hosted") == ["DANGEROUS_CAPABILITY_NOT_APPROVED", "MODEL_WITHHELD", "PROVENANCE_RESTRICTED"]
 }
@@ -145,7 +145,7 @@ everything := [
 ]
 
 everything_input := fx.input_with({
-	"task": "model_training", "quality_tier": "advanced", "regulatory_tier": "critical", "sector": "defense",
+	"task": "model_training", "quality_tier": "advanced", "regulatory_tier": "critical", "sectors": ["defense"],
 	"jurisdictions": ["EU"], "data_classification": "restricted", "dangerous_capability": "cyber_offense",
 	"commercial": true, "monthly_active_users": 11, "min_context_tokens": 100, "max_price_per_mtok": 1,
 	"deployment_modes": ["self_hosted", "cloud"],

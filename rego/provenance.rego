@@ -3,11 +3,13 @@ package clearance.provenance
 
 import rego.v1
 
-# PROVENANCE_RESTRICTED: the model's origin is restricted and the workload's sector is one
-# where restricted origins are banned.
+# PROVENANCE_RESTRICTED: the model's origin is restricted and one of the workload's sectors is
+# one where restricted origins are banned (any one: a workload judged for several sectors gets
+# the strictest reading, see policy/profile.py).
 restricted[m.id] := reason if {
-	sector := input.workload.sector
-	sector in data.clearance.routes.restricted_origin_sectors
+	banned := [s | some s in input.workload.sectors; s in data.clearance.routes.restricted_origin_sectors]
+	count(banned) > 0
+	sector := concat(", ", banned)
 	countries := data.clearance.routes.restricted_origin_countries
 	some m in data.models
 	m.origin_country in countries

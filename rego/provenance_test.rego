@@ -20,29 +20,54 @@ deny(models, inp) := d if {
 # --- PROVENANCE_RESTRICTED ----------------------------------------------------------------
 
 test_restricted_origin_in_restricted_sector_is_denied if {
-	d := deny([deepseek], fx.input_with({"sector": "public_sector", "data_classification": "public"}))
+	d := deny([deepseek], fx.input_with({"sectors": ["public_sector"], "data_classification": "public"}))
 	d.model == {"deepseek": {"PROVENANCE_RESTRICTED": "DeepSeek V4 originates from CN, an origin the org restricts in sector public_sector"}}
 }
 
 test_every_restricted_sector if {
 	every sector in ["public_sector", "defense", "critical_infrastructure"] {
-		d := deny([deepseek], fx.input_with({"sector": sector, "data_classification": "public"}))
+		d := deny([deepseek], fx.input_with({"sectors": [sector], "data_classification": "public"}))
 		object.keys(d.model.deepseek) == {"PROVENANCE_RESTRICTED"}
 	}
 }
 
 test_restricted_origin_in_other_sector_is_not_denied if {
 	every sector in ["general", "financial_services", "healthcare"] {
-		deny([deepseek], fx.input_with({"sector": sector, "data_classification": "public"})).model == {}
+		deny([deepseek], fx.input_with({"sectors": [sector], "data_classification": "public"})).model == {}
 	}
 }
 
+# Several sectors (an app's profile, no sector asked): the strictest reading.
+test_any_restricted_sector_among_several_denies if {
+	d := deny([deepseek], fx.input_with({"sectors": ["general", "public_sector"], "data_classification": "public"}))
+	d.model == {"deepseek": {"PROVENANCE_RESTRICTED": "DeepSeek V4 originates from CN, an origin the org restricts in sector public_sector"}}
+}
+
+test_every_banned_sector_is_named if {
+	d := deny([deepseek], fx.input_with({"sectors": ["defense", "general", "public_sector"], "data_classification": "public"}))
+	d.model.deepseek.PROVENANCE_RESTRICTED == "DeepSeek V4 originates from CN, an origin the org restricts in sector defense, public_sector"
+}
+
+test_several_sectors_none_banned_is_not_denied if {
+	deny([deepseek], fx.input_with({"sectors": ["financial_services", "insurance"], "data_classification": "public"})).model == {}
+}
+
+# Judging several sectors at once clears a route only if each sector alone clears it.
+test_several_sectors_equal_the_intersection_of_each if {
+	sectors := ["general", "healthcare", "public_sector"]
+	together := fx.decision([deepseek, fx.model("m1", {})], fx.input_with({"sectors": sectors}))
+	each := [{[r.model, r.deployment] | some r in fx.decision([deepseek, fx.model("m1", {})], fx.input_with({"sectors": [s]})).allowed} |
+		some s in sectors
+	]
+	{[r.model, r.deployment] | some r in together.allowed} == (each[0] & each[1]) & each[2]
+}
+
 test_unrestricted_origin_in_restricted_sector_is_not_denied if {
-	deny([fx.model("m1", {"origin_country": "FR"})], fx.input_with({"sector": "defense"})).model == {}
+	deny([fx.model("m1", {"origin_country": "FR"})], fx.input_with({"sectors": ["defense"]})).model == {}
 }
 
 test_provenance_restricted_denies_every_route_even_self_hosted if {
-	d := fx.decision([deepseek], fx.input_with({"sector": "defense", "data_classification": "public"}))
+	d := fx.decision([deepseek], fx.input_with({"sectors": ["defense"], "data_classification": "public"}))
 	count(d.denied) == 3
 	every item in d.denied {
 		"PROVENANCE_RESTRICTED" in [r.code | some r in item.reasons]
@@ -50,7 +75,7 @@ test_provenance_restricted_denies_every_route_even_self_hosted if {
 }
 
 test_org_without_restricted_sectors_restricts_nothing if {
-	d := fx.decision_org([deepseek], {"restricted_origin_sectors": []}, fx.input_with({"sector": "defense", "data_classification": "public"}))
+	d := fx.decision_org([deepseek], {"restricted_origin_sectors": []}, fx.input_with({"sectors": ["defense"], "data_classification": "public"}))
 	count(d.allowed) == 3
 }
 

@@ -10,10 +10,11 @@ tallies how the candidate (*head*) differs from the baseline (*base*):
 * up to five concrete examples, breaking ones first, with their decision ids;
 * how long it took.
 
-Replay semantics (also stated in every report): the workload and the caller are replayed as
-recorded; the app's entitlements (``input.app``) are looked up by app id in *each side's own*
-``apps.yaml``, because entitlements are governance data under review like the rules — a pull
-request that withdraws an approval shows its effect. An app missing from one side's
+Replay semantics (also stated in every report): what was asked (``input.requested``) and the
+caller are replayed as recorded; the app's entitlements and profile (``input.app``, and so the
+effective workload) are looked up by app id in *each side's own* ``apps.yaml``, because they are
+governance data under review like the rules — a pull request that withdraws an approval or
+narrows a profile shows its effect. An app missing from one side's
 ``apps.yaml`` is a ``deny`` there (the service would refuse it), reported as an error of that side.
 
 Speed: a decision recorded under the base's revision (with the base's record of the app) *is*
@@ -42,6 +43,7 @@ from typing import Any
 
 from policy import ActivePolicy, load_policy
 from policy.errors import ClearanceError, EvaluationError, UnknownApp
+from policy.profile import ProfileViolation
 from policy.review.diff import Change, Summary, compare
 from policy.review.gitinfo import GitError, export_tree, git_info
 from policy.review.impact_report import EXAMPLES, ImpactReport, Side, Tally
@@ -107,9 +109,9 @@ def _recorded(replay: Replay) -> Summary | None:
 def _summary(policy: ActivePolicy, replay: Replay) -> Summary:
     """What ``policy`` decides; fails closed (a deny with the error) as the service would."""
     try:
-        app = policy.app_record(replay.app_id)
-        return Summary.of(policy.evaluate({"app": app, "workload": replay.workload, "caller": replay.caller}))
-    except (UnknownApp, EvaluationError) as exc:
+        policy_input = policy.input_for_recorded(replay.app_id, replay.requested, replay.caller)
+        return Summary.of(policy.evaluate(policy_input))
+    except (UnknownApp, EvaluationError, ProfileViolation) as exc:
         return Summary.failed(str(exc))
 
 

@@ -17,9 +17,10 @@ from policy.review.replay import Replay, Skipped
 EXAMPLES = 5  # concrete examples kept, breaking ones first
 
 SEMANTICS = (
-    "Each recorded workload is replayed with its recorded caller; the app's entitlements "
-    "(input.app) are re-derived by app id from each side's own apps.yaml, so changes to "
-    "entitlements count as policy changes."
+    "Each recorded request (what was asked: input.requested) is replayed with its recorded caller; "
+    "the app's entitlements and profile (input.app, and the effective workload) are re-derived by "
+    "app id from each side's own apps.yaml, so changes to entitlements and profiles count as "
+    "policy changes."
 )
 
 
@@ -192,7 +193,8 @@ def _example(replay: Replay, change: Change) -> dict[str, Any]:
         "decision_id": replay.decision_id,
         "source": replay.source,
         "app_id": replay.app_id,
-        "workload": {k: replay.workload.get(k) for k in _SHOWN_WORKLOAD},
+        "workload": {k: (replay.workload or {}).get(k) for k in _SHOWN_WORKLOAD},
+        "workload_profile": replay.workload_profile,
         "base_outcome": change.base_outcome,
         "head_outcome": change.head_outcome,
         "breaking": change.breaking,

@@ -11,9 +11,13 @@ A JSONL file holds one JSON object per line, any of:
 * a recorded policy input: ``{"app": {"id", …}, "workload", "caller"?}``;
 * an audit entry body or an export line that carries one: ``{"decision_id"?, "input": {…}}``.
 
-Workloads are validated with the request schema (defaults filled, unknown fields refused), so
-a replay is judged exactly as a new request would be. A line that does not fit is skipped and
-reported with its number and the reason; blank lines and ``#`` comments are ignored.
+A replay holds what was *asked*: the recorded ``input.requested`` (the workload as sent, or the
+name of a workload profile), validated with the request schema (unknown fields refused). Each
+side then applies its own app profile to it, as the service would (``policy.profile``). An
+input recorded before profiles existed has no ``requested``: its ``workload`` stands for what
+was asked (an empty ``jurisdictions``, then the default, for none). A line that does not fit
+is skipped and reported with its number and the reason; blank lines and ``#`` comments are
+ignored.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from policy.workload import DecisionRequest, Workload
+from policy.profile import sent
+from policy.workload import DecisionRequest
 
 _NO_CALLER = {"key_id": None, "role": None}
 
@@ -36,7 +41,7 @@ class Replay:
     decision_id: str | None  # the recorded decision's id; None for a synthetic input
     source: str  # "audit" or "<file>:<line>"
     app_id: str
-    workload: dict[str, Any]  # validated, defaults filled
+    workload: dict[str, Any] | None  # validated, as sent (None when a workload profile is named)
     caller: dict[str, Any]
     # What was answered when the decision was recorded, and with which app record: when that
     # was under the base's revision, it *is* the base's answer (a decision is a pure function
@@ -44,10 +49,16 @@ class Replay:
     # recorded workload re-validates to itself (same schema, nothing filled in).
     recorded_result: dict[str, Any] | None = None
     recorded_app: dict[str, Any] | None = None
+    workload_profile: str | None = None  # the named workload asked for, if any
+
+    @property
+    def requested(self) -> dict[str, Any]:
+        """What was asked, as ``input.requested`` records it."""
+        return {"workload_profile": self.workload_profile, "workload": self.workload}
 
     def key(self) -> bytes:
         """Canonical bytes of everything the evaluation depends on besides the bundle."""
-        return orjson.dumps({"app_id": self.app_id, "workload": self.workload, "caller": self.caller},
+        return orjson.dumps({"app_id": self.app_id, "requested": self.requested, "caller": self.caller},
                             option=orjson.OPT_SORT_KEYS)
 
     @property
@@ -71,16 +82,34 @@ def replay_of_input(policy_input: Any, *, decision_id: str | None, source: str,
     app_id = app.get("id") if isinstance(app, dict) else None
     if not isinstance(app_id, str):
         return Skipped(source, "the input has no app.id")
-    recorded_workload = policy_input.get("workload")
+    recorded = policy_input.get("requested")
+    if not isinstance(recorded, dict):  # recorded before profiles: the workload is what was asked
+        legacy = policy_input.get("workload")
+        if isinstance(legacy, dict) and legacy.get("jurisdictions") == []:
+            legacy = {k: v for k, v in legacy.items() if k != "jurisdictions"}
+        recorded = {"workload_profile": None, "workload": legacy}
     try:
-        workload = Workload.model_validate(recorded_workload).model_dump(mode="json")
-    except ValidationError as exc:
-        return Skipped(source, _problems(exc, prefix="workload"))
+        request = DecisionRequest.model_validate_json(orjson.dumps({"app_id": app_id, **recorded}))
+    except (ValidationError, TypeError) as exc:
+        return Skipped(source, _problems(exc) if isinstance(exc, ValidationError) else str(exc))
     caller = policy_input.get("caller")
-    exact = isinstance(result, dict) and workload == recorded_workload
-    return Replay(decision_id=decision_id, source=source, app_id=app_id, workload=workload,
-                  caller=caller if isinstance(caller, dict) else dict(_NO_CALLER),
-                  recorded_result=result if exact else None, recorded_app=app if exact else None)
+    replay = _replay_of_request(request, decision_id=decision_id, source=source,
+                                caller=caller if isinstance(caller, dict) else dict(_NO_CALLER))
+    # The recorded answer may stand for the base's only for an input recorded with profiles
+    # that re-validates to itself.
+    exact = isinstance(result, dict) and isinstance(policy_input.get("requested"), dict) and replay.requested == recorded
+    if not exact:
+        return replay
+    return Replay(decision_id=replay.decision_id, source=source, app_id=app_id, workload=replay.workload,
+                  caller=replay.caller, recorded_result=result, recorded_app=app,
+                  workload_profile=replay.workload_profile)
+
+
+def _replay_of_request(request: DecisionRequest, *, decision_id: str | None, source: str,
+                       caller: dict[str, Any]) -> Replay:
+    return Replay(decision_id=decision_id, source=source, app_id=request.app_id,
+                  workload=sent(request.workload) if request.workload is not None else None,
+                  caller=caller, workload_profile=request.workload_profile)
 
 
 def replays_from_records(records: Iterable[tuple[str | None, Any, Any]]) -> Iterator[Replay | Skipped]:
@@ -119,8 +148,7 @@ def _replay_of_line(item: Any, source: str) -> Replay | Skipped:
             request = DecisionRequest.model_validate({k: v for k, v in item.items() if k != "decision_id"})
         except ValidationError as exc:
             return Skipped(source, _problems(exc))
-        return Replay(decision_id=decision_id, source=source, app_id=request.app_id,
-                      workload=request.workload.model_dump(mode="json"), caller=dict(_NO_CALLER))
+        return _replay_of_request(request, decision_id=decision_id, source=source, caller=dict(_NO_CALLER))
     return Skipped(source, "expected a request ({app_id, workload}), a policy input ({app, workload}) "
                            "or an audit entry ({input})")
 

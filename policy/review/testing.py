@@ -202,6 +202,11 @@ def run_tests(
                    seconds=time.perf_counter() - started, root=bundle.root.as_posix())
 
 
+def run_bundle_tests(bundle: Bundle) -> list[TestResult]:
+    """Every test of an already loaded bundle (regorus, no coverage): what a reload requires."""
+    return _run_regorus(bundle, discover_tests(bundle.test_modules), coverage=False)[0]
+
+
 def _interpreter(bundle: Bundle, *, coverage: bool) -> Any:
     engine = regorus.Engine()
     engine.set_enable_coverage(coverage)

@@ -113,3 +113,17 @@ def test_broken_policy_dir_is_reported_with_file_and_line(env: dict[str, str], t
     result = run("decide", stdin=json.dumps(DECISION_REQUEST_EXAMPLE))
     assert result.exit_code == 1
     assert "data/org.yaml:2: data_invalid: org.mau_warning_ratio" in result.stderr
+
+
+def test_decide_refuses_duplicate_keys_and_coercion(env: dict[str, str]) -> None:
+    """`clearance decide` reads the body as strictly as POST /v1/decisions."""
+    raw = json.dumps(DECISION_REQUEST_EXAMPLE).replace('"data_classification": "confidential"',
+                                                       '"data_classification": "restricted", "data_classification": "public"')
+    duplicate = run("decide", "-", stdin=raw)
+    assert duplicate.exit_code == 2 and "'data_classification' appears more than once in workload" in duplicate.stderr
+    coerced = {**DECISION_REQUEST_EXAMPLE, "workload": {**DECISION_REQUEST_EXAMPLE["workload"], "commercial": "no"}}
+    result = run("decide", "-", stdin=json.dumps(coerced))
+    assert result.exit_code == 2 and "workload.commercial" in result.stderr
+    outside = {**DECISION_REQUEST_EXAMPLE, "workload": {**DECISION_REQUEST_EXAMPLE["workload"], "sector": "defense"}}
+    result = run("decide", "-", stdin=json.dumps(outside))
+    assert result.exit_code == 2 and "workload.sector" in result.stderr

@@ -190,3 +190,38 @@ def test_no_durable_record_no_swap(services_on_copy: Services, bundle_dir: Path)
     with pytest.raises(AuditUnavailable):
         reload_policy(services_on_copy, requested_by="test")
     assert services_on_copy.policy.current is old
+
+
+def test_a_bundle_whose_own_rego_test_fails_is_refused_naming_the_test(
+    client: TestClient, keys: Keys, services_on_copy: Services, bundle_dir: Path,
+) -> None:
+    """A fail-open edit that compiles: the pack's own tests catch it, and the reload is refused."""
+    old = services_on_copy.policy.current.revision
+    edit(bundle_dir / "provenance.rego", "\tcount(banned) > 0\n", "\tcount(banned) > 99\n")
+
+    answer = client.post("/v1/policy/reload", headers=bearer(keys.admin))
+
+    assert answer.status_code == 422, answer.text
+    reasons = [f["reason"] for f in answer.json()["error"]["fields"]]
+    assert any(r.startswith("test_failed: clearance.provenance_test.test_restricted_origin_in_restricted_sector_is_denied")
+               for r in reasons), reasons
+    assert any(r.startswith("invariant_violated: restricted_origin_in_restricted_sector") for r in reasons), reasons
+    assert services_on_copy.policy.current.revision == old
+    (entry,) = entries(services_on_copy.store, "policy_reload")
+    assert entry["reload"]["outcome"] == "refused" and entry["policy_revision"] == old
+    codes = {e["code"] for e in entry["reload"]["errors"]}
+    assert codes == {"test_failed", "invariant_violated"}
+    assert verify_database(services_on_copy.store).valid
+
+
+def test_an_invariant_alone_refuses_a_reload(services_on_copy: Services, bundle_dir: Path) -> None:
+    """The provenance rule disabled *and* its tests deleted: the invariant still refuses it."""
+    old = services_on_copy.policy.current.revision
+    edit(bundle_dir / "provenance.rego", "\tcount(banned) > 0\n", "\tcount(banned) > 99\n")
+    for test in ("provenance_test.rego", "main_test.rego", "invariants_test.rego"):
+        (bundle_dir / test).unlink()
+    result = reload_policy(services_on_copy, requested_by="test")
+    assert not result.accepted and services_on_copy.policy.current.revision == old
+    (error,) = result.errors
+    assert error.code == "invariant_violated" and error.file.endswith("invariants.rego") and error.line
+    assert '"app_id":"citizen-services"' in error.message

@@ -42,14 +42,15 @@ def _thresholds(bundle: Bundle) -> tuple[list[int], list[int], list[float]]:
 def random_request(rnd: random.Random, bundle: Bundle, edges: tuple[list[int], list[int], list[float]]) -> DecisionRequest:
     maus, contexts, prices = edges
     modes = [m.value for m in DeploymentMode]
+    app = rnd.choice(bundle.catalog.apps)  # the workload is drawn within the app's profile
     return DecisionRequest.model_validate({
-        "app_id": rnd.choice(bundle.catalog.apps).id,
+        "app_id": app.id,
         "workload": {
-            "task": rnd.choice(list(Task)).value,
+            "task": rnd.choice(app.tasks if app.tasks is not None else list(Task)).value,
             "quality_tier": rnd.choice(list(QualityTier)).value,
             "regulatory_tier": rnd.choice(list(RegulatoryTier)).value,
-            "sector": rnd.choice([Sector.general.value] * 4 + [s.value for s in Sector]),
-            "jurisdictions": rnd.choice(JURISDICTIONS),
+            "sector": rnd.choice([s.value for s in app.sectors]),
+            "jurisdictions": rnd.choice([list(app.jurisdictions)] + [[c] for c in app.jurisdictions]),
             "data_classification": rnd.choice(list(DataClassification)).value,
             "dangerous_capability": rnd.choice([DangerousCapability.none.value] * 12 + [c.value for c in DangerousCapability]),
             "commercial": rnd.random() > 0.25,

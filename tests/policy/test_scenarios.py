@@ -15,12 +15,11 @@ LLAMAS = {"llama-4-scout", "llama-4-maverick"}
 
 
 def request(app_id: str, **workload: Any) -> DecisionRequest:
+    """A workload of ``app_id``; sector and jurisdictions are the app's profile's unless given."""
     base: dict[str, Any] = {
         "task": "summarization",
         "quality_tier": "commodity",
         "regulatory_tier": "standard",
-        "sector": "general",
-        "jurisdictions": ["US"],
         "data_classification": "internal",
         "dangerous_capability": "none",
         "commercial": True,
@@ -111,8 +110,9 @@ def test_general_sector_does_not_restrict_provenance(policy: ActivePolicy) -> No
 def test_foreign_hosted_api_for_internal_data(policy: ActivePolicy) -> None:
     decision = run(policy, "internal-helpdesk", data_classification="internal")
     assert ("deepseek-v4", "deepseek-api") in denied_with(decision, "FOREIGN_HOSTED_API")
+    # The helpdesk's profile puts its data at internal at least: asking for public changes nothing.
     public = run(policy, "internal-helpdesk", data_classification="public")
-    assert ("deepseek-v4", "deepseek-api") not in denied_with(public, "FOREIGN_HOSTED_API")
+    assert ("deepseek-v4", "deepseek-api") in denied_with(public, "FOREIGN_HOSTED_API")
 
 
 def test_regulated_tier_needs_safety_post_training(policy: ActivePolicy) -> None:
@@ -122,7 +122,7 @@ def test_regulated_tier_needs_safety_post_training(policy: ActivePolicy) -> None
 
 
 def test_attestation_lifts_safety_post_training(policy: ActivePolicy) -> None:
-    ws = {"regulatory_tier": "regulated", "sector": "healthcare", "quality_tier": "commodity"}
+    ws = {"regulatory_tier": "regulated", "quality_tier": "commodity", "task": "summarization"}
     attested = run(policy, "eu-patient-records", **ws)
     assert not {c for c in codes(attested, "gemma-4-31b").values() for c in c} & {"SAFETY_POST_TRAINING"}
     other = run(policy, "claims-summariser", **ws)

@@ -47,7 +47,8 @@ def test_defaults_fill_optional_fields() -> None:
     req = DecisionRequest.model_validate(
         {"app_id": "x", "workload": {"task": "qa", "quality_tier": "commodity", "regulatory_tier": "minimal", "data_classification": "public"}}
     )
-    assert req.workload.commercial is True and req.workload.sector == "general"
+    # sector and jurisdictions stay unset: the app's profile fills them (policy.profile).
+    assert req.workload.commercial is True and req.workload.sector is None and req.workload.jurisdictions is None
     assert req.workload.max_price_per_mtok is None and len(req.workload.deployment_modes) == 3
 
 

@@ -226,6 +226,7 @@ def test_the_committed_sample_for_ci_replays_cleanly() -> None:
     sample = Path(__file__).parent / "data" / "decisions-sample.jsonl"
     report = analyse(REGO, REGO, read_jsonl(sample), base_ref=None, workers=1).to_dict()
     assert report["skipped"] == 0 and report["replayed"] >= 300
+    assert report["base_errors"] == [] and report["head_errors"] == []  # every line within its app's profile
     assert report["changed"] == 0 and report["base_errors"] == []
     assert set(report["outcomes"]) == {"allow->allow", "deny->deny"}  # both outcomes represented
 
