@@ -8,10 +8,11 @@ accepted; the same (validated, normalised) data is what the Rego rules see as ``
 from __future__ import annotations
 
 import datetime
+import re
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StringConstraints, field_validator, model_validator
 
 Identifier = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
 CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
@@ -268,7 +269,13 @@ class Model(Strict):
         return self
 
 
-Month = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-(?:0[1-9]|1[0-2])$")]
+def _month(value: str) -> str:
+    if not re.fullmatch(r"[0-9]{4}-(?:0[1-9]|1[0-2])", value):
+        raise ValueError(f"{value!r} is not a calendar month: write YYYY-MM, e.g. 2025-03")
+    return value
+
+
+Month = Annotated[str, AfterValidator(_month)]
 MauFigure = Annotated[StrictInt, Field(ge=0, le=100_000_000_000)]
 
 
