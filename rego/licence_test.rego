@@ -307,6 +307,32 @@ test_other_models_keep_model_level_reasons_beside_a_per_route_model if {
 	d.route == {"command": {"self-hosted": {"LICENCE_NONCOMMERCIAL": "CC BY-NC 4.0 §2(a)(1): the workload is commercial, and the licence does not permit commercial use"}}}
 }
 
+test_two_routes_under_licences_of_their_own_and_one_under_the_models if {
+	cloud_terms := object.union(object.remove(api_terms, ["clauses"]), {"name": "Cloud Terms", "commercial_use": false, "acceptable_use_policy": null, "clauses": {}})
+	m := fx.model("m1", {
+		"licence": {"name": "Weights Licence", "prohibited_uses": ["defense"]},
+		"deployments": [
+			fx.self_hosted,
+			fx.deployment(fx.vendor_api, {"licence": api_terms}),
+			fx.deployment(fx.cloud, {"licence": cloud_terms}),
+		],
+	})
+	d := fx.decision([m], fx.input_with({"sector": "defense", "commercial": true}))
+	fx.codes(d, "m1", "self-hosted") == ["LICENCE_PROHIBITED_USE"]
+	fx.message(d, "m1", "self-hosted", "LICENCE_PROHIBITED_USE") == "Weights Licence: the licence prohibits use for sector defense"
+	fx.codes(d, "m1", "cloud") == ["LICENCE_NONCOMMERCIAL"]
+	fx.message(d, "m1", "cloud", "LICENCE_NONCOMMERCIAL") == "Cloud Terms: the workload is commercial, and the licence does not permit commercial use"
+	fx.allowed_routes(d) == [["m1", "vendor-api"]]
+	fx.cleared(d, "m1", "vendor-api").obligations == ["acceptable_use_policy:https://docs.cohere.com/docs/usage-policy"]
+}
+
+test_a_route_licence_replaces_the_models_never_merges_with_it if {
+	# The weights' attribution and clauses do not leak into the API's terms.
+	d := fx.decision([command], fx.input_with({"commercial": false, "task": "model_training"}))
+	fx.message(d, "command", "cohere-api", "LICENCE_OUTPUT_TRAINING") == "Cohere SaaS Agreement: task model_training, and the licence forbids training models on the outputs of Command R+"
+	not "attribution:Command R+ by Cohere" in object.get(fx.cleared(d, "command", "cohere-api"), "obligations", [])
+}
+
 # --- LICENCE_NONCOMMERCIAL -----------------------------------------------------------------
 
 noncommercial := fx.model("m1", {"licence": {"name": "CC BY-NC 4.0", "commercial_use": false}})
