@@ -143,23 +143,29 @@ near_cap_hits[[sc.id, object.get(sc, "_route", null)]] := {name: name} if {
 # --- LICENCE_TERRITORY ---------------------------------------------------------------------
 
 # The workload's jurisdictions, as expanded at the edge (a member state brings its groups),
-# plus EEA for EU: every EU member state is in the EEA.
-jurisdictions := array.concat(input.workload.jurisdictions, ["EEA"]) if {
-	"EU" in input.workload.jurisdictions
-} else := input.workload.jurisdictions
+# plus EEA for EU (every EU member state is in the EEA) and GB for UK (the code ISO 3166
+# reserves for the United Kingdom, should it arrive unmapped).
+jurisdictions := array.concat(input.workload.jurisdictions, [implied[1] |
+	some implied in [["EU", "EEA"], ["UK", "GB"]]
+	implied[0] in input.workload.jurisdictions
+])
 
 territory_hits[[sc.id, object.get(sc, "_route", null)]] := {data.clearance.codes.LICENCE_TERRITORY: sprintf(
-	"%s: the licence does not apply in %s, and the workload's jurisdictions include %s",
-	[cited(sc.licence, "excluded_territories"), concat(", ", excluded), concat(", ", hits)],
+	"%s: the licence does not apply in %s, and %s",
+	[cited(sc.licence, "excluded_territories"), concat(", ", excluded), where(hits)],
 )} if {
 	here := jurisdictions
-	count(here) > 0
 	some sc in scopes
 	excluded := sc.licence.excluded_territories
 	count(excluded) > 0
 	hits := [t | some t in excluded; t in here]
-	count(hits) > 0
+	[count(here) > 0, count(hits) > 0] != [true, false] # a hit, or no jurisdiction at all
 }
+
+# Fail closed: a workload that names no jurisdiction cannot show it is used outside them.
+where([]) := "the workload names no jurisdictions, so it cannot show it is used elsewhere"
+
+where(hits) := sprintf("the workload's jurisdictions include %s", [concat(", ", hits)]) if count(hits) > 0
 
 # --- LICENCE_NONCOMMERCIAL, LICENCE_OUTPUT_TRAINING, LICENCE_PROHIBITED_USE -----------------
 

@@ -229,9 +229,19 @@ test_each_excluded_country_is_denied if {
 }
 
 test_other_territories_are_licensed if {
-	every j in [[], ["US"], ["CN", "JP"], ["NO", "EEA"], ["CH"]] {
+	every j in [["US"], ["CN", "JP"], ["NO", "EEA"], ["CH"]] {
 		territory([hunyuan], j) == {}
 	}
+}
+
+test_no_jurisdiction_at_all_is_denied if {
+	# Fail closed: the licence grants nothing outside its Territory, and nothing shows where this is used.
+	territory([hunyuan], []).hunyuan.LICENCE_TERRITORY == "Tencent Hunyuan Community License §1(l), §5(c): the licence does not apply in EU, GB, KR, and the workload names no jurisdictions, so it cannot show it is used elsewhere"
+	territory([fx.model("m1", {})], []) == {}
+}
+
+test_uk_is_read_as_gb if {
+	territory([hunyuan], ["UK"]).hunyuan.LICENCE_TERRITORY == "Tencent Hunyuan Community License §1(l), §5(c): the licence does not apply in EU, GB, KR, and the workload's jurisdictions include GB"
 }
 
 test_eu_implies_eea if {

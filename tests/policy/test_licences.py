@@ -159,7 +159,7 @@ def test_the_reference_org_is_licensed_and_not_near_any_cap(policy: ActivePolicy
 # --- LICENCE_TERRITORY -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("jurisdictions", [["EU"], ["GB"], ["KR"], ["DE", "EU", "EEA"], ["US", "KR"]])
+@pytest.mark.parametrize("jurisdictions", [["EU"], ["GB"], ["UK"], ["KR"], ["DE", "EU", "EEA"], ["US", "KR"]])
 def test_hunyuan_is_not_licensed_in_the_eu_the_uk_or_south_korea(policy: ActivePolicy, jurisdictions: list[str]) -> None:
     decision = run_expanded(policy, "internal-helpdesk", jurisdictions)
     assert denied_with(decision, "LICENCE_TERRITORY") == routes(policy, {HUNYUAN})
@@ -167,11 +167,21 @@ def test_hunyuan_is_not_licensed_in_the_eu_the_uk_or_south_korea(policy: ActiveP
     assert message.startswith("Tencent Hunyuan Community License §1(l), §5(c): the licence does not apply in EU, GB, KR, ")
 
 
-@pytest.mark.parametrize("jurisdictions", [[], ["US"], ["CH"], ["NO", "EEA"], ["JP", "SG"]])
+@pytest.mark.parametrize("jurisdictions", [["US"], ["CH"], ["NO", "EEA"], ["JP", "SG"]])
 def test_hunyuan_is_licensed_elsewhere(policy: ActivePolicy, jurisdictions: list[str]) -> None:
     decision = run_expanded(policy, "internal-helpdesk", jurisdictions)
     assert not denied_with(decision, "LICENCE_TERRITORY")
     assert cleared(decision, HUNYUAN), codes(decision, HUNYUAN)
+
+
+def test_a_workload_naming_no_jurisdiction_is_denied_hunyuan(policy: ActivePolicy) -> None:
+    # Fail closed: nothing shows the use is inside the licence's Territory.
+    decision = run_expanded(policy, "internal-helpdesk", [])
+    assert denied_with(decision, "LICENCE_TERRITORY") == routes(policy, {HUNYUAN})
+    assert reasons_of(decision, HUNYUAN, "LICENCE_TERRITORY") == {
+        "Tencent Hunyuan Community License §1(l), §5(c): the licence does not apply in EU, GB, KR, "
+        "and the workload names no jurisdictions, so it cannot show it is used elsewhere"
+    }
 
 
 def test_a_member_state_alone_is_denied_once_expanded_to_its_groups(policy: ActivePolicy) -> None:
