@@ -188,8 +188,12 @@ class Licence(Strict):
     def terms(self) -> list[str]:
         """The ``sources`` keys (under ``licence``) this licence's terms must be sourced by."""
         present = {
+            "commercial_use": not self.commercial_use,
             "mau_cap": self.mau_cap is not None,
             "excluded_territories": bool(self.excluded_territories),
+            "restricts_output_training": self.restricts_output_training,
+            "prohibited_uses": bool(self.prohibited_uses),
+            "attribution": self.attribution is not None,
             "name_prefix": self.name_prefix is not None,
             "acceptable_use_policy": self.acceptable_use_policy is not None,
         }

@@ -107,6 +107,17 @@ def test_every_licence_term_needs_a_source(bundle: Path) -> None:
     assert "(id=hunyuan-a13b)" in message and "licence.excluded_territories" in message
 
 
+@pytest.mark.parametrize(("model_id", "term"), [
+    ("llama-4-maverick", "mau_cap"), ("llama-4-scout", "attribution"), ("llama-4-scout", "prohibited_uses"),
+    ("llama-4-scout", "name_prefix"), ("llama-4-scout", "acceptable_use_policy"), ("gpt-5.4", "restricts_output_training"),
+    ("command-r-plus", "commercial_use"),
+])
+def test_each_term_the_policy_acts_on_needs_its_source(bundle: Path, model_id: str, term: str) -> None:
+    _edit_model(bundle, model_id, {"__fn__": lambda m: m["sources"].pop(f"licence.{term}")})
+    message = _error(bundle)
+    assert f"(id={model_id})" in message and f"licence.{term}" in message
+
+
 def test_a_route_licence_needs_a_source(bundle: Path) -> None:
     _edit_model(bundle, "command-r-plus", {"__fn__": lambda m: m["sources"].pop("deployments.cohere-api.licence")})
     assert "deployments.cohere-api.licence" in _error(bundle)
