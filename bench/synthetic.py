@@ -21,6 +21,9 @@ from typing import Any
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from policy.catalog import Licence  # noqa: E402
 
 TASKS = ["summarization", "classification", "extraction", "qa", "code_generation", "writing", "reasoning", "agentic"]
 LICENCES: list[dict[str, Any]] = [
@@ -60,7 +63,7 @@ def model(i: int, rng: random.Random) -> dict[str, Any]:
     # each licence term the policy acts on is sourced.
     capped = licence.get("mau_cap") is not None
     sources = {"all": "assumption: synthetic benchmark catalog"}
-    sources |= {f"licence.{term}": "assumption: synthetic" for term in ("mau_cap", "excluded_territories") if licence.get(term)}
+    sources |= {f"licence.{term}": "assumption: synthetic" for term in Licence.model_validate(licence).terms()}
     sources |= {"released_on": "assumption: synthetic"} if capped else {}
     return {
         "id": f"synthetic-{i:04d}", "name": f"Synthetic {i}", "vendor": f"Vendor {i % 37}", "origin_country": origin,
