@@ -21,12 +21,16 @@ from typing import Any
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from policy.catalog import Licence  # noqa: E402
 
 TASKS = ["summarization", "classification", "extraction", "qa", "code_generation", "writing", "reasoning", "agentic"]
 LICENCES: list[dict[str, Any]] = [
     {"name": "Apache License 2.0", "spdx": "Apache-2.0", "commercial_use": True, "mau_cap": None, "restricts_output_training": False, "prohibited_uses": [], "attribution": None},
     {"name": "MIT License", "spdx": "MIT", "commercial_use": True, "mau_cap": None, "restricts_output_training": False, "prohibited_uses": [], "attribution": None},
-    {"name": "Community License (capped)", "spdx": None, "commercial_use": True, "mau_cap": 700_000_000, "restricts_output_training": False, "prohibited_uses": ["defense"], "attribution": "Built with the model"},
+    {"name": "Community License (capped)", "spdx": None, "commercial_use": True, "mau_cap": {"threshold": 700_000_000, "measures": "licensee_and_affiliates", "period": "calendar_month_before_release"}, "restricts_output_training": False, "prohibited_uses": ["defense"], "attribution": "Built with the model", "clauses": {"mau_cap": "§2"}},
+    {"name": "Community License (territorial)", "spdx": None, "commercial_use": True, "mau_cap": {"threshold": 100_000_000, "measures": "licensee", "period": "calendar_month_before_release"}, "excluded_territories": ["EU", "GB", "KR"], "restricts_output_training": True, "prohibited_uses": ["defense"], "attribution": None, "clauses": {"mau_cap": "§4", "excluded_territories": "§1(l)"}},
     {"name": "CC-BY-NC-4.0", "spdx": "CC-BY-NC-4.0", "commercial_use": False, "mau_cap": None, "restricts_output_training": False, "prohibited_uses": [], "attribution": "Licensed CC-BY-NC-4.0"},
 ]
 PROPRIETARY = {"name": "Commercial API terms", "spdx": None, "commercial_use": True, "mau_cap": None, "restricts_output_training": True, "prohibited_uses": [], "attribution": None}
@@ -54,10 +58,18 @@ def model(i: int, rng: random.Random) -> dict[str, Any]:
                             "regions": ["us-east-1", "eu-central-1"], "zero_data_retention": True,
                             "price_in_per_mtok": round(price_in * 1.1, 4), "price_out_per_mtok": round(price_in * 4.4, 4)})
     gated = provenance == "gated_proprietary" and rng.random() < 0.05
+    licence = rng.choice(LICENCES) if open_weights else PROPRIETARY
+    # A capped licence is measured before the version's release (org.yaml has that month), and
+    # each licence term the policy acts on is sourced.
+    capped = licence.get("mau_cap") is not None
+    sources = {"all": "assumption: synthetic benchmark catalog"}
+    sources |= {f"licence.{term}": "assumption: synthetic" for term in Licence.model_validate(licence).terms()}
+    sources |= {"released_on": "assumption: synthetic"} if capped else {}
     return {
         "id": f"synthetic-{i:04d}", "name": f"Synthetic {i}", "vendor": f"Vendor {i % 37}", "origin_country": origin,
         "provenance": provenance, "status": "withheld" if rng.random() < 0.03 else "available",
-        "licence": rng.choice(LICENCES) if open_weights else PROPRIETARY,
+        "released_on": rng.choice(["2025-04-05", "2025-06-27"]) if capped else None,
+        "licence": licence,
         "safety_post_training": rng.choice(["full", "partial", "minimal"] if open_weights else ["full", "full", "partial"]),
         "compliance_docs": rng.sample(["soc2", "iso_42001", "eu_ai_act_gpai"], k=rng.randint(0, 3)),
         "systemic_risk": tier == "frontier" and rng.random() < 0.7,
@@ -65,7 +77,7 @@ def model(i: int, rng: random.Random) -> dict[str, Any]:
         "capabilities": sorted(set(rng.sample(TASKS, k=rng.randint(3, len(TASKS))) + ["summarization"])),
         "quality_tier": tier, "strength": strength, "scores": {},
         "context_tokens": rng.choice([32_000, 128_000, 200_000, 1_000_000]),
-        "deployments": deployments, "sources": {"all": "assumption: synthetic benchmark catalog"},
+        "deployments": deployments, "sources": sources,
     }
 
 

@@ -7,10 +7,12 @@ accepted; the same (validated, normalised) data is what the Rego rules see as ``
 
 from __future__ import annotations
 
+import datetime
+import re
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StringConstraints, field_validator, model_validator
 
 from policy.jurisdiction import JurisdictionCode, Jurisdictions
 
@@ -116,15 +118,88 @@ class ComplianceDoc(StrEnum):
 Price = Annotated[float, Field(ge=0, le=10_000)]
 
 
+class MauScope(StrEnum):
+    """Whose monthly active users a licence's cap counts."""
+
+    licensee_and_affiliates = "licensee_and_affiliates"  # Llama 4 Community License §2
+    licensee = "licensee"  # Tencent Hunyuan Community License §4
+
+
+class MauPeriod(StrEnum):
+    """When a licence's cap is measured."""
+
+    # On the version's release date, the users of the preceding calendar month.
+    calendar_month_before_release = "calendar_month_before_release"
+
+
+class MauCap(Strict):
+    """A monthly-active-user cap as the licence states it: how many, whose, and when."""
+
+    threshold: Annotated[StrictInt, Field(gt=0)]
+    measures: MauScope
+    period: MauPeriod
+
+
+class LicenceTerm(StrEnum):
+    """The terms of a licence that a clause can be cited for (keys of ``Licence.clauses``)."""
+
+    commercial_use = "commercial_use"
+    mau_cap = "mau_cap"
+    excluded_territories = "excluded_territories"
+    restricts_output_training = "restricts_output_training"
+    prohibited_uses = "prohibited_uses"
+    attribution = "attribution"
+    name_prefix = "name_prefix"
+    acceptable_use_policy = "acceptable_use_policy"
+
+
+# ISO 3166-1 alpha-2, or the groups EU and EEA (as workload jurisdictions are written).
+Territory = Annotated[str, StringConstraints(pattern=r"^(?:[A-Z]{2}|EEA)$")]
+Url = Annotated[str, StringConstraints(pattern=r"^https://\S+$")]
+
+
 class Licence(Strict):
     name: str = Field(min_length=1)
+    # Where the licence's text is published.
+    url: Url | None = None
     spdx: str | None = None
     commercial_use: bool
-    mau_cap: Annotated[int, Field(gt=0)] | None = None
+    mau_cap: MauCap | None = None
+    # Territories where the licence grants nothing (LICENCE_TERRITORY).
+    excluded_territories: list[Territory] = []
     restricts_output_training: bool
     # Tasks or sectors the licence (or its acceptable-use policy) forbids.
     prohibited_uses: list[Task | Sector] = []
     attribution: str | None = None
+    # The name a model trained on the outputs must begin with (obligation name_prefix:<text>).
+    name_prefix: str | None = Field(default=None, min_length=1)
+    # The acceptable-use policy the licence incorporates (obligation acceptable_use_policy:<url>).
+    acceptable_use_policy: Url | None = None
+    # term -> the clause that states it ("§2"), cited in reason messages.
+    clauses: dict[LicenceTerm, Annotated[str, Field(min_length=1, max_length=80)]] = {}
+
+    @field_validator("excluded_territories")
+    @classmethod
+    def _iso_codes(cls, territories: list[str]) -> list[str]:
+        if "UK" in territories:
+            raise ValueError("UK is not an ISO 3166-1 code: the United Kingdom is GB")
+        if len(territories) != len(set(territories)):
+            raise ValueError(f"territories repeat: {territories}")
+        return territories
+
+    def terms(self) -> list[str]:
+        """The ``sources`` keys (under ``licence``) this licence's terms must be sourced by."""
+        present = {
+            "commercial_use": not self.commercial_use,
+            "mau_cap": self.mau_cap is not None,
+            "excluded_territories": bool(self.excluded_territories),
+            "restricts_output_training": self.restricts_output_training,
+            "prohibited_uses": bool(self.prohibited_uses),
+            "attribution": self.attribution is not None,
+            "name_prefix": self.name_prefix is not None,
+            "acceptable_use_policy": self.acceptable_use_policy is not None,
+        }
+        return [term for term, there in present.items() if there]
 
 
 class DangerousCapabilityEntry(Strict):
@@ -146,6 +221,9 @@ class Deployment(Strict):
     zero_data_retention: bool
     price_in_per_mtok: Price
     price_out_per_mtok: Price
+    # This route's own terms, replacing the model's licence for it (an API's commercial terms
+    # can differ from the licence of the weights).
+    licence: Licence | None = None
 
 
 class Model(Strict):
@@ -155,6 +233,8 @@ class Model(Strict):
     origin_country: CountryCode
     provenance: Provenance
     status: ModelStatus
+    # The release date of this model version: a licence's MAU cap is measured before it.
+    released_on: datetime.date | None = None
     licence: Licence
     safety_post_training: SafetyPostTraining
     compliance_docs: list[ComplianceDoc] = []
@@ -176,6 +256,33 @@ class Model(Strict):
         if len(ids) != len(set(ids)):
             raise ValueError(f"deployment ids repeat: {sorted(ids)}")
         return self
+
+    @model_validator(mode="after")
+    def _licence_terms_sourced(self) -> Model:
+        """Every licence term the policy acts on says where it comes from, and a capped
+        licence knows the release date its cap is measured before."""
+        capped = self.licence.mau_cap is not None or any(
+            d.licence is not None and d.licence.mau_cap is not None for d in self.deployments
+        )
+        if capped and self.released_on is None:
+            raise ValueError("released_on is required: a licence's MAU cap is measured before the release date")
+        needed = [f"licence.{term}" for term in self.licence.terms()]
+        needed += [f"deployments.{d.id}.licence" for d in self.deployments if d.licence is not None]
+        needed += ["released_on"] if self.released_on is not None else []
+        missing = [key for key in needed if key not in self.sources]
+        if missing:
+            raise ValueError(f"sources lacks {missing}: say where each licence term comes from (URL and clause, or 'assumption: …')")
+        return self
+
+
+def _month(value: str) -> str:
+    if not re.fullmatch(r"[0-9]{4}-(?:0[1-9]|1[0-2])", value):
+        raise ValueError(f"{value!r} is not a calendar month: write YYYY-MM, e.g. 2025-03")
+    return value
+
+
+Month = Annotated[str, AfterValidator(_month)]
+MauFigure = Annotated[StrictInt, Field(ge=0, le=100_000_000_000)]
 
 
 class Attestation(Strict):
@@ -212,6 +319,12 @@ class Org(Strict):
     # Regions where restricted data may be processed by a route that is not self-hosted.
     restricted_data_regions: list[str]
     mau_warning_ratio: Annotated[float, Field(gt=0, le=1)] = 0.9
+    # The licensee's monthly active users by calendar month ("YYYY-MM"): the users of the
+    # products and services made available by or for the licensee and its affiliates.
+    licensee_mau: dict[Month, MauFigure] = {}
+    # The same without the affiliates, for licences that count the licensee alone; when
+    # absent, such licences are judged on licensee_mau (the larger figure: the safe side).
+    licensee_mau_without_affiliates: dict[Month, MauFigure] = {}
     # Tier critical: one of these documents (or the app's attestation) is required.
     critical_compliance_docs: list[ComplianceDoc] = [
         ComplianceDoc.soc2,

@@ -45,7 +45,10 @@ class Workload(_Request):
     dangerous_capability: DangerousCapability = DangerousCapability.none
     # Assumed commercial unless the app says otherwise: the safe side of a licence.
     commercial: StrictBool = True
-    monthly_active_users: Annotated[StrictInt, Field(ge=0, le=100_000_000_000)] = 0
+    # Deprecated: accepted and recorded, but a licence's MAU cap is judged on the org's own
+    # figures (org.yaml licensee_mau), as the licences measure it, never on this.
+    monthly_active_users: Annotated[StrictInt, Field(ge=0, le=100_000_000_000, deprecated=(
+        "recorded only: licence MAU caps are judged on the licensee's monthly figures in org.yaml"))] = 0
     min_context_tokens: Annotated[StrictInt, Field(ge=0, le=100_000_000)] = 0
     max_price_per_mtok: Annotated[StrictFloat, Field(gt=0, le=10_000)] | None = None
     deployment_modes: Annotated[list[DeploymentMode], Field(min_length=1, max_length=3)] = [

@@ -28,6 +28,8 @@ EU_SYSTEMIC_RISK := "EU_SYSTEMIC_RISK"
 
 LICENCE_MAU_CAP := "LICENCE_MAU_CAP"
 
+LICENCE_TERRITORY := "LICENCE_TERRITORY"
+
 LICENCE_NONCOMMERCIAL := "LICENCE_NONCOMMERCIAL"
 
 LICENCE_OUTPUT_TRAINING := "LICENCE_OUTPUT_TRAINING"
@@ -53,6 +55,11 @@ ATTRIBUTION := "attribution"
 
 LICENCE_MAU_NEAR_CAP := "licence_mau_near_cap"
 
+# Emitted as "name_prefix:<text>" (task model_training) and "acceptable_use_policy:<url>".
+NAME_PREFIX := "name_prefix"
+
+ACCEPTABLE_USE_POLICY := "acceptable_use_policy"
+
 ZERO_DATA_RETENTION := "zero_data_retention"
 
 SELF_HOST_ONLY := "self_host_only"
@@ -70,6 +77,7 @@ governance := {
 	COMPLIANCE_DOCS,
 	EU_SYSTEMIC_RISK,
 	LICENCE_MAU_CAP,
+	LICENCE_TERRITORY,
 	LICENCE_NONCOMMERCIAL,
 	LICENCE_OUTPUT_TRAINING,
 	LICENCE_PROHIBITED_USE,
@@ -89,6 +97,8 @@ all := governance | fitness
 obligations := {
 	ATTRIBUTION,
 	LICENCE_MAU_NEAR_CAP,
+	NAME_PREFIX,
+	ACCEPTABLE_USE_POLICY,
 	ZERO_DATA_RETENTION,
 	SELF_HOST_ONLY,
 	HUMAN_REVIEW,

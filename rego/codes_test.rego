@@ -28,7 +28,7 @@ test_categories_match if {
 
 test_governance_and_fitness_are_disjoint if {
 	count(codes.governance & codes.fitness) == 0
-	count(codes.all) == 19
+	count(codes.all) == 20
 }
 
 test_every_obligation_constant_is_in_reasons_yaml if {

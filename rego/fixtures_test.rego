@@ -11,6 +11,8 @@ org := {
 	"restricted_data_regions": ["eu-west-1", "eu-central-1"],
 	"mau_warning_ratio": 0.9,
 	"critical_compliance_docs": ["soc2", "iso_42001", "eu_ai_act_gpai"],
+	"licensee_mau": {},
+	"licensee_mau_without_affiliates": {},
 }
 
 self_hosted := {
@@ -44,14 +46,20 @@ model(id, patch) := object.union(
 		"origin_country": "US",
 		"provenance": "open_western",
 		"status": "available",
+		"released_on": null,
 		"licence": {
 			"name": "Test Licence",
+			"url": null,
 			"spdx": null,
 			"commercial_use": true,
 			"mau_cap": null,
+			"excluded_territories": [],
 			"restricts_output_training": false,
 			"prohibited_uses": [],
 			"attribution": null,
+			"name_prefix": null,
+			"acceptable_use_policy": null,
+			"clauses": {},
 		},
 		"safety_post_training": "full",
 		"compliance_docs": ["soc2", "eu_ai_act_gpai"],

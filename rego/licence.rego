@@ -1,97 +1,240 @@
-# Licence terms: MAU caps, commercial use, training on outputs, prohibited uses, attribution.
+# Licence terms as the licences state them: MAU caps (whose users, which month), excluded
+# territories, commercial use, training on outputs, prohibited uses, and the obligations a
+# clause imposes (attribution, name prefix, acceptable-use policy). Messages cite the clause
+# (licence.clauses[term]).
+#
+# A model's licence governs all its routes, unless a deployment carries a licence of its own
+# (an API's commercial terms can differ from the licence of the weights): such a model is
+# judged route by route. Each term's rule runs over "scopes": every model as it is (its
+# licence, all its routes) and, for each deployment with a licence of its own, the model with
+# that licence and the deployment's id as `_route`. A rule yields
+# {[model id, deployment id or null]: {CODE: message}}; the module's model level keeps the
+# null keys of models without route licences, its route level the others. Rules test each term
+# inline and call helpers only to build a message (the RVM's costs, see routes.rego).
 package clearance.licence
 
 import rego.v1
 
-# [model, cap] for every licence with an MAU cap.
-capped := [[m, cap] |
+# --- which licence governs a route ---------------------------------------------------------
+
+# Each route of a model with a deployment under a licence of its own, as a scope: the model's
+# facts the rules read, with the route's licence (its own, else the model's) and its id. One
+# pass over the deployments finds them (a model with two such deployments is listed twice:
+# the same entries, twice).
+route_scopes := [{
+	"id": m.id, "name": m.name, "released_on": object.get(m, "released_on", null),
+	"licence": route_licence(m, e), "_route": e.id,
+} |
 	some m in data.models
-	cap := m.licence.mau_cap
-	is_number(cap) # not null: in Rego every number is greater than null
+	some d in m.deployments
+	d.licence != null
+	some e in m.deployments
 ]
 
-# LICENCE_MAU_CAP: monthly_active_users above the licence's MAU cap (at the cap: allowed).
-mau_cap_exceeded[m.id] := reason if {
-	mau := input.workload.monthly_active_users
-	some entry in capped
-	cap := entry[1]
-	mau > cap
-	m := entry[0]
-	reason := {data.clearance.codes.LICENCE_MAU_CAP: sprintf("%d MAU exceeds the %d cap of the %s", [mau, cap, m.licence.name])}
+route_licence(m, d) := d.licence if {
+	is_object(object.get(d, "licence", null))
+} else := m.licence
+
+# Models judged route by route.
+per_route := {sc.id | some sc in route_scopes}
+
+scopes := array.concat(data.models, route_scopes)
+
+# Scopes whose licence has an MAU cap.
+capped := [sc | some sc in scopes; is_object(sc.licence.mau_cap)]
+
+# "Llama 4 Community License §2", or the licence's name alone when no clause is recorded.
+cited(lic, term) := concat(" ", [lic.name, clause]) if {
+	clause := object.get(object.get(lic, "clauses", {}), term, "")
+	clause != ""
+} else := lic.name
+
+# --- LICENCE_MAU_CAP: the licensee's users in the month before the version's release ---------
+
+# The month a cap is measured in: the calendar month before the release date ("YYYY-MM-DD");
+# null when the catalog gives no release date.
+month_before := {
+	"02": "01", "03": "02", "04": "03", "05": "04", "06": "05", "07": "06",
+	"08": "07", "09": "08", "10": "09", "11": "10", "12": "11",
 }
 
-# The warning ratio in parts per million, so that cap × ratio ≤ MAU is compared in integers:
-# exact whatever the engine's float arithmetic (100 × 0.7 is 70, not 70.00000000000001).
+measured_month(released_on) := sprintf("%d-12", [to_number(substring(released_on, 0, 4)) - 1]) if {
+	is_string(released_on)
+	substring(released_on, 5, 2) == "01"
+} else := concat("-", [substring(released_on, 0, 4), month_before[substring(released_on, 5, 2)]]) if {
+	is_string(released_on)
+} else := null
+
+# [words for the message, org.yaml field] of the figures a cap is judged on. A licence that
+# counts the licensee alone uses the figures without affiliates when the org gives them, else
+# those with affiliates (never smaller: the safe side).
+series(measures) := ["licensee MAU (affiliates excluded)", "licensee_mau_without_affiliates"] if {
+	measures == "licensee"
+	count(object.get(data.org, "licensee_mau_without_affiliates", {})) > 0
+} else := ["licensee and affiliates MAU", "licensee_mau"]
+
+# org.yaml field -> its newest figure (the latest month's).
+newest_figure[field] := by_month[max(object.keys(by_month))] if {
+	some field in ["licensee_mau", "licensee_mau_without_affiliates"]
+	by_month := object.get(data.org, field, {})
+	count(by_month) > 0
+}
+
+# 812000000 -> "812M", 700000001 -> "700,000,001": exact, and readable at a glance.
+mau_text(n) := sprintf("%dM", [n / 1000000]) if {
+	n >= 1000000
+	n % 1000000 == 0
+} else := sprintf("%d,%03d,%03d,%03d", [floor(n / 1000000000), floor(n / 1000000) % 1000, floor(n / 1000) % 1000, n % 1000]) if {
+	n >= 1000000000
+} else := sprintf("%d,%03d,%03d", [floor(n / 1000000), floor(n / 1000) % 1000, n % 1000]) if {
+	n >= 1000000
+} else := sprintf("%d,%03d", [floor(n / 1000), n % 1000]) if {
+	n >= 1000
+} else := sprintf("%d", [n])
+
+# The verdict on one cap: {} when licensed. Fail closed: no release date, or no figure for the
+# measured month, is a denial naming what is missing.
+mau_verdict(m, lic, _, null, _) := {data.clearance.codes.LICENCE_MAU_CAP: sprintf(
+	"%s: the catalog gives no released_on for %s, so the month its MAU cap is measured in is unknown",
+	[cited(lic, "mau_cap"), m.name],
+)}
+
+mau_verdict(m, lic, s, month, figure) := {data.clearance.codes.LICENCE_MAU_CAP: sprintf(
+	"%s: org.yaml %s has no figure for %s, the calendar month before the %s release of %s, so the %s cap cannot be checked",
+	[cited(lic, "mau_cap"), s[1], month, m.released_on, m.name, mau_text(lic.mau_cap.threshold)],
+)} if {
+	month != null
+	not is_number(figure)
+} else := {data.clearance.codes.LICENCE_MAU_CAP: sprintf(
+	"%s: %s %s in %s, before the %s release, exceeds %s",
+	[cited(lic, "mau_cap"), s[0], mau_text(figure), month, m.released_on, mau_text(lic.mau_cap.threshold)],
+)} if {
+	month != null
+	figure > lic.mau_cap.threshold
+} else := {} if {
+	month != null
+}
+
+mau_hits[[sc.id, object.get(sc, "_route", null)]] := reason if {
+	some sc in capped
+	cap := sc.licence.mau_cap
+	s := series(cap.measures)
+	month := measured_month(object.get(sc, "released_on", null))
+	figure := object.get(object.get(data.org, s[1], {}), month, null)
+	[is_number(figure), figure <= cap.threshold] != [true, true] # (null <= n is true in Rego)
+	reason := mau_verdict(sc, sc.licence, s, month, figure)
+	count(reason) > 0
+}
+
+# The warning ratio in parts per million, so that threshold × ratio ≤ figure is compared in
+# integers: exact whatever the engine's float arithmetic (100 × 0.7 is 70, not 70.00000000000001).
 warning_ppm := round(data.clearance.routes.mau_warning_ratio * 1000000)
 
-# Obligation licence_mau_near_cap: cap × warning ratio ≤ MAU ≤ cap.
-near_cap[m.id] := obligation if {
-	mau := input.workload.monthly_active_users
-	mau > 0
-	scaled_mau := mau * 1000000
-	ppm := warning_ppm
+# Obligation licence_mau_near_cap: the org's newest figure is at or above the warning ratio of
+# the cap. The version in the catalog may be licensed; the next one may not be.
+near_cap_hits[[sc.id, object.get(sc, "_route", null)]] := {name: name} if {
+	some sc in capped
+	cap := sc.licence.mau_cap
+	newest := newest_figure[series(cap.measures)[1]]
+	newest * 1000000 >= cap.threshold * warning_ppm
 	name := data.clearance.codes.LICENCE_MAU_NEAR_CAP
-	obligation := {name: name}
-	some entry in capped
-	cap := entry[1]
-	mau <= cap
-	scaled_mau >= cap * ppm
-	m := entry[0]
 }
 
-# LICENCE_NONCOMMERCIAL: commercial workload, the licence forbids commercial use.
-noncommercial[m.id] := reason if {
+# --- LICENCE_TERRITORY ---------------------------------------------------------------------
+
+# The workload's jurisdictions arrive expanded (policy/profile.py with data/jurisdictions.yaml):
+# a member state brings its groups, EU brings EEA, UK arrives as GB.
+territory_hits[[sc.id, object.get(sc, "_route", null)]] := {data.clearance.codes.LICENCE_TERRITORY: sprintf(
+	"%s: the licence does not apply in %s, and %s",
+	[cited(sc.licence, "excluded_territories"), concat(", ", excluded), where(hits)],
+)} if {
+	here := input.workload.jurisdictions
+	some sc in scopes
+	excluded := sc.licence.excluded_territories
+	count(excluded) > 0
+	hits := [t | some t in excluded; t in here]
+	[count(here) > 0, count(hits) > 0] != [true, false] # a hit, or no jurisdiction at all
+}
+
+# Fail closed: a workload that names no jurisdiction cannot show it is used outside them.
+where([]) := "the workload names no jurisdictions, so it cannot show it is used elsewhere"
+
+where(hits) := sprintf("the workload's jurisdictions include %s", [concat(", ", hits)]) if count(hits) > 0
+
+# --- LICENCE_NONCOMMERCIAL, LICENCE_OUTPUT_TRAINING, LICENCE_PROHIBITED_USE -----------------
+
+noncommercial_hits[[sc.id, object.get(sc, "_route", null)]] := {data.clearance.codes.LICENCE_NONCOMMERCIAL: sprintf(
+	"%s: the workload is commercial, and the licence does not permit commercial use",
+	[cited(sc.licence, "commercial_use")],
+)} if {
 	input.workload.commercial == true
-	some m in data.models
-	not m.licence.commercial_use
-	reason := {data.clearance.codes.LICENCE_NONCOMMERCIAL: sprintf(
-		"the workload is commercial, and the %s does not permit commercial use",
-		[m.licence.name],
-	)}
+	some sc in scopes
+	sc.licence.commercial_use == false
 }
 
-# LICENCE_OUTPUT_TRAINING: task model_training, the licence forbids training on outputs.
-output_training[m.id] := reason if {
+output_training_hits[[sc.id, object.get(sc, "_route", null)]] := {data.clearance.codes.LICENCE_OUTPUT_TRAINING: sprintf(
+	"%s: task model_training, and the licence forbids training models on the outputs of %s",
+	[cited(sc.licence, "restricts_output_training"), sc.name],
+)} if {
 	input.workload.task == "model_training"
-	some m in data.models
-	m.licence.restricts_output_training == true
-	reason := {data.clearance.codes.LICENCE_OUTPUT_TRAINING: sprintf(
-		"task model_training: the %s forbids training models on the outputs of %s",
-		[m.licence.name, m.name],
-	)}
+	some sc in scopes
+	sc.licence.restricts_output_training == true
 }
 
-# LICENCE_PROHIBITED_USE: the workload's task or one of its sectors is among the prohibited uses.
-prohibited_use[m.id] := reason if {
+# LICENCE_PROHIBITED_USE: the task or one of the sectors is among the prohibited uses (a
+# workload judged for several sectors is denied if any of them is prohibited).
+prohibited_use_hits[[sc.id, object.get(sc, "_route", null)]] := {data.clearance.codes.LICENCE_PROHIBITED_USE: sprintf(
+	"%s: the licence prohibits use for %s",
+	[cited(sc.licence, "prohibited_uses"), concat(" and ", hits)],
+)} if {
 	uses := array.concat([["task", input.workload.task]], [["sector", s] | some s in input.workload.sectors])
-	some m in data.models
-	prohibited := m.licence.prohibited_uses
+	some sc in scopes
+	prohibited := sc.licence.prohibited_uses
 	prohibited != []
-	hits := [sprintf("%s %s", use) |
-		some use in uses
-		use[1] in prohibited
-	]
+	hits := [sprintf("%s %s", use) | some use in uses; use[1] in prohibited]
 	count(hits) > 0
-	reason := {data.clearance.codes.LICENCE_PROHIBITED_USE: sprintf(
-		"the %s prohibits use for %s",
-		[m.licence.name, concat(" and ", hits)],
-	)}
 }
 
-# Obligation attribution:<text>: the licence requires attribution.
-attribution[m.id] := obligation if {
+# --- obligations ----------------------------------------------------------------------------
+
+# attribution:<text>: the licence requires this attribution to be shown.
+attribution_hits[[sc.id, object.get(sc, "_route", null)]] := {name: concat(":", [name, text])} if {
 	name := data.clearance.codes.ATTRIBUTION
-	some m in data.models
-	text := m.licence.attribution
+	some sc in scopes
+	text := sc.licence.attribution
 	is_string(text)
 	text != ""
-	obligation := {name: concat(":", [name, text])}
 }
 
-deny := {
-	"workload": {},
-	"model": object.union_n([mau_cap_exceeded, noncommercial, output_training, prohibited_use]),
-	"route": {},
+# acceptable_use_policy:<url>: the licence incorporates this policy; the use must comply with it.
+acceptable_use_hits[[sc.id, object.get(sc, "_route", null)]] := {name: concat(":", [name, url])} if {
+	name := data.clearance.codes.ACCEPTABLE_USE_POLICY
+	some sc in scopes
+	url := sc.licence.acceptable_use_policy
+	is_string(url)
 }
 
-obligations := {"workload": {}, "model": object.union_n([attribution, near_cap]), "route": {}}
+# name_prefix:<text>: a model trained on the outputs must carry this at the start of its name.
+name_prefix_hits[[sc.id, object.get(sc, "_route", null)]] := {name: concat(":", [name, prefix])} if {
+	input.workload.task == "model_training"
+	name := data.clearance.codes.NAME_PREFIX
+	some sc in scopes
+	prefix := sc.licence.name_prefix
+	is_string(prefix)
+}
+
+# --- the module's tables ---------------------------------------------------------------------
+
+# {[model id, null]: …} -> {model id: …}, for models without route licences.
+model_level(hits) := {k[0]: found | some k, found in hits; k[1] == null; not k[0] in per_route}
+
+# {[model id, deployment id]: …} -> {model id: {deployment id: …}}, in one pass.
+route_level(hits) := object.union_n([{k[0]: {k[1]: found}} | some k, found in hits; k[1] != null])
+
+reasons := object.union_n([mau_hits, territory_hits, noncommercial_hits, output_training_hits, prohibited_use_hits])
+
+obligation_texts := object.union_n([attribution_hits, acceptable_use_hits, name_prefix_hits, near_cap_hits])
+
+deny := {"workload": {}, "model": model_level(reasons), "route": route_level(reasons)}
+
+obligations := {"workload": {}, "model": model_level(obligation_texts), "route": route_level(obligation_texts)}

@@ -92,8 +92,12 @@ test_provenance_of_cleared_routes if {
 }
 
 test_obligations_sorted_and_merged_from_every_level if {
-	m := fx.model("m1", {"licence": {"mau_cap": 1000, "attribution": "Built with M1"}, "deployments": [fx.deployment(fx.cloud, {"regions": ["eu-west-1"]})]})
-	d := fx.decision([m], fx.input_with({"regulatory_tier": "critical", "data_classification": "restricted", "monthly_active_users": 950}))
+	m := fx.model("m1", {
+		"released_on": "2025-04-05",
+		"licence": {"mau_cap": {"threshold": 1000, "measures": "licensee_and_affiliates", "period": "calendar_month_before_release"}, "attribution": "Built with M1"},
+		"deployments": [fx.deployment(fx.cloud, {"regions": ["eu-west-1"]})],
+	})
+	d := fx.decision_org([m], {"licensee_mau": {"2025-03": 500, "2025-04": 950}}, fx.input_with({"regulatory_tier": "critical", "data_classification": "restricted"}))
 	fx.cleared(d, "m1", "cloud").obligations == ["attribution:Built with M1", "human_review", "licence_mau_near_cap", "zero_data_retention"]
 }
 
@@ -127,11 +131,16 @@ test_model_without_deployments_has_no_routes if {
 
 test_design_example_message if {
 	llama := fx.model("llama-4-maverick", {
-		"licence": {"name": "Llama 4 Community License", "mau_cap": 700000000},
+		"released_on": "2025-04-05",
+		"licence": {
+			"name": "Llama 4 Community License",
+			"mau_cap": {"threshold": 700000000, "measures": "licensee_and_affiliates", "period": "calendar_month_before_release"},
+			"clauses": {"mau_cap": "§2"},
+		},
 		"deployments": [fx.deployment(fx.vendor_api, {"id": "together-api"})],
 	})
-	d := fx.decision([llama], fx.input_with({"monthly_active_users": 800000000}))
-	d.denied == [{"model": "llama-4-maverick", "deployment": "together-api", "reasons": [{"code": "LICENCE_MAU_CAP", "message": "800000000 MAU exceeds the 700000000 cap of the Llama 4 Community License"}]}]
+	d := fx.decision_org([llama], {"licensee_mau": {"2025-03": 812000000}}, fx.input_with({"monthly_active_users": 5}))
+	d.denied == [{"model": "llama-4-maverick", "deployment": "together-api", "reasons": [{"code": "LICENCE_MAU_CAP", "message": "Llama 4 Community License §2: licensee and affiliates MAU 812M in 2025-03, before the 2025-04-05 release, exceeds 700M"}]}]
 }
 
 # One fixture in which every code of the contract fires somewhere: each is documented.
@@ -140,7 +149,10 @@ everything := [
 	fx.model("gated", {"dangerous_capabilities": [{"class": "cyber_offense", "level": "high", "access_program": "glasswing", "permitted_tasks": []}]}),
 	fx.model("cn", {"origin_country": "CN", "deployments": [fx.deployment(fx.vendor_api, {"operator_country": "CN"})]}),
 	fx.model("unsafe", {"safety_post_training": "none", "compliance_docs": [], "systemic_risk": true}),
-	fx.model("licensed", {"licence": {"commercial_use": false, "mau_cap": 10, "restricts_output_training": true, "prohibited_uses": ["defense"]}}),
+	fx.model("licensed", {"released_on": "2025-04-05", "licence": {
+		"commercial_use": false, "restricts_output_training": true, "prohibited_uses": ["defense"], "excluded_territories": ["EU"],
+		"mau_cap": {"threshold": 10, "measures": "licensee_and_affiliates", "period": "calendar_month_before_release"},
+	}}),
 	fx.model("unfit", {"quality_tier": "commodity", "context_tokens": 10, "capabilities": ["qa"], "deployments": [fx.vendor_api]}),
 ]
 

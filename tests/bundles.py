@@ -24,8 +24,9 @@ from tests.conftest import REPO
 
 REGO = REPO / "rego"
 
-# A workload for which many routes are cleared, the Llama 4 ones among them (5M MAU, well
-# under their 700M cap): lowering that cap below 5M must deny exactly those routes.
+# A workload for which many routes are cleared, the Llama 4 ones among them (the org's own
+# figures are well under their 700M cap): lowering that cap below the org's figure for the month
+# before their release must deny exactly those routes, whatever the workload's MAU.
 HELPDESK_REQUEST: dict[str, Any] = {
     "app_id": "internal-helpdesk",
     "workload": {
@@ -49,7 +50,19 @@ def edit(path: Path, old: str, new: str, *, count: int = 1) -> None:
 
 
 def lower_llama_cap(bundle: Path, cap: int = 1_000_000) -> None:
-    edit(bundle / "data" / "models.yaml", "mau_cap: 700000000", f"mau_cap: {cap}", count=2)
+    """Below the org's licensee MAU figure for 2025-03 (org.yaml): denies every Llama 4 route."""
+    edit(bundle / "data" / "models.yaml", "threshold: 700000000", f"threshold: {cap}", count=2)
+
+
+def set_org_mau(bundle: Path, month: str, figure: int) -> None:
+    """Change one of the licensee's monthly figures in org.yaml."""
+    path = bundle / "data" / "org.yaml"
+    lines = path.read_text().splitlines(keepends=True)
+    hits = [i for i, line in enumerate(lines) if line.strip().startswith(f'"{month}":')]
+    assert len(hits) == 1, f"org.yaml: {month} occurs {len(hits)} times"
+    indent = lines[hits[0]][: len(lines[hits[0]]) - len(lines[hits[0]].lstrip())]
+    lines[hits[0]] = f'{indent}"{month}": {figure}\n'
+    path.write_text("".join(lines))
 
 
 def break_rego(bundle: Path) -> int:

@@ -251,6 +251,15 @@ function facts(container, pairs) {
   container.replaceChildren(...pairs.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v == null ? "–" : v)]));
 }
 
+// A licence reason's message starts with the clause it rests on ("Llama 4 Community License §2: …"):
+// shown apart, so the officer sees which clause decided. The text itself is the message, unchanged.
+function reasonItem(c) {
+  const cut = c.code.startsWith("LICENCE_") ? c.message.indexOf(": ") : -1;
+  if (cut <= 0) return el("li", {}, el("code", {}, c.code), " ", c.message);
+  return el("li", {}, el("code", {}, c.code), " ", el("cite", { class: "clause" }, c.message.slice(0, cut)),
+    c.message.slice(cut));
+}
+
 async function openDecision(id) {
   let entry;
   try {
@@ -273,11 +282,12 @@ async function openDecision(id) {
   const allowed = $("detail-allowed").tBodies[0];
   allowed.replaceChildren(...(result.allowed || []).map((r) => el("tr", {}, el("td", { class: "num" }, r.rank),
     el("td", {}, r.model), el("td", {}, r.deployment), el("td", {}, r.provenance), el("td", { class: "num" }, r.price_per_mtok),
-    el("td", {}, (r.obligations || []).join("; ") || "–"))));
+    el("td", {}, (r.obligations || []).length
+      ? el("ul", { class: "obligations" }, ...r.obligations.map((o) => el("li", {}, o))) : "–"))));
   if (!(result.allowed || []).length) allowed.append(el("tr", {}, el("td", { colspan: 6, class: "muted" }, "No route was cleared.")));
   const denied = $("detail-denied").tBodies[0];
   denied.replaceChildren(...(result.denied || []).map((r) => el("tr", {}, el("td", {}, r.model), el("td", {}, r.deployment),
-    el("td", {}, el("ul", { class: "reasons" }, ...(r.reasons || []).map((c) => el("li", {}, el("code", {}, c.code), " ", c.message)))))));
+    el("td", {}, el("ul", { class: "reasons" }, ...(r.reasons || []).map(reasonItem))))));
   facts($("detail-workload"), Object.entries(workload).map(([k, v]) => [k, Array.isArray(v) ? v.join(", ") : String(v)]));
   $("detail-input").textContent = JSON.stringify(body.input, null, 2);
   facts($("detail-signed"), [["key id", entry.key_id], ["entry hash", entry.entry_hash], ["prev hash", entry.prev_hash],

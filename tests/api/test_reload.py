@@ -166,7 +166,7 @@ def test_requests_during_reloads_see_one_whole_bundle(services_on_copy: Services
         models = bundle_dir / "data" / "models.yaml"
         text = models.read_text()
         for i in range(3):
-            models.write_text(text if i % 2 else text.replace("mau_cap: 700000000", "mau_cap: 1000000"))
+            models.write_text(text if i % 2 else text.replace("threshold: 700000000", "threshold: 1000000"))
             result = reload_policy(services_on_copy, requested_by="test")
             assert result.accepted
             current = services_on_copy.policy.current

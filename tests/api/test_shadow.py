@@ -24,7 +24,6 @@ from tests.bundles import (
     copy_bundle,
     edit,
     entries,
-    lower_llama_cap,
     start_services,
 )
 
@@ -37,8 +36,11 @@ pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptio
 
 @pytest.fixture
 def shadow_dir(tmp_path: Path) -> Path:
+    """A candidate that forbids the Llama 4 models for summaries: it disagrees with the active
+    policy on summarisation workloads only."""
     candidate = copy_bundle(tmp_path / "candidate")
-    lower_llama_cap(candidate)
+    edit(candidate / "data" / "models.yaml", "prohibited_uses: [defense]\n      attribution: Built with Llama",
+         "prohibited_uses: [defense, summarization]\n      attribution: Built with Llama", count=2)
     return candidate
 
 
@@ -89,8 +91,8 @@ def test_disagreement_is_recorded_with_the_decision_and_counted(
     assert shadow["differs"] is True and shadow["outcome"] == "allow"
     denied = shadow["diff"]["newly_denied"]
     assert {d["model"] for d in denied} == set(LLAMA_MODELS) and len(denied) == 6
-    assert all([r["code"] for r in d["reasons"]] == ["LICENCE_MAU_CAP"] for d in denied)
-    assert shadow["diff"]["codes_appeared"] == {"LICENCE_MAU_CAP": 6}
+    assert all([r["code"] for r in d["reasons"]] == ["LICENCE_PROHIBITED_USE"] for d in denied)
+    assert shadow["diff"]["codes_appeared"] == {"LICENCE_PROHIBITED_USE": 6}
     assert "outcome" not in shadow["diff"]  # allow in both: no flip
     assert _metric(client, "differs") == 1.0
     assert verify_database(shadow_services.store).valid
@@ -105,7 +107,7 @@ def test_disagreement_is_recorded_with_the_decision_and_counted(
 
 
 def test_agreement_is_recorded_without_a_diff(client: TestClient, keys: Keys, shadow_services: Services) -> None:
-    request = {**HELPDESK_REQUEST, "workload": {**HELPDESK_REQUEST["workload"], "monthly_active_users": 0}}
+    request = {**HELPDESK_REQUEST, "workload": {**HELPDESK_REQUEST["workload"], "task": "qa"}}
     decision = client.post("/v1/decisions", json=request, headers=bearer(keys.other_app)).json()
     shadow = _body(shadow_services, decision["decision_id"])["shadow"]
     assert shadow["differs"] is False and "diff" not in shadow

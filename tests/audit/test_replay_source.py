@@ -67,7 +67,9 @@ def test_impact_from_the_audit_trail(
     services_on_copy: Services, recorded: list[str], repo: Path, migrated_database: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    lower_llama_cap(repo / "rego", cap=10_500_000)  # denies Llama to the 15 decisions at 11M+ MAU
+    # Below the org's figure for the month before the Llama 4 release (org.yaml): denies Llama
+    # to every recorded decision, whatever MAU each workload sent (recorded, no longer deciding).
+    lower_llama_cap(repo / "rego", cap=10_500_000)
     commit_all(repo, "cap", "head")
     monkeypatch.setenv("CLEARANCE_DATABASE_URL", migrated_database)
 
@@ -80,10 +82,10 @@ def test_impact_from_the_audit_trail(
     # Recorded under the base's revision (the services ran a copy of the same pack): the
     # recorded answers stand for the base's, which is not asked again.
     assert report["base_from_trail"] == 25
-    assert {(r["model"], r["decisions"]) for r in report["newly_denied"]} == {(m, 15) for m in LLAMA_MODELS}
-    assert report["examples"][0]["decision_id"] in recorded[10:]
-    # 10M is now within 90% of the cap: Llama routes stay cleared, with the near-cap obligation.
-    assert report["obligations_appeared"] == [{"obligation": "licence_mau_near_cap", "routes": 6, "decisions": 1}]
+    assert {(r["model"], r["decisions"]) for r in report["newly_denied"]} == {(m, 25) for m in LLAMA_MODELS}
+    assert report["examples"][0]["decision_id"] in recorded
+    assert report["codes_appeared"] == [{"code": "LICENCE_MAU_CAP", "routes": 25 * 6, "decisions": 25}]
+    assert report["obligations_appeared"] == []
 
     last = CliRunner().invoke(cli, ["policy", "impact", "--base", "base", "--head", "head", "--dir",
                                     str(repo / "rego"), "--last", "5", "--format", "json"])

@@ -340,7 +340,7 @@ def test_load_policy_with_the_opa_engine(opa_stand_in: ReplayServer) -> None:
 def test_rego_tests_run_through_opa_one_query_per_test(opa_stand_in: ReplayServer, bundle: Bundle) -> None:
     short = revision_short(bundle.revision)
     opa_stand_in.route("POST", "/v1/data/clearance/.+", Reply.of("data_post_defined"))  # {"result": true}
-    opa_stand_in.route("POST", "/v1/data/clearance/licence_test/test_mau_above_cap_is_denied_with_the_numbers",
+    opa_stand_in.route("POST", "/v1/data/clearance/licence_test/test_org_mau_above_the_cap_in_the_month_before_release_is_denied_citing_the_clause",
                        Reply.of("data_post_undefined"))
     opa_stand_in.route("POST", "/v1/data/clearance/main_test/.+", Reply.of("error_500_eval"))
     results = run_rego_tests_opa(bundle, opa_stand_in.url, 1.0)
@@ -348,7 +348,7 @@ def test_rego_tests_run_through_opa_one_query_per_test(opa_stand_in: ReplayServe
     assert len(results) > 100
     by_name = {(r.test.package, r.test.rule): r for r in results}
     assert len(by_name) == len(results)
-    failed = by_name[("clearance.licence_test", "test_mau_above_cap_is_denied_with_the_numbers")]
+    failed = by_name[("clearance.licence_test", "test_org_mau_above_the_cap_in_the_month_before_release_is_denied_citing_the_clause")]
     assert failed.status == "FAIL" and "undefined" in (failed.message or "")
     assert failed.test.file == "licence_test.rego" and failed.test.line > 0  # the embedded runner's discovery
     errors = [r for r in results if r.test.package == "clearance.main_test"]
@@ -372,12 +372,12 @@ def test_rego_test_results_feed_clearance_policy_test(opa_stand_in: ReplayServer
     from policy.review.testing import run_tests
 
     opa_stand_in.route("POST", "/v1/data/clearance/.+", Reply.of("data_post_defined"))
-    opa_stand_in.route("POST", "/v1/data/clearance/licence_test/test_mau_one_above_cap_is_denied",
+    opa_stand_in.route("POST", "/v1/data/clearance/licence_test/test_one_above_the_cap_is_denied",
                        Reply.of("data_post_undefined"))
     run = run_tests(REPO / "rego", engine="opa", opa_url=opa_stand_in.url, timeout=1.0)
     assert run.count("FAIL") == 1 and run.count("PASS") == len(run.results) - 1 > 100
     (bad,) = [r for r in run.results if r.status != "PASS"]
-    assert bad.test.rule == "test_mau_one_above_cap_is_denied" and bad.test.line > 0
+    assert bad.test.rule == "test_one_above_the_cap_is_denied" and bad.test.line > 0
 
 
 def test_rego_tests_stop_when_opa_goes_away(bundle: Bundle) -> None:

@@ -69,8 +69,14 @@ def _edge_bundle(tmp_path: Path) -> Bundle:
             deployment["price_in_per_mtok"], deployment["price_out_per_mtok"] = edges[i % len(edges)]
             i += 1
         if model["licence"].get("mau_cap") is not None:
-            model["licence"]["mau_cap"] = 1_111
+            model["licence"]["mau_cap"]["threshold"] = 1_111
     models_file.write_text(yaml.safe_dump(doc, sort_keys=False))
+    # The org's figures on the caps' edges: at the cap in 2025-03 (Llama 4, licensed), one over
+    # in 2025-05 (Hunyuan, denied), and a newest figure just above 1,111 × 0.9 = 999.9.
+    org_file = root / "data" / "org.yaml"
+    org = yaml.safe_load(org_file.read_text())
+    org["org"]["licensee_mau"] = {"2025-03": 1_111, "2025-05": 1_112, "2026-03": 1_000}
+    org_file.write_text(yaml.safe_dump(org, sort_keys=False))
     return load_bundle(root)
 
 

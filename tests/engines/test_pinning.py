@@ -133,6 +133,9 @@ SAME_ON_BOTH_PATHS: list[tuple[str, str, Any]] = [
     ("sprintf-d-large-ints", 'x := sprintf("%d MAU exceeds the %d cap", [800000000, 700000000])',
      "800000000 MAU exceeds the 700000000 cap"),
     ("sprintf-d-beyond-int64", 'x := sprintf("%d", [12345678901234567890])', "12345678901234567890"),
+    # licence.rego prints MAU figures with thousands separators and as millions
+    ("sprintf-03d-groups", 'x := sprintf("%d,%03d,%03d|%dM", [floor(700000001 / 1000000), floor(700000001 / 1000) % 1000, 700000001 % 1000, 812000000 / 1000000])',
+     "700,000,001|812M"),
     ("sprintf-v-scalars", 'x := sprintf("%v|%v|%v|%v|%v|%v", [1.5, 0.1, 1.7499, true, null, "s"])', "1.5|0.1|1.7499|true|null|s"),
     ("sprintf-v-float-that-is-whole", 'x := sprintf("%v %v", [5.0, 70.0])', "5 70"),
     ("sprintf-v-binary-float-noise", 'x := sprintf("%v", [0.1 + 0.2])', "0.30000000000000004"),  # OPA: likely 0.3
@@ -171,6 +174,8 @@ SAME_ON_BOTH_PATHS: list[tuple[str, str, Any]] = [
      [0.30000000000000004, 0.125, 70, 0.3333333333333333, 3.5, 2, 10]),  # OPA: arbitrary precision, may differ
     ("integers-beyond-2-pow-53-stay-exact", "x := [800000000 * 1000000, 9007199254740993, 9007199254740993 + 0]",
      [800000000000000, 9007199254740993, 9007199254740993]),
+    ("floor-and-modulo-of-large-integers", "x := [floor(99999999999 / 1000), floor(2.5), floor(-2.5), 100000000001 % 1000, floor(12 / 1000)]",
+     [99999999, 2, -3, 1, 0]),
     ("round-half-away-from-zero", "x := [round(2.5), round(-2.5), round(0.49999), round(1.00005 * 10000) / 10000]",
      [3, -3, 0, 1.0001]),
     ("blended-price-formula",
@@ -284,7 +289,7 @@ def test_pinned_regorus_version() -> None:
 PINNED_BUILTINS = {
     "sprintf", "count", "object.union_n", "object.union", "object.get", "object.keys", "object.remove",
     "is_array", "is_string", "is_number", "is_set", "is_object", "is_boolean", "is_null",
-    "sort", "max", "min", "sum", "round", "concat", "array.concat", "array.reverse", "to_number",
+    "sort", "max", "min", "sum", "round", "floor", "concat", "array.concat", "array.reverse", "to_number",
     "upper", "lower", "startswith", "endswith", "contains", "split", "trim_space", "replace", "substring", "indexof",
 }
 PINNED_KEYWORDS = {"some", "in", "every", "not", "default", "else", "with", "contains", "if", "import", "package", "as"}

@@ -1,7 +1,8 @@
 """Many realistic policy inputs for one bundle: every app, every enum value, edge numbers.
 
-Numbers sit on and around the catalog's own thresholds (MAU caps and the warning ratio,
-context sizes, blended prices), which is where two engines' arithmetic could part.
+Numbers sit on and around the catalog's own thresholds (context sizes, blended prices; the
+workload's MAU around the caps, which no longer decides them), which is where two engines'
+arithmetic could part.
 """
 
 from __future__ import annotations
@@ -21,15 +22,17 @@ from policy.catalog import (
 )
 from policy.decision import Caller, build_input
 
-JURISDICTIONS = [[], ["US"], ["EU"], ["EU", "US"], ["GB", "CN"]]
+JURISDICTIONS = [[], ["US"], ["EU"], ["EU", "US"], ["GB", "CN"], ["KR"], ["JP", "US"]]
 
 
 def _thresholds(bundle: Bundle) -> tuple[list[int], list[int], list[float]]:
     caps, contexts, prices = {1000}, {0}, set()
     for model in bundle.catalog.models:
+        # The workload's MAU no longer decides a cap (the org's figures do); edge values are
+        # still sent, recorded, and must change nothing on either engine.
         cap = model.licence.mau_cap
         if cap is not None:
-            caps.add(int(cap))
+            caps.add(cap.threshold)
         contexts.add(int(model.context_tokens))
         for d in model.deployments:
             prices.add(round((3 * d.price_in_per_mtok + d.price_out_per_mtok) / 4, 4))

@@ -28,7 +28,7 @@ def _replace(path: Path, old: str, new: str) -> None:
 
 def test_reference_bundle_loads() -> None:
     bundle = load_bundle(REGO)
-    assert len(bundle.catalog.models) == 17
+    assert len(bundle.catalog.models) == 18
     assert len(bundle.catalog.apps) >= 6
     assert bundle.revision.startswith("sha256:") and len(bundle.revision) == 71
 
@@ -45,14 +45,14 @@ def test_revision_changes_with_any_byte(bundle_copy: Path) -> None:
 
 def test_invalid_model_field_names_file_line_entry_and_field(bundle_copy: Path) -> None:
     models = bundle_copy / "data" / "models.yaml"
-    _replace(models, "mau_cap: 700000000", "mau_cap: -5")
+    _replace(models, "threshold: 700000000", "threshold: -5")
     with pytest.raises(BundleError) as info:
         load_bundle(bundle_copy)
     (err,) = info.value.errors
     assert err.file.endswith("data/models.yaml")
     assert err.code == "data_invalid"
-    assert "licence.mau_cap" in err.message and "(id=llama-4-" in err.message
-    assert err.line is not None and "mau_cap: -5" in models.read_text().splitlines()[err.line - 1]
+    assert "licence.mau_cap.threshold" in err.message and "(id=llama-4-" in err.message
+    assert err.line is not None and "threshold: -5" in models.read_text().splitlines()[err.line - 1]
 
 
 def test_unknown_field_in_app_is_refused(bundle_copy: Path) -> None:

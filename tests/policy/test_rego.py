@@ -83,13 +83,8 @@ def synthetic_catalog(n_models: int = 17, seed: int = 7) -> dict[str, Any]:
         models.append({
             "id": f"model-{i:02d}", "name": f"Model {i}", "vendor": "Vendor", "origin_country": origin,
             "provenance": provenance, "status": rnd.choice(["available"] * 8 + ["withheld", "deprecated"]),
-            "licence": {
-                "name": f"Licence {i}", "spdx": None, "commercial_use": rnd.random() > 0.2,
-                "mau_cap": rnd.choice([None, None, 700_000_000, 1000]),
-                "restricts_output_training": rnd.random() > 0.5,
-                "prohibited_uses": rnd.sample(["defense", "healthcare", "model_training", "legal"], rnd.randint(0, 2)),
-                "attribution": rnd.choice([None, f"Built with Model {i}"]),
-            },
+            "released_on": rnd.choice([None, "2025-01-20", "2025-04-05", "2025-06-27"]),
+            "licence": synthetic_licence(rnd, i),
             "safety_post_training": rnd.choice(["full", "partial", "minimal", "none"]),
             "compliance_docs": rnd.sample(["eu_ai_act_gpai", "soc2", "iso_42001"], rnd.randint(0, 2)),
             "systemic_risk": rnd.random() > 0.6,
@@ -108,7 +103,9 @@ def synthetic_catalog(n_models: int = 17, seed: int = 7) -> dict[str, Any]:
                  "price_in_per_mtok": round(rnd.uniform(0.1, 15), 2), "price_out_per_mtok": round(rnd.uniform(0.2, 75), 2)},
                 {"id": "cloud", "mode": "cloud", "provider": "Cloud", "operator_country": "US",
                  "regions": ["eu-central-1", "us-east-1"], "zero_data_retention": rnd.random() > 0.3,
-                 "price_in_per_mtok": round(rnd.uniform(0.1, 15), 2), "price_out_per_mtok": round(rnd.uniform(0.2, 75), 2)},
+                 "price_in_per_mtok": round(rnd.uniform(0.1, 15), 2), "price_out_per_mtok": round(rnd.uniform(0.2, 75), 2),
+                 # Some routes under terms of their own (an API's commercial terms).
+                 "licence": synthetic_licence(rnd, 100 + i) if i % 5 == 2 else None},
             ],
             "sources": {},
         })
@@ -118,8 +115,29 @@ def synthetic_catalog(n_models: int = 17, seed: int = 7) -> dict[str, Any]:
         "restricted_data_regions": ["eu-west-1", "eu-central-1"],
         "mau_warning_ratio": 0.9,
         "critical_compliance_docs": ["soc2", "iso_42001", "eu_ai_act_gpai"],
+        # 2024-12 and 2025-05 present, 2025-03 missing: caps exceeded, licensed and unmeasured.
+        "licensee_mau": {"2024-12": 700_000_001, "2025-05": 950, "2026-03": 650_000_000},
+        "licensee_mau_without_affiliates": {"2025-05": 1200},
     }
     return {"models": models, "apps": [], "org": org, "reasons": _reasons()}
+
+
+def synthetic_licence(rnd: random.Random, i: int) -> dict[str, Any]:
+    cap = rnd.choice([None, None, 700_000_000, 1000])
+    return {
+        "name": f"Licence {i}", "url": None, "spdx": None, "commercial_use": rnd.random() > 0.2,
+        "mau_cap": None if cap is None else {
+            "threshold": cap, "measures": rnd.choice(["licensee_and_affiliates", "licensee"]),
+            "period": "calendar_month_before_release",
+        },
+        "excluded_territories": rnd.choice([[], [], ["EU", "GB", "KR"], ["EEA"]]),
+        "restricts_output_training": rnd.random() > 0.5,
+        "prohibited_uses": rnd.sample(["defense", "healthcare", "model_training", "legal"], rnd.randint(0, 2)),
+        "attribution": rnd.choice([None, f"Built with Model {i}"]),
+        "name_prefix": rnd.choice([None, f"Model{i}"]),
+        "acceptable_use_policy": rnd.choice([None, f"https://example.com/aup/{i}"]),
+        "clauses": rnd.choice([{}, {"mau_cap": "§2", "excluded_territories": "§1(l)", "commercial_use": "§1.a"}]),
+    }
 
 
 def synthetic_input(seed: int) -> dict[str, Any]:
@@ -136,7 +154,7 @@ def synthetic_input(seed: int) -> dict[str, Any]:
             "quality_tier": rnd.choice(["commodity", "advanced", "frontier"]),
             "regulatory_tier": rnd.choice(["minimal", "standard", "regulated", "critical"]),
             "sector": rnd.choice(["general", "defense", "healthcare", "financial_services"]),
-            "jurisdictions": rnd.choice([["EU", "US"], ["US"], []]),
+            "jurisdictions": rnd.choice([["EU", "US"], ["US"], [], ["DE", "EU", "EEA"], ["KR"], ["NO", "EEA"]]),
             "data_classification": rnd.choice(["public", "internal", "confidential", "restricted"]),
             "dangerous_capability": rnd.choice(["none", "none", "cyber_defense", "cyber_offense"]),
             "commercial": rnd.random() > 0.3,
@@ -160,7 +178,7 @@ def test_engine_and_compiled_program_give_identical_decisions() -> None:
     vm = regorus.Rvm()
     vm.load_program(program)
     vm.set_data_json(data_json)
-    outcomes = set()
+    outcomes, seen = set(), set()
     for seed in range(60):
         policy_input = json.dumps(synthetic_input(seed))
         engine.set_input_json(policy_input)
@@ -171,4 +189,9 @@ def test_engine_and_compiled_program_give_identical_decisions() -> None:
         assert "<undefined>" not in json.dumps(compiled), f"seed {seed}"
         assert len(compiled["allowed"]) + len(compiled["denied"]) == 17 * 3
         outcomes.add(compiled["outcome"])
+        seen |= {r["code"] for d in compiled["denied"] for r in d["reasons"]}
+        seen |= {o.split(":")[0] for a in compiled["allowed"] for o in a["obligations"]}
     assert outcomes == {"allow", "deny"}
+    # The licence terms were exercised on both paths.
+    assert {"LICENCE_MAU_CAP", "LICENCE_TERRITORY", "LICENCE_NONCOMMERCIAL", "licence_mau_near_cap",
+            "name_prefix", "acceptable_use_policy", "attribution"} <= seen

@@ -51,20 +51,15 @@ def denied_with(decision: Decision, code: str) -> set[tuple[str, str]]:
     return {(d.model, d.deployment) for d in decision.denied if code in {r.code for r in d.reasons}}
 
 
-def test_800m_mau_denies_both_llamas_on_every_route(policy: ActivePolicy) -> None:
-    decision = run(policy, "social-feed", monthly_active_users=800_000_000)
-    assert routes(policy, LLAMAS) <= denied_with(decision, "LICENCE_MAU_CAP")
-    message = next(r.message for d in decision.denied if d.model == "llama-4-maverick" for r in d.reasons if r.code == "LICENCE_MAU_CAP")
-    assert "800000000" in message and "700000000" in message
-
-
-def test_650m_mau_clears_llamas_with_near_cap_obligation(policy: ActivePolicy) -> None:
-    decision = run(policy, "social-feed", monthly_active_users=650_000_000)
+def test_the_workload_mau_no_longer_decides_the_llama_cap(policy: ActivePolicy) -> None:
+    # The org's figures (org.yaml) are far below 700M: an app sending 800M is licensed; the
+    # figure is recorded in the input, and deprecated.
+    policy_input, decision = decide(policy, request("social-feed", monthly_active_users=800_000_000))
+    assert policy_input["workload"]["monthly_active_users"] == 800_000_000
     for model in LLAMAS:
-        got = cleared(decision, model)
-        assert got, f"{model} not cleared: {codes(decision, model)}"
-        assert all("licence_mau_near_cap" in r.obligations for r in got)
+        assert cleared(decision, model), f"{model} not cleared: {codes(decision, model)}"
     assert not denied_with(decision, "LICENCE_MAU_CAP")
+    assert not any("licence_mau_near_cap" in a.obligations for a in decision.allowed)
 
 
 def test_glasswing_model_gated_for_apps_not_enrolled(policy: ActivePolicy) -> None:
@@ -161,7 +156,8 @@ def test_mythos_5_is_always_withheld(policy: ActivePolicy, workload: dict[str, A
 
 def test_commercial_work_excludes_noncommercial_licence(policy: ActivePolicy) -> None:
     decision = run(policy, "internal-helpdesk", commercial=True)
-    assert routes(policy, {"command-r-plus"}) <= denied_with(decision, "LICENCE_NONCOMMERCIAL")
+    # The weights are CC-BY-NC-4.0; Cohere's API has commercial terms of its own.
+    assert denied_with(decision, "LICENCE_NONCOMMERCIAL") & routes(policy, {"command-r-plus"}) == {("command-r-plus", "self-hosted")}
     research = run(policy, "internal-helpdesk", commercial=False)
     assert not routes(policy, {"command-r-plus"}) & denied_with(research, "LICENCE_NONCOMMERCIAL")
 

@@ -40,7 +40,16 @@ def _with(path: tuple[str, ...], value: Any) -> dict[str, Any]:
 
 def test_design_example_is_valid() -> None:
     req = DecisionRequest.model_validate(VALID)
-    assert req.workload.monthly_active_users == 1_200_000
+    assert req.workload.model_dump()["monthly_active_users"] == 1_200_000
+
+
+def test_monthly_active_users_is_accepted_recorded_and_documented_as_deprecated() -> None:
+    req = DecisionRequest.model_validate(VALID)
+    assert req.workload.model_dump(mode="json")["monthly_active_users"] == 1_200_000  # what the entry records
+    schema = DecisionRequest.model_json_schema()["$defs"]["Workload"]["properties"]["monthly_active_users"]
+    assert schema["deprecated"] is True
+    with pytest.warns(DeprecationWarning, match="org.yaml"):
+        assert req.workload.monthly_active_users == 1_200_000
 
 
 def test_defaults_fill_optional_fields() -> None:

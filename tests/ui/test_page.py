@@ -78,6 +78,11 @@ def test_open_a_decision(page: Any, site: Site) -> None:
     assert int(page.locator("#detail-allowed tbody tr").count()) >= 1
     denied = page.inner_text("#detail-denied")
     assert "SAFETY_POST_TRAINING" in denied or "UNSUITABLE_PRICE" in denied
+    # A licence reason shows the clause it rests on (the example workload's jurisdictions include EU).
+    clauses = page.eval_on_selector_all("#detail-denied cite.clause", "c => c.map(x => x.textContent)")
+    assert "Tencent Hunyuan Community License §1(l), §5(c)" in clauses
+    assert ("LICENCE_TERRITORY Tencent Hunyuan Community License §1(l), §5(c): the licence does not apply in "
+            "EU, GB, KR, and the workload's jurisdictions include EU") in denied
     assert "regulated" in page.inner_text("#detail-workload")
     page.screenshot(path=str(ARTIFACTS / "test_open_a_decision-detail.png"), full_page=True)
     page.click("#back")

@@ -47,7 +47,7 @@ def test_an_unsafe_variable_in_a_test_module_is_a_compile_error(bundle_dir: Path
 
 
 def test_invalid_data_and_broken_rego_are_reported_together(bundle_dir: Path) -> None:
-    edit(bundle_dir / "data" / "models.yaml", "mau_cap: 700000000", "mau_cap: -5", count=2)
+    edit(bundle_dir / "data" / "models.yaml", "threshold: 700000000", "threshold: -5", count=2)
     break_rego(bundle_dir)
     found = check_bundle(bundle_dir)
     assert codes(found).count("data_invalid") == 2 and "rego_parse_error" in codes(found)

@@ -23,6 +23,7 @@ from tests.bundles import (
     edit,
     git,
     lower_llama_cap,
+    set_org_mau,
 )
 
 LLAMA_DEPLOYMENTS = ["bedrock", "self-hosted", "together-api"]
@@ -62,7 +63,7 @@ def impact_json(repo: Path, inputs: Path, *extra: str) -> tuple[int, dict[str, A
 
 
 def test_lowering_a_licence_mau_cap_shows_the_routes_newly_denied(repo: Path, tmp_path: Path) -> None:
-    lower_llama_cap(repo / "rego")
+    lower_llama_cap(repo / "rego")  # 1M, below the org's 41.8M of 2025-03 (org.yaml)
     commit_all(repo, "Llama cap to 1M", "head")
     lines = helpdesk_lines(30) + helpdesk_lines(5, mau=500_000) + [dict(DECISION_REQUEST_EXAMPLE)]
     inputs = write_inputs(tmp_path / "inputs.jsonl", lines)
@@ -72,24 +73,62 @@ def test_lowering_a_licence_mau_cap_shows_the_routes_newly_denied(repo: Path, tm
     assert code == 0  # routes lost, but every app keeps a route: not breaking
     assert report["replayed"] == 36 and report["distinct_workloads"] == 3 and report["skipped"] == 0
     assert report["breaking"] == 0 and report["outcomes"] == {"allow->allow": 36}
-    assert report["changed"] == 31  # 30 helpdesk at 5M, and the 1.2M claims workload (codes only)
+    # The org's users decide, not the workload's: every replay changes, whatever MAU it sent
+    # (the 1.2M claims workload gains a code on routes already denied).
+    assert report["changed"] == 36
     denied = {(r["app_id"], r["model"]): r for r in report["newly_denied"]}
     assert set(denied) == {("internal-helpdesk", m) for m in LLAMA_MODELS}
     for row in denied.values():
-        assert row["deployments"] == LLAMA_DEPLOYMENTS and row["decisions"] == 30
-        assert row["reasons"] == {"LICENCE_MAU_CAP": 90}
+        assert row["deployments"] == LLAMA_DEPLOYMENTS and row["decisions"] == 35
+        assert row["reasons"] == {"LICENCE_MAU_CAP": 105}
     assert report["newly_cleared"] == []
-    assert report["codes_appeared"] == [{"code": "LICENCE_MAU_CAP", "routes": 30 * 6 + 6, "decisions": 31}]
+    assert report["codes_appeared"] == [{"code": "LICENCE_MAU_CAP", "routes": 36 * 6, "decisions": 36}]
     assert report["codes_disappeared"] == []
     assert report["base"]["ref"] == "base" and report["head"]["ref"] == "head"
     assert report["base"]["commit"] == git(repo, "rev-parse", "base")
     assert report["head"]["revision"] != report["base"]["revision"]
     assert report["apps_yaml_changed"] is False
-    ids = [e["decision_id"] for e in report["examples"]]
-    assert len(ids) == 2 and ids[0] == "0190f000-0000-7000-8000-000000000000"  # identical inputs shown once
+    # One example per distinct workload (identical inputs shown once).
+    assert [e["decision_id"] for e in report["examples"]] == ["0190f000-0000-7000-8000-000000000000"] * 2 + [None]
     first = report["examples"][0]["diff"]["newly_denied"][0]
-    assert first["reasons"][0]["code"] == "LICENCE_MAU_CAP" and "1000000 cap" in first["reasons"][0]["message"]
+    assert first["reasons"] == [{
+        "code": "LICENCE_MAU_CAP",
+        "message": "Llama 4 Community License §2: licensee and affiliates MAU 41,800,000 in 2025-03, "
+                   "before the 2025-04-05 release, exceeds 1M",
+    }]
     assert report["timing"]["replays_per_second"] > 0
+
+
+def test_a_changed_org_mau_figure_shows_like_any_policy_change(repo: Path, tmp_path: Path) -> None:
+    """The org's MAU figures are part of the bundle: raising the figure of the month before the
+    Llama 4 release past the cap is reported with the routes it denies and the clause."""
+    set_org_mau(repo / "rego", "2025-03", 812_000_000)
+    commit_all(repo, "licensee MAU for 2025-03 restated", "head")
+    inputs = write_inputs(tmp_path / "inputs.jsonl", helpdesk_lines(4))
+
+    code, report = impact_json(repo, inputs, "--head", "head", "--fail-on", "breaking")
+
+    assert code == 0 and report["changed"] == 4 and report["breaking"] == 0
+    assert report["head"]["revision"] != report["base"]["revision"]
+    denied = {(r["app_id"], r["model"]): r for r in report["newly_denied"]}
+    assert set(denied) == {("internal-helpdesk", m) for m in LLAMA_MODELS}
+    assert all(r["deployments"] == LLAMA_DEPLOYMENTS and r["reasons"] == {"LICENCE_MAU_CAP": 12} for r in denied.values())
+    route = report["examples"][0]["diff"]["newly_denied"][0]
+    assert route["reasons"] == [{"code": "LICENCE_MAU_CAP", "message":
+                                 "Llama 4 Community License §2: licensee and affiliates MAU 812M in 2025-03, "
+                                 "before the 2025-04-05 release, exceeds 700M"}]
+
+    # A figure of another month changes nothing a decision depends on but the near-cap warning.
+    git(repo, "checkout", "-q", "base")
+    set_org_mau(repo / "rego", "2025-04", 812_000_000)  # after the release: not the measured month
+    code, same = impact_json(repo, inputs)  # head: the work tree
+    assert code == 0 and same["newly_denied"] == [] and same["newly_cleared"] == []
+    assert same["codes_appeared"] == [] and same["obligations_appeared"] == []
+    set_org_mau(repo / "rego", "2026-03", 650_000_000)  # the newest figure: near the 700M cap
+    code, near = impact_json(repo, inputs)
+    assert near["newly_denied"] == []
+    # The six Llama 4 routes (hunyuan-a13b's is denied: the workload names no jurisdiction).
+    assert near["obligations_appeared"] == [{"obligation": "licence_mau_near_cap", "routes": 4 * 6, "decisions": 4}]
 
 
 def test_an_added_model_is_newly_cleared_from_the_work_tree(repo: Path, tmp_path: Path) -> None:
