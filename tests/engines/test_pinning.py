@@ -197,6 +197,13 @@ SAME_ON_BOTH_PATHS: list[tuple[str, str, Any]] = [
     ("partial-set-rule", 'p contains v if { some v in [3, 1, 3] }\n\nx := p', [1, 3]),
     ("comprehension-in-object-value-with-false-condition", 'x := {"a": [1 | input.flag], "b": 2}', {"a": [], "b": 2}),
     ("to-number-of-a-number-string", "x := to_number(input.n)", 12),
+    # --- used by the invariants' tests (rego/invariants_test.rego)
+    ("empty-set-literal", "x := [set() == {v | some v in []}, count(set()), set() == [], set() == {}]",
+     [True, 0, False, False]),
+    # Rust's regex and Go's RE2 (OPA) agree on this syntax: anchors, classes, quantifiers.
+    ("regex-match", 'x := [regex.match(`^[a-z_]+$`, "gated_capability"), regex.match(`^[a-z_]+$`, "Gated"), '
+                    'regex.match(`^[a-z_]+$`, ""), regex.match(`b+`, "abbc")]',
+     [True, False, False, True]),
 ]
 
 
@@ -291,6 +298,7 @@ PINNED_BUILTINS = {
     "is_array", "is_string", "is_number", "is_set", "is_object", "is_boolean", "is_null",
     "sort", "max", "min", "sum", "round", "floor", "concat", "array.concat", "array.reverse", "to_number",
     "upper", "lower", "startswith", "endswith", "contains", "split", "trim_space", "replace", "substring", "indexof",
+    "set", "regex.match",
 }
 PINNED_KEYWORDS = {"some", "in", "every", "not", "default", "else", "with", "contains", "if", "import", "package", "as"}
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"|`[^`]*`')
