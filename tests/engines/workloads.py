@@ -17,13 +17,9 @@ from policy.catalog import (
     DeploymentMode,
     QualityTier,
     RegulatoryTier,
-    Sector,
     Task,
 )
 from policy.decision import Caller, build_input
-
-JURISDICTIONS = [[], ["US"], ["EU"], ["EU", "US"], ["GB", "CN"], ["KR"], ["JP", "US"]]
-
 
 def _thresholds(bundle: Bundle) -> tuple[list[int], list[int], list[float]]:
     caps, contexts, prices = {1000}, {0}, set()
@@ -52,8 +48,7 @@ def random_request(rnd: random.Random, bundle: Bundle, edges: tuple[list[int], l
             "task": rnd.choice(app.tasks if app.tasks is not None else list(Task)).value,
             "quality_tier": rnd.choice(list(QualityTier)).value,
             "regulatory_tier": rnd.choice(list(RegulatoryTier)).value,
-            "sector": rnd.choice([s.value for s in app.sectors]),
-            "jurisdictions": rnd.choice([list(app.jurisdictions)] + [[c] for c in app.jurisdictions]),
+            **_where(rnd, bundle, app),
             "data_classification": rnd.choice(list(DataClassification)).value,
             "dangerous_capability": rnd.choice([DangerousCapability.none.value] * 12 + [c.value for c in DangerousCapability]),
             "commercial": rnd.random() > 0.25,
@@ -63,6 +58,23 @@ def random_request(rnd: random.Random, bundle: Bundle, edges: tuple[list[int], l
             "deployment_modes": rnd.sample(modes, rnd.randint(1, 3)),
         },
     })
+
+
+def _where(rnd: random.Random, bundle: Bundle, app: Any) -> dict[str, Any]:
+    """Sector and jurisdictions within the app's profile: left to the profile, one of its own,
+    or a member state of one of its groups (which reaches the engines expanded)."""
+    groups = bundle.catalog.jurisdictions
+    members = sorted({m for g in groups.groups if g in app.jurisdictions for m in groups.members(g)})
+    options: list[list[str] | None] = [None, list(app.jurisdictions), *([c] for c in app.jurisdictions)]
+    if members:
+        options.append(rnd.sample(members, min(2, len(members))))
+    out: dict[str, Any] = {}
+    if rnd.random() < 0.8:
+        out["sector"] = rnd.choice([s.value for s in app.sectors])
+    jurisdictions = rnd.choice(options)
+    if jurisdictions is not None:
+        out["jurisdictions"] = jurisdictions
+    return out
 
 
 def policy_inputs(bundle: Bundle, n: int, *, seed: int = 9) -> list[dict[str, Any]]:
