@@ -5,12 +5,17 @@ shadow mode evaluates through the same :meth:`Decider.evaluate`, so every path a
 question the same way.
 
 One cache, owned by the service: a decision is a pure function of the policy revision and the
-input (the determinism the tests pin), and apps ask the same few questions over and over, so
-each distinct ``(revision, input)`` is evaluated once. The cached :class:`Evaluation` also keeps
-the canonical bytes of the audit entry's large members (``input`` and the route lists), made the
-first time it is recorded: the pure-Python RFC 8785 encoder costs about as much as evaluating.
-Per request only the small members (ids, revision, caller, context) are encoded. A reload
-changes the revision, so the old bundle's answers are never reused for the new one.
+input (the determinism the tests pin), and the input a pure function of the revision, the
+request and the caller; apps ask the same few questions over and over, so each distinct
+``(revision, request, caller)`` is resolved and evaluated once. A hit skips the app's profile
+(the effective workload, about four times the cost of the rest of the path) and the engine;
+the key is ``policy.profile.request_key``, made from the validated fields without encoding
+anything. The cached :class:`Evaluation` also keeps the canonical bytes of the audit entry's
+large members (``input`` and the route lists), made the first time it is recorded: the
+pure-Python RFC 8785 encoder costs about as much as evaluating. Per request only the small
+members (ids, revision, caller, context) are encoded. A reload changes the revision, so the old
+bundle's answers are never reused for the new one. A request the profile refuses
+(``ProfileViolation``) or an evaluation that fails is not cached.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from api.shadow import shadow_verdict
 from audit import AuditUnavailable, AuditWriter, DecisionMembers, Receipt, decision_fields
 from policy import ActivePolicy, Caller, DecisionRequest
 from policy.decision import new_decision_id
+from policy.profile import request_key
 
 CACHE_SIZE = 4096
 
@@ -42,9 +48,9 @@ class PolicyHolder:
 
 @dataclass(slots=True, eq=False)
 class Evaluation:
-    """One distinct ``(revision, input)``: the checked answer ``{"outcome", "allowed", "denied"}``
-    and, once recorded, the canonical bytes of the entry's large members. Shared between
-    requests: do not mutate."""
+    """One distinct ``(revision, request, caller)``: its policy input, the checked answer
+    ``{"outcome", "allowed", "denied"}`` and, once recorded, the canonical bytes of the entry's
+    large members. Shared between requests: do not mutate."""
 
     input: dict[str, Any]
     answer: dict[str, Any]
@@ -69,27 +75,30 @@ class Decider:
         self._metrics = metrics
         self._evaluated = lru_cache(maxsize=cache_size)(self._evaluate_uncached)
 
-    def evaluate(self, policy: ActivePolicy, policy_input: dict[str, Any]) -> Evaluation:
-        """``policy``'s checked answer for ``policy_input``, from the cache when it was asked
-        before (``EvaluationError`` fails closed, and is not cached)."""
-        key = orjson.dumps(policy_input, option=orjson.OPT_SORT_KEYS)  # equal exactly when the inputs are
-        return self._evaluated(policy.revision, key, _Unkeyed(policy))
+    def evaluate(self, policy: ActivePolicy, request: DecisionRequest, caller: Caller) -> Evaluation:
+        """``policy``'s input and checked answer for ``request`` from ``caller``, from the cache
+        when it was asked before. Raises what ``ActivePolicy.input_for`` raises (``UnknownApp``,
+        ``ProfileViolation``) and ``EvaluationError`` (fail closed); none of them is cached."""
+        return self._evaluated(policy.revision, request_key(request), caller, _Unkeyed((policy, request)))
 
     @staticmethod
-    def _evaluate_uncached(revision: str, key: bytes, policy: _Unkeyed) -> Evaluation:
-        policy_input = orjson.loads(key)  # a private copy: the cached evaluation outlives the request
-        return Evaluation(input=policy_input, answer=policy.value.evaluate(policy_input))
+    def _evaluate_uncached(revision: str, key: object, caller: Caller, carried: _Unkeyed) -> Evaluation:
+        policy, request = carried.value
+        # A private copy (the app's record in the input is the policy's, shared): the cached
+        # evaluation outlives the request.
+        policy_input = orjson.loads(orjson.dumps(policy.input_for(request, caller)))
+        return Evaluation(input=policy_input, answer=policy.evaluate(policy_input))
 
-    async def evaluate_async(self, policy: ActivePolicy, policy_input: dict[str, Any]) -> Evaluation:
+    async def evaluate_async(self, policy: ActivePolicy, request: DecisionRequest, caller: Caller) -> Evaluation:
         """:meth:`evaluate` from the event loop: an engine that waits on I/O runs in a thread."""
         if policy.blocking:
-            return await run_in_threadpool(self.evaluate, policy, policy_input)
-        return self.evaluate(policy, policy_input)  # in-process, well under 1 ms
+            return await run_in_threadpool(self.evaluate, policy, request, caller)
+        return self.evaluate(policy, request, caller)  # in-process, well under 1 ms
 
     async def simulate(self, request: DecisionRequest, *, caller: Caller) -> dict[str, Any]:
         """What ``request`` would be answered, without recording it (no id, no receipt)."""
         policy = self.policy.current
-        evaluation = await self.evaluate_async(policy, policy.input_for(request, caller))
+        evaluation = await self.evaluate_async(policy, request, caller)
         return {"simulated": True, **evaluation.answer, "policy_revision": policy.revision}
 
     async def decide(self, request: DecisionRequest, *, caller: Caller) -> dict[str, Any]:
@@ -100,7 +109,7 @@ class Decider:
         """
         started = time.perf_counter()
         policy = self.policy.current  # one bundle for the whole request
-        evaluation = await self.evaluate_async(policy, policy.input_for(request, caller))
+        evaluation = await self.evaluate_async(policy, request, caller)
         fields, result = self.entry(policy, request, caller, evaluation)
         try:
             receipt = await self._writer.append_async(fields)
@@ -113,7 +122,7 @@ class Decider:
         """:meth:`decide` for a caller without an event loop (``clearance decide``)."""
         started = time.perf_counter()
         policy = self.policy.current
-        evaluation = self.evaluate(policy, policy.input_for(request, caller))
+        evaluation = self.evaluate(policy, request, caller)
         fields, result = self.entry(policy, request, caller, evaluation)
         try:
             receipt = self._writer.append(fields)
@@ -141,8 +150,8 @@ class Decider:
         if self.shadow is None:  # without shadow mode the path never calls into api/shadow.py
             return None
         verdict, agreement = shadow_verdict(
-            self.shadow.current, request, caller=caller, result=result,
-            evaluate=lambda policy, policy_input: self.evaluate(policy, policy_input).answer)
+            self.shadow.current, result=result,
+            evaluate=lambda policy: self.evaluate(policy, request, caller).answer)
         self._metrics.shadow_decisions.labels(agreement=agreement).inc()
         return verdict
 
@@ -157,12 +166,13 @@ class Decider:
 
 
 class _Unkeyed:
-    """Carries the policy into the cached function without making it part of the cache key: the
-    key is the revision (the content hash), so an equal bundle loaded again shares the answers."""
+    """Carries the policy and the request into the cached function without making them part of
+    the cache key: the key is the revision (the content hash, so an equal bundle loaded again
+    shares the answers) and the request's key."""
 
     __slots__ = ("value",)
 
-    def __init__(self, value: ActivePolicy) -> None:
+    def __init__(self, value: tuple[ActivePolicy, DecisionRequest]) -> None:
         self.value = value
 
     def __hash__(self) -> int:

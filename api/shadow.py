@@ -22,23 +22,24 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from policy import ActivePolicy, Caller, DecisionRequest
+from policy import ActivePolicy
 from policy.review.diff import Summary, compare
 
 log = logging.getLogger("clearance.shadow")
 
-Evaluate = Callable[[ActivePolicy, dict[str, Any]], dict[str, Any]]
+Evaluate = Callable[[ActivePolicy], dict[str, Any]]
 
 
 def shadow_verdict(
-    candidate: ActivePolicy, request: DecisionRequest, *, caller: Caller, result: dict[str, Any],
-    evaluate: Evaluate,
+    candidate: ActivePolicy, *, result: dict[str, Any], evaluate: Evaluate,
 ) -> tuple[dict[str, Any], str]:
     """The candidate's verdict on a decision the active policy has made (``result``), and the
-    agreement (``same``, ``differs``, ``error``); ``evaluate`` is the service's one evaluation."""
+    agreement (``same``, ``differs``, ``error``); ``evaluate`` is the service's one evaluation of
+    this request by a policy (the candidate applies its own apps' profiles: a request its profile
+    refuses is an ``error`` verdict)."""
     outcome: str | None = None
     try:
-        answer = evaluate(candidate, candidate.input_for(request, caller))
+        answer = evaluate(candidate)
         theirs = Summary.of(answer)
         outcome = answer["outcome"]
     except Exception as exc:  # noqa: BLE001 - whatever the candidate does, the answer stands

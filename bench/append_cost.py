@@ -63,7 +63,7 @@ def entries(count: int) -> list[dict[str, Any]]:
     out = []
     for i in range(count):
         request = DecisionRequest.model_validate(WORKLOADS[i % len(WORKLOADS)])
-        fields, _ = decider.entry(policy, request, caller, decider.evaluate(policy, policy.input_for(request, caller)))
+        fields, _ = decider.entry(policy, request, caller, decider.evaluate(policy, request, caller))
         out.append(encode_members(prepare_fields(fields)))
     return out
 

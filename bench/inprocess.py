@@ -6,8 +6,8 @@ For the reference catalog and synthetic catalogs (bench/synthetic.py) it times, 
 mix of realistic workloads across six apps:
 - ``engine``: one uncached evaluation by the engine (what a never-seen input costs);
 - ``decide``: the service's hot path for a request up to the audit writer (``api/decider.py``:
-  input assembly, memoised evaluation and canonical encoding, the entry's fields), i.e. what a
-  repeated workload costs;
+  the policy input with the app's profile applied and its evaluation, both memoised per
+  request, the canonical encoding, the entry's fields), i.e. what a repeated workload costs;
 and for one recorded entry: RFC 8785 encoding of the whole body, the spliced encoding the
 service uses, SHA-256 and the Ed25519 signature.
 """
@@ -80,7 +80,7 @@ def measure_catalog(policy: ActivePolicy, iterations: int) -> dict[str, Any]:
 
     def hot(i: int) -> None:
         request = requests[i % len(requests)]
-        decider.entry(policy, request, caller, decider.evaluate(policy, policy.input_for(request, caller)))
+        decider.entry(policy, request, caller, decider.evaluate(policy, request, caller))
 
     for i in range(len(requests)):
         hot(i)
@@ -100,7 +100,7 @@ def measure_signing(policy: ActivePolicy, iterations: int) -> dict[str, Any]:
     decider = decider_for(policy)
     request = DecisionRequest.model_validate(WORKLOADS[1])
     caller = Caller(key_id="bench", role="app")
-    fields, result = decider.entry(policy, request, caller, decider.evaluate(policy, policy.input_for(request, caller)))
+    fields, result = decider.entry(policy, request, caller, decider.evaluate(policy, request, caller))
     body_spliced = {**fields, "seq": 12345, "recorded_at": "2026-11-21T02:00:00.000000Z", "key_id": "k" * 32,
                     "prev_hash": "0" * 64}
     body_plain = {**body_spliced, "input": fields["input"].value, "result": result}

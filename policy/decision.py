@@ -76,8 +76,8 @@ class ActivePolicy:
 
     :meth:`evaluate` is the one evaluation every path uses (the service, simulate, shadow
     mode, ``clearance decide``, impact replay). It is not memoised here: a decision is a pure
-    function of the revision and the input, so the service keeps one cache keyed by both
-    (``api/decider.py``).
+    function of the revision and the input, and the input of the revision, the request and the
+    caller, so the service keeps one cache keyed by those (``api/decider.py``).
     """
 
     bundle: Bundle

@@ -21,7 +21,7 @@ so the audit entry shows both.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,6 +100,25 @@ class Profiles:
         """The effective workload for a recorded ``requested`` (impact analysis, replays)."""
         request = DecisionRequest.model_validate_json(orjson.dumps({"app_id": app_id, **requested}))
         return self.resolve(app_id, request)[0]
+
+
+def request_key(request: DecisionRequest) -> Hashable:
+    """What the policy input of ``request`` depends on besides the bundle and the caller: equal
+    exactly when two requests of the same app resolve to the same ``workload`` and ``requested``
+    (``context`` is left out: it is recorded, never judged). Made from the validated fields the
+    caller set, without dumping the model, so that a service can memoise the effective workload
+    per request cheaply; the strict schema makes equal values dump equally (a JSON integer sent
+    as a price is already a float here)."""
+    workload = request.workload
+    if workload is None:
+        return (request.app_id, request.workload_profile, None)
+    values = workload.__dict__
+    return (request.app_id, request.workload_profile,
+            tuple((name, _frozen(values[name])) for name in sorted(workload.model_fields_set)))
+
+
+def _frozen(value: Any) -> Hashable:
+    return tuple(value) if isinstance(value, list) else value  # lists of codes or enum members
 
 
 def sent(workload: Workload) -> dict[str, Any]:

@@ -1,0 +1,83 @@
+"""The service's one cache (api/decider.py): keyed by (revision, request, caller), so a repeated
+request skips the profile and the engine, and nothing else ever shares an evaluation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from api.decider import Decider, PolicyHolder
+from api.metrics import Metrics
+from policy import ActivePolicy, Caller, DecisionRequest, load_policy
+from policy.profile import ProfileViolation
+from tests.bundles import REGO, copy_bundle, edit
+
+APP = Caller(key_id="k_app", role="app")
+WORKLOAD = {"task": "summarization", "quality_tier": "commodity", "regulatory_tier": "regulated",
+            "data_classification": "confidential"}
+
+
+@pytest.fixture(scope="module")
+def policy() -> ActivePolicy:
+    return load_policy(REGO)
+
+
+def decider_for(policy: ActivePolicy) -> Decider:
+    return Decider(policy=PolicyHolder(policy), shadow=None, writer=None, metrics=Metrics.create())  # type: ignore[arg-type]
+
+
+def request(**workload: Any) -> DecisionRequest:
+    return DecisionRequest.model_validate({"app_id": "claims-summariser", "workload": {**WORKLOAD, **workload}})
+
+
+def canonical(value: Any) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+def test_a_repeated_request_is_resolved_and_evaluated_once(policy: ActivePolicy) -> None:
+    decider = decider_for(policy)
+    first = decider.evaluate(policy, request(), APP)
+    again = decider.evaluate(policy, request(), APP)
+    assert again is first
+    assert decider.cache_info().hits == 1 and decider.cache_info().misses == 1
+    # What was cached is what the request resolves to now, and what the engine answers for it.
+    assert canonical(first.input) == canonical(policy.input_for(request(), APP))
+    assert first.answer == policy.evaluate(policy.input_for(request(), APP))
+
+
+def test_requests_that_differ_in_what_they_asked_never_share_an_evaluation(policy: ActivePolicy) -> None:
+    decider = decider_for(policy)
+    omitted = decider.evaluate(policy, request(), APP)  # both sectors of the profile
+    named = decider.evaluate(policy, request(sector="insurance"), APP)
+    other_caller = decider.evaluate(policy, request(), Caller(key_id="k_other", role="app"))
+    assert len({id(omitted), id(named), id(other_caller)}) == 3
+    assert omitted.input["workload"]["sectors"] == ["financial_services", "insurance"]
+    assert "sector" not in omitted.input["requested"]["workload"]
+    assert named.input["workload"]["sectors"] == ["insurance"]
+    assert named.input["requested"]["workload"]["sector"] == "insurance"
+    assert other_caller.input["caller"]["key_id"] == "k_other"
+
+
+def test_a_refused_request_is_refused_every_time(policy: ActivePolicy) -> None:
+    decider = decider_for(policy)
+    for _ in range(2):
+        with pytest.raises(ProfileViolation):
+            decider.evaluate(policy, request(sector="public_sector"), APP)
+    assert decider.cache_info().currsize == 0
+
+
+def test_another_revision_never_reuses_an_answer(policy: ActivePolicy, tmp_path: Path) -> None:
+    # The same request under a bundle whose profile for the app differs: its own answer.
+    bundle = copy_bundle(tmp_path / "rego")
+    edit(bundle / "data" / "apps.yaml", "data_classification_floor: confidential  # claim files",
+         "data_classification_floor: restricted  # claim files")
+    stricter = load_policy(bundle)
+    decider = decider_for(policy)
+    before = decider.evaluate(policy, request(), APP)
+    after = decider.evaluate(stricter, request(), APP)
+    assert before.input["workload"]["data_classification"] == "confidential"
+    assert after.input["workload"]["data_classification"] == "restricted"
+    assert decider.cache_info().misses == 2
