@@ -21,14 +21,16 @@ import httpx
 
 from api.schemas import DECISION_REQUEST_EXAMPLE
 
-# A few realistic workloads, so the trail holds allow and deny decisions of several shapes.
+# A few realistic workloads of claims-summariser, within its profile (apps.yaml: financial
+# services and insurance, the EU and the US, four tasks), so the trail holds allow and deny
+# decisions of several shapes; None removes the field (the profile's value is then judged).
 _VARIANTS: list[dict[str, Any]] = [
     {},
-    {"task": "qa", "regulatory_tier": "standard", "sector": "general", "quality_tier": "advanced"},
-    {"task": "code_generation", "regulatory_tier": "minimal", "data_classification": "internal",
-     "quality_tier": "frontier", "max_price_per_mtok": 50.0},
-    {"regulatory_tier": "critical", "data_classification": "restricted", "sector": "healthcare"},
-    {"monthly_active_users": 800_000_000, "quality_tier": "advanced"},
+    {"task": "qa", "regulatory_tier": "standard", "sector": "insurance", "quality_tier": "advanced"},
+    {"task": "extraction", "regulatory_tier": "minimal", "data_classification": "internal",
+     "quality_tier": "frontier", "max_price_per_mtok": 50.0, "sector": None, "jurisdictions": ["DE"]},
+    {"regulatory_tier": "critical", "data_classification": "restricted", "jurisdictions": ["EU"]},
+    {"monthly_active_users": 800_000_000, "quality_tier": "advanced", "task": "classification"},
 ]
 
 
@@ -36,6 +38,7 @@ def decision_body(n: int, app_id: str = "claims-summariser") -> dict[str, Any]:
     body = copy.deepcopy(DECISION_REQUEST_EXAMPLE)
     body["app_id"] = app_id
     body["workload"].update(_VARIANTS[n % len(_VARIANTS)])
+    body["workload"] = {k: v for k, v in body["workload"].items() if v is not None}
     body["context"] = {"request_id": f"load-{n}"}
     return body
 
