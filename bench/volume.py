@@ -73,10 +73,7 @@ SEQ, DID, AT, PREV = (f"@@{name}@@" for name in ("SEQ", "DECISION_ID", "RECORDED
 TASKS = ["summarization", "classification", "extraction", "qa", "code_generation", "writing",
          "reasoning", "agentic"]
 TIERS = ["minimal", "standard", "standard", "regulated", "regulated", "critical"]
-SECTORS = ["general", "general", "financial_services", "healthcare", "insurance", "legal",
-           "education", "critical_infrastructure", "public_sector", "defense"]
 CLASSES = ["public", "internal", "internal", "confidential", "restricted"]
-JURISDICTIONS = [["US"], ["EU"], ["EU", "US"], ["GB"], ["US", "CA"], []]
 MODES = [["self_hosted", "vendor_api", "cloud"], ["self_hosted"], ["vendor_api", "cloud"],
          ["cloud"]]
 
@@ -98,14 +95,20 @@ class Template:
 
 def make_templates(count: int, *, key_id: str, seed: int) -> list[Template]:
     policy = load_policy(REPO / "rego")
-    apps = [a.id for a in policy.bundle.catalog.apps]
+    apps = policy.bundle.catalog.apps
     rng = random.Random(seed)
     templates: list[Template] = []
     while len(templates) < count:
+        # Within the app's profile (apps.yaml), as the service requires: its tasks, one of its
+        # sectors or none (all of them), its jurisdictions or one of them or none (all of them).
+        app = rng.choice(apps)
+        tasks = [t.value for t in app.tasks] if app.tasks is not None else TASKS
+        where = rng.choice([None, list(app.jurisdictions), *([c] for c in app.jurisdictions)])
         workload = {
-            "task": rng.choice(TASKS), "quality_tier": rng.choice(["commodity", "advanced", "frontier"]),
-            "regulatory_tier": rng.choice(TIERS), "sector": rng.choice(SECTORS),
-            "jurisdictions": rng.choice(JURISDICTIONS), "data_classification": rng.choice(CLASSES),
+            "task": rng.choice(tasks), "quality_tier": rng.choice(["commodity", "advanced", "frontier"]),
+            "regulatory_tier": rng.choice(TIERS), "data_classification": rng.choice(CLASSES),
+            **({} if rng.random() < 0.3 else {"sector": rng.choice(app.sectors).value}),
+            **({} if where is None else {"jurisdictions": where}),
             "dangerous_capability": "none" if rng.random() < 0.9 else rng.choice(
                 ["cyber_defense", "cyber_offense", "autonomous_gui"]),
             "commercial": rng.random() < 0.8,
@@ -115,7 +118,7 @@ def make_templates(count: int, *, key_id: str, seed: int) -> list[Template]:
             "deployment_modes": rng.choice(MODES),
         }
         request = DecisionRequest.model_validate(
-            {"app_id": rng.choice(apps), "workload": workload,
+            {"app_id": app.id, "workload": workload,
              "context": {"request_id": f"req-{len(templates)}"}})
         caller_key = f"{rng.getrandbits(64):016x}"
         policy_input, decision = decide(policy, request, caller=Caller(key_id=caller_key, role="app"),
