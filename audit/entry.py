@@ -46,7 +46,8 @@ key_id                 ``key_id``
 prev_hash              ``prev_hash`` (hex → 32 bytes)
 regulatory_tier        ``input.workload.regulatory_tier``
 sector                 ``input.workload.sectors`` joined by commas (``input.workload.sector``
-                       in entries recorded before app profiles)
+                       in entries recorded before app profiles); filters and the facets
+                       index split it, one facet per sector (migration 0006)
 models_allowed         distinct sorted ``result.allowed[].model``
 models_denied          distinct sorted ``result.denied[].model``
 reason_codes           distinct sorted ``result.denied[].reasons[].code``

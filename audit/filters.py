@@ -27,7 +27,9 @@ class EntryFilter:
         ``model_status`` (``cleared`` or ``denied``).
     :param reason_code: some denied route carries this reason code.
     :param provenance: some cleared route has this provenance.
-    :param regulatory_tier, sector: of the workload (``input.workload``).
+    :param regulatory_tier: of the workload (``input.workload``).
+    :param sector: one of the sectors the workload was judged for (``input.workload.sectors``;
+        ``input.workload.sector`` in entries from before app profiles).
     :param max_seq: only entries up to this seq (an export fixes it at its start).
     """
 
@@ -56,7 +58,7 @@ class EntryFilter:
                 raise ValueError(f"{name} must be timezone-aware")
 
     def facets(self) -> list[str]:
-        """The keys of ``audit_facets(...)`` (migration 0003) that a matching entry holds.
+        """The keys of ``audit_facets(...)`` (migrations 0003, 0006) that a matching entry holds.
 
         With a provenance, its pairs (``tp:``, ``sp:``, ``ap:``) replace the single keys: a
         short posting list instead of the intersection of two long ones.
@@ -85,7 +87,6 @@ class EntryFilter:
             "app_id": self.app_id,
             "outcome": self.outcome,
             "regulatory_tier": self.regulatory_tier,
-            "sector": self.sector,
             "policy_revision": self.policy_revision,
             "decision_id": self.decision_id,
         }
@@ -115,6 +116,9 @@ class EntryFilter:
                     "(models_allowed @> CAST(:f_model AS text[]) "
                     "OR models_denied @> CAST(:f_model AS text[]))"
                 )
+        if self.sector is not None:  # the column joins several sectors with commas
+            where.append("string_to_array(sector, ',') @> CAST(:f_sector AS text[])")
+            params["f_sector"] = [self.sector]
         if self.reason_code is not None:
             where.append("reason_codes @> CAST(:f_reason_code AS text[])")
             params["f_reason_code"] = [self.reason_code]

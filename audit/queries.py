@@ -57,13 +57,14 @@ BUCKETS = ("hour", "day", "week")
 MAX_LIMIT = 1000
 MAX_GROUPS = 10_000
 WINDOW = 5000  # entries filtered directly before the facets index is asked (query_entries)
-FACETS_SQL = (  # the expression of ix_audit_entries_facets (migration 0003), verbatim
+FACETS_SQL = (  # the expression of ix_audit_entries_facets (migrations 0003, 0006), verbatim
     "audit_facets(app_id, outcome, regulatory_tier, sector, policy_revision, models_allowed, "
     "models_denied, reason_codes, provenances_allowed)"
 )
 
-# group_by key -> (SQL expression, lateral unnest needed). Array columns count an entry once
-# under each value it holds (and once under null when it holds none).
+# group_by key -> (SQL expression, lateral unnest needed). Array columns (and the sectors the
+# sector column joins with commas) count an entry once under each value it holds (and once
+# under null when it holds none).
 GROUP_KEYS: Mapping[str, tuple[str, str | None]] = {
     "outcome": ("outcome", None),
     "app": ("app_id", None),
@@ -71,7 +72,7 @@ GROUP_KEYS: Mapping[str, tuple[str, str | None]] = {
     "provenance": ("g_provenance.v", "provenances_allowed"),
     "regulatory_tier": ("regulatory_tier", None),
     "reason_code": ("g_reason_code.v", "reason_codes"),
-    "sector": ("sector", None),
+    "sector": ("g_sector.v", "string_to_array(sector, ',')"),
 }
 
 SUMMARY_COLUMNS = (

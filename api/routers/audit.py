@@ -81,7 +81,8 @@ class EntrySummary(BaseModel):
     policy_revision: str | None
     engine: str | None
     regulatory_tier: str | None
-    sector: str | None
+    sector: str | None = Field(description="the sectors the workload was judged for, joined by commas "
+                                           "(several when the request left the sector to the app's profile)")
     models_allowed: list[str]
     models_denied: list[str]
     reason_codes: list[str]

@@ -84,6 +84,20 @@ def test_several_sectors_take_the_strictest_reading(client: TestClient, app_keys
     assert cleared_models(both.json()) == cleared_models(each[0]) & cleared_models(each[1])
     body = entry(client, keys.auditor, both.json()["decision_id"])
     assert body["input"]["workload"]["sectors"] == ["financial_services", "insurance"]
+    # The audit search finds it under each sector it was judged for, and counts it under each.
+    decision_id = both.json()["decision_id"]
+    for sector in ("financial_services", "insurance"):
+        found = client.get("/v1/audit/decisions", params={"sector": sector, "app_id": "claims-summariser",
+                                                          "limit": 1000}, headers=bearer(keys.auditor))
+        assert found.status_code == 200, found.text
+        assert decision_id in {i["decision_id"] for i in found.json()["items"]}, sector
+    stats = client.get("/v1/audit/stats", params={"group_by": "sector", "app_id": "claims-summariser"},
+                       headers=bearer(keys.auditor)).json()
+    counted = {g["sector"] for g in stats["groups"]}
+    assert {"financial_services", "insurance"} <= counted and "financial_services,insurance" not in counted
+    other = client.get("/v1/audit/decisions", params={"sector": "healthcare", "app_id": "claims-summariser"},
+                       headers=bearer(keys.auditor)).json()
+    assert decision_id not in {i["decision_id"] for i in other["items"]}
 
 
 @pytest.mark.parametrize("member", [["DE"], ["FR", "IT"]])

@@ -25,7 +25,9 @@ T0 = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)  # a Monday
 COUNT = 48
 APPS = ("claims-summariser", "internal-helpdesk", "citizen-services")
 TIERS = ("minimal", "standard", "regulated", "critical")
-SECTORS = ("general", "financial_services", "healthcare")
+# The sectors a decision was judged for: several when the request left the sector to an app
+# whose profile has several.
+SECTORS = (["general"], ["financial_services", "insurance"], ["healthcare"], ["general", "healthcare"])
 REV_A, REV_B = "sha256:" + "aa" * 32, "sha256:" + "bb" * 32
 
 
@@ -51,11 +53,13 @@ def dataset_fields(i: int) -> dict[str, Any]:
     app_id = APPS[i % 3]
     revision = REV_A if i < COUNT // 2 else REV_B
     workload = {"task": "summarization", "quality_tier": "commodity",
-                "regulatory_tier": TIERS[i % 4], "sector": SECTORS[(i // 2) % 3],
-                "jurisdictions": ["EU"], "data_classification": "internal",
+                "regulatory_tier": TIERS[i % 4], "sectors": SECTORS[(i // 2) % 4],
+                "jurisdictions": ["EEA", "EU"], "data_classification": "internal",
                 "dangerous_capability": "none", "commercial": True,
                 "monthly_active_users": 1000 + i, "min_context_tokens": 0,
                 "max_price_per_mtok": None, "deployment_modes": ["self_hosted"]}
+    if i % 7 == 3:  # recorded before app profiles: one sector, under its old name
+        workload = {**{k: v for k, v in workload.items() if k != "sectors"}, "sector": workload["sectors"][0]}
     return {
         "kind": "decision", "decision_id": decision_id, "app_id": app_id,
         "caller_key_id": "0123456789abcdef",
@@ -66,6 +70,12 @@ def dataset_fields(i: int) -> dict[str, Any]:
         "outcome": outcome, "policy_revision": revision, "engine": "regorus",
         "context": {"request_id": f"req-{i}"},
     }
+
+
+def sectors_of(fields: dict[str, Any]) -> list[str]:
+    """The sectors of an entry's workload, whichever way it was recorded."""
+    workload = fields["input"]["workload"]
+    return list(workload["sectors"]) if "sectors" in workload else [workload["sector"]]
 
 
 class StepClock:

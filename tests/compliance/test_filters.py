@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from audit import queries
 from audit.canonical import format_time
 from tests.api.conftest import Keys, bearer
-from tests.compliance.conftest import COUNT, REV_B, T0, Dataset
+from tests.compliance.conftest import COUNT, REV_B, T0, Dataset, sectors_of
 
 
 def _cleared(f: dict[str, Any]) -> list[str]:
@@ -40,11 +40,14 @@ CASES: dict[str, tuple[dict[str, str], Any]] = {
     "outcome": ({"outcome": "deny"}, lambda f, t: f["outcome"] == "deny"),
     "reason_code": ({"reason_code": "LICENCE_PROHIBITED_USE"}, lambda f, t: "LICENCE_PROHIBITED_USE" in _codes(f)),
     "regulatory_tier": ({"regulatory_tier": "critical"}, lambda f, t: f["input"]["workload"]["regulatory_tier"] == "critical"),
-    "sector": ({"sector": "healthcare"}, lambda f, t: f["input"]["workload"]["sector"] == "healthcare"),
+    "sector": ({"sector": "healthcare"}, lambda f, t: "healthcare" in sectors_of(f)),
+    # Judged for several sectors (the request left the sector to the app's profile): found by each.
+    "sector among several": ({"sector": "insurance"}, lambda f, t: "insurance" in sectors_of(f)),
+    "sector, alone or among several": ({"sector": "general"}, lambda f, t: "general" in sectors_of(f)),
     "provenance": ({"provenance": "open_chinese"}, lambda f, t: any(r["provenance"] == "open_chinese" for r in f["result"]["allowed"])),
     "policy_revision": ({"policy_revision": REV_B}, lambda f, t: f["policy_revision"] == REV_B),
     "sector+provenance": ({"sector": "healthcare", "provenance": "open_chinese"},
-                          lambda f, t: f["input"]["workload"]["sector"] == "healthcare" and "deepseek-v4" in _cleared(f)),
+                          lambda f, t: "healthcare" in sectors_of(f) and "deepseek-v4" in _cleared(f)),
     "combined": ({"provenance": "open_chinese", "regulatory_tier": "regulated", "app_id": "internal-helpdesk"},
                  lambda f, t: f["app_id"] == "internal-helpdesk" and f["input"]["workload"]["regulatory_tier"] == "regulated"
                  and "deepseek-v4" in _cleared(f)),
