@@ -42,7 +42,7 @@ from policy.engine import RegorusEngine
 from policy.errors import ClearanceError, PolicyError
 from policy.review.check import check_bundle
 from policy.review.gitinfo import git_info
-from policy.review.invariants import RELOAD_EXAMPLES, gate_errors
+from policy.review.invariants import reload_gate
 
 log = logging.getLogger("clearance.reload")
 
@@ -103,10 +103,11 @@ def _build_checked(services: Services) -> tuple[ActivePolicy | None, str | None,
 
 
 def _gate(built: ActivePolicy) -> list[PolicyError]:
-    """The bundle's own Rego tests and its invariants (a quick search). Evaluated by an engine of
-    this thread's own, dropped here: the VMs of ``built`` stay those of the threads that decide."""
-    searched = ActivePolicy(bundle=built.bundle, engine=RegorusEngine(built.bundle))
-    return gate_errors(searched, quick=True, examples=RELOAD_EXAMPLES)[0]
+    """The bundle's own Rego tests and its invariants (a quick search), unless its revision
+    passed them before in this process. Evaluated by an engine of this thread's own, dropped
+    here: the VMs of ``built`` stay those of the threads that decide."""
+    return reload_gate(built.revision,
+                       lambda: ActivePolicy(bundle=built.bundle, engine=RegorusEngine(built.bundle)))
 
 
 def _check_shadow(services: Services) -> tuple[ActivePolicy | None, dict[str, Any] | None]:

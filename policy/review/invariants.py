@@ -28,8 +28,9 @@ The search, in order:
 from __future__ import annotations
 
 import itertools
-import math
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -441,3 +442,48 @@ def gate_errors(policy: ActivePolicy, *, quick: bool = False,
     except InvariantsMissing as exc:
         return [*errors, PolicyError(root.as_posix(), None, "invariants_missing", str(exc))], None
     return errors + invariant_errors(policy, report), report
+
+
+class PassedRevisions:
+    """Bundle revisions whose reload gate passed in this process (bounded, thread-safe).
+
+    The gate is a pure function of the bundle's content — its revision hashes every module, test
+    and data file — and of the search's fixed settings (enumeration, derandomised Hypothesis),
+    so a revision that passed would pass again: re-checking it is skipped. Refusals are not
+    remembered (their errors name the directory they were found in, and they are rare).
+    """
+
+    def __init__(self, maxsize: int = 256) -> None:
+        self._maxsize = maxsize
+        self._passed: OrderedDict[str, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __contains__(self, revision: object) -> bool:
+        with self._lock:
+            if revision not in self._passed:
+                return False
+            self._passed.move_to_end(str(revision))
+            return True
+
+    def add(self, revision: str) -> None:
+        with self._lock:
+            self._passed[revision] = None
+            self._passed.move_to_end(revision)
+            while len(self._passed) > self._maxsize:
+                self._passed.popitem(last=False)
+
+
+# A memo of the pure function below, not state that can change an answer.
+PASSED = PassedRevisions()
+
+
+def reload_gate(revision: str, policy: Callable[[], ActivePolicy]) -> list[PolicyError]:
+    """The errors that refuse a reload of the bundle with this ``revision`` (its Rego tests and a
+    quick search); ``policy`` builds what to evaluate, only when the revision has not passed
+    before in this process."""
+    if revision in PASSED:
+        return []
+    errors, _ = gate_errors(policy(), quick=True, examples=RELOAD_EXAMPLES)
+    if not errors:
+        PASSED.add(revision)
+    return errors

@@ -214,6 +214,26 @@ def test_a_bundle_whose_own_rego_test_fails_is_refused_naming_the_test(
     assert verify_database(services_on_copy.store).valid
 
 
+def test_a_revision_that_passed_the_gate_is_not_searched_again_a_refused_one_is(
+    services_on_copy: Services, bundle_dir: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from policy.review import invariants
+
+    searched: list[str] = []
+    real = invariants.gate_errors
+    monkeypatch.setattr(invariants, "gate_errors",
+                        lambda policy, **kw: (searched.append(policy.revision), real(policy, **kw))[1])
+    monkeypatch.setattr(invariants, "PASSED", invariants.PassedRevisions())
+    lower_llama_cap(bundle_dir)
+    first = reload_policy(services_on_copy, requested_by="test")
+    again = reload_policy(services_on_copy, requested_by="test")
+    assert first.accepted and again.accepted and searched == [first.revision]
+    edit(bundle_dir / "provenance.rego", "\tcount(banned) > 0\n", "\tcount(banned) > 99\n")
+    for _ in range(2):
+        assert not reload_policy(services_on_copy, requested_by="test").accepted
+    assert len(searched) == 3 and searched[1] == searched[2] != first.revision
+
+
 def test_an_invariant_alone_refuses_a_reload(services_on_copy: Services, bundle_dir: Path) -> None:
     """The provenance rule disabled *and* its tests deleted: the invariant still refuses it."""
     old = services_on_copy.policy.current.revision
