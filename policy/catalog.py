@@ -153,8 +153,9 @@ class LicenceTerm(StrEnum):
     acceptable_use_policy = "acceptable_use_policy"
 
 
-# ISO 3166-1 alpha-2, or the groups EU and EEA (as workload jurisdictions are written).
-Territory = Annotated[str, StringConstraints(pattern=r"^(?:[A-Z]{2}|EEA)$")]
+# ISO 3166-1 alpha-2 (checked against pycountry's ISO 3166 database) or the groups EU and EEA,
+# as workload jurisdictions are written; UK is refused below (GB is the code).
+Territory = JurisdictionCode
 Url = Annotated[str, StringConstraints(pattern=r"^https://\S+$")]
 
 

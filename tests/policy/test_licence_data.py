@@ -128,7 +128,7 @@ def test_uk_is_refused_as_a_territory_gb_is_the_code(bundle: Path) -> None:
     assert "the United Kingdom is GB" in _error(bundle)
 
 
-@pytest.mark.parametrize("territory", ["eu", "DEU", "E1", ""])
+@pytest.mark.parametrize("territory", ["eu", "DEU", "E1", "", "XX", "EZ"])
 def test_a_territory_is_an_iso_code_or_a_group(bundle: Path, territory: str) -> None:
     _edit_model(bundle, "hunyuan-a13b", {"__fn__": lambda m: m["licence"].update(excluded_territories=[territory])})
     assert "licence.excluded_territories" in _error(bundle)
