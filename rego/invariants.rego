@@ -2,7 +2,7 @@
 #
 # Not part of a decision. `clearance policy check` (and every reload) evaluates
 # data.clearance.invariants.violation over {"input": <policy input>, "decision": <the engine's
-# decision>} for every workload of a search over the workload space (policy/invariants.py):
+# decision>} for every workload of a search over the workload space (policy/review/invariants.py):
 # every enum value, boundary numbers, every app and named workload, then Hypothesis. A bundle
 # with a violated invariant is refused, with a minimal counterexample request.
 #
