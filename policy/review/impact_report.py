@@ -185,7 +185,7 @@ def _code_rows(routes: Counter[str], decisions: Counter[str], *, key: str = "cod
 
 
 _SHOWN_WORKLOAD = ("task", "quality_tier", "regulatory_tier", "sector", "data_classification",
-                   "dangerous_capability", "monthly_active_users", "jurisdictions")
+                   "dangerous_capability", "jurisdictions")
 
 
 def _example(replay: Replay, change: Change) -> dict[str, Any]:

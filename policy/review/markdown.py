@@ -128,11 +128,15 @@ def _examples(examples: list[dict[str, Any]]) -> list[str]:
     out = ["### Examples", ""]
     for n, ex in enumerate(examples, start=1):
         w = ex["workload"]
-        what = ", ".join(str(w[k]) for k in ("task", "quality_tier", "regulatory_tier", "sector") if w.get(k))
+        if ex.get("workload_profile"):
+            what = f"workload profile {ex['workload_profile']}"
+        else:  # as the app sent it: what it left out came from its profile
+            shown = [str(w[k]) for k in ("task", "quality_tier", "regulatory_tier", "sector") if w.get(k)]
+            what = ", ".join(shown + [" ".join(w["jurisdictions"])] if w.get("jurisdictions") else shown)
         ident = f"`{ex['decision_id']}`" if ex["decision_id"] else f"`{ex['source']}`"
         flip = (f"**{ex['base_outcome']} → {ex['head_outcome']}**" + (" (breaking)" if ex["breaking"] else "")
                 if ex["base_outcome"] != ex["head_outcome"] else f"{ex['base_outcome']} (unchanged)")
-        out.append(f"{n}. {ident} — {ex['app_id']} ({what}; {w.get('monthly_active_users', 0):,} MAU): {flip}")
+        out.append(f"{n}. {ident} — {ex['app_id']} ({what}): {flip}")
         diff = ex["diff"]
         for route in diff.get("newly_denied", [])[:_MAX_ROUTES_PER_EXAMPLE]:
             reasons = "; ".join(f"{r['code']}: {r['message']}" for r in route["reasons"]) or "route removed"

@@ -187,6 +187,9 @@ def test_breaking_change_fails_the_gate_and_reads_well_as_markdown(repo: Path, t
     assert "Breaking: 1 decision would go from allow to deny" in markdown
     assert "| claims-summariser | gemini-3.1-pro | google-api, vertex-ai | 1 | MODEL_WITHHELD |" in markdown
     assert "inputs.jsonl:1`" in markdown and "**allow → deny** (breaking)" in markdown
+    # The example shows the workload as the app sent it (what it left out came from its profile).
+    assert ("— claims-summariser (summarization, commodity, regulated, financial_services, EU US): "
+            "**allow → deny** (breaking)") in markdown
     assert "Skipped inputs | 1" in markdown and "inputs.jsonl:3: not a JSON object" in markdown
     assert "re-derived by app id from each side's own apps.yaml" in markdown
     # Without the gate the same analysis exits 0.
