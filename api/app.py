@@ -8,10 +8,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from pydantic import SecretStr
 from pydantic.json_schema import models_json_schema
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import errors
+from api import errors, redact
 from api.reload import install_sighup
 from api.routers import audit, decisions, health, policy, ui
 from api.services import Services
@@ -82,6 +83,9 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     """Build the app. With ``services`` given, the caller owns them (tests); otherwise the app
     starts them from ``settings`` (the environment) and closes them at shutdown."""
     settings = settings or (services.settings if services else Settings())
+    # Whatever server runs the app (uvicorn's workers, another ASGI server): no secret in its logs.
+    key = settings.signing_key
+    redact.install(redact.inline_key(key.get_secret_value() if isinstance(key, SecretStr) else key))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
