@@ -13,6 +13,7 @@ from pydantic.json_schema import models_json_schema
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import errors, redact
+from api.query_params import RepeatedParams
 from api.reload import install_sighup
 from api.routers import audit, decisions, health, policy, ui
 from api.services import Services
@@ -113,6 +114,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     errors.install(app)
     for module in (decisions, audit, policy, health, ui):
         app.include_router(module.router)
+    app.add_middleware(RepeatedParams, api=app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     _document_read_bodies(app)
     return app
