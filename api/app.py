@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api import errors, redact
 from api.query_params import RepeatedParams
 from api.reload import install_sighup
-from api.routers import audit, decisions, health, policy, ui
+from api.routers import audit, decisions, docs, health, policy, ui
 from api.services import Services
 from api.settings import Settings
 from policy import DecisionRequest
@@ -109,10 +109,12 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
 
     # FastAPI's own OpenTelemetry hooks look up the global providers on every request; Clearance
     # exports Prometheus metrics instead (/metrics), so they stay off.
+    # /docs is Clearance's own (api/routers/docs.py): FastAPI's loads its files from a public CDN.
     app = FastAPI(title="Clearance", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
-                  telemetry={"tracing": False, "metrics": False, "logs": False})
+                  telemetry={"tracing": False, "metrics": False, "logs": False},
+                  docs_url=None, redoc_url=None, swagger_ui_oauth2_redirect_url=None)
     errors.install(app)
-    for module in (decisions, audit, policy, health, ui):
+    for module in (decisions, audit, policy, health, ui, docs):
         app.include_router(module.router)
     app.add_middleware(RepeatedParams, api=app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
