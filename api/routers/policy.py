@@ -116,7 +116,7 @@ async def reload(services: ServicesDep, admin: Admin) -> dict[str, Any]:
 async def simulate(http: Request) -> Response:
     """The body is a ``DecisionRequest``; decided exactly as ``POST /v1/decisions`` decides it
     (same memoised path), but nothing is recorded."""
-    admin = authenticate(http, Role.admin)
+    admin = await authenticate(http, Role.admin)
     request = await read_body(http, DecisionRequest)
     simulated = await services_of(http).decider.simulate(
         request, caller=Caller(key_id=admin.key_id, role=admin.role.value))
