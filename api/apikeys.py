@@ -13,9 +13,11 @@ import re
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import DateTime, LargeBinary, String, select, update
 from sqlalchemy.engine import Engine
@@ -112,42 +114,89 @@ def list_keys(db: Engine) -> list[ApiKey]:
         return list(s.scalars(select(ApiKey).order_by(ApiKey.created_at)))
 
 
-class KeyVerifier:
-    """Verifies bearer keys against the table, with a short cache of good answers.
+class _Miss:
+    """Not in the caches: the table must be asked."""
 
-    Only successful lookups are cached, for ``ttl`` seconds, so a revoked key is refused at the
-    latest ``ttl`` seconds after the revocation. ``ttl=0`` disables the cache.
+
+MISS = _Miss()
+
+
+class KeyVerifier:
+    """Verifies bearer keys against the table, with short caches of good and of bad answers.
+
+    A good answer is kept for ``ttl`` seconds, so a revoked key is refused at the latest ``ttl``
+    seconds after the revocation (``ttl=0``: not kept). A bad answer is kept for
+    ``negative_ttl`` seconds, so that the same wrong key presented again and again does not
+    reach the database each time: a key id that does not exist or is revoked (whatever secret
+    comes with it), or a secret that does not match its id (that exact key). Neither can turn
+    good later (ids are random and never reused; a revocation is final), so this delays
+    nothing. Each cache holds at most ``max_entries``; past that the oldest entries go first.
+
+    :meth:`cached` answers from the caches alone (``MISS`` when it cannot), without blocking;
+    :meth:`lookup` asks the table (blocking: run it off the event loop, ``api/deps.py``).
     """
 
-    def __init__(self, db: Engine, *, ttl: float) -> None:
+    def __init__(self, db: Engine, *, ttl: float, negative_ttl: float = 5.0, max_entries: int = 10_000) -> None:
         self._db = db
-        self._ttl = ttl
-        self._cache: dict[str, tuple[float, Principal]] = {}
+        self._ttl, self._negative_ttl, self._max = ttl, negative_ttl, max_entries
+        self._good: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
+        self._bad: OrderedDict[str, float] = OrderedDict()  # "id:<key id>" or the presented key
         self._lock = threading.Lock()
+        self.lookups = 0  # how many times the table was asked (for tests and metrics)
 
     def verify(self, presented: str) -> Principal | None:
+        """The principal of ``presented``, or None; may block on the database."""
+        hit = self.cached(presented)
+        return self.lookup(presented) if hit is MISS else hit  # type: ignore[return-value]
+
+    def cached(self, presented: str) -> Principal | None | _Miss:
+        """The answer for ``presented`` if the pattern or the caches give it, else ``MISS``."""
         match = KEY_PATTERN.match(presented)
         if not match:
             return None
         now = time.monotonic()
-        if self._ttl > 0:
-            with self._lock:
-                hit = self._cache.get(presented)
-            if hit and hit[0] > now:
-                return hit[1]
+        with self._lock:
+            good = self._good.get(presented)
+            if good is not None and good[0] > now:
+                return good[1]
+            for name in (f"id:{match['id']}", presented):
+                expires = self._bad.get(name)
+                if expires is not None and expires > now:
+                    return None
+        return MISS
+
+    def lookup(self, presented: str) -> Principal | None:
+        """Ask the table (blocking) and remember the answer."""
+        match = KEY_PATTERN.match(presented)
+        if not match:
+            return None
+        self.lookups += 1
         try:
             with Session(self._db) as s:
                 row = s.get(ApiKey, match["id"])
         except SQLAlchemyError as exc:
             raise KeyStoreUnavailable(f"cannot read API keys: {type(exc).__name__}") from None
         if row is None or row.revoked_at is not None:
+            self._remember_bad(f"id:{match['id']}")
             return None
         if not hmac.compare_digest(row.secret_sha256, _digest(match["secret"])):
+            self._remember_bad(presented)
             return None
         principal = Principal(row.key_id, Role(row.role), row.app_id)
         if self._ttl > 0:
             with self._lock:
-                if len(self._cache) > 10_000:
-                    self._cache.clear()
-                self._cache[presented] = (now + self._ttl, principal)
+                self._good[presented] = (time.monotonic() + self._ttl, principal)
+                self._good.move_to_end(presented)
+                self._trim(self._good)
         return principal
+
+    def _remember_bad(self, name: str) -> None:
+        if self._negative_ttl > 0:
+            with self._lock:
+                self._bad[name] = time.monotonic() + self._negative_ttl
+                self._bad.move_to_end(name)
+                self._trim(self._bad)
+
+    def _trim(self, cache: OrderedDict[str, Any]) -> None:  # holds the lock
+        while len(cache) > self._max:
+            cache.popitem(last=False)

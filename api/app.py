@@ -8,12 +8,14 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from pydantic import SecretStr
 from pydantic.json_schema import models_json_schema
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import errors
+from api import errors, redact
+from api.query_params import RepeatedParams
 from api.reload import install_sighup
-from api.routers import audit, decisions, health, policy, ui
+from api.routers import audit, decisions, docs, health, policy, ui
 from api.services import Services
 from api.settings import Settings
 from policy import DecisionRequest
@@ -82,6 +84,9 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     """Build the app. With ``services`` given, the caller owns them (tests); otherwise the app
     starts them from ``settings`` (the environment) and closes them at shutdown."""
     settings = settings or (services.settings if services else Settings())
+    # Whatever server runs the app (uvicorn's workers, another ASGI server): no secret in its logs.
+    key = settings.signing_key
+    redact.install(redact.inline_key(key.get_secret_value() if isinstance(key, SecretStr) else key))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -104,11 +109,14 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
 
     # FastAPI's own OpenTelemetry hooks look up the global providers on every request; Clearance
     # exports Prometheus metrics instead (/metrics), so they stay off.
+    # /docs is Clearance's own (api/routers/docs.py): FastAPI's loads its files from a public CDN.
     app = FastAPI(title="Clearance", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
-                  telemetry={"tracing": False, "metrics": False, "logs": False})
+                  telemetry={"tracing": False, "metrics": False, "logs": False},
+                  docs_url=None, redoc_url=None, swagger_ui_oauth2_redirect_url=None)
     errors.install(app)
-    for module in (decisions, audit, policy, health, ui):
+    for module in (decisions, audit, policy, health, ui, docs):
         app.include_router(module.router)
+    app.add_middleware(RepeatedParams, api=app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     _document_read_bodies(app)
     return app

@@ -15,14 +15,21 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from api import redact
 from api.cli_audit import audit_app
 from api.cli_common import clean_errors, database, ensure_signing_key, fail
 from api.cli_policy import policy_app
 from api.cli_witness import witness_app
 from api.settings import Settings
 
+
+def _mask_secrets() -> None:
+    """Before any command: no secret in a log line or a traceback of this process (api/redact.py)."""
+    redact.install(redact.inline_key(os.environ.get("CLEARANCE_SIGNING_KEY")))
+
+
 app = typer.Typer(help="Clearance: which AI models may serve this workload — decided, signed and recorded.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+                  no_args_is_help=True, pretty_exceptions_enable=False, callback=_mask_secrets)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 keys_app = typer.Typer(help="Audit signing keys (Ed25519).", no_args_is_help=True)
 apikeys_app = typer.Typer(help="API keys of callers.", no_args_is_help=True)
@@ -43,6 +50,9 @@ def _log_config() -> dict[str, Any]:
     from uvicorn.config import LOGGING_CONFIG
 
     config = copy.deepcopy(LOGGING_CONFIG)
+    config.setdefault("filters", {})["secrets"] = {"()": "api.redact.SecretFilter"}
+    for handler in config["handlers"].values():
+        handler.setdefault("filters", []).append("secrets")
     config["loggers"]["clearance"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
     config["loggers"]["audit"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
     return config
@@ -67,7 +77,7 @@ def serve(
         with database(settings, migrate=True) as url:
             # Workers inherit the resolved database, so they share the one embedded server.
             os.environ["CLEARANCE_DATABASE_URL"] = url
-            shown = url if settings.database_url else f"embedded PostgreSQL in {settings.home / 'pg'}"
+            shown = redact.redact(url) if settings.database_url else f"embedded PostgreSQL in {settings.home / 'pg'}"
             typer.echo(
                 f"Clearance listening on http://{host}:{port}  (database: {shown}; policy: {settings.policy_dir})\n"
                 f"Create an API key:  clearance apikeys create --app internal-helpdesk --role app\n"

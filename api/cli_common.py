@@ -13,13 +13,14 @@ from typing import NoReturn
 
 import typer
 
+from api.redact import redact
 from api.settings import Settings
 from clearance.errors import ClearanceError
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print ``clearance: message`` on stderr and exit with ``code`` (2: the command was misused)."""
-    typer.echo(f"clearance: {message}", err=True)
+    typer.echo(f"clearance: {redact(message)}", err=True)
     raise typer.Exit(code)
 
 

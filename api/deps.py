@@ -19,7 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ValidationError
 
-from api.apikeys import Principal, Role
+from api.apikeys import MISS, Principal, Role
 from api.errors import ApiError
 from api.services import Services
 from policy import strict_json
@@ -41,14 +41,20 @@ async def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def authenticate(request: Request, *roles: Role) -> Principal:
-    """The caller of ``request`` (401 unless a valid key), limited to ``roles`` if given (403)."""
+async def authenticate(request: Request, *roles: Role) -> Principal:
+    """The caller of ``request`` (401 unless a valid key), limited to ``roles`` if given (403).
+
+    A key the caches do not know is looked up on the key-lookup threads (``api/workpool.py``),
+    never on the event loop: a busy database delays that caller, not every request."""
     scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise ApiError(401, "unauthorized", "missing API key: send 'Authorization: Bearer <key>'", headers=_CHALLENGE)
-    principal = services_of(request).keys.verify(token)
-    if principal is None:
+    services = services_of(request)
+    principal = services.keys.cached(token)
+    if principal is MISS:
+        principal = await services.key_lookups.run(services.keys.lookup, token)
+    if not isinstance(principal, Principal):
         # Never echo the presented key: it may be a real secret pasted in the wrong place.
         raise ApiError(401, "unauthorized", "the API key is malformed, unknown or revoked", headers=_CHALLENGE)
     if roles and principal.role not in roles:
@@ -105,7 +111,7 @@ async def current_principal(
     request: Request,
     _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],  # documents the scheme
 ) -> Principal:
-    return authenticate(request)
+    return await authenticate(request)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
@@ -117,7 +123,7 @@ def require(*roles: Role):  # type: ignore[no-untyped-def]
     async def check(
         request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Principal:
-        return authenticate(request, *roles)
+        return await authenticate(request, *roles)
 
     return check
 

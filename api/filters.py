@@ -99,16 +99,18 @@ assert set(GroupKey.__args__) == set(GROUP_KEYS)  # type: ignore[attr-defined]
 
 
 def _split(value: Any) -> Any:
+    """``a,b`` and ``a&a`` alike: the parameter repeated, each value comma-separated."""
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
-    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], str):
-        return _split(value[0])
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return [part for v in value for part in _split(v)]
     return value
 
 
 class StatsQuery(AuditFilters):
     group_by: Annotated[list[GroupKey], BeforeValidator(_split), Field(max_length=3)] = Field(
-        default_factory=list, description="comma-separated: " + ", ".join(GROUP_KEYS))
+        default_factory=list, description="up to 3 of " + ", ".join(GROUP_KEYS)
+        + "; comma-separated (group_by=outcome,app) or repeated (group_by=outcome&group_by=app)")
     bucket: Literal["hour", "day", "week"] | None = None
 
     @field_validator("group_by")

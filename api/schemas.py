@@ -77,17 +77,26 @@ class ShadowInfo(BaseModel):
     git: GitState | None = None
 
 
-class PolicyInfo(BaseModel):
+class PolicySummary(BaseModel):
+    """What any caller may know of the active policy: which revision decides, and the routes
+    and reason codes its decisions speak of."""
+
     revision: str
     engine: str
-    directory: str
     # None when the directory is not in a git work tree (the revision is the content hash).
     git: GitState | None = None
+    models: list[ModelSummary]
+    reason_codes: list[str]
+
+
+class PolicyInfo(PolicySummary):
+    """The whole picture, for an admin key: where the bundle lives on the server, its files,
+    every app, the shadow candidate and the worker process that answered."""
+
+    directory: str
     modules: list[str]
     files: list[str]
-    models: list[ModelSummary]
     apps: list[str]
-    reason_codes: list[str]
     shadow: ShadowInfo | None = None
     # Each worker process holds its own policy: which one answered.
     pid: int

@@ -22,7 +22,9 @@ from api.embedded import start_embedded
 from api.metrics import Metrics
 from api.decider import Decider, PolicyHolder
 from api.settings import Settings
-from audit import AuditStore, AuditWriter, CheckpointPolicy, SigningKey, load_signing_key
+from api.verify_worker import VerifierProcesses
+from api.workpool import WorkPool
+from audit import AuditStore, AuditWriter, CheckpointPolicy, SigningKey, load_signing_key, verify_database
 from policy import ActivePolicy, load_policy
 from policy.review.gitinfo import git_info
 
@@ -77,6 +79,26 @@ class Services:
     shadow: PolicyHolder | None = None
     # Serialises reloads (endpoint and SIGHUP): each one checks, records and swaps alone.
     reload_lock: threading.Lock = field(default_factory=threading.Lock)
+    # The auditor's heavy reads run on their own threads and connections (``reads``), the
+    # API-key lookups on theirs: neither can take what decisions need (api/workpool.py).
+    reads: AuditStore | None = None
+    auditor_work: WorkPool = field(default_factory=lambda: WorkPool("clearance-auditor", threads=2))
+    key_lookups: WorkPool = field(default_factory=lambda: WorkPool("clearance-keys", threads=4))
+
+    verifier: VerifierProcesses | None = None
+
+    async def verify_trail(self, **options: Any) -> dict[str, Any]:
+        """``audit.verify_database`` over the trail: in the verifier processes
+        (``api/verify_worker.py``), or on an auditor thread when there are none."""
+        if self.verifier is not None:
+            return await self.verifier.verify(**options)
+        result = await self.auditor_work.run(verify_database, self.audit_reads, **options)
+        return result.to_dict()
+
+    @property
+    def audit_reads(self) -> AuditStore:
+        """The store the auditor's endpoints read through (its own connection pool)."""
+        return self.reads if self.reads is not None else self.store
 
     @property
     def db(self) -> Engine:
@@ -94,6 +116,9 @@ class Services:
         key = load_key(settings)
         url, embedded = resolve_database_url(settings)
         store = AuditStore.from_url(url, pool_size=4)
+        # Up to twice as many connections as concurrent reads: a streamed export keeps its
+        # connection between the chunks its client reads.
+        reads = AuditStore.from_url(url, pool_size=settings.auditor_concurrency)
         metrics = Metrics.create()
         writer = AuditWriter(
             store,
@@ -119,14 +144,24 @@ class Services:
             store=store,
             writer=writer,
             decider=Decider(policy=active, shadow=candidate, writer=writer, metrics=metrics),
-            keys=KeyVerifier(store.engine, ttl=settings.apikey_cache_seconds),
+            keys=KeyVerifier(store.engine, ttl=settings.apikey_cache_seconds,
+                             negative_ttl=settings.apikey_negative_cache_seconds),
             metrics=metrics,
             embedded=embedded,
             shadow=candidate,
+            reads=reads,
+            auditor_work=WorkPool("clearance-auditor", threads=settings.auditor_concurrency),
+            verifier=VerifierProcesses(url, processes=settings.verify_concurrency),
         )
 
     def close(self) -> None:
+        if self.verifier is not None:
+            self.verifier.close()
+        self.auditor_work.close()
+        self.key_lookups.close()
         self.writer.close()
         self.store.dispose()
+        if self.reads is not None:
+            self.reads.dispose()
         if self.embedded is not None:
             self.embedded.cleanup()

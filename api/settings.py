@@ -40,6 +40,15 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
     # Verified API keys are cached this long; a revocation takes effect within it.
     apikey_cache_seconds: float = Field(default=2.0, ge=0, le=300)
+    # Refused keys (unknown or revoked id, wrong secret) are remembered this long (10,000 at
+    # most), so one presented again and again is not looked up each time.
+    apikey_negative_cache_seconds: float = Field(default=5.0, ge=0, le=300)
+    # The auditor's reads (search, stats, export, one entry) that run at once, on threads and
+    # database connections of their own; more wait their turn. Decisions never wait for them.
+    auditor_concurrency: int = Field(default=2, ge=1, le=32)
+    # Verifications (GET /v1/audit/verify) that run at once, each in a process of its own at a
+    # lower CPU priority; more wait their turn.
+    verify_concurrency: int = Field(default=1, ge=1, le=32)
     # Group commit: how long the audit writer collects entries, and the most it takes at once.
     audit_batch_ms: float = Field(default=1.0, ge=0, le=1000)
     audit_batch_max: int = Field(default=256, ge=1, le=10_000)

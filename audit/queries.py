@@ -113,8 +113,14 @@ def decode_cursor(token: str) -> tuple[int, datetime]:
         seq, moment = orjson.loads(raw)
         if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1 or seq >= 2**63:
             raise ValueError("bad seq")
-        return seq, parse_time(moment)
-    except (binascii.Error, ValueError, TypeError, orjson.JSONDecodeError):
+        if not isinstance(moment, str):
+            raise ValueError("bad time")
+        at = parse_time(moment)
+        if encode_cursor(seq, at) != token.rstrip("="):  # only the form this service hands out
+            raise ValueError("not canonical")
+        return seq, at
+    # OverflowError: a time that leaves the datetime range once converted to UTC.
+    except (binascii.Error, ValueError, TypeError, OverflowError, orjson.JSONDecodeError):
         raise CursorError("the cursor is malformed; pass back next_cursor exactly") from None
 
 

@@ -7,12 +7,12 @@ Everything but ``/v1/audit/keys`` needs an auditor key. The filter parameters ar
 from __future__ import annotations
 
 import base64
+import contextlib
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -20,7 +20,6 @@ from api.deps import Auditor, ServicesDep
 from api.errors import ApiError, FieldError
 from api.filters import DecisionsQuery, ExportQuery, StatsQuery
 from api.schemas import FORBIDDEN, UNAUTHORIZED, error_examples
-from audit import verify_database
 from audit.export import stream_csv, stream_jsonl
 from audit.queries import CursorError, find_decision, query_entries, stats
 
@@ -128,12 +127,12 @@ def audit_keys(services: ServicesDep) -> dict[str, Any]:
     responses=_READ_ERRORS,
     summary="Search recorded decisions, newest first, one keyset page at a time (auditor)",
 )
-def list_decisions(
+async def list_decisions(
     services: ServicesDep, _: Auditor, query: Annotated[DecisionsQuery, Query()]
 ) -> dict[str, Any]:
     try:
-        page = query_entries(services.store, query.entry_filter(), limit=query.limit,
-                             cursor=query.cursor, order=query.order)
+        page = await services.auditor_work.run(query_entries, services.audit_reads, query.entry_filter(),
+                                               limit=query.limit, cursor=query.cursor, order=query.order)
     except CursorError as exc:
         raise ApiError(422, "invalid_request", str(exc),
                        fields=[FieldError(field="cursor", reason=str(exc))]) from None
@@ -147,11 +146,12 @@ def list_decisions(
     summary="Count recorded decisions by outcome, app, model, provenance, tier, reason, sector "
             "per hour/day/week (auditor)",
 )
-def audit_stats(
+async def audit_stats(
     services: ServicesDep, _: Auditor, query: Annotated[StatsQuery, Query()]
 ) -> dict[str, Any]:
-    return stats(services.store, query.entry_filter(), group_by=list(query.group_by),
-                 bucket=query.bucket).to_dict()
+    counted = await services.auditor_work.run(stats, services.audit_reads, query.entry_filter(),
+                                              group_by=list(query.group_by), bucket=query.bucket)
+    return counted.to_dict()
 
 
 @router.get(
@@ -163,20 +163,29 @@ def audit_stats(
     },
     summary="Export matching entries as JSONL or CSV, streamed in constant memory (auditor)",
 )
-def export(
+async def export(
     services: ServicesDep, _: Auditor, query: Annotated[ExportQuery, Query()]
 ) -> StreamingResponse:
-    filt = query.entry_filter()
+    filt, reads = query.entry_filter(), services.audit_reads
     if query.format == "csv":
-        chunks, media, suffix = stream_csv(services.store, filt), "text/csv; charset=utf-8", "csv"
+        chunks, media, suffix = stream_csv(reads, filt), "text/csv; charset=utf-8", "csv"
     else:
-        chunks, media, suffix = stream_jsonl(services.store, filt), "application/x-ndjson", "jsonl"
-    # Read the first page now, so that a database failure is a 503, not a cut-off 200.
-    first = next(chunks, b"")
+        chunks, media, suffix = stream_jsonl(reads, filt), "application/x-ndjson", "jsonl"
+    # Each chunk is read on the auditor's threads. The first is read now, so that a database
+    # failure is a 503, not a cut-off 200.
+    first = await services.auditor_work.run(next, chunks, None)
 
-    def body() -> Iterator[bytes]:
-        yield first
-        yield from chunks
+    async def body() -> AsyncIterator[bytes]:
+        chunk = first
+        try:
+            while chunk is not None:
+                yield chunk
+                chunk = await services.auditor_work.run(next, chunks, None)
+        finally:
+            # A client gone mid-way: the connection goes back to the pool now (unless a read is
+            # still running on its thread; the generator then closes when it is collected).
+            with contextlib.suppress(ValueError):
+                chunks.close()
 
     return StreamingResponse(body(), media_type=media, headers={
         "Content-Disposition": f'attachment; filename="clearance-audit.{suffix}"',
@@ -197,8 +206,8 @@ def _is_uuid(value: str) -> bool:
     responses=error_examples(UNAUTHORIZED, FORBIDDEN, (404, "not_found", "no decision with this id in the audit trail")),
     summary="One recorded decision: the whole signed entry and its verification status (auditor)",
 )
-def get_decision(services: ServicesDep, _: Auditor, decision_id: str) -> dict[str, Any]:
-    found = find_decision(services.store, decision_id)
+async def get_decision(services: ServicesDep, _: Auditor, decision_id: str) -> dict[str, Any]:
+    found = await services.auditor_work.run(find_decision, services.audit_reads, decision_id)
     if found is None:
         # Echo the id only when it is one: whatever else was put in the path (a pasted API key,
         # say) is not repeated back.
@@ -236,6 +245,4 @@ async def verify(
                        fields=[FieldError(field="to_seq", reason="must not be below from_seq")])
     checkpoint = services.settings.checkpoint_path()
     files = [checkpoint] if checkpoint.is_file() else []
-    result = await run_in_threadpool(
-        verify_database, services.store, from_seq=from_seq, to_seq=to_seq, checkpoint_files=files)
-    return result.to_dict()
+    return await services.verify_trail(from_seq=from_seq, to_seq=to_seq, checkpoint_files=files)

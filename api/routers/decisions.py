@@ -41,7 +41,7 @@ _ERRORS = error_examples(
 )
 async def create_decision(http: Request) -> Response:
     """The body is a ``DecisionRequest``; an ``app`` key may decide only for its own app."""
-    caller = authenticate(http, Role.app)
+    caller = await authenticate(http, Role.app)
     request = await read_body(http, DecisionRequest)
     services = services_of(http)
     if request.app_id != caller.app_id:

@@ -20,6 +20,7 @@ from api.schemas import (
     GitState,
     ModelSummary,
     PolicyInfo,
+    PolicySummary,
     ReloadResponse,
     ShadowInfo,
     SimulationResponse,
@@ -30,19 +31,16 @@ from policy import Caller, DecisionRequest, GitInfo
 router = APIRouter(prefix="/v1/policy", tags=["policy"])
 
 
-@router.get("", response_model=PolicyInfo, responses=error_examples(UNAUTHORIZED),
-            summary="The active policy: revision, modules, catalog summary")
-async def get_policy(services: ServicesDep, _: CurrentPrincipal) -> PolicyInfo:
+@router.get("", response_model=PolicyInfo | PolicySummary, responses=error_examples(UNAUTHORIZED),
+            summary="The active policy: revision, catalog summary, reason codes (any key); "
+                    "directory, files, apps, shadow and process too (admin)")
+async def get_policy(services: ServicesDep, caller: CurrentPrincipal) -> PolicyInfo | PolicySummary:
     policy = services.policy.current
     bundle = policy.bundle
-    shadow = services.shadow.current if services.shadow is not None else None
-    return PolicyInfo(
+    summary = PolicySummary(
         revision=policy.revision,
         engine=policy.engine.name,
-        directory=str(bundle.root),
         git=_git_state(bundle.git),
-        modules=sorted(bundle.modules),
-        files=list(bundle.files),
         models=[
             ModelSummary(
                 id=m.id, provenance=m.provenance.value, status=m.status.value,
@@ -50,8 +48,17 @@ async def get_policy(services: ServicesDep, _: CurrentPrincipal) -> PolicyInfo:
             )
             for m in bundle.catalog.models
         ],
-        apps=[a.id for a in bundle.catalog.apps],
         reason_codes=sorted(bundle.reasons.codes),
+    )
+    if caller.role is not Role.admin:  # the server's paths, other apps and its processes are not theirs
+        return summary
+    shadow = services.shadow.current if services.shadow is not None else None
+    return PolicyInfo(
+        **summary.model_dump(),
+        directory=str(bundle.root),
+        modules=sorted(bundle.modules),
+        files=list(bundle.files),
+        apps=[a.id for a in bundle.catalog.apps],
         shadow=ShadowInfo(revision=shadow.revision, directory=str(shadow.bundle.root),
                           git=_git_state(shadow.bundle.git)) if shadow is not None else None,
         pid=os.getpid(),
@@ -109,7 +116,7 @@ async def reload(services: ServicesDep, admin: Admin) -> dict[str, Any]:
 async def simulate(http: Request) -> Response:
     """The body is a ``DecisionRequest``; decided exactly as ``POST /v1/decisions`` decides it
     (same memoised path), but nothing is recorded."""
-    admin = authenticate(http, Role.admin)
+    admin = await authenticate(http, Role.admin)
     request = await read_body(http, DecisionRequest)
     simulated = await services_of(http).decider.simulate(
         request, caller=Caller(key_id=admin.key_id, role=admin.role.value))

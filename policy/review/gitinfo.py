@@ -15,6 +15,7 @@ from pathlib import Path
 
 from clearance.errors import ClearanceError
 from policy.bundle import GitInfo
+from policy.review.untar import UnsafeArchive, extract_tar
 
 # Generous for a cold cache on a large repository; a hung git must not hang a reload.
 _TIMEOUT_SECONDS = 10.0
@@ -66,9 +67,6 @@ def export_tree(policy_dir: Path | str, ref: str, dest: Path) -> ExportedTree:
     repository is taken at ``ref``. Raises :class:`GitError` when ``policy_dir`` is not in a
     work tree, ``ref`` does not name a commit, or the directory does not exist at ``ref``.
     """
-    import io
-    import tarfile
-
     policy_dir = Path(policy_dir)
     if not policy_dir.is_dir():
         raise GitError(f"{policy_dir} is not a directory")
@@ -90,9 +88,10 @@ def export_tree(policy_dir: Path | str, ref: str, dest: Path) -> ExportedTree:
     if done.returncode != 0:
         detail = done.stderr.decode(errors="replace").strip().splitlines()
         raise GitError(f"{prefix or '.'} does not exist at {ref} ({commit[:12]}): {detail[0] if detail else 'git archive failed'}")
-    dest.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(fileobj=io.BytesIO(done.stdout)) as archive:
-        archive.extractall(dest, filter="data")  # refuses absolute paths, links out of dest
+    try:
+        extract_tar(done.stdout, dest)  # refuses absolute paths, '..', links out of dest
+    except UnsafeArchive as exc:
+        raise GitError(f"git archive {ref} ({commit[:12]}): {exc}") from None
     target = dest / prefix if prefix else dest
     if not target.is_dir():
         raise GitError(f"{prefix or '.'} does not exist at {ref} ({commit[:12]})")

@@ -61,8 +61,7 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint("GET", "/ui/static/{name}", Access.public, sample="/ui/static/app.js"),
     Endpoint("GET", "/openapi.json", Access.public),
     Endpoint("GET", "/docs", Access.public),
-    Endpoint("GET", "/docs/oauth2-redirect", Access.public),
-    Endpoint("GET", "/redoc", Access.public),
+    Endpoint("GET", "/docs/static/{name}", Access.public, sample="/docs/static/swagger-ui-bundle.js"),
 ]
 BY_ROUTE = {e.route: e for e in ENDPOINTS}
 

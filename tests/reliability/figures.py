@@ -18,16 +18,21 @@ class Figures:
     fuzz_cases: int = 0
     fuzz_statuses: dict[str, int] = field(default_factory=dict)  # "2xx" / "4xx" / "5xx" -> count
     fuzz_operations: set[str] = field(default_factory=set)
+    # query strings, cursors, headers and path values sent to every endpoint (test_fuzz.py)
+    probe_cases: int = 0
+    probe_statuses: dict[str, int] = field(default_factory=dict)
     matrix_cells: int = 0
     matrix_endpoints: set[str] = field(default_factory=set)
     notes: list[str] = field(default_factory=list)
 
     def empty(self) -> bool:
-        return not (self.decisions_200 or self.tamper_cases or self.fuzz_cases or self.matrix_cells)
+        return not (self.decisions_200 or self.tamper_cases or self.fuzz_cases or self.matrix_cells
+                    or self.probe_cases)
 
     def lines(self) -> list[str]:
         caught = sum(self.tamper_cases.values())
         statuses = ", ".join(f"{k}: {v}" for k, v in sorted(self.fuzz_statuses.items()))
+        probes = ", ".join(f"{k}: {v}" for k, v in sorted(self.probe_statuses.items()))
         figures = [
             ("requests under fault", self.requests_under_fault, f"{self.requests_under_fault}"),
             ("decisions answered 200", self.decisions_200, f"{self.decisions_200} (under fault and load)"),
@@ -35,6 +40,7 @@ class Figures:
             ("tamper cases caught", len(self.tamper_cases), f"{caught}/{len(self.tamper_cases)}"),
             ("fuzz cases run", self.fuzz_cases,
              f"{self.fuzz_cases} over {len(self.fuzz_operations)} operations ({statuses})"),
+            ("query/cursor/header cases", self.probe_cases, f"{self.probe_cases} over every endpoint ({probes})"),
             ("authorization matrix", self.matrix_cells,
              f"{self.matrix_cells} cells ({len(self.matrix_endpoints)} endpoints x 8 callers)"),
         ]

@@ -1,6 +1,11 @@
 """Fuzzing every operation of the OpenAPI document with schemathesis: no 5xx, no unhandled
-exception, and every 4xx in the one error shape. Plus, against a real uvicorn server: oversized
-bodies get 413 (declared or chunked), deeply nested JSON is refused cleanly.
+exception, and every 4xx in the one error shape. Then the parts of a request schemathesis does
+not reach, on every endpoint of the app (the pages and static files too): odd query values
+(numbers huge, negative, NaN; empty, NUL, invalid UTF-8, very long), repeated and undeclared
+parameters, forged but well-formed cursors, odd headers and Authorization values, odd path
+values, and Hypothesis-generated query strings and cursors. Plus, against a real uvicorn server:
+oversized bodies get 413 (declared or chunked), deeply nested JSON is refused cleanly, a forged
+cursor leaves the keep-alive connection usable.
 
 Operations come from the app's own ``/openapi.json``, so endpoints added later are fuzzed
 without touching this file. Each (operation, mode) runs ``EXAMPLES`` Hypothesis examples in
@@ -12,13 +17,16 @@ runs ten times as many, randomised.
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import logging
+import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -62,6 +70,8 @@ APPS = ["claims-summariser", "internal-helpdesk"]
 class Fuzzing:
     schema: Any
     keys: dict[str, str]  # role or caller kind -> Authorization header value
+    client: TestClient
+    decision_id: str  # a recorded decision, for GET /v1/decisions/{decision_id}
 
 
 @pytest.fixture(scope="module")
@@ -77,9 +87,10 @@ def fuzzing(pg_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         with TestClient(app, raise_server_exceptions=True) as client:  # runs the lifespan once
             # a few recorded decisions, so audit queries and lookups have something to find
             for _ in range(3):
-                assert client.post("/v1/decisions", json=DECISION_REQUEST_EXAMPLE,
-                                   headers=bearer(keys["app"])).status_code == 200
-            yield Fuzzing(schemathesis.openapi.from_asgi("/openapi.json", app), keys)
+                made = client.post("/v1/decisions", json=DECISION_REQUEST_EXAMPLE, headers=bearer(keys["app"]))
+                assert made.status_code == 200
+            yield Fuzzing(schemathesis.openapi.from_asgi("/openapi.json", app), keys, client,
+                          made.json()["decision_id"])
 
 
 def _authorization(endpoint_access: Access | None, caller: str, keys: dict[str, str]) -> str | None:
@@ -160,6 +171,178 @@ def test_the_fuzzed_document_covers_the_table() -> None:
     assert documented <= set(BY_ROUTE), sorted(documented - set(BY_ROUTE))
 
 
+# -- query strings, cursors, headers and path values of every endpoint -------------------------
+
+# Every endpoint of the app, with the concrete path to call and the role it wants (the routes
+# outside the OpenAPI document too: /ui, /docs and their static files).
+PROBED = [(e.method, e.path, e.sample or e.path, e.access) for e in BY_ROUTE.values()]
+QUERY_PARAMETERS = {
+    (method.upper(), path): [p["name"] for p in op.get("parameters", ()) if p["in"] == "query"]
+    for path, item in _DOCUMENT["paths"].items() for method, op in item.items() if isinstance(op, dict)
+}
+# Odd values for any query parameter: numbers out of range or not numbers, empty, NUL, control
+# characters, invalid UTF-8, very long, injection-looking, dates outside the calendar.
+ODD_VALUES = [
+    "", " ", "NaN", "nan", "Infinity", "-Infinity", "-1", "0", "-0", "1e400", "-1e400", "1e-400", "9" * 400,
+    "-9223372036854775809", "9223372036854775808", "4611686018427387905", "0x1F", "1_000", "\u0661\u0662",
+    "true", "null", "[]", "{}", "\x00", "a\nb", "\u202e", "\u00e9" * 50, "x" * 8000,
+    "'; DROP TABLE audit_entries;--", "../../etc/passwd", "2026-13-45T99:99:99Z",
+    "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "2026-01-01T00:00:00+99:99",
+]
+RAW_VALUES = ["%ED%A0%80", "%FF%FE", "%", "%zz", "%00%00", "a%2Cb%2C%2C"]  # sent as is, not encoded again
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+FORGED_CURSORS = [
+    _b64(b"[5,123]"), base64.b64encode(b"[5,123]").decode(), _b64(b"[5,null]"), _b64(b'[5,"x"]'),
+    _b64(b'[5,"9999-12-31T23:59:59-14:00"]'), _b64(b'[5,"0001-01-01T00:00:00+14:00"]'),
+    _b64(b'[1e400,"2026-01-01T00:00:00Z"]'), _b64(b'[NaN,"2026-01-01T00:00:00Z"]'),
+    _b64(b'[-1,"2026-01-01T00:00:00Z"]'), _b64(b'[99999999999999999999999,"2026-01-01T00:00:00Z"]'),
+    _b64(b"[]"), _b64(b"{}"), _b64(b'"[5,1]"'), _b64(b"\xff" * 20), _b64(b"[" * 5000), "=" * 10, "!!", "",
+]
+AUTHORIZATIONS = [
+    "", "Bearer", "Bearer ", "Bearer  ", "bearer {key}", "BEARER {key}", "Bearer {key} extra", "Bearer\t{key}",
+    "Bearer {key}x", "Bearer x{key}", "Basic {key}", "Token {key}", "{key}", "Bearer " + "a" * 8000,
+    "Bearer clr_0000000000000000_" + "A" * 43, "Bearer clr_" + "f" * 16 + "_" + "-" * 43,
+    "Bearer clr_../../_" + "A" * 43, "Bearer \u00e9\u00e9", "Bearer {key}\u00a0",
+]
+
+
+@dataclass
+class Probe:
+    fuzzing: Fuzzing
+    figures: Figures
+    sent: int = 0
+
+    def send(self, method: str, url: str, access: Access, *, authorization: str | None = None,
+             headers: list[tuple[str, str]] | None = None) -> httpx.Response:
+        role = {Access.app: "app", Access.admin: "admin"}.get(access, "auditor")
+        pairs = list(headers or [])
+        if authorization is None:
+            pairs.append(("Authorization", f"Bearer {self.fuzzing.keys[role]}"))
+        elif authorization:
+            pairs.append(("Authorization", authorization.replace("{key}", self.fuzzing.keys[role])))
+        body = json.dumps(DECISION_REQUEST_EXAMPLE).encode() if method == "POST" else None
+        response = self.fuzzing.client.request(method, url, headers=[(k.encode("latin-1"), v.encode("latin-1", "replace"))
+                                                                     for k, v in pairs], content=body)
+        self.sent += 1
+        kind = f"{response.status_code // 100}xx"
+        self.figures.probe_statuses[kind] = self.figures.probe_statuses.get(kind, 0) + 1
+        assert response.status_code < 500, f"{method} {url[:200]}: {response.status_code} {response.text[:300]}"
+        _check_error_shape(response)
+        return response
+
+
+def _concrete(sample: str, decision_id: str) -> str:
+    return sample.format(decision_id=decision_id).split("?", 1)[0]
+
+
+def _ids(items: list[tuple[str, str, str, Access]]) -> list[str]:
+    return [f"{m} {p}" for m, p, _, _ in items]
+
+
+# A reload rebuilds the whole bundle: it gets only the header cases, which are refused early.
+@pytest.mark.slow
+@pytest.mark.parametrize(("method", "path", "sample", "access"), PROBED, ids=_ids(PROBED))
+def test_odd_query_strings_cursors_and_headers(fuzzing: Fuzzing, figures: Figures, method: str, path: str,
+                                               sample: str, access: Access, caplog: pytest.LogCaptureFixture) -> None:
+    probe = Probe(fuzzing, figures)
+    base = _concrete(sample, fuzzing.decision_id)
+    reload = path == "/v1/policy/reload"
+    with caplog.at_level(logging.ERROR):
+        if not reload:
+            names = [*QUERY_PARAMETERS.get((method, path), []), "undeclared"]
+            for name in names:
+                for value in ODD_VALUES:
+                    probe.send(method, f"{base}?{urlencode({name: value})}", access)
+                for raw in RAW_VALUES:
+                    probe.send(method, f"{base}?{name}={raw}", access)
+                probe.send(method, f"{base}?{name}=1&{name}=2", access)  # repeated
+                probe.send(method, f"{base}?{name}", access)  # a name without "="
+            if "cursor" in names:
+                for cursor in FORGED_CURSORS:
+                    answer = probe.send(method, f"{base}?{urlencode({'cursor': cursor})}", access)
+                    assert answer.status_code in (401, 403, 422), answer.text
+                    if answer.status_code == 422:
+                        assert [f["field"] for f in answer.json()["error"]["fields"]] == ["cursor"]
+            for header in ("Content-Type", "Accept", "Accept-Encoding", "X-Forwarded-For", "Cookie", "Range"):
+                for value in ("", "x" * 4000, "application/json; charset=utf-32", "*/*;q=NaN", "\u00ff\u00fe",
+                              "bytes=0-1,-1", "a=b; a=c"):
+                    probe.send(method, base, access, headers=[(header, value)])
+        for authorization in AUTHORIZATIONS:
+            probe.send(method, base, access, authorization=authorization)
+        if not reload:
+            # Two Authorization headers: a valid key and a bad one, in both orders.
+            probe.send(method, base, access, authorization="", headers=[
+                ("Authorization", f"Bearer {fuzzing.keys['auditor']}"), ("Authorization", "Bearer clr_bad")])
+            probe.send(method, base, access, authorization="", headers=[
+                ("Authorization", "Bearer clr_bad"), ("Authorization", f"Bearer {fuzzing.keys['auditor']}")])
+    figures.probe_cases += probe.sent
+    unhandled = [r for r in caplog.records if "unhandled" in r.getMessage()]
+    assert not unhandled, unhandled[0].getMessage()
+
+
+PATH_VALUES = ["..", "%2e%2e", "..%2F..%2Fapi%2Fsettings.py", "%00", "x" * 4000, "\u00e9", "app.js%00.png",
+               "swagger-ui.js.map", "..%5C..%5Capp.py", "%ED%A0%80", "0190f3a0-0000-7000-8000-00000000000", "-1"]
+
+
+@pytest.mark.slow
+def test_odd_path_values(fuzzing: Fuzzing, figures: Figures) -> None:
+    probe = Probe(fuzzing, figures)
+    for method, path, _, access in PROBED:
+        if "{" not in path:
+            continue
+        for value in PATH_VALUES:
+            url = re.sub(r"\{[^}]+\}", value, path)
+            answer = probe.send(method, url, access)
+            resolved = str(answer.url).removeprefix("http://testserver") != url
+            # (a dot segment may be resolved by the client first: then another route answers)
+            assert resolved or answer.status_code in (401, 403, 404, 422), f"{url}: {answer.status_code}"
+    figures.probe_cases += probe.sent
+
+
+@pytest.mark.slow
+@settings(max_examples=300 if LONG else 60, deadline=None, database=None, derandomize=not LONG,
+          suppress_health_check=list(HealthCheck))
+@given(pairs=st.lists(st.tuples(
+    st.sampled_from(sorted({n for names in QUERY_PARAMETERS.values() for n in names})) | st.text(max_size=8),
+    st.one_of(st.sampled_from(ODD_VALUES), st.text(max_size=40), st.integers().map(str),
+              st.floats(allow_nan=True, allow_infinity=True).map(repr))), max_size=6),
+       operation=st.sampled_from([(m, p, s, a) for m, p, s, a in PROBED if QUERY_PARAMETERS.get((m, p))]))
+def test_generated_query_strings(fuzzing: Fuzzing, figures: Figures, pairs: list[tuple[str, str]],
+                                 operation: tuple[str, str, str, Access]) -> None:
+    """Hypothesis-generated query strings (declared and undeclared names, any text, numbers
+    of any size, NaN and infinities) on the endpoints that take query parameters."""
+    method, path, sample, access = operation
+    probe = Probe(fuzzing, figures)
+    probe.send(method, f"{_concrete(sample, fuzzing.decision_id)}?{urlencode(pairs)}", access)
+    figures.probe_cases += probe.sent
+
+
+@pytest.mark.slow
+@settings(max_examples=200 if LONG else 40, deadline=None, database=None, derandomize=not LONG,
+          suppress_health_check=list(HealthCheck))
+@given(token=st.one_of(
+    st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),
+                 lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+                 max_leaves=6).map(lambda v: _b64(json.dumps(v).encode())),
+    st.tuples(st.integers(), st.text(max_size=40)).map(lambda v: _b64(json.dumps(list(v)).encode())),
+    st.binary(max_size=60).map(_b64),
+    st.text(max_size=60)))
+def test_generated_cursors(fuzzing: Fuzzing, figures: Figures, token: str) -> None:
+    """Well-formed and malformed cursors alike: a page (a well-formed position) or 422 naming
+    ``cursor``."""
+    probe = Probe(fuzzing, figures)
+    answer = probe.send("GET", f"/v1/audit/decisions?{urlencode({'cursor': token})}", Access.auditor)
+    assert answer.status_code in (200, 422), answer.text
+    if answer.status_code == 422:
+        assert "cursor" in {f["field"] for f in answer.json()["error"]["fields"]}, answer.text
+    figures.probe_cases += probe.sent
+
+
 # -- a real server: body limits and nesting ----------------------------------------------------
 
 
@@ -184,6 +367,7 @@ def real_server(pg_server_url: str, tmp_path_factory: pytest.TempPathFactory) ->
         headers = {
             "/v1/decisions": f"Bearer {make_api_key(url, Role.app, 'claims-summariser')}",
             "/v1/policy/simulate": f"Bearer {make_api_key(url, Role.admin)}",
+            "/v1/audit/decisions": f"Bearer {make_api_key(url, Role.auditor)}",
         }
         yield server.start(), headers
     finally:
@@ -262,3 +446,19 @@ def test_awkward_json_is_a_4xx(real_server: tuple[ServerProcess, dict[str, str]]
     if response.status_code != 200:
         _check_error_shape(response)
         assert "decision_id" not in response.text
+
+
+@pytest.mark.slow
+def test_a_forged_cursor_leaves_the_keep_alive_connection_usable(real_server: tuple[ServerProcess, dict[str, str]]) -> None:
+    """A forged cursor once answered 500 and the next request on that keep-alive connection was
+    reset: now 422, and the same connection serves the next request."""
+    server, headers = real_server
+    auditor = {"Authorization": headers["/v1/audit/decisions"]}
+    with httpx.Client(base_url=server.url, timeout=30, headers=auditor) as client:
+        for cursor in FORGED_CURSORS[:8]:
+            forged = client.get("/v1/audit/decisions", params={"cursor": cursor})
+            assert forged.status_code == 422, forged.text
+            after = client.get("/v1/audit/decisions", params={"limit": 1})
+            assert after.status_code == 200, after.text
+            assert after.extensions["network_stream"] is forged.extensions["network_stream"]  # one connection
+    assert "Traceback" not in server.log_text()

@@ -17,6 +17,7 @@ import subprocess
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from secrets import token_hex, token_urlsafe
 
 import httpx
 import pytest
@@ -102,7 +103,6 @@ def test_no_secret_in_logs_or_error_bodies_in_process(
     proxy = TcpProxy(direct.host or "127.0.0.1", direct.port or 5432).start()
     via_proxy = direct.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
     key = SigningKey.generate()
-    # The key given as PEM text in the setting itself (as CLEARANCE_SIGNING_KEY would).
     # The key given as PEM text in the setting itself (as CLEARANCE_SIGNING_KEY would); valid API
     # keys are cached, so with the database gone some requests reach the audit writer and fail
     # there, others fail checking an uncached key.
@@ -121,6 +121,11 @@ def test_no_secret_in_logs_or_error_bodies_in_process(
                 refused = client.post("/v1/decisions", json=DECISION_REQUEST_EXAMPLE, headers=bearer(keys.own_app))
                 assert refused.status_code == 503
                 texts.append(refused.text)
+            # Every key presented so far is cached, good or bad: one never seen must be looked up.
+            unseen = f"clr_{token_hex(8)}_{token_urlsafe(32)}"
+            refused = client.get("/v1/audit/verify", headers=bearer(unseen))
+            assert refused.status_code == 503, refused.text
+            texts.append(refused.text)
     finally:
         proxy.stop()
         services.close()

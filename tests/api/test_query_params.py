@@ -1,0 +1,114 @@
+"""Repeated query parameters on every endpoint: a documented list (``group_by``) accepts them;
+any other parameter given twice is 422 naming it, never silently reduced to one value."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.settings import Settings
+from audit.queries import encode_cursor
+from tests.api.conftest import Keys, bearer
+
+DOCUMENT = create_app(Settings(database_url="postgresql://unused/none")).openapi()
+
+# A valid value of every query parameter the API declares (a new one must be added here).
+VALID: dict[str, tuple[str, str]] = {
+    "from": ("2026-01-01T00:00:00Z", "2026-02-01T00:00:00Z"),
+    "to": ("2027-01-01T00:00:00Z", "2027-02-01T00:00:00Z"),
+    "app_id": ("claims-summariser", "internal-helpdesk"),
+    "model": ("gemma-4-31b", "deepseek-v4"),
+    "model_status": ("cleared", "denied"),
+    "outcome": ("allow", "deny"),
+    "reason_code": ("LICENCE_MAU_CAP", "UNSUITABLE_PRICE"),
+    "regulatory_tier": ("regulated", "minimal"),
+    "sector": ("general", "healthcare"),
+    "provenance": ("open_western", "open_chinese"),
+    "policy_revision": ("sha256:" + "aa" * 32, "sha256:" + "bb" * 32),
+    "decision_id": ("0190f3a0-0000-7000-8000-000000000001", "0190f3a0-0000-7000-8000-000000000002"),
+    "limit": ("5", "7"),
+    "cursor": (encode_cursor(5, datetime(2026, 3, 2, tzinfo=UTC)), encode_cursor(3, datetime(2026, 3, 1, tzinfo=UTC))),
+    "order": ("asc", "desc"),
+    "bucket": ("day", "week"),
+    "format": ("csv", "jsonl"),
+    "from_seq": ("1", "2"),
+    "to_seq": ("3", "4"),
+    "group_by": ("outcome", "app"),
+}
+NEEDS = {"model_status": {"model": "gemma-4-31b"}}  # a parameter valid only beside another
+ROLE = {"/v1/audit/": "auditor", "/v1/policy": "admin", "/v1/decisions": "auditor"}
+
+
+def _query_parameters() -> list[tuple[str, str, str, bool]]:
+    """(METHOD, path, name, is a list) of every query parameter of every operation."""
+    return [(method.upper(), path, parameter["name"], "array" in json.dumps(parameter["schema"]))
+            for path, item in DOCUMENT["paths"].items() for method, operation in item.items()
+            for parameter in operation.get("parameters", ()) if parameter["in"] == "query"]
+
+
+PARAMETERS = _query_parameters()
+SINGLE = [(m, p, n) for m, p, n, is_list in PARAMETERS if not is_list]
+
+
+def test_the_documented_lists_are_group_by_alone() -> None:
+    assert sorted({(p, n) for m, p, n, is_list in PARAMETERS if is_list}) == [("/v1/audit/stats", "group_by")]
+    assert {n for _, _, n, _ in PARAMETERS} <= set(VALID), "add a valid value for the new parameter to VALID"
+
+
+def _call(client: TestClient, keys: Keys, method: str, path: str, query: list[tuple[str, str]]) -> Any:
+    role = next(r for prefix, r in ROLE.items() if path.startswith(prefix))
+    return client.request(method, path, params=query, headers=bearer(getattr(keys, role)))
+
+
+@pytest.mark.parametrize(("method", "path", "name"), SINGLE, ids=[f"{m} {p} {n}" for m, p, n in SINGLE])
+def test_a_single_valued_parameter_given_twice_is_422_naming_it(client: TestClient, keys: Keys, method: str,
+                                                                path: str, name: str) -> None:
+    extra = list(NEEDS.get(name, {}).items())
+    once = _call(client, keys, method, path, [(name, VALID[name][0]), *extra])
+    assert once.status_code == 200, once.text  # the value alone is fine
+    for values in (VALID[name], (VALID[name][0], VALID[name][0])):  # different, and the same twice
+        twice = _call(client, keys, method, path, [(name, v) for v in values] + extra)
+        assert twice.status_code == 422, twice.text
+        error = twice.json()["error"]
+        assert error["code"] == "invalid_request"
+        assert error["fields"] == [{"field": name, "reason": "given 2 times; it takes one value"}]
+
+
+def test_a_percent_encoded_name_counts_as_the_same(client: TestClient, keys: Keys) -> None:
+    answer = client.get("/v1/audit/decisions?outcome=allow&out%63ome=deny", headers=bearer(keys.auditor))
+    assert answer.status_code == 422 and answer.json()["error"]["fields"][0]["field"] == "outcome"
+
+
+def test_undeclared_parameters_are_not_this_checks_concern(client: TestClient, keys: Keys) -> None:
+    assert client.get("/healthz?x=1&x=2").status_code == 200
+    assert client.get("/v1/audit/keys?x=1&x=2").status_code == 200
+
+
+@pytest.mark.parametrize("query", [
+    "group_by=outcome&group_by=app",
+    "group_by=outcome,app",
+    "group_by=outcome&group_by=app,model",
+])
+def test_group_by_is_a_list_repeated_or_comma_separated(client: TestClient, keys: Keys, query: str) -> None:
+    answer = client.get(f"/v1/audit/stats?{query}", headers=bearer(keys.auditor))
+    assert answer.status_code == 200, answer.text
+    expected = [k for part in query.split("&") for k in part.removeprefix("group_by=").split(",")]
+    assert answer.json()["group_by"] == expected
+
+
+@pytest.mark.parametrize(("query", "reason"), [
+    ("group_by=outcome&group_by=outcome", "twice"),
+    ("group_by=outcome,app&group_by=model&group_by=sector", "at most 3"),
+    ("group_by=outcome&group_by=colour", "outcome"),
+])
+def test_group_by_lists_are_still_checked(client: TestClient, keys: Keys, query: str, reason: str) -> None:
+    answer = client.get(f"/v1/audit/stats?{query}", headers=bearer(keys.auditor))
+    assert answer.status_code == 422, answer.text
+    fields = answer.json()["error"]["fields"]
+    assert fields and all(f["field"].startswith("group_by") for f in fields)
+    assert any(reason in f["reason"] for f in fields), fields
