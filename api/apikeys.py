@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import DateTime, LargeBinary, String, select, update
+from sqlalchemy import ARRAY, DateTime, LargeBinary, String, Text, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
@@ -33,6 +33,7 @@ class Role(StrEnum):
     app = "app"
     auditor = "auditor"
     admin = "admin"
+    gateway = "gateway"  # decides on behalf of the apps listed with the key (rego/data/gateways.yaml)
 
 
 class _Base(DeclarativeBase):
@@ -46,6 +47,9 @@ class ApiKey(_Base):
     secret_sha256: Mapped[bytes] = mapped_column(LargeBinary(32))
     role: Mapped[str] = mapped_column(String(16))
     app_id: Mapped[str | None] = mapped_column(String(64))
+    # role gateway: the apps it may decide for, and optionally the gateway it is (gateways.yaml).
+    apps: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    gateway: Mapped[str | None] = mapped_column(String(64))
     label: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -58,6 +62,16 @@ class Principal:
     key_id: str
     role: Role
     app_id: str | None
+    # A gateway key: the apps it may decide for, and the gateway it is bound to (None: any
+    # gateway of gateways.yaml, named by the call).
+    apps: frozenset[str] = frozenset()
+    gateway: str | None = None
+
+    def may_act_for(self, app_id: str) -> bool:
+        """Whether this key may decide (or report) for ``app_id``."""
+        if self.role is Role.app:
+            return self.app_id == app_id
+        return self.role is Role.gateway and app_id in self.apps
 
 
 class KeyStoreUnavailable(ClearanceError):
@@ -72,17 +86,26 @@ def _digest(secret: str) -> bytes:
     return hashlib.sha256(secret.encode()).digest()
 
 
-def check_role(role: Role, app_id: str | None) -> None:
-    """Refuse a role and app that do not go together (``ApiKeyError``)."""
+def check_role(role: Role, app_id: str | None, apps: list[str] | None = None, gateway: str | None = None) -> None:
+    """Refuse a role and apps that do not go together (``ApiKeyError``)."""
     if role is Role.app and not app_id:
         raise ApiKeyError("an app key needs --app: it may decide only for that app")
     if role is not Role.app and app_id:
-        raise ApiKeyError(f"a {role.value} key is not tied to an app; leave out --app")
+        raise ApiKeyError(f"a {role.value} key is not tied to an app; leave out --app"
+                          + (" and list its apps with --apps a,b" if role is Role.gateway else ""))
+    if role is Role.gateway and not apps:
+        raise ApiKeyError("a gateway key needs --apps a,b: the apps it may decide for")
+    if role is not Role.gateway and (apps or gateway):
+        raise ApiKeyError(f"only a gateway key has --apps and --gateway; a {role.value} key has neither")
 
 
-def create_key(db: Engine, *, role: Role, app_id: str | None, label: str | None = None) -> tuple[str, Principal]:
+def create_key(db: Engine, *, role: Role, app_id: str | None, label: str | None = None,
+               apps: list[str] | None = None, gateway: str | None = None) -> tuple[str, Principal]:
     """Create a key; returns the full key (shown once, never stored) and its principal."""
-    check_role(role, app_id)
+    check_role(role, app_id, apps, gateway)
+    listed = sorted(set(apps)) if role is Role.gateway and apps else None
+
+
     key_id = secrets.token_hex(8)
     secret = secrets.token_urlsafe(32)
     with Session(db) as s, s.begin():
@@ -92,12 +115,14 @@ def create_key(db: Engine, *, role: Role, app_id: str | None, label: str | None 
                 secret_sha256=_digest(secret),
                 role=role.value,
                 app_id=app_id,
+                apps=listed,
+                gateway=gateway,
                 label=label,
                 created_at=datetime.now(UTC),
                 revoked_at=None,
             )
         )
-    return f"clr_{key_id}_{secret}", Principal(key_id, role, app_id)
+    return f"clr_{key_id}_{secret}", Principal(key_id, role, app_id, frozenset(listed or ()), gateway)
 
 
 def revoke_key(db: Engine, key_id: str) -> None:
@@ -182,7 +207,7 @@ class KeyVerifier:
         if not hmac.compare_digest(row.secret_sha256, _digest(match["secret"])):
             self._remember_bad(presented)
             return None
-        principal = Principal(row.key_id, Role(row.role), row.app_id)
+        principal = Principal(row.key_id, Role(row.role), row.app_id, frozenset(row.apps or ()), row.gateway)
         if self._ttl > 0:
             with self._lock:
                 self._good[presented] = (time.monotonic() + self._ttl, principal)

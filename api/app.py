@@ -15,10 +15,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api import errors, redact
 from api.query_params import RepeatedParams
 from api.reload import install_sighup
-from api.routers import audit, decisions, docs, health, policy, ui
+from api.routers import audit, decisions, docs, gateways, health, models, policy, served, ui
 from api.services import Services
 from api.settings import Settings
+from api.routers.gateways import CheckRequest, LiteLLMGuardrailRequest, PortkeyWebhookRequest
+from api.routers.served import ServedReport
 from policy import DecisionRequest
+
+# The bodies endpoints read themselves (api.deps.read_body), documented in the OpenAPI components.
+READ_BODIES = (DecisionRequest, ServedReport, CheckRequest, LiteLLMGuardrailRequest, PortkeyWebhookRequest)
 
 DESCRIPTION = """\
 Clearance decides, before every model call an internal app makes, which AI model routes are
@@ -114,7 +119,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
                   telemetry={"tracing": False, "metrics": False, "logs": False},
                   docs_url=None, redoc_url=None, swagger_ui_oauth2_redirect_url=None)
     errors.install(app)
-    for module in (decisions, audit, policy, health, ui, docs):
+    for module in (decisions, served, models, gateways, audit, policy, health, ui, docs):
         app.include_router(module.router)
     app.add_middleware(RepeatedParams, api=app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
@@ -130,7 +135,7 @@ def _document_read_bodies(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             document = generate()
-            _, defs = models_json_schema([(DecisionRequest, "validation")],
+            _, defs = models_json_schema([(model, "validation") for model in READ_BODIES],
                                          ref_template="#/components/schemas/{model}")
             document.setdefault("components", {}).setdefault("schemas", {}).update(defs.get("$defs", {}))
             app.openapi_schema = document

@@ -35,6 +35,17 @@ ProvenanceOpt = Annotated[str | None, typer.Option("--provenance", help="Provena
 Revision = Annotated[str | None, typer.Option("--policy-revision", help="sha256:… of the policy bundle.")]
 DecisionId = Annotated[str | None, typer.Option("--decision-id", help="One decision's UUID.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+# The call an entry was made for (context) and served-route reports: `audit query` only.
+Kind = Annotated[str | None, typer.Option("--kind", help="decision, policy_reload or served.")]
+RequestId = Annotated[str | None, typer.Option("--request-id", help="context.request_id.")]
+TraceId = Annotated[str | None, typer.Option("--trace-id", help="context.trace_id.")]
+GatewayOpt = Annotated[str | None, typer.Option("--gateway", help="context.gateway.name.")]
+RequestedModel = Annotated[str | None, typer.Option("--requested-model", help="context.gateway.requested_model.")]
+KeyAlias = Annotated[str | None, typer.Option("--key-alias", help="context.gateway.key_alias.")]
+Team = Annotated[str | None, typer.Option("--team", help="context.gateway.team.")]
+CallId = Annotated[str | None, typer.Option("--call-id", help="context.gateway.call_id.")]
+ServedFor = Annotated[str | None, typer.Option("--served-for", help="Served-route reports on this decision id.")]
+Served = Annotated[str | None, typer.Option("--served", help="Served-route reports: cleared or uncleared (flagged).")]
 
 
 _OPTION_OF = {"from": "--from", "from_": "--from", "to": "--to", "app_id": "--app-id",
@@ -43,7 +54,10 @@ _OPTION_OF = {"from": "--from", "from_": "--from", "to": "--to", "app_id": "--ap
               "sector": "--sector", "provenance": "--provenance",
               "policy_revision": "--policy-revision", "decision_id": "--decision-id",
               "group_by": "--group-by", "bucket": "--bucket", "limit": "--limit",
-              "order": "--order", "format": "--format", "cursor": "--cursor"}
+              "order": "--order", "format": "--format", "cursor": "--cursor", "kind": "--kind",
+              "request_id": "--request-id", "trace_id": "--trace-id", "gateway": "--gateway",
+              "requested_model": "--requested-model", "key_alias": "--key-alias", "team": "--team",
+              "call_id": "--call-id", "served_for": "--served-for", "served": "--served"}
 
 
 def _validated(model: Any, values: dict[str, Any]) -> Any:
@@ -82,7 +96,10 @@ def query(
     from_: From = None, to: To = None, app_id: AppId = None, model: Model = None,
     model_status: ModelStatus = None, outcome: Outcome = None, reason_code: ReasonCode = None,
     regulatory_tier: Tier = None, sector: SectorOpt = None, provenance: ProvenanceOpt = None,
-    policy_revision: Revision = None, decision_id: DecisionId = None,
+    policy_revision: Revision = None, decision_id: DecisionId = None, kind: Kind = None,
+    request_id: RequestId = None, trace_id: TraceId = None, gateway: GatewayOpt = None,
+    requested_model: RequestedModel = None, key_alias: KeyAlias = None, team: Team = None,
+    call_id: CallId = None, served_for: ServedFor = None, served: Served = None,
     limit: Annotated[int, typer.Option(help="Entries per page (1-1000).")] = 50,
     cursor: Annotated[str | None, typer.Option(help="next_cursor of the previous page.")] = None,
     order: Annotated[str, typer.Option(help="desc (newest first) or asc.")] = "desc",
@@ -97,7 +114,10 @@ def query(
         from_=from_, to=to, app_id=app_id, model=model, model_status=model_status,
         outcome=outcome, reason_code=reason_code, regulatory_tier=regulatory_tier,
         sector=sector, provenance=provenance, policy_revision=policy_revision,
-        decision_id=decision_id), "limit": limit, "cursor": cursor, "order": order})
+        decision_id=decision_id), "kind": kind, "request_id": request_id, "trace_id": trace_id,
+        "gateway": gateway, "requested_model": requested_model, "key_alias": key_alias, "team": team,
+        "call_id": call_id, "served_for": served_for, "served": served,
+        "limit": limit, "cursor": cursor, "order": order})
     with _store() as store:
         next_cursor = params.cursor
         while True:
@@ -124,6 +144,8 @@ def query(
 def _line(item: dict[str, Any]) -> str:
     cleared = ",".join(item["models_allowed"]) or "-"
     codes = ",".join(item["reason_codes"]) or "-"
+    if item.get("kind") not in (None, "decision"):
+        return f"{item['seq']:>8}  {item['recorded_at']}  {item['kind']:<36}  {item['app_id'] or '-'}"
     return (f"{item['seq']:>8}  {item['recorded_at']}  {item['decision_id']}  "
             f"{item['app_id'] or '-':<20} {item['outcome'] or '-':<5} "
             f"{item['regulatory_tier'] or '-':<9} {item['sector'] or '-':<18} "

@@ -141,7 +141,7 @@ class Decider:
         fields = decision_fields(
             members=members, result=result, app_id=request.app_id, caller_key_id=caller.key_id,
             policy_revision=policy.revision, engine=policy.engine.name,
-            context=request.context.model_dump(mode="json"), policy_git=git.to_dict() if git else None,
+            context=request.context.recorded(), policy_git=git.to_dict() if git else None,
             shadow=self._shadow(request, caller, result.value),
         )
         return fields, result.value

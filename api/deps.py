@@ -50,6 +50,13 @@ async def authenticate(request: Request, *roles: Role) -> Principal:
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise ApiError(401, "unauthorized", "missing API key: send 'Authorization: Bearer <key>'", headers=_CHALLENGE)
+    return await authenticate_token(request, token, *roles)
+
+
+async def authenticate_token(request: Request, token: str | None, *roles: Role) -> Principal:
+    """:func:`authenticate` for a key presented otherwise (LiteLLM sends ``x-api-key``)."""
+    if not token:
+        raise ApiError(401, "unauthorized", "missing API key", headers=_CHALLENGE)
     services = services_of(request)
     principal = services.keys.cached(token)
     if principal is MISS:

@@ -20,10 +20,16 @@ from pydantic import (
 
 from audit.queries import BUCKETS, GROUP_KEYS, MAX_LIMIT, EntryFilter
 from policy.catalog import Identifier, Provenance, RegulatoryTier, Sector
+from policy.workload import ContextText
 
 _RFC3339 = re.compile(
     r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
 )
+
+
+# The filters on the call an entry was made for (audit.filters.TRACE_KEYS), by parameter name.
+TRACE_FILTERS = ("request_id", "trace_id", "gateway", "requested_model", "key_alias", "team", "call_id",
+                 "served_for", "served")
 
 
 def _rfc3339(value: Any) -> Any:
@@ -60,6 +66,19 @@ class AuditFilters(BaseModel):
     provenance: Provenance | None = Field(None, description="provenance of a cleared model")
     policy_revision: Revision | None = None
     decision_id: UUID | None = None
+    kind: Literal["decision", "policy_reload", "served"] | None = Field(
+        None, description="the kind of entry (served: a gateway's report of the route that served)")
+    # The call an entry was made for: its request's context (exact values).
+    request_id: ContextText | None = Field(None, description="context.request_id")
+    trace_id: ContextText | None = Field(None, description="context.trace_id")
+    gateway: ContextText | None = Field(None, description="context.gateway.name")
+    requested_model: ContextText | None = Field(None, description="context.gateway.requested_model")
+    key_alias: ContextText | None = Field(None, description="context.gateway.key_alias")
+    team: ContextText | None = Field(None, description="context.gateway.team")
+    call_id: ContextText | None = Field(None, description="context.gateway.call_id")
+    served_for: UUID | None = Field(None, description="served-route reports on this decision")
+    served: Literal["cleared", "uncleared"] | None = Field(
+        None, description="served-route reports whose route the decision cleared, or did not (flagged)")
 
     # Field validators (not a model validator) so that the error names the parameter.
     @field_validator("to")
@@ -84,7 +103,9 @@ class AuditFilters(BaseModel):
             regulatory_tier=self.regulatory_tier.value if self.regulatory_tier else None,
             sector=self.sector.value if self.sector else None,
             provenance=self.provenance.value if self.provenance else None,
-            policy_revision=self.policy_revision, decision_id=self.decision_id,
+            policy_revision=self.policy_revision, decision_id=self.decision_id, kind=self.kind,
+            trace=tuple((name, str(value)) for name in TRACE_FILTERS
+                        if (value := getattr(self, name)) is not None),
         )
 
 

@@ -19,6 +19,8 @@ class Metrics:
     audit_failures: Counter
     shadow_decisions: Counter
     policy_reloads: Counter
+    gateway_checks: Counter
+    served_routes: Counter
 
     @classmethod
     def create(cls) -> Metrics:
@@ -41,4 +43,10 @@ class Metrics:
             policy_reloads=Counter(
                 "clearance_policy_reloads", "Policy reloads by outcome (accepted, refused)", ["outcome"],
                 registry=reg),
+            gateway_checks=Counter(
+                "clearance_gateway_checks", "Gateway checks of a call, by gateway and verdict "
+                "(cleared, substituted, blocked)", ["gateway", "verdict"], registry=reg),
+            served_routes=Counter(
+                "clearance_served_routes", "Served-route reports by whether the decision cleared the route "
+                "(uncleared: a route served that its decision did not clear)", ["status"], registry=reg),
         )

@@ -21,7 +21,7 @@ from .checkpoints import (
     read_checkpoint_file,
     write_checkpoint_file,
 )
-from .entry import DecisionMembers, decision_fields, prepare_fields, reload_fields
+from .entry import DecisionMembers, decision_fields, prepare_fields, reload_fields, served_fields
 from .errors import (
     AuditEntryInvalid,
     AuditError,
@@ -82,6 +82,7 @@ __all__ = [
     "read_checkpoint_file",
     "reload_fields",
     "rotate_key",
+    "served_fields",
     "upgrade",
     "verify_chain",
     "verify_database",

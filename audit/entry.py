@@ -9,7 +9,7 @@ queryable columns from a body (:func:`queryable_columns`). docs/audit.md documen
 member             set by    meaning
 =================  ========  =============================================================
 seq                writer    position in the chain, contiguous from 1
-kind               caller    ``decision`` or ``policy_reload``
+kind               caller    ``decision``, ``policy_reload`` or ``served``
 decision_id        caller    UUIDv7 of the decision (required for ``decision``, else null)
 recorded_at        writer    RFC 3339 UTC with microseconds
 app_id             caller    the app that asked
@@ -25,6 +25,8 @@ context            caller    (decision) the request's ``context``
 policy_git         caller    the bundle's git commit, dirtiness and path, or null
 shadow             caller    (decision, shadow mode only) the candidate policy's verdict
 reload             caller    (policy_reload) old and new revision, who asked, outcome, errors
+served             caller    (served) the route a gateway reports served a decision: the
+                             decision's id and seq, the route, whether the decision cleared it
 =================  ========  =============================================================
 
 Queryable columns (the signed bytes are the record; the columns only make queries fast, and
@@ -78,6 +80,7 @@ __all__ = [
     "prepare_fields",
     "queryable_columns",
     "reload_fields",
+    "served_fields",
 ]
 
 ASSIGNED_FIELDS = frozenset({"seq", "recorded_at", "key_id", "prev_hash"})
@@ -178,6 +181,36 @@ def reload_fields(
         "engine": engine,
         "policy_git": policy_git,
         "reload": reload,
+    }
+
+
+def served_fields(
+    *,
+    app_id: str,
+    caller_key_id: str | None,
+    policy_revision: str,
+    engine: str,
+    context: Mapping[str, Any],
+    served: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The fields of a ``served`` entry: a gateway's report of the route that actually served a
+    decision (after its retries and fallbacks). ``served`` holds ``decision_id`` and
+    ``decision_seq`` (the decision reported on), ``model``, ``deployment``, ``cleared`` (whether
+    that decision cleared the route), ``rank`` and ``reasons`` (its denial reasons, when it did not)
+    and ``flag`` (``route_not_cleared`` or null). ``decision_id`` of the entry itself stays null:
+    it names the decision an entry records, and this one records a report."""
+    return {
+        "kind": "served",
+        "decision_id": None,
+        "app_id": app_id,
+        "caller_key_id": caller_key_id,
+        "input": None,
+        "result": None,
+        "outcome": None,
+        "policy_revision": policy_revision,
+        "engine": engine,
+        "context": context,
+        "served": served,
     }
 
 

@@ -12,9 +12,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-__all__ = ["MODEL_STATUSES", "EntryFilter", "where_clause"]
+__all__ = ["MODEL_STATUSES", "TRACE_KEYS", "TRACE_KEYS_SQL", "EntryFilter", "where_clause"]
 
 MODEL_STATUSES = ("cleared", "denied")
+# The expression of ix_audit_entries_trace_keys (migration 0007), verbatim, and the prefixes of
+# the keys it derives from the signed body: the call a decision was made for (``context``) and,
+# for a served-route report, the decision it reports on and whether that decision cleared it.
+TRACE_KEYS_SQL = "audit_trace_keys(body)"
+TRACE_KEYS = ("request_id", "trace_id", "gateway", "requested_model", "key_alias", "team", "call_id",
+              "served_for", "served")
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,9 @@ class EntryFilter:
     :param sector: one of the sectors the workload was judged for (``input.workload.sectors``;
         ``input.workload.sector`` in entries from before app profiles).
     :param max_seq: only entries up to this seq (an export fixes it at its start).
+    :param kind: ``decision``, ``policy_reload`` or ``served``.
+    :param trace: (prefix, value) pairs of :data:`TRACE_KEYS` the entry must all hold, e.g.
+        ``("trace_id", "4bf9…")``, ``("served_for", "<decision id>")``, ``("served", "uncleared")``.
     """
 
     start: datetime | None = None
@@ -46,8 +55,13 @@ class EntryFilter:
     policy_revision: str | None = None
     decision_id: uuid.UUID | None = None
     max_seq: int | None = None
+    kind: str | None = None
+    trace: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
+        unknown = [prefix for prefix, _ in self.trace if prefix not in TRACE_KEYS]
+        if unknown:
+            raise ValueError(f"unknown trace keys {unknown}; choose from {TRACE_KEYS}")
         if self.model_status is not None and self.model_status not in MODEL_STATUSES:
             raise ValueError(f"model_status must be one of {MODEL_STATUSES}")
         if self.model_status is not None and self.model is None:
@@ -89,6 +103,7 @@ class EntryFilter:
             "regulatory_tier": self.regulatory_tier,
             "policy_revision": self.policy_revision,
             "decision_id": self.decision_id,
+            "kind": self.kind,
         }
         for column, value in scalar.items():
             if value is not None and narrowing:
@@ -116,6 +131,9 @@ class EntryFilter:
                     "(models_allowed @> CAST(:f_model AS text[]) "
                     "OR models_denied @> CAST(:f_model AS text[]))"
                 )
+        if self.trace:
+            where.append(f"{TRACE_KEYS_SQL} @> CAST(:f_trace AS text[])")
+            params["f_trace"] = [f"{prefix}:{value}" for prefix, value in self.trace]
         if self.sector is not None:  # the column joins several sectors with commas
             where.append("string_to_array(sector, ',') @> CAST(:f_sector AS text[])")
             params["f_sector"] = [self.sector]

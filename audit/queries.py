@@ -76,7 +76,7 @@ GROUP_KEYS: Mapping[str, tuple[str, str | None]] = {
 }
 
 SUMMARY_COLUMNS = (
-    "seq, recorded_at, decision_id, app_id, caller_key_id, outcome, policy_revision, engine, "
+    "seq, recorded_at, kind, decision_id, app_id, caller_key_id, outcome, policy_revision, engine, "
     "regulatory_tier, sector, models_allowed, models_denied, reason_codes, provenances_allowed, "
     "key_id, entry_hash"
 )
@@ -174,7 +174,9 @@ def query_entries(
     params.update(limit=limit + 1, window=WINDOW)  # one more than asked tells if a page follows
     columns = f"{SUMMARY_COLUMNS}{extra}"
     with map_errors("querying the audit trail"), store.engine.connect() as conn:
-        if not narrowing or filt.decision_id is not None:
+        # A decision id or a trace key (request, trace, call ids…) picks out a few entries
+        # through its own index: no window to walk first.
+        if not narrowing or filt.decision_id is not None or filt.trace:
             rows = _rows(conn, f"SELECT {columns} FROM audit_entries{where_clause(bounds + narrowing)} "
                                f"{sort} LIMIT :limit", params)
         else:
@@ -216,6 +218,7 @@ def _summary(row: Mapping[str, Any]) -> dict[str, Any]:
     item = {
         "seq": row["seq"],
         "recorded_at": format_time(row["recorded_at"]),
+        "kind": row["kind"],
         "decision_id": str(row["decision_id"]) if row["decision_id"] is not None else None,
         "app_id": row["app_id"],
         "caller_key_id": row["caller_key_id"],

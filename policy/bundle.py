@@ -18,10 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from policy.catalog import App, Catalog, Model, Org
 from policy.errors import BundleError, PolicyError
+from policy.gateways import Gateways, gateway_errors
 from policy.jurisdiction import Jurisdictions
 from policy.profile import profile_errors
 
 DATA_FILES = ("models", "apps", "org", "reasons", "jurisdictions")
+# Optional: a bundle without it has no gateways (no gateway key can decide).
+OPTIONAL_DATA_FILES = ("gateways",)
 # libyaml's parser when PyYAML was built with it (several times faster), else the pure-Python one.
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -72,6 +75,7 @@ _SCHEMAS: dict[str, type[BaseModel]] = {
     "org": _OrgFile,
     "reasons": _ReasonsFile,
     "jurisdictions": Jurisdictions,
+    "gateways": Gateways,
 }
 
 
@@ -100,6 +104,8 @@ class Bundle:
     files: tuple[str, ...]
     # Where the files came from in git, as the loader was told (None: not known, or not in git).
     git: GitInfo | None = None
+    # The gateways and how their identities map to apps (data/gateways.yaml); not Rego data.
+    gateways: Gateways = Gateways()
 
     def data_document(self) -> dict[str, Any]:
         """``data`` as the Rego rules see it (validated and normalised, defaults filled)."""
@@ -119,7 +125,7 @@ def revision_of(files: dict[str, bytes]) -> str:
 def bundle_files(root: Path) -> dict[str, bytes]:
     """Every file that belongs to the bundle, by path relative to ``root`` (POSIX style)."""
     paths = [p for p in root.rglob("*.rego")] + [
-        p for p in (root / "data").glob("*.yaml") if p.stem in DATA_FILES
+        p for p in (root / "data").glob("*.yaml") if p.stem in DATA_FILES + OPTIONAL_DATA_FILES
     ]
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(paths) if p.is_file()}
 
@@ -144,6 +150,13 @@ def load_bundle(root: Path | str, *, git: GitInfo | None = None) -> Bundle:
         errors += errs
         if model is not None:
             parsed[name] = model
+    for name in OPTIONAL_DATA_FILES:
+        rel = f"data/{name}.yaml"
+        if rel in files:
+            model, errs = _validate_file(_shown(root, rel), files[rel], _SCHEMAS[name])
+            errors += errs
+            if model is not None:
+                parsed[name] = model
     modules = {p: c.decode() for p, c in files.items() if p.endswith(".rego")}
     if not any(not p.endswith("_test.rego") for p in modules):
         errors.append(PolicyError(str(root), None, "bundle_empty", "no Rego modules"))
@@ -165,6 +178,13 @@ def load_bundle(root: Path | str, *, git: GitInfo | None = None) -> Bundle:
             node = yaml.compose(apps_text, Loader=_LOADER)
             errors.append(PolicyError(_shown(root, "data/apps.yaml"), _line_at(node, loc), "data_invalid",
                                       f"{_describe(yaml.load(apps_text, Loader=_LOADER), loc)}: {message}"))
+    gateways = parsed.get("gateways", Gateways())
+    if catalog is not None and "data/gateways.yaml" in files:
+        text = files["data/gateways.yaml"].decode()
+        for loc, message in gateway_errors(gateways, catalog):  # type: ignore[arg-type]
+            node = yaml.compose(text, Loader=_LOADER)
+            errors.append(PolicyError(_shown(root, "data/gateways.yaml"), _line_at(node, loc), "data_invalid",
+                                      f"{_describe(yaml.load(text, Loader=_LOADER), loc)}: {message}"))
     if errors or catalog is None:
         raise BundleError(errors)
     reasons_file = parsed["reasons"]
@@ -177,6 +197,7 @@ def load_bundle(root: Path | str, *, git: GitInfo | None = None) -> Bundle:
         revision=revision_of(files),
         files=tuple(sorted(files)),
         git=git,
+        gateways=gateways,  # type: ignore[arg-type]
     )
 
 

@@ -311,6 +311,17 @@ class App(Strict):
     # Named workloads a client may send instead of the fields: name -> workload as a request
     # would send it (validated with the request schema and against this profile).
     workloads: dict[Identifier, dict[str, Any]] = {}
+    # The named workload a caller gets when it names none: what GET /v1/models lists for, and
+    # what a gateway's check decides when the call does not name a profile. None: such calls
+    # are refused (422) for this app.
+    default_workload: Identifier | None = None
+
+    @model_validator(mode="after")
+    def _default_is_named(self) -> App:
+        if self.default_workload is not None and self.default_workload not in self.workloads:
+            raise ValueError(f"default_workload {self.default_workload!r} is not one of the app's workloads "
+                             f"({', '.join(sorted(self.workloads)) or 'none'})")
+        return self
 
 
 class Org(Strict):

@@ -149,8 +149,8 @@ def build_input(bundle: Bundle, request: DecisionRequest, caller: Caller | None)
 
 def app_record(app: Any) -> dict[str, Any]:
     """An app of apps.yaml as the policy input carries it: entitlements and profile (the named
-    workloads stay out: ``input.requested`` says which one was used)."""
-    return app.model_dump(mode="json", exclude={"workloads"})  # type: ignore[no-any-return]
+    workloads and the default one stay out: ``input.requested`` says which one was used)."""
+    return app.model_dump(mode="json", exclude={"workloads", "default_workload"})  # type: ignore[no-any-return]
 
 
 def _input(app: dict[str, Any], request: DecisionRequest, caller: Caller | None, profiles: Profiles) -> dict[str, Any]:

@@ -58,8 +58,33 @@ class Workload(_Request):
     ]
 
 
+# Opaque identifiers of the caller's own systems: up to 200 printable characters (no control
+# characters: they are recorded, shown on the page and used as search keys).
+ContextText = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x1f\x7f]{0,200}$")]
+
+
+class GatewayContext(_Request):
+    """The gateway a call passed through, as the gateway reports it."""
+
+    name: ContextText | None = None  # the gateway (gateways.yaml name)
+    requested_model: ContextText | None = None  # the model name (alias) the client sent
+    key_alias: ContextText | None = None  # the gateway's key the client authenticated with
+    team: ContextText | None = None  # the gateway's team of that key
+    call_id: ContextText | None = None  # the gateway's id of the call (e.g. LiteLLM call id)
+
+
 class RequestContext(_Request):
-    request_id: Annotated[str, StringConstraints(max_length=200)] | None = None
+    """Recorded with the decision, never judged; every member is searchable in the audit queries."""
+
+    request_id: ContextText | None = None
+    trace_id: ContextText | None = None  # e.g. a W3C trace id, to join the trail with traces
+    gateway: GatewayContext | None = None
+
+    def recorded(self) -> dict[str, object]:
+        """The context as the audit entry records it: ``request_id`` always (null when absent, as
+        entries always had it), every other member only when given."""
+        dumped = self.model_dump(mode="json", exclude_none=True)
+        return {"request_id": self.request_id, **dumped}
 
 
 class DecisionRequest(_Request):

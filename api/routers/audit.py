@@ -73,6 +73,7 @@ class EntryOut(BaseModel):
 class EntrySummary(BaseModel):
     seq: int
     recorded_at: str
+    kind: str = Field(description="decision, policy_reload or served (a gateway's served-route report)")
     decision_id: str | None
     app_id: str | None
     caller_key_id: str | None

@@ -11,21 +11,22 @@ from fastapi import APIRouter, Request, Response
 
 from api.apikeys import Role
 from api.deps import authenticate, documented, read_body, services_of
-from api.errors import ApiError
+from api.gateway_calls import app_of, caller_of
 from api.schemas import (
     DECISION_REQUEST_EXAMPLE,
     UNAUTHORIZED,
     DecisionResponse,
     error_examples,
 )
-from policy import Caller, DecisionRequest
+from policy import DecisionRequest
 
 router = APIRouter(prefix="/v1", tags=["decisions"])
 
 _ERRORS = error_examples(
     (400, "malformed_json", "the request body is not valid JSON"),
     UNAUTHORIZED,
-    (403, "forbidden", "an app key may decide only for its own app_id"),
+    (403, "forbidden", "an app key may decide only for its own app_id; a gateway key only for the app its "
+                       "caller's identities map to (gateways.yaml), among the apps listed with the key"),
     (413, "body_too_large", "the request body exceeds the limit"),
     (422, "invalid_request", "a field is unknown, missing or out of range; `fields` names it"),
     (503, "audit_unavailable", "the decision could not be recorded, so none is issued"),
@@ -40,13 +41,22 @@ _ERRORS = error_examples(
     openapi_extra=documented(DecisionRequest, {"regulated summarisation": {"value": DECISION_REQUEST_EXAMPLE}}),
 )
 async def create_decision(http: Request) -> Response:
-    """The body is a ``DecisionRequest``; an ``app`` key may decide only for its own app."""
-    caller = await authenticate(http, Role.app)
+    """The body is a ``DecisionRequest``. An ``app`` key may decide only for its own app. A
+    ``gateway`` key sends ``context.gateway`` with the caller's ``team`` or ``key_alias``: the app
+    is the one they map to in gateways.yaml (``app_id`` must agree), among the key's apps."""
+    caller = await authenticate(http, Role.app, Role.gateway)
     request = await read_body(http, DecisionRequest)
     services = services_of(http)
-    if request.app_id != caller.app_id:
-        raise ApiError(403, "forbidden", f"this key belongs to app {caller.app_id!r}; it may not decide for {request.app_id!r}")
-    who = Caller(key_id=caller.key_id, role=caller.role.value)
-    decision = await services.decider.decide(request, caller=who)  # api/decider.py
+    if caller.role is Role.gateway:
+        reported = request.context.gateway
+        _, gateway = app_of(services, caller, gateway=reported.name if reported else None,
+                            team=reported.team if reported else None,
+                            key_alias=reported.key_alias if reported else None, body_app=request.app_id)
+        if gateway is not None and (reported is None or reported.name is None):  # record which gateway
+            named = reported.model_copy(update={"name": gateway.name}) if reported else None
+            request = request.model_copy(update={"context": request.context.model_copy(update={"gateway": named})})
+    elif request.app_id != caller.app_id:
+        app_of(services, caller, gateway=None, team=None, key_alias=None, body_app=request.app_id)
+    decision = await services.decider.decide(request, caller=caller_of(caller))  # api/decider.py
     # Already validated: serialise directly instead of through response_model again.
     return Response(orjson.dumps(decision), media_type="application/json")

@@ -234,6 +234,9 @@ def test_jsonl_accepts_requests_policy_inputs_and_audit_lines(tmp_path: Path) ->
 def test_an_app_missing_from_the_head_is_a_deny_reported_as_a_head_error(repo: Path) -> None:
     head = copy_bundle(repo.parent / "head-copy")
     edit(head / "data" / "apps.yaml", "- id: internal-helpdesk", "- id: internal-helpdesk-v2")
+    # The gateways' mappings follow the rename (a mapping to an app that is gone refuses the bundle).
+    gateways = head / "data" / "gateways.yaml"
+    gateways.write_text(gateways.read_text().replace(": internal-helpdesk\n", ": internal-helpdesk-v2\n"))
     items = read_jsonl(write_inputs(repo.parent / "in.jsonl", [HELPDESK_REQUEST]))
     report = analyse(repo / "rego", head, items, base_ref="base", workers=1).to_dict()
     assert report["breaking"] == 1
