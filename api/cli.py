@@ -205,28 +205,40 @@ def _with_keys_db(action: Callable[[Any], T]) -> T:
 
 @apikeys_app.command("create")
 def apikeys_create(
-    role: Annotated[str, typer.Option(help="app, auditor or admin.")],
+    role: Annotated[str, typer.Option(help="app, auditor, admin or gateway.")],
     app_id: Annotated[str | None, typer.Option("--app", help="The app an app key decides for.")] = None,
+    apps: Annotated[str | None, typer.Option(
+        "--apps", help="A gateway key: the apps it may decide for, comma-separated (a,b).")] = None,
+    gateway: Annotated[str | None, typer.Option(
+        "--gateway", help="A gateway key: bind it to this gateway of gateways.yaml (default: any, named per call).")] = None,
     label: Annotated[str | None, typer.Option(help="A note for humans (who holds it).")] = None,
 ) -> None:
     """Create an API key and print it alone on stdout (it is not shown again)."""
     from api.apikeys import ApiKeyError, Role, check_role, create_key
 
+    listed = [a.strip() for a in apps.split(",") if a.strip()] if apps is not None else None
     try:
         parsed = Role(role)
-        check_role(parsed, app_id)
+        check_role(parsed, app_id, listed, gateway)
     except ValueError:
-        fail(f"--role must be app, auditor or admin, not {role!r}", 2)
+        fail(f"--role must be app, auditor, admin or gateway, not {role!r}", 2)
     except ApiKeyError as exc:
         fail(str(exc), 2)
-    if parsed is Role.app and app_id is not None:
+    if app_id is not None or listed or gateway is not None:
         from policy import load_bundle
 
         with clean_errors():
-            if load_bundle(Settings().policy_dir).catalog.app(app_id) is None:
-                fail(f"app {app_id!r} is not in apps.yaml", 2)
-    key, principal = _with_keys_db(lambda db: create_key(db, role=parsed, app_id=app_id, label=label))
-    typer.echo(f"created {principal.role.value} key {principal.key_id}" + (f" for {app_id}" if app_id else ""), err=True)
+            bundle = load_bundle(Settings().policy_dir)
+        unknown = [a for a in ([app_id] if app_id else []) + (listed or []) if bundle.catalog.app(a) is None]
+        if unknown:
+            fail(f"app {unknown[0]!r} is not in apps.yaml", 2)
+        if gateway is not None and bundle.gateways.get(gateway) is None:
+            fail(f"gateway {gateway!r} is not in gateways.yaml", 2)
+    key, principal = _with_keys_db(lambda db: create_key(db, role=parsed, app_id=app_id, label=label,
+                                                         apps=listed, gateway=gateway))
+    scope = f" for {app_id}" if app_id else (f" for apps {','.join(sorted(principal.apps))}" if listed else "")
+    typer.echo(f"created {principal.role.value} key {principal.key_id}{scope}"
+               + (f" (gateway {gateway})" if gateway else ""), err=True)
     typer.echo(key)
 
 
@@ -246,4 +258,5 @@ def apikeys_list() -> None:
 
     for k in _with_keys_db(list_keys):
         revoked = k.revoked_at.isoformat() if k.revoked_at else "-"
-        typer.echo(f"{k.key_id}  {k.role:<7}  {k.app_id or '-':<24}  {k.created_at.isoformat()}  revoked={revoked}  {k.label or ''}")
+        scope = k.app_id or (",".join(k.apps) + (f"@{k.gateway}" if k.gateway else "") if k.apps else "-")
+        typer.echo(f"{k.key_id}  {k.role:<7}  {scope:<24}  {k.created_at.isoformat()}  revoked={revoked}  {k.label or ''}")
