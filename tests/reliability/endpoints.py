@@ -20,6 +20,12 @@ class Access(StrEnum):
     public = "public"  # no key needed; a key, even a bad one, changes nothing
     any_key = "any_key"  # any valid key
     app = "app"  # an app key, deciding for its own app_id
+    caller_app = "caller_app"  # an app key (for its own app) or a gateway key (for an app of its list)
+    reporter = "reporter"  # the decision's own app key, or a gateway key listing that app
+    gateway = "gateway"  # a gateway key, for an app of its list
+    # A gateway's native contract: every caller gets 200, and every refusal is a verdict in the
+    # body (LiteLLM's "action": "BLOCKED", Portkey's "verdict": false), never an error status.
+    gateway_in_body = "gateway_in_body"
     auditor = "auditor"
     admin = "admin"
 
@@ -32,6 +38,8 @@ class Endpoint:
     sample: str | None = None  # the concrete path to call (placeholders filled by the test)
     decision_body: bool = False  # sends a decision request as its JSON body
     ok: int = 200  # the status an allowed caller gets
+    body: dict[str, Any] | None = None  # another JSON body to send
+    key_header: str = "authorization"  # where the key goes (LiteLLM's guardrail sends x-api-key)
 
     @property
     def route(self) -> tuple[str, str]:
@@ -44,6 +52,19 @@ class Endpoint:
 
 ENDPOINTS: list[Endpoint] = [
     Endpoint("POST", "/v1/decisions", Access.app, decision_body=True),
+    Endpoint("POST", "/v1/decisions/{decision_id}/served", Access.reporter,
+             sample="/v1/decisions/{decision_id}/served", body={"model": "gemma-4-31b", "deployment": "self-hosted"}),
+    Endpoint("GET", "/v1/models", Access.caller_app, sample="/v1/models?team=claims-platform"),
+    Endpoint("POST", "/v1/gateways/{gateway}/check", Access.gateway, sample="/v1/gateways/litellm-main/check",
+             body={"team": "claims-platform", "route": "openai/gpt-5.4"}),
+    Endpoint("POST", "/v1/gateways/{gateway}/litellm/beta/litellm_basic_guardrail_api", Access.gateway_in_body,
+             sample="/v1/gateways/litellm-main/litellm/beta/litellm_basic_guardrail_api", key_header="x-api-key",
+             body={"input_type": "request", "model": "frontier",
+                   "request_data": {"user_api_key_team_alias": "claims-platform"}}),
+    Endpoint("POST", "/v1/gateways/{gateway}/portkey/webhook", Access.gateway_in_body,
+             sample="/v1/gateways/litellm-main/portkey/webhook",
+             body={"request": {"json": {"model": "gpt-5.4"}}, "provider": "openai",
+                   "eventType": "beforeRequestHook", "metadata": {"team": "claims-platform"}}),
     Endpoint("GET", "/v1/decisions/{decision_id}", Access.auditor, sample="/v1/decisions/{decision_id}"),
     Endpoint("GET", "/v1/audit/decisions", Access.auditor, sample="/v1/audit/decisions?limit=5"),
     Endpoint("GET", "/v1/audit/stats", Access.auditor, sample="/v1/audit/stats?group_by=outcome"),
@@ -65,22 +86,28 @@ ENDPOINTS: list[Endpoint] = [
 ]
 BY_ROUTE = {e.route: e for e in ENDPOINTS}
 
-CALLERS = ("no_key", "malformed_key", "unknown_key", "revoked_key", "app_own", "app_other", "auditor", "admin")
+CALLERS = ("no_key", "malformed_key", "unknown_key", "revoked_key", "app_own", "app_other", "gateway",
+           "gateway_other", "auditor", "admin")
 
 
 def expected_status(endpoint: Endpoint, caller: str) -> int:
     """What ``caller`` gets from ``endpoint``: the rule the whole matrix is generated from.
 
     ``app_other`` holds a valid app key of another app and sends the same request as
-    ``app_own`` (for ``POST /v1/decisions``: a body naming ``app_own``'s app).
+    ``app_own`` (for ``POST /v1/decisions``: a body naming ``app_own``'s app). ``gateway`` holds
+    a gateway key of litellm-main listing ``app_own``'s app; ``gateway_other`` one that does not.
     """
-    if endpoint.access is Access.public:
+    if endpoint.access in (Access.public, Access.gateway_in_body):
         return endpoint.ok
     if caller in ("no_key", "malformed_key", "unknown_key", "revoked_key"):
         return 401
     allowed = {
-        Access.any_key: {"app_own", "app_other", "auditor", "admin"},
+        Access.any_key: {"app_own", "app_other", "gateway", "gateway_other", "auditor", "admin"},
         Access.app: {"app_own"},
+        # app_other lists its own app's models; gateway_other's caller maps to an app outside its list.
+        Access.caller_app: {"app_own", "app_other", "gateway"},
+        Access.reporter: {"app_own", "gateway"},
+        Access.gateway: {"gateway"},
         Access.auditor: {"auditor"},
         Access.admin: {"admin"},
     }[endpoint.access]

@@ -43,6 +43,12 @@ def matrix(pg_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
                 revoke_key(db, principal.key_id)
             return secret
 
+        def gateway_key(apps: list[str], *, revoked: bool = False) -> str:
+            secret, principal = create_key(db, role=Role.gateway, app_id=None, apps=apps, gateway="litellm-main")
+            if revoked:
+                revoke_key(db, principal.key_id)
+            return secret
+
         own = key(Role.app, "claims-summariser")
         headers = {
             "no_key": {},
@@ -50,6 +56,8 @@ def matrix(pg_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
             "unknown_key": bearer("clr_0123456789abcdef_" + "A" * 43),
             "app_own": bearer(own),
             "app_other": bearer(key(Role.app, "internal-helpdesk")),
+            "gateway": bearer(gateway_key(["claims-summariser", "internal-helpdesk"])),
+            "gateway_other": bearer(gateway_key(["internal-helpdesk"])),
             "auditor": bearer(key(Role.auditor)),
             "admin": bearer(key(Role.admin)),
         }
@@ -59,6 +67,8 @@ def matrix(pg_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
             Access.admin: key(Role.admin, revoked=True),
         }
         revoked[Access.any_key] = revoked[Access.public] = revoked[Access.admin]
+        revoked[Access.caller_app] = revoked[Access.reporter] = revoked[Access.app]
+        revoked[Access.gateway] = revoked[Access.gateway_in_body] = gateway_key(["claims-summariser"], revoked=True)
         with TestClient(create_app(services=services), raise_server_exceptions=False) as client:
             made = client.post("/v1/decisions", json=DECISION_REQUEST_EXAMPLE, headers=bearer(own))
             assert made.status_code == 200, made.text
@@ -69,7 +79,9 @@ def call(client: TestClient, endpoint: Endpoint, caller: str, callers: Callers) 
     headers = (bearer(callers.revoked[endpoint.access]) if caller == "revoked_key"
                else callers.headers[caller])
     path = (endpoint.sample or endpoint.path).format(decision_id=callers.decision_id)
-    body = copy.deepcopy(DECISION_REQUEST_EXAMPLE) if endpoint.decision_body else None
+    body = copy.deepcopy(DECISION_REQUEST_EXAMPLE) if endpoint.decision_body else copy.deepcopy(endpoint.body)
+    if endpoint.key_header != "authorization" and "Authorization" in headers:
+        headers = {endpoint.key_header: headers["Authorization"].removeprefix("Bearer ")}
     return client.request(endpoint.method, path, json=body, headers=headers, follow_redirects=False)
 
 
@@ -83,6 +95,13 @@ def test_matrix(matrix: tuple[TestClient, Callers], endpoint: Endpoint, caller: 
     figures.matrix_cells += 1
     figures.matrix_endpoints.add(endpoint.label)
     assert response.status_code == expected, f"{caller} on {endpoint.label}: {response.text[:300]}"
+    if endpoint.access is Access.gateway_in_body:
+        # The verdict is in the body: cleared for the gateway key listing the app, refused for
+        # every other caller, bad keys included.
+        verdict = response.json().get("action", response.json().get("verdict"))
+        assert verdict in (("NONE", True) if caller == "gateway" else ("BLOCKED", False)), response.text[:300]
+        if caller != "gateway":
+            assert response.json()["error"]["code"] in ("unauthorized", "forbidden")
     if expected in (401, 403):
         error = response.json()["error"]
         assert error["code"] == ("unauthorized" if expected == 401 else "forbidden")

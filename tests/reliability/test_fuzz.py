@@ -82,6 +82,7 @@ def fuzzing(pg_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
             "app": create_key(db, role=Role.app, app_id="claims-summariser")[0],
             "auditor": create_key(db, role=Role.auditor, app_id=None)[0],
             "admin": create_key(db, role=Role.admin, app_id=None)[0],
+            "gateway": create_key(db, role=Role.gateway, app_id=None, apps=APPS, gateway="litellm-main")[0],
         }
         app = create_app(services=services)
         with TestClient(app, raise_server_exceptions=True) as client:  # runs the lifespan once
@@ -100,7 +101,8 @@ def _authorization(endpoint_access: Access | None, caller: str, keys: dict[str, 
         return "Bearer clr_not_a_key"
     if caller == "wrong_role":
         return f"Bearer {keys['admin' if endpoint_access is not Access.admin else 'auditor']}"
-    role = {Access.app: "app", Access.auditor: "auditor", Access.admin: "admin"}.get(
+    role = {Access.app: "app", Access.auditor: "auditor", Access.admin: "admin", Access.caller_app: "app",
+            Access.reporter: "app", Access.gateway: "gateway", Access.gateway_in_body: "gateway"}.get(
         endpoint_access or Access.public, "auditor")
     return f"Bearer {keys[role]}"
 
@@ -219,7 +221,8 @@ class Probe:
 
     def send(self, method: str, url: str, access: Access, *, authorization: str | None = None,
              headers: list[tuple[str, str]] | None = None) -> httpx.Response:
-        role = {Access.app: "app", Access.admin: "admin"}.get(access, "auditor")
+        role = {Access.app: "app", Access.admin: "admin", Access.caller_app: "app", Access.reporter: "app",
+                Access.gateway: "gateway", Access.gateway_in_body: "gateway"}.get(access, "auditor")
         pairs = list(headers or [])
         if authorization is None:
             pairs.append(("Authorization", f"Bearer {self.fuzzing.keys[role]}"))
