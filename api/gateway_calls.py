@@ -135,12 +135,16 @@ def judge_alias(decision: Mapping[str, Any], gateway: Gateway, alias: str,
     return RouteVerdict(alias, None, None, all(v.cleared for v in verdicts), min(ranks) if ranks else None, reasons)
 
 
-def best_substitute(decision: Mapping[str, Any], gateway: Gateway,
-                    candidates: Mapping[str, Sequence[str] | None]) -> RouteVerdict | None:
-    """The best-ranked cleared candidate (alias -> its routes, or route name -> None), or None."""
-    judged = [judge_alias(decision, gateway, name, routes) if routes is not None or name in gateway.aliases
-              else judge_route(decision, gateway, name) for name, routes in candidates.items()]
-    cleared = [v for v in judged if v.cleared and v.rank is not None]
+def judge_candidates(decision: Mapping[str, Any], gateway: Gateway,
+                     candidates: Mapping[str, Sequence[str] | None]) -> dict[str, RouteVerdict]:
+    """Each candidate (alias -> its routes, or route name -> None) judged against ``decision``."""
+    return {name: judge_alias(decision, gateway, name, routes) if routes is not None or name in gateway.aliases
+            else judge_route(decision, gateway, name) for name, routes in candidates.items()}
+
+
+def best_of(judged: Mapping[str, RouteVerdict]) -> RouteVerdict | None:
+    """The best-ranked candidate whose every route is cleared (ties: by name), or None."""
+    cleared = [v for v in judged.values() if v.cleared and v.rank is not None]
     return min(cleared, key=lambda v: (v.rank, v.name)) if cleared else None
 
 
@@ -151,6 +155,7 @@ class CheckResult:
     decision: dict[str, Any]
     route: RouteVerdict | None
     substitute: RouteVerdict | None
+    candidates: dict[str, RouteVerdict]
 
     @property
     def allowed(self) -> bool:
@@ -161,6 +166,7 @@ class CheckResult:
                 "workload_profile": self.workload_profile, "allowed": self.allowed,
                 "route": self.route.to_dict() if self.route else None,
                 "substitute": self.substitute.to_dict() if self.substitute else None,
+                "candidates": {name: v.to_dict() for name, v in self.candidates.items()},
                 "decision": self.decision}
 
 
@@ -188,10 +194,9 @@ async def check_call(services: Services, principal: Principal, *, gateway: str, 
             verdict = judge_alias(decision, found, route, alias_routes)
         else:
             verdict = judge_route(decision, found, route)
-    substitute = None
-    if verdict is None or not verdict.cleared:
-        substitute = best_substitute(decision, found, candidates)
+    judged = judge_candidates(decision, found, candidates)
+    substitute = best_of(judged) if verdict is None or not verdict.cleared else None
     services.metrics.gateway_checks.labels(gateway=found.name,
-                                           verdict="cleared" if verdict is None or verdict.cleared else
+                                           verdict="decided" if verdict is None else "cleared" if verdict.cleared else
                                            "substituted" if substitute else "blocked").inc()
-    return CheckResult(app_id, profile, decision, verdict, substitute)
+    return CheckResult(app_id, profile, decision, verdict, substitute, judged)

@@ -45,7 +45,7 @@ class Metrics:
                 registry=reg),
             gateway_checks=Counter(
                 "clearance_gateway_checks", "Gateway checks of a call, by gateway and verdict "
-                "(cleared, substituted, blocked)", ["gateway", "verdict"], registry=reg),
+                "(cleared, substituted, blocked; decided: no route named)", ["gateway", "verdict"], registry=reg),
             served_routes=Counter(
                 "clearance_served_routes", "Served-route reports by whether the decision cleared the route "
                 "(uncleared: a route served that its decision did not clear)", ["status"], registry=reg),

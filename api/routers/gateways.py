@@ -71,7 +71,10 @@ class CheckOut(BaseModel):
     workload_profile: str
     allowed: bool = Field(description="the route (or alias) is cleared; without a route: the outcome is allow")
     route: dict[str, Any] | None
-    substitute: dict[str, Any] | None
+    substitute: dict[str, Any] | None = Field(description="the best-ranked candidate whose every route is cleared, "
+                                                     "when the route is not cleared")
+    candidates: dict[str, dict[str, Any]] = Field(description="each candidate judged: cleared when every route "
+                                                              "behind it is; rank: its best cleared route's")
     decision: dict[str, Any]
 
 
