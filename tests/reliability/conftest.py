@@ -92,10 +92,11 @@ def running_services(server_url: str, home: Path, prefix: str, **overrides: Any)
         drop_database(server_url, name)
 
 
-def make_api_key(url: str, role: Role, app_id: str | None = None, *, revoked: bool = False) -> str:
+def make_api_key(url: str, role: Role, app_id: str | None = None, *, revoked: bool = False,
+                 apps: list[str] | None = None, gateway: str | None = None) -> str:
     engine = create_engine(sqlalchemy_url(url), poolclass=NullPool)
     try:
-        key, principal = create_key(engine, role=role, app_id=app_id)
+        key, principal = create_key(engine, role=role, app_id=app_id, apps=apps, gateway=gateway)
         if revoked:
             revoke_key(engine, principal.key_id)
     finally:
