@@ -5,7 +5,7 @@
 
 const KEY_STORE = "clearance.auditorKey";
 const FILTERS = ["from", "to", "app_id", "model", "model_status", "outcome", "reason_code",
-  "regulatory_tier", "sector", "provenance", "policy_revision", "decision_id"];
+  "regulatory_tier", "sector", "provenance", "policy_revision", "decision_id", "kind", "served"];
 const COLOURS = {
   allow: "#2e7d32", deny: "#c62828", open_western: "#1565c0", open_chinese: "#ef6c00",
   gated_proprietary: "#6a1b9a", none: "#9e9e9e",
@@ -140,8 +140,10 @@ function renderResults(page) {
     body.append(el("tr", { "data-seq": item.seq },
       el("td", { class: "num" }, item.seq),
       el("td", { class: "mono" }, item.recorded_at.replace("T", " ").replace(/\.\d+Z$/, "Z")),
-      el("td", {}, el("a", { href: `#decision/${item.decision_id}`, class: "mono decision-link",
-        onclick: (e) => { e.preventDefault(); openDecision(item.decision_id); } }, item.decision_id.slice(0, 18) + "…")),
+      // Reloads and served-route reports (kind policy_reload, served) have no decision id.
+      el("td", {}, item.decision_id ? el("a", { href: `#decision/${item.decision_id}`, class: "mono decision-link",
+        onclick: (e) => { e.preventDefault(); openDecision(item.decision_id); } }, item.decision_id.slice(0, 18) + "…")
+        : el("span", { class: "muted" }, item.kind || "–")),
       el("td", {}, item.app_id || "–"),
       el("td", {}, el("span", { class: `pill ${item.outcome}` }, item.outcome || "–")),
       el("td", {}, item.regulatory_tier || "–"),
