@@ -85,7 +85,8 @@ def write_bundle(models: int, dest: Path, *, seed: int = 7) -> Path:
     """A bundle with the reference Rego and apps/org, and ``models`` synthetic models."""
     if dest.exists():
         shutil.rmtree(dest)
-    shutil.copytree(REPO / "rego", dest, ignore=shutil.ignore_patterns("*_test.rego"))
+    # gateways.yaml maps the reference catalog's routes: a synthetic catalog has none of them.
+    shutil.copytree(REPO / "rego", dest, ignore=shutil.ignore_patterns("*_test.rego", "gateways.yaml"))
     rng = random.Random(seed + models)
     catalog = [model(i, rng) for i in range(models)]
     # Keep the apps' attestations valid: they name reference models.

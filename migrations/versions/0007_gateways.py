@@ -32,11 +32,19 @@ TRACE_KEYS_FUNCTION = """
 CREATE FUNCTION audit_trace_keys(body bytea)
 RETURNS text[] LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
 DECLARE
-    doc json := convert_from(body, 'UTF8')::json;
-    ctx json := doc -> 'context';
-    gw json := ctx -> 'gateway';
-    served json := doc -> 'served';
+    doc json;
+    ctx json;
+    gw json;
+    served json;
 BEGIN
+    BEGIN
+        doc := convert_from(body, 'UTF8')::json;
+    EXCEPTION WHEN others THEN
+        RETURN '{}';  -- bytes that are not JSON (tampering): no keys; verification names the entry
+    END;
+    ctx := doc -> 'context';
+    gw := ctx -> 'gateway';
+    served := doc -> 'served';
     RETURN array_remove(ARRAY[
         'request_id:' || (ctx ->> 'request_id'),
         'trace_id:' || (ctx ->> 'trace_id'),

@@ -119,6 +119,8 @@ def test_a_failing_candidate_never_changes_the_answer(
 ) -> None:
     # The candidate renames the app: it cannot judge this workload at all.
     edit(shadow_dir / "data" / "apps.yaml", "- id: internal-helpdesk", "- id: internal-helpdesk-v2")
+    gateways = shadow_dir / "data" / "gateways.yaml"  # its gateway mappings follow the rename
+    gateways.write_text(gateways.read_text().replace(": internal-helpdesk\n", ": internal-helpdesk-v2\n"))
     assert reload_policy(shadow_services, requested_by="test").shadow["outcome"] == "accepted"  # type: ignore[index]
 
     answer = client.post("/v1/decisions", json=HELPDESK_REQUEST, headers=bearer(keys.other_app))
