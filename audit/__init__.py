@@ -14,7 +14,10 @@ Dependencies run one way: ``api`` uses ``audit``; ``audit`` never imports ``api`
 
 from __future__ import annotations
 
-from .chain import Receipt, StoredEntry
+from .chain import Receipt as V1Receipt
+from .chain import StoredEntry
+from .log import LogReceipt as Receipt
+from .log import LogStateMismatch
 from .checkpoints import (
     CheckpointPolicy,
     SignedCheckpoint,
@@ -65,7 +68,9 @@ __all__ = [
     "InsecureKeyFile",
     "Keyring",
     "PublicKey",
+    "LogStateMismatch",
     "Receipt",
+    "V1Receipt",
     "SchemaMismatch",
     "SignedCheckpoint",
     "SigningKey",

@@ -62,6 +62,7 @@ from the signed bytes on every read (migration 0004), so there is nothing to com
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -73,6 +74,13 @@ from .errors import AuditEntryInvalid
 
 __all__ = [
     "ASSIGNED_FIELDS",
+    "LEAF_COLUMNS",
+    "BLOB_FACETS",
+    "Blob",
+    "LeafDraft",
+    "blob_facets",
+    "draft_leaf",
+    "leaf_columns",
     "COLUMN_NAMES",
     "ENTRY_COLUMNS",
     "DecisionMembers",
@@ -83,7 +91,7 @@ __all__ = [
     "served_fields",
 ]
 
-ASSIGNED_FIELDS = frozenset({"seq", "recorded_at", "key_id", "prev_hash"})
+ASSIGNED_FIELDS = frozenset({"seq", "recorded_at", "key_id", "prev_hash", "input_sha256", "result_sha256"})
 STANDARD_FIELDS = (
     "decision_id",
     "app_id",
@@ -118,6 +126,14 @@ class DecisionMembers:
         return cls(input=canonical(policy_input), outcome=answer["outcome"],
                    allowed=canonical(answer["allowed"]), denied=canonical(answer["denied"]))
 
+    def result_blob(self, *, policy_revision: str) -> Canonical:
+        """The result blob of the v2 log: the decision without ``decision_id`` and ``audit``,
+        spliced from the route lists' bytes (identical decisions share it)."""
+        value = {"outcome": self.outcome, "allowed": self.allowed.value, "denied": self.denied.value,
+                 "policy_revision": policy_revision}
+        encoded = {**value, "allowed": self.allowed, "denied": self.denied}
+        return Canonical(value, canonical_object(encoded))
+
     def result(self, *, decision_id: str, policy_revision: str) -> Canonical:
         """The ``result`` member, which is also the decision answered to the caller (without its
         ``audit`` receipt), with its canonical bytes."""
@@ -150,7 +166,8 @@ def decision_fields(
         "app_id": app_id,
         "caller_key_id": caller_key_id,
         "input": members.input,
-        "result": result,
+        # The result blob (no decision_id): what the v2 leaf's result_sha256 names.
+        "result": members.result_blob(policy_revision=policy_revision),
         "outcome": members.outcome,
         "policy_revision": policy_revision,
         "engine": engine,
@@ -357,3 +374,91 @@ def _hex(value: Any) -> bytes | None:
         return bytes.fromhex(value)
     except ValueError:
         return None
+
+
+# -- the v2 leaf: the body without input and result, which are content-addressed blobs ----------
+
+# Columns of audit_leaves derived from the leaf body (migration 0008), in insert order.
+LEAF_COLUMNS = (
+    "seq", "recorded_at", "kind", "decision_id", "app_id", "caller_key_id", "outcome",
+    "policy_revision", "engine", "key_id", "input_sha256", "result_sha256",
+)
+# Columns of audit_blobs derived from a blob: an input's and a result's facets.
+BLOB_FACETS = ("regulatory_tier", "sector", "models_allowed", "models_denied", "reason_codes",
+               "provenances_allowed")
+RESULT_EXCLUDED = ("audit", "decision_id")
+RESULT_EXCLUDED_SET = frozenset(RESULT_EXCLUDED)
+
+
+@dataclass(frozen=True, slots=True)
+class Blob:
+    """One content-addressed blob: SHA-256 of its RFC 8785 bytes, the bytes, its facets."""
+
+    sha256: bytes
+    data: bytes
+    facets: tuple[Any, ...]  # in BLOB_FACETS order
+
+
+@dataclass(frozen=True, slots=True)
+class LeafDraft:
+    """An entry prepared outside the log lock: the leaf body's members (``seq``,
+    ``recorded_at`` and ``key_id`` still to come), its blobs, and its derived columns."""
+
+    members: dict[str, Any]
+    blobs: tuple[Blob, ...]
+    columns: dict[str, Any]
+
+
+def _blob(value: Any, *, result: bool) -> Blob:
+    raw = value.value if isinstance(value, Canonical) else value
+    if result and isinstance(raw, dict) and RESULT_EXCLUDED_SET.intersection(raw):
+        encoded = canonical({k: v for k, v in raw.items() if k not in RESULT_EXCLUDED_SET})
+    else:  # DecisionMembers.result_blob is the blob already, bytes and all
+        encoded = value if isinstance(value, Canonical) else canonical(raw)
+    facets = blob_facets(result=encoded.value) if result else blob_facets(input_=encoded.value)
+    return Blob(hashlib.sha256(encoded.data).digest(), encoded.data, tuple(facets[n] for n in BLOB_FACETS))
+
+
+def draft_leaf(skeleton: Mapping[str, Any]) -> LeafDraft:
+    """Split a prepared entry (:func:`prepare_fields`, members canonicalised) into its leaf
+    members and blobs: ``input`` and ``result`` become ``input_sha256`` and ``result_sha256``
+    (hex SHA-256 of the RFC 8785 bytes; the result without ``decision_id`` and ``audit``)."""
+    members = {k: v for k, v in skeleton.items() if k not in ("input", "result")}
+    blobs: list[Blob] = []
+    digests: dict[str, str | None] = {}
+    for name, is_result in (("input", False), ("result", True)):
+        value = skeleton.get(name)
+        if value is None or (isinstance(value, Canonical) and value.value is None):
+            digests[name] = None
+            continue
+        blob = _blob(value, result=is_result)
+        blobs.append(blob)
+        digests[name] = blob.sha256.hex()
+    members["input_sha256"] = digests["input"]
+    members["result_sha256"] = digests["result"]
+    return LeafDraft(members=members, blobs=tuple(blobs), columns={})
+
+
+def leaf_columns(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The audit_leaves column values a leaf with this (parsed) body must have."""
+    return {
+        "seq": body.get("seq"),
+        "recorded_at": _time(body.get("recorded_at")),
+        "kind": body.get("kind"),
+        "decision_id": _uuid(body.get("decision_id")),
+        "app_id": _text(body.get("app_id")),
+        "caller_key_id": _text(body.get("caller_key_id")),
+        "outcome": _text(body.get("outcome")),
+        "policy_revision": _text(body.get("policy_revision")),
+        "engine": _text(body.get("engine")),
+        "key_id": _text(body.get("key_id")),
+        "input_sha256": _hex(body.get("input_sha256")),
+        "result_sha256": _hex(body.get("result_sha256")),
+    }
+
+
+def blob_facets(*, input_: Any = None, result: Any = None) -> dict[str, Any]:
+    """The facets of an input blob (tier, sector) or a result blob (models, reasons,
+    provenances), derived as :func:`queryable_columns` derives them from a v1 body."""
+    columns = queryable_columns({"input": input_, "result": result})
+    return {name: columns[name] for name in BLOB_FACETS}

@@ -1,15 +1,14 @@
-"""PostgreSQL store of the audit chain: append a batch in one transaction, read it back.
+"""PostgreSQL store of the audit trail: the v2 transparency log (written) and the v1 chain (kept).
 
-Durability contract (enforced here): a batch is appended in **one** transaction that
+The service appends to the v2 log (:meth:`AuditStore.append_batch`, ``audit/log.py``): a batch
+of leaves, its blobs, the new complete subtrees and **one signed checkpoint** in one
+transaction, after checking that the stored head is the newest checkpoint that verifies with a
+trusted key. Receipts exist only after the commit returned: no receipt, no decision.
 
-1. locks the single chain-head row (``SELECT … FOR UPDATE``): appends from every process are
-   serialised, so ``seq`` is contiguous from 1 (a database sequence would leave gaps);
-2. assigns ``seq``, ``recorded_at`` (never earlier than the head's) and ``prev_hash``, builds,
-   hashes and signs each entry (``audit/chain.py``);
-3. inserts the entries with their queryable columns, derived from the submitted fields before
-   the lock (the verifier derives them again from the signed bytes);
-4. moves the chain head to the last entry, and stores a signed checkpoint if one is due;
-5. commits. Receipts exist only after the commit returned: no receipt, no decision.
+The v1 hash chain (``audit_entries``) stays readable and verifiable; :meth:`append_v1_batch`
+still builds one (migration tests and fixtures): it locks the chain head, assigns ``seq``,
+``recorded_at`` and ``prev_hash``, hashes and signs each entry (``audit/chain.py``), inserts them
+with their derived columns, moves the head and stores a checkpoint if one is due.
 
 Any PostgreSQL or driver error rolls the whole batch back and surfaces as
 :class:`~audit.errors.AuditUnavailable` (fail closed; nothing is half-written).
@@ -38,9 +37,12 @@ from ._db import map_errors, sqlalchemy_url
 from .canonical import plain
 from .chain import Receipt, SignedEntry, build_entry
 from .checkpoints import CheckpointPolicy, SignedCheckpoint, build_checkpoint
-from .entry import ENTRY_COLUMNS, queryable_columns
+from .entry import ENTRY_COLUMNS, LeafDraft, queryable_columns
+from .log import LogHead, LogReceipt, append_leaves, read_head
 from .errors import AuditEntryInvalid, SchemaMismatch
 from .keys import Keyring, PublicKey, SigningKey
+from .tlog.note import Signer, Verifier
+from .trust import log_signer
 from .migrate import SELECT_SCHEMA_REVISION_SQL, head_revision
 from .snapshot import SELECT_HEAD_SQL, SELECT_KEYS_SQL, ChainHeadState, StoreSnapshot, head_state
 
@@ -95,6 +97,14 @@ def utc_now() -> datetime:
 @dataclass(frozen=True)
 class BatchResult:
     """What one appended batch produced, in submission order."""
+
+    outcomes: list[LogReceipt | AuditEntryInvalid]
+    checkpoint: str | None  # the batch's signed checkpoint note
+
+
+@dataclass(frozen=True)
+class V1BatchResult:
+    """What one batch appended to the v1 chain produced."""
 
     outcomes: list[Receipt | AuditEntryInvalid]
     checkpoint: SignedCheckpoint | None
@@ -203,12 +213,39 @@ class AuditStore:
 
     def append_batch(
         self,
+        drafts: Sequence[LeafDraft],
+        *,
+        key: SigningKey,
+        trusted: Sequence[Verifier],
+        signer: Signer | None = None,
+    ) -> BatchResult:
+        """Append prepared leaves (``entry.draft_leaf``) to the v2 log in one transaction, with
+        one checkpoint signed by ``key`` (``audit/log.py``).
+
+        Returns a receipt per entry, or the :class:`AuditEntryInvalid` that kept that one entry
+        out (the others are appended). Raises :class:`AuditUnavailable` if the transaction did
+        not commit (then nothing of the batch was recorded), :class:`LogStateMismatch` if the
+        stored head is not the newest checkpoint verified with ``trusted``.
+        """
+        signer = signer or log_signer(key, self.log_origin())
+        with self._connection("appending audit entries") as conn:
+            outcomes = append_leaves(conn, drafts, signer=signer, key_id=key.key_id, trusted=trusted,
+                                     now=self._clock())
+            conn.commit()  # only now do receipts mean anything
+        return BatchResult(outcomes=outcomes, checkpoint=next(
+            (o.checkpoint for o in outcomes if isinstance(o, LogReceipt)), None))
+
+    def append_v1_batch(
+        self,
         skeletons: Sequence[Mapping[str, Any]],
         *,
         key: SigningKey,
         checkpoints: CheckpointPolicy | None = None,
-    ) -> BatchResult:
-        """Append prepared entries (``entry.prepare_fields``) in one transaction.
+    ) -> V1BatchResult:
+        """Append prepared entries to the **v1** hash chain (``audit_entries``) in one transaction.
+
+        Legacy: the service writes the v2 log (:meth:`append_batch`). Kept so that a v1 chain
+        can still be built (migration tests, fixtures) and verified.
 
         Returns a receipt per entry, or the :class:`AuditEntryInvalid` that kept that one entry
         out (the others are appended). Raises :class:`AuditUnavailable` if the transaction did
@@ -263,7 +300,16 @@ class AuditStore:
                         )
             # (5) commit; only now do receipts mean anything.
             conn.commit()
-        return BatchResult(outcomes=outcomes, checkpoint=checkpoint)
+        return V1BatchResult(outcomes=outcomes, checkpoint=checkpoint)
+
+    def log_origin(self) -> str:
+        """The v2 log's origin (the checkpoints' first line and the signing key's name)."""
+        with self._connection("reading the log origin") as conn:
+            return read_head(conn).origin
+
+    def log_head(self) -> LogHead:
+        with self._connection("reading the log head") as conn:
+            return read_head(conn)
 
     def checkpoint(
         self, *, key: SigningKey, policy: CheckpointPolicy | None = None, force: bool = False

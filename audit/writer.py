@@ -1,16 +1,17 @@
-"""The batching writer: group commit of audit entries, fail closed.
+"""The batching writer: group commit of audit entries to the v2 log, fail closed.
 
 Callers submit entry fields from any thread (:meth:`AuditWriter.append`, blocking) or from
-asyncio (:meth:`AuditWriter.append_async`). One background thread collects submissions for up
-to ``max_wait`` seconds or ``max_batch`` entries, appends them in **one** transaction
+asyncio (:meth:`AuditWriter.append_async`). Submitting prepares the leaf outside any lock (the
+members canonicalised, input and result split off as blobs: ``entry.draft_leaf``). One
+background thread takes what is queued (up to ``max_batch``; no waiting window unless
+``max_wait`` is set), appends it in **one** transaction with one signed checkpoint
 (``AuditStore.append_batch``), and only after that transaction committed resolves each caller's
-future with its :class:`~audit.chain.Receipt`. If the batch fails (PostgreSQL down, commit
-refused) every caller of that batch gets :class:`~audit.errors.AuditUnavailable` and nothing of
-the batch is recorded. A caller never gets a receipt for an entry that is not durable.
+future with its receipt (entry, leaf hash, checkpoint, inclusion proof). If the batch fails
+(PostgreSQL down, commit refused, stored head not the newest trusted checkpoint) every caller
+of that batch gets :class:`~audit.errors.AuditUnavailable` and nothing of the batch is
+recorded. A caller never gets a receipt for an entry that is not durable.
 
-While idle the thread also signs a checkpoint when one is due by time, and periodically makes
-sure next months' partitions exist. :meth:`close` stops taking submissions, flushes what is
-queued, and joins the thread.
+:meth:`close` stops taking submissions, flushes what is queued, and joins the thread.
 """
 
 from __future__ import annotations
@@ -25,12 +26,16 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from .chain import Receipt, encode_members
-from .checkpoints import CheckpointPolicy, SignedCheckpoint, write_checkpoint_file
-from .entry import prepare_fields
+from .chain import encode_members
+from .checkpoints import CheckpointPolicy
+from .entry import LeafDraft, draft_leaf, prepare_fields
 from .errors import AuditError, AuditUnavailable, WriterClosed
 from .keys import SigningKey
+from .log import LogReceipt as Receipt
+from .log import LogStateMismatch
 from .store import AuditStore
+from .tlog.note import Signer, Verifier
+from .trust import log_signer, trusted_verifiers
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +55,14 @@ class WriterStats:
     rejected_entries: int = 0
     checkpoints: int = 0
     last_batch_size: int = 0
+    refused_batches: int = 0  # the stored head was not the newest trusted checkpoint
 
 
 @dataclass
 class _Pending:
     """One queued entry and who waits for it: a thread (``loop`` is None) or an event loop."""
 
-    skeleton: dict[str, Any]
+    skeleton: LeafDraft
     future: Future[Receipt] | asyncio.Future[Receipt]
     loop: asyncio.AbstractEventLoop | None = None
 
@@ -73,8 +79,12 @@ class AuditWriter:
     :param store: where entries go.
     :param key: the signing key, loaded once (``keys.load_signing_key``).
     :param max_batch: most entries per transaction.
-    :param max_wait: seconds to keep collecting after the first entry of a batch arrived.
-    :param checkpoints: when to sign checkpoints and where to export them; ``None`` disables.
+    :param max_wait: seconds to keep collecting after the first entry of a batch arrived; 0 (the
+        default): no window, a batch is what is queued when the thread gets to it.
+    :param checkpoints: only its ``export_path`` is used: the newest signed checkpoint note is
+        written there after each batch (every batch signs one checkpoint in its transaction).
+    :param trusted: the verifier keys whose checkpoints the writer accepts as the stored head
+        (default: ``audit.trust.trusted_verifiers`` of the keys registered, its own included).
     :param max_queue: submissions waiting at most; beyond it :meth:`submit` raises
         :class:`AuditUnavailable` at once (back-pressure instead of unbounded memory).
     :param check_schema: refuse to start unless the schema is at the expected revision.
@@ -88,11 +98,12 @@ class AuditWriter:
         *,
         key: SigningKey,
         max_batch: int = 256,
-        max_wait: float = 0.005,
+        max_wait: float = 0.0,
         checkpoints: CheckpointPolicy | None = None,
         max_queue: int = 10_000,
         check_schema: bool = True,
         on_batch: Callable[[int], None] | None = None,
+        trusted: Sequence[Verifier] | None = None,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
@@ -110,7 +121,9 @@ class AuditWriter:
         self._accepting = False
         self._lock = threading.Lock()
         self.stats = WriterStats()
-        self.last_checkpoint: SignedCheckpoint | None = None
+        self.last_checkpoint: str | None = None
+        self._trusted = trusted
+        self._signer: Signer | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -125,6 +138,10 @@ class AuditWriter:
             if self._check_schema:
                 self._store.check_schema()
             self._store.register_key(self._key.public)
+            origin = self._store.log_origin()
+            self._signer = log_signer(self._key, origin)
+            if self._trusted is None:
+                self._trusted = trusted_verifiers(self._store.list_keys(), origin)
             self._ensure_partitions()
             self._accepting = True
             self._thread = threading.Thread(
@@ -165,7 +182,7 @@ class AuditWriter:
         :class:`WriterClosed` / :class:`AuditUnavailable` when nothing can be queued.
         """
         future: Future[Receipt] = Future()
-        self._enqueue(_Pending(encode_members(prepare_fields(fields)), future))
+        self._enqueue(_Pending(draft_leaf(encode_members(prepare_fields(fields))), future))
         return future
 
     def _enqueue(self, pending: _Pending) -> None:
@@ -197,7 +214,7 @@ class AuditWriter:
         ``call_soon_threadsafe`` (one wake-up per batch rather than one per entry)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Receipt] = loop.create_future()
-        self._enqueue(_Pending(encode_members(prepare_fields(fields)), future, loop))
+        self._enqueue(_Pending(draft_leaf(encode_members(prepare_fields(fields))), future, loop))
         return await future
 
     # -- the writer thread ---------------------------------------------------------------------
@@ -211,9 +228,8 @@ class AuditWriter:
                 next_partition_check = time.monotonic() + PARTITION_CHECK_SECONDS
                 self._ensure_partitions()
             try:
-                first = self._queue.get(timeout=self._idle_timeout())
+                first = self._queue.get(timeout=PARTITION_CHECK_SECONDS)
             except queue.Empty:
-                self._idle_checkpoint()
                 continue
             if first is _STOP:
                 return
@@ -245,11 +261,14 @@ class AuditWriter:
         if not live:
             return
         try:
+            assert self._trusted is not None
             result = self._store.append_batch(
-                [p.skeleton for p in live], key=self._key, checkpoints=self._checkpoints
+                [p.skeleton for p in live], key=self._key, trusted=self._trusted, signer=self._signer
             )
         except AuditError as exc:
             self.stats.failed_batches += 1
+            if isinstance(exc, LogStateMismatch):
+                self.stats.refused_batches += 1
             log.error("audit batch of %d entries not recorded: %s", len(live), exc)
             error = exc if isinstance(exc, AuditUnavailable) else AuditUnavailable(str(exc))
             _settle(live, [error] * len(live))
@@ -270,32 +289,18 @@ class AuditWriter:
         if result.checkpoint is not None:
             self._published(result.checkpoint)
 
-    def _idle_timeout(self) -> float | None:
-        if self._checkpoints is None:
-            return PARTITION_CHECK_SECONDS
-        return max(0.05, min(self._checkpoints.every_seconds, PARTITION_CHECK_SECONDS))
-
-    def _idle_checkpoint(self) -> None:
-        if self._checkpoints is None:
-            return
-        try:
-            checkpoint = self._store.checkpoint(key=self._key, policy=self._checkpoints)
-        except AuditError as exc:
-            log.warning("could not sign a checkpoint: %s", exc)
-            return
-        if checkpoint is not None:
-            self._published(checkpoint)
-
-    def _published(self, checkpoint: SignedCheckpoint) -> None:
+    def _published(self, note: str) -> None:
         self.stats.checkpoints += 1
-        self.last_checkpoint = checkpoint
+        self.last_checkpoint = note
         path = self._checkpoints.export_path if self._checkpoints else None
         if path is None:
             return
         try:
-            write_checkpoint_file(path, checkpoint)
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(note, encoding="utf-8")
+            tmp.replace(path)  # atomic: a reader sees the old note or the new one
         except OSError as exc:
-            log.error("could not export checkpoint %d to %s: %s", checkpoint.seq, path, exc)
+            log.error("could not export the checkpoint to %s: %s", path, exc)
 
     def _ensure_partitions(self) -> None:
         try:

@@ -1,0 +1,307 @@
+"""The v2 log in PostgreSQL: append a batch of leaves with its signed checkpoint in one
+transaction; read leaves, blobs, checkpoints, tiles and proofs back.
+
+Appending (:func:`append_leaves`, called by ``AuditStore.append_batch``) in one transaction:
+
+1. lock the head row (``audit_tlog_head … FOR UPDATE``); the same statement reads the newest
+   stored checkpoint, the highest stored seq and the v1 chain head;
+2. refuse (:class:`LogStateMismatch`, a 503) unless the stored head — size, root, frontier, the
+   leaves actually stored — equals the newest checkpoint, and that checkpoint's note verifies
+   with a trusted key: the writer never signs over a tree it did not verify;
+3. build the leaves (seq, recorded_at, key_id spliced into the prepared members), hash them,
+   grow the frontier; the first leaf ever is a ``v1_head`` leaf recording the v1 chain head;
+4. insert the blobs (``ON CONFLICT DO NOTHING``: each distinct one is stored once), the leaves,
+   the complete subtrees at levels 8, 16, … (the tlog-tiles above level 0), one signed
+   checkpoint, and move the head;
+5. commit. Receipts (with inclusion proofs against that checkpoint, computed from the old
+   frontier and the batch, no reads) exist only after the commit returned.
+
+Storage of the tree: level-0 tiles are the leaves' ``leaf_hash``; ``audit_tlog_nodes`` holds the
+hashes of tiles 1, 2, … (one row per 256 leaves, per 65,536, …). Any node is in a tile or the
+fold of at most 128 hashes of one tile, so a proof reads ⌈log₂(n)/8⌉ + 1 tiles at most, each
+one index range scan (:class:`StoredTiles`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+import psycopg
+
+from .canonical import canonical_bytes, format_time, plain
+from .entry import STANDARD_FIELDS, LeafDraft, leaf_columns
+from .errors import AuditEntryInvalid, AuditUnavailable
+from .tlog.checkpoint import Checkpoint, sign_checkpoint, open_checkpoint
+from .tlog.errors import TlogError
+from .tlog.merkle import Frontier, HashReader, Node, inclusion_proof, leaf_hash, node_hash
+from .tlog.note import Signer, Verifier
+from .tlog.tiles import TILE_HEIGHT, TILE_WIDTH, Tile, TileHashReader
+
+log = logging.getLogger(__name__)
+
+__all__ = ["LogHead", "LogReceipt", "LogStateMismatch", "StoredTiles", "append_leaves", "read_head"]
+
+_NUL_ESCAPE = b"\\u0000"
+
+SELECT_HEAD_FOR_APPEND_SQL = (
+    "SELECT h.origin, h.size, h.root, h.frontier, h.recorded_at, "
+    "(SELECT max(seq) FROM audit_leaves), c.size, c.root, c.note, v.seq, v.head_hash "
+    "FROM audit_tlog_head h "
+    "LEFT JOIN LATERAL (SELECT size, root, note FROM audit_tlog_checkpoints ORDER BY size DESC LIMIT 1) c ON true "
+    "LEFT JOIN audit_chain_head v ON v.id = 1 "
+    "WHERE h.id = 1 FOR UPDATE OF h"
+)
+SELECT_HEAD_SQL = "SELECT origin, size, root, frontier, recorded_at FROM audit_tlog_head WHERE id = 1"
+INSERT_BLOB_SQL = (
+    "INSERT INTO audit_blobs (sha256, data, regulatory_tier, sector, models_allowed, models_denied, "
+    "reason_codes, provenances_allowed) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (sha256) DO NOTHING"
+)
+INSERT_LEAF_SQL = (
+    "INSERT INTO audit_leaves (seq, recorded_at, kind, decision_id, app_id, caller_key_id, outcome, "
+    "policy_revision, engine, key_id, input_sha256, result_sha256, leaf_hash, body) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+)
+INSERT_NODE_SQL = "INSERT INTO audit_tlog_nodes (level, idx, hash) VALUES (%s, %s, %s)"
+INSERT_CHECKPOINT_SQL = (
+    "INSERT INTO audit_tlog_checkpoints (size, root, note, created_at) VALUES (%s, %s, %s, %s)"
+)
+UPDATE_HEAD_SQL = "UPDATE audit_tlog_head SET size = %s, root = %s, frontier = %s, recorded_at = %s WHERE id = 1"
+LEAF_TILE_SQL = (
+    "SELECT coalesce(string_agg(leaf_hash, ''::bytea ORDER BY seq), ''::bytea) FROM audit_leaves "
+    "WHERE seq > %s AND seq <= %s"
+)
+NODE_TILE_SQL = (
+    "SELECT coalesce(string_agg(hash, ''::bytea ORDER BY idx), ''::bytea) FROM audit_tlog_nodes "
+    "WHERE level = %s AND idx >= %s AND idx < %s"
+)
+
+
+class LogStateMismatch(AuditUnavailable):
+    """The stored head is not what the newest trusted checkpoint says: a leaf or head written
+    around the writer, or a rolled-back tail. The writer refuses to extend the tree."""
+
+
+@dataclass(frozen=True)
+class LogHead:
+    origin: str
+    size: int
+    root: bytes
+    frontier: Frontier
+    recorded_at: datetime | None
+
+
+def read_head(conn: psycopg.Connection[Any]) -> LogHead:
+    row = conn.execute(SELECT_HEAD_SQL).fetchone()
+    if row is None:
+        raise AuditUnavailable("audit_tlog_head has no row: run `clearance db upgrade`")
+    return LogHead(row[0], int(row[1]), bytes(row[2]), Frontier.from_bytes(bytes(row[3])), row[4])
+
+
+@dataclass(frozen=True)
+class LogReceipt:
+    """What a caller gets once its leaf has committed: the decision's ``audit`` field
+    (``audit.tlog.receipt.Receipt`` form, checked by ``verify_receipt``)."""
+
+    seq: int
+    leaf_hash: str
+    recorded_at: str
+    entry: dict[str, Any]
+    checkpoint: str
+    inclusion_proof: tuple[str, ...]
+    decision_id: str | None = field(default=None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq, "leaf_hash": self.leaf_hash, "recorded_at": self.recorded_at,
+                "entry": self.entry, "checkpoint": self.checkpoint,
+                "inclusion_proof": list(self.inclusion_proof)}
+
+
+class _BatchTree:
+    """The nodes a batch's inclusion proofs need, from the old frontier and the new leaves.
+
+    Every sibling on the path of a new leaf is either a frontier node (a maximal complete
+    subtree of the old tree) or made of new leaves and frontier nodes, so no read is needed.
+    """
+
+    def __init__(self, old: Frontier, leaves: Sequence[bytes]) -> None:
+        self._memo: dict[tuple[int, int], bytes] = dict(zip(((n.level, n.index) for n in old.nodes),
+                                                             old.hashes, strict=True))
+        self._start = old.size
+        self._leaves = leaves
+
+    def _hash(self, level: int, index: int) -> bytes:
+        key = (level, index)
+        found = self._memo.get(key)
+        if found is None:
+            if level == 0:
+                found = self._leaves[index - self._start]
+            else:
+                found = node_hash(self._hash(level - 1, 2 * index), self._hash(level - 1, 2 * index + 1))
+            self._memo[key] = found
+        return found
+
+    def read_hashes(self, nodes: Sequence[Node]) -> list[bytes]:
+        return [self._hash(n.level, n.index) for n in nodes]
+
+
+class StoredTiles:
+    """A :class:`HashReader` over the stored tree (tiles read from PostgreSQL)."""
+
+    def __init__(self, conn: psycopg.Connection[Any], size: int) -> None:
+        self._conn = conn
+        self._reader = TileHashReader(self.tile, size=size)
+
+    def tile(self, tile: Tile) -> bytes:
+        """The bytes of a hash tile (full or partial) as stored."""
+        first = tile.index * TILE_WIDTH
+        if tile.level == 0:
+            row = self._conn.execute(LEAF_TILE_SQL, (first, first + tile.width)).fetchone()
+        else:
+            row = self._conn.execute(NODE_TILE_SQL, (TILE_HEIGHT * (tile.level or 0), first,
+                                                     first + tile.width)).fetchone()
+        return bytes(row[0]) if row else b""
+
+    def read_hashes(self, nodes: Sequence[Node]) -> Sequence[bytes]:
+        return self._reader.read_hashes(nodes)
+
+
+def _checked_head(row: Sequence[Any], trusted: Sequence[Verifier]) -> tuple[LogHead, int, bytes]:
+    """Step 2: the head, after checking it is the newest trusted checkpoint; also the v1 head."""
+    origin, size, root, frontier_bytes, recorded_at, max_seq, c_size, c_root, note, v1_seq, v1_hash = row
+    head = LogHead(origin, int(size), bytes(root), Frontier.from_bytes(bytes(frontier_bytes)), recorded_at)
+    stored = int(max_seq or 0)
+    problems = []
+    if stored != head.size:
+        problems.append(f"the leaves stored end at seq {stored}, the head says size {head.size}")
+    if head.frontier.size != head.size or head.frontier.root() != head.root:
+        problems.append(f"the head's frontier (size {head.frontier.size}) does not give its root")
+    if note is None:
+        if head.size != 0:
+            problems.append(f"no checkpoint is stored for a head of size {head.size}")
+    else:
+        try:
+            signed = open_checkpoint(note, trusted, origin=head.origin)
+        except TlogError as exc:
+            problems.append(f"the newest checkpoint (size {c_size}) does not verify with a trusted key: {exc}")
+        else:
+            if (signed.size, signed.root_hash) != (head.size, head.root) or int(c_size) != head.size \
+                    or bytes(c_root) != head.root:
+                problems.append(f"the newest trusted checkpoint is of size {signed.size}, the head of size "
+                                f"{head.size}")
+    if problems:
+        message = "the audit log refuses to append: " + "; ".join(problems)
+        log.error(message)
+        raise LogStateMismatch(message)
+    return head, int(v1_seq or 0), bytes(v1_hash) if v1_hash is not None else bytes(32)
+
+
+def _leaf_body(members: Mapping[str, Any], *, seq: int, recorded_at: str, key_id: str) -> bytes:
+    body = dict(members)
+    body["seq"] = seq
+    body["recorded_at"] = recorded_at
+    body["key_id"] = key_id
+    data = canonical_bytes(body)
+    if _NUL_ESCAPE in data:
+        raise AuditEntryInvalid("an entry field contains a NUL character (\\u0000), which the log refuses")
+    return data
+
+
+def v1_head_members(v1_seq: int, v1_hash: bytes) -> dict[str, Any]:
+    """The first v2 leaf: it links the v2 log to the v1 chain's last entry."""
+    body: dict[str, Any] = dict.fromkeys(STANDARD_FIELDS)
+    body.pop("input")
+    body.pop("result")
+    return body | {"kind": "v1_head", "v1_head": {"seq": v1_seq, "entry_hash": v1_hash.hex()},
+                   "input_sha256": None, "result_sha256": None}
+
+
+def append_leaves(
+    conn: psycopg.Connection[Any],
+    drafts: Sequence[LeafDraft],
+    *,
+    signer: Signer,
+    key_id: str,
+    trusted: Sequence[Verifier],
+    now: datetime,
+) -> list[LogReceipt | AuditEntryInvalid]:
+    """Steps 1–4 on ``conn`` (the caller commits). One outcome per draft."""
+    with conn.cursor() as cur:
+        cur.execute(SELECT_HEAD_FOR_APPEND_SQL)
+        row = cur.fetchone()
+        if row is None:
+            raise AuditUnavailable("audit_tlog_head has no row: run `clearance db upgrade`")
+        head, v1_seq, v1_hash = _checked_head(row, trusted)
+        moment = max(now, head.recorded_at) if head.recorded_at else now
+        recorded_at = format_time(moment)
+        seq = head.size
+        bodies: list[bytes] = []
+        rows: list[tuple[Any, ...]] = []
+        outcomes: list[LogReceipt | AuditEntryInvalid | int] = []
+        blobs: dict[bytes, tuple[Any, ...]] = {}
+        todo: list[tuple[LeafDraft | None, Mapping[str, Any]]] = [(d, d.members) for d in drafts]
+        if seq == 0:
+            todo.insert(0, (None, v1_head_members(v1_seq, v1_hash)))
+        for draft, members in todo:
+            try:
+                data = _leaf_body(members, seq=seq + 1, recorded_at=recorded_at, key_id=key_id)
+            except AuditEntryInvalid as exc:
+                outcomes.append(exc)
+                continue
+            seq += 1
+            columns = leaf_columns({**_plain_columns(members), "seq": seq, "recorded_at": recorded_at,
+                                    "key_id": key_id})
+            hash_ = leaf_hash(data)
+            bodies.append(data)
+            rows.append((*columns.values(), hash_, data))
+            if draft is not None:
+                outcomes.append(len(bodies) - 1)
+                for blob in draft.blobs:
+                    blobs.setdefault(blob.sha256, (blob.sha256, blob.data, *blob.facets))
+        if not bodies:
+            return [o for o in outcomes if not isinstance(o, int)]  # type: ignore[misc]
+        hashes = [bytes(r[-2]) for r in rows]
+        grown: list[tuple[Node, bytes]] = []
+        frontier = head.frontier.grow(hashes, nodes=grown)
+        root = frontier.root()
+        note = sign_checkpoint(Checkpoint(head.origin, frontier.size, root), [signer])
+        if blobs:
+            cur.executemany(INSERT_BLOB_SQL, [blobs[k] for k in sorted(blobs)])
+        cur.executemany(INSERT_LEAF_SQL, rows)
+        tiles = [(n.level, n.index, h) for n, h in grown if n.level and n.level % TILE_HEIGHT == 0]
+        if tiles:
+            cur.executemany(INSERT_NODE_SQL, tiles)
+        cur.execute(INSERT_CHECKPOINT_SQL, (frontier.size, root, note, moment))
+        cur.execute(UPDATE_HEAD_SQL, (frontier.size, root, frontier.to_bytes(), moment))
+    tree = _BatchTree(head.frontier, hashes)
+    out: list[LogReceipt | AuditEntryInvalid] = []
+    first = head.size + 1
+    for outcome in outcomes:
+        if isinstance(outcome, int):  # its index among the batch's leaves
+            out.append(_receipt(first + outcome, bodies, hashes, first, note, tree, frontier.size))
+        else:
+            out.append(outcome)
+    return out
+
+
+def _receipt(seq: int, bodies: list[bytes], hashes: list[bytes], first: int, note: str,
+             tree: _BatchTree, size: int) -> LogReceipt:
+    at = seq - first
+    entry = orjson.loads(bodies[at])
+    proof = inclusion_proof(tree, index=seq - 1, size=size)
+    return LogReceipt(seq=seq, leaf_hash=hashes[at].hex(), recorded_at=entry["recorded_at"], entry=entry,
+                      checkpoint=note, inclusion_proof=tuple(h.hex() for h in proof),
+                      decision_id=entry.get("decision_id"))
+
+
+def _plain_columns(members: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: plain(members.get(k)) for k in ("kind", "decision_id", "app_id", "caller_key_id", "outcome",
+                                               "policy_revision", "engine", "input_sha256", "result_sha256")}
+
+
+def proof_reader(conn: psycopg.Connection[Any], size: int) -> HashReader:
+    return StoredTiles(conn, size)

@@ -1,0 +1,77 @@
+"""The v2 log as the writer builds it: leaves, blobs, subtrees, one checkpoint per batch, receipts."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from audit import AuditStore, AuditWriter, LogStateMismatch, SigningKey
+from audit.tlog import MemoryTree, verify_receipt
+from audit.tlog.errors import ReceiptVerificationError
+from audit.tlog.leaf import blob_sha256, result_blob
+from audit.trust import log_verifier
+
+from .helpers import decision_fields, libpq
+
+
+def _trusted(store: AuditStore, key: SigningKey) -> list:
+    return [log_verifier(key.public, store.log_origin())]
+
+
+def test_receipts_verify_offline_with_the_pinned_key(store: AuditStore, signing_key: SigningKey) -> None:
+    with AuditWriter(store, key=signing_key) as writer:
+        fields = [decision_fields(i) for i in range(5)]
+        receipts = [writer.append(f) for f in fields]
+    trusted = _trusted(store, signing_key)
+    for fields_, receipt in zip(fields, receipts, strict=True):
+        decision = fields_["result"]
+        signed = verify_receipt(receipt.to_dict(), trusted_keys=trusted, decision=decision)
+        assert signed.size >= receipt.seq
+        assert receipt.entry["result_sha256"] == blob_sha256(result_blob(decision))
+        assert receipt.entry["input_sha256"] == blob_sha256(fields_["input"])
+        assert "input" not in receipt.entry and "prev_hash" not in receipt.entry
+    # seq 1 is the leaf that records the v1 head (empty here)
+    assert receipts[0].seq == 2
+    other = SigningKey.generate()
+    with pytest.raises(ReceiptVerificationError):
+        verify_receipt(receipts[0].to_dict(), trusted_keys=_trusted(store, other))
+
+
+def test_blobs_are_stored_once_and_the_tree_matches(store: AuditStore, signing_key: SigningKey) -> None:
+    same = decision_fields(1)
+    with AuditWriter(store, key=signing_key, max_batch=7) as writer:
+        futures = [writer.submit({**same, "decision_id": decision_fields(1)["decision_id"]}) for _ in range(300)]
+        receipts = [f.result(30) for f in futures]
+    with psycopg.connect(libpq(str(store.engine.url))) as conn:
+        assert conn.execute("SELECT count(*) FROM audit_blobs").fetchone()[0] == 2
+        hashes = [bytes(r[0]) for r in conn.execute("SELECT leaf_hash FROM audit_leaves ORDER BY seq")]
+        size, root = conn.execute("SELECT size, root FROM audit_tlog_head").fetchone()
+        nodes = conn.execute("SELECT level, idx, hash FROM audit_tlog_nodes").fetchall()
+        checkpoints = conn.execute("SELECT count(*) FROM audit_tlog_checkpoints").fetchone()[0]
+    tree = MemoryTree(hashes)
+    assert size == 301 and bytes(root) == tree.root()
+    assert [(lvl, i) for lvl, i, _ in nodes] == [(8, 0)]
+    assert bytes(nodes[0][2]) == tree.read_hashes([__import__("audit.tlog.merkle", fromlist=["Node"]).Node(8, 0)])[0]
+    assert checkpoints == len({r.checkpoint for r in receipts})
+
+
+def test_writer_refuses_a_head_not_matching_the_trusted_checkpoint(store: AuditStore, signing_key: SigningKey) -> None:
+    with AuditWriter(store, key=signing_key) as writer:
+        writer.append(decision_fields(0))
+    with psycopg.connect(libpq(str(store.engine.url))) as conn:
+        conn.execute("ALTER TABLE audit_leaves DISABLE TRIGGER audit_append_only")
+        conn.execute("INSERT INTO audit_leaves SELECT seq + 1, recorded_at, kind, decision_id, app_id, caller_key_id, "
+                     "outcome, policy_revision, engine, key_id, input_sha256, result_sha256, leaf_hash, body "
+                     "FROM audit_leaves WHERE seq = 2")
+    with AuditWriter(store, key=signing_key) as writer:
+        with pytest.raises(LogStateMismatch, match="leaves stored end at seq 3"):
+            writer.append(decision_fields(1))
+        assert writer.stats.refused_batches == 1
+
+
+def test_writer_refuses_a_checkpoint_signed_by_an_untrusted_key(store: AuditStore, signing_key: SigningKey) -> None:
+    with AuditWriter(store, key=signing_key) as writer:
+        writer.append(decision_fields(0))
+    with AuditWriter(store, key=SigningKey.generate(), trusted=_trusted(store, SigningKey.generate())) as writer:
+        with pytest.raises(LogStateMismatch, match="does not verify with a trusted key"):
+            writer.append(decision_fields(1))
