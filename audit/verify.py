@@ -95,9 +95,11 @@ class VerificationResult:
     from_seq: int = 1
     to_seq: int | None = None
     checkpoints_checked: int = 0
+    log: str = "v1"  # which log the seqs are of: the v1 chain or the v2 transparency log
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "log": self.log,
             "valid": self.valid,
             "checked": self.checked,
             "first_bad_seq": self.first_bad_seq,

@@ -1,0 +1,169 @@
+"""Verification of the v2 log: every tampering is caught with its seq, with pinned keys only."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from audit import AuditStore, AuditWriter, SigningKey
+from audit.entry import prepare_fields
+from audit.chain import encode_members
+from audit.logverify import verify_log, verify_trail
+from audit.tlog import Checkpoint, MemoryTree, leaf_hash, sign_checkpoint
+from audit.trust import log_signer, log_verifier
+
+from .helpers import decision_fields, libpq
+
+
+@pytest.fixture
+def log(store: AuditStore, signing_key: SigningKey) -> Iterator[AuditStore]:
+    """Three v1 entries, then a v2 log of 1 + 12 leaves, one leaf per batch."""
+    store.append_v1_batch([encode_members(prepare_fields(decision_fields(i))) for i in range(3)], key=signing_key)
+    with AuditWriter(store, key=signing_key) as writer:
+        for i in range(12):
+            writer.append(decision_fields(i))
+    yield store
+
+
+def _trusted(store: AuditStore, key: SigningKey) -> list:
+    return [log_verifier(key.public, store.log_origin())]
+
+
+def _sql(store: AuditStore, *statements: str) -> list:
+    out = []
+    with psycopg.connect(libpq(str(store.engine.url)), autocommit=True) as conn:
+        for table in ("audit_leaves", "audit_blobs", "audit_tlog_nodes", "audit_tlog_checkpoints", "audit_entries"):
+            conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+        conn.execute("ALTER TABLE audit_tlog_head DISABLE TRIGGER USER")
+        for statement in statements:
+            cur = conn.execute(statement)
+            out.append(cur.fetchall() if cur.description else None)
+    return out
+
+
+def _check(store: AuditStore, key: SigningKey, **options):
+    return verify_trail(store, trusted=_trusted(store, key), **options)
+
+
+def test_a_log_built_by_the_writer_verifies_with_its_v1_link(log: AuditStore, signing_key: SigningKey) -> None:
+    result = _check(log, signing_key)
+    assert result.valid, result.reason
+    assert (result.log, result.checked, result.checkpoints_checked) == ("v2", 13, 12)
+    (rows,) = _sql(log, "SELECT convert_from(body, 'UTF8')::jsonb -> 'v1_head' FROM audit_leaves WHERE seq = 1")
+    assert rows[0][0]["seq"] == 3
+    ranged = verify_log(log, trusted=_trusted(log, signing_key), from_seq=5, to_seq=9)
+    assert ranged.valid and ranged.checked == 5
+
+
+def test_a_key_present_only_in_the_database_is_not_trusted(log: AuditStore, signing_key: SigningKey) -> None:
+    result = _check(log, SigningKey.generate())
+    assert (result.valid, result.check, result.first_bad_seq) == (False, "checkpoint_key", 1)
+
+
+@pytest.mark.parametrize(("statement", "check", "seq"), [
+    ("UPDATE audit_leaves SET body = convert_to(replace(convert_from(body, 'UTF8'), 'app-', 'app_'), 'UTF8') "
+     "WHERE seq = 6", "leaf_hash", 6),
+    ("UPDATE audit_leaves SET app_id = 'someone-else' WHERE seq = 7", "column", 7),
+    ("UPDATE audit_leaves SET outcome = 'allow' WHERE seq = 2", "column", 2),
+    ("DELETE FROM audit_leaves WHERE seq = 8", "missing", 8),
+    ("UPDATE audit_blobs SET models_allowed = '{gpt-9}' WHERE sha256 = (SELECT result_sha256 FROM audit_leaves "
+     "WHERE seq = 4)", "column", 3),  # seq 3 is the first to use that result
+    ("UPDATE audit_blobs SET data = convert_to('{}', 'UTF8') WHERE sha256 = (SELECT input_sha256 FROM audit_leaves "
+     "WHERE seq = 3)", "blob", 3),
+    ("UPDATE audit_leaves SET recorded_at = recorded_at - interval '1 day' WHERE seq = 5", "column", 5),
+    ("DELETE FROM audit_tlog_checkpoints WHERE size = 13", "checkpoint", 13),
+])
+def test_each_tampering_is_named_with_its_seq(log: AuditStore, signing_key: SigningKey, statement: str,
+                                              check: str, seq: int) -> None:
+    _sql(log, statement)
+    result = _check(log, signing_key)
+    assert (result.valid, result.check, result.first_bad_seq) == (False, check, seq), result.reason
+
+
+def _rewrite_leaf(store: AuditStore, seq: int, new_body: bytes) -> None:
+    _sql(store, f"UPDATE audit_leaves SET body = '\\x{new_body.hex()}'::bytea, "
+                f"leaf_hash = '\\x{leaf_hash(new_body).hex()}'::bytea WHERE seq = {seq}")
+
+
+def test_a_body_rewritten_with_its_leaf_hash_breaks_the_signed_root(log: AuditStore, signing_key: SigningKey) -> None:
+    (rows,) = _sql(log, "SELECT body FROM audit_leaves WHERE seq = 9")
+    body = bytes(rows[0][0]).replace(b'"ak_', b'"xk_')
+    assert body != bytes(rows[0][0])
+    _rewrite_leaf(log, 9, body)
+    _sql(log, "UPDATE audit_leaves SET caller_key_id = replace(caller_key_id, 'ak_', 'xk_') WHERE seq = 9")
+    result = _check(log, signing_key)
+    assert (result.valid, result.check, result.first_bad_seq) == (False, "checkpoint", 9), result.reason
+
+
+def test_a_tail_resigned_with_an_unpinned_key_is_refused(log: AuditStore, signing_key: SigningKey) -> None:
+    """An insider rewrites leaf 10, rebuilds the tree and re-signs every later checkpoint with a
+    key of their own (and registers it in the database): only pinned keys count."""
+    (rows, head) = _sql(log, "SELECT leaf_hash, body FROM audit_leaves ORDER BY seq",
+                        "SELECT origin FROM audit_tlog_head")
+    hashes = [bytes(r[0]) for r in rows]
+    forged = bytes(rows[9][1]).replace(b"ak_", b"xk_")
+    hashes[9] = leaf_hash(forged)
+    _rewrite_leaf(log, 10, forged)
+    intruder = SigningKey.generate()
+    log.register_key(intruder.public)
+    signer = log_signer(intruder, head[0][0])
+    tree = MemoryTree(hashes)
+    statements = ["UPDATE audit_leaves SET caller_key_id = replace(caller_key_id, 'ak_', 'xk_') WHERE seq = 10"]
+    for size in range(10, 14):
+        root = tree.root(size)
+        note = sign_checkpoint(Checkpoint(head[0][0], size, root), [signer]).replace("'", "''")
+        statements.append(f"UPDATE audit_tlog_checkpoints SET root = '\\x{root.hex()}'::bytea, note = '{note}' "
+                          f"WHERE size = {size}")
+    statements.append(f"UPDATE audit_tlog_head SET root = '\\x{tree.root().hex()}'::bytea, "
+                      f"frontier = '\\x{tree.frontier().to_bytes().hex()}'::bytea")
+    _sql(log, *statements)
+    result = _check(log, signing_key)
+    assert (result.valid, result.check, result.first_bad_seq) == (False, "checkpoint_key", 10), result.reason
+    # With the database's keyring (what a compromised service would trust) it would pass:
+    everyone = [log_verifier(k, log.log_origin()) for k in log.list_keys()]
+    assert verify_trail(log, trusted=everyone).valid
+
+
+def test_a_leaf_inserted_in_the_middle_is_caught(log: AuditStore, signing_key: SigningKey) -> None:
+    # Shift leaves 6.. up by one and put a copy of leaf 5 at 6.
+    with psycopg.connect(libpq(str(log.engine.url)), autocommit=True) as conn:
+        conn.execute("ALTER TABLE audit_leaves DISABLE TRIGGER USER")
+        conn.execute("CREATE TEMP TABLE x AS SELECT * FROM audit_leaves WHERE seq >= 6")
+        conn.execute("DELETE FROM audit_leaves WHERE seq >= 6")
+        conn.execute("INSERT INTO audit_leaves SELECT seq + 1, recorded_at, kind, decision_id, app_id, caller_key_id, "
+                     "outcome, policy_revision, engine, key_id, input_sha256, result_sha256, leaf_hash, body FROM x")
+        conn.execute("INSERT INTO audit_leaves SELECT 6, recorded_at, kind, decision_id, app_id, caller_key_id, "
+                     "outcome, policy_revision, engine, key_id, input_sha256, result_sha256, leaf_hash, body "
+                     "FROM audit_leaves WHERE seq = 5")
+    result = _check(log, signing_key)
+    assert (result.valid, result.first_bad_seq) == (False, 6), result.reason
+
+
+def test_a_removed_tail_is_caught_by_an_outside_checkpoint(log: AuditStore, signing_key: SigningKey,
+                                                           tmp_path: Path) -> None:
+    (notes,) = _sql(log, "SELECT note FROM audit_tlog_checkpoints WHERE size = 13")
+    outside = tmp_path / "checkpoint"
+    outside.write_text(notes[0][0])
+    (rows,) = _sql(log, "SELECT leaf_hash FROM audit_leaves WHERE seq <= 10 ORDER BY seq")
+    tree = MemoryTree([bytes(r[0]) for r in rows])
+    _sql(log, "DELETE FROM audit_leaves WHERE seq > 10", "DELETE FROM audit_tlog_checkpoints WHERE size > 10",
+         f"UPDATE audit_tlog_head SET size = 10, root = '\\x{tree.root().hex()}'::bytea, "
+         f"frontier = '\\x{tree.frontier().to_bytes().hex()}'::bytea")
+    assert _check(log, signing_key).valid  # inside the database alone: undetectable (docs/audit.md)
+    result = _check(log, signing_key, checkpoint_files=[outside])
+    assert (result.valid, result.check, result.first_bad_seq) == (False, "truncated", 11)
+
+
+def test_a_tampered_v1_entry_is_still_named(log: AuditStore, signing_key: SigningKey) -> None:
+    _sql(log, "UPDATE audit_entries SET app_id = 'forged' WHERE seq = 2")
+    result = _check(log, signing_key)
+    assert (result.valid, result.log, result.first_bad_seq) == (False, "v1", 2)
+
+
+def test_the_v1_head_link_is_checked(log: AuditStore, signing_key: SigningKey) -> None:
+    _sql(log, "UPDATE audit_chain_head SET seq = 2, head_hash = (SELECT entry_hash FROM audit_entries WHERE seq = 2)")
+    result = _check(log, signing_key)
+    assert (result.valid, result.check, result.first_bad_seq) == (False, "v1_head", 1), result.reason
