@@ -38,6 +38,7 @@ def _sql(store: AuditStore, *statements: str) -> list:
         for table in ("audit_leaves", "audit_blobs", "audit_tlog_nodes", "audit_tlog_checkpoints", "audit_entries"):
             conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
         conn.execute("ALTER TABLE audit_tlog_head DISABLE TRIGGER USER")
+        conn.execute("ALTER TABLE audit_chain_head DISABLE TRIGGER USER")
         for statement in statements:
             cur = conn.execute(statement)
             out.append(cur.fetchall() if cur.description else None)
