@@ -241,19 +241,25 @@ def verify(
         else:
             if to_seq is not None and to_seq < from_seq:
                 fail("--to-seq must not be below --from-seq", 2)
-            from audit import verify_database
+            from audit.logverify import verify_trail
+            from audit.trust import trusted_verifiers
 
             with _store() as store, _progress("verifying", progress and not as_json) as update:
-                answer = verify_database(store, from_seq=from_seq, to_seq=to_seq, keyring=keyring,
-                                         checkpoint_files=checkpoint or (), progress=update,
-                                         workers=workers or os.cpu_count() or 1).to_dict()
+                # --pubkey pins the keys; without it, the database keyring (one function to replace).
+                keys = list(keyring.values()) if keyring is not None else store.list_keys()
+                trusted = trusted_verifiers(keys, store.log_origin())
+                answer = verify_trail(store, trusted=trusted, from_seq=from_seq, to_seq=to_seq, keyring=keyring,
+                                      checkpoint_files=checkpoint or (), progress=update,
+                                      workers=workers or os.cpu_count() or 1).to_dict()
     if as_json:
         typer.echo(json.dumps(answer, indent=2))
     elif answer["valid"]:
-        typer.echo(f"valid: {answer['checked']} entries (seq {answer['from_seq']}..{answer['to_seq']}), "
+        typer.echo(f"valid: {answer['checked']} entries of the {answer.get('log', 'v1')} log "
+                   f"(seq {answer['from_seq']}..{answer['to_seq']}), "
                    f"{answer['checkpoints_checked']} checkpoint(s)")
     else:
-        typer.echo(f"INVALID at seq {answer['first_bad_seq']} ({answer['check']}): {answer['reason']}\n"
+        typer.echo(f"INVALID at {answer.get('log', 'v1')} seq {answer['first_bad_seq']} ({answer['check']}): "
+                   f"{answer['reason']}\n"
                    f"{answer['checked']} entries verified before it")
     if not answer["valid"]:
         raise typer.Exit(1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,10 @@ from api.decider import Decider, PolicyHolder
 from api.settings import Settings
 from api.verify_worker import VerifierProcesses
 from api.workpool import WorkPool
-from audit import AuditStore, AuditWriter, CheckpointPolicy, SigningKey, load_signing_key, verify_database
+from audit import AuditStore, AuditWriter, CheckpointPolicy, SigningKey, load_signing_key
+from audit.logverify import verify_trail
+from audit.tlog.note import Verifier
+from audit.trust import trusted_verifiers
 from policy import ActivePolicy, load_policy
 from policy.review.gitinfo import git_info
 
@@ -87,12 +91,19 @@ class Services:
 
     verifier: VerifierProcesses | None = None
 
+    def trusted_verifiers(self) -> Sequence[Verifier]:
+        """The checkpoint keys the API trusts (``audit.trust.trusted_verifiers``)."""
+        store = self.audit_reads
+        return trusted_verifiers(store.list_keys(), store.log_origin())
+
     async def verify_trail(self, **options: Any) -> dict[str, Any]:
-        """``audit.verify_database`` over the trail: in the verifier processes
+        """``audit.logverify.verify_trail`` over the trail: in the verifier processes
         (``api/verify_worker.py``), or on an auditor thread when there are none."""
+        trusted = await self.auditor_work.run(self.trusted_verifiers)
         if self.verifier is not None:
-            return await self.verifier.verify(**options)
-        result = await self.auditor_work.run(verify_database, self.audit_reads, **options)
+            keys = [v.verifier_key for v in trusted]  # type: ignore[attr-defined]
+            return await self.verifier.verify(trusted_keys=keys, **options)
+        result = await self.auditor_work.run(verify_trail, self.audit_reads, trusted=trusted, **options)
         return result.to_dict()
 
     @property

@@ -33,11 +33,15 @@ def _lower_priority() -> None:
 def _verify(url: str, options: dict[str, Any]) -> tuple[str, Any]:
     """In the child: verify, and bring back the result or the error as plain data (an error
     whose constructor takes other arguments could not be unpickled by the server)."""
-    from audit import AuditStore, verify_database
+    from audit import AuditStore
+    from audit.logverify import verify_trail
+    from audit.tlog.note import Ed25519Verifier
 
     store = AuditStore.from_url(url, pooled=False)
     try:
-        return "ok", verify_database(store, **options).to_dict()
+        # Verifier objects hold key objects that do not pickle; their key strings travel.
+        trusted = [Ed25519Verifier.from_key(k) for k in options.pop("trusted_keys")]
+        return "ok", verify_trail(store, trusted=trusted, **options).to_dict()
     except ClearanceError as exc:
         kind = type(exc)
         return "error", (kind.__module__, kind.__qualname__, str(exc))
@@ -78,7 +82,8 @@ class VerifierProcesses:
             return self._pool
 
     async def verify(self, **options: Any) -> dict[str, Any]:
-        """``audit.verify_database(store, **options).to_dict()``, computed in a child. Calls
+        """``audit.logverify.verify_trail(store, **options).to_dict()`` (``trusted_keys``: the
+        verifier key strings), computed in a child. Calls
         beyond ``processes`` wait in the pool's queue (no thread held); one whose caller is
         cancelled before it starts never runs."""
         pool = self._executor()

@@ -41,6 +41,7 @@ class KeysOut(BaseModel):
 
 
 class VerificationOut(BaseModel):
+    log: str
     valid: bool
     checked: int
     first_bad_seq: int | None

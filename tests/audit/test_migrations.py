@@ -101,17 +101,24 @@ def test_every_guard_trigger_fires_always(migrated_database: str) -> None:
             "audit_entries_default"} <= guarded
 
 
-def _record(url: str) -> None:
-    """Append a few entries and checkpoints to the database at ``url``."""
+def _record(url: str, *, v2: bool = False) -> None:
+    """Append a few entries and checkpoints to the v1 chain of the database at ``url`` (and,
+    with ``v2``, two decisions to the v2 log after it)."""
+    from audit.chain import encode_members
     from audit.checkpoints import CheckpointPolicy
+    from audit.entry import prepare_fields
 
     store = AuditStore.from_url(url)
+    key = SigningKey.generate()
     try:
-        with AuditWriter(
-            store, key=SigningKey.generate(), checkpoints=CheckpointPolicy(every_entries=2)
-        ) as writer:
-            for i in range(3):
-                writer.append({"kind": "decision", **_fields(i)})
+        store.register_key(key.public)
+        for i in range(3):
+            store.append_v1_batch([encode_members(prepare_fields({"kind": "decision", **_fields(i)}))], key=key,
+                                  checkpoints=CheckpointPolicy(every_entries=2))
+        if v2:
+            with AuditWriter(store, key=key) as writer:
+                for i in range(2):
+                    writer.append({"kind": "decision", **_fields(i + 3)})
     finally:
         store.dispose()
 
@@ -130,7 +137,7 @@ def recorded_shared(pg_server_url: str) -> Iterator[str]:
     url = create_database(pg_server_url, name)
     try:
         upgrade(url)
-        _record(url)
+        _record(url, v2=True)
         yield url
     finally:
         drop_database(pg_server_url, name)
@@ -158,6 +165,16 @@ def _fields(i: int) -> dict:
         "TRUNCATE audit_signing_keys",
         "DELETE FROM audit_chain_head",
         "TRUNCATE audit_chain_head",
+        "UPDATE audit_leaves SET outcome = 'allow'",
+        "DELETE FROM audit_leaves WHERE seq = 2",
+        "TRUNCATE audit_leaves",
+        "UPDATE audit_blobs SET sector = 'x'",
+        "DELETE FROM audit_blobs",
+        "UPDATE audit_tlog_checkpoints SET note = 'x'",
+        "DELETE FROM audit_tlog_checkpoints",
+        "DELETE FROM audit_tlog_nodes",
+        "DELETE FROM audit_tlog_head",
+        "UPDATE audit_tlog_head SET origin = 'x'",
     ],
 )
 def test_the_application_role_cannot_change_history(recorded_shared: str, statement: str) -> None:
@@ -185,6 +202,16 @@ def test_the_application_role_cannot_change_history(recorded_shared: str, statem
         "UPDATE audit_chain_head SET seq = 0",
         "DELETE FROM audit_chain_head",
         "TRUNCATE audit_chain_head",
+        "UPDATE audit_leaves SET outcome = 'allow'",
+        "DELETE FROM audit_leaves WHERE seq = 2",
+        "TRUNCATE audit_leaves",
+        "UPDATE audit_blobs SET sector = 'x'",
+        "DELETE FROM audit_blobs",
+        "UPDATE audit_tlog_checkpoints SET note = 'x'",
+        "TRUNCATE audit_tlog_nodes",
+        "UPDATE audit_tlog_head SET size = 0",
+        "DELETE FROM audit_tlog_head",
+        "TRUNCATE audit_tlog_head",
     ],
 )
 def test_triggers_refuse_changes_even_to_the_owner_and_in_replica_mode(
@@ -200,8 +227,9 @@ def test_the_application_role_can_append_and_verify(recorded: str) -> None:
     """The whole writer path works with nothing but the application role's grants."""
     from sqlalchemy import create_engine
 
-    from audit import verify_database
     from audit._db import sqlalchemy_url
+    from audit.logverify import verify_trail
+    from audit.trust import trusted_verifiers
 
     engine = create_engine(
         sqlalchemy_url(recorded), connect_args={"options": f"-c role={APP_ROLE}"}
@@ -210,9 +238,9 @@ def test_the_application_role_can_append_and_verify(recorded: str) -> None:
     try:
         with AuditWriter(store, key=SigningKey.generate()) as writer:
             receipt = writer.append({"kind": "decision", **_fields(9)})
-        assert receipt.seq == 4
-        result = verify_database(store)
-        assert result.valid and result.checked == 4
+        assert receipt.seq == 2  # after the leaf recording the v1 head (seq 3)
+        result = verify_trail(store, trusted=trusted_verifiers(store.list_keys(), store.log_origin()))
+        assert result.valid and result.checked == 2, result.reason
         with engine.connect() as conn:
             assert conn.exec_driver_sql("SELECT current_user").scalar() == APP_ROLE
     finally:
