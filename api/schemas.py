@@ -29,11 +29,15 @@ DECISION_REQUEST_EXAMPLE: dict[str, Any] = {
 
 
 class AuditReceipt(BaseModel):
+    """Proof that the decision is in the log (``audit.tlog.receipt.verify_receipt`` checks it
+    offline with the log's pinned verifier key)."""
+
     seq: int
-    entry_hash: str
-    signature: str
-    key_id: str
+    leaf_hash: str
     recorded_at: str
+    entry: dict[str, Any]
+    checkpoint: str
+    inclusion_proof: list[str]
 
 
 class DecisionResponse(BaseModel):

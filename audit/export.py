@@ -9,7 +9,6 @@ appended meanwhile are not included. Evidence packs, which verify offline, are
 
 from __future__ import annotations
 
-import base64
 import csv
 import io
 import re
@@ -22,26 +21,25 @@ from sqlalchemy import text
 
 from ._db import map_errors
 from .canonical import format_time
-from .chain import StoredEntry
 from .filters import EntryFilter
-from .snapshot import SELECT_HEAD_SQL
 from .store import AuditStore
 
-__all__ = ["CSV_COLUMNS", "export_line", "stream_csv", "stream_jsonl"]
+__all__ = ["CSV_COLUMNS", "export_dict", "export_line", "stream_csv", "stream_jsonl"]
 
 PAGE_SIZE = 1000
 
 CSV_COLUMNS = (
     "seq", "recorded_at", "decision_id", "app_id", "caller_key_id", "outcome", "regulatory_tier",
     "sector", "policy_revision", "engine", "models_allowed", "models_denied", "reason_codes",
-    "provenances_allowed", "key_id", "prev_hash", "entry_hash", "signature",
+    "provenances_allowed", "key_id", "leaf_hash", "input_sha256", "result_sha256",
 )
 ROW_COLUMNS = (
     "seq, recorded_at, decision_id, app_id, caller_key_id, outcome, regulatory_tier, sector, "
     "policy_revision, engine, models_allowed, models_denied, reason_codes, provenances_allowed, "
-    "key_id, prev_hash, entry_hash, signature"
+    "key_id, leaf_hash, input_sha256, result_sha256"
 )
-SIGNED_COLUMNS = "seq, recorded_at, key_id, prev_hash, entry_hash, signature, body"
+SIGNED_COLUMNS = "seq, recorded_at, leaf_hash, body, input_data, result_data"
+SELECT_SIZE_SQL = "SELECT size FROM audit_tlog_head WHERE id = 1"
 # -- streams ----------------------------------------------------------------------------------
 
 
@@ -49,18 +47,18 @@ def _seq_range(store: AuditStore, filt: EntryFilter) -> tuple[int, int] | None:
     """The seq range an export of ``filt`` covers: its time bounds as seqs (time never goes
     backwards along the chain), capped by the chain head at the start of the export."""
     with map_errors("reading the seq range"), store.engine.connect() as conn:
-        head = int(conn.execute(text(SELECT_HEAD_SQL)).one().seq)
+        head = int(conn.execute(text(SELECT_SIZE_SQL)).scalar_one())
         low, high = 1, head if filt.max_seq is None else min(head, filt.max_seq)
         if filt.start is not None:
             first = conn.execute(text(
-                "SELECT seq FROM audit_entries WHERE recorded_at >= :t "
+                "SELECT seq FROM audit_log WHERE recorded_at >= :t "
                 "ORDER BY recorded_at, seq LIMIT 1"), {"t": filt.start}).scalar()
             if first is None:
                 return None
             low = int(first)
         if filt.end is not None:
             last = conn.execute(text(
-                "SELECT seq FROM audit_entries WHERE recorded_at < :t "
+                "SELECT seq FROM audit_log WHERE recorded_at < :t "
                 "ORDER BY recorded_at DESC, seq DESC LIMIT 1"), {"t": filt.end}).scalar()
             if last is None:
                 return None
@@ -73,7 +71,7 @@ def _pages(
 ) -> Iterator[Sequence[Any]]:
     """Pages of rows matching ``filt`` in chain (seq) order, one short query per page.
 
-    Keyset on ``(seq, recorded_at)`` — the primary key of every partition — within the seq range
+    Keyset on ``(seq, recorded_at)`` within the seq range
     of the export, so each page starts where the last one stopped. Read through psycopg's binary
     protocol: the signed bytes arrive as stored instead of hex-encoded (3× faster).
     """
@@ -85,7 +83,7 @@ def _pages(
     params.update(high=bounds[1], c_seq=bounds[0] - 1, c_at="-infinity", page_size=page_size)
     where.append("(seq, recorded_at) > (:c_seq, CAST(:c_at AS timestamptz))")
     sql = psycopg_params(
-        f"SELECT {columns} FROM audit_entries WHERE {' AND '.join(where)} "
+        f"SELECT {columns} FROM audit_log WHERE {' AND '.join(where)} "
         "ORDER BY seq, recorded_at LIMIT :page_size")
     while True:
         with map_errors("exporting audit entries"):
@@ -109,33 +107,32 @@ def psycopg_params(sql: str) -> str:
     return re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", sql)
 
 
-def export_line(entry: StoredEntry) -> bytes:
-    """One line of a JSONL export or of an evidence pack's entries.jsonl."""
-    return orjson.dumps(entry.to_export_dict()) + b"\n"
+def export_dict(row: Any) -> dict[str, Any]:
+    """One line of a JSONL export or of an evidence pack's entries.jsonl: the leaf's exact
+    bytes (``entry``, RFC 8785 text) and its blobs' (``input``, ``result``: RFC 8785 text or
+    null), with ``seq``, ``recorded_at`` and ``leaf_hash`` for reading."""
+    return {
+        "seq": row.seq,
+        "recorded_at": format_time(row.recorded_at),
+        "leaf_hash": bytes(row.leaf_hash).hex(),
+        "entry": bytes(row.body).decode("utf-8"),
+        "input": bytes(row.input_data).decode("utf-8") if row.input_data is not None else None,
+        "result": bytes(row.result_data).decode("utf-8") if row.result_data is not None else None,
+    }
 
 
-def _row_line(row: Any) -> bytes:
-    return export_line(_stored(row))
-
-
-def _stored(row: Any) -> StoredEntry:
-    return StoredEntry(
-        seq=row.seq, recorded_at=row.recorded_at, key_id=row.key_id,
-        prev_hash=bytes(row.prev_hash), entry_hash=bytes(row.entry_hash),
-        signature=bytes(row.signature), body=bytes(row.body),
-    )
+def export_line(row: Any) -> bytes:
+    return orjson.dumps(export_dict(row)) + b"\n"
 
 
 def stream_jsonl(
     store: AuditStore, filt: EntryFilter, *, page_size: int = PAGE_SIZE
 ) -> Iterator[bytes]:
-    """JSONL chunks (one per page): every matching entry with its signed bytes.
-
-    Each line is ``StoredEntry.to_export_dict()``; an unfiltered range verifies offline with
-    ``verify_entries``, and every line's hash and signature verify on their own.
-    """
+    """JSONL chunks (one per page): every matching leaf with its exact bytes and its blobs
+    (:func:`export_dict`); each line's ``leaf_hash`` and blob digests check on their own, and
+    an evidence pack (``audit/pack.py``) adds the proofs and the checkpoint."""
     for rows in _pages(store, filt, SIGNED_COLUMNS, page_size=page_size):
-        yield b"".join(_row_line(row) for row in rows)
+        yield b"".join(export_line(row) for row in rows)
 
 
 def stream_csv(
@@ -163,6 +160,7 @@ def _csv_row(row: Any) -> list[Any]:
         row.caller_key_id or "", row.outcome or "", row.regulatory_tier or "", row.sector or "",
         row.policy_revision or "", row.engine or "", " ".join(row.models_allowed),
         " ".join(row.models_denied), " ".join(row.reason_codes),
-        " ".join(row.provenances_allowed), row.key_id, bytes(row.prev_hash).hex(),
-        bytes(row.entry_hash).hex(), base64.b64encode(bytes(row.signature)).decode("ascii"),
+        " ".join(row.provenances_allowed), row.key_id or "", bytes(row.leaf_hash).hex(),
+        bytes(row.input_sha256).hex() if row.input_sha256 is not None else "",
+        bytes(row.result_sha256).hex() if row.result_sha256 is not None else "",
     ]

@@ -381,3 +381,70 @@ def verify_trail(
         return result
     v1 = verify_database(store, keyring=keyring, checkpoint_files=v1_files, workers=workers)
     return result if v1.valid else v1
+
+
+SELECT_ONE_SQL = (
+    f"SELECT {', '.join(LEAF_COLUMNS)}, leaf_hash, body FROM audit_leaves WHERE seq = %s"
+)
+SELECT_NEWEST_CHECKPOINT_SQL = "SELECT size, note FROM audit_tlog_checkpoints ORDER BY size DESC LIMIT 1"
+
+
+def read_one(store: Any, seq: int, *, trusted: Sequence[Verifier]) -> dict[str, Any]:
+    """Leaf ``seq`` with its blobs, a receipt against the newest checkpoint, and its verdict:
+    leaf hash, columns and blobs as in :func:`verify_leaves`, then the receipt
+    (``verify_receipt``) with ``trusted`` keys. Keys of :class:`audit.queries.FoundEntry`."""
+    from .log import StoredTiles
+    from .tlog.merkle import inclusion_proof
+    from .tlog.receipt import verify_receipt
+
+    with store._connection("reading one audit entry") as conn:  # noqa: SLF001
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            conn.rollback()
+        conn.execute(SET_SNAPSHOT_SQL)
+        try:
+            record = conn.execute(SELECT_ONE_SQL, (seq,)).fetchone()
+            row = LeafRow(int(record[0]), bytes(record[-2]), bytes(record[-1]),
+                          dict(zip(LEAF_COLUMNS, record[:len(LEAF_COLUMNS)], strict=True)))
+            blob_cur = conn.cursor()
+
+            def fetch_blob(digest: bytes) -> tuple[bytes, tuple[Any, ...]] | None:
+                found = blob_cur.execute(SELECT_BLOB_SQL, (digest,)).fetchone()
+                return (bytes(found[0]), tuple(found[1:])) if found else None
+
+            newest = conn.execute(SELECT_NEWEST_CHECKPOINT_SQL).fetchone()
+            receipt = None
+            if newest is not None and int(newest[0]) >= seq:
+                size = int(newest[0])
+                proof = inclusion_proof(StoredTiles(conn, size), index=seq - 1, size=size)
+            try:
+                document = orjson.loads(row.body)
+            except orjson.JSONDecodeError:
+                document = {}
+            blobs = {}
+            for member in ("input_sha256", "result_sha256"):
+                digest = document.get(member) if isinstance(document, dict) else None
+                found_blob = fetch_blob(bytes.fromhex(digest)) if isinstance(digest, str) else None
+                blobs[member] = orjson.loads(found_blob[0]) if found_blob else None
+            if newest is not None and int(newest[0]) >= seq and isinstance(document, dict):
+                receipt = {"seq": seq, "leaf_hash": row.leaf_hash.hex(), "recorded_at": document.get("recorded_at"),
+                           "entry": document, "checkpoint": newest[1], "inclusion_proof": [h.hex() for h in proof]}
+            result = verify_leaves([row], trusted=trusted, origin=None, checkpoints=(), fetch_blob=fetch_blob,
+                                   from_seq=seq, to_seq=seq, anchor=_placeholder_frontier(seq - 1))
+            if result.valid:
+                try:
+                    if receipt is None:
+                        raise ValueError("no checkpoint covers this entry")
+                    verify_receipt(receipt, trusted_keys=trusted)
+                except (TlogError, ValueError) as exc:
+                    result = VerificationResult(valid=False, checked=0, first_bad_seq=seq, check="receipt",
+                                                reason=f"entry {seq}: {exc}", from_seq=seq, to_seq=seq, log="v2")
+        finally:
+            if not conn.closed:
+                conn.rollback()
+    return {"seq": seq, "leaf_hash": row.leaf_hash, "document": document, "input": blobs["input_sha256"],
+            "result": blobs["result_sha256"], "receipt": receipt, "verification": result}
+
+
+def _placeholder_frontier(size: int) -> Frontier:
+    """A frontier of the right size whose hashes are never used (one leaf checked alone)."""
+    return Frontier(size, tuple(bytes(32) for _ in range(size.bit_count())))

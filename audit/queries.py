@@ -30,10 +30,11 @@ from sqlalchemy import text
 
 from ._db import map_errors
 from .canonical import format_time, parse_time
-from .chain import StoredEntry
 from .filters import MODEL_STATUSES, EntryFilter, where_clause
 from .store import AuditStore
-from .verify import VerificationResult, verify_database
+from .logverify import read_one
+from .tlog.note import Verifier
+from .verify import VerificationResult
 
 __all__ = [
     "BUCKETS",
@@ -56,11 +57,7 @@ Order = Literal["desc", "asc"]
 BUCKETS = ("hour", "day", "week")
 MAX_LIMIT = 1000
 MAX_GROUPS = 10_000
-WINDOW = 5000  # entries filtered directly before the facets index is asked (query_entries)
-FACETS_SQL = (  # the expression of ix_audit_entries_facets (migrations 0003, 0006), verbatim
-    "audit_facets(app_id, outcome, regulatory_tier, sector, policy_revision, models_allowed, "
-    "models_denied, reason_codes, provenances_allowed)"
-)
+WINDOW = 5000  # entries filtered directly before the rest of the range is searched (query_entries)
 
 # group_by key -> (SQL expression, lateral unnest needed). Array columns (and the sectors the
 # sector column joins with commas) count an entry once under each value it holds (and once
@@ -78,17 +75,17 @@ GROUP_KEYS: Mapping[str, tuple[str, str | None]] = {
 SUMMARY_COLUMNS = (
     "seq, recorded_at, kind, decision_id, app_id, caller_key_id, outcome, policy_revision, engine, "
     "regulatory_tier, sector, models_allowed, models_denied, reason_codes, provenances_allowed, "
-    "key_id, entry_hash"
+    "key_id, leaf_hash"
 )
 SELECT_SEQ_BY_DECISION_SQL = text(
-    "SELECT seq FROM audit_entries WHERE decision_id = :decision_id ORDER BY seq LIMIT 2"
+    "SELECT seq FROM audit_leaves WHERE decision_id = :decision_id ORDER BY seq LIMIT 2"
 )
 # The denied routes of one model, with their reasons, read from the signed body parsed as JSONB
 # when the page is read: for the rows of the page (under an incremental sort, also the rest of
 # the last batch sharing its recorded_at), not for the whole range.
 MODEL_DENIALS_SQL = (
-    "jsonb_path_query_array(convert_from(body, 'UTF8')::jsonb, "
-    "'$.result.denied[*] ? (@.model == $m)', "
+    "jsonb_path_query_array(convert_from(result_data, 'UTF8')::jsonb, "
+    "'$.denied[*] ? (@.model == $m)', "
     "jsonb_build_object('m', CAST(:model AS text)))"
 )
 
@@ -148,8 +145,8 @@ def query_entries(
 
     Two steps keep a page fast whether the filters match often or almost never: (1) filter the
     ``WINDOW`` entries that come first in the requested order (a short walk of the time index);
-    (2) if that does not fill the page, find the remaining matches beyond the window through the
-    ``audit_facets`` GIN index (one exact bitmap for all the filters), sort only those.
+    (2) if that does not fill the page, find the remaining matches beyond the window (the blob
+    facets are per distinct input or result, so a facet filter narrows to few blobs first).
 
     Raises :class:`CursorError` for a malformed cursor and
     :class:`~audit.errors.AuditUnavailable` if the database cannot be read.
@@ -177,30 +174,25 @@ def query_entries(
         # A decision id or a trace key (request, trace, call ids…) picks out a few entries
         # through its own index: no window to walk first.
         if not narrowing or filt.decision_id is not None or filt.trace:
-            rows = _rows(conn, f"SELECT {columns} FROM audit_entries{where_clause(bounds + narrowing)} "
+            rows = _rows(conn, f"SELECT {columns} FROM audit_log{where_clause(bounds + narrowing)} "
                                f"{sort} LIMIT :limit", params)
         else:
             # (1) the first WINDOW entries of the range, filtered.
-            rows = _rows(conn, f"SELECT {columns} FROM (SELECT * FROM audit_entries{where_clause(bounds)} "
+            rows = _rows(conn, f"SELECT {columns} FROM (SELECT * FROM audit_log{where_clause(bounds)} "
                                f"{sort} LIMIT :window) AS w{where_clause(narrowing)} {sort} LIMIT :limit",
                          params)
             if len(rows) <= limit:
                 edge = conn.execute(text(
-                    f"SELECT recorded_at, seq FROM audit_entries{where_clause(bounds)} {sort} "
+                    f"SELECT recorded_at, seq FROM audit_log{where_clause(bounds)} {sort} "
                     "OFFSET :window - 1 LIMIT 1"), params).first()
                 if edge is not None:
-                    # (2) beyond the window: the facets index finds the matches, few by now.
+                    # (2) beyond the window: the blobs' facets narrow the leaves to search.
                     rest = [*bounds, *narrowing, f"(recorded_at, seq) {before} (:e_at, :e_seq)"]
-                    params.update(e_at=edge.recorded_at, e_seq=edge.seq, facets=filt.facets(),
+                    params.update(e_at=edge.recorded_at, e_seq=edge.seq,
                                   rest=limit + 1 - len(rows))
-                    if params["facets"]:
-                        rest.append(f"{FACETS_SQL} @> CAST(:facets AS text[])")
-                        # Few matches are left by now, whatever the planner estimates: never let
-                        # it scan the table instead, evaluating audit_facets() on every row.
-                        conn.execute(text("SET LOCAL enable_seqscan = off"))
                     rows += _rows(conn, (
-                        f"WITH m AS MATERIALIZED (SELECT seq, recorded_at FROM audit_entries"
-                        f"{where_clause(rest)}) SELECT {columns} FROM audit_entries JOIN (SELECT seq, "
+                        f"WITH m AS MATERIALIZED (SELECT seq, recorded_at FROM audit_log"
+                        f"{where_clause(rest)}) SELECT {columns} FROM audit_log JOIN (SELECT seq, "
                         f"recorded_at FROM m {sort} LIMIT :rest) AS t USING (seq, recorded_at) "
                         f"{sort}"), params)
     more = len(rows) > limit
@@ -232,7 +224,7 @@ def _summary(row: Mapping[str, Any]) -> dict[str, Any]:
         "reason_codes": list(row["reason_codes"]),
         "provenances_allowed": list(row["provenances_allowed"]),
         "key_id": row["key_id"],
-        "entry_hash": bytes(row["entry_hash"]).hex(),
+        "leaf_hash": bytes(row["leaf_hash"]).hex(),
     }
     if "model_denials" in row:
         item["model_denials"] = row["model_denials"] or []
@@ -298,13 +290,13 @@ def stats(
         names.append(key)
     positions = ", ".join(str(i + 1) for i in range(len(names)))
     grouped = (
-        f"SELECT {', '.join([*selects, 'count(*) AS count'])} FROM audit_entries"
+        f"SELECT {', '.join([*selects, 'count(*) AS count'])} FROM audit_log"
         f"{''.join(joins)}{where_sql}"
         + (f" GROUP BY {positions} ORDER BY {positions}" if names else "")
         + f" LIMIT {MAX_GROUPS + 1}"
     )
     with map_errors("counting audit entries"), store.engine.connect() as conn:
-        total = int(conn.execute(text(f"SELECT count(*) FROM audit_entries{where_sql}"), params)
+        total = int(conn.execute(text(f"SELECT count(*) FROM audit_log{where_sql}"), params)
                     .scalar_one())
         rows = conn.execute(text(grouped), params).mappings().all() if names else []
     groups = []
@@ -324,30 +316,32 @@ def stats(
 
 @dataclass(frozen=True)
 class FoundEntry:
-    entry: StoredEntry
+    """One decision's leaf, its blobs, a receipt against the newest checkpoint, and the verdict."""
+
+    seq: int
+    leaf_hash: bytes
     document: dict[str, Any]
+    input: Any
+    result: Any
+    receipt: dict[str, Any] | None
     verification: VerificationResult
     duplicates: bool  # the same decision id under two seqs: itself a finding
 
     def status(self) -> dict[str, str]:
-        """Plain words for people: ``signature`` and ``link`` (to the predecessor) are
-        ``valid``, ``invalid`` or ``not checked`` (verification stopped before them)."""
+        """Plain words for people: ``leaf`` (bytes, columns, blobs) and ``proof`` (inclusion in
+        the newest checkpoint signed by a trusted key) are ``valid``, ``invalid`` or
+        ``not checked``."""
         if self.verification.valid:
-            return {"signature": "valid", "link": "valid", "overall": "valid"}
-        check = self.verification.check
-        if (self.verification.first_bad_seq or 0) < self.entry.seq:  # the predecessor is bad
-            return {"signature": "not checked", "link": "invalid", "overall": "invalid"}
-        link_checks = ("link", "missing", "duplicate", "seq", "prev_hash")
-        before_link = ("body", "key_id", *link_checks)
-        link = "invalid" if check in link_checks else (
-            "not checked" if check in before_link else "valid")
-        signature = "invalid" if check in ("signature", "unknown_key", "entry_hash") else (
-            "not checked" if check in before_link else "valid")
-        return {"signature": signature, "link": link, "overall": "invalid"}
+            return {"leaf": "valid", "proof": "valid", "overall": "valid"}
+        proof_checks = ("receipt", "checkpoint", "checkpoint_key")
+        if self.verification.check in proof_checks:
+            return {"leaf": "valid", "proof": "invalid", "overall": "invalid"}
+        return {"leaf": "invalid", "proof": "not checked", "overall": "invalid"}
 
 
-def find_decision(store: AuditStore, decision_id: str) -> FoundEntry | None:
-    """The entry recording ``decision_id`` (None if there is none), verified on the way out."""
+def find_decision(store: AuditStore, decision_id: str, *, trusted: Sequence[Verifier]) -> FoundEntry | None:
+    """The leaf recording ``decision_id`` (None if there is none) with its blobs and an
+    inclusion proof against the newest checkpoint, verified with ``trusted`` keys."""
     try:
         wanted = uuid.UUID(decision_id)
     except ValueError:
@@ -356,9 +350,5 @@ def find_decision(store: AuditStore, decision_id: str) -> FoundEntry | None:
         seqs = [row[0] for row in conn.execute(SELECT_SEQ_BY_DECISION_SQL, {"decision_id": wanted})]
     if not seqs:
         return None
-    seq = seqs[0]
-    with store.snapshot() as snapshot:
-        entry = next(iter(snapshot.fetch_entries(seq, seq)))
-    verification = verify_database(store, from_seq=seq, to_seq=seq)
-    return FoundEntry(entry=entry, document=orjson.loads(entry.body), verification=verification,
-                      duplicates=len(seqs) > 1)
+    found = read_one(store, seqs[0], trusted=trusted)
+    return FoundEntry(**found, duplicates=len(seqs) > 1)

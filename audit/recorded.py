@@ -1,6 +1,6 @@
 """One recorded decision as a served-route report needs it: where it is, whose it is, what it cleared.
 
-Reads the signed bytes of the decision's entry and parses them; no verification (the report
+Reads the decision's result blob (v2 log); no verification (the report
 records the decision's ``seq`` beside its own, and verification of the trail covers both).
 """
 
@@ -19,8 +19,9 @@ from .store import AuditStore
 __all__ = ["RecordedDecision", "recorded_decision"]
 
 DECISION_SQL = text(
-    "SELECT seq, app_id, body FROM audit_entries WHERE decision_id = :decision_id AND kind = 'decision' "
-    "ORDER BY seq LIMIT 1"
+    "SELECT l.seq, l.app_id, b.data FROM audit_leaves l JOIN audit_blobs b ON b.sha256 = l.result_sha256 "
+    "WHERE l.decision_id = :decision_id AND l.kind = 'decision' "
+    "ORDER BY l.seq LIMIT 1"
 )
 
 
@@ -42,5 +43,5 @@ def recorded_decision(store: AuditStore, decision_id: str) -> RecordedDecision |
         row = conn.execute(DECISION_SQL, {"decision_id": wanted}).first()
     if row is None:
         return None
-    body = orjson.loads(bytes(row.body))
-    return RecordedDecision(seq=int(row.seq), app_id=str(row.app_id), result=body["result"])
+    result = orjson.loads(bytes(row.data))  # the result blob: the decision without its id and receipt
+    return RecordedDecision(seq=int(row.seq), app_id=str(row.app_id), result={"decision_id": str(wanted), **result})

@@ -22,16 +22,16 @@ from .store import AuditStore
 __all__ = ["iter_decision_inputs"]
 
 PAGE_SQL = text(
-    "SELECT seq, decision_id::text, body FROM audit_entries "
+    "SELECT seq, decision_id::text, input_data, result_data FROM audit_log "
     "WHERE kind = 'decision' AND seq > :after AND recorded_at >= :since "
     "ORDER BY seq LIMIT :limit"
 )
 # Where the newest `last` decisions begin: the seq and time of the oldest of them.
 LAST_START_SQL = text(
-    "SELECT seq, recorded_at FROM audit_entries WHERE kind = 'decision' "
+    "SELECT seq, recorded_at FROM audit_leaves WHERE kind = 'decision' "
     "ORDER BY seq DESC OFFSET :skip LIMIT 1"
 )
-FIRST_SINCE_SQL = text("SELECT min(seq) FROM audit_entries WHERE recorded_at >= :since")
+FIRST_SINCE_SQL = text("SELECT min(seq) FROM audit_leaves WHERE recorded_at >= :since")
 
 _EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
 
@@ -63,9 +63,12 @@ def iter_decision_inputs(
         after = lower_seq
         while True:
             rows = conn.execute(PAGE_SQL, {"after": after, "since": lower_time, "limit": page_size}).all()
-            for _seq, decision_id, body in rows:
-                document = orjson.loads(bytes(body))
-                yield decision_id, document.get("input"), document.get("result")
+            for _seq, decision_id, input_data, result_data in rows:
+                # The result blob leaves decision_id out (it is in the leaf); put it back.
+                result = orjson.loads(bytes(result_data)) if result_data is not None else None
+                if isinstance(result, dict):
+                    result = {"decision_id": decision_id, **result}
+                yield decision_id, orjson.loads(bytes(input_data)) if input_data is not None else None, result
             if len(rows) < page_size:
                 return
             after = rows[-1][0]

@@ -6,10 +6,10 @@ Everything but ``/v1/audit/keys`` needs an auditor key. The filter parameters ar
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -53,19 +53,23 @@ class VerificationOut(BaseModel):
 
 
 class EntryStatus(BaseModel):
-    signature: str
-    link: str
+    leaf: str = Field(description="the leaf's bytes, hash, derived columns and blobs: valid, invalid")
+    proof: str = Field(description="inclusion in the newest checkpoint signed by a trusted key: valid, "
+                                   "invalid or not checked")
     overall: str
 
 
 class EntryOut(BaseModel):
     seq: int
     recorded_at: str | None
-    key_id: str
-    prev_hash: str
-    entry_hash: str
-    signature: str
-    body: dict[str, Any]
+    key_id: str | None
+    leaf_hash: str
+    body: dict[str, Any] = Field(description="the leaf body (RFC 8785 bytes hashed into the log)")
+    input: Any = Field(description="the input blob named by the body's input_sha256")
+    result: Any = Field(description="the result blob named by the body's result_sha256")
+    receipt: dict[str, Any] | None = Field(
+        description="entry, leaf hash, the newest checkpoint and the inclusion proof: checks offline "
+                    "with verify_receipt and the pinned key")
     verification: VerificationOut
     status: EntryStatus
     duplicate_decision_id: bool
@@ -88,8 +92,8 @@ class EntrySummary(BaseModel):
     models_denied: list[str]
     reason_codes: list[str]
     provenances_allowed: list[str]
-    key_id: str
-    entry_hash: str
+    key_id: str | None
+    leaf_hash: str
     model_denials: list[dict[str, Any]] | None = Field(
         None, description="with a model filter: that model's denied routes and their reasons")
 
@@ -209,21 +213,23 @@ def _is_uuid(value: str) -> bool:
     summary="One recorded decision: the whole signed entry and its verification status (auditor)",
 )
 async def get_decision(services: ServicesDep, _: Auditor, decision_id: str) -> dict[str, Any]:
-    found = await services.auditor_work.run(find_decision, services.audit_reads, decision_id)
+    trusted = await services.auditor_work.run(services.trusted_verifiers)
+    found = await services.auditor_work.run(partial(find_decision, trusted=trusted), services.audit_reads,
+                                            decision_id)
     if found is None:
         # Echo the id only when it is one: whatever else was put in the path (a pasted API key,
         # say) is not repeated back.
         raise ApiError(404, "not_found", f"no decision {decision_id!r} in the audit trail" if _is_uuid(decision_id)
                        else "no decision with this id in the audit trail (decision ids are UUIDs)")
-    entry = found.entry
     return {
-        "seq": entry.seq,
+        "seq": found.seq,
         "recorded_at": found.document.get("recorded_at"),
-        "key_id": entry.key_id,
-        "prev_hash": entry.prev_hash.hex(),
-        "entry_hash": entry.entry_hash.hex(),
-        "signature": base64.b64encode(entry.signature).decode("ascii"),
+        "key_id": found.document.get("key_id"),
+        "leaf_hash": found.leaf_hash.hex(),
         "body": found.document,
+        "input": found.input,
+        "result": found.result,
+        "receipt": found.receipt,
         "verification": found.verification.to_dict(),
         "status": found.status(),
         "duplicate_decision_id": found.duplicates,
