@@ -9,7 +9,8 @@ Appending (:func:`append_leaves`, called by ``AuditStore.append_batch``) in one 
    leaves actually stored — equals the newest checkpoint, and that checkpoint's note verifies
    with a trusted key: the writer never signs over a tree it did not verify;
 3. build the leaves (seq, recorded_at, key_id spliced into the prepared members), hash them,
-   grow the frontier; the first leaf ever is a ``v1_head`` leaf recording the v1 chain head;
+   grow the frontier; in a database holding a v1 chain the first leaf is a ``v1_head`` leaf
+   recording the v1 chain head (seq and entry hash);
 4. insert the blobs (``ON CONFLICT DO NOTHING``: each distinct one is stored once), the leaves,
    the complete subtrees at levels 8, 16, … (the tlog-tiles above level 0), one signed
    checkpoint, and move the head;
@@ -244,7 +245,7 @@ def append_leaves(
         outcomes: list[LogReceipt | AuditEntryInvalid | int] = []
         blobs: dict[bytes, tuple[Any, ...]] = {}
         todo: list[tuple[LeafDraft | None, Mapping[str, Any]]] = [(d, d.members) for d in drafts]
-        if seq == 0:
+        if seq == 0 and v1_seq > 0:  # a database that recorded a v1 chain: link it first
             todo.insert(0, (None, v1_head_members(v1_seq, v1_hash)))
         for draft, members in todo:
             try:

@@ -22,8 +22,8 @@ Steps, per leaf in seq order (the first failure stops verification and names its
    the previous trusted one) and its root is the root of the leaves so far (``checkpoint``).
 9. Head: the head row is the last leaf and root (``truncated``, ``beyond_head``, ``head``), and
    the newest checkpoint is of the head (every batch commits one).
-10. Link to v1: leaf 1 is a ``v1_head`` leaf naming the v1 chain's head (seq and entry hash), and
-    the v1 entry at that seq has that hash (``v1_head``).
+10. Link to v1: when the database holds a v1 chain, leaf 1 is a ``v1_head`` leaf naming its head
+    (seq and entry hash), and the v1 entry at that seq has that hash (``v1_head``).
 
 Inserting or removing a leaf anywhere changes a leaf hash or a seq, and with it every later
 root: step 1, 2, 3 or 8 names it.
@@ -250,6 +250,10 @@ def _check_blob(seq: int, member: str, digest: bytes, fetch_blob: BlobFetch) -> 
 
 def _check_v1_head(body: Mapping[str, Any], v1_head: tuple[int, bytes, bytes | None]) -> None:
     v1_seq, v1_hash, stored_at_seq = v1_head
+    if v1_seq == 0:  # no v1 chain: leaf 1 is an ordinary entry, and none may claim a v1 head
+        if body.get("kind") == "v1_head":
+            raise _Failed(1, "v1_head", "entry 1 records a v1 head, but the v1 chain is empty")
+        return
     link = body.get("v1_head")
     expected = {"seq": v1_seq, "entry_hash": v1_hash.hex()}
     if body.get("kind") != "v1_head" or link != expected:

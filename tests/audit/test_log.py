@@ -6,7 +6,7 @@ import psycopg
 import pytest
 
 from audit import AuditStore, AuditWriter, LogStateMismatch, SigningKey
-from audit.tlog import MemoryTree, verify_receipt
+from audit.tlog import MemoryTree, Node, verify_receipt
 from audit.tlog.errors import ReceiptVerificationError
 from audit.tlog.leaf import blob_sha256, result_blob
 from audit.trust import log_verifier
@@ -30,8 +30,7 @@ def test_receipts_verify_offline_with_the_pinned_key(store: AuditStore, signing_
         assert receipt.entry["result_sha256"] == blob_sha256(result_blob(decision))
         assert receipt.entry["input_sha256"] == blob_sha256(fields_["input"])
         assert "input" not in receipt.entry and "prev_hash" not in receipt.entry
-    # seq 1 is the leaf that records the v1 head (empty here)
-    assert receipts[0].seq == 2
+    assert receipts[0].seq == 1  # no v1 chain here: no v1_head leaf
     other = SigningKey.generate()
     with pytest.raises(ReceiptVerificationError):
         verify_receipt(receipts[0].to_dict(), trusted_keys=_trusted(store, other))
@@ -49,9 +48,9 @@ def test_blobs_are_stored_once_and_the_tree_matches(store: AuditStore, signing_k
         nodes = conn.execute("SELECT level, idx, hash FROM audit_tlog_nodes").fetchall()
         checkpoints = conn.execute("SELECT count(*) FROM audit_tlog_checkpoints").fetchone()[0]
     tree = MemoryTree(hashes)
-    assert size == 301 and bytes(root) == tree.root()
+    assert size == 300 and bytes(root) == tree.root()
     assert [(lvl, i) for lvl, i, _ in nodes] == [(8, 0)]
-    assert bytes(nodes[0][2]) == tree.read_hashes([__import__("audit.tlog.merkle", fromlist=["Node"]).Node(8, 0)])[0]
+    assert bytes(nodes[0][2]) == tree.read_hashes([Node(8, 0)])[0]
     assert checkpoints == len({r.checkpoint for r in receipts})
 
 
@@ -62,9 +61,9 @@ def test_writer_refuses_a_head_not_matching_the_trusted_checkpoint(store: AuditS
         conn.execute("ALTER TABLE audit_leaves DISABLE TRIGGER audit_append_only")
         conn.execute("INSERT INTO audit_leaves SELECT seq + 1, recorded_at, kind, decision_id, app_id, caller_key_id, "
                      "outcome, policy_revision, engine, key_id, input_sha256, result_sha256, leaf_hash, body "
-                     "FROM audit_leaves WHERE seq = 2")
+                     "FROM audit_leaves WHERE seq = 1")
     with AuditWriter(store, key=signing_key) as writer:
-        with pytest.raises(LogStateMismatch, match="leaves stored end at seq 3"):
+        with pytest.raises(LogStateMismatch, match="leaves stored end at seq 2"):
             writer.append(decision_fields(1))
         assert writer.stats.refused_batches == 1
 
