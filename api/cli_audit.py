@@ -216,7 +216,9 @@ def verify(
     pubkey: Annotated[Path | None, typer.Option(
         "--pubkey", help="Trusted public keys: an exported keyring (JSON) or PEM public key(s).")] = None,
     pack: Annotated[Path | None, typer.Option(
-        "--pack", help="Verify this evidence pack offline (no database).")] = None,
+        "--pack", help="Verify this evidence pack (directory) or decision proof (file) offline.")] = None,
+    trusted_keys: Annotated[Path | None, typer.Option(
+        "--trusted-keys", help="Pinned log verifier keys (name+hash+base64), one a line.")] = None,
     workers: Annotated[int, typer.Option(
         min=0, max=64, help="Processes for long database ranges (default: one per CPU).")] = 0,
     progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
@@ -225,30 +227,39 @@ def verify(
     """Recompute every hash, signature, link and checkpoint; exit 1 if anything is wrong."""
     import os
 
-    from audit.pack import load_trusted_keys, verify_pack
+    from audit.pack import load_trusted_keys, load_verifier_keys, verify_decision_proof, verify_pack
+    from audit.trust import trusted_verifiers
 
     with clean_errors():
         keyring = load_trusted_keys(pubkey) if pubkey is not None else None
+        pinned = load_verifier_keys(trusted_keys) if trusted_keys is not None else None
         if pack is not None:
             if to_seq is not None or from_seq != 1 or checkpoint:
                 fail("--pack verifies the whole pack; --from-seq/--to-seq/--checkpoint do not apply", 2)
-            with _progress("verifying pack", progress and not as_json) as update:
-                verdict = verify_pack(pack, keyring=keyring, progress=update)
-            answer = verdict.to_dict()
-            if verdict.keys_source == "pack" and not as_json:
-                typer.echo("note: trusting the pack's own keys.json; pass --pubkey with the "
-                           "published keys to rule out a re-signed pack", err=True)
+            if pinned is None and keyring is None:
+                fail("--pack needs the log's pinned keys: --trusted-keys FILE (or --pubkey)", 2)
+            if pinned is None:
+                assert keyring is not None
+                pinned = list(trusted_verifiers(keyring.values(), _pack_origin(pack)))
+            if pack.is_file():
+                answer = verify_decision_proof(json.loads(pack.read_text(encoding="utf-8")),
+                                               trusted=pinned).to_dict()
+            else:
+                with _progress("verifying pack", progress and not as_json) as update:
+                    answer = verify_pack(pack, trusted=pinned, progress=update).to_dict()
         else:
             if to_seq is not None and to_seq < from_seq:
                 fail("--to-seq must not be below --from-seq", 2)
             from audit.logverify import verify_trail
-            from audit.trust import trusted_verifiers
 
             with _store() as store, _progress("verifying", progress and not as_json) as update:
-                # --pubkey pins the keys; without it, the database keyring (one function to replace).
-                keys = list(keyring.values()) if keyring is not None else store.list_keys()
-                trusted = trusted_verifiers(keys, store.log_origin())
-                answer = verify_trail(store, trusted=trusted, from_seq=from_seq, to_seq=to_seq, keyring=keyring,
+                # Pinned keys (--trusted-keys, --pubkey) or, for now, the database keyring
+                # through audit.trust.trusted_verifiers: the one place to replace.
+                origin = store.log_origin()
+                if pinned is None:
+                    keys = list(keyring.values()) if keyring is not None else store.list_keys()
+                    pinned = list(trusted_verifiers(keys, origin))
+                answer = verify_trail(store, trusted=pinned, from_seq=from_seq, to_seq=to_seq, keyring=keyring,
                                       checkpoint_files=checkpoint or (), progress=update,
                                       workers=workers or os.cpu_count() or 1).to_dict()
     if as_json:
@@ -290,17 +301,14 @@ def export(
     if out is not None:
         narrowing = sorted(_OPTION_OF[k] for k, v in values.items() if v is not None and k not in ("from", "to"))
         if narrowing:
-            fail(f"an evidence pack holds every entry of its time range so that the chain verifies; "
+            fail(f"an evidence pack holds every entry of its time range so that its completeness verifies; "
                   f"{', '.join(narrowing)} cannot narrow it (use `clearance audit export` without "
                   "--out, or `audit query`, for a filtered list)", 2)
         with _store() as store, _progress("exporting", progress) as update:
             manifest = write_pack(store, out, start=params.from_, end=params.to, progress=update)
         typer.echo(f"evidence pack {out}: {manifest['entries']} entries, seq "
-                   f"{manifest['first_seq']}..{manifest['last_seq']}, "
-                   f"{manifest['checkpoints']} checkpoint(s)"
-                   + ("" if manifest["tail_checkpoint_seq"] else
-                      "; no checkpoint covers its end yet (sign one and export again to seal it)"),
-                   err=True)
+                   f"{manifest['first_seq']}..{manifest['last_seq']}, proofs against the checkpoint of "
+                   f"size {manifest['checkpoint_size']}", err=True)
         return
     with _store() as store:
         stream = stream_csv if params.format == "csv" else stream_jsonl
@@ -308,3 +316,43 @@ def export(
         for chunk in stream(store, params.entry_filter()):
             output.write(chunk)
         output.flush()
+
+
+def _pack_origin(pack: Path) -> str:
+    """The origin a pack's checkpoint names (its first line): the key name of --pubkey keys."""
+    from audit.pack import CHECKPOINT_FILE
+
+    if pack.is_file():
+        note = json.loads(pack.read_text(encoding="utf-8"))["tlog_proof"].partition("\n\n")[2]
+    else:
+        note = (pack / CHECKPOINT_FILE).read_text(encoding="utf-8")
+    return note.split("\n", 1)[0]
+
+
+@audit_app.command("prove")
+def prove(
+    decision_id: Annotated[str, typer.Argument(help="The decision's id (a UUID).")],
+    out: Annotated[Path, typer.Option("--out", help="Write the proof to this new file.")],
+) -> None:
+    """Write one decision's proof (its leaf, blobs and a C2SP tlog-proof) revealing no other."""
+    from audit.pack import prove_decision
+
+    with clean_errors():
+        if out.exists():
+            fail(f"{out} exists; choose a new file", 2)
+        with _store() as store:
+            document = prove_decision(store, decision_id)
+        out.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    typer.echo(f"decision proof {out}: seq {document['seq']}; verify with "
+               f"clearance audit verify --pack {out} --trusted-keys KEYS", err=True)
+
+
+@audit_app.command("verifier-keys")
+def verifier_keys() -> None:
+    """Print the log's checkpoint verifier keys (C2SP ``name+hash+base64``), one a line: pin
+    them outside the database and pass them as --trusted-keys."""
+    from audit.trust import trusted_verifiers
+
+    with clean_errors(), _store() as store:
+        for verifier in trusted_verifiers(store.list_keys(), store.log_origin()):
+            typer.echo(verifier.verifier_key)  # type: ignore[attr-defined]

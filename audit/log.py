@@ -153,12 +153,21 @@ class _BatchTree:
 class StoredTiles:
     """A :class:`HashReader` over the stored tree (tiles read from PostgreSQL)."""
 
-    def __init__(self, conn: psycopg.Connection[Any], size: int) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], size: int, *, cache: bool = False) -> None:
         self._conn = conn
         self._reader = TileHashReader(self.tile, size=size)
+        self._cache: dict[Tile, bytes] | None = {} if cache else None  # many proofs of one tree
 
     def tile(self, tile: Tile) -> bytes:
         """The bytes of a hash tile (full or partial) as stored."""
+        if self._cache is not None:
+            found = self._cache.get(tile)
+            if found is None:
+                found = self._cache[tile] = self._read_tile(tile)
+            return found
+        return self._read_tile(tile)
+
+    def _read_tile(self, tile: Tile) -> bytes:
         first = tile.index * TILE_WIDTH
         if tile.level == 0:
             row = self._conn.execute(LEAF_TILE_SQL, (first, first + tile.width)).fetchone()

@@ -1,18 +1,26 @@
-"""Evidence packs: a contiguous range of the trail in files that verify offline.
+"""Evidence packs: a contiguous range of the v2 log in files that verify offline, and one
+decision's proof that reveals no other (C2SP tlog-proof in spirit).
 
 A pack (``write_pack`` / ``verify_pack``) is a directory::
 
-    manifest.json      format, log id, seq and time range, file hashes, what it does not prove
-    entries.jsonl      one entry per line: seq, recorded_at, key_id, prev_hash, entry_hash,
-                       signature (base64) and body (the canonical JSON text: the signed bytes)
-    keys.json          the public keys (clearance.keyring.v1)
-    checkpoints.jsonl  the signed checkpoints whose seq lies in the range, one per line
+    manifest.json      format, origin, requested time range, first/last seq, file hashes
+    entries.jsonl      one leaf per line (``audit.export.export_dict``: the leaf's exact bytes and
+                       its blobs') plus ``inclusion_proof`` (hex, RFC 9162 order) in the checkpoint
+    boundary.jsonl     the leaves just before and just after the range (bytes and proof, no
+                       blobs): they show that nothing of the requested time range was left out
+    checkpoint         the signed checkpoint note every proof folds to
 
-A pack holds a *contiguous* seq range (every entry of its time range), so that every link of
-the chain can be checked. When a stored checkpoint exists at or after the last entry of the
-requested range, the pack is extended up to it: the pack then ends on a signed checkpoint, and
-cutting entries off its end is detected (``truncated``). The manifest is not signed; its file
-hashes catch accidental damage, while tampering is caught by the signatures and the chain.
+Offline verification (:func:`verify_pack`) trusts only the verifier keys it is given: the
+checkpoint must verify with one of them; every leaf must hash to its ``leaf_hash``, carry the
+digests of its blobs, and be included in the checkpoint at its seq; seqs are contiguous; and
+the range must be complete: it starts at seq 1 or after a boundary leaf recorded before the
+requested start, and ends at the checkpoint's size or before a boundary leaf recorded at or
+after the requested end. A pack cut at either end fails (``truncated``); one re-signed with
+another key fails (``checkpoint_key``). The manifest is not signed; pass the range you asked for
+(``requested``) to rule out a manifest rewritten to match a cut.
+
+``prove_decision`` writes one decision's proof (``clearance.decision-proof.v1``): its leaf and
+blobs and a C2SP tlog-proof (index, inclusion proof, checkpoint) — nothing about any other entry.
 """
 
 from __future__ import annotations
@@ -20,40 +28,78 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
+import psycopg
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from psycopg.rows import namedtuple_row
 
 from ._db import map_errors
-from .canonical import format_time
-from .chain import StoredEntry
-from .checkpoints import SignedCheckpoint
-from .errors import AuditEntryInvalid, CheckpointError, ExportError, SigningKeyError
-from .export import export_line, psycopg_params
+from .canonical import format_time, parse_time
+from .errors import ExportError, SigningKeyError
+from .export import export_dict, psycopg_params
 from .filters import EntryFilter, where_clause
 from .keys import Keyring, PublicKey
-from .snapshot import SELECT_KEYS_SQL
+from .log import StoredTiles
 from .store import AuditStore
-from .verify import Progress, VerificationResult, verify_chain
+from .tlog.checkpoint import SignedCheckpoint, open_checkpoint
+from .tlog.errors import TlogError
+from .tlog.merkle import inclusion_proof, leaf_hash, root_from_inclusion_proof
+from .tlog.note import Ed25519Verifier, Verifier
+from .tlog.proof import TlogProof, parse_tlog_proof, verify_tlog_proof
+from .verify import Progress, VerificationResult
 
-__all__ = ["PACK_FORMAT", "PackVerification", "load_trusted_keys", "verify_pack", "write_pack"]
+__all__ = ["PACK_FORMAT", "PROOF_FORMAT", "PackVerification", "load_trusted_keys", "load_verifier_keys",
+           "prove_decision", "verify_decision_proof", "verify_pack", "write_pack"]
 
-PACK_FORMAT = "clearance.evidence-pack.v1"
+PACK_FORMAT = "clearance.evidence-pack.v2"
+PROOF_FORMAT = "clearance.decision-proof.v1"
 MANIFEST_FILE = "manifest.json"
 ENTRIES_FILE = "entries.jsonl"
-KEYS_FILE = "keys.json"
-CHECKPOINTS_FILE = "checkpoints.jsonl"
+BOUNDARY_FILE = "boundary.jsonl"
+CHECKPOINT_FILE = "checkpoint"
 PAGE_SIZE = 1000
-# The first stored checkpoint at or after the requested end: the pack is extended to it.
-SELECT_COVERING_CHECKPOINT_SQL = (
-    "SELECT min(seq) FROM audit_checkpoints WHERE seq >= %(last)s AND seq <= %(head)s"
+SET_SNAPSHOT_SQL = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+SELECT_TOP_SQL = (
+    "SELECT h.origin, h.size, c.note FROM audit_tlog_head h "
+    "LEFT JOIN audit_tlog_checkpoints c ON c.size = h.size WHERE h.id = 1"
 )
+SELECT_ROWS_SQL = (
+    "SELECT seq, recorded_at, leaf_hash, body, input_data, result_data FROM audit_log "
+    "WHERE seq >= %s AND seq <= %s ORDER BY seq"
+)
+SELECT_LEAF_SQL = "SELECT seq, recorded_at, leaf_hash, body FROM audit_leaves WHERE seq = %s"
+
+
+class _Snapshot:
+    """The newest checkpoint and proofs against it, inside one read-only snapshot."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            conn.rollback()
+        conn.execute(SET_SNAPSHOT_SQL)
+        origin, size, note = conn.execute(SELECT_TOP_SQL).fetchone()
+        if int(size) == 0:
+            raise ExportError("the log is empty; nothing to export")
+        if note is None:
+            raise ExportError(f"no checkpoint is stored for the head (size {size}); verify the log")
+        self.conn, self.origin, self.size, self.note = conn, str(origin), int(size), str(note)
+        self._tiles = StoredTiles(conn, self.size, cache=True)
+
+    def proof(self, seq: int) -> list[str]:
+        return [h.hex() for h in inclusion_proof(self._tiles, index=seq - 1, size=self.size)]
+
+    def boundary(self, seq: int) -> dict[str, Any]:
+        row = self.conn.execute(SELECT_LEAF_SQL, (seq,)).fetchone()
+        return {"seq": int(row[0]), "recorded_at": format_time(row[1]), "leaf_hash": bytes(row[2]).hex(),
+                "entry": bytes(row[3]).decode("utf-8"), "inclusion_proof": self.proof(seq)}
 
 
 def write_pack(
@@ -64,92 +110,113 @@ def write_pack(
     end: datetime | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Write the evidence pack of the entries recorded in ``[start, end)``; returns the manifest.
+    """Write the evidence pack of the leaves recorded in ``[start, end)``; returns the manifest.
 
-    Everything is read in one REPEATABLE READ, read-only snapshot. Refuses a non-empty
-    ``out_dir`` and a range without entries (:class:`ExportError`).
+    Everything is read in one REPEATABLE READ, read-only snapshot, against the newest
+    checkpoint. Refuses a non-empty ``out_dir`` and a range without entries (:class:`ExportError`).
     """
     target = Path(out_dir)
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise ExportError(f"{target} exists and is not an empty directory; choose a new one")
     where, params = EntryFilter(start=start, end=end).sql()
-    # One REPEATABLE READ, read-only transaction; files that cannot be written fail as the
-    # database would (AuditUnavailable), and nothing is half-reported as a pack.
-    with map_errors("writing an evidence pack"), store.snapshot() as snapshot:
-        conn = snapshot.connection
-        head = snapshot.head()
-        low, high = conn.execute(psycopg_params(
-            f"SELECT min(seq), max(seq) FROM audit_entries{where_clause(where)}"), params).fetchone()
-        if low is None:
-            raise ExportError("no entries were recorded in that time range; nothing to export")
-        requested_last = min(int(high), head.seq)
-        cover = conn.execute(SELECT_COVERING_CHECKPOINT_SQL, {"last": requested_last, "head": head.seq}
-                             ).fetchone()[0]
-        first, last = int(low), int(cover) if cover is not None else requested_last
-        target.mkdir(parents=True, exist_ok=True)
-        keys = conn.execute(SELECT_KEYS_SQL).fetchall()
-        keyring = Keyring(PublicKey(key_id=key_id, raw=bytes(raw), created_at=created_at)
-                          for key_id, raw, created_at in keys)
-        _write_bytes(target / KEYS_FILE,
-                     (json.dumps(keyring.to_dict(), indent=2, sort_keys=True) + "\n").encode())
-        checkpoints = snapshot.fetch_checkpoints(first, last)
-        _write_bytes(target / CHECKPOINTS_FILE, b"".join(
-            orjson.dumps(SignedCheckpoint.from_body(c.body, c.signature).to_dict()) + b"\n"
-            for c in checkpoints))
-        count = 0
-        total = last - first + 1
-        with open(target / ENTRIES_FILE, "wb") as handle:
-            for entry in snapshot.fetch_entries(first, last, page_size=PAGE_SIZE):
-                handle.write(export_line(entry))
-                count += 1
-                if progress is not None and count % PAGE_SIZE == 0:
-                    progress(count, total)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if progress is not None:
-            progress(count, total)
+    with map_errors("writing an evidence pack"), store._connection("writing an evidence pack") as conn:  # noqa: SLF001
+        try:
+            snap = _Snapshot(conn)
+            where.append("seq <= :size")
+            params["size"] = snap.size
+            low, high = conn.execute(psycopg_params(
+                f"SELECT min(seq), max(seq) FROM audit_leaves{where_clause(where)}"), params).fetchone()
+            if low is None:
+                raise ExportError("no entries were recorded in that time range; nothing to export")
+            first, last = int(low), int(high)
+            target.mkdir(parents=True, exist_ok=True)
+            _write_bytes(target / CHECKPOINT_FILE, snap.note.encode())
+            boundaries = [snap.boundary(s) for s in (first - 1, last + 1) if 1 <= s <= snap.size]
+            _write_bytes(target / BOUNDARY_FILE, b"".join(orjson.dumps(b) + b"\n" for b in boundaries))
+            count, total = 0, last - first + 1
+            with open(target / ENTRIES_FILE, "wb") as handle, conn.cursor(row_factory=namedtuple_row,
+                                                                          binary=True) as cur:
+                for lo in range(first, last + 1, PAGE_SIZE):
+                    for row in cur.execute(SELECT_ROWS_SQL, (lo, min(last, lo + PAGE_SIZE - 1))).fetchall():
+                        line = export_dict(row) | {"inclusion_proof": snap.proof(row.seq)}
+                        handle.write(orjson.dumps(line) + b"\n")
+                        count += 1
+                    if progress is not None:
+                        progress(count, total)
+                handle.flush()
+                os.fsync(handle.fileno())
+        finally:
+            if not conn.closed:
+                conn.rollback()
     manifest = {
         "format": PACK_FORMAT,
         "created_at": format_time(datetime.now(UTC)),
-        "log_id": str(head.log_id),
-        "requested": {"from": format_time(start) if start else None,
-                      "to": format_time(end) if end else None},
+        "origin": snap.origin,
+        "requested": {"from": format_time(start) if start else None, "to": format_time(end) if end else None},
         "first_seq": first,
         "last_seq": last,
         "entries": count,
-        "requested_last_seq": requested_last,
-        "tail_checkpoint_seq": last if cover is not None else None,
-        "checkpoints": len(checkpoints),
+        "checkpoint_size": snap.size,
         "files": {name: _file_digest(target / name)
-                  for name in (ENTRIES_FILE, KEYS_FILE, CHECKPOINTS_FILE)},
+                  for name in (ENTRIES_FILE, BOUNDARY_FILE, CHECKPOINT_FILE)},
         "notes": [
-            "Verify with: clearance audit verify --pack DIR --pubkey PUBLISHED_KEYS",
-            "Integrity comes from the Ed25519 signatures and the hash chain; this manifest is "
+            "Verify with: clearance audit verify --pack DIR --trusted-keys LOG_VERIFIER_KEYS",
+            "Integrity comes from the signed checkpoint and the inclusion proofs; this manifest is "
             "not signed and its hashes only catch damaged or swapped files.",
-            "The first entry's prev_hash is taken as given (it is covered by its signature).",
-            "Entries after the last checkpoint in checkpoints.jsonl could be cut off without "
-            "detection unless you hold a later checkpoint from elsewhere.",
+            "The boundary leaves (without their blobs) show the range is complete.",
         ],
     }
     _write_bytes(target / MANIFEST_FILE, (json.dumps(manifest, indent=2) + "\n").encode())
     return manifest
 
 
-def _write_bytes(path: Path, data: bytes) -> None:
-    with open(path, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
+def prove_decision(store: AuditStore, decision_id: str) -> dict[str, Any]:
+    """One decision's proof: its leaf and blobs and a C2SP tlog-proof against the newest
+    checkpoint (``clearance.decision-proof.v1``). Reveals nothing about any other entry but
+    the hashes of the proof. :class:`ExportError` if there is no such decision."""
+    try:
+        wanted = uuid.UUID(decision_id)
+    except ValueError as exc:
+        raise ExportError(f"{decision_id!r} is not a decision id (a UUID)") from exc
+    with map_errors("proving a decision"), store._connection("proving a decision") as conn:  # noqa: SLF001
+        try:
+            snap = _Snapshot(conn)
+            with conn.cursor(row_factory=namedtuple_row, binary=True) as cur:
+                found = cur.execute("SELECT seq FROM audit_leaves WHERE decision_id = %s AND seq <= %s "
+                                    "ORDER BY seq LIMIT 1", (wanted, snap.size)).fetchone()
+                if found is None:
+                    raise ExportError(f"no decision {decision_id} in the audit log")
+                row = cur.execute(SELECT_ROWS_SQL, (found.seq, found.seq)).fetchone()
+            proof = TlogProof(index=row.seq - 1, inclusion_proof=tuple(bytes.fromhex(h) for h in snap.proof(row.seq)),
+                              checkpoint=snap.note)
+        finally:
+            if not conn.closed:
+                conn.rollback()
+    return {"format": PROOF_FORMAT, **export_dict(row), "tlog_proof": proof.format()}
 
 
-def _file_digest(path: Path) -> dict[str, Any]:
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
-    return {"sha256": digest.hexdigest(), "bytes": size}
+def verify_decision_proof(document: dict[str, Any], *, trusted: Sequence[Verifier]) -> VerificationResult:
+    """Verify :func:`prove_decision`'s output offline with ``trusted`` keys."""
+    seq = document.get("seq") if isinstance(document.get("seq"), int) else None
+    try:
+        if document.get("format") != PROOF_FORMAT:
+            raise _Bad(seq, "body", f"not a {PROOF_FORMAT} document")
+        entry = _check_line(document, seq or 0)
+        proof = parse_tlog_proof(str(document["tlog_proof"]))
+        if proof.index != entry["seq"] - 1:
+            raise _Bad(seq, "inclusion", f"the proof is for index {proof.index}, the entry is seq {entry['seq']}")
+        try:
+            verify_tlog_proof(proof, leaf_hash=bytes.fromhex(document["leaf_hash"]), log_verifiers=trusted)
+        except TlogError as exc:
+            check = "checkpoint_key" if "trusted" in str(exc) or "signature" in str(exc) else "inclusion"
+            raise _Bad(seq, check, f"entry {seq}: {exc}") from None
+    except (KeyError, TypeError, ValueError, TlogError) as exc:
+        return VerificationResult(valid=False, checked=0, first_bad_seq=seq, check="body",
+                                  reason=f"malformed decision proof: {exc}", log="v2")
+    except _Bad as bad:
+        return VerificationResult(valid=False, checked=0, first_bad_seq=bad.seq, check=bad.check, reason=bad.reason,
+                                  log="v2")
+    return VerificationResult(valid=True, checked=1, from_seq=seq or 1, to_seq=seq, checkpoints_checked=1, log="v2")
 
 
 def load_trusted_keys(path: str | os.PathLike[str]) -> Keyring:
@@ -175,13 +242,35 @@ def load_trusted_keys(path: str | os.PathLike[str]) -> Keyring:
     return Keyring.from_file(source)
 
 
+def load_verifier_keys(path: str | os.PathLike[str]) -> list[Verifier]:
+    """Pinned log verifier keys: a file of C2SP verifier keys (``name+hash+base64``), one a
+    line; blank lines and ``#`` comments are skipped."""
+    source = Path(path)
+    try:
+        lines = source.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise SigningKeyError(f"cannot read trusted keys file {source}: {exc.strerror}") from exc
+    keys: list[Verifier] = []
+    for number, line in enumerate(lines, start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        try:
+            keys.append(Ed25519Verifier.from_key(text))
+        except TlogError as exc:
+            raise SigningKeyError(f"{source} line {number}: not a verifier key ({exc})") from exc
+    if not keys:
+        raise SigningKeyError(f"{source} holds no verifier key")
+    return keys
+
+
 @dataclass(frozen=True)
 class PackVerification:
-    """The verdict on an evidence pack: the chain verdict plus the manifest's file checks."""
+    """The verdict on an evidence pack, plus the manifest's file checks."""
 
     result: VerificationResult
     files: dict[str, str] = field(default_factory=dict)
-    keys_source: str = "pack"
+    keys_source: str = "pinned"
     manifest: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -192,33 +281,59 @@ class PackVerification:
         return {**self.result.to_dict(), "files": self.files, "keys_source": self.keys_source}
 
 
+class _Bad(Exception):
+    def __init__(self, seq: int | None, check: str, reason: str) -> None:
+        super().__init__(reason)
+        self.seq, self.check, self.reason = seq, check, reason
+
+
+def _check_line(line: dict[str, Any], seq: int) -> dict[str, Any]:
+    """A leaf line: its bytes hash to ``leaf_hash``, name its seq, and carry its blobs' digests."""
+    data = str(line["entry"]).encode("utf-8")
+    if leaf_hash(data) != bytes.fromhex(line["leaf_hash"]):
+        raise _Bad(seq, "leaf_hash", f"entry {seq}: leaf_hash is not SHA-256(0x00 ‖ entry)")
+    entry = orjson.loads(data)
+    if not isinstance(entry, dict) or entry.get("seq") != line.get("seq"):
+        raise _Bad(seq, "seq", f"entry {seq}: the leaf says seq {entry.get('seq') if isinstance(entry, dict) else None}")
+    for member, name in (("input_sha256", "input"), ("result_sha256", "result")):
+        blob = line.get(name)
+        digest = entry.get(member)
+        if digest is None and blob is None:
+            continue
+        if blob is None or digest != hashlib.sha256(str(blob).encode("utf-8")).hexdigest():
+            raise _Bad(seq, "blob", f"entry {seq}: the {name} blob does not hash to the leaf's {member}")
+    return entry
+
+
+def _included(line: dict[str, Any], checkpoint: SignedCheckpoint, seq: int) -> None:
+    try:
+        root = root_from_inclusion_proof(leaf_hash=bytes.fromhex(line["leaf_hash"]), index=seq - 1,
+                                         size=checkpoint.size,
+                                         proof=[bytes.fromhex(h) for h in line["inclusion_proof"]])
+    except TlogError as exc:
+        raise _Bad(seq, "inclusion", f"entry {seq}: {exc}") from None
+    if root != checkpoint.root_hash:
+        raise _Bad(seq, "inclusion", f"entry {seq}: the inclusion proof does not fold to the checkpoint's root")
+
+
 def verify_pack(
     pack_dir: str | os.PathLike[str],
     *,
-    keyring: Keyring | None = None,
+    trusted: Sequence[Verifier],
+    requested: tuple[datetime | None, datetime | None] | None = None,
     progress: Progress | None = None,
 ) -> PackVerification:
-    """Verify an evidence pack offline: no database, only the files (and trusted keys).
+    """Verify an evidence pack offline with ``trusted`` verifier keys (see the module).
 
-    Steps: (1) the manifest is a Clearance pack; (2) every file's SHA-256 is recomputed;
-    (3) the entries are verified as a chain (``verify_chain``: body, link, hash, key,
-    signature, time) with the pack's checkpoints as outside checkpoints (a checkpoint beyond
-    the last entry reports ``truncated``); (4) checkpoints belong to the manifest's log;
-    (5) the entries cover the manifest's seq range. A chain failure is reported first (it names
-    the seq); a file hash mismatch with an otherwise valid chain fails as ``manifest``.
-
-    :param keyring: trusted public keys (``--pubkey``); default the pack's own ``keys.json``,
-        which proves only that the pack is self-consistent.
+    ``requested``: the time range you asked for; default the manifest's (unsigned) one.
     """
     root = Path(pack_dir)
     try:
         manifest = json.loads((root / MANIFEST_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ExportError(f"{root} is not an evidence pack: cannot read {MANIFEST_FILE}: {exc}") from exc
-    # (1) Manifest.
     if not isinstance(manifest, dict) or manifest.get("format") != PACK_FORMAT:
         raise ExportError(f"{root / MANIFEST_FILE} is not a {PACK_FORMAT} manifest")
-    # (2) File hashes.
     files: dict[str, str] = {}
     for name, expected in (manifest.get("files") or {}).items():
         path = root / name
@@ -228,93 +343,101 @@ def verify_pack(
             files[name] = "sha256 mismatch"
         else:
             files[name] = "ok"
-    keys_source = "pinned" if keyring is not None else "pack"
-    if keyring is None:
-        keyring = Keyring.from_file(root / KEYS_FILE)
-    checkpoints = _read_checkpoints(root / CHECKPOINTS_FILE)
+    if requested is None:
+        asked = manifest.get("requested") or {}
+        requested = (parse_time(asked["from"]) if asked.get("from") else None,
+                     parse_time(asked["to"]) if asked.get("to") else None)
     first_seq = int(manifest.get("first_seq", 1))
-    last_seq = manifest.get("last_seq")
-    entries_path = root / ENTRIES_FILE
-
-    def fetch(lo: int, hi: int | None) -> Iterator[StoredEntry]:
-        # Entries are in seq order: stop reading at the first one past ``hi``.
-        for entry in _read_entries(entries_path):
-            if hi is not None and entry.seq > hi:
-                return
-            if entry.seq >= lo:
-                yield entry
-
-    # (3) The chain, with the pack's checkpoints.
+    checked = 0
     try:
-        result = verify_chain(
-            fetch_entries=fetch, keyring=keyring, from_seq=first_seq,
-            outside_checkpoints=checkpoints, anchored=False, progress=progress,
-        )
-    except _MalformedLine as bad:
-        result = VerificationResult(valid=False, checked=0, first_bad_seq=bad.seq,
-                                    reason=str(bad), check="body", from_seq=first_seq)
-    log_id = manifest.get("log_id")
-    # (4) Checkpoints of this log.
-    if result.valid:
-        for checkpoint in checkpoints:
-            if log_id is not None and checkpoint.log_id != log_id:
-                result = _failed(result, checkpoint.seq, "checkpoint",
-                                 f"checkpoint {checkpoint.seq} is for log {checkpoint.log_id}, "
-                                 f"the pack is of log {log_id}")
-                break
-    # (5) Coverage of the manifest's range.
-    if result.valid and last_seq is not None and (result.to_seq or 0) < int(last_seq):
-        end = result.to_seq or first_seq - 1
-        result = _failed(result, end + 1, "truncated",
-                         f"entries {end + 1}..{last_seq} are missing: the manifest says the pack "
-                         f"ends at seq {last_seq}, the last entry is {end}")
-    if result.valid and any(state != "ok" for state in files.values()):
-        bad = ", ".join(f"{name}: {state}" for name, state in files.items() if state != "ok")
-        result = _failed(result, None, "manifest", f"pack files differ from the manifest ({bad})")
-    return PackVerification(result=result, files=files, keys_source=keys_source,
-                            manifest=manifest)
+        try:
+            checkpoint = open_checkpoint((root / CHECKPOINT_FILE).read_text(encoding="utf-8"), trusted)
+        except (OSError, TlogError) as exc:
+            raise _Bad(first_seq, "checkpoint_key", f"the pack's checkpoint does not verify with a pinned key: "
+                                                    f"{exc}") from None
+        expected = first_seq
+        for line in _lines(root / ENTRIES_FILE):
+            seq = line.get("seq")
+            if seq != expected:
+                raise _Bad(expected, "missing", f"entry {expected} is missing (next in the pack: {seq})")
+            _check_line(line, seq)
+            _included(line, checkpoint, seq)
+            checked += 1
+            expected += 1
+            if progress is not None and checked % PAGE_SIZE == 0:
+                progress(checked, None)
+        last = expected - 1
+        if checked == 0:
+            raise _Bad(first_seq, "truncated", "the pack holds no entries")
+        boundary = {b.get("seq"): b for b in _lines(root / BOUNDARY_FILE)}
+        _check_end(boundary.get(first_seq - 1), first_seq, "before", requested[0], checkpoint)
+        _check_end(boundary.get(last + 1), last, "after", requested[1], checkpoint)
+        if manifest.get("last_seq") is not None and int(manifest["last_seq"]) != last:
+            raise _Bad(last + 1, "truncated", f"the manifest says the pack ends at {manifest['last_seq']}, "
+                                              f"its last entry is {last}")
+        if any(state != "ok" for state in files.values()):
+            bad = ", ".join(f"{name}: {state}" for name, state in files.items() if state != "ok")
+            raise _Bad(None, "manifest", f"pack files differ from the manifest ({bad})")
+    except _Bad as bad:
+        result = VerificationResult(valid=False, checked=checked, first_bad_seq=bad.seq, check=bad.check,
+                                    reason=bad.reason, from_seq=first_seq, log="v2")
+    except (KeyError, TypeError, ValueError) as exc:
+        result = VerificationResult(valid=False, checked=checked, first_bad_seq=first_seq + checked, check="body",
+                                    reason=f"malformed pack line: {exc!r}", from_seq=first_seq, log="v2")
+    else:
+        result = VerificationResult(valid=True, checked=checked, from_seq=first_seq, to_seq=last,
+                                    checkpoints_checked=1, log="v2")
+    return PackVerification(result=result, files=files, manifest=manifest)
 
 
-class _MalformedLine(Exception):
-    def __init__(self, seq: int, message: str) -> None:
-        super().__init__(message)
-        self.seq = seq
+def _check_end(neighbour: dict[str, Any] | None, seq: int, side: str, moment: datetime | None,
+               checkpoint: SignedCheckpoint) -> None:
+    """The range is complete on ``side``: it is the log's edge, or the neighbouring leaf is in
+    the log and was recorded outside the requested time range."""
+    edge = seq == 1 if side == "before" else seq == checkpoint.size
+    if edge:
+        return
+    where = seq - 1 if side == "before" else seq + 1
+    cut = f"the pack is cut {'at its head' if side == 'before' else 'at its tail'}: entry {where}"
+    if neighbour is None or moment is None:
+        raise _Bad(where, "truncated", f"{cut} is neither in the pack nor shown to be outside the requested range")
+    entry = orjson.loads(str(neighbour["entry"]).encode("utf-8"))
+    if leaf_hash(str(neighbour["entry"]).encode("utf-8")) != bytes.fromhex(neighbour["leaf_hash"]) \
+            or entry.get("seq") != where:
+        raise _Bad(where, "truncated", f"{cut}: its boundary leaf does not hash to its leaf_hash")
+    _included(neighbour, checkpoint, where)
+    at = parse_time(entry["recorded_at"])
+    inside = at >= moment if side == "before" else at < moment
+    if inside:
+        raise _Bad(where, "truncated", f"{cut} was recorded inside the requested range and is missing")
 
 
-def _read_entries(path: Path) -> Iterator[StoredEntry]:
-    previous = 0
+def _lines(path: Path) -> Iterator[dict[str, Any]]:
     try:
         handle = open(path, "rb")
     except OSError as exc:
         raise ExportError(f"cannot read {path}: {exc.strerror}") from exc
     with handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                entry = StoredEntry.from_export_dict(orjson.loads(line))
-            except (orjson.JSONDecodeError, AuditEntryInvalid, AttributeError) as exc:
-                raise _MalformedLine(previous + 1,
-                                     f"{path.name} line {number} (after seq {previous}) is not "
-                                     f"an exported entry: {exc}") from None
-            previous = entry.seq
-            yield entry
+        for raw in handle:
+            if raw.strip():
+                line = orjson.loads(raw)
+                if not isinstance(line, dict):
+                    raise ValueError(f"{path.name}: a line is not a JSON object")
+                yield line
 
 
-def _read_checkpoints(path: Path) -> list[SignedCheckpoint]:
-    if not path.is_file():
-        return []
-    out = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            out.append(SignedCheckpoint.from_dict(json.loads(line)))
-        except (ValueError, CheckpointError) as exc:
-            raise ExportError(f"{path.name} line {number}: {exc}") from exc
-    return out
+def _write_bytes(path: Path, data: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
-def _failed(result: VerificationResult, seq: int | None, check: str, reason: str
-            ) -> VerificationResult:
-    return replace(result, valid=False, first_bad_seq=seq, check=check, reason=reason)
+def _file_digest(path: Path) -> dict[str, Any]:
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return {"sha256": digest.hexdigest(), "bytes": size}

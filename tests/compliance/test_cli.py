@@ -76,20 +76,22 @@ def test_export_pack_then_verify_offline(run: Any, dataset: Dataset, tmp_path: P
     result = run("export", "--from", "2026-03-02T05:00:00Z", "--to", "2026-03-02T09:00:00Z", "--out", str(out))
     assert result.exit_code == 0, result.output
     assert "evidence pack" in result.stderr
+    pinned = tmp_path / "trusted-keys"
+    pinned.write_text(run("verifier-keys").stdout)
     # Offline: a database URL that does not exist proves no database is used.
-    offline = CliRunner().invoke(app, ["audit", "verify", "--pack", str(out), "--json"],
+    offline = CliRunner().invoke(app, ["audit", "verify", "--pack", str(out), "--trusted-keys", str(pinned), "--json"],
                                  env={"CLEARANCE_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"})
     assert offline.exit_code == 0, offline.output
     assert json.loads(offline.stdout)["valid"] is True
     entries = (out / "entries.jsonl").read_text().splitlines()
     first = json.loads(entries[0])
     tampered = json.loads(entries[2])
-    tampered["body"] = tampered["body"].replace('"regorus"', '"opa"')
+    tampered["entry"] = tampered["entry"].replace('"regorus"', '"opa"')
     entries[2] = json.dumps(tampered)
     (out / "entries.jsonl").write_text("\n".join(entries) + "\n")
-    bad = CliRunner().invoke(app, ["audit", "verify", "--pack", str(out)])
+    bad = CliRunner().invoke(app, ["audit", "verify", "--pack", str(out), "--trusted-keys", str(pinned)])
     assert bad.exit_code == 1
-    assert f"INVALID at seq {first['seq'] + 2}" in bad.stdout
+    assert f"INVALID at v2 seq {first['seq'] + 2}" in bad.stdout
 
 
 def test_export_pack_refuses_narrowing_filters(run: Any, tmp_path: Path) -> None:
