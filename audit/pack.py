@@ -358,6 +358,8 @@ def verify_pack(
         expected = first_seq
         for line in _lines(root / ENTRIES_FILE):
             seq = line.get("seq")
+            if isinstance(seq, int) and seq < expected:
+                raise _Bad(seq, "duplicate", f"entry {seq} appears twice (or out of order)")
             if seq != expected:
                 raise _Bad(expected, "missing", f"entry {expected} is missing (next in the pack: {seq})")
             _check_line(line, seq)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import shutil
@@ -14,11 +15,21 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.services import Services
-from audit import Keyring, SigningKey, StoredEntry, verify_entries
+from audit import SigningKey
 from audit.canonical import format_time
 from audit.errors import ExportError
 from audit.export import stream_csv, stream_jsonl
-from audit.pack import load_trusted_keys, verify_pack, write_pack
+from audit.pack import (
+    load_trusted_keys,
+    load_verifier_keys,
+    prove_decision,
+    verify_decision_proof,
+    verify_pack,
+    write_pack,
+)
+from audit.tlog import Checkpoint, MemoryTree, leaf_hash, sign_checkpoint
+from audit.tlog.note import Verifier
+from audit.trust import log_signer, trusted_verifiers
 from audit.queries import EntryFilter
 from tests.api.conftest import Keys, bearer
 from tests.compliance.conftest import COUNT, T0, Dataset
@@ -30,11 +41,18 @@ def test_jsonl_export_streams_every_entry_and_verifies_offline(
     with client.stream("GET", "/v1/audit/export", params={"format": "jsonl"}, headers=bearer(keys.auditor)) as answer:
         assert answer.status_code == 200
         assert answer.headers["content-type"].startswith("application/x-ndjson")
-        lines = [line for line in answer.iter_lines() if line]
-    entries = [StoredEntry.from_export_dict(json.loads(line)) for line in lines]
-    assert [e.seq for e in entries] == list(range(1, COUNT + 1))
-    keyring = Keyring.from_dict(client.get("/v1/audit/keys").json())
-    assert verify_entries(entries, keyring=keyring).valid
+        lines = [json.loads(line) for line in answer.iter_lines() if line]
+    assert [e["seq"] for e in lines] == list(range(1, COUNT + 1))
+    hashes = []
+    for line in lines:  # each leaf hashes to its leaf_hash and names its blobs by their digests
+        assert leaf_hash(line["entry"].encode()) == bytes.fromhex(line["leaf_hash"])
+        entry = json.loads(line["entry"])
+        assert entry["result_sha256"] == hashlib.sha256(line["result"].encode()).hexdigest()
+        assert entry["input_sha256"] == hashlib.sha256(line["input"].encode()).hexdigest()
+        hashes.append(bytes.fromhex(line["leaf_hash"]))
+    # The whole export rebuilds the root of the newest checkpoint, signed by the log's key.
+    head = services.store.log_head()
+    assert (head.size, head.root) == (COUNT, MemoryTree(hashes).root())
 
 
 def test_csv_export_with_a_filter(client: TestClient, keys: Keys, dataset: Dataset) -> None:
@@ -75,10 +93,9 @@ def pack(services: Services, tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def pinned(client: TestClient, tmp_path: Path) -> Keyring:
-    path = tmp_path / "published-keys.json"
-    path.write_text(json.dumps(client.get("/v1/audit/keys").json()))
-    return load_trusted_keys(path)
+def pinned(services: Services) -> list[Verifier]:
+    store = services.store
+    return list(trusted_verifiers(store.list_keys(), store.log_origin()))
 
 
 def _lines(pack: Path) -> list[dict[str, Any]]:
@@ -89,79 +106,95 @@ def _rewrite(pack: Path, entries: list[dict[str, Any]]) -> None:
     (pack / "entries.jsonl").write_text("".join(json.dumps(e) + "\n" for e in entries))
 
 
-def test_pack_round_trip_verifies_offline(pack: Path, pinned: Keyring) -> None:
+def _verdict(pack: Path, pinned: list[Verifier]) -> tuple[bool, int | None, str | None]:
+    verdict = verify_pack(pack, trusted=pinned)
+    return verdict.valid, verdict.result.first_bad_seq, verdict.result.check
+
+
+def test_pack_round_trip_verifies_offline(pack: Path, pinned: list[Verifier]) -> None:
     manifest = json.loads((pack / "manifest.json").read_text())
-    # Entries recorded 12:00..24:00 are seqs 13..25; checkpoints are signed at 1, 11, 21, 31, …
-    # so the pack is extended to the covering checkpoint 31.
-    assert (manifest["first_seq"], manifest["requested_last_seq"], manifest["last_seq"]) == (13, 25, 31)
-    assert manifest["tail_checkpoint_seq"] == 31 and manifest["checkpoints"] == 2  # 21 and 31
-    assert set(manifest["files"]) == {"entries.jsonl", "keys.json", "checkpoints.jsonl"}
-    assert [e["seq"] for e in _lines(pack)] == list(range(13, 32))
-    verdict = verify_pack(pack, keyring=pinned)
+    # Entries recorded 12:00..24:00 are seqs 13..25; the boundary leaves are 12 and 26.
+    assert (manifest["first_seq"], manifest["last_seq"], manifest["checkpoint_size"]) == (13, 25, COUNT)
+    assert set(manifest["files"]) == {"entries.jsonl", "boundary.jsonl", "checkpoint"}
+    assert [e["seq"] for e in _lines(pack)] == list(range(13, 26))
+    assert [json.loads(b)["seq"] for b in (pack / "boundary.jsonl").read_text().splitlines()] == [12, 26]
+    verdict = verify_pack(pack, trusted=pinned)
     assert verdict.valid, verdict.to_dict()
-    assert verdict.result.checked == 19 and verdict.result.checkpoints_checked == 2
+    assert verdict.result.checked == 13 and verdict.result.checkpoints_checked == 1
     assert all(state == "ok" for state in verdict.files.values())
-    assert verify_pack(pack).keys_source == "pack"
 
 
-def test_a_tampered_body_is_caught_with_its_seq(pack: Path, pinned: Keyring) -> None:
+def test_a_tampered_entry_is_caught_with_its_seq(pack: Path, pinned: list[Verifier]) -> None:
     entries = _lines(pack)
-    entries[4]["body"] = entries[4]["body"].replace('"outcome":"allow"', '"outcome":"deny"', 1) \
-        if '"outcome":"allow"' in entries[4]["body"] else entries[4]["body"].replace('"outcome":"deny"', '"outcome":"allow"', 1)
+    entries[4]["entry"] = entries[4]["entry"].replace('"outcome":"allow"', '"outcome":"deny"', 1) \
+        if '"outcome":"allow"' in entries[4]["entry"] else entries[4]["entry"].replace('"outcome":"deny"', '"outcome":"allow"', 1)
     _rewrite(pack, entries)
-    verdict = verify_pack(pack, keyring=pinned)
-    assert not verdict.valid
-    assert (verdict.result.first_bad_seq, verdict.result.check) == (17, "entry_hash")
-    assert verdict.files["entries.jsonl"] == "sha256 mismatch"
+    assert _verdict(pack, pinned) == (False, 17, "leaf_hash")
+    assert verify_pack(pack, trusted=pinned).files["entries.jsonl"] == "sha256 mismatch"
 
 
-def test_a_deleted_entry_is_caught_with_its_seq(pack: Path, pinned: Keyring) -> None:
+def test_a_tampered_blob_is_caught_with_its_seq(pack: Path, pinned: list[Verifier]) -> None:
+    entries = _lines(pack)
+    entries[2]["result"] = entries[2]["result"].replace('"allowed":[', '"allowed":[{"model":"x"},', 1)
+    _rewrite(pack, entries)
+    assert _verdict(pack, pinned) == (False, 15, "blob")
+
+
+def test_a_deleted_entry_is_caught_with_its_seq(pack: Path, pinned: list[Verifier]) -> None:
     entries = _lines(pack)
     del entries[6]
     _rewrite(pack, entries)
-    verdict = verify_pack(pack, keyring=pinned)
-    assert (verdict.valid, verdict.result.first_bad_seq, verdict.result.check) == (False, 19, "missing")
+    assert _verdict(pack, pinned) == (False, 19, "missing")
 
 
-def test_a_cut_tail_is_caught_by_the_packs_checkpoint(pack: Path, pinned: Keyring) -> None:
-    _rewrite(pack, _lines(pack)[:-3])
-    verdict = verify_pack(pack, keyring=pinned)
-    assert (verdict.valid, verdict.result.first_bad_seq, verdict.result.check) == (False, 29, "truncated")
-
-
-def test_a_resigned_pack_fails_against_the_published_keys(pack: Path, pinned: Keyring) -> None:
-    """An attacker re-signs an edited entry with their own key and puts that key in keys.json."""
-    from audit.canonical import entry_hash, entry_signing_input
-
-    intruder = SigningKey.generate()
+def test_an_inserted_entry_is_caught(pack: Path, pinned: list[Verifier]) -> None:
     entries = _lines(pack)
-    last = entries[-1]
-    body = last["body"].replace(last["key_id"], intruder.key_id)
-    digest = entry_hash(bytes.fromhex(last["prev_hash"]), body.encode())
-    import base64
-
-    last.update(body=body, key_id=intruder.key_id, entry_hash=digest.hex(),
-                signature=base64.b64encode(intruder.sign(entry_signing_input(digest))).decode())
+    entries.insert(3, dict(entries[3]))
     _rewrite(pack, entries)
-    keys_file = json.loads((pack / "keys.json").read_text())
-    keys_file["keys"].append(intruder.public.to_dict())
-    (pack / "keys.json").write_text(json.dumps(keys_file))
-    verdict = verify_pack(pack, keyring=pinned)
-    assert (verdict.valid, verdict.result.first_bad_seq) == (False, 31)
-    assert verdict.result.check in ("unknown_key", "checkpoint")
+    assert _verdict(pack, pinned)[:2] == (False, 16)
 
 
-def test_a_manifest_mismatch_alone_fails(pack: Path, pinned: Keyring) -> None:
-    with open(pack / "keys.json", "a") as handle:
+def test_a_pack_cut_at_its_tail_or_head_is_caught(pack: Path, pinned: list[Verifier]) -> None:
+    entries = _lines(pack)
+    _rewrite(pack, entries[:-3])
+    assert _verdict(pack, pinned) == (False, 23, "truncated")
+    # Cut at the head, with the manifest rewritten to match: the boundary leaf 12 does not
+    # adjoin entry 16, and entries 13..15 were recorded inside the requested range.
+    _rewrite(pack, entries[3:])
+    manifest = json.loads((pack / "manifest.json").read_text())
+    manifest["first_seq"] = 16
+    (pack / "manifest.json").write_text(json.dumps(manifest))
+    assert _verdict(pack, pinned) == (False, 15, "truncated")
+
+
+def test_a_resigned_pack_fails_against_the_pinned_keys(pack: Path, pinned: list[Verifier]) -> None:
+    """An attacker edits an entry, rebuilds the tree from the pack and re-signs the checkpoint
+    with their own key under the log's name: only pinned keys count."""
+    entries = _lines(pack)
+    origin = (pack / "checkpoint").read_text().split("\n", 1)[0]
+    intruder = log_signer(SigningKey.generate(), origin)
+    tree = MemoryTree([bytes.fromhex(e["leaf_hash"]) for e in entries])
+    (pack / "checkpoint").write_text(sign_checkpoint(Checkpoint(origin, tree.size, tree.root()), [intruder]))
+    assert _verdict(pack, pinned) == (False, 13, "checkpoint_key")
+    assert not verify_pack(pack, trusted=[intruder.verifier()]).valid  # and the proofs no longer fold
+
+
+def test_a_manifest_mismatch_alone_fails(pack: Path, pinned: list[Verifier]) -> None:
+    with open(pack / "boundary.jsonl", "a") as handle:
         handle.write(" ")
-    verdict = verify_pack(pack, keyring=pinned)
+    verdict = verify_pack(pack, trusted=pinned)
     assert (verdict.valid, verdict.result.check) == (False, "manifest")
 
 
-def test_a_pem_public_key_is_a_trusted_key(pack: Path, services: Services, tmp_path: Path) -> None:
+def test_pinned_public_keys_work_as_verifier_keys(pack: Path, services: Services, tmp_path: Path) -> None:
     pem = tmp_path / "key.pem"
     pem.write_text("".join(k.pem() for k in services.store.list_keys()))
-    assert verify_pack(pack, keyring=load_trusted_keys(pem)).valid
+    origin = services.store.log_origin()
+    assert verify_pack(pack, trusted=list(trusted_verifiers(load_trusted_keys(pem).values(), origin))).valid
+    keys = tmp_path / "verifier-keys"
+    keys.write_text("# pinned\n" + "\n".join(v.verifier_key for v in trusted_verifiers(
+        services.store.list_keys(), origin)) + "\n")
+    assert verify_pack(pack, trusted=load_verifier_keys(keys)).valid
 
 
 def test_pack_refuses_a_used_directory_and_an_empty_range(services: Services, tmp_path: Path) -> None:
@@ -173,9 +206,22 @@ def test_pack_refuses_a_used_directory_and_an_empty_range(services: Services, tm
         write_pack(services.store, tmp_path / "empty", end=T0 - timedelta(days=1))
 
 
-def test_whole_log_pack_without_covering_checkpoint(services: Services, tmp_path: Path, pinned: Keyring) -> None:
+def test_whole_log_pack(services: Services, tmp_path: Path, pinned: list[Verifier]) -> None:
     manifest = write_pack(services.store, tmp_path / "all", start=T0)
-    assert manifest["first_seq"] == 1 and manifest["last_seq"] >= COUNT
-    assert verify_pack(tmp_path / "all", keyring=pinned).valid
+    assert manifest["first_seq"] == 1 and manifest["last_seq"] == COUNT
+    assert verify_pack(tmp_path / "all", trusted=pinned).valid
     shutil.rmtree(tmp_path / "all")
     assert format_time(T0).startswith("2026-03-02")
+
+
+def test_one_decisions_proof_reveals_no_other(services: Services, dataset: Dataset,
+                                            pinned: list[Verifier]) -> None:
+    decision_id = dataset.fields[6]["decision_id"]
+    document = prove_decision(services.store, decision_id)
+    assert document["seq"] == 7 and json.loads(document["entry"])["decision_id"] == decision_id
+    assert set(document) == {"format", "seq", "recorded_at", "leaf_hash", "entry", "input", "result", "tlog_proof"}
+    assert verify_decision_proof(document, trusted=pinned).valid
+    forged = {**document, "result": document["result"].replace("allow", "deny")}
+    assert verify_decision_proof(forged, trusted=pinned).check == "blob"
+    assert verify_decision_proof(document, trusted=[log_signer(SigningKey.generate(), "x").verifier()]).check \
+        == "checkpoint_key"

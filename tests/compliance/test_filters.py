@@ -106,7 +106,7 @@ def test_items_carry_the_derived_columns(client: TestClient, keys: Keys, dataset
     f = dataset.fields[1]
     assert item["app_id"] == f["app_id"] and item["outcome"] == f["outcome"]
     assert item["models_allowed"] == sorted(_cleared(f)) and item["reason_codes"] == sorted(_codes(f))
-    assert item["recorded_at"] == format_time(dataset.times[1]) and len(item["entry_hash"]) == 64
+    assert item["recorded_at"] == format_time(dataset.times[1]) and len(item["leaf_hash"]) == 64
 
 
 def test_a_model_filter_returns_that_models_denials_and_why(client: TestClient, keys: Keys, search_path: str) -> None:
