@@ -12,7 +12,8 @@ import psycopg
 import uuid_utils
 from sqlalchemy.engine import make_url
 
-ENTRY_TABLES = ("audit_entries", "audit_checkpoints", "audit_signing_keys")
+ENTRY_TABLES = ("audit_entries", "audit_checkpoints", "audit_signing_keys", "audit_leaves", "audit_blobs",
+                 "audit_tlog_nodes", "audit_tlog_checkpoints")
 
 
 def libpq(url: str) -> str:
@@ -86,7 +87,7 @@ def superuser(url: str) -> Iterator[psycopg.Connection[Any]]:
 @contextlib.contextmanager
 def triggers_disabled(conn: psycopg.Connection[Any]) -> Iterator[None]:
     """What an attacker with owner/superuser rights does first: switch the guards off."""
-    for table in (*ENTRY_TABLES, "audit_chain_head"):
+    for table in (*ENTRY_TABLES, "audit_chain_head", "audit_tlog_head"):
         conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
     try:
         yield
@@ -96,6 +97,8 @@ def triggers_disabled(conn: psycopg.Connection[Any]) -> Iterator[None]:
             conn.execute(f"ALTER TABLE {table} ENABLE ALWAYS TRIGGER audit_no_truncate")
         conn.execute("ALTER TABLE audit_chain_head ENABLE ALWAYS TRIGGER audit_chain_head_guard")
         conn.execute("ALTER TABLE audit_chain_head ENABLE ALWAYS TRIGGER audit_no_truncate")
+        conn.execute("ALTER TABLE audit_tlog_head ENABLE ALWAYS TRIGGER audit_tlog_head_guard")
+        conn.execute("ALTER TABLE audit_tlog_head ENABLE ALWAYS TRIGGER audit_no_truncate")
 
 
 def count_entries(url: str) -> int:

@@ -10,6 +10,10 @@ import pytest
 
 import audit.verify as verify_module
 from audit import AuditStore, AuditWriter, CheckpointPolicy, SigningKey, verify_database
+from audit.chain import encode_members
+from audit.entry import prepare_fields
+from audit.logverify import verify_log
+from audit.trust import log_verifier
 from audit.canonical import canonical_bytes
 from tests.audit.helpers import superuser, triggers_disabled
 from tests.compliance.conftest import dataset_fields
@@ -19,12 +23,14 @@ ENTRIES = 40
 
 @pytest.fixture
 def store(migrated_database: str) -> Iterator[AuditStore]:
+    """A v1 chain of ENTRIES entries (batches of 8): the v1 verifier keeps verifying it."""
     audit_store = AuditStore.from_url(migrated_database)
-    with AuditWriter(audit_store, key=SigningKey.generate(), max_batch=8,
-                     checkpoints=CheckpointPolicy(every_entries=10, every_seconds=10**9)) as writer:
-        for i in range(ENTRIES - 1):
-            writer.submit(dataset_fields(i))
-        writer.append(dataset_fields(ENTRIES))
+    key = SigningKey.generate()
+    audit_store.register_key(key.public)
+    fields = [encode_members(prepare_fields(dataset_fields(i))) for i in range(ENTRIES)]
+    for start in range(0, ENTRIES, 8):
+        audit_store.append_v1_batch(fields[start:start + 8], key=key,
+                                    checkpoints=CheckpointPolicy(every_entries=10, every_seconds=10**9))
     yield audit_store
     audit_store.dispose()
 
@@ -82,3 +88,22 @@ def test_bytes_that_are_not_json_are_named_not_raised(store: AuditStore, migrate
         conn.execute("UPDATE audit_entries SET body = '\\xfffe00'::bytea WHERE seq = 17")
     result = verify_database(store)
     assert (result.valid, result.first_bad_seq, result.check, result.checked) == (False, 17, "body", 16)
+
+
+def test_the_v2_log_over_a_v1_chain_verifies_ranges_and_names_tampering(store: AuditStore,
+                                                                         migrated_database: str) -> None:
+    key = SigningKey.generate()
+    with AuditWriter(store, key=key, max_batch=8) as writer:
+        for i in range(ENTRIES - 1):
+            writer.submit(dataset_fields(i))
+        writer.append(dataset_fields(ENTRIES))
+    trusted = [log_verifier(key.public, store.log_origin())]
+    whole = verify_log(store, trusted=trusted)
+    assert whole.valid and whole.checked == ENTRIES + 1  # and the leaf recording the v1 head
+    ranged = verify_log(store, trusted=trusted, from_seq=9, to_seq=33)
+    assert ranged.valid and ranged.checked == 25
+    with superuser(migrated_database) as conn, triggers_disabled(conn):
+        conn.execute("UPDATE audit_leaves SET app_id = 'someone-else' WHERE seq = 30")
+        conn.execute("DELETE FROM audit_leaves WHERE seq = 22")
+    result = verify_log(store, trusted=trusted)
+    assert (result.valid, result.first_bad_seq, result.check, result.checked) == (False, 22, "missing", 21)
