@@ -239,7 +239,7 @@ async function verifyRange(event) {
     box.replaceChildren(
       el("strong", {}, r.valid ? "✔ Valid" : "✘ Not valid"),
       el("span", {}, r.valid
-        ? ` — ${r.checked} entries (seq ${r.from_seq}–${r.to_seq}) and ${r.checkpoints_checked} checkpoint(s): every hash, signature and link verifies.`
+        ? ` — ${r.checked} entries (seq ${r.from_seq}–${r.to_seq}) and ${r.checkpoints_checked} checkpoint(s): every leaf, blob, tree hash and checkpoint signature verifies.`
         : ` — first bad seq ${r.first_bad_seq} (${r.check}): ${r.reason}. ${r.checked} entries verified before it.`));
   } catch (e) {
     box.className = "result bad";
@@ -271,12 +271,13 @@ async function openDecision(id) {
     $("search-error").hidden = false;
     return;
   }
-  const body = entry.body, result = body.result || {}, workload = (body.input || {}).workload || {};
+  // The leaf carries the blobs' digests; the endpoint returns the blobs beside it.
+  const body = entry.body, result = entry.result || {}, workload = (entry.input || {}).workload || {};
   $("detail-id").textContent = body.decision_id;
   const badge = (label, status) => el("span", { class: `badge ${status === "valid" ? "ok" : status === "invalid" ? "bad" : "unknown"}` }, `${label}: ${status}`);
   const status = entry.status;
   $("detail-status").replaceChildren(
-    badge("Signature", status.signature), badge("Chain link", status.link), badge("Entry", status.overall),
+    badge("Leaf", status.leaf), badge("Inclusion proof", status.proof), badge("Entry", status.overall),
     ...(entry.verification.valid ? [] : [el("p", { class: "error" }, entry.verification.reason)]));
   facts($("detail-facts"), [["seq", entry.seq], ["recorded at", entry.recorded_at], ["app", body.app_id],
     ["outcome", body.outcome], ["policy revision", body.policy_revision], ["engine", body.engine],
@@ -291,9 +292,13 @@ async function openDecision(id) {
   denied.replaceChildren(...(result.denied || []).map((r) => el("tr", {}, el("td", {}, r.model), el("td", {}, r.deployment),
     el("td", {}, el("ul", { class: "reasons" }, ...(r.reasons || []).map(reasonItem))))));
   facts($("detail-workload"), Object.entries(workload).map(([k, v]) => [k, Array.isArray(v) ? v.join(", ") : String(v)]));
-  $("detail-input").textContent = JSON.stringify(body.input, null, 2);
-  facts($("detail-signed"), [["key id", entry.key_id], ["entry hash", entry.entry_hash], ["prev hash", entry.prev_hash],
-    ["signature", entry.signature], ["verification", entry.verification.valid ? "valid" : `${entry.verification.check}: ${entry.verification.reason}`]]);
+  $("detail-input").textContent = JSON.stringify(entry.input, null, 2);
+  const receipt = entry.receipt || {};
+  facts($("detail-signed"), [["key id", entry.key_id], ["leaf hash", entry.leaf_hash],
+    ["input sha256", body.input_sha256], ["result sha256", body.result_sha256],
+    ["checkpoint", receipt.checkpoint ? receipt.checkpoint.split("\n").slice(0, 3).join(" · ") : null],
+    ["inclusion proof", receipt.inclusion_proof ? `${receipt.inclusion_proof.length} hashes` : null],
+    ["verification", entry.verification.valid ? "valid" : `${entry.verification.check}: ${entry.verification.reason}`]]);
   for (const id of ["results", "charts", "verify"]) $(id).hidden = true;
   $("detail").hidden = false;
   window.scrollTo(0, 0);

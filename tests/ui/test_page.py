@@ -74,7 +74,7 @@ def test_open_a_decision(page: Any, site: Site) -> None:
     page.wait_for_selector("#detail:not([hidden])")
     assert page.inner_text("#detail-id") == decision_id
     badges = page.inner_text("#detail-status")
-    assert "Signature: valid" in badges and "Chain link: valid" in badges
+    assert "Leaf: valid" in badges and "Inclusion proof: valid" in badges
     assert int(page.locator("#detail-allowed tbody tr").count()) >= 1
     denied = page.inner_text("#detail-denied")
     assert "SAFETY_POST_TRAINING" in denied or "UNSUITABLE_PRICE" in denied
@@ -98,7 +98,7 @@ def test_verify_this_range_then_catch_tampering(page: Any, site: Site) -> None:
     assert f"{TOTAL} entries" in page.inner_text("#verify-result")
     # An attacker edits a queryable column; the same button now names the seq.
     with superuser(site.database_url) as conn, triggers_disabled(conn):
-        conn.execute("UPDATE audit_entries SET outcome = CASE outcome WHEN 'allow' THEN 'deny' "
+        conn.execute("UPDATE audit_leaves SET outcome = CASE outcome WHEN 'allow' THEN 'deny' "
                      "ELSE 'allow' END WHERE seq = 5")
     page.click("#verify-button")
     page.wait_for_selector("#verify-result.bad")
