@@ -39,9 +39,18 @@ from .entry import STANDARD_FIELDS, LeafDraft, leaf_columns
 from .errors import AuditEntryInvalid, AuditUnavailable
 from .tlog.checkpoint import Checkpoint, sign_checkpoint, open_checkpoint
 from .tlog.errors import TlogError
-from .tlog.merkle import Frontier, HashReader, Node, inclusion_proof, leaf_hash, node_hash
+from .tlog.errors import ProofRequestError
+from .tlog.merkle import Frontier, HashReader, Node, consistency_proof, inclusion_proof, leaf_hash, node_hash, root_hash
 from .tlog.note import Signer, Verifier
-from .tlog.tiles import TILE_HEIGHT, TILE_WIDTH, Tile, TileHashReader
+from .tlog.tiles import (
+    TILE_HEIGHT,
+    TILE_WIDTH,
+    Tile,
+    TileHashReader,
+    encode_entry_bundle,
+    parse_tile_path,
+    tile_for_size,
+)
 
 log = logging.getLogger(__name__)
 
@@ -315,3 +324,57 @@ def _plain_columns(members: Mapping[str, Any]) -> dict[str, Any]:
 
 def proof_reader(conn: psycopg.Connection[Any], size: int) -> HashReader:
     return StoredTiles(conn, size)
+
+
+# -- reads for the proof endpoints ------------------------------------------------------------
+
+SELECT_NEWEST_NOTE_SQL = "SELECT size, note FROM audit_tlog_checkpoints ORDER BY size DESC LIMIT 1"
+SELECT_LEAF_HASH_SQL = "SELECT leaf_hash FROM audit_leaves WHERE seq = %s"
+ENTRY_BUNDLE_SQL = "SELECT body FROM audit_leaves WHERE seq > %s AND seq <= %s ORDER BY seq"
+
+
+def newest_checkpoint(conn: psycopg.Connection[Any]) -> tuple[int, str] | None:
+    """The newest stored checkpoint: ``(size, signed note)``."""
+    row = conn.execute(SELECT_NEWEST_NOTE_SQL).fetchone()
+    return (int(row[0]), str(row[1])) if row else None
+
+
+def _within_head(conn: psycopg.Connection[Any], size: int, what: str) -> None:
+    head = read_head(conn)
+    if size > head.size:
+        raise ProofRequestError(f"{what} {size} is beyond the log's size {head.size}")
+
+
+def inclusion(conn: psycopg.Connection[Any], *, seq: int, size: int) -> dict[str, Any]:
+    """The inclusion proof of leaf ``seq`` in the tree of ``size`` leaves, with both hashes."""
+    _within_head(conn, size, "size")
+    if not 1 <= seq <= size:
+        raise ProofRequestError(f"seq {seq} is not in a tree of size {size}")
+    reader = StoredTiles(conn, size, cache=True)
+    proof = inclusion_proof(reader, index=seq - 1, size=size)
+    row = conn.execute(SELECT_LEAF_HASH_SQL, (seq,)).fetchone()
+    return {"seq": seq, "size": size, "leaf_hash": bytes(row[0]).hex(), "root": root_hash(reader, size).hex(),
+            "inclusion_proof": [h.hex() for h in proof]}
+
+
+def consistency(conn: psycopg.Connection[Any], *, old_size: int, new_size: int) -> dict[str, Any]:
+    """The consistency proof from the tree of ``old_size`` leaves to that of ``new_size``."""
+    _within_head(conn, new_size, "to")
+    reader = StoredTiles(conn, new_size, cache=True)
+    proof = consistency_proof(reader, old_size=old_size, new_size=new_size)
+    return {"from": old_size, "to": new_size, "old_root": root_hash(reader, old_size).hex(),
+            "new_root": root_hash(reader, new_size).hex(), "consistency_proof": [h.hex() for h in proof]}
+
+
+def tile_content(conn: psycopg.Connection[Any], path: str) -> bytes:
+    """A C2SP tlog-tiles resource of the current tree: ``tile/<L>/<N>[.p/<W>]`` (hashes) or
+    ``tile/entries/<N>[.p/<W>]`` (the leaves' exact bytes as an entry bundle)."""
+    tile = parse_tile_path(path)
+    size = read_head(conn).size
+    if tile.is_entries:
+        tile_for_size(Tile(0, tile.index, tile.width), size)
+        first = tile.index * TILE_WIDTH
+        rows = conn.execute(ENTRY_BUNDLE_SQL, (first, first + tile.width)).fetchall()
+        return encode_entry_bundle(bytes(r[0]) for r in rows)
+    tile_for_size(tile, size)
+    return StoredTiles(conn, size).tile(tile)

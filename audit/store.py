@@ -379,6 +379,19 @@ class AuditStore:
                 if not conn.closed:
                     conn.rollback()
 
+    @contextlib.contextmanager
+    def log_snapshot(self) -> Iterator[psycopg.Connection[Any]]:
+        """A read-only REPEATABLE READ connection on the v2 log (proofs, tiles, packs)."""
+        with self._connection("reading the audit log") as conn:
+            if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                conn.rollback()
+            conn.execute(SET_SNAPSHOT_SQL)
+            try:
+                yield conn
+            finally:
+                if not conn.closed:
+                    conn.rollback()
+
     # -- plumbing ------------------------------------------------------------------------------
 
     @contextlib.contextmanager

@@ -13,7 +13,7 @@ from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from fastapi.responses import StreamingResponse
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from api.deps import Auditor, ServicesDep
@@ -21,7 +21,9 @@ from api.errors import ApiError, FieldError
 from api.filters import DecisionsQuery, ExportQuery, StatsQuery
 from api.schemas import FORBIDDEN, UNAUTHORIZED, error_examples
 from audit.export import stream_csv, stream_jsonl
+from audit.log import consistency, inclusion, newest_checkpoint, tile_content
 from audit.queries import CursorError, find_decision, query_entries, stats
+from audit.tlog.errors import ProofRequestError, TlogFormatError
 
 router = APIRouter(tags=["audit"])
 
@@ -254,3 +256,106 @@ async def verify(
     checkpoint = services.settings.checkpoint_path()
     files = [checkpoint] if checkpoint.is_file() else []
     return await services.verify_trail(from_seq=from_seq, to_seq=to_seq, checkpoint_files=files)
+
+
+# -- the transparency log: checkpoint, proofs, tiles ------------------------------------------
+
+
+def _log_read(store: Any, read: Any, **kwargs: Any) -> Any:
+    with store.log_snapshot() as conn:
+        return read(conn, **kwargs)
+
+
+async def _proof(services: Any, read: Any, field: str, **kwargs: Any) -> Any:
+    try:
+        return await services.auditor_work.run(_log_read, services.audit_reads, read, **kwargs)
+    except ProofRequestError as exc:
+        raise ApiError(422, "invalid_request", str(exc), fields=[FieldError(field=field, reason=str(exc))]) from None
+
+
+@router.get(
+    "/v1/audit/checkpoint",
+    response_class=PlainTextResponse,
+    responses=error_examples(UNAUTHORIZED, FORBIDDEN),
+    summary="The newest signed checkpoint (C2SP tlog-checkpoint note) of the log (auditor)",
+)
+async def checkpoint(services: ServicesDep, _: Auditor) -> PlainTextResponse:
+    found = await services.auditor_work.run(_log_read, services.audit_reads, newest_checkpoint)
+    if found is None:
+        raise ApiError(404, "not_found", "the log is empty: no checkpoint yet")
+    return PlainTextResponse(found[1], headers={"Cache-Control": "no-store"})
+
+
+class InclusionOut(BaseModel):
+    seq: int
+    size: int
+    leaf_hash: str
+    root: str
+    inclusion_proof: list[str] = Field(description="hex hashes, RFC 9162 order (the leaf's sibling first)")
+
+
+class ConsistencyOut(BaseModel):
+    from_: int = Field(alias="from")
+    to: int
+    old_root: str
+    new_root: str
+    consistency_proof: list[str]
+
+
+@router.get(
+    "/v1/audit/proof/inclusion",
+    response_model=InclusionOut,
+    responses=error_examples(UNAUTHORIZED, FORBIDDEN),
+    summary="The inclusion proof of entry seq in the tree of size leaves (auditor)",
+)
+async def inclusion_proof_of(
+    services: ServicesDep, _: Auditor,
+    seq: Annotated[int, Query(ge=1, le=2**62)],
+    size: Annotated[int, Query(ge=1, le=2**62)],
+) -> dict[str, Any]:
+    if seq > size:
+        raise ApiError(422, "invalid_request", "seq must not be above size",
+                       fields=[FieldError(field="seq", reason="must not be above size")])
+    return await _proof(services, inclusion, "size", seq=seq, size=size)  # type: ignore[no-any-return]
+
+
+@router.get(
+    "/v1/audit/proof/consistency",
+    response_model=ConsistencyOut,
+    response_model_by_alias=True,
+    responses=error_examples(UNAUTHORIZED, FORBIDDEN),
+    summary="The consistency proof between two tree sizes (auditor)",
+)
+async def consistency_proof_of(
+    services: ServicesDep, _: Auditor,
+    from_: Annotated[int, Query(alias="from", ge=0, le=2**62)],
+    to: Annotated[int, Query(ge=0, le=2**62)],
+) -> dict[str, Any]:
+    if from_ > to:
+        raise ApiError(422, "invalid_request", "from must not be above to",
+                       fields=[FieldError(field="from", reason="must not be above to")])
+    return await _proof(services, consistency, "to", old_size=from_, new_size=to)  # type: ignore[no-any-return]
+
+
+@router.get(
+    "/v1/audit/tlog/checkpoint",
+    response_class=PlainTextResponse,
+    responses=error_examples(UNAUTHORIZED, FORBIDDEN),
+    summary="C2SP tlog-tiles: the newest checkpoint (auditor)",
+)
+async def tlog_checkpoint(services: ServicesDep, auditor: Auditor) -> PlainTextResponse:
+    return await checkpoint(services, auditor)
+
+
+@router.get(
+    "/v1/audit/tlog/{path:path}",
+    response_class=Response,
+    responses=error_examples(UNAUTHORIZED, FORBIDDEN, (404, "not_found", "no such tile in the current tree")),
+    summary="C2SP tlog-tiles: hash tiles and entry bundles of the current tree, read-only (auditor)",
+)
+async def tlog_tile(services: ServicesDep, _: Auditor, path: str) -> Response:
+    try:
+        data = await services.auditor_work.run(_log_read, services.audit_reads, tile_content, path=path)
+    except (ProofRequestError, TlogFormatError) as exc:
+        raise ApiError(404, "not_found", f"{path!r} is not a tile of the current tree: {exc}") from None
+    return Response(data, media_type="application/octet-stream", headers={"Cache-Control": "no-store"})

@@ -9,7 +9,8 @@ from fastapi.testclient import TestClient
 
 from api.schemas import DECISION_REQUEST_EXAMPLE
 from api.services import Services
-from audit import verify_database
+from audit.logverify import verify_log
+from audit.tlog import verify_receipt
 from tests.api.conftest import Keys, bearer
 
 
@@ -27,23 +28,28 @@ def test_decision_is_recorded_signed_and_verifiable(client: TestClient, keys: Ke
     assert set(decision) == {"decision_id", "outcome", "allowed", "denied", "policy_revision", "audit"}
     assert decision["policy_revision"] == services.policy.current.revision
     receipt = decision["audit"]
-    assert receipt["key_id"] and receipt["signature"] and len(receipt["entry_hash"]) == 64
+    assert set(receipt) == {"seq", "leaf_hash", "recorded_at", "entry", "checkpoint", "inclusion_proof"}
+    # The app checks its receipt offline with the log's pinned verifier key alone.
+    pinned = services.trusted_verifiers()
+    signed = verify_receipt(receipt, trusted_keys=pinned, decision=decision)
+    assert signed.size >= receipt["seq"]
 
     entry = client.get(f"/v1/decisions/{decision['decision_id']}", headers=bearer(keys.auditor))
     assert entry.status_code == 200, entry.text
     stored = entry.json()
-    assert stored["seq"] == receipt["seq"] and stored["entry_hash"] == receipt["entry_hash"]
-    assert stored["verification"]["valid"] is True
+    assert stored["seq"] == receipt["seq"] and stored["leaf_hash"] == receipt["leaf_hash"]
+    assert stored["verification"]["valid"] is True and stored["status"]["overall"] == "valid"
+    verify_receipt(stored["receipt"], trusted_keys=pinned, decision=decision)  # against the newest checkpoint
     body = stored["body"]
-    assert body["decision_id"] == decision["decision_id"]
-    assert body["result"] == {k: v for k, v in decision.items() if k != "audit"}
-    assert body["input"]["workload"]["monthly_active_users"] == 1_200_000
-    assert body["input"]["app"]["id"] == "claims-summariser"  # entitlements from apps.yaml
+    assert body["decision_id"] == decision["decision_id"] and "input" not in body and "result" not in body
+    assert stored["result"] == {k: v for k, v in decision.items() if k not in ("audit", "decision_id")}
+    assert stored["input"]["workload"]["monthly_active_users"] == 1_200_000
+    assert stored["input"]["app"]["id"] == "claims-summariser"  # entitlements from apps.yaml
     assert body["caller_key_id"] == keys.own_app.split("_")[1]
     assert body["context"] == {"request_id": "req-7f3a"}
     assert body["engine"] == "regorus"
 
-    result = verify_database(services.store)
+    result = verify_log(services.store, trusted=pinned)
     assert result.valid and result.checked >= 1
 
 
@@ -75,7 +81,7 @@ def test_policy_info_and_simulation(client: TestClient, keys: Keys, services: Se
     assert len(info["models"]) == 18 and "claims-summariser" in info["apps"]
     assert {"LICENCE_MAU_CAP", "LICENCE_TERRITORY"} <= set(info["reason_codes"])
 
-    before = verify_database(services.store).checked
+    before = services.store.log_head().size
     sim = client.post("/v1/policy/simulate", json=request_body(monthly_active_users=800_000_000), headers=bearer(keys.admin))
     assert sim.status_code == 200, sim.text
     assert sim.json()["simulated"] is True and "decision_id" not in sim.json()
@@ -83,7 +89,7 @@ def test_policy_info_and_simulation(client: TestClient, keys: Keys, services: Se
     assert ("hunyuan-a13b", "LICENCE_TERRITORY") in denied  # the example's jurisdictions include EU
     # The org's licensee figures decide the Llama 4 cap; the workload's 800M is only recorded.
     assert ("llama-4-maverick", "LICENCE_MAU_CAP") not in denied
-    assert verify_database(services.store).checked == before  # nothing recorded
+    assert services.store.log_head().size == before  # nothing recorded
 
 
 def test_health_readiness_and_metrics(client: TestClient, keys: Keys) -> None:
@@ -100,6 +106,7 @@ def test_openapi_documents_every_endpoint_with_examples(client: TestClient) -> N
     spec = client.get("/openapi.json").json()
     paths = spec["paths"]
     for path in ("/v1/decisions", "/v1/decisions/{decision_id}", "/v1/audit/keys", "/v1/audit/verify",
+                 "/v1/audit/checkpoint", "/v1/audit/proof/inclusion", "/v1/audit/proof/consistency",
                  "/v1/policy", "/v1/policy/simulate", "/healthz", "/readyz", "/metrics"):
         assert path in paths, path
     post = paths["/v1/decisions"]["post"]
