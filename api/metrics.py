@@ -21,6 +21,9 @@ class Metrics:
     policy_reloads: Counter
     gateway_checks: Counter
     served_routes: Counter
+    witness_cosignatures: Counter
+    witness_errors: Counter
+    witness_alarms: Counter
 
     @classmethod
     def create(cls) -> Metrics:
@@ -49,4 +52,13 @@ class Metrics:
             served_routes=Counter(
                 "clearance_served_routes", "Served-route reports by whether the decision cleared the route "
                 "(uncleared: a route served that its decision did not clear)", ["status"], registry=reg),
+            witness_cosignatures=Counter(
+                "clearance_witness_cosignatures", "Witness cosignatures verified and stored, by witness",
+                ["witness"], registry=reg),
+            witness_errors=Counter(
+                "clearance_witness_errors", "Failed pushes to a witness (unreachable, 5xx, bad answer), retried "
+                "with backoff", ["witness"], registry=reg),
+            witness_alarms=Counter(
+                "clearance_witness_alarms", "ALARM: a witness refused the log's checkpoint as inconsistent with "
+                "the tree it cosigned (or has cosigned a larger one)", ["witness"], registry=reg),
         )

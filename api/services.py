@@ -28,6 +28,7 @@ from api.workpool import WorkPool
 from audit import AuditStore, AuditWriter, CheckpointPolicy, SigningKey, load_signing_key
 from audit.logverify import verify_trail
 from audit.tlog.note import Verifier
+from audit.witnessing import WitnessPusher
 from audit.trust import trusted_verifiers
 from policy import ActivePolicy, load_policy
 from policy.review.gitinfo import git_info
@@ -68,6 +69,21 @@ def load_key(settings: Settings) -> SigningKey:
     return load_signing_key(settings.key_file())
 
 
+def build_witnessing(settings: Settings, store: AuditStore, metrics: Metrics) -> WitnessPusher | None:
+    """The witness pusher of ``CLEARANCE_WITNESSES`` (not started), reporting to ``metrics``."""
+    from audit.witnessing import parse_witnesses
+
+    witnesses = parse_witnesses(settings.witnesses) if settings.witnesses else []
+    if not witnesses:
+        return None
+    log.info("witnesses: %s", ", ".join(f"{w.name} at {w.url}" for w in witnesses))
+    return WitnessPusher(
+        store, witnesses, timeout=settings.witness_timeout_seconds, max_backoff=settings.witness_max_backoff_seconds,
+        on_cosigned=lambda name: metrics.witness_cosignatures.labels(name).inc(),
+        on_error=lambda name: metrics.witness_errors.labels(name).inc(),
+        on_alarm=lambda name, _reason: metrics.witness_alarms.labels(name).inc())
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -90,6 +106,8 @@ class Services:
     key_lookups: WorkPool = field(default_factory=lambda: WorkPool("clearance-keys", threads=4))
 
     verifier: VerifierProcesses | None = None
+    # Pushes each checkpoint to the witnesses of CLEARANCE_WITNESSES (None: no witnesses).
+    witnessing: WitnessPusher | None = None
 
     def trusted_verifiers(self) -> Sequence[Verifier]:
         """The checkpoint keys the API trusts (``audit.trust.trusted_verifiers``)."""
@@ -131,6 +149,7 @@ class Services:
         # connection between the chunks its client reads.
         reads = AuditStore.from_url(url, pool_size=settings.auditor_concurrency)
         metrics = Metrics.create()
+        witnessing = build_witnessing(settings, store, metrics)
         writer = AuditWriter(
             store,
             key=key,
@@ -142,7 +161,10 @@ class Services:
                 export_path=settings.checkpoint_path(),
             ),
             on_batch=metrics.audit_batch_size.observe,
+            on_checkpoint=witnessing.submit if witnessing is not None else None,
         ).start()
+        if witnessing is not None:
+            witnessing.start()
         log.info("policy %s loaded from %s; audit key %s; pid %d", policy.revision, settings.policy_dir,
                  key.key_id, os.getpid())
         if shadow is not None:
@@ -163,6 +185,7 @@ class Services:
             reads=reads,
             auditor_work=WorkPool("clearance-auditor", threads=settings.auditor_concurrency),
             verifier=VerifierProcesses(url, processes=settings.verify_concurrency),
+            witnessing=witnessing,
         )
 
     def close(self) -> None:
@@ -171,6 +194,8 @@ class Services:
         self.auditor_work.close()
         self.key_lookups.close()
         self.writer.close()
+        if self.witnessing is not None:
+            self.witnessing.close()
         self.store.dispose()
         if self.reads is not None:
             self.reads.dispose()

@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     # Where the newest signed checkpoint is exported (default ``home``/checkpoint.json). Keep a
     # copy somewhere the database's operators cannot rewrite: it is what exposes a cut tail.
     checkpoint_file: Path | None = None
+    # Witnesses (C2SP tlog-witness) each new checkpoint is pushed to, off the request path:
+    # entries `URL VKEY` separated by newlines or commas, or `@FILE` (audit/witnessing.py).
+    witnesses: str | None = None
+    # Per request to a witness; failed pushes are retried after 1 s, 2 s, … up to the maximum.
+    witness_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    witness_max_backoff_seconds: float = Field(default=60.0, gt=0, le=3600)
 
     def key_file(self) -> Path:
         return self.home / "signing.key"

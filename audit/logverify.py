@@ -431,7 +431,8 @@ def read_one(store: Any, seq: int, *, trusted: Sequence[Verifier]) -> dict[str, 
                 blobs[member] = orjson.loads(found_blob[0]) if found_blob else None
             if newest is not None and int(newest[0]) >= seq and isinstance(document, dict):
                 receipt = {"seq": seq, "leaf_hash": row.leaf_hash.hex(), "recorded_at": document.get("recorded_at"),
-                           "entry": document, "checkpoint": newest[1], "inclusion_proof": [h.hex() for h in proof]}
+                           "entry": document, "checkpoint": _cosigned(conn, size, newest[1]),
+                           "inclusion_proof": [h.hex() for h in proof]}
             result = verify_leaves([row], trusted=trusted, origin=None, checkpoints=(), fetch_blob=fetch_blob,
                                    from_seq=seq, to_seq=seq, anchor=_placeholder_frontier(seq - 1))
             if result.valid:
@@ -447,6 +448,13 @@ def read_one(store: Any, seq: int, *, trusted: Sequence[Verifier]) -> dict[str, 
                 conn.rollback()
     return {"seq": seq, "leaf_hash": row.leaf_hash, "document": document, "input": blobs["input_sha256"],
             "result": blobs["result_sha256"], "receipt": receipt, "verification": result}
+
+
+def _cosigned(conn: psycopg.Connection[Any], size: int, note: str) -> str:
+    """``note`` with the witnesses' stored cosignatures (audit/witnessing.py)."""
+    from .witnessing import cosignature_lines, with_cosignatures
+
+    return with_cosignatures(note, cosignature_lines(conn, size))
 
 
 def _placeholder_frontier(size: int) -> Frontier:

@@ -55,6 +55,7 @@ from .tlog.merkle import inclusion_proof, leaf_hash, root_from_inclusion_proof
 from .tlog.note import Ed25519Verifier, Verifier
 from .tlog.proof import TlogProof, parse_tlog_proof, verify_tlog_proof
 from .verify import Progress, VerificationResult
+from .witnessing import cosignature_lines, with_cosignatures
 
 __all__ = ["PACK_FORMAT", "PROOF_FORMAT", "PackVerification", "load_trusted_keys", "load_verifier_keys",
            "prove_decision", "verify_decision_proof", "verify_pack", "write_pack"]
@@ -90,7 +91,8 @@ class _Snapshot:
             raise ExportError("the log is empty; nothing to export")
         if note is None:
             raise ExportError(f"no checkpoint is stored for the head (size {size}); verify the log")
-        self.conn, self.origin, self.size, self.note = conn, str(origin), int(size), str(note)
+        self.conn, self.origin, self.size = conn, str(origin), int(size)
+        self.note = with_cosignatures(str(note), cosignature_lines(conn, self.size))  # and the witnesses'
         self._tiles = StoredTiles(conn, self.size, cache=True)
 
     def proof(self, seq: int) -> list[str]:

@@ -90,6 +90,8 @@ class AuditWriter:
     :param check_schema: refuse to start unless the schema is at the expected revision.
     :param on_batch: called with the size of each committed batch (for metrics); must be fast
         and must not raise.
+    :param on_checkpoint: called with each committed checkpoint note (witnessing:
+        ``audit.witnessing.WitnessPusher.submit``); must be fast and must not raise.
     """
 
     def __init__(
@@ -104,6 +106,7 @@ class AuditWriter:
         check_schema: bool = True,
         on_batch: Callable[[int], None] | None = None,
         trusted: Sequence[Verifier] | None = None,
+        on_checkpoint: Callable[[str], None] | None = None,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
@@ -124,6 +127,7 @@ class AuditWriter:
         self.last_checkpoint: str | None = None
         self._trusted = trusted
         self._signer: Signer | None = None
+        self._on_checkpoint = on_checkpoint
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -292,6 +296,8 @@ class AuditWriter:
     def _published(self, note: str) -> None:
         self.stats.checkpoints += 1
         self.last_checkpoint = note
+        if self._on_checkpoint is not None:
+            self._on_checkpoint(note)
         path = self._checkpoints.export_path if self._checkpoints else None
         if path is None:
             return

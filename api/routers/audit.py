@@ -21,9 +21,10 @@ from api.errors import ApiError, FieldError
 from api.filters import DecisionsQuery, ExportQuery, StatsQuery
 from api.schemas import FORBIDDEN, UNAUTHORIZED, error_examples
 from audit.export import stream_csv, stream_jsonl
-from audit.log import consistency, inclusion, newest_checkpoint, tile_content
+from audit.log import consistency, inclusion, tile_content
 from audit.queries import CursorError, find_decision, query_entries, stats
 from audit.tlog.errors import ProofRequestError, TlogFormatError
+from audit.witnessing import cosigned_checkpoint
 
 router = APIRouter(tags=["audit"])
 
@@ -277,10 +278,11 @@ async def _proof(services: Any, read: Any, field: str, **kwargs: Any) -> Any:
     "/v1/audit/checkpoint",
     response_class=PlainTextResponse,
     responses=error_examples(UNAUTHORIZED, FORBIDDEN),
-    summary="The newest signed checkpoint (C2SP tlog-checkpoint note) of the log (auditor)",
+    summary="The newest signed checkpoint (C2SP tlog-checkpoint note) of the log, with the witnesses' "
+            "cosignatures as extra signature lines (auditor)",
 )
 async def checkpoint(services: ServicesDep, _: Auditor) -> PlainTextResponse:
-    found = await services.auditor_work.run(_log_read, services.audit_reads, newest_checkpoint)
+    found = await services.auditor_work.run(_log_read, services.audit_reads, cosigned_checkpoint)
     if found is None:
         raise ApiError(404, "not_found", "the log is empty: no checkpoint yet")
     return PlainTextResponse(found[1], headers={"Cache-Control": "no-store"})
