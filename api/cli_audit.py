@@ -223,14 +223,25 @@ def verify(
         min=0, max=64, help="Processes for long database ranges (default: one per CPU).")] = 0,
     progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
     as_json: AsJson = False,
+    witness: Annotated[list[str] | None, typer.Option(
+        "--witness", help="A pinned witness verifier key (cosignature/v1); repeatable.")] = None,
+    min_cosignatures: Annotated[int | None, typer.Option(
+        "--min-cosignatures", min=1, help="Valid cosignatures of --witness keys the verified checkpoint "
+                                          "must carry (default: all of them).")] = None,
 ) -> None:
     """Recompute every hash, signature, link and checkpoint; exit 1 if anything is wrong."""
     import os
 
     from audit.pack import load_trusted_keys, load_verifier_keys, verify_decision_proof, verify_pack
     from audit.trust import trusted_verifiers
+    from audit.witnessing import witness_verifier
 
     with clean_errors():
+        witnesses = [witness_verifier(vkey) for vkey in witness or ()]
+        if min_cosignatures is not None and not witnesses:
+            fail("--min-cosignatures needs the witnesses' keys: --witness VKEY (repeatable)", 2)
+        if min_cosignatures is not None and min_cosignatures > len(witnesses):
+            fail(f"--min-cosignatures {min_cosignatures} is more than the {len(witnesses)} --witness key(s) given", 2)
         keyring = load_trusted_keys(pubkey) if pubkey is not None else None
         pinned = load_verifier_keys(trusted_keys) if trusted_keys is not None else None
         if pack is not None:
@@ -247,6 +258,8 @@ def verify(
             else:
                 with _progress("verifying pack", progress and not as_json) as update:
                     answer = verify_pack(pack, trusted=pinned, progress=update).to_dict()
+            if witnesses and answer["valid"]:
+                answer = _witnessed(answer, _pack_note(pack), witnesses, min_cosignatures)
         else:
             if to_seq is not None and to_seq < from_seq:
                 fail("--to-seq must not be below --from-seq", 2)
@@ -262,12 +275,15 @@ def verify(
                 answer = verify_trail(store, trusted=pinned, from_seq=from_seq, to_seq=to_seq, keyring=keyring,
                                       checkpoint_files=checkpoint or (), progress=update,
                                       workers=workers or os.cpu_count() or 1).to_dict()
+                if witnesses and answer["valid"]:
+                    answer = _witnessed(answer, _stored_note(store, answer, pinned), witnesses, min_cosignatures)
     if as_json:
         typer.echo(json.dumps(answer, indent=2))
     elif answer["valid"]:
         typer.echo(f"valid: {answer['checked']} entries of the {answer.get('log', 'v1')} log "
                    f"(seq {answer['from_seq']}..{answer['to_seq']}), "
-                   f"{answer['checkpoints_checked']} checkpoint(s)")
+                   f"{answer['checkpoints_checked']} checkpoint(s)"
+                   + (f"; {answer['witnesses']['message']}" if "witnesses" in answer else ""))
     else:
         typer.echo(f"INVALID at {answer.get('log', 'v1')} seq {answer['first_bad_seq']} ({answer['check']}): "
                    f"{answer['reason']}\n"
@@ -318,15 +334,53 @@ def export(
         output.flush()
 
 
-def _pack_origin(pack: Path) -> str:
-    """The origin a pack's checkpoint names (its first line): the key name of --pubkey keys."""
+def _pack_note(pack: Path) -> str:
+    """The signed checkpoint (with any cosignatures) a pack or decision proof carries."""
     from audit.pack import CHECKPOINT_FILE
 
     if pack.is_file():
-        note = json.loads(pack.read_text(encoding="utf-8"))["tlog_proof"].partition("\n\n")[2]
-    else:
-        note = (pack / CHECKPOINT_FILE).read_text(encoding="utf-8")
-    return note.split("\n", 1)[0]
+        return str(json.loads(pack.read_text(encoding="utf-8"))["tlog_proof"].partition("\n\n")[2])
+    return (pack / CHECKPOINT_FILE).read_text(encoding="utf-8")
+
+
+def _stored_note(store: Any, answer: dict[str, Any], pinned: Any) -> str | None:
+    """The stored checkpoint at the end of the verified range, with its stored cosignatures,
+    after checking it carries the log's signature by a pinned key."""
+    from audit.tlog.checkpoint import open_checkpoint
+    from audit.witnessing import cosigned_checkpoint
+
+    with store.log_snapshot() as conn:
+        found = cosigned_checkpoint(conn, int(answer["to_seq"] or 0))
+    if found is None:
+        return None
+    open_checkpoint(found[1], pinned, origin=store.log_origin())
+    return found[1]
+
+
+def _witnessed(answer: dict[str, Any], note: str | None, witnesses: Any, minimum: int | None) -> dict[str, Any]:
+    """``answer`` judged also on the witnesses' cosignatures of the verified checkpoint."""
+    from audit.tlog.errors import TlogError
+    from audit.witnessing import check_cosignatures
+
+    minimum = minimum or len(witnesses)
+    end = answer.get("to_seq")
+    if note is None:
+        return answer | {"valid": False, "check": "cosignatures", "first_bad_seq": end,
+                         "reason": f"no checkpoint is stored at size {end}, the end of the verified range"}
+    try:
+        check = check_cosignatures(note, witnesses, minimum)
+    except TlogError as exc:
+        return answer | {"valid": False, "check": "cosignatures", "first_bad_seq": end,
+                         "reason": f"a pinned witness's cosignature does not verify: {exc}"}
+    answer = answer | {"witnesses": check.to_dict() | {"message": check.message()}}
+    if check.ok:
+        return answer
+    return answer | {"valid": False, "check": "cosignatures", "first_bad_seq": end, "reason": check.message()}
+
+
+def _pack_origin(pack: Path) -> str:
+    """The origin a pack's checkpoint names (its first line): the key name of --pubkey keys."""
+    return _pack_note(pack).split("\n", 1)[0]
 
 
 @audit_app.command("prove")
