@@ -54,8 +54,9 @@ class WitnessProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> WitnessProcess:
-        self.port = free_port()
+    def start(self, port: int | None = None) -> WitnessProcess:
+        """Start on ``port`` (default: a free one)."""
+        self.port = port or free_port()
         command = [sys.executable, "-m", "api", "witness", "serve", "--key", str(self.key), "--state",
                    str(self.state), "--port", str(self.port)]
         for vkey in self.log_keys:
