@@ -230,7 +230,8 @@ class WitnessStatus:
 
     name: str
     url: str
-    cosigned_size: int = 0  # the size the witness last cosigned, as far as the pusher knows
+    cosigned_size: int = 0  # the newest size of this log the witness cosigned for this pusher
+    claimed_size: int = 0  # the size the witness says it last cosigned (409): the next old size
     attempts: int = 0
     conflicts: int = 0  # 409s: the witness said its size
     refusals: int = 0  # 422s and witnesses ahead of the log: alarms
@@ -407,7 +408,7 @@ class _WitnessWorker:
     def push(self, target: _Target) -> None:
         """One attempt to have ``target`` cosigned; answers 409 at once. Raises :class:`_RetryLater`."""
         name, status = self.endpoint.name, self.status
-        old = status.cosigned_size
+        old = status.claimed_size
         for _ in range(MAX_CONFLICTS):
             if old > target.size:
                 self._alarm(target, old, f"the witness has cosigned a tree of size {old}, larger than the log's "
@@ -426,7 +427,7 @@ class _WitnessWorker:
                     raise _RetryLater(f"409 without a size: {response.text[:80]!r}") from None
                 status.conflicts += 1
                 log.info("witness %s has cosigned size %d (not %d); retrying from it", name, said, old)
-                old = status.cosigned_size = said
+                old = status.claimed_size = said  # not trusted as ours until the witness cosigns
                 continue
             if response.status_code == 422:
                 self._alarm(target, old, response.text.strip()[:500])
@@ -449,7 +450,7 @@ class _WitnessWorker:
             self.pusher.store(target.size, found[0])
         except AuditError as exc:
             raise _RetryLater(f"the cosignature of size {target.size} could not be stored: {exc}") from None
-        self.status.cosigned_size = target.size
+        self.status.cosigned_size = self.status.claimed_size = target.size
         log.info("witness %s cosigned the checkpoint of size %d", self.endpoint.name, target.size)
         if self.pusher.on_cosigned is not None:
             self.pusher.on_cosigned(self.endpoint.name)
