@@ -301,3 +301,14 @@ def _key(tmp_path: Path) -> Path:
     init_key(path)
     return path
 
+
+
+def test_stored_cosignatures_are_append_only(migrated_database: str) -> None:
+    with psycopg.connect(libpq(migrated_database), autocommit=True) as conn:
+        conn.execute("INSERT INTO audit_witness_cosignatures (size, witness, key_id, cosigned_at, line) "
+                     "VALUES (1, 'w', '\\x00000000', 1, 'x')")
+        for statement in ("UPDATE audit_witness_cosignatures SET line = 'y'", "DELETE FROM audit_witness_cosignatures",
+                          "TRUNCATE audit_witness_cosignatures"):
+            with pytest.raises(psycopg.errors.RaiseException):
+                conn.execute(statement)
+        assert conn.execute("SELECT line FROM audit_witness_cosignatures").fetchall() == [("x",)]
