@@ -413,7 +413,11 @@ class _WitnessWorker:
             if old > target.size:
                 self._alarm(target, old, f"the witness has cosigned a tree of size {old}, larger than the log's "
                                          f"newest checkpoint (size {target.size}): the log was rolled back or forked")
-            body = format_request(old_size=old, proof=self.pusher.proof(old, target.size), checkpoint=target.note)
+            try:
+                proof = self.pusher.proof(old, target.size)
+            except (AuditError, TlogError) as exc:  # the database is down: try again later
+                raise _RetryLater(f"no consistency proof {old} -> {target.size}: {exc}") from None
+            body = format_request(old_size=old, proof=proof, checkpoint=target.note)
             status.attempts += 1
             try:
                 response = self._session.post(f"{self.endpoint.url}/add-checkpoint", data=body,
