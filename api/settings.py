@@ -58,9 +58,21 @@ class Settings(BaseSettings):
     # Where the newest signed checkpoint is exported (default ``home``/checkpoint.json). Keep a
     # copy somewhere the database's operators cannot rewrite: it is what exposes a cut tail.
     checkpoint_file: Path | None = None
+    # The verifier keys verification trusts (C2SP signed-note form, one per line; audit/trust.py).
+    # Unset: ``<signing key file>.trusted`` when it exists (``keys init|rotate`` write it); keep
+    # the file you point this at where the database's operators cannot write.
+    trusted_keys: Path | None = None
+    # The log's name: the key name of its verifier keys and the first line of its checkpoints.
+    log_origin: str = "clearance/audit"
 
     def key_file(self) -> Path:
         return self.home / "signing.key"
+
+    def trusted_keys_path(self) -> Path:
+        """The pinned keys file: ``CLEARANCE_TRUSTED_KEYS``, else beside the key file."""
+        from audit.trust import trusted_keys_path_for
+
+        return self.trusted_keys or trusted_keys_path_for(self.key_file())
 
     def checkpoint_path(self) -> Path:
         return self.checkpoint_file or self.home / "checkpoint.json"
