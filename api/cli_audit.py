@@ -36,7 +36,7 @@ Revision = Annotated[str | None, typer.Option("--policy-revision", help="sha256:
 DecisionId = Annotated[str | None, typer.Option("--decision-id", help="One decision's UUID.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 # The call an entry was made for (context) and served-route reports: `audit query` only.
-Kind = Annotated[str | None, typer.Option("--kind", help="decision, policy_reload or served.")]
+Kind = Annotated[str | None, typer.Option("--kind", help="decision, policy_reload, served or key.")]
 RequestId = Annotated[str | None, typer.Option("--request-id", help="context.request_id.")]
 TraceId = Annotated[str | None, typer.Option("--trace-id", help="context.trace_id.")]
 GatewayOpt = Annotated[str | None, typer.Option("--gateway", help="context.gateway.name.")]

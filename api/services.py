@@ -24,7 +24,11 @@ from api.decider import Decider, PolicyHolder
 from api.settings import Settings
 from api.verify_worker import VerifierProcesses
 from api.workpool import WorkPool
+from api.pinned import PinnedKeys, pinned_verifiers
+from api.redact import redact
 from audit import AuditStore, AuditWriter, CheckpointPolicy, SigningKey, load_signing_key, verify_database
+from audit.roles import LeastPrivilegeStore, role_report
+from audit.trust import check_keyring, first_signed_seqs, keyring_from_verifier_keys, require_pinned
 from policy import ActivePolicy, load_policy
 from policy.review.gitinfo import git_info
 
@@ -64,6 +68,25 @@ def load_key(settings: Settings) -> SigningKey:
     return load_signing_key(settings.key_file())
 
 
+def _warn_about_trust(store: AuditStore, pinned: PinnedKeys, url: str) -> None:
+    """One log line each: a role that can change keys; keys the database knows and nobody
+    pinned; no pinned keys at all. The service still starts (verification reports the rest)."""
+    try:
+        warning = role_report(store.engine).warning()
+        report = check_keyring(store.keyring(), pinned.verifiers,
+                               first_seq=lambda ids: first_signed_seqs(store.engine, ids))
+    except Exception as exc:  # a start-up diagnostic must not stop the service
+        log.warning("could not check the database role and keys: %s", exc)
+        return
+    if warning:
+        log.warning("%s (database %s)", warning, redact(url))
+    if not pinned.configured:
+        log.warning("no pinned verifier keys (CLEARANCE_TRUSTED_KEYS): verification trusts the keys "
+                    "in the database, which its role may have added")
+    elif not report.trusted:
+        log.error("untrusted signing keys: %s", "; ".join(report.problems()))
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -86,12 +109,20 @@ class Services:
     key_lookups: WorkPool = field(default_factory=lambda: WorkPool("clearance-keys", threads=4))
 
     verifier: VerifierProcesses | None = None
+    # The verifier keys pinned outside the database (CLEARANCE_TRUSTED_KEYS; api/pinned.py).
+    pinned: PinnedKeys | None = None
 
     async def verify_trail(self, **options: Any) -> dict[str, Any]:
         """``audit.verify_database`` over the trail: in the verifier processes
-        (``api/verify_worker.py``), or on an auditor thread when there are none."""
+        (``api/verify_worker.py``), or on an auditor thread when there are none. With pinned
+        keys, only they are trusted: an entry signed by a key known only to the database fails."""
+        if self.pinned is not None and self.pinned.configured:
+            options["trusted_keys"] = self.pinned.keys()
         if self.verifier is not None:
             return await self.verifier.verify(**options)
+        keys = options.pop("trusted_keys", None)
+        if keys is not None:
+            options["keyring"] = keyring_from_verifier_keys(keys)
         result = await self.auditor_work.run(verify_database, self.audit_reads, **options)
         return result.to_dict()
 
@@ -114,8 +145,12 @@ class Services:
         policy = build_policy(settings)
         shadow = build_shadow(settings.shadow_policy_dir) if settings.shadow_policy_dir else None
         key = load_key(settings)
+        pinned = pinned_verifiers(settings)
+        if pinned.configured:  # never sign what verification would refuse
+            require_pinned(key.public, pinned.verifiers, source=pinned.source)
         url, embedded = resolve_database_url(settings)
-        store = AuditStore.from_url(url, pool_size=4)
+        # A role under `clearance db grant` may not register keys: the admin CLI has.
+        store = LeastPrivilegeStore.from_url(url, pool_size=4)
         # Up to twice as many connections as concurrent reads: a streamed export keeps its
         # connection between the chunks its client reads.
         reads = AuditStore.from_url(url, pool_size=settings.auditor_concurrency)
@@ -134,6 +169,7 @@ class Services:
         ).start()
         log.info("policy %s loaded from %s; audit key %s; pid %d", policy.revision, settings.policy_dir,
                  key.key_id, os.getpid())
+        _warn_about_trust(store, pinned, url)
         if shadow is not None:
             log.info("shadow policy %s loaded from %s", shadow.revision, settings.shadow_policy_dir)
         active = PolicyHolder(policy)
@@ -152,6 +188,7 @@ class Services:
             reads=reads,
             auditor_work=WorkPool("clearance-auditor", threads=settings.auditor_concurrency),
             verifier=VerifierProcesses(url, processes=settings.verify_concurrency),
+            pinned=pinned,
         )
 
     def close(self) -> None:

@@ -37,6 +37,11 @@ def _verify(url: str, options: dict[str, Any]) -> tuple[str, Any]:
 
     store = AuditStore.from_url(url, pooled=False)
     try:
+        keys = options.pop("trusted_keys", None)
+        if keys is not None:  # pinned verifier keys (strings cross the process boundary)
+            from audit.trust import keyring_from_verifier_keys
+
+            options["keyring"] = keyring_from_verifier_keys(keys)
         return "ok", verify_database(store, **options).to_dict()
     except ClearanceError as exc:
         kind = type(exc)

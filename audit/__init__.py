@@ -21,7 +21,14 @@ from .checkpoints import (
     read_checkpoint_file,
     write_checkpoint_file,
 )
-from .entry import DecisionMembers, decision_fields, prepare_fields, reload_fields, served_fields
+from .entry import (
+    DecisionMembers,
+    decision_fields,
+    key_event_fields,
+    prepare_fields,
+    reload_fields,
+    served_fields,
+)
 from .errors import (
     AuditEntryInvalid,
     AuditError,
@@ -76,6 +83,7 @@ __all__ = [
     "decision_fields",
     "export_keyring",
     "init_key",
+    "key_event_fields",
     "key_id_for",
     "load_signing_key",
     "prepare_fields",

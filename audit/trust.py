@@ -53,7 +53,9 @@ __all__ = [
     "load_trusted_keys",
     "pin_key",
     "pin_note",
+    "keyring_from_verifier_keys",
     "pinned_keyring",
+    "require_pinned",
     "trusted_keys_path_for",
     "verifier_for",
     "write_trusted_keys",
@@ -153,10 +155,26 @@ def pin_note(key: PublicKey, what: str) -> str:
     return f"key {key.key_id} {what} {datetime.now(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}"
 
 
+def require_pinned(key: PublicKey, pinned: Sequence[Ed25519Verifier], *, source: str | None) -> None:
+    """Raise :class:`TrustedKeysError` unless ``key`` is among ``pinned``: a service must not
+    sign entries that verification with the pinned keys would refuse."""
+    if not any(v.public_key == key.raw for v in pinned):
+        raise TrustedKeysError(source or ENV_VAR, f"the signing key {key.key_id} is not pinned; add its "
+                                                  "line (clearance keys register prints it) and start again")
+
+
 def pinned_keyring(verifiers: Iterable[Ed25519Verifier], *, origin: str | None = None) -> Keyring:
     """The v1 keyring (key id → public key) of the pinned keys, for ``verify_database`` and
     ``verify_pack``; with ``origin``, only keys named for that log."""
     return Keyring(PublicKey.from_raw(v.public_key) for v in verifiers if origin is None or v.name == origin)
+
+
+def keyring_from_verifier_keys(keys: Iterable[str]) -> Keyring:
+    """:func:`pinned_keyring` of verifier key strings (what crosses into a worker process)."""
+    try:
+        return pinned_keyring(Ed25519Verifier.from_key(k) for k in keys)
+    except TlogFormatError as exc:
+        raise TrustedKeysError(ENV_VAR, exc.reason) from None
 
 
 @dataclass(frozen=True)

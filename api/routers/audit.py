@@ -73,7 +73,8 @@ class EntryOut(BaseModel):
 class EntrySummary(BaseModel):
     seq: int
     recorded_at: str
-    kind: str = Field(description="decision, policy_reload or served (a gateway's served-route report)")
+    kind: str = Field(description="decision, policy_reload, served (a gateway's served-route report) "
+                                  "or key (a key created, rotated or revoked)")
     decision_id: str | None
     app_id: str | None
     caller_key_id: str | None
