@@ -207,6 +207,16 @@ def _progress(label: str, enabled: bool) -> Iterator[Any]:
         yield update
 
 
+def _pinned_keyring() -> Any:
+    """The pinned keys (CLEARANCE_TRUSTED_KEYS, or beside the key file) as the verifier's
+    keyring; None when nothing is pinned (then the database's or the pack's keys are used)."""
+    from api.pinned import pinned_verifiers
+    from audit.trust import pinned_keyring
+
+    pinned = pinned_verifiers(Settings())
+    return pinned_keyring(pinned.verifiers) if pinned.configured else None
+
+
 @audit_app.command("verify")
 def verify(
     from_seq: Annotated[int, typer.Option("--from-seq", min=1, help="First seq to verify.")] = 1,
@@ -214,7 +224,8 @@ def verify(
     checkpoint: Annotated[list[Path] | None, typer.Option(
         "--checkpoint", help="A checkpoint file kept outside the database (repeatable).")] = None,
     pubkey: Annotated[Path | None, typer.Option(
-        "--pubkey", help="Trusted public keys: an exported keyring (JSON) or PEM public key(s).")] = None,
+        "--pubkey", help="Trusted public keys: an exported keyring (JSON) or PEM public key(s) "
+                         "(default: the pinned keys, CLEARANCE_TRUSTED_KEYS).")] = None,
     pack: Annotated[Path | None, typer.Option(
         "--pack", help="Verify this evidence pack offline (no database).")] = None,
     workers: Annotated[int, typer.Option(
@@ -228,7 +239,7 @@ def verify(
     from audit.pack import load_trusted_keys, verify_pack
 
     with clean_errors():
-        keyring = load_trusted_keys(pubkey) if pubkey is not None else None
+        keyring = load_trusted_keys(pubkey) if pubkey is not None else _pinned_keyring()
         if pack is not None:
             if to_seq is not None or from_seq != 1 or checkpoint:
                 fail("--pack verifies the whole pack; --from-seq/--to-seq/--checkpoint do not apply", 2)

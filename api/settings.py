@@ -69,10 +69,16 @@ class Settings(BaseSettings):
         return self.home / "signing.key"
 
     def trusted_keys_path(self) -> Path:
-        """The pinned keys file: ``CLEARANCE_TRUSTED_KEYS``, else beside the key file."""
+        """The pinned keys file: ``CLEARANCE_TRUSTED_KEYS``, else beside the key file (the one
+        ``CLEARANCE_SIGNING_KEY`` names, when it names a file)."""
         from audit.trust import trusted_keys_path_for
 
-        return self.trusted_keys or trusted_keys_path_for(self.key_file())
+        if self.trusted_keys is not None:
+            return self.trusted_keys
+        named = self.signing_key.get_secret_value().strip() if self.signing_key is not None else ""
+        if named and not named.startswith("-----BEGIN") and "\n" not in named and Path(named).is_file():
+            return trusted_keys_path_for(Path(named))
+        return trusted_keys_path_for(self.key_file())
 
     def checkpoint_path(self) -> Path:
         return self.checkpoint_file or self.home / "checkpoint.json"
