@@ -8,12 +8,32 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 from sqlalchemy.engine import make_url
+from typer.testing import CliRunner
 
-from tests.conftest import _libpq
+from api.cli import app
+from tests.conftest import REPO, _libpq
+
+
+@pytest.fixture
+def env(migrated_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The CLI's environment: the test's database, a home of its own, no key configured."""
+    values = {"CLEARANCE_DATABASE_URL": migrated_database, "CLEARANCE_HOME": str(tmp_path / "home"),
+              "CLEARANCE_POLICY_DIR": str(REPO / "rego"), "CLEARANCE_APIKEY_CACHE_SECONDS": "0"}
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    for name in ("CLEARANCE_SIGNING_KEY", "CLEARANCE_TRUSTED_KEYS"):
+        monkeypatch.delenv(name, raising=False)
+    return values
+
+
+def run(*args: str) -> Any:
+    return CliRunner().invoke(app, list(args), catch_exceptions=False)
 
 
 def as_role(url: str, role: str) -> str:

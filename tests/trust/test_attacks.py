@@ -16,38 +16,21 @@ from typing import Any
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from typer.testing import CliRunner
 
 from api.app import create_app
-from api.cli import app
 from api.schemas import DECISION_REQUEST_EXAMPLE
 from api.services import Services
 from api.settings import Settings
 from audit import AuditStore, AuditWriter, SigningKey
 from audit.trust import TrustedKeysError, verifier_for
 from tests.audit.helpers import decision_fields
-from tests.conftest import REPO, _libpq
-from tests.trust.conftest import as_role
+from tests.conftest import _libpq
+from tests.trust.conftest import as_role, run
 
 FORGED_KEY_SQL = "INSERT INTO audit_signing_keys (key_id, public_key) VALUES (%s, %s)"
 UNREVOKE_SQL = "UPDATE api_keys SET revoked_at = NULL WHERE key_id = %s"
 ADMIN_KEY_SQL = ("INSERT INTO api_keys (key_id, secret_sha256, role, created_at) "
                  "VALUES ('0123456789abcdef', sha256('x'::bytea), 'admin', now())")
-
-
-@pytest.fixture
-def env(migrated_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    values = {"CLEARANCE_DATABASE_URL": migrated_database, "CLEARANCE_HOME": str(tmp_path / "home"),
-              "CLEARANCE_POLICY_DIR": str(REPO / "rego"), "CLEARANCE_APIKEY_CACHE_SECONDS": "0"}
-    for name, value in values.items():
-        monkeypatch.setenv(name, value)
-    for name in ("CLEARANCE_SIGNING_KEY", "CLEARANCE_TRUSTED_KEYS"):
-        monkeypatch.delenv(name, raising=False)
-    return values
-
-
-def run(*args: str) -> Any:
-    return CliRunner().invoke(app, list(args), catch_exceptions=False)
 
 
 def _admin_setup() -> tuple[str, str]:

@@ -10,31 +10,15 @@ from typing import Any
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from typer.testing import CliRunner
 
 from api.apikeys import ApiKeyError, Role, create_key, list_keys
 from api.app import create_app
-from api.cli import app
 from api.services import Services
 from api.settings import Settings
 from audit import AuditStore, load_signing_key
 from audit.trust import load_trusted_keys
-from tests.conftest import REPO, _libpq
-
-
-@pytest.fixture
-def env(migrated_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    values = {"CLEARANCE_DATABASE_URL": migrated_database, "CLEARANCE_HOME": str(tmp_path / "home"),
-              "CLEARANCE_POLICY_DIR": str(REPO / "rego"), "CLEARANCE_APIKEY_CACHE_SECONDS": "0"}
-    for name, value in values.items():
-        monkeypatch.setenv(name, value)
-    for name in ("CLEARANCE_SIGNING_KEY", "CLEARANCE_TRUSTED_KEYS"):
-        monkeypatch.delenv(name, raising=False)
-    return values
-
-
-def run(*args: str) -> Any:
-    return CliRunner().invoke(app, list(args), catch_exceptions=False)
+from tests.conftest import _libpq
+from tests.trust.conftest import run
 
 
 def key_entries(url: str) -> list[tuple[int, str, dict[str, Any], bytes]]:
