@@ -273,7 +273,9 @@ def _admin_key(url: str) -> Any:
 
 
 def _with_keys_db(action: Callable[[Any, str], T]) -> T:
+    from psycopg.errors import InsufficientPrivilege
     from sqlalchemy import create_engine
+    from sqlalchemy.exc import ProgrammingError
     from sqlalchemy.pool import NullPool
 
     from audit._db import sqlalchemy_url
@@ -282,6 +284,11 @@ def _with_keys_db(action: Callable[[Any, str], T]) -> T:
         engine = create_engine(sqlalchemy_url(url), poolclass=NullPool)
         try:
             return action(engine, url)
+        except ProgrammingError as exc:
+            if not isinstance(exc.orig, InsufficientPrivilege):
+                raise
+            fail("this database role may not change API keys (clearance db grant keeps them to the "
+                 "tables' owner): run the command with the owner's CLEARANCE_DATABASE_URL")
         finally:
             engine.dispose()
 

@@ -122,3 +122,12 @@ def test_the_service_refuses_a_signing_key_that_is_not_pinned(env: dict[str, str
         Services.start(Settings(trusted_keys=other))
     with pytest.raises(TrustedKeysError, match="no such file"):
         Services.start(Settings(trusted_keys=home / "absent"))
+
+
+def test_the_admin_cli_under_the_service_role_is_refused_cleanly(env: dict[str, str], role_name: str,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    _admin_setup()
+    assert run("db", "grant", "--role", role_name).exit_code == 0
+    monkeypatch.setenv("CLEARANCE_DATABASE_URL", as_role(env["CLEARANCE_DATABASE_URL"], role_name))
+    refused = run("apikeys", "create", "--role", "admin")
+    assert refused.exit_code == 1 and "may not change API keys" in refused.stderr and refused.stdout == ""
