@@ -14,19 +14,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from pydantic import SecretStr
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from api.apikeys import KeyVerifier
 from api.embedded import start_embedded
 from api.metrics import Metrics
 from api.decider import Decider, PolicyHolder
+from api.pinned import PinnedKeys, pinned_verifiers
+from api.redact import redact
 from api.settings import Settings
 from api.verify_worker import VerifierProcesses
 from api.workpool import WorkPool
-from api.pinned import PinnedKeys, pinned_verifiers
-from api.redact import redact
-from audit import AuditStore, AuditWriter, CheckpointPolicy, SigningKey, load_signing_key, verify_database
+from audit import (
+    AuditError,
+    AuditStore,
+    AuditWriter,
+    CheckpointPolicy,
+    SigningKey,
+    load_signing_key,
+    verify_database,
+)
 from audit.roles import LeastPrivilegeStore, role_report
 from audit.trust import check_keyring, first_signed_seqs, keyring_from_verifier_keys, require_pinned
 from policy import ActivePolicy, load_policy
@@ -75,7 +85,7 @@ def _warn_about_trust(store: AuditStore, pinned: PinnedKeys, url: str) -> None:
         warning = role_report(store.engine).warning()
         report = check_keyring(store.keyring(), pinned.verifiers,
                                first_seq=lambda ids: first_signed_seqs(store.engine, ids))
-    except Exception as exc:  # a start-up diagnostic must not stop the service
+    except (AuditError, SQLAlchemyError, psycopg.Error) as exc:  # a diagnostic never stops the start
         log.warning("could not check the database role and keys: %s", exc)
         return
     if warning:
