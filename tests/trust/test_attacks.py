@@ -41,7 +41,8 @@ def _admin_setup() -> tuple[str, str]:
     return app_key, revoked
 
 
-def test_with_mains_grants_a_forged_key_is_named_by_pinned_verification(env: dict[str, str], role_name: str) -> None:
+def test_with_mains_grants_a_forged_key_is_named_by_pinned_verification(
+        env: dict[str, str], role_name: str, caplog: pytest.LogCaptureFixture) -> None:
     url = env["CLEARANCE_DATABASE_URL"]
     _, revoked = _admin_setup()
     with psycopg.connect(_libpq(url), autocommit=True) as conn:  # the role as deployed on main
@@ -65,6 +66,20 @@ def test_with_mains_grants_a_forged_key_is_named_by_pinned_verification(env: dic
     verify = run("audit", "verify", "--no-progress")
     assert verify.exit_code == 1
     assert f"INVALID at seq {first_forged} (unknown_key)" in verify.stdout and forged.key_id in verify.stdout
+    # The service names it at start-up, and GET /v1/audit/verify (in its worker process) too.
+    auditor = run("apikeys", "create", "--role", "auditor").stdout.strip()
+    caplog.set_level(logging.INFO, logger="clearance")
+    services = Services.start(Settings())
+    try:
+        with TestClient(create_app(services=services)) as client:
+            verdict = client.get("/v1/audit/verify", headers={"Authorization": f"Bearer {auditor}"}).json()
+    finally:
+        services.close()
+    assert (verdict["valid"], verdict["first_bad_seq"], verdict["check"]) == (False, first_forged, "unknown_key")
+    assert forged.key_id in verdict["reason"]
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR and r.name == "clearance"]
+    assert errors == [f"untrusted signing keys: signing key {forged.key_id} is in the database but not pinned "
+                      f"in CLEARANCE_TRUSTED_KEYS; it signs from seq {first_forged}"]
     # Trusting the database instead (an exported keyring of its keys) the forgery verifies:
     keyring = Path(env["CLEARANCE_HOME"]) / "db-keys.json"
     assert run("keys", "export", "--out", str(keyring)).exit_code == 0
