@@ -3,10 +3,8 @@ by ``POST /v1/policy/reload`` (answered by one worker) and by SIGHUP to the serv
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,11 +14,9 @@ import httpx
 import pytest
 
 from api.apikeys import Role, create_key
-from audit import AuditStore, init_key, verify_database
-from tests.api.test_serve_embedded import free_port
-from tests.api.test_sighup_server import wait_until
+from audit import AuditStore, verify_database
+from tests.api.servers import serve_env, serving, wait_until
 from tests.bundles import entries, lower_llama_cap, set_org_mau
-from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
 
@@ -70,26 +66,15 @@ class Server:
 
 @pytest.fixture
 def server(migrated_database: str, bundle_dir: Path, tmp_path: Path) -> Iterator[Server]:
-    key_file = tmp_path / "signing.key"
-    init_key(key_file)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CLEARANCE_")}
-    env |= {"CLEARANCE_DATABASE_URL": migrated_database, "CLEARANCE_SIGNING_KEY": str(key_file),
-            "CLEARANCE_POLICY_DIR": str(bundle_dir), "CLEARANCE_HOME": str(tmp_path / "home")}
+    env = serve_env(migrated_database, tmp_path, policy_dir=str(bundle_dir))
     store = AuditStore.from_url(migrated_database, pooled=False)
     admin, _ = create_key(store.engine, role=Role.admin, app_id=None)
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "api", "serve", "--port", str(port), "--workers", str(WORKERS)],
-                               env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    running = Server(process, f"http://127.0.0.1:{port}", admin, store)
     try:
-        wait_until(lambda: running.policy() is not None, 120, "the server did not answer")
-        yield running
+        with serving(env, "--workers", str(WORKERS)) as (process, base):
+            running = Server(process, base, admin, store)
+            wait_until(lambda: running.policy() is not None, 120, "the server did not answer")
+            yield running
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
         store.dispose()
 
 

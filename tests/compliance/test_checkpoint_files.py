@@ -20,9 +20,8 @@ import httpx
 import pytest
 
 from api.apikeys import Role, create_key
-from audit import AuditStore, init_key, write_checkpoint_file
-from tests.api.test_serve_embedded import free_port
-from tests.api.test_sighup_server import wait_until
+from audit import AuditStore, write_checkpoint_file
+from tests.api.servers import serve_env, serving, wait_until
 from tests.compliance.conftest import Dataset
 from tests.conftest import REPO
 
@@ -67,14 +66,10 @@ def setting(dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Itera
     """(environment of the processes, an auditor key, the checkpoint file), a good checkpoint
     of the dataset in the file."""
     home = tmp_path_factory.mktemp("home")
-    key_file = home / "signing.key"
-    init_key(key_file)
     checkpoint = home / "checkpoint.json"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CLEARANCE_")}
-    env |= {"CLEARANCE_DATABASE_URL": dataset.url, "CLEARANCE_SIGNING_KEY": str(key_file),
-            "CLEARANCE_HOME": str(home), "CLEARANCE_CHECKPOINT_FILE": str(checkpoint),
-            # the service must not replace the damaged file with a fresh checkpoint meanwhile
-            "CLEARANCE_CHECKPOINT_EVERY": str(10**6), "CLEARANCE_CHECKPOINT_SECONDS": str(10**9)}
+    # The service must not replace the damaged file with a fresh checkpoint meanwhile.
+    env = serve_env(dataset.url, home, checkpoint_file=str(checkpoint), checkpoint_every=str(10**6),
+                    checkpoint_seconds=str(10**9))
     store = AuditStore.from_url(dataset.url, pooled=False)
     auditor, _ = create_key(store.engine, role=Role.auditor, app_id=None)
     good = store.latest_checkpoint()
@@ -112,21 +107,17 @@ def test_cli_names_the_damaged_file_in_one_line(setting: tuple[dict[str, str], s
 def test_verify_endpoint_answers_503_naming_the_damaged_file(setting: tuple[dict[str, str], str, Path]) -> None:
     env, auditor, checkpoint = setting
     good = checkpoint.read_bytes()
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([*UNPRIVILEGED, sys.executable, "-m", "api", "serve", "--port", str(port)], env=env,
-                              cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with serving(env, prefix=UNPRIVILEGED) as (_, base):
 
-    def verify() -> httpx.Response:
-        return httpx.get(f"{base}/v1/audit/verify", headers={"Authorization": f"Bearer {auditor}"}, timeout=60)
+        def verify() -> httpx.Response:
+            return httpx.get(f"{base}/v1/audit/verify", headers={"Authorization": f"Bearer {auditor}"}, timeout=60)
 
-    def answers() -> bool:
-        try:
-            return verify().status_code == 200
-        except httpx.HTTPError:
-            return False
+        def answers() -> bool:
+            try:
+                return verify().status_code == 200
+            except httpx.HTTPError:
+                return False
 
-    try:
         wait_until(answers, 90, "the server did not verify the good checkpoint")
         assert verify().json()["valid"] is True
         for damage in sorted(DAMAGES):
@@ -142,9 +133,3 @@ def test_verify_endpoint_answers_503_naming_the_damaged_file(setting: tuple[dict
         checkpoint.chmod(0o644)
         checkpoint.write_bytes(good)
         assert verify().json()["valid"] is True  # repaired: verifies again
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
