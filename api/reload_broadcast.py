@@ -5,8 +5,9 @@ one worker: ``api/supervisor.py``) checks, records and swaps as ``api/reload.py`
 announces what it swapped in on the channel ``clearance_policy_reload``: its pid, the audit seq
 of the ``policy_reload`` entry and the revisions now active (and shadow). Every other worker of
 every service on the same database listens and *follows*: it builds the bundle from the same
-directory and swaps it in if its revision is the announced one — no check of its own (the
-leader's passed for exactly those files), no entry of its own (the reload is recorded once).
+directory and swaps it in if its revision is the announced one and the announced seq is the
+``policy_reload`` entry that made it active — no check of its own (the leader's passed for
+exactly those files), no entry of its own (the reload is recorded once).
 
 If the files changed on disk between the reload and the follow, the follower's build has another
 revision: it keeps what it serves and logs an error (reload again once the change is complete).
@@ -17,13 +18,11 @@ lost) does not see it: it logs the loss, reconnects with a back-off and follows 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import os
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
+import orjson
 import psycopg
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import text
@@ -76,6 +75,10 @@ def follow(services: Services, announced: Announcement) -> Followed:
     """Swap in the announced bundle, built from disk, if that is the revision found there.
     Blocking (run it in a thread); under the reload lock, like a reload."""
     retired: list[ActivePolicy] = []
+    if not _recorded(services, announced):
+        log.error("reload to %s announced by pid %d not followed: audit seq %d is not the policy_reload "
+                  "entry that made it active", announced.revision, announced.pid, announced.seq)
+        return Followed(services.policy.current.revision, False)
     with services.reload_lock:
         current = services.policy.current
         if announced.revision != current.revision:
@@ -104,6 +107,17 @@ def follow(services: Services, announced: Announcement) -> Followed:
         log.info("policy reload followed (audit seq %d, by pid %d): %s -> %s", announced.seq, announced.pid,
                  current.revision, revision)
     return Followed(revision, swapped, tuple(retired))
+
+
+def _recorded(services: Services, announced: Announcement) -> bool:
+    """Whether the announced seq is a ``policy_reload`` entry after which the announced revision
+    was active: a follower swaps in nothing the chain does not record."""
+    with services.audit_reads.snapshot() as snapshot:
+        entry = next(iter(snapshot.fetch_entries(announced.seq, announced.seq)), None)
+    if entry is None:
+        return False
+    body = orjson.loads(entry.body)
+    return bool(body.get("kind") == "policy_reload" and body.get("policy_revision") == announced.revision)
 
 
 def _conninfo(services: Services) -> str:
@@ -137,14 +151,14 @@ async def listen(services: Services, *, ready: asyncio.Event | None = None) -> N
 
 async def _on_notification(services: Services, payload: str) -> None:
     try:
-        announced = Announcement.model_validate(json.loads(payload))
-    except (ValueError, ValidationError):
+        announced = Announcement.model_validate_json(payload)
+    except ValidationError:
         log.error("ignored a malformed reload announcement: %.200r", payload)
         return
     if announced.process == PROCESS:
         return  # our own
     try:
-        followed: Any = await asyncio.to_thread(follow, services, announced)
+        followed = await asyncio.to_thread(follow, services, announced)
     except Exception:
         log.exception("reload to %s (audit seq %d) could not be followed; the running policy keeps serving",
                       announced.revision, announced.seq)

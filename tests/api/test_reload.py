@@ -260,9 +260,13 @@ def test_a_follower_swaps_in_only_the_announced_revision_and_records_nothing(
     base = Announcement(process="another", pid=1, seq=announced.receipt.seq, directory=str(bundle_dir),
                         revision=announced.revision)
 
-    # A follower still on the old bundle: builds from disk, finds the announced revision, swaps.
+    # A follower still on the old bundle. An announcement the chain does not back is not followed.
     services.policy.current = announced.retired[0]
     assert services.policy.current.revision == old
+    for unrecorded in (base.model_copy(update={"seq": base.seq + 1000}),
+                       base.model_copy(update={"revision": "sha256:" + "0" * 64})):
+        assert not follow(services, unrecorded).swapped and services.policy.current.revision == old
+    # The announced one: builds from disk, finds the announced revision, swaps.
     followed = follow(services, base)
     assert followed.swapped and services.policy.current.revision == announced.revision
 
