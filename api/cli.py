@@ -84,8 +84,14 @@ def serve(
                 f"OpenAPI:            http://{host}:{port}/docs",
                 err=True,
             )
-            uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers,
-                        log_level="info", access_log=False, log_config=_log_config())
+            options: dict[str, Any] = dict(host=host, port=port, workers=workers, log_level="info",
+                                           access_log=False, log_config=_log_config())
+            if workers > 1:  # SIGHUP to this process reloads every worker, recorded once
+                from api.supervisor import run_workers
+
+                run_workers("api.app:create_app", **options)
+            else:
+                uvicorn.run("api.app:create_app", factory=True, **options)
 
 
 @app.command()

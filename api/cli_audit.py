@@ -222,7 +222,8 @@ def verify(
     from_seq: Annotated[int, typer.Option("--from-seq", min=1, help="First seq to verify.")] = 1,
     to_seq: Annotated[int | None, typer.Option("--to-seq", min=1, help="Last seq (default: the end).")] = None,
     checkpoint: Annotated[list[Path] | None, typer.Option(
-        "--checkpoint", help="A checkpoint file kept outside the database (repeatable).")] = None,
+        "--checkpoint", readable=False,  # read by audit.read_checkpoint_file: one line naming the file
+        help="A checkpoint file kept outside the database (repeatable).")] = None,
     pubkey: Annotated[Path | None, typer.Option(
         "--pubkey", help="Trusted public keys: an exported keyring (JSON) or PEM public key(s) "
                          "(default: the pinned keys, CLEARANCE_TRUSTED_KEYS).")] = None,
@@ -252,9 +253,11 @@ def verify(
         else:
             if to_seq is not None and to_seq < from_seq:
                 fail("--to-seq must not be below --from-seq", 2)
-            from audit import verify_database
+            from audit import read_checkpoint_file, verify_database
 
             with _store() as store, _progress("verifying", progress and not as_json) as update:
+                for path in checkpoint or ():  # a file that cannot serve: one line naming it, exit 1
+                    read_checkpoint_file(path, keyring=keyring if keyring is not None else store.keyring())
                 answer = verify_database(store, from_seq=from_seq, to_seq=to_seq, keyring=keyring,
                                          checkpoint_files=checkpoint or (), progress=update,
                                          workers=workers or os.cpu_count() or 1).to_dict()

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import os
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -20,6 +22,7 @@ from api.deps import Auditor, ServicesDep
 from api.errors import ApiError, FieldError
 from api.filters import DecisionsQuery, ExportQuery, StatsQuery
 from api.schemas import FORBIDDEN, UNAUTHORIZED, error_examples
+from audit import AuditStore, CheckpointError, CheckpointFileError, read_checkpoint_file
 from audit.export import stream_csv, stream_jsonl
 from audit.queries import CursorError, find_decision, query_entries, stats
 
@@ -233,7 +236,12 @@ async def get_decision(services: ServicesDep, _: Auditor, decision_id: str) -> d
 @router.get(
     "/v1/audit/verify",
     response_model=VerificationOut,
-    responses=error_examples(UNAUTHORIZED, FORBIDDEN),
+    responses=error_examples(
+        UNAUTHORIZED, FORBIDDEN,
+        (503, "checkpoint_unusable", "the service's exported checkpoint file cannot be read, is not a "
+                                     "checkpoint or its signature does not verify; `fields` names the file "
+                                     "and the reason (an operator must repair or remove it)"),
+    ),
     summary="Recompute hashes, signatures, links and checkpoints over a seq range (auditor)",
 )
 async def verify(
@@ -246,5 +254,18 @@ async def verify(
         raise ApiError(422, "invalid_request", "to_seq must not be below from_seq",
                        fields=[FieldError(field="to_seq", reason="must not be below from_seq")])
     checkpoint = services.settings.checkpoint_path()
-    files = [checkpoint] if checkpoint.is_file() else []
-    return await services.verify_trail(from_seq=from_seq, to_seq=to_seq, checkpoint_files=files)
+    # lexists: a file that is there but cannot be read (or a dangling link) is reported, not skipped
+    files = [checkpoint] if os.path.lexists(checkpoint) else []
+    try:
+        for path in files:  # read and signature-checked here, to name the file if it cannot serve
+            await services.auditor_work.run(_usable_checkpoint, services.audit_reads, path)
+        return await services.verify_trail(from_seq=from_seq, to_seq=to_seq, checkpoint_files=files)
+    except CheckpointError as exc:
+        reason = exc.reason if isinstance(exc, CheckpointFileError) and exc.reason else str(exc)
+        raise ApiError(503, "checkpoint_unusable",
+                       f"the exported checkpoint file {checkpoint} cannot be used to verify the trail: {reason}",
+                       fields=[FieldError(field=str(checkpoint), reason=reason)]) from exc
+
+
+def _usable_checkpoint(store: AuditStore, path: Path) -> None:
+    read_checkpoint_file(path, keyring=store.keyring())
