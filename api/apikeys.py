@@ -14,6 +14,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -99,13 +100,20 @@ def check_role(role: Role, app_id: str | None, apps: list[str] | None = None, ga
         raise ApiKeyError(f"only a gateway key has --apps and --gateway; a {role.value} key has neither")
 
 
+# Called inside the transaction that changes a key, before it commits: the admin CLI appends
+# the key's audit entry there, so a key works only once its creation (or revocation) is recorded.
+Record = Callable[[Principal, str | None], None]
+
+
 def create_key(db: Engine, *, role: Role, app_id: str | None, label: str | None = None,
-               apps: list[str] | None = None, gateway: str | None = None) -> tuple[str, Principal]:
-    """Create a key; returns the full key (shown once, never stored) and its principal."""
+               apps: list[str] | None = None, gateway: str | None = None,
+               record: Record | None = None) -> tuple[str, Principal]:
+    """Create a key; returns the full key (shown once, never stored) and its principal.
+
+    ``record(principal, label)`` runs before the insert commits; if it raises, no key exists.
+    """
     check_role(role, app_id, apps, gateway)
     listed = sorted(set(apps)) if role is Role.gateway and apps else None
-
-
     key_id = secrets.token_hex(8)
     secret = secrets.token_urlsafe(32)
     with Session(db) as s, s.begin():
@@ -122,16 +130,25 @@ def create_key(db: Engine, *, role: Role, app_id: str | None, label: str | None 
                 revoked_at=None,
             )
         )
-    return f"clr_{key_id}_{secret}", Principal(key_id, role, app_id, frozenset(listed or ()), gateway)
+        principal = Principal(key_id, role, app_id, frozenset(listed or ()), gateway)
+        if record is not None:
+            s.flush()  # the row exists (uncommitted, invisible to others) before it is recorded
+            record(principal, label)
+    return f"clr_{key_id}_{secret}", principal
 
 
-def revoke_key(db: Engine, key_id: str) -> None:
+def revoke_key(db: Engine, key_id: str, *, record: Record | None = None) -> None:
+    """Revoke the active key ``key_id``; ``record(principal, label)`` runs before the commit."""
     with Session(db) as s, s.begin():
-        done = s.execute(
-            update(ApiKey).where(ApiKey.key_id == key_id, ApiKey.revoked_at.is_(None)).values(revoked_at=datetime.now(UTC))
-        )
-        if done.rowcount != 1:  # type: ignore[attr-defined]
+        row = s.execute(
+            update(ApiKey).where(ApiKey.key_id == key_id, ApiKey.revoked_at.is_(None))
+            .values(revoked_at=datetime.now(UTC))
+            .returning(ApiKey.role, ApiKey.app_id, ApiKey.apps, ApiKey.gateway, ApiKey.label)
+        ).one_or_none()
+        if row is None:
             raise ApiKeyError(f"no active key with id {key_id!r}")
+        if record is not None:
+            record(Principal(key_id, Role(row.role), row.app_id, frozenset(row.apps or ()), row.gateway), row.label)
 
 
 def list_keys(db: Engine) -> list[ApiKey]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,12 +18,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api import errors, redact
 from api.query_params import RepeatedParams
 from api.reload import install_sighup
+from api.reload_broadcast import start_listening
 from api.routers import audit, decisions, docs, gateways, health, models, policy, served, ui
 from api.services import Services
 from api.settings import Settings
 from api.routers.gateways import CheckRequest, LiteLLMGuardrailRequest, PortkeyWebhookRequest
 from api.routers.served import ServedReport
 from policy import DecisionRequest
+
+log = logging.getLogger("clearance")
 
 # The bodies endpoints read themselves (api.deps.read_body), documented in the OpenAPI components.
 READ_BODIES = (DecisionRequest, ServedReport, CheckRequest, LiteLLMGuardrailRequest, PortkeyWebhookRequest)
@@ -104,9 +110,18 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             gc.collect()
             gc.freeze()
         uninstall_sighup = install_sighup(app.state.services)  # SIGHUP reloads the policy
+        # Follow the reloads of the other workers; serve once listening (or after 5 s without).
+        listener, listening = start_listening(app.state.services)
+        try:
+            await asyncio.wait_for(listening.wait(), 5)
+        except TimeoutError:
+            log.warning("not yet listening for the reloads of other workers; serving all the same")
         try:
             yield
         finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
             if uninstall_sighup is not None:
                 uninstall_sighup()
             if owned:

@@ -36,7 +36,7 @@ Revision = Annotated[str | None, typer.Option("--policy-revision", help="sha256:
 DecisionId = Annotated[str | None, typer.Option("--decision-id", help="One decision's UUID.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 # The call an entry was made for (context) and served-route reports: `audit query` only.
-Kind = Annotated[str | None, typer.Option("--kind", help="decision, policy_reload or served.")]
+Kind = Annotated[str | None, typer.Option("--kind", help="decision, policy_reload, served or key.")]
 RequestId = Annotated[str | None, typer.Option("--request-id", help="context.request_id.")]
 TraceId = Annotated[str | None, typer.Option("--trace-id", help="context.trace_id.")]
 GatewayOpt = Annotated[str | None, typer.Option("--gateway", help="context.gateway.name.")]
@@ -207,14 +207,30 @@ def _progress(label: str, enabled: bool) -> Iterator[Any]:
         yield update
 
 
+def _pinned() -> Any:
+    """The pinned verifiers (CLEARANCE_TRUSTED_KEYS, or beside the key file), else the
+    public key of the configured signing key: never the database's keyring."""
+    from api.pinned import pinned_or_own, pinned_verifiers
+    from api.services import load_key
+
+    settings = Settings()
+    pinned = pinned_verifiers(settings)
+    if pinned.configured:
+        return list(pinned.verifiers)
+    has_key = settings.signing_key is not None or settings.key_file().exists()
+    return list(pinned_or_own(settings, load_key(settings).public if has_key else None).verifiers)
+
+
 @audit_app.command("verify")
 def verify(
     from_seq: Annotated[int, typer.Option("--from-seq", min=1, help="First seq to verify.")] = 1,
     to_seq: Annotated[int | None, typer.Option("--to-seq", min=1, help="Last seq (default: the end).")] = None,
     checkpoint: Annotated[list[Path] | None, typer.Option(
-        "--checkpoint", help="A checkpoint file kept outside the database (repeatable).")] = None,
+        "--checkpoint", readable=False,  # read by verify_trail: one line naming the file
+        help="A checkpoint file kept outside the database (repeatable).")] = None,
     pubkey: Annotated[Path | None, typer.Option(
-        "--pubkey", help="Trusted public keys: an exported keyring (JSON) or PEM public key(s).")] = None,
+        "--pubkey", help="Trusted public keys: an exported keyring (JSON) or PEM public key(s) "
+                         "(default: the pinned keys, CLEARANCE_TRUSTED_KEYS).")] = None,
     pack: Annotated[Path | None, typer.Option(
         "--pack", help="Verify this evidence pack (directory) or decision proof (file) offline.")] = None,
     trusted_keys: Annotated[Path | None, typer.Option(
@@ -247,11 +263,10 @@ def verify(
         if pack is not None:
             if to_seq is not None or from_seq != 1 or checkpoint:
                 fail("--pack verifies the whole pack; --from-seq/--to-seq/--checkpoint do not apply", 2)
-            if pinned is None and keyring is None:
-                fail("--pack needs the log's pinned keys: --trusted-keys FILE (or --pubkey)", 2)
-            if pinned is None:
-                assert keyring is not None
+            if pinned is None and keyring is not None:
                 pinned = list(trusted_verifiers(keyring.values(), _pack_origin(pack)))
+            if pinned is None:
+                pinned = _pinned()
             if pack.is_file():
                 answer = verify_decision_proof(json.loads(pack.read_text(encoding="utf-8")),
                                                trusted=pinned).to_dict()
@@ -266,12 +281,10 @@ def verify(
             from audit.logverify import verify_trail
 
             with _store() as store, _progress("verifying", progress and not as_json) as update:
-                # Pinned keys (--trusted-keys, --pubkey) or, for now, the database keyring
-                # through audit.trust.trusted_verifiers: the one place to replace.
-                origin = store.log_origin()
+                # --trusted-keys, --pubkey, or the pinned keys: never the database's keyring
                 if pinned is None:
-                    keys = list(keyring.values()) if keyring is not None else store.list_keys()
-                    pinned = list(trusted_verifiers(keys, origin))
+                    pinned = (list(trusted_verifiers(keyring.values(), Settings().log_origin))
+                              if keyring is not None else _pinned())
                 answer = verify_trail(store, trusted=pinned, from_seq=from_seq, to_seq=to_seq, keyring=keyring,
                                       checkpoint_files=checkpoint or (), progress=update,
                                       workers=workers or os.cpu_count() or 1).to_dict()
@@ -353,7 +366,7 @@ def _stored_note(store: Any, answer: dict[str, Any], pinned: Any) -> str | None:
         found = cosigned_checkpoint(conn, int(answer["to_seq"] or 0))
     if found is None:
         return None
-    open_checkpoint(found[1], pinned, origin=store.log_origin())
+    open_checkpoint(found[1], pinned, origin=Settings().log_origin)
     return found[1]
 
 
@@ -403,10 +416,11 @@ def prove(
 
 @audit_app.command("verifier-keys")
 def verifier_keys() -> None:
-    """Print the log's checkpoint verifier keys (C2SP ``name+hash+base64``), one a line: pin
-    them outside the database and pass them as --trusted-keys."""
+    """Print the verifier keys (C2SP ``name+hash+base64``) of the keys the database lists, one a
+    line. The database's operators can add to that list: pin only lines you can vouch for
+    (``clearance keys check`` names the keys that are not pinned)."""
     from audit.trust import trusted_verifiers
 
     with clean_errors(), _store() as store:
-        for verifier in trusted_verifiers(store.list_keys(), store.log_origin()):
+        for verifier in trusted_verifiers(store.list_keys(), Settings().log_origin):
             typer.echo(verifier.verifier_key)  # type: ignore[attr-defined]

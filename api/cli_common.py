@@ -50,12 +50,14 @@ def database(settings: Settings, *, migrate: bool = False) -> Iterator[str]:
             handle.cleanup()
 
 
-def ensure_signing_key(settings: Settings) -> None:
-    """Create ``~/.clearance/signing.key`` when no key is configured at all (first start)."""
-    from audit import init_key
+def ensure_signing_key(settings: Settings, url: str) -> None:
+    """Create ``~/.clearance/signing.key`` when no key is configured at all (first start):
+    registered, pinned beside it and recorded in the log, as ``clearance keys init`` does."""
+    from api.key_admin import init_signing_key
 
     if settings.signing_key is not None or settings.key_file().exists():
         return
     settings.home.mkdir(parents=True, exist_ok=True)
-    key = init_key(settings.key_file())
-    typer.echo(f"created signing key {key.key_id} at {settings.key_file()}", err=True)
+    change = init_signing_key(url, settings.key_file(), origin=settings.log_origin)
+    typer.echo(f"created signing key {change.key.key_id} at {settings.key_file()} "
+               f"(pinned in {change.pinned_file})", err=True)

@@ -66,8 +66,9 @@ class AuditFilters(BaseModel):
     provenance: Provenance | None = Field(None, description="provenance of a cleared model")
     policy_revision: Revision | None = None
     decision_id: UUID | None = None
-    kind: Literal["decision", "policy_reload", "served"] | None = Field(
-        None, description="the kind of entry (served: a gateway's report of the route that served)")
+    kind: Literal["decision", "policy_reload", "served", "key"] | None = Field(
+        None, description="the kind of entry (served: a gateway's report of the route that served; "
+                          "key: a signing key or API key created, rotated or revoked)")
     # The call an entry was made for: its request's context (exact values).
     request_id: ContextText | None = Field(None, description="context.request_id")
     trace_id: ContextText | None = Field(None, description="context.trace_id")

@@ -17,10 +17,11 @@ One function, :func:`reload_policy`, serves both. Under ``Services.reload_lock``
    swap: if the entry cannot be committed, ``AuditUnavailable`` propagates and the running
    bundles keep serving.
 
-Per process: each uvicorn worker holds its own policy. The endpoint reloads the worker that
-served the request; SIGHUP reloads the process that receives it (send it to each worker, or to
-uvicorn's supervisor, which then restarts its workers one by one — those start from disk, as
-at start-up, without a ``policy_reload`` entry). See docs/policy-authoring.md.
+Every worker: each uvicorn worker holds its own policy. The worker that reloads (the one that
+served the request, or the one SIGHUP reached: ``clearance serve`` passes the signal it gets to
+one worker, ``api/supervisor.py``) records the reload once and, once anything was swapped,
+announces it; every other worker follows within moments, without an entry of its own
+(``api/reload_broadcast.py``: PostgreSQL LISTEN/NOTIFY). See docs/policy-authoring.md.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from api.reload_broadcast import PROCESS, Announcement, announce
 from api.services import Services, build_policy, build_shadow
 from audit import Receipt, reload_fields
 from policy import ActivePolicy, GitInfo
@@ -172,6 +174,10 @@ def reload_policy(services: Services, *, requested_by: str, caller_key_id: str |
             retired.append(services.shadow.current)
             services.shadow.current = shadow_candidate
         services.metrics.policy_reloads.labels(outcome=outcome).inc()
+    if built is not None or shadow_candidate is not None:  # the other workers follow (api/reload_broadcast.py)
+        announce(services, Announcement(
+            process=PROCESS, pid=os.getpid(), seq=receipt.seq, directory=directory, revision=active.revision,
+            shadow_revision=services.shadow.current.revision if services.shadow is not None else None))
     level = logging.INFO if built is not None else logging.ERROR
     log.log(level, "policy reload %s (asked by %s): %s -> %s%s", outcome, requested_by, old.revision,
             candidate_revision, "".join(f"\n  {e}" for e in errors))

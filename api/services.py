@@ -15,21 +15,32 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from pydantic import SecretStr
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from api.apikeys import KeyVerifier
 from api.embedded import start_embedded
 from api.metrics import Metrics
 from api.decider import Decider, PolicyHolder
+from api.pinned import PinnedKeys, pinned_or_own
+from api.redact import redact
 from api.settings import Settings
-from api.verify_worker import VerifierProcesses
+from api.verify_worker import VerifierProcesses, verify_with_keys
 from api.workpool import WorkPool
-from audit import AuditStore, AuditWriter, CheckpointPolicy, SigningKey, load_signing_key
-from audit.logverify import verify_trail
+from audit import (
+    AuditError,
+    AuditStore,
+    AuditWriter,
+    CheckpointPolicy,
+    SigningKey,
+    load_signing_key,
+)
+from audit.roles import LeastPrivilegeStore, role_report
 from audit.tlog.note import Verifier
+from audit.trust import check_keyring, first_signed_seqs, require_pinned
 from audit.witnessing import WitnessPusher
-from audit.trust import trusted_verifiers
 from policy import ActivePolicy, load_policy
 from policy.review.gitinfo import git_info
 
@@ -84,6 +95,25 @@ def build_witnessing(settings: Settings, store: AuditStore, metrics: Metrics) ->
         on_alarm=lambda name, _reason: metrics.witness_alarms.labels(name).inc())
 
 
+def _warn_about_trust(store: AuditStore, pinned: PinnedKeys, url: str) -> None:
+    """One log line each: a role that can change keys; keys the database knows and nobody
+    pinned; no pinned keys at all. The service still starts (verification reports the rest)."""
+    try:
+        warning = role_report(store.engine).warning()
+        report = check_keyring(store.keyring(), pinned.verifiers,
+                               first_seq=lambda ids: first_signed_seqs(store.engine, ids))
+    except (AuditError, SQLAlchemyError, psycopg.Error) as exc:  # a diagnostic never stops the start
+        log.warning("could not check the database role and keys: %s", exc)
+        return
+    if warning:
+        log.warning("%s (database %s)", warning, redact(url))
+    if pinned.own_key_only:
+        log.warning("no pinned verifier keys (CLEARANCE_TRUSTED_KEYS): verification trusts only the "
+                    "service's own signing key; pin the keys of every log key ever used")
+    if not report.trusted:
+        log.error("untrusted signing keys: %s", "; ".join(report.problems()))
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -108,20 +138,23 @@ class Services:
     verifier: VerifierProcesses | None = None
     # Pushes each checkpoint to the witnesses of CLEARANCE_WITNESSES (None: no witnesses).
     witnessing: WitnessPusher | None = None
+    # The verifier keys verification trusts (CLEARANCE_TRUSTED_KEYS; api/pinned.py).
+    pinned: PinnedKeys | None = None
 
     def trusted_verifiers(self) -> Sequence[Verifier]:
-        """The checkpoint keys the API trusts (``audit.trust.trusted_verifiers``)."""
-        store = self.audit_reads
-        return trusted_verifiers(store.list_keys(), store.log_origin())
+        """The checkpoint keys every verification path trusts: the pinned ones only."""
+        if self.pinned is None:
+            raise RuntimeError("Services.pinned is not set")
+        return self.pinned.verifiers
 
     async def verify_trail(self, **options: Any) -> dict[str, Any]:
-        """``audit.logverify.verify_trail`` over the trail: in the verifier processes
-        (``api/verify_worker.py``), or on an auditor thread when there are none."""
-        trusted = await self.auditor_work.run(self.trusted_verifiers)
+        """``audit.logverify.verify_trail`` over the trail with the pinned keys only (an entry
+        or checkpoint signed by a key known only to the database fails): in the verifier
+        processes (``api/verify_worker.py``), or on an auditor thread when there are none."""
+        keys = [v.verifier_key for v in self.trusted_verifiers()]
         if self.verifier is not None:
-            keys = [v.verifier_key for v in trusted]  # type: ignore[attr-defined]
             return await self.verifier.verify(trusted_keys=keys, **options)
-        result = await self.auditor_work.run(verify_trail, self.audit_reads, trusted=trusted, **options)
+        result = await self.auditor_work.run(verify_with_keys, self.audit_reads, keys, **options)
         return result.to_dict()
 
     @property
@@ -143,8 +176,11 @@ class Services:
         policy = build_policy(settings)
         shadow = build_shadow(settings.shadow_policy_dir) if settings.shadow_policy_dir else None
         key = load_key(settings)
+        pinned = pinned_or_own(settings, key.public)
+        require_pinned(key.public, pinned.verifiers, source=pinned.source)  # never sign what verification refuses
         url, embedded = resolve_database_url(settings)
-        store = AuditStore.from_url(url, pool_size=4)
+        # A role under `clearance db grant` may not register keys: the admin CLI has.
+        store = LeastPrivilegeStore.from_url(url, pool_size=4)
         # Up to twice as many connections as concurrent reads: a streamed export keeps its
         # connection between the chunks its client reads.
         reads = AuditStore.from_url(url, pool_size=settings.auditor_concurrency)
@@ -162,11 +198,15 @@ class Services:
             ),
             on_batch=metrics.audit_batch_size.observe,
             on_checkpoint=witnessing.submit if witnessing is not None else None,
+            trusted=pinned.verifiers,
+            origin=settings.log_origin,
+            on_refused=lambda when: metrics.audit_head_refusals.labels(when).inc(),
         ).start()
         if witnessing is not None:
             witnessing.start()
         log.info("policy %s loaded from %s; audit key %s; pid %d", policy.revision, settings.policy_dir,
                  key.key_id, os.getpid())
+        _warn_about_trust(store, pinned, url)
         if shadow is not None:
             log.info("shadow policy %s loaded from %s", shadow.revision, settings.shadow_policy_dir)
         active = PolicyHolder(policy)
@@ -186,6 +226,7 @@ class Services:
             auditor_work=WorkPool("clearance-auditor", threads=settings.auditor_concurrency),
             verifier=VerifierProcesses(url, processes=settings.verify_concurrency),
             witnessing=witnessing,
+            pinned=pinned,
         )
 
     def close(self) -> None:

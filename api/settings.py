@@ -64,9 +64,27 @@ class Settings(BaseSettings):
     # Per request to a witness; failed pushes are retried after 1 s, 2 s, … up to the maximum.
     witness_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     witness_max_backoff_seconds: float = Field(default=60.0, gt=0, le=3600)
+    # The verifier keys verification trusts (C2SP signed-note form, one per line; audit/trust.py).
+    # Unset: ``<signing key file>.trusted`` when it exists (``keys init|rotate`` write it); keep
+    # the file you point this at where the database's operators cannot write.
+    trusted_keys: Path | None = None
+    # The log's name: the key name of its verifier keys and the first line of its checkpoints.
+    log_origin: str = "clearance/audit"
 
     def key_file(self) -> Path:
         return self.home / "signing.key"
+
+    def trusted_keys_path(self) -> Path:
+        """The pinned keys file: ``CLEARANCE_TRUSTED_KEYS``, else beside the key file (the one
+        ``CLEARANCE_SIGNING_KEY`` names, when it names a file)."""
+        from audit.trust import trusted_keys_path_for
+
+        if self.trusted_keys is not None:
+            return self.trusted_keys
+        named = self.signing_key.get_secret_value().strip() if self.signing_key is not None else ""
+        if named and not named.startswith("-----BEGIN") and "\n" not in named and Path(named).is_file():
+            return trusted_keys_path_for(Path(named))
+        return trusted_keys_path_for(self.key_file())
 
     def checkpoint_path(self) -> Path:
         return self.checkpoint_file or self.home / "checkpoint.json"

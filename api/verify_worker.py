@@ -30,18 +30,27 @@ def _lower_priority() -> None:
     os.nice(NICENESS)
 
 
+def verify_with_keys(store: Any, keys: list[str], **options: Any) -> Any:
+    """``audit.logverify.verify_trail`` trusting only the pinned verifier keys ``keys`` (strings:
+    verifier objects do not pickle, so their key strings cross the process boundary): the v2
+    log's checkpoints with them, the v1 chain before it with the same keys as a keyring."""
+    from audit.logverify import verify_trail
+    from audit.tlog.note import Ed25519Verifier
+    from audit.trust import keyring_from_verifier_keys
+
+    trusted = [Ed25519Verifier.from_key(k) for k in keys]
+    options.setdefault("keyring", keyring_from_verifier_keys(keys))
+    return verify_trail(store, trusted=trusted, **options)
+
+
 def _verify(url: str, options: dict[str, Any]) -> tuple[str, Any]:
     """In the child: verify, and bring back the result or the error as plain data (an error
     whose constructor takes other arguments could not be unpickled by the server)."""
     from audit import AuditStore
-    from audit.logverify import verify_trail
-    from audit.tlog.note import Ed25519Verifier
 
     store = AuditStore.from_url(url, pooled=False)
     try:
-        # Verifier objects hold key objects that do not pickle; their key strings travel.
-        trusted = [Ed25519Verifier.from_key(k) for k in options.pop("trusted_keys")]
-        return "ok", verify_trail(store, trusted=trusted, **options).to_dict()
+        return "ok", verify_with_keys(store, options.pop("trusted_keys"), **options).to_dict()
     except ClearanceError as exc:
         kind = type(exc)
         return "error", (kind.__module__, kind.__qualname__, str(exc))

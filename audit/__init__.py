@@ -24,12 +24,20 @@ from .checkpoints import (
     read_checkpoint_file,
     write_checkpoint_file,
 )
-from .entry import DecisionMembers, decision_fields, prepare_fields, reload_fields, served_fields
+from .entry import (
+    DecisionMembers,
+    decision_fields,
+    key_event_fields,
+    prepare_fields,
+    reload_fields,
+    served_fields,
+)
 from .errors import (
     AuditEntryInvalid,
     AuditError,
     AuditUnavailable,
     CheckpointError,
+    CheckpointFileError,
     DatabaseUrlInvalid,
     ExportError,
     InsecureKeyFile,
@@ -61,6 +69,7 @@ __all__ = [
     "AuditWriter",
     "ChainHeadState",
     "CheckpointError",
+    "CheckpointFileError",
     "CheckpointPolicy",
     "DatabaseUrlInvalid",
     "ExportError",
@@ -81,6 +90,7 @@ __all__ = [
     "decision_fields",
     "export_keyring",
     "init_key",
+    "key_event_fields",
     "key_id_for",
     "load_signing_key",
     "prepare_fields",

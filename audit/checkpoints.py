@@ -30,7 +30,7 @@ from typing import Any
 import orjson
 
 from .canonical import canonical_bytes, checkpoint_signing_input, format_time, parse_time
-from .errors import CheckpointError
+from .errors import CheckpointError, CheckpointFileError
 from .keys import Keyring, SigningKey
 
 CHECKPOINT_KIND = "clearance.checkpoint"
@@ -190,12 +190,29 @@ def write_checkpoint_file(path: str | os.PathLike[str], checkpoint: SignedCheckp
     os.replace(tmp, target)
 
 
-def read_checkpoint_file(path: str | os.PathLike[str]) -> SignedCheckpoint:
-    """Read a checkpoint written by :func:`write_checkpoint_file` (signature not yet checked)."""
+def read_checkpoint_file(path: str | os.PathLike[str], *, keyring: Keyring | None = None) -> SignedCheckpoint:
+    """Read a checkpoint written by :func:`write_checkpoint_file`; with ``keyring``, check its
+    signature too. Raises :class:`~audit.errors.CheckpointFileError` naming the file and what is
+    wrong with it (unreadable, not JSON, not a checkpoint, signature)."""
+
+    def unusable(reason: str) -> CheckpointFileError:
+        return CheckpointFileError(f"checkpoint file {path}: {reason}", path=str(path), reason=reason)
+
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"cannot read checkpoint file {path}: {exc}") from exc
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise unusable(f"cannot be read ({exc.strerror or exc})") from exc
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except ValueError as exc:  # UnicodeDecodeError is one too
+        raise unusable(f"is not a JSON document, truncated or damaged ({exc})") from exc
     if not isinstance(data, dict):
-        raise CheckpointError(f"checkpoint file {path} does not hold a JSON object")
-    return SignedCheckpoint.from_dict(data)
+        raise unusable("does not hold a JSON object")
+    try:
+        checkpoint = SignedCheckpoint.from_dict(data)
+    except CheckpointError as exc:
+        raise unusable(str(exc)) from exc
+    problem = checkpoint.verify_signature(keyring) if keyring is not None else None
+    if problem is not None:
+        raise unusable(problem)
+    return checkpoint

@@ -1,7 +1,8 @@
 """The body of an audit entry: its members, who fills which, and the columns derived from it.
 
 This is the one module that knows the layout of an entry body. The service builds the fields of
-each kind of entry here (:func:`decision_fields`, :func:`reload_fields`); the writer checks them
+each kind of entry here (:func:`decision_fields`, :func:`reload_fields`, :func:`served_fields`,
+:func:`key_event_fields`); the writer checks them
 (:func:`prepare_fields`) and adds the chain members; the store and the verifier derive the
 queryable columns from a body (:func:`queryable_columns`). docs/audit.md documents the format.
 
@@ -9,7 +10,7 @@ queryable columns from a body (:func:`queryable_columns`). docs/audit.md documen
 member             set by    meaning
 =================  ========  =============================================================
 seq                writer    position in the chain, contiguous from 1
-kind               caller    ``decision``, ``policy_reload`` or ``served``
+kind               caller    ``decision``, ``policy_reload``, ``served`` or ``key``
 decision_id        caller    UUIDv7 of the decision (required for ``decision``, else null)
 recorded_at        writer    RFC 3339 UTC with microseconds
 app_id             caller    the app that asked
@@ -27,6 +28,8 @@ shadow             caller    (decision, shadow mode only) the candidate policy's
 reload             caller    (policy_reload) old and new revision, who asked, outcome, errors
 served             caller    (served) the route a gateway reports served a decision: the
                              decision's id and seq, the route, whether the decision cleared it
+key                caller    (key) a signing key or API key created, rotated, registered or
+                             revoked: which, by whom, its role and apps (never a secret)
 =================  ========  =============================================================
 
 Queryable columns (the signed bytes are the record; the columns only make queries fast, and
@@ -87,6 +90,8 @@ __all__ = [
     "decision_fields",
     "prepare_fields",
     "queryable_columns",
+    "KEY_EVENTS",
+    "key_event_fields",
     "reload_fields",
     "served_fields",
 ]
@@ -228,6 +233,51 @@ def served_fields(
         "engine": engine,
         "context": context,
         "served": served,
+    }
+
+
+KEY_EVENTS = ("signing_key_created", "signing_key_rotated", "signing_key_registered",
+              "api_key_created", "api_key_revoked")
+
+
+def key_event_fields(
+    *,
+    event: str,
+    key_id: str,
+    actor: str | None,
+    role: str | None = None,
+    app_id: str | None = None,
+    apps: list[str] | None = None,
+    gateway: str | None = None,
+    label: str | None = None,
+    public_key: str | None = None,
+    verifier_key: str | None = None,
+    previous_key_id: str | None = None,
+) -> dict[str, Any]:
+    """The fields of a ``key`` entry: a change of who may sign the log or call the service.
+
+    ``event`` is one of :data:`KEY_EVENTS`; ``key_id`` the signing key's id or the API key's id;
+    ``actor`` who ran the command (``user@host``). API keys: ``role``, ``app_id``, ``apps``,
+    ``gateway``, ``label``. Signing keys: ``public_key`` (base64), ``verifier_key`` (the pinned
+    form) and, on rotation, ``previous_key_id``. Only public values: a secret has no parameter.
+    """
+    if event not in KEY_EVENTS:
+        raise AuditEntryInvalid(f"key event {event!r} is not one of {list(KEY_EVENTS)}", field="key.event")
+    member = {"event": event, "key_id": key_id, "actor": actor}
+    optional = {"role": role, "app_id": app_id, "apps": apps, "gateway": gateway, "label": label,
+                "public_key": public_key, "verifier_key": verifier_key, "previous_key_id": previous_key_id}
+    member.update({name: value for name, value in optional.items() if value is not None})
+    return {
+        "kind": "key",
+        "decision_id": None,
+        "app_id": app_id,
+        "caller_key_id": None,
+        "input": None,
+        "result": None,
+        "outcome": None,
+        "policy_revision": None,
+        "engine": None,
+        "key": member,
     }
 
 

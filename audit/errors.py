@@ -85,3 +85,18 @@ class InsecureKeyFile(SigningKeyError):
 
 class CheckpointError(AuditError):
     """A checkpoint file cannot be read, or its signature does not verify."""
+
+
+class CheckpointFileError(CheckpointError):
+    """A checkpoint file kept outside the database cannot serve: it cannot be read, is not a
+    checkpoint (truncated, garbage) or its signature does not verify. ``path`` names the file,
+    ``reason`` says what is wrong with it; the message is one line with both."""
+
+    def __init__(self, message: str, *, path: str | None = None, reason: str | None = None) -> None:
+        # One positional message, so that the error crosses a process boundary as itself
+        # (api/verify_worker.py rebuilds errors from their message).
+        super().__init__(message)
+        self.path, self.reason = path, reason
+
+    def diagnostics(self) -> str:
+        return str(self)

@@ -121,8 +121,19 @@ def export_dict(row: Any) -> dict[str, Any]:
     }
 
 
+# JSON allows U+2028, U+2029 and U+0085 raw inside strings, but line splitters (Python's
+# str.splitlines, JavaScript, some log shippers) end a line at each: written as \u escapes, every
+# entry stays one line and json.loads still gives back the same text. In UTF-8 these byte
+# sequences start with a lead byte, so they never match inside another character.
+LINE_BREAKS = ((b"\xe2\x80\xa8", b"\\u2028"), (b"\xe2\x80\xa9", b"\\u2029"), (b"\xc2\x85", b"\\u0085"))
+
+
 def export_line(row: Any) -> bytes:
-    return orjson.dumps(export_dict(row)) + b"\n"
+    """One line of a JSONL export or of an evidence pack's entries.jsonl."""
+    line = orjson.dumps(export_dict(row))
+    for raw, escaped in LINE_BREAKS:
+        line = line.replace(raw, escaped)
+    return line + b"\n"
 
 
 def stream_jsonl(
@@ -143,7 +154,9 @@ def stream_csv(
     The body is not in the CSV (it is JSON); use JSONL or an evidence pack for the signed bytes.
     """
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    # RFC 4180 line ends: the writer then quotes every cell holding a CR or an LF (with "\n" alone
+    # a bare CR in a cell was written unquoted, and readers took it for the end of the row).
+    writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     yield buffer.getvalue().encode("utf-8")
     for rows in _pages(store, filt, ROW_COLUMNS, page_size=page_size):
@@ -154,13 +167,26 @@ def stream_csv(
         yield buffer.getvalue().encode("utf-8")
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV injection").
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralised(cell: str) -> str:
+    """``cell`` with a single quote in front if a spreadsheet would read it as a formula."""
+    return "'" + cell if cell.startswith(FORMULA_START) else cell
+
+
 def _csv_row(row: Any) -> list[Any]:
+    text = [
+        row.decision_id, row.app_id, row.caller_key_id, row.outcome, row.regulatory_tier, row.sector,
+        row.policy_revision, row.engine, " ".join(row.models_allowed), " ".join(row.models_denied),
+        " ".join(row.reason_codes), " ".join(row.provenances_allowed), row.key_id,
+    ]
+    # The hashes (hex) are not text anyone chose; they stay as stored so that they can be
+    # compared with the JSONL export.
     return [
-        row.seq, format_time(row.recorded_at), row.decision_id or "", row.app_id or "",
-        row.caller_key_id or "", row.outcome or "", row.regulatory_tier or "", row.sector or "",
-        row.policy_revision or "", row.engine or "", " ".join(row.models_allowed),
-        " ".join(row.models_denied), " ".join(row.reason_codes),
-        " ".join(row.provenances_allowed), row.key_id or "", bytes(row.leaf_hash).hex(),
+        row.seq, format_time(row.recorded_at), *(neutralised(str(cell or "")) for cell in text),
+        bytes(row.leaf_hash).hex(),
         bytes(row.input_sha256).hex() if row.input_sha256 is not None else "",
         bytes(row.result_sha256).hex() if row.result_sha256 is not None else "",
     ]

@@ -37,7 +37,7 @@ class EntryFilter:
     :param sector: one of the sectors the workload was judged for (``input.workload.sectors``;
         ``input.workload.sector`` in entries from before app profiles).
     :param max_seq: only entries up to this seq (an export fixes it at its start).
-    :param kind: ``decision``, ``policy_reload`` or ``served``.
+    :param kind: ``decision``, ``policy_reload``, ``served`` or ``key``.
     :param trace: (prefix, value) pairs of :data:`TRACE_KEYS` the entry must all hold, e.g.
         ``("trace_id", "4bf9…")``, ``("served_for", "<decision id>")``, ``("served", "uncleared")``.
     """

@@ -54,7 +54,8 @@ from .tlog.tiles import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LogHead", "LogReceipt", "LogStateMismatch", "StoredTiles", "append_leaves", "read_head"]
+__all__ = ["Floor", "LogHead", "LogReceipt", "LogStateMismatch", "StoredTiles", "append_leaves", "check_head",
+           "read_head"]
 
 _NUL_ESCAPE = b"\\u0000"
 
@@ -189,12 +190,41 @@ class StoredTiles:
         return self._reader.read_hashes(nodes)
 
 
-def _checked_head(row: Sequence[Any], trusted: Sequence[Verifier]) -> tuple[LogHead, int, bytes]:
-    """Step 2: the head, after checking it is the newest trusted checkpoint; also the v1 head."""
+@dataclass(frozen=True)
+class Floor:
+    """The newest checkpoint issued as the checkpoint file keeps it (``audit.checkpoint_file``):
+    the stored tree must contain it — at least ``size`` leaves whose first ``size`` fold to
+    ``root``."""
+
+    size: int
+    root: bytes
+    source: str
+
+
+def _floor_problem(conn: psycopg.Connection[Any], head: LogHead, floor: Floor | None) -> str | None:
+    if floor is None or floor.size == 0:
+        return None
+    if head.size < floor.size:
+        return (f"the database's tree has size {head.size}, smaller than the checkpoint of size {floor.size} "
+                f"in {floor.source} (a tail was cut or the head moved back)")
+    stored = head.root if head.size == floor.size else root_hash(StoredTiles(conn, floor.size), floor.size)
+    if stored != floor.root:
+        return (f"the database's tree of size {floor.size} has root {stored.hex()}, the checkpoint of size "
+                f"{floor.size} in {floor.source} says {floor.root.hex()} (the stored tree was rewritten)")
+    return None
+
+
+def _checked_head(row: Sequence[Any], trusted: Sequence[Verifier], *, origin: str | None = None,
+                  conn: psycopg.Connection[Any] | None = None,
+                  floor: Floor | None = None) -> tuple[LogHead, int, bytes]:
+    """Step 2: the head, after checking it is the newest trusted checkpoint, under ``origin``
+    (when given), containing ``floor``; also the v1 head."""
     origin, size, root, frontier_bytes, recorded_at, max_seq, c_size, c_root, note, v1_seq, v1_hash = row
     head = LogHead(origin, int(size), bytes(root), Frontier.from_bytes(bytes(frontier_bytes)), recorded_at)
     stored = int(max_seq or 0)
     problems = []
+    if origin is not None and head.origin != origin:
+        problems.append(f"the log's origin in the database is {head.origin!r}, CLEARANCE_LOG_ORIGIN is {origin!r}")
     if stored != head.size:
         problems.append(f"the leaves stored end at seq {stored}, the head says size {head.size}")
     if head.frontier.size != head.size or head.frontier.root() != head.root:
@@ -212,11 +242,25 @@ def _checked_head(row: Sequence[Any], trusted: Sequence[Verifier]) -> tuple[LogH
                     or bytes(c_root) != head.root:
                 problems.append(f"the newest trusted checkpoint is of size {signed.size}, the head of size "
                                 f"{head.size}")
+    if conn is not None and not problems:
+        found = _floor_problem(conn, head, floor)
+        if found:
+            problems.append(found)
     if problems:
         message = "the audit log refuses to append: " + "; ".join(problems)
         log.error(message)
         raise LogStateMismatch(message)
     return head, int(v1_seq or 0), bytes(v1_hash) if v1_hash is not None else bytes(32)
+
+
+def check_head(conn: psycopg.Connection[Any], trusted: Sequence[Verifier], *, origin: str | None = None,
+               floor: Floor | None = None) -> tuple[LogHead, int, bytes]:
+    """Lock the head row and check it (step 2): raises :class:`LogStateMismatch` naming the
+    sizes. The writer calls it at start-up (then rolls back) and in every batch."""
+    row = conn.execute(SELECT_HEAD_FOR_APPEND_SQL).fetchone()
+    if row is None:
+        raise AuditUnavailable("audit_tlog_head has no row: run `clearance db upgrade`")
+    return _checked_head(row, trusted, origin=origin, conn=conn, floor=floor)
 
 
 def _leaf_body(members: Mapping[str, Any], *, seq: int, recorded_at: str, key_id: str) -> bytes:
@@ -247,14 +291,14 @@ def append_leaves(
     key_id: str,
     trusted: Sequence[Verifier],
     now: datetime,
+    origin: str | None = None,
+    floor: Floor | None = None,
 ) -> list[LogReceipt | AuditEntryInvalid]:
-    """Steps 1–4 on ``conn`` (the caller commits). One outcome per draft."""
+    """Steps 1–4 on ``conn`` (the caller commits). One outcome per draft. ``origin``: the
+    configured one the stored head must carry; ``floor``: the checkpoint file's checkpoint the
+    stored tree must contain (else :class:`LogStateMismatch`)."""
     with conn.cursor() as cur:
-        cur.execute(SELECT_HEAD_FOR_APPEND_SQL)
-        row = cur.fetchone()
-        if row is None:
-            raise AuditUnavailable("audit_tlog_head has no row: run `clearance db upgrade`")
-        head, v1_seq, v1_hash = _checked_head(row, trusted)
+        head, v1_seq, v1_hash = check_head(conn, trusted, origin=origin, floor=floor)
         moment = max(now, head.recorded_at) if head.recorded_at else now
         recorded_at = format_time(moment)
         seq = head.size

@@ -367,18 +367,24 @@ def verify_trail(
     workers: int = 1,
 ) -> VerificationResult:
     """The whole trail: the v2 log over ``from_seq..to_seq`` with ``trusted`` keys and, for a
-    range starting at 1, the v1 chain before it (``verify_database``; ``keyring``) and the
+    range starting at 1, the v1 chain before it (``verify_database``; ``keyring``, default the
+    ``trusted`` keys) and the
     link between them. ``checkpoint_files``: v2 checkpoint notes (text) or v1 checkpoint files
-    (JSON) kept outside the database."""
-    from pathlib import Path
-
+    (JSON) kept outside the database; one that cannot serve raises
+    :class:`~audit.errors.CheckpointFileError` naming it."""
+    from .checkpoint_file import read_outside_checkpoint
+    from .trust import pinned_keyring
     from .verify import verify_database
 
+    if keyring is None:  # the v1 chain is checked with the same (pinned) keys, never the database's
+        keyring = pinned_keyring(trusted)
     notes, v1_files = [], []
     for path in checkpoint_files:
-        text = Path(path).read_text(encoding="utf-8")
-        (v1_files if text.lstrip().startswith("{") else notes).append(text if not text.lstrip().startswith("{")
-                                                                       else path)
+        note = read_outside_checkpoint(path, trusted, keyring=keyring)
+        if note is None:
+            v1_files.append(path)
+        else:
+            notes.append(note)
     result = verify_log(store, trusted=trusted, from_seq=from_seq, to_seq=to_seq, outside=notes,
                         progress=progress)
     if not result.valid or from_seq != 1:

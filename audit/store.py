@@ -38,7 +38,7 @@ from .canonical import plain
 from .chain import Receipt, SignedEntry, build_entry
 from .checkpoints import CheckpointPolicy, SignedCheckpoint, build_checkpoint
 from .entry import ENTRY_COLUMNS, LeafDraft, queryable_columns
-from .log import LogHead, LogReceipt, append_leaves, read_head
+from .log import Floor, LogHead, LogReceipt, append_leaves, check_head, read_head
 from .errors import AuditEntryInvalid, SchemaMismatch
 from .keys import Keyring, PublicKey, SigningKey
 from .tlog.note import Signer, Verifier
@@ -218,6 +218,8 @@ class AuditStore:
         key: SigningKey,
         trusted: Sequence[Verifier],
         signer: Signer | None = None,
+        origin: str | None = None,
+        floor: Floor | None = None,
     ) -> BatchResult:
         """Append prepared leaves (``entry.draft_leaf``) to the v2 log in one transaction, with
         one checkpoint signed by ``key`` (``audit/log.py``).
@@ -225,12 +227,13 @@ class AuditStore:
         Returns a receipt per entry, or the :class:`AuditEntryInvalid` that kept that one entry
         out (the others are appended). Raises :class:`AuditUnavailable` if the transaction did
         not commit (then nothing of the batch was recorded), :class:`LogStateMismatch` if the
-        stored head is not the newest checkpoint verified with ``trusted``.
+        stored head is not the newest checkpoint verified with ``trusted`` (under ``origin``,
+        containing ``floor``: the checkpoint file's checkpoint).
         """
-        signer = signer or log_signer(key, self.log_origin())
+        signer = signer or log_signer(key, origin or self.log_origin())
         with self._connection("appending audit entries") as conn:
             outcomes = append_leaves(conn, drafts, signer=signer, key_id=key.key_id, trusted=trusted,
-                                     now=self._clock())
+                                     now=self._clock(), origin=origin, floor=floor)
             conn.commit()  # only now do receipts mean anything
         return BatchResult(outcomes=outcomes, checkpoint=next(
             (o.checkpoint for o in outcomes if isinstance(o, LogReceipt)), None))
@@ -301,6 +304,15 @@ class AuditStore:
             # (5) commit; only now do receipts mean anything.
             conn.commit()
         return V1BatchResult(outcomes=outcomes, checkpoint=checkpoint)
+
+    def check_head(self, trusted: Sequence[Verifier], *, origin: str | None = None,
+                   floor: Floor | None = None) -> LogHead:
+        """The writer's start-up check (``audit.log.check_head``), in a transaction rolled back."""
+        with self._connection("checking the log head") as conn:
+            try:
+                return check_head(conn, trusted, origin=origin, floor=floor)[0]
+            finally:
+                conn.rollback()
 
     def log_origin(self) -> str:
         """The v2 log's origin (the checkpoints' first line and the signing key's name)."""

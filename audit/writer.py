@@ -29,13 +29,15 @@ from typing import Any
 from .chain import encode_members
 from .checkpoints import CheckpointPolicy
 from .entry import LeafDraft, draft_leaf, prepare_fields
-from .errors import AuditError, AuditUnavailable, WriterClosed
+from .errors import AuditError, AuditUnavailable, CheckpointFileError, WriterClosed
 from .keys import SigningKey
 from .log import LogReceipt as Receipt
-from .log import LogStateMismatch
+from .checkpoint_file import grow_checkpoint_file, read_checkpoint_note_file
+from .log import Floor, LogStateMismatch
 from .store import AuditStore
+from .tlog.errors import TlogError
 from .tlog.note import Signer, Verifier
-from .trust import log_signer, trusted_verifiers
+from .trust import log_signer, log_verifier
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +83,16 @@ class AuditWriter:
     :param max_batch: most entries per transaction.
     :param max_wait: seconds to keep collecting after the first entry of a batch arrived; 0 (the
         default): no window, a batch is what is queued when the thread gets to it.
-    :param checkpoints: only its ``export_path`` is used: the newest signed checkpoint note is
-        written there after each batch (every batch signs one checkpoint in its transaction).
-    :param trusted: the verifier keys whose checkpoints the writer accepts as the stored head
-        (default: ``audit.trust.trusted_verifiers`` of the keys registered, its own included).
+    :param checkpoints: only its ``export_path`` is used: the checkpoint file
+        (``audit.checkpoint_file``). After each batch the batch's checkpoint is written there
+        if larger than the one it holds (atomic, fsynced: it only grows); before each batch
+        (and at start-up) the stored tree must contain the checkpoint it holds.
+    :param trusted: the verifier keys whose checkpoints the writer accepts as the stored head:
+        the pinned keys (default: its own key's only; never the database's keyring).
+    :param origin: the configured log origin (``CLEARANCE_LOG_ORIGIN``): the stored head must
+        carry it, checkpoints are signed under it (default: the head's).
+    :param on_refused: called with ``"startup"`` or ``"batch"`` each time the stored head
+        fails the check (metrics); must be fast and must not raise.
     :param max_queue: submissions waiting at most; beyond it :meth:`submit` raises
         :class:`AuditUnavailable` at once (back-pressure instead of unbounded memory).
     :param check_schema: refuse to start unless the schema is at the expected revision.
@@ -107,6 +115,8 @@ class AuditWriter:
         on_batch: Callable[[int], None] | None = None,
         trusted: Sequence[Verifier] | None = None,
         on_checkpoint: Callable[[str], None] | None = None,
+        origin: str | None = None,
+        on_refused: Callable[[str], None] | None = None,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
@@ -128,6 +138,9 @@ class AuditWriter:
         self._trusted = trusted
         self._signer: Signer | None = None
         self._on_checkpoint = on_checkpoint
+        self._origin = origin
+        self._on_refused = on_refused
+        self.refusal: str | None = None  # why the last head check failed (None: it passed)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -142,10 +155,11 @@ class AuditWriter:
             if self._check_schema:
                 self._store.check_schema()
             self._store.register_key(self._key.public)
-            origin = self._store.log_origin()
+            origin = self._origin or self._store.log_origin()
             self._signer = log_signer(self._key, origin)
             if self._trusted is None:
-                self._trusted = trusted_verifiers(self._store.list_keys(), origin)
+                self._trusted = (log_verifier(self._key.public, origin),)
+            self._check_at_start()
             self._ensure_partitions()
             self._accepting = True
             self._thread = threading.Thread(
@@ -153,6 +167,40 @@ class AuditWriter:
             )
             self._thread.start()
         return self
+
+    def _check_at_start(self) -> None:
+        """The head check of every batch, once now: a database cut back or written around the
+        writer is reported at start-up (log line, counter). The writer still starts, and every
+        batch refuses (503) until the database is consistent again."""
+        assert self._trusted is not None
+        try:
+            self._store.check_head(self._trusted, origin=self._origin, floor=self._floor())
+        except LogStateMismatch as exc:
+            self._refused("startup", exc)
+        else:
+            self.refusal = None
+
+    def _refused(self, when: str, exc: AuditError) -> None:
+        if when == "batch":
+            self.stats.refused_batches += 1
+        self.refusal = str(exc)
+        if self._on_refused is not None:
+            self._on_refused(when)
+
+    def _floor(self) -> Floor | None:
+        """The checkpoint file's checkpoint, checked with the pinned keys. A file that cannot
+        serve (unreadable, damaged, not signed by a pinned key) stops the writer like a cut
+        tail: it is the only record of how far the log had grown."""
+        path = self._checkpoints.export_path if self._checkpoints else None
+        if path is None:
+            return None
+        try:
+            signed = read_checkpoint_note_file(path, self._trusted or (), origin=self._origin)
+        except CheckpointFileError as exc:
+            if not path.exists() and not path.is_symlink():
+                return None  # first start: nothing issued yet
+            raise LogStateMismatch(f"the audit log refuses to append: {exc}") from None
+        return Floor(signed.size, signed.root_hash, str(path))
 
     def close(self, timeout: float | None = 30.0) -> None:
         """Stop accepting entries, flush the queue (each caller still gets its outcome), join."""
@@ -267,12 +315,13 @@ class AuditWriter:
         try:
             assert self._trusted is not None
             result = self._store.append_batch(
-                [p.skeleton for p in live], key=self._key, trusted=self._trusted, signer=self._signer
+                [p.skeleton for p in live], key=self._key, trusted=self._trusted, signer=self._signer,
+                origin=self._origin, floor=self._floor(),
             )
         except AuditError as exc:
             self.stats.failed_batches += 1
             if isinstance(exc, LogStateMismatch):
-                self.stats.refused_batches += 1
+                self._refused("batch", exc)
             log.error("audit batch of %d entries not recorded: %s", len(live), exc)
             error = exc if isinstance(exc, AuditUnavailable) else AuditUnavailable(str(exc))
             _settle(live, [error] * len(live))
@@ -282,6 +331,7 @@ class AuditWriter:
             log.exception("audit batch failed unexpectedly")
             _settle(live, [AuditUnavailable(f"audit writer error: {exc!r}")] * len(live))
             return
+        self.refusal = None
         self.stats.batches += 1
         self.stats.last_batch_size = len(live)
         if self._on_batch is not None:
@@ -302,11 +352,9 @@ class AuditWriter:
         if path is None:
             return
         try:
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(note, encoding="utf-8")
-            tmp.replace(path)  # atomic: a reader sees the old note or the new one
-        except OSError as exc:
-            log.error("could not export the checkpoint to %s: %s", path, exc)
+            grow_checkpoint_file(path, note)
+        except (OSError, TlogError) as exc:  # the next batch's head check reports an unusable file
+            log.error("could not write the checkpoint to %s: %s", path, exc)
 
     def _ensure_partitions(self) -> None:
         try:

@@ -7,6 +7,7 @@ Everything but ``/v1/audit/keys`` needs an auditor key. The filter parameters ar
 from __future__ import annotations
 
 import contextlib
+import os
 import uuid
 from collections.abc import AsyncIterator
 from functools import partial
@@ -20,6 +21,8 @@ from api.deps import Auditor, ServicesDep
 from api.errors import ApiError, FieldError
 from api.filters import DecisionsQuery, ExportQuery, StatsQuery
 from api.schemas import FORBIDDEN, UNAUTHORIZED, error_examples
+from audit import CheckpointError, CheckpointFileError
+from audit.checkpoint_file import read_outside_checkpoint
 from audit.export import stream_csv, stream_jsonl
 from audit.log import consistency, inclusion, tile_content
 from audit.queries import CursorError, find_decision, query_entries, stats
@@ -81,7 +84,8 @@ class EntryOut(BaseModel):
 class EntrySummary(BaseModel):
     seq: int
     recorded_at: str
-    kind: str = Field(description="decision, policy_reload or served (a gateway's served-route report)")
+    kind: str = Field(description="decision, policy_reload, served (a gateway's served-route report) "
+                                  "or key (a key created, rotated or revoked)")
     decision_id: str | None
     app_id: str | None
     caller_key_id: str | None
@@ -216,8 +220,7 @@ def _is_uuid(value: str) -> bool:
     summary="One recorded decision: the whole signed entry and its verification status (auditor)",
 )
 async def get_decision(services: ServicesDep, _: Auditor, decision_id: str) -> dict[str, Any]:
-    trusted = await services.auditor_work.run(services.trusted_verifiers)
-    found = await services.auditor_work.run(partial(find_decision, trusted=trusted), services.audit_reads,
+    found = await services.auditor_work.run(partial(find_decision, trusted=services.trusted_verifiers()), services.audit_reads,
                                             decision_id)
     if found is None:
         # Echo the id only when it is one: whatever else was put in the path (a pasted API key,
@@ -242,7 +245,12 @@ async def get_decision(services: ServicesDep, _: Auditor, decision_id: str) -> d
 @router.get(
     "/v1/audit/verify",
     response_model=VerificationOut,
-    responses=error_examples(UNAUTHORIZED, FORBIDDEN),
+    responses=error_examples(
+        UNAUTHORIZED, FORBIDDEN,
+        (503, "checkpoint_unusable", "the service's exported checkpoint file cannot be read, is not a "
+                                     "checkpoint or its signature does not verify with a pinned key; `fields` names "
+                                     "the file and the reason (an operator must repair or remove it)"),
+    ),
     summary="Recompute hashes, signatures, links and checkpoints over a seq range (auditor)",
 )
 async def verify(
@@ -255,8 +263,17 @@ async def verify(
         raise ApiError(422, "invalid_request", "to_seq must not be below from_seq",
                        fields=[FieldError(field="to_seq", reason="must not be below from_seq")])
     checkpoint = services.settings.checkpoint_path()
-    files = [checkpoint] if checkpoint.is_file() else []
-    return await services.verify_trail(from_seq=from_seq, to_seq=to_seq, checkpoint_files=files)
+    # lexists: a file that is there but cannot be read (or a dangling link) is reported, not skipped
+    files = [checkpoint] if os.path.lexists(checkpoint) else []
+    try:
+        for path in files:  # read and signature-checked here, to name the file if it cannot serve
+            await services.auditor_work.run(read_outside_checkpoint, path, services.trusted_verifiers())
+        return await services.verify_trail(from_seq=from_seq, to_seq=to_seq, checkpoint_files=files)
+    except CheckpointError as exc:
+        reason = exc.reason if isinstance(exc, CheckpointFileError) and exc.reason else str(exc)
+        raise ApiError(503, "checkpoint_unusable",
+                       f"the exported checkpoint file {checkpoint} cannot be used to verify the trail: {reason}",
+                       fields=[FieldError(field=str(checkpoint), reason=reason)]) from exc
 
 
 # -- the transparency log: checkpoint, proofs, tiles ------------------------------------------

@@ -82,8 +82,9 @@ def _git_state(git: GitInfo | None) -> GitState | None:
 )
 async def reload(services: ServicesDep, admin: Admin) -> dict[str, Any]:
     """Checks the bundle in the policy directory and, if it is clean, swaps it in atomically.
-    Every attempt is recorded in the audit chain (kind ``policy_reload``). Reloads only the
-    worker process that serves this request (see ``pid``); SIGHUP reloads a process too."""
+    Every attempt is recorded in the audit chain (kind ``policy_reload``), once: the worker
+    process that serves this request (see ``pid``) reloads, and the other workers follow what it
+    swapped in within a second (``api/reload_broadcast.py``); SIGHUP to the server does the same."""
     result = await asyncio.to_thread(reload_policy, services, requested_by=admin.key_id,
                                      caller_key_id=admin.key_id)
     if not result.accepted:

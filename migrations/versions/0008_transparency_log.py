@@ -32,6 +32,7 @@ Revises: 0007_gateways
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 from alembic import op
@@ -41,6 +42,7 @@ down_revision: str | None = "0007_gateways"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+DEFAULT_ORIGIN = "clearance/audit"  # api.settings.Settings.log_origin's default
 APPEND_ONLY = ("audit_blobs", "audit_leaves", "audit_tlog_nodes", "audit_tlog_checkpoints")
 
 TABLES = """
@@ -95,7 +97,7 @@ CREATE TABLE audit_tlog_head (
     recorded_at timestamptz
 );
 INSERT INTO audit_tlog_head (id, origin, size, root, frontier)
-SELECT 1, 'clearance.audit/' || log_id::text, 0, sha256(''::bytea), '\\x0000000000000000'::bytea
+SELECT 1, {origin}, 0, sha256(''::bytea), '\\x0000000000000000'::bytea
 FROM audit_chain_head WHERE id = 1;
 CREATE VIEW audit_log AS
 SELECT l.seq, l.recorded_at, l.kind, l.decision_id, l.app_id, l.caller_key_id, l.outcome,
@@ -148,8 +150,18 @@ $$
 """
 
 
+def log_origin() -> str:
+    """The origin the log is created with: ``CLEARANCE_LOG_ORIGIN`` (the service's one origin
+    setting, ``api/settings.py``), as an SQL literal. The writer refuses to append under any
+    other, and the head's origin never changes once set."""
+    origin = os.environ.get("CLEARANCE_LOG_ORIGIN", DEFAULT_ORIGIN)
+    if not origin or "\n" in origin or origin != origin.strip():
+        raise RuntimeError(f"CLEARANCE_LOG_ORIGIN {origin!r} is not a checkpoint origin (one non-empty line)")
+    return "'" + origin.replace("'", "''") + "'"
+
+
 def upgrade() -> None:
-    op.execute(TABLES)
+    op.execute(TABLES.replace("{origin}", log_origin()))
     op.execute(GUARD_HEAD_FUNCTION)
     for table in APPEND_ONLY:
         op.execute(f"CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE ON {table} "

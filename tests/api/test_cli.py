@@ -90,10 +90,11 @@ def test_decide_records_like_any_decision(env: dict[str, str], tmp_path: Path) -
     from_file = run("decide", str(request))
     assert from_file.exit_code == 0, from_file.stderr
     decision = json.loads(from_file.stdout)
-    assert decision["audit"]["seq"] == 1 and decision["outcome"] in ("allow", "deny")
+    # seq 1 records the signing key created on first use; the decision follows
+    assert decision["audit"]["seq"] == 2 and decision["outcome"] in ("allow", "deny")
     from_stdin = run("decide", stdin=json.dumps(DECISION_REQUEST_EXAMPLE))
     assert from_stdin.exit_code == 0, from_stdin.stderr
-    assert json.loads(from_stdin.stdout)["audit"]["seq"] == 2
+    assert json.loads(from_stdin.stdout)["audit"]["seq"] == 3
     assert (Path(env["CLEARANCE_HOME"]) / "signing.key").exists()  # created on first use
 
 

@@ -15,7 +15,7 @@ from api.reload import SIGHUP_REQUESTER, install_sighup, reload_on_signal, reloa
 from api.services import Services
 from audit import verify_database
 from tests.api.conftest import Keys, bearer
-from tests.bundles import HELPDESK_REQUEST, app_fixtures, break_rego, edit, entries, lower_llama_cap
+from tests.bundles import HELPDESK_REQUEST, app_fixtures, break_rego, edit, entries, lower_llama_cap, set_org_mau
 
 
 # regorus VMs are bound to the thread that made them: the test client's loop thread decides,
@@ -245,3 +245,34 @@ def test_an_invariant_alone_refuses_a_reload(services_on_copy: Services, bundle_
     (error,) = result.errors
     assert error.code == "invariant_violated" and error.file.endswith("invariants.rego") and error.line
     assert '"app_id":"citizen-services"' in error.message
+
+
+def test_a_follower_swaps_in_only_the_announced_revision_and_records_nothing(
+    services_on_copy: Services, bundle_dir: Path,
+) -> None:
+    """What the other workers do on a reload's announcement (api/reload_broadcast.py)."""
+    from api.reload_broadcast import Announcement, follow
+
+    old = services_on_copy.policy.current.revision
+    lower_llama_cap(bundle_dir)
+    services = services_on_copy
+    announced = reload_policy(services, requested_by="test")  # stands in for the leader's
+    base = Announcement(process="another", pid=1, seq=announced.receipt.seq, directory=str(bundle_dir),
+                        revision=announced.revision)
+
+    # A follower still on the old bundle. An announcement the chain does not back is not followed.
+    services.policy.current = announced.retired[0]
+    assert services.policy.current.revision == old
+    for unrecorded in (base.model_copy(update={"seq": base.seq + 1000}),
+                       base.model_copy(update={"revision": "sha256:" + "0" * 64})):
+        assert not follow(services, unrecorded).swapped and services.policy.current.revision == old
+    # The announced one: builds from disk, finds the announced revision, swaps.
+    followed = follow(services, base)
+    assert followed.swapped and services.policy.current.revision == announced.revision
+
+    # The files changed again since the reload: the follower keeps what it serves.
+    services.policy.current = announced.retired[0]
+    set_org_mau(bundle_dir, "2025-03", 1_000)
+    followed = follow(services, base)
+    assert not followed.swapped and services.policy.current.revision == old
+    assert len(entries(services.store, "policy_reload")) == 1  # the leader's, none of the follower's

@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -95,32 +96,40 @@ def site(pg_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     services = Services.start(settings)
     auditor, _ = create_key(services.db, role=Role.auditor, app_id=None)
     app_key, _ = create_key(services.db, role=Role.app, app_id="claims-summariser")
+    try:
+        with serving(services) as base:
+            decisions = []
+            with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {app_key}"}) as client:
+                for tier, price in (("standard", 5.0), ("regulated", 50.0), ("critical", 0.5)):
+                    body = copy.deepcopy(DECISION_REQUEST_EXAMPLE)
+                    body["workload"].update(regulatory_tier=tier, max_price_per_mtok=price)
+                    answer = client.post("/v1/decisions", json=body)
+                    assert answer.status_code == 200, answer.text
+                    decisions.append(answer.json()["decision_id"])
+            yield Site(url=base, auditor_key=auditor, app_key=app_key, database_url=url,
+                       real_decisions=decisions)
+    finally:
+        services.close()
+        drop_database(pg_server_url, name)
+
+
+@contextmanager
+def serving(services: Services) -> Iterator[str]:
+    """uvicorn on a free port of 127.0.0.1 over ``services``, in a thread; yields its base URL."""
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(services=services), host="127.0.0.1", port=port,
                                            log_level="warning", access_log=False))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    decisions = []
-    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {app_key}"}) as client:
-        for tier, price in (("standard", 5.0), ("regulated", 50.0), ("critical", 0.5)):
-            body = copy.deepcopy(DECISION_REQUEST_EXAMPLE)
-            body["workload"].update(regulatory_tier=tier, max_price_per_mtok=price)
-            answer = client.post("/v1/decisions", json=body)
-            assert answer.status_code == 200, answer.text
-            decisions.append(answer.json()["decision_id"])
     try:
-        yield Site(url=base, auditor_key=auditor, app_key=app_key, database_url=url,
-                   real_decisions=decisions)
+        deadline = time.monotonic() + 20
+        while not server.started:
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(10)
-        services.close()
-        drop_database(pg_server_url, name)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,135 @@
+"""A damaged checkpoint file kept outside the database: ``GET /v1/audit/verify`` answers 503
+``checkpoint_unusable`` naming the file and the reason, ``clearance audit verify --checkpoint``
+exits 1 with one line naming it — truncated, garbage, wrong signature, unreadable.
+
+Both run as real processes that may not override file permissions (as root: without
+CAP_DAC_OVERRIDE), so that a file of mode 000 is unreadable to them as to a service account.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from api.apikeys import Role, create_key
+from audit import AuditStore, write_checkpoint_file
+from tests.api.servers import serve_env, serving, wait_until
+from tests.compliance.conftest import Dataset
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+# As root, drop the capabilities that read any file whatever its mode.
+UNPRIVILEGED = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
+
+
+def _truncated(path: Path) -> str:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return "is not a JSON document"
+
+
+def _garbage(path: Path) -> str:
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe" + bytes(range(256)))
+    return "is not a JSON document"
+
+
+def _wrong_signature(path: Path) -> str:
+    document = json.loads(path.read_text())
+    signature = bytearray(base64.b64decode(document["signature"]))
+    signature[0] ^= 0xFF
+    document["signature"] = base64.b64encode(bytes(signature)).decode()
+    path.write_text(json.dumps(document))
+    return "signature does not verify"
+
+
+def _unreadable(path: Path) -> str:
+    path.chmod(0)
+    return "cannot be read (Permission denied)"
+
+
+DAMAGES: dict[str, Callable[[Path], str]] = {
+    "truncated": _truncated, "garbage": _garbage, "wrong_signature": _wrong_signature, "unreadable": _unreadable,
+}
+
+
+@pytest.fixture(scope="module")
+def setting(dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, str], str, Path]]:
+    """(environment of the processes, an auditor key, the checkpoint file), a good checkpoint
+    of the dataset in the file."""
+    home = tmp_path_factory.mktemp("home")
+    checkpoint = home / "checkpoint.json"
+    # The service must not replace the damaged file with a fresh checkpoint meanwhile.
+    env = serve_env(dataset.url, home, checkpoint_file=str(checkpoint), checkpoint_every=str(10**6),
+                    checkpoint_seconds=str(10**9))
+    store = AuditStore.from_url(dataset.url, pooled=False)
+    auditor, _ = create_key(store.engine, role=Role.auditor, app_id=None)
+    good = store.latest_checkpoint()
+    store.dispose()
+    assert good is not None
+    write_checkpoint_file(checkpoint, good)
+    yield env, auditor, checkpoint
+
+
+def _damaged(checkpoint: Path, damage: str) -> tuple[Path, str]:
+    """A damaged copy of the good checkpoint, and the reason expected for it."""
+    copy = checkpoint.with_name(f"{damage}.json")
+    copy.write_bytes(checkpoint.read_bytes())
+    return copy, DAMAGES[damage](copy)
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGES))
+def test_cli_names_the_damaged_file_in_one_line(setting: tuple[dict[str, str], str, Path], damage: str) -> None:
+    env, _, checkpoint = setting
+    good = subprocess.run([*UNPRIVILEGED, sys.executable, "-m", "api", "audit", "verify", "--no-progress",
+                           "--checkpoint", str(checkpoint)], env=env, cwd=REPO, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert good.returncode == 0, good.stderr
+    path, reason = _damaged(checkpoint, damage)
+
+    done = subprocess.run([*UNPRIVILEGED, sys.executable, "-m", "api", "audit", "verify", "--no-progress",
+                           "--checkpoint", str(path)], env=env, cwd=REPO, capture_output=True, text=True,
+                          timeout=120, check=False)
+
+    assert done.returncode == 1 and done.stdout == ""
+    (line,) = done.stderr.splitlines()  # one line, no traceback
+    assert line.startswith(f"clearance: checkpoint file {path}: ") and reason in line, line
+
+
+def test_verify_endpoint_answers_503_naming_the_damaged_file(setting: tuple[dict[str, str], str, Path]) -> None:
+    env, auditor, checkpoint = setting
+    good = checkpoint.read_bytes()
+    with serving(env, prefix=UNPRIVILEGED) as (_, base):
+
+        def verify() -> httpx.Response:
+            return httpx.get(f"{base}/v1/audit/verify", headers={"Authorization": f"Bearer {auditor}"}, timeout=60)
+
+        def answers() -> bool:
+            try:
+                return verify().status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(answers, 90, "the server did not verify the good checkpoint")
+        assert verify().json()["valid"] is True
+        for damage in sorted(DAMAGES):
+            checkpoint.chmod(0o644)
+            checkpoint.write_bytes(good)
+            reason = DAMAGES[damage](checkpoint)
+            answer = verify()
+            assert answer.status_code == 503, (damage, answer.text)
+            error = answer.json()["error"]
+            assert error["code"] == "checkpoint_unusable" and str(checkpoint) in error["message"]
+            (field,) = error["fields"]
+            assert field["field"] == str(checkpoint) and reason in field["reason"], (damage, field)
+        checkpoint.chmod(0o644)
+        checkpoint.write_bytes(good)
+        assert verify().json()["valid"] is True  # repaired: verifies again
