@@ -9,7 +9,9 @@ Steps, per leaf in seq order (the first failure stops verification and names its
 
 1. Contiguity: each row is the next seq (``missing`` names a removed one).
 2. Body: the stored bytes parse as a JSON object whose ``seq`` is the row's (``body``, ``seq``).
-3. Leaf hash: ``SHA-256(0x00 ‖ body)`` is the stored ``leaf_hash`` (``leaf_hash``).
+3. Leaf hash: ``SHA-256(0x00 ‖ body)`` is the stored ``leaf_hash`` (``leaf_hash``); the body's
+   ``key_id`` (the key whose writer appended it) is one of the pinned keys (``unknown_key``: a
+   key known only to the database, named with the first seq it touches).
 4. Columns: every derived column equals what the body says (``column``).
 5. Blobs: the blob named by ``input_sha256``/``result_sha256`` exists, hashes to its name and
    its stored facets are those derived from its bytes (``blob``; checked once per blob, the
@@ -45,7 +47,7 @@ from .errors import AuditError, CheckpointError
 from .tlog.checkpoint import open_checkpoint
 from .tlog.errors import TlogError
 from .tlog.merkle import Frontier, Node, leaf_hash
-from .tlog.note import Verifier
+from .tlog.note import Ed25519Verifier, Verifier
 from .tlog.tiles import TILE_HEIGHT
 from .verify import Progress, VerificationResult
 
@@ -132,6 +134,7 @@ def verify_leaves(
     checkpoints_checked = 0
     last_time: str | None = None
     good_blobs: set[bytes] = set()
+    pinned_ids = _pinned_key_ids(trusted)
     ci = 0
     try:
         while ci < len(pending) and pending[ci].size < from_seq:
@@ -154,6 +157,9 @@ def verify_leaves(
             if computed != row.leaf_hash:
                 raise _Failed(seq, "leaf_hash", f"entry {seq}: leaf_hash does not match SHA-256(0x00 ‖ body): "
                                                 f"computed {computed.hex()}, stored {row.leaf_hash.hex()}")
+            if pinned_ids and body.get("key_id") not in pinned_ids:  # (3b)
+                raise _Failed(seq, "unknown_key", f"entry {seq} was appended under signing key "
+                                                  f"{body.get('key_id')!r}, which is not pinned (CLEARANCE_TRUSTED_KEYS)")
             if row.columns is not None:  # (4)
                 derived = leaf_columns(body)
                 for name, value in derived.items():
@@ -223,6 +229,14 @@ def verify_leaves(
         progress(checked, total)
     return VerificationResult(valid=True, checked=checked, from_seq=from_seq, to_seq=expected - 1,
                               checkpoints_checked=checkpoints_checked, log="v2")
+
+
+def _pinned_key_ids(trusted: Sequence[Verifier]) -> frozenset[str]:
+    """The Clearance key ids of the trusted Ed25519 keys: a leaf names the key of the writer
+    that appended it, and a key nobody pinned is an insider's (empty: no Ed25519 key given)."""
+    from .keys import PublicKey
+
+    return frozenset(PublicKey.from_raw(v.public_key).key_id for v in trusted if isinstance(v, Ed25519Verifier))
 
 
 def _check_blob(seq: int, member: str, digest: bytes, fetch_blob: BlobFetch) -> None:

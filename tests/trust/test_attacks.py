@@ -44,7 +44,8 @@ def _admin_setup() -> tuple[str, str]:
 def test_with_mains_grants_a_forged_key_is_named_by_pinned_verification(
         env: dict[str, str], role_name: str, caplog: pytest.LogCaptureFixture) -> None:
     url = env["CLEARANCE_DATABASE_URL"]
-    _, revoked = _admin_setup()
+    app_key, revoked = _admin_setup()
+    auditor = run("apikeys", "create", "--role", "auditor").stdout.strip()
     with psycopg.connect(_libpq(url), autocommit=True) as conn:  # the role as deployed on main
         conn.execute(f'CREATE ROLE "{role_name}" LOGIN IN ROLE clearance_app')
     forged = SigningKey.generate()
@@ -52,8 +53,10 @@ def test_with_mains_grants_a_forged_key_is_named_by_pinned_verification(
         conn.execute(FORGED_KEY_SQL, (forged.key_id, forged.public.raw))
         assert conn.execute(UNREVOKE_SQL, (revoked,)).rowcount == 1  # the issue, reproduced
     insider = AuditStore.from_url(as_role(url, role_name), pooled=False)
-    try:
-        with AuditWriter(insider, key=forged, max_wait=0).start() as writer:
+    try:  # the insider runs a writer of its own that trusts its key beside the real one
+        real = [verifier_for(k, "clearance/audit") for k in insider.list_keys() if k.key_id != forged.key_id]
+        with AuditWriter(insider, key=forged, max_wait=0, origin="clearance/audit",
+                         trusted=[*real, verifier_for(forged.public, "clearance/audit")]).start() as writer:
             first_forged = writer.append(decision_fields(1)).seq
             writer.append(decision_fields(2))
     finally:
@@ -65,16 +68,25 @@ def test_with_mains_grants_a_forged_key_is_named_by_pinned_verification(
     assert f"it signs from seq {first_forged}" in check.stdout
     verify = run("audit", "verify", "--no-progress")
     assert verify.exit_code == 1
-    assert f"INVALID at seq {first_forged} (unknown_key)" in verify.stdout and forged.key_id in verify.stdout
-    # The service names it at start-up, and GET /v1/audit/verify (in its worker process) too.
-    auditor = run("apikeys", "create", "--role", "auditor").stdout.strip()
+    assert f"INVALID at v2 seq {first_forged} (unknown_key)" in verify.stdout and forged.key_id in verify.stdout
+    # The service names it at start-up, and GET /v1/audit/verify (in its worker process) too;
+    # its writer signs nothing over the forged checkpoint (503, counted, both sizes logged).
+    refused = run("apikeys", "create", "--role", "auditor")  # no key without its entry
+    assert refused.exit_code == 1 and "refuses to append" in refused.stderr, refused.stderr
     caplog.set_level(logging.INFO, logger="clearance")
     services = Services.start(Settings())
     try:
+        assert services.writer.refusal is not None and "does not verify with a trusted key" in services.writer.refusal
         with TestClient(create_app(services=services)) as client:
+            answer = client.post("/v1/decisions", json=DECISION_REQUEST_EXAMPLE,
+                                 headers={"Authorization": f"Bearer {app_key}"})
+            assert (answer.status_code, answer.json()["error"]["code"]) == (503, "audit_unavailable"), answer.text
+            metrics = client.get("/metrics").text
             verdict = client.get("/v1/audit/verify", headers={"Authorization": f"Bearer {auditor}"}).json()
     finally:
         services.close()
+    assert 'clearance_audit_head_refusals_total{when="startup"} 1.0' in metrics
+    assert 'clearance_audit_head_refusals_total{when="batch"} 1.0' in metrics
     assert (verdict["valid"], verdict["first_bad_seq"], verdict["check"]) == (False, first_forged, "unknown_key")
     assert forged.key_id in verdict["reason"]
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR and r.name == "clearance"]
@@ -92,7 +104,7 @@ def test_after_db_grant_the_insider_is_refused_and_the_service_decides(
     app_key, revoked = _admin_setup()
     granted = run("db", "grant", "--role", role_name)
     assert granted.exit_code == 0, granted.stderr
-    assert granted.stdout.startswith(f"created role {role_name}: SELECT, INSERT on audit_entries")
+    assert granted.stdout.startswith(f"created role {role_name}: SELECT, INSERT on audit_blobs")
 
     forged = SigningKey.generate()
     with psycopg.connect(_libpq(as_role(url, role_name)), autocommit=True) as conn:
@@ -115,7 +127,7 @@ def test_after_db_grant_the_insider_is_refused_and_the_service_decides(
         services.close()
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING and r.name == "clearance"]
     with psycopg.connect(_libpq(url)) as conn:
-        assert conn.execute("SELECT kind FROM audit_entries WHERE seq = %s", (seq,)).fetchone() == ("decision",)
+        assert conn.execute("SELECT kind FROM audit_leaves WHERE seq = %s", (seq,)).fetchone() == ("decision",)
     assert run("audit", "verify", "--no-progress").exit_code == 0
 
 
