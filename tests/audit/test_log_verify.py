@@ -61,7 +61,9 @@ def test_a_log_built_by_the_writer_verifies_with_its_v1_link(log: AuditStore, si
 
 def test_a_key_present_only_in_the_database_is_not_trusted(log: AuditStore, signing_key: SigningKey) -> None:
     result = _check(log, SigningKey.generate())
-    assert (result.valid, result.check, result.first_bad_seq) == (False, "checkpoint_key", 1)
+    # Leaf 1 names the writer's key, which is not among the pinned ones.
+    assert (result.valid, result.check, result.first_bad_seq) == (False, "unknown_key", 1)
+    assert f"signing key '{signing_key.key_id}', which is not pinned" in result.reason
 
 
 @pytest.mark.parametrize(("statement", "check", "seq"), [
