@@ -58,13 +58,17 @@ __all__ = ["LogHead", "LogReceipt", "LogStateMismatch", "StoredTiles", "append_l
 
 _NUL_ESCAPE = b"\\u0000"
 
+# Two statements: the lock first, then what is checked against it. Under READ COMMITTED a
+# statement that waited for the lock sees the locked row's newest version but reads everything
+# else with the snapshot it started with, which may predate the previous batch's commit.
+LOCK_HEAD_SQL = "SELECT 1 FROM audit_tlog_head WHERE id = 1 FOR UPDATE"
 SELECT_HEAD_FOR_APPEND_SQL = (
     "SELECT h.origin, h.size, h.root, h.frontier, h.recorded_at, "
     "(SELECT max(seq) FROM audit_leaves), c.size, c.root, c.note, v.seq, v.head_hash "
     "FROM audit_tlog_head h "
     "LEFT JOIN LATERAL (SELECT size, root, note FROM audit_tlog_checkpoints ORDER BY size DESC LIMIT 1) c ON true "
     "LEFT JOIN audit_chain_head v ON v.id = 1 "
-    "WHERE h.id = 1 FOR UPDATE OF h"
+    "WHERE h.id = 1"
 )
 SELECT_HEAD_SQL = "SELECT origin, size, root, frontier, recorded_at FROM audit_tlog_head WHERE id = 1"
 INSERT_BLOB_SQL = (
@@ -250,6 +254,7 @@ def append_leaves(
 ) -> list[LogReceipt | AuditEntryInvalid]:
     """Steps 1–4 on ``conn`` (the caller commits). One outcome per draft."""
     with conn.cursor() as cur:
+        cur.execute(LOCK_HEAD_SQL)
         cur.execute(SELECT_HEAD_FOR_APPEND_SQL)
         row = cur.fetchone()
         if row is None:

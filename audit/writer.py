@@ -123,6 +123,7 @@ class AuditWriter:
         self.stats = WriterStats()
         self.last_checkpoint: str | None = None
         self._trusted = trusted
+        self._trusted_given = trusted is not None
         self._signer: Signer | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -261,10 +262,7 @@ class AuditWriter:
         if not live:
             return
         try:
-            assert self._trusted is not None
-            result = self._store.append_batch(
-                [p.skeleton for p in live], key=self._key, trusted=self._trusted, signer=self._signer
-            )
+            result = self._append([p.skeleton for p in live])
         except AuditError as exc:
             self.stats.failed_batches += 1
             if isinstance(exc, LogStateMismatch):
@@ -288,6 +286,18 @@ class AuditWriter:
         _settle(live, result.outcomes)
         if result.checkpoint is not None:
             self._published(result.checkpoint)
+
+    def _append(self, drafts: list[LeafDraft]) -> Any:
+        assert self._trusted is not None
+        try:
+            return self._store.append_batch(drafts, key=self._key, trusted=self._trusted, signer=self._signer)
+        except LogStateMismatch:
+            if self._trusted_given:
+                raise
+            # Keys from the database keyring: another writer may have registered its key since
+            # start-up. Read them again once (audit.trust.trusted_verifiers) before refusing.
+            self._trusted = trusted_verifiers(self._store.list_keys(), self._store.log_origin())
+            return self._store.append_batch(drafts, key=self._key, trusted=self._trusted, signer=self._signer)
 
     def _published(self, note: str) -> None:
         self.stats.checkpoints += 1

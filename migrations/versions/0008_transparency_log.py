@@ -105,7 +105,8 @@ SELECT l.seq, l.recorded_at, l.kind, l.decision_id, l.app_id, l.caller_key_id, l
        coalesce(r.models_denied, '{}') AS models_denied,
        coalesce(r.reason_codes, '{}') AS reason_codes,
        coalesce(r.provenances_allowed, '{}') AS provenances_allowed,
-       i.data AS input_data, r.data AS result_data
+       i.data AS input_data, r.data AS result_data,
+       convert_from(l.body, 'UTF8')::jsonb AS body_json
 FROM audit_leaves l
 LEFT JOIN audit_blobs i ON i.sha256 = l.input_sha256
 LEFT JOIN audit_blobs r ON r.sha256 = l.result_sha256;

@@ -41,7 +41,7 @@ def entry(client: TestClient, auditor: str, decision_id: str) -> dict[str, Any]:
 
 def entries(services: Services) -> int:
     with services.db.connect() as conn:
-        return int(conn.execute(text("SELECT count(*) FROM audit_entries")).scalar_one())
+        return int(conn.execute(text("SELECT count(*) FROM audit_leaves")).scalar_one())
 
 
 def cleared_models(decision: dict[str, Any]) -> set[str]:

@@ -14,7 +14,8 @@ import httpx
 import pytest
 
 from api.apikeys import Role, create_key
-from audit import AuditStore, init_key, verify_database
+from audit import AuditStore, init_key
+from tests.audit.helpers import verify_whole
 from tests.api.test_serve_embedded import free_port
 from tests.conftest import REPO
 from tests.bundles import break_rego, entries, lower_llama_cap
@@ -71,7 +72,7 @@ def test_sighup_reloads_a_serving_process(migrated_database: str, bundle_dir: Pa
         assert refused["reload"]["outcome"] == "refused" and refused["policy_revision"] == second
         assert refused["reload"]["errors"][0]["file"].endswith("licence.rego")
         assert refused["reload"]["pid"] == accepted["reload"]["pid"] == server.pid
-        assert verify_database(store).valid
+        assert verify_whole(store).valid
     finally:
         server.send_signal(signal.SIGTERM)
         try:
