@@ -40,7 +40,21 @@ from .errors import AuditEntryInvalid, AuditUnavailable
 from .tlog.checkpoint import Checkpoint, sign_checkpoint, open_checkpoint
 from .tlog.errors import TlogError
 from .tlog.errors import ProofRequestError
-from .tlog.merkle import Frontier, HashReader, Node, consistency_proof, inclusion_proof, leaf_hash, node_hash, root_hash
+from .tlog.merkle import (
+    HASH_SIZE,
+    Frontier,
+    HashReader,
+    Node,
+    consistency_plan,
+    consistency_proof,
+    inclusion_plan,
+    inclusion_proof,
+    leaf_hash,
+    node_hash,
+    read_plan,
+    root_hash,
+    root_plan,
+)
 from .tlog.note import Signer, Verifier
 from .tlog.tiles import (
     TILE_HEIGHT,
@@ -192,6 +206,31 @@ class StoredTiles:
     def read_hashes(self, nodes: Sequence[Node]) -> Sequence[bytes]:
         return self._reader.read_hashes(nodes)
 
+    def prefetch(self, nodes: Sequence[Node]) -> None:
+        """Read every tile ``nodes`` need in one round trip (a proof: one query, not one per tile)."""
+        if self._cache is None:
+            self._cache = {}
+        wanted: list[Tile] = []
+        record = TileHashReader(lambda tile: wanted.append(tile) or bytes(HASH_SIZE * tile.width),
+                                size=self._reader._size)  # noqa: SLF001 - same tiles as the real read
+        record.read_hashes(nodes)
+        wanted = [t for t in dict.fromkeys(wanted) if t not in self._cache]
+        if not wanted:
+            return
+        parts, params = [], []
+        for number, tile in enumerate(wanted):
+            first = tile.index * TILE_WIDTH
+            if tile.level == 0:
+                parts.append(f"SELECT {number}, coalesce(string_agg(leaf_hash, ''::bytea ORDER BY seq), ''::bytea) "
+                             "FROM audit_leaves WHERE seq > %s AND seq <= %s")
+                params += [first, first + tile.width]
+            else:
+                parts.append(f"SELECT {number}, coalesce(string_agg(hash, ''::bytea ORDER BY idx), ''::bytea) "
+                             "FROM audit_tlog_nodes WHERE level = %s AND idx >= %s AND idx < %s")
+                params += [TILE_HEIGHT * (tile.level or 0), first, first + tile.width]
+        for number, data in self._conn.execute(" UNION ALL ".join(parts), params).fetchall():
+            self._cache[wanted[number]] = bytes(data)
+
 
 def _checked_head(row: Sequence[Any], trusted: Sequence[Verifier]) -> tuple[LogHead, int, bytes]:
     """Step 2: the head, after checking it is the newest trusted checkpoint; also the v1 head."""
@@ -334,7 +373,6 @@ def proof_reader(conn: psycopg.Connection[Any], size: int) -> HashReader:
 # -- reads for the proof endpoints ------------------------------------------------------------
 
 SELECT_NEWEST_NOTE_SQL = "SELECT size, note FROM audit_tlog_checkpoints ORDER BY size DESC LIMIT 1"
-SELECT_LEAF_HASH_SQL = "SELECT leaf_hash FROM audit_leaves WHERE seq = %s"
 ENTRY_BUNDLE_SQL = "SELECT body FROM audit_leaves WHERE seq > %s AND seq <= %s ORDER BY seq"
 
 
@@ -356,16 +394,20 @@ def inclusion(conn: psycopg.Connection[Any], *, seq: int, size: int) -> dict[str
     if not 1 <= seq <= size:
         raise ProofRequestError(f"seq {seq} is not in a tree of size {size}")
     reader = StoredTiles(conn, size, cache=True)
-    proof = inclusion_proof(reader, index=seq - 1, size=size)
-    row = conn.execute(SELECT_LEAF_HASH_SQL, (seq,)).fetchone()
-    return {"seq": seq, "size": size, "leaf_hash": bytes(row[0]).hex(), "root": root_hash(reader, size).hex(),
-            "inclusion_proof": [h.hex() for h in proof]}
+    leaf = Node(0, seq - 1)
+    plan, top = inclusion_plan(seq - 1, size), root_plan(size)
+    reader.prefetch([leaf, *plan.nodes, *top.nodes])  # one query for the leaf, the path and the root
+    proof = read_plan(reader, plan)
+    return {"seq": seq, "size": size, "leaf_hash": reader.read_hashes([leaf])[0].hex(),
+            "root": read_plan(reader, top)[0].hex(), "inclusion_proof": [h.hex() for h in proof]}
 
 
 def consistency(conn: psycopg.Connection[Any], *, old_size: int, new_size: int) -> dict[str, Any]:
     """The consistency proof from the tree of ``old_size`` leaves to that of ``new_size``."""
     _within_head(conn, new_size, "to")
     reader = StoredTiles(conn, new_size, cache=True)
+    plans = [consistency_plan(old_size, new_size), *(root_plan(n) for n in (old_size, new_size) if n)]
+    reader.prefetch([node for plan in plans for node in plan.nodes])
     proof = consistency_proof(reader, old_size=old_size, new_size=new_size)
     return {"from": old_size, "to": new_size, "old_root": root_hash(reader, old_size).hex(),
             "new_root": root_hash(reader, new_size).hex(), "consistency_proof": [h.hex() for h in proof]}
