@@ -379,9 +379,11 @@ def _hex(value: Any) -> bytes | None:
 # -- the v2 leaf: the body without input and result, which are content-addressed blobs ----------
 
 # Columns of audit_leaves derived from the leaf body (migration 0008), in insert order.
+# Only what queries filter or sort on: the view audit_log derives caller_key_id, engine and
+# key_id from the body when a page is read (bytes on disk: docs/performance.md).
 LEAF_COLUMNS = (
-    "seq", "recorded_at", "kind", "decision_id", "app_id", "caller_key_id", "outcome",
-    "policy_revision", "engine", "key_id", "input_sha256", "result_sha256",
+    "seq", "recorded_at", "kind", "decision_id", "app_id", "outcome", "policy_revision",
+    "input_sha256", "result_sha256",
 )
 # Columns of audit_blobs derived from a blob: an input's and a result's facets.
 BLOB_FACETS = ("regulatory_tier", "sector", "models_allowed", "models_denied", "reason_codes",
@@ -440,18 +442,16 @@ def draft_leaf(skeleton: Mapping[str, Any]) -> LeafDraft:
 
 
 def leaf_columns(body: Mapping[str, Any]) -> dict[str, Any]:
-    """The audit_leaves column values a leaf with this (parsed) body must have."""
+    """The audit_leaves column values (in :data:`LEAF_COLUMNS` order) a leaf with this
+    (parsed) body must have."""
     return {
         "seq": body.get("seq"),
         "recorded_at": _time(body.get("recorded_at")),
         "kind": body.get("kind"),
         "decision_id": _uuid(body.get("decision_id")),
         "app_id": _text(body.get("app_id")),
-        "caller_key_id": _text(body.get("caller_key_id")),
         "outcome": _text(body.get("outcome")),
         "policy_revision": _text(body.get("policy_revision")),
-        "engine": _text(body.get("engine")),
-        "key_id": _text(body.get("key_id")),
         "input_sha256": _hex(body.get("input_sha256")),
         "result_sha256": _hex(body.get("result_sha256")),
     }

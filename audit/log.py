@@ -35,7 +35,7 @@ import orjson
 import psycopg
 
 from .canonical import canonical_bytes, format_time, plain
-from .entry import STANDARD_FIELDS, LeafDraft, leaf_columns
+from .entry import LEAF_COLUMNS, STANDARD_FIELDS, LeafDraft, leaf_columns
 from .errors import AuditEntryInvalid, AuditUnavailable
 from .tlog.checkpoint import Checkpoint, sign_checkpoint, open_checkpoint
 from .tlog.errors import TlogError
@@ -90,9 +90,8 @@ INSERT_BLOB_SQL = (
     "reason_codes, provenances_allowed) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (sha256) DO NOTHING"
 )
 INSERT_LEAF_SQL = (
-    "INSERT INTO audit_leaves (seq, recorded_at, kind, decision_id, app_id, caller_key_id, outcome, "
-    "policy_revision, engine, key_id, input_sha256, result_sha256, leaf_hash, body) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    f"INSERT INTO audit_leaves ({', '.join(LEAF_COLUMNS)}, leaf_hash, body) "
+    f"VALUES ({', '.join(['%s'] * (len(LEAF_COLUMNS) + 2))})"
 )
 INSERT_NODE_SQL = "INSERT INTO audit_tlog_nodes (level, idx, hash) VALUES (%s, %s, %s)"
 INSERT_CHECKPOINT_SQL = (
@@ -362,8 +361,7 @@ def _receipt(seq: int, bodies: list[bytes], hashes: list[bytes], first: int, not
 
 
 def _plain_columns(members: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: plain(members.get(k)) for k in ("kind", "decision_id", "app_id", "caller_key_id", "outcome",
-                                               "policy_revision", "engine", "input_sha256", "result_sha256")}
+    return {k: plain(members.get(k)) for k in LEAF_COLUMNS if k not in ("seq", "recorded_at")}
 
 
 def proof_reader(conn: psycopg.Connection[Any], size: int) -> HashReader:
