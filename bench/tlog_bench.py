@@ -22,7 +22,6 @@ Prints JSON. The scratch databases are dropped afterwards.
 from __future__ import annotations
 
 import argparse
-import copy
 import hashlib
 import io
 import json
@@ -43,7 +42,8 @@ import psycopg  # noqa: E402
 import uuid_utils  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from audit import AuditStore, AuditWriter, SigningKey, upgrade  # noqa: E402
+from audit import AuditStore, AuditWriter, DecisionMembers, SigningKey, upgrade  # noqa: E402
+from audit import decision_fields as entry_fields  # noqa: E402
 from audit.log import consistency, inclusion  # noqa: E402
 from audit.logverify import verify_log  # noqa: E402
 from audit.tlog import verify_consistency, verify_inclusion  # noqa: E402
@@ -78,15 +78,19 @@ def storage_and_verification(admin: str, *, entries: int, workloads: int) -> dic
     try:
         store = AuditStore.from_url(url, pool_size=4)
         key = SigningKey.generate()
-        shapes = [decision_fields(w) for w in range(workloads)]
+        # As the service does (api/decider.py): the input and route lists canonicalised once per
+        # distinct evaluation, per decision only the small members.
+        shapes = []
+        for w in range(workloads):
+            f = decision_fields(w)
+            shapes.append((f, DecisionMembers.encode(f["input"], f["result"])))
 
         def fields(i: int) -> dict[str, Any]:
-            f = copy.copy(shapes[i % workloads])
-            decision_id = str(uuid_utils.uuid7())
-            f["decision_id"] = decision_id
-            f["result"] = {**f["result"], "decision_id": decision_id}  # the blob leaves it out
-            f["context"] = {"request_id": f"req-{i}"}
-            return f
+            f, members = shapes[i % workloads]
+            result = members.result(decision_id=str(uuid_utils.uuid7()), policy_revision=f["policy_revision"])
+            return entry_fields(members=members, result=result, app_id=f["app_id"], caller_key_id=f["caller_key_id"],
+                                policy_revision=f["policy_revision"], engine="regorus",
+                                context={"request_id": f"req-{i}"}, policy_git=None)
 
         prepared = [fields(i) for i in range(entries)]
         writer = AuditWriter(store, key=key, max_batch=256).start()
