@@ -22,7 +22,6 @@ Prints JSON. The scratch databases are dropped afterwards.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import json
 import os
