@@ -185,8 +185,9 @@ def verify_leaves(
             if len(pending_hashes) >= GROW_CHUNK or (ci < len(pending) and pending[ci].size == seq):
                 frontier = _grow(frontier, pending_hashes, node_map)
                 pending_hashes = []
+            covered = trusted_size  # checkpoints of this size all name the entries after it
             while ci < len(pending) and pending[ci].size == seq:  # (8)
-                _check_checkpoint(pending[ci], frontier.root(), trusted, origin, trusted_size)
+                _check_checkpoint(pending[ci], frontier.root(), trusted, origin, covered)
                 trusted_size = seq
                 checkpoints_checked += 1
                 ci += 1

@@ -76,6 +76,17 @@ def test_a_key_present_only_in_the_database_is_not_trusted(log: AuditStore, sign
      "WHERE seq = 3)", "blob", 3),
     ("UPDATE audit_leaves SET recorded_at = recorded_at - interval '1 day' WHERE seq = 5", "column", 5),
     ("DELETE FROM audit_tlog_checkpoints WHERE size = 13", "checkpoint", 13),
+    # Two leaves swapped (rows, or just their bodies and hashes): each body names its seq.
+    ("UPDATE audit_leaves SET seq = 1000 WHERE seq = 4; UPDATE audit_leaves SET seq = 4 WHERE seq = 5; "
+     "UPDATE audit_leaves SET seq = 5 WHERE seq = 1000", "seq", 4),
+    ("UPDATE audit_leaves SET (body, leaf_hash) = (SELECT body, leaf_hash FROM audit_leaves o "
+     "WHERE o.seq = CASE audit_leaves.seq WHEN 4 THEN 5 ELSE 4 END) WHERE seq IN (4, 5)", "seq", 4),
+    ("DELETE FROM audit_leaves WHERE seq > 11", "truncated", 12),  # the head kept
+    ("UPDATE audit_tlog_checkpoints SET note = (SELECT note FROM audit_tlog_checkpoints WHERE size = 7) "
+     "WHERE size = 8", "checkpoint", 8),  # a stored checkpoint edited
+    ("UPDATE audit_tlog_checkpoints SET root = (SELECT root FROM audit_tlog_checkpoints WHERE size = 7) "
+     "WHERE size = 8", "checkpoint", 8),
+    ("UPDATE audit_tlog_head SET root = (SELECT root FROM audit_tlog_checkpoints WHERE size = 7)", "head", 13),
 ])
 def test_each_tampering_is_named_with_its_seq(log: AuditStore, signing_key: SigningKey, statement: str,
                                               check: str, seq: int) -> None:
@@ -167,3 +178,16 @@ def test_the_v1_head_link_is_checked(log: AuditStore, signing_key: SigningKey) -
     _sql(log, "UPDATE audit_chain_head SET seq = 2, head_hash = (SELECT entry_hash FROM audit_entries WHERE seq = 2)")
     result = _check(log, signing_key)
     assert (result.valid, result.check, result.first_bad_seq) == (False, "v1_head", 1), result.reason
+
+
+def test_a_fork_is_caught_by_an_outside_checkpoint_of_the_same_size(log: AuditStore, signing_key: SigningKey,
+                                                                    tmp_path: Path) -> None:
+    """A database restored from a copy and appended again: checkpoints of the same sizes with
+    other roots. The one kept outside (signed by the real key) exposes it."""
+    (rows,) = _sql(log, "SELECT origin FROM audit_tlog_head")
+    other = MemoryTree([leaf_hash(b"another history %d" % i) for i in range(13)])
+    outside = tmp_path / "checkpoint"
+    outside.write_text(sign_checkpoint(Checkpoint(rows[0][0], 13, other.root()),
+                                       [log_signer(signing_key, rows[0][0])]))
+    result = _check(log, signing_key, checkpoint_files=[outside])
+    assert (result.valid, result.check, result.first_bad_seq) == (False, "checkpoint", 13), result.reason
