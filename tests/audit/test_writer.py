@@ -45,7 +45,7 @@ def test_append_returns_a_receipt_matching_the_committed_row(
     assert receipt.decision_id == fields["decision_id"]
     with superuser(migrated_database) as conn:
         row = conn.execute(
-            "SELECT leaf_hash, key_id, decision_id::text, outcome, app_id FROM audit_leaves"
+            "SELECT leaf_hash, key_id, decision_id::text, outcome, app_id FROM audit_log"
         ).fetchone()
     assert row == (
         bytes.fromhex(receipt.leaf_hash), receipt.entry["key_id"], fields["decision_id"], "allow", "app-1"
