@@ -308,15 +308,7 @@ def queryable_columns(body: Mapping[str, Any]) -> dict[str, Any]:
         for reason in _list(route.get("reasons"))
     }
     return {
-        "seq": body.get("seq"),
-        "recorded_at": _time(body.get("recorded_at")),
-        "kind": body.get("kind"),
-        "decision_id": _uuid(body.get("decision_id")),
-        "app_id": _text(body.get("app_id")),
-        "caller_key_id": _text(body.get("caller_key_id")),
-        "outcome": _text(body.get("outcome")),
-        "policy_revision": _text(body.get("policy_revision")),
-        "engine": _text(body.get("engine")),
+        **_scalar_columns(body),
         "key_id": body.get("key_id"),
         "prev_hash": _hex(body.get("prev_hash")),
         "regulatory_tier": _text(workload.get("regulatory_tier")),
@@ -444,16 +436,23 @@ def draft_leaf(skeleton: Mapping[str, Any]) -> LeafDraft:
 def leaf_columns(body: Mapping[str, Any]) -> dict[str, Any]:
     """The audit_leaves column values (in :data:`LEAF_COLUMNS` order) a leaf with this
     (parsed) body must have."""
+    scalars = _scalar_columns(body)
+    scalars.update(input_sha256=_hex(body.get("input_sha256")), result_sha256=_hex(body.get("result_sha256")))
+    return {name: scalars[name] for name in LEAF_COLUMNS}
+
+
+def _scalar_columns(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The columns of the body's own scalar members, the same in a v1 entry and a v2 leaf."""
     return {
         "seq": body.get("seq"),
         "recorded_at": _time(body.get("recorded_at")),
         "kind": body.get("kind"),
         "decision_id": _uuid(body.get("decision_id")),
         "app_id": _text(body.get("app_id")),
+        "caller_key_id": _text(body.get("caller_key_id")),
         "outcome": _text(body.get("outcome")),
         "policy_revision": _text(body.get("policy_revision")),
-        "input_sha256": _hex(body.get("input_sha256")),
-        "result_sha256": _hex(body.get("result_sha256")),
+        "engine": _text(body.get("engine")),
     }
 
 
