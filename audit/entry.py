@@ -372,14 +372,16 @@ def _hex(value: Any) -> bytes | None:
 
 # Columns of audit_leaves derived from the leaf body (migration 0008), in insert order.
 # Only what queries filter or sort on: the view audit_log derives caller_key_id, engine and
-# key_id from the body when a page is read (bytes on disk: docs/performance.md).
+# key_id from the body when a page is read, and a decision's policy_revision is its result
+# blob's facet (bytes on disk: docs/performance.md).
 LEAF_COLUMNS = (
-    "seq", "recorded_at", "kind", "decision_id", "app_id", "outcome", "policy_revision",
-    "input_sha256", "result_sha256",
+    "seq", "recorded_at", "kind", "decision_id", "app_id", "outcome", "input_sha256", "result_sha256",
 )
 # Columns of audit_blobs derived from a blob: an input's and a result's facets.
 BLOB_FACETS = ("regulatory_tier", "sector", "models_allowed", "models_denied", "reason_codes",
-               "provenances_allowed")
+               "provenances_allowed", "policy_revision")
+INPUT_FACETS = BLOB_FACETS[:2]
+RESULT_FACETS = BLOB_FACETS[2:]
 RESULT_EXCLUDED = ("audit", "decision_id")
 RESULT_EXCLUDED_SET = frozenset(RESULT_EXCLUDED)
 
@@ -458,6 +460,8 @@ def _scalar_columns(body: Mapping[str, Any]) -> dict[str, Any]:
 
 def blob_facets(*, input_: Any = None, result: Any = None) -> dict[str, Any]:
     """The facets of an input blob (tier, sector) or a result blob (models, reasons,
-    provenances), derived as :func:`queryable_columns` derives them from a v1 body."""
+    provenances, the policy revision that decided), derived as :func:`queryable_columns`
+    derives them from a v1 body."""
     columns = queryable_columns({"input": input_, "result": result})
+    columns["policy_revision"] = _text(_mapping(result).get("policy_revision"))
     return {name: columns[name] for name in BLOB_FACETS}

@@ -35,13 +35,12 @@ import orjson
 import psycopg
 
 from .canonical import canonical_bytes, format_time, plain
-from .entry import LEAF_COLUMNS, STANDARD_FIELDS, LeafDraft, leaf_columns
+from .entry import BLOB_FACETS, LEAF_COLUMNS, STANDARD_FIELDS, LeafDraft, leaf_columns
 from .errors import AuditEntryInvalid, AuditUnavailable
 from .tlog.checkpoint import Checkpoint, sign_checkpoint, open_checkpoint
 from .tlog.errors import TlogError
 from .tlog.errors import ProofRequestError
 from .tlog.merkle import (
-    HASH_SIZE,
     Frontier,
     HashReader,
     Node,
@@ -86,8 +85,8 @@ SELECT_HEAD_FOR_APPEND_SQL = (
 )
 SELECT_HEAD_SQL = "SELECT origin, size, root, frontier, recorded_at FROM audit_tlog_head WHERE id = 1"
 INSERT_BLOB_SQL = (
-    "INSERT INTO audit_blobs (sha256, data, regulatory_tier, sector, models_allowed, models_denied, "
-    "reason_codes, provenances_allowed) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (sha256) DO NOTHING"
+    f"INSERT INTO audit_blobs (sha256, data, {', '.join(BLOB_FACETS)}) "
+    f"VALUES ({', '.join(['%s'] * (len(BLOB_FACETS) + 2))}) ON CONFLICT (sha256) DO NOTHING"
 )
 INSERT_LEAF_SQL = (
     f"INSERT INTO audit_leaves ({', '.join(LEAF_COLUMNS)}, leaf_hash, body) "
@@ -181,6 +180,7 @@ class StoredTiles:
 
     def __init__(self, conn: psycopg.Connection[Any], size: int, *, cache: bool = False) -> None:
         self._conn = conn
+        self._size = size
         self._reader = TileHashReader(self.tile, size=size)
         self._cache: dict[Tile, bytes] | None = {} if cache else None  # many proofs of one tree
 
@@ -209,11 +209,7 @@ class StoredTiles:
         """Read every tile ``nodes`` need in one round trip (a proof: one query, not one per tile)."""
         if self._cache is None:
             self._cache = {}
-        wanted: list[Tile] = []
-        record = TileHashReader(lambda tile: wanted.append(tile) or bytes(HASH_SIZE * tile.width),
-                                size=self._reader._size)  # noqa: SLF001 - same tiles as the real read
-        record.read_hashes(nodes)
-        wanted = [t for t in dict.fromkeys(wanted) if t not in self._cache]
+        wanted = [t for t in dict.fromkeys(_tile_of(node, self._size) for node in nodes) if t not in self._cache]
         if not wanted:
             return
         parts, params = [], []
@@ -229,6 +225,14 @@ class StoredTiles:
                 params += [TILE_HEIGHT * (tile.level or 0), first, first + tile.width]
         for number, data in self._conn.execute(" UNION ALL ".join(parts), params).fetchall():
             self._cache[wanted[number]] = bytes(data)
+
+
+def _tile_of(node: Node, size: int) -> Tile:
+    """The tile holding ``node`` or the hashes it folds from (as ``TileHashReader`` reads it)."""
+    tile_level, rise = divmod(node.level, TILE_HEIGHT)
+    tile_index = (node.index << rise) // TILE_WIDTH
+    width = min(TILE_WIDTH, (size >> (TILE_HEIGHT * tile_level)) - tile_index * TILE_WIDTH)
+    return Tile(tile_level, tile_index, width)
 
 
 def _checked_head(row: Sequence[Any], trusted: Sequence[Verifier]) -> tuple[LogHead, int, bytes]:

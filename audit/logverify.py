@@ -40,7 +40,7 @@ import orjson
 import psycopg
 
 from ._db import map_errors
-from .entry import BLOB_FACETS, LEAF_COLUMNS, blob_facets, leaf_columns
+from .entry import BLOB_FACETS, INPUT_FACETS, LEAF_COLUMNS, RESULT_FACETS, blob_facets, leaf_columns
 from .errors import AuditError, CheckpointError
 from .tlog.checkpoint import open_checkpoint
 from .tlog.errors import TlogError
@@ -255,7 +255,7 @@ def _check_blob(seq: int, member: str, digest: bytes, fetch_blob: BlobFetch) -> 
         except orjson.JSONDecodeError:
             raise _Failed(seq, "blob", f"entry {seq}: the blob of {member} is not JSON") from None
         derived = blob_facets(result=value) if member == "result_sha256" else blob_facets(input_=value)
-        relevant = ("regulatory_tier", "sector") if member == "input_sha256" else BLOB_FACETS[2:]
+        relevant = INPUT_FACETS if member == "input_sha256" else RESULT_FACETS
         for name in relevant:
             stored = facets[BLOB_FACETS.index(name)]
             if (list(stored) if isinstance(stored, list | tuple) else stored) != derived[name]:

@@ -145,9 +145,9 @@ def test_a_leaf_inserted_in_the_middle_is_caught(log: AuditStore, signing_key: S
         conn.execute("CREATE TEMP TABLE x AS SELECT * FROM audit_leaves WHERE seq >= 6")
         conn.execute("DELETE FROM audit_leaves WHERE seq >= 6")
         conn.execute("INSERT INTO audit_leaves SELECT seq + 1, recorded_at, kind, decision_id, app_id, "
-                     "outcome, policy_revision, input_sha256, result_sha256, leaf_hash, body FROM x")
+                     "outcome, input_sha256, result_sha256, leaf_hash, body FROM x")
         conn.execute("INSERT INTO audit_leaves SELECT 6, recorded_at, kind, decision_id, app_id, "
-                     "outcome, policy_revision, input_sha256, result_sha256, leaf_hash, body "
+                     "outcome, input_sha256, result_sha256, leaf_hash, body "
                      "FROM audit_leaves WHERE seq = 5")
     result = _check(log, signing_key)
     assert (result.valid, result.first_bad_seq) == (False, 6), result.reason
