@@ -5,7 +5,7 @@ the candidate says, does or raises. Its verdict goes into the decision's own aud
 ``shadow`` — ``{"revision", "git", "outcome", "differs", "diff"}``, where ``diff`` is
 ``policy.review.diff.Change.to_dict()`` (outcome flip, routes newly cleared/denied, codes gained or
 lost) — so each disagreement is signed with the decision it concerns and can be found with
-it: ``SELECT decision_id FROM audit_entries_json WHERE (body_json->'shadow'->>'differs')::boolean``
+it: ``SELECT decision_id FROM audit_log WHERE (body_json->'shadow'->>'differs')::boolean``
 (the view derives ``body_json`` from the signed bytes). ``clearance_shadow_decisions_total``
 counts the evaluations by agreement (``same``, ``differs``, ``error``).
 

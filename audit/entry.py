@@ -358,15 +358,7 @@ def queryable_columns(body: Mapping[str, Any]) -> dict[str, Any]:
         for reason in _list(route.get("reasons"))
     }
     return {
-        "seq": body.get("seq"),
-        "recorded_at": _time(body.get("recorded_at")),
-        "kind": body.get("kind"),
-        "decision_id": _uuid(body.get("decision_id")),
-        "app_id": _text(body.get("app_id")),
-        "caller_key_id": _text(body.get("caller_key_id")),
-        "outcome": _text(body.get("outcome")),
-        "policy_revision": _text(body.get("policy_revision")),
-        "engine": _text(body.get("engine")),
+        **_scalar_columns(body),
         "key_id": body.get("key_id"),
         "prev_hash": _hex(body.get("prev_hash")),
         "regulatory_tier": _text(workload.get("regulatory_tier")),
@@ -429,13 +421,17 @@ def _hex(value: Any) -> bytes | None:
 # -- the v2 leaf: the body without input and result, which are content-addressed blobs ----------
 
 # Columns of audit_leaves derived from the leaf body (migration 0008), in insert order.
+# Only what queries filter or sort on: the view audit_log derives caller_key_id, engine and
+# key_id from the body when a page is read, and a decision's policy_revision is its result
+# blob's facet (bytes on disk: docs/performance.md).
 LEAF_COLUMNS = (
-    "seq", "recorded_at", "kind", "decision_id", "app_id", "caller_key_id", "outcome",
-    "policy_revision", "engine", "key_id", "input_sha256", "result_sha256",
+    "seq", "recorded_at", "kind", "decision_id", "app_id", "outcome", "input_sha256", "result_sha256",
 )
 # Columns of audit_blobs derived from a blob: an input's and a result's facets.
 BLOB_FACETS = ("regulatory_tier", "sector", "models_allowed", "models_denied", "reason_codes",
-               "provenances_allowed")
+               "provenances_allowed", "policy_revision")
+INPUT_FACETS = BLOB_FACETS[:2]
+RESULT_FACETS = BLOB_FACETS[2:]
 RESULT_EXCLUDED = ("audit", "decision_id")
 RESULT_EXCLUDED_SET = frozenset(RESULT_EXCLUDED)
 
@@ -490,7 +486,15 @@ def draft_leaf(skeleton: Mapping[str, Any]) -> LeafDraft:
 
 
 def leaf_columns(body: Mapping[str, Any]) -> dict[str, Any]:
-    """The audit_leaves column values a leaf with this (parsed) body must have."""
+    """The audit_leaves column values (in :data:`LEAF_COLUMNS` order) a leaf with this
+    (parsed) body must have."""
+    scalars = _scalar_columns(body)
+    scalars.update(input_sha256=_hex(body.get("input_sha256")), result_sha256=_hex(body.get("result_sha256")))
+    return {name: scalars[name] for name in LEAF_COLUMNS}
+
+
+def _scalar_columns(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The columns of the body's own scalar members, the same in a v1 entry and a v2 leaf."""
     return {
         "seq": body.get("seq"),
         "recorded_at": _time(body.get("recorded_at")),
@@ -501,14 +505,13 @@ def leaf_columns(body: Mapping[str, Any]) -> dict[str, Any]:
         "outcome": _text(body.get("outcome")),
         "policy_revision": _text(body.get("policy_revision")),
         "engine": _text(body.get("engine")),
-        "key_id": _text(body.get("key_id")),
-        "input_sha256": _hex(body.get("input_sha256")),
-        "result_sha256": _hex(body.get("result_sha256")),
     }
 
 
 def blob_facets(*, input_: Any = None, result: Any = None) -> dict[str, Any]:
     """The facets of an input blob (tier, sector) or a result blob (models, reasons,
-    provenances), derived as :func:`queryable_columns` derives them from a v1 body."""
+    provenances, the policy revision that decided), derived as :func:`queryable_columns`
+    derives them from a v1 body."""
     columns = queryable_columns({"input": input_, "result": result})
+    columns["policy_revision"] = _text(_mapping(result).get("policy_revision"))
     return {name: columns[name] for name in BLOB_FACETS}

@@ -35,12 +35,25 @@ import orjson
 import psycopg
 
 from .canonical import canonical_bytes, format_time, plain
-from .entry import STANDARD_FIELDS, LeafDraft, leaf_columns
+from .entry import BLOB_FACETS, LEAF_COLUMNS, STANDARD_FIELDS, LeafDraft, leaf_columns
 from .errors import AuditEntryInvalid, AuditUnavailable
 from .tlog.checkpoint import Checkpoint, sign_checkpoint, open_checkpoint
 from .tlog.errors import TlogError
 from .tlog.errors import ProofRequestError
-from .tlog.merkle import Frontier, HashReader, Node, consistency_proof, inclusion_proof, leaf_hash, node_hash, root_hash
+from .tlog.merkle import (
+    Frontier,
+    HashReader,
+    Node,
+    consistency_plan,
+    consistency_proof,
+    inclusion_plan,
+    inclusion_proof,
+    leaf_hash,
+    node_hash,
+    read_plan,
+    root_hash,
+    root_plan,
+)
 from .tlog.note import Signer, Verifier
 from .tlog.tiles import (
     TILE_HEIGHT,
@@ -59,23 +72,26 @@ __all__ = ["Floor", "LogHead", "LogReceipt", "LogStateMismatch", "StoredTiles", 
 
 _NUL_ESCAPE = b"\\u0000"
 
+# Two statements: the lock first, then what is checked against it. Under READ COMMITTED a
+# statement that waited for the lock sees the locked row's newest version but reads everything
+# else with the snapshot it started with, which may predate the previous batch's commit.
+LOCK_HEAD_SQL = "SELECT 1 FROM audit_tlog_head WHERE id = 1 FOR UPDATE"
 SELECT_HEAD_FOR_APPEND_SQL = (
     "SELECT h.origin, h.size, h.root, h.frontier, h.recorded_at, "
     "(SELECT max(seq) FROM audit_leaves), c.size, c.root, c.note, v.seq, v.head_hash "
     "FROM audit_tlog_head h "
     "LEFT JOIN LATERAL (SELECT size, root, note FROM audit_tlog_checkpoints ORDER BY size DESC LIMIT 1) c ON true "
     "LEFT JOIN audit_chain_head v ON v.id = 1 "
-    "WHERE h.id = 1 FOR UPDATE OF h"
+    "WHERE h.id = 1"
 )
 SELECT_HEAD_SQL = "SELECT origin, size, root, frontier, recorded_at FROM audit_tlog_head WHERE id = 1"
 INSERT_BLOB_SQL = (
-    "INSERT INTO audit_blobs (sha256, data, regulatory_tier, sector, models_allowed, models_denied, "
-    "reason_codes, provenances_allowed) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (sha256) DO NOTHING"
+    f"INSERT INTO audit_blobs (sha256, data, {', '.join(BLOB_FACETS)}) "
+    f"VALUES ({', '.join(['%s'] * (len(BLOB_FACETS) + 2))}) ON CONFLICT (sha256) DO NOTHING"
 )
 INSERT_LEAF_SQL = (
-    "INSERT INTO audit_leaves (seq, recorded_at, kind, decision_id, app_id, caller_key_id, outcome, "
-    "policy_revision, engine, key_id, input_sha256, result_sha256, leaf_hash, body) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    f"INSERT INTO audit_leaves ({', '.join(LEAF_COLUMNS)}, leaf_hash, body) "
+    f"VALUES ({', '.join(['%s'] * (len(LEAF_COLUMNS) + 2))})"
 )
 INSERT_NODE_SQL = "INSERT INTO audit_tlog_nodes (level, idx, hash) VALUES (%s, %s, %s)"
 INSERT_CHECKPOINT_SQL = (
@@ -165,6 +181,7 @@ class StoredTiles:
 
     def __init__(self, conn: psycopg.Connection[Any], size: int, *, cache: bool = False) -> None:
         self._conn = conn
+        self._size = size
         self._reader = TileHashReader(self.tile, size=size)
         self._cache: dict[Tile, bytes] | None = {} if cache else None  # many proofs of one tree
 
@@ -188,6 +205,35 @@ class StoredTiles:
 
     def read_hashes(self, nodes: Sequence[Node]) -> Sequence[bytes]:
         return self._reader.read_hashes(nodes)
+
+    def prefetch(self, nodes: Sequence[Node]) -> None:
+        """Read every tile ``nodes`` need in one round trip (a proof: one query, not one per tile)."""
+        if self._cache is None:
+            self._cache = {}
+        wanted = [t for t in dict.fromkeys(_tile_of(node, self._size) for node in nodes) if t not in self._cache]
+        if not wanted:
+            return
+        parts, params = [], []
+        for number, tile in enumerate(wanted):
+            first = tile.index * TILE_WIDTH
+            if tile.level == 0:
+                parts.append(f"SELECT {number}, coalesce(string_agg(leaf_hash, ''::bytea ORDER BY seq), ''::bytea) "
+                             "FROM audit_leaves WHERE seq > %s AND seq <= %s")
+                params += [first, first + tile.width]
+            else:
+                parts.append(f"SELECT {number}, coalesce(string_agg(hash, ''::bytea ORDER BY idx), ''::bytea) "
+                             "FROM audit_tlog_nodes WHERE level = %s AND idx >= %s AND idx < %s")
+                params += [TILE_HEIGHT * (tile.level or 0), first, first + tile.width]
+        for number, data in self._conn.execute(" UNION ALL ".join(parts), params).fetchall():
+            self._cache[wanted[number]] = bytes(data)
+
+
+def _tile_of(node: Node, size: int) -> Tile:
+    """The tile holding ``node`` or the hashes it folds from (as ``TileHashReader`` reads it)."""
+    tile_level, rise = divmod(node.level, TILE_HEIGHT)
+    tile_index = (node.index << rise) // TILE_WIDTH
+    width = min(TILE_WIDTH, (size >> (TILE_HEIGHT * tile_level)) - tile_index * TILE_WIDTH)
+    return Tile(tile_level, tile_index, width)
 
 
 @dataclass(frozen=True)
@@ -214,17 +260,18 @@ def _floor_problem(conn: psycopg.Connection[Any], head: LogHead, floor: Floor | 
     return None
 
 
-def _checked_head(row: Sequence[Any], trusted: Sequence[Verifier], *, origin: str | None = None,
+def _checked_head(row: Sequence[Any], trusted: Sequence[Verifier], *, expected_origin: str | None = None,
                   conn: psycopg.Connection[Any] | None = None,
                   floor: Floor | None = None) -> tuple[LogHead, int, bytes]:
-    """Step 2: the head, after checking it is the newest trusted checkpoint, under ``origin``
-    (when given), containing ``floor``; also the v1 head."""
+    """Step 2: the head, after checking it is the newest trusted checkpoint, under
+    ``expected_origin`` (when given), containing ``floor``; also the v1 head."""
     origin, size, root, frontier_bytes, recorded_at, max_seq, c_size, c_root, note, v1_seq, v1_hash = row
     head = LogHead(origin, int(size), bytes(root), Frontier.from_bytes(bytes(frontier_bytes)), recorded_at)
     stored = int(max_seq or 0)
     problems = []
-    if origin is not None and head.origin != origin:
-        problems.append(f"the log's origin in the database is {head.origin!r}, CLEARANCE_LOG_ORIGIN is {origin!r}")
+    if expected_origin is not None and head.origin != expected_origin:
+        problems.append(f"the log's origin in the database is {head.origin!r}, CLEARANCE_LOG_ORIGIN is "
+                        f"{expected_origin!r}")
     if stored != head.size:
         problems.append(f"the leaves stored end at seq {stored}, the head says size {head.size}")
     if head.frontier.size != head.size or head.frontier.root() != head.root:
@@ -257,10 +304,11 @@ def check_head(conn: psycopg.Connection[Any], trusted: Sequence[Verifier], *, or
                floor: Floor | None = None) -> tuple[LogHead, int, bytes]:
     """Lock the head row and check it (step 2): raises :class:`LogStateMismatch` naming the
     sizes. The writer calls it at start-up (then rolls back) and in every batch."""
+    conn.execute(LOCK_HEAD_SQL)
     row = conn.execute(SELECT_HEAD_FOR_APPEND_SQL).fetchone()
     if row is None:
         raise AuditUnavailable("audit_tlog_head has no row: run `clearance db upgrade`")
-    return _checked_head(row, trusted, origin=origin, conn=conn, floor=floor)
+    return _checked_head(row, trusted, expected_origin=origin, conn=conn, floor=floor)
 
 
 def _leaf_body(members: Mapping[str, Any], *, seq: int, recorded_at: str, key_id: str) -> bytes:
@@ -362,8 +410,7 @@ def _receipt(seq: int, bodies: list[bytes], hashes: list[bytes], first: int, not
 
 
 def _plain_columns(members: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: plain(members.get(k)) for k in ("kind", "decision_id", "app_id", "caller_key_id", "outcome",
-                                               "policy_revision", "engine", "input_sha256", "result_sha256")}
+    return {k: plain(members.get(k)) for k in LEAF_COLUMNS if k not in ("seq", "recorded_at")}
 
 
 def proof_reader(conn: psycopg.Connection[Any], size: int) -> HashReader:
@@ -373,7 +420,6 @@ def proof_reader(conn: psycopg.Connection[Any], size: int) -> HashReader:
 # -- reads for the proof endpoints ------------------------------------------------------------
 
 SELECT_NEWEST_NOTE_SQL = "SELECT size, note FROM audit_tlog_checkpoints ORDER BY size DESC LIMIT 1"
-SELECT_LEAF_HASH_SQL = "SELECT leaf_hash FROM audit_leaves WHERE seq = %s"
 ENTRY_BUNDLE_SQL = "SELECT body FROM audit_leaves WHERE seq > %s AND seq <= %s ORDER BY seq"
 
 
@@ -395,16 +441,20 @@ def inclusion(conn: psycopg.Connection[Any], *, seq: int, size: int) -> dict[str
     if not 1 <= seq <= size:
         raise ProofRequestError(f"seq {seq} is not in a tree of size {size}")
     reader = StoredTiles(conn, size, cache=True)
-    proof = inclusion_proof(reader, index=seq - 1, size=size)
-    row = conn.execute(SELECT_LEAF_HASH_SQL, (seq,)).fetchone()
-    return {"seq": seq, "size": size, "leaf_hash": bytes(row[0]).hex(), "root": root_hash(reader, size).hex(),
-            "inclusion_proof": [h.hex() for h in proof]}
+    leaf = Node(0, seq - 1)
+    plan, top = inclusion_plan(seq - 1, size), root_plan(size)
+    reader.prefetch([leaf, *plan.nodes, *top.nodes])  # one query for the leaf, the path and the root
+    proof = read_plan(reader, plan)
+    return {"seq": seq, "size": size, "leaf_hash": reader.read_hashes([leaf])[0].hex(),
+            "root": read_plan(reader, top)[0].hex(), "inclusion_proof": [h.hex() for h in proof]}
 
 
 def consistency(conn: psycopg.Connection[Any], *, old_size: int, new_size: int) -> dict[str, Any]:
     """The consistency proof from the tree of ``old_size`` leaves to that of ``new_size``."""
     _within_head(conn, new_size, "to")
     reader = StoredTiles(conn, new_size, cache=True)
+    plans = [consistency_plan(old_size, new_size), *(root_plan(n) for n in (old_size, new_size) if n)]
+    reader.prefetch([node for plan in plans for node in plan.nodes])
     proof = consistency_proof(reader, old_size=old_size, new_size=new_size)
     return {"from": old_size, "to": new_size, "old_root": root_hash(reader, old_size).hex(),
             "new_root": root_hash(reader, new_size).hex(), "consistency_proof": [h.hex() for h in proof]}

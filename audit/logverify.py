@@ -42,7 +42,7 @@ import orjson
 import psycopg
 
 from ._db import map_errors
-from .entry import BLOB_FACETS, LEAF_COLUMNS, blob_facets, leaf_columns
+from .entry import BLOB_FACETS, INPUT_FACETS, LEAF_COLUMNS, RESULT_FACETS, blob_facets, leaf_columns
 from .errors import AuditError, CheckpointError
 from .tlog.checkpoint import open_checkpoint
 from .tlog.errors import TlogError
@@ -54,6 +54,7 @@ from .verify import Progress, VerificationResult
 __all__ = ["LeafRow", "StoredLogCheckpoint", "verify_leaves", "verify_log"]
 
 PROGRESS_EVERY = 1000
+GROW_CHUNK = 4096  # leaf hashes folded into the frontier at once (and at every checkpoint)
 PAGE = 5000
 
 SELECT_LEAVES_SQL = (
@@ -135,6 +136,7 @@ def verify_leaves(
     last_time: str | None = None
     good_blobs: set[bytes] = set()
     pinned_ids = _pinned_key_ids(trusted)
+    pending_hashes: list[bytes] = []  # leaf hashes not yet folded into the frontier
     ci = 0
     try:
         while ci < len(pending) and pending[ci].size < from_seq:
@@ -185,17 +187,13 @@ def verify_leaves(
             last_time = moment
             if seq == 1 and v1_head is not None:  # (10)
                 _check_v1_head(body, v1_head)
-            grown: list[tuple[Node, bytes]] = []
-            frontier = frontier.grow([row.leaf_hash], nodes=grown)
-            for node, value in grown:  # (7)
-                if node_map is not None and node.level and node.level % TILE_HEIGHT == 0:
-                    stored = node_map.get((node.level, node.index))
-                    if stored != value:
-                        raise _Failed(node.start + 1, "tree", f"stored subtree ({node.level}, {node.index}) "
-                                      f"of entries {node.start + 1}..{node.end} is "
-                                      f"{stored.hex() if stored else 'missing'}, the leaves give {value.hex()}")
+            pending_hashes.append(row.leaf_hash)
+            if len(pending_hashes) >= GROW_CHUNK or (ci < len(pending) and pending[ci].size == seq):
+                frontier = _grow(frontier, pending_hashes, node_map)
+                pending_hashes = []
+            covered = trusted_size  # checkpoints of this size all name the entries after it
             while ci < len(pending) and pending[ci].size == seq:  # (8)
-                _check_checkpoint(pending[ci], frontier.root(), trusted, origin, trusted_size)
+                _check_checkpoint(pending[ci], frontier.root(), trusted, origin, covered)
                 trusted_size = seq
                 checkpoints_checked += 1
                 ci += 1
@@ -203,6 +201,7 @@ def verify_leaves(
             expected = seq + 1
             if progress is not None and checked % PROGRESS_EVERY == 0:
                 progress(checked, total)
+        frontier = _grow(frontier, pending_hashes, node_map)
         last = expected - 1
         if to_seq is not None and last < to_seq:
             raise _Failed(last + 1, "missing", f"entry {last + 1} is missing (the range ends at {to_seq})")
@@ -239,6 +238,22 @@ def _pinned_key_ids(trusted: Sequence[Verifier]) -> frozenset[str]:
     return frozenset(PublicKey.from_raw(v.public_key).key_id for v in trusted if isinstance(v, Ed25519Verifier))
 
 
+def _grow(frontier: Frontier, hashes: list[bytes], node_map: dict[tuple[int, int], bytes] | None) -> Frontier:
+    """(7): fold ``hashes`` into the frontier, checking every stored subtree they complete."""
+    if not hashes:
+        return frontier
+    grown: list[tuple[Node, bytes]] | None = [] if node_map is not None else None
+    frontier = frontier.grow(hashes, nodes=grown)
+    for node, value in grown or ():
+        if node.level and node.level % TILE_HEIGHT == 0:
+            stored = node_map.get((node.level, node.index)) if node_map is not None else None
+            if stored != value:
+                raise _Failed(node.start + 1, "tree", f"stored subtree ({node.level}, {node.index}) "
+                              f"of entries {node.start + 1}..{node.end} is "
+                              f"{stored.hex() if stored else 'missing'}, the leaves give {value.hex()}")
+    return frontier
+
+
 def _check_blob(seq: int, member: str, digest: bytes, fetch_blob: BlobFetch) -> None:
     found = fetch_blob(digest)
     if found is None:
@@ -254,7 +269,7 @@ def _check_blob(seq: int, member: str, digest: bytes, fetch_blob: BlobFetch) -> 
         except orjson.JSONDecodeError:
             raise _Failed(seq, "blob", f"entry {seq}: the blob of {member} is not JSON") from None
         derived = blob_facets(result=value) if member == "result_sha256" else blob_facets(input_=value)
-        relevant = ("regulatory_tier", "sector") if member == "input_sha256" else BLOB_FACETS[2:]
+        relevant = INPUT_FACETS if member == "input_sha256" else RESULT_FACETS
         for name in relevant:
             stored = facets[BLOB_FACETS.index(name)]
             if (list(stored) if isinstance(stored, list | tuple) else stored) != derived[name]:
@@ -348,7 +363,7 @@ def verify_log(
 
 def _stream(conn: psycopg.Connection[Any], from_seq: int, to_seq: int | None) -> Iterator[LeafRow]:
     names = LEAF_COLUMNS
-    with conn.cursor(name="audit_verify_leaves") as cur:
+    with conn.cursor(name="audit_verify_leaves", binary=True) as cur:  # bytes as stored, not hex
         cur.itersize = PAGE
         cur.execute(SELECT_LEAVES_SQL, (from_seq, to_seq, to_seq))
         for record in cur:

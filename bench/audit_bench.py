@@ -39,8 +39,9 @@ from audit import (  # noqa: E402
     CheckpointPolicy,
     SigningKey,
     upgrade,
-    verify_database,
 )
+from audit.logverify import verify_log  # noqa: E402
+from audit.trust import log_verifier  # noqa: E402
 from audit.canonical import GENESIS_PREV_HASH  # noqa: E402
 from audit.chain import build_entry
 from audit.entry import prepare_fields  # noqa: E402
@@ -174,7 +175,7 @@ def main() -> None:
                 max_batch=1, max_wait=0,
             )
         started = time.perf_counter()
-        result = verify_database(store)
+        result = verify_log(store, trusted=[log_verifier(key.public, store.log_origin())])
         seconds = time.perf_counter() - started
         report["verify"] = {
             "valid": result.valid,

@@ -77,9 +77,14 @@ def break_rego(bundle: Path) -> int:
 
 
 def entries(store: AuditStore, kind: str | None = None) -> list[dict[str, Any]]:
-    """Every entry body of the chain (of one kind), oldest first."""
-    with store.snapshot() as snapshot:
-        bodies = [orjson.loads(e.body) for e in snapshot.fetch_entries(1)]
+    """Every leaf of the log (of one kind), oldest first, with the input and result blobs it
+    names put back as ``input`` and ``result``."""
+    with store.log_snapshot() as conn:
+        rows = conn.execute("SELECT body, input_data, result_data FROM audit_log ORDER BY seq").fetchall()
+    bodies = [{**orjson.loads(bytes(body)),
+               "input": orjson.loads(bytes(data_in)) if data_in is not None else None,
+               "result": orjson.loads(bytes(data_out)) if data_out is not None else None}
+              for body, data_in, data_out in rows]
     return [b for b in bodies if kind is None or b["kind"] == kind]
 
 

@@ -5,12 +5,14 @@ Tables (all append-only; the head moves forward only):
 ``audit_blobs``
     Each distinct input and result, stored once under the SHA-256 of its RFC 8785 bytes, with
     the query facets derived from it (``regulatory_tier``, ``sector`` from an input;
-    ``models_allowed``/``models_denied``/``reason_codes``/``provenances_allowed`` from a result).
+    ``models_allowed``/``models_denied``/``reason_codes``/``provenances_allowed`` and
+    ``policy_revision`` from a result).
     100,000 decisions over 50 workloads store 50 inputs, not 100,000.
 ``audit_leaves``
-    One row per leaf: ``seq`` (leaf index + 1), the exact leaf bytes (``body``), ``leaf_hash`` =
-    SHA-256(0x00 ‖ body), the blob digests, and the few columns queries filter on, all derived
-    from the body (verification compares them).
+    One row per leaf: ``seq`` (leaf index + 1), the exact leaf bytes (``body``, compressed in the
+    row), ``leaf_hash`` = SHA-256(0x00 ‖ body), the blob digests, and the few columns queries
+    filter on (time, kind, decision id, app, outcome), all derived from the body (verification
+    compares them). Indexes: the primary key, time, decision id, trace keys.
 ``audit_tlog_nodes``
     Complete subtrees at levels 8, 16, 24 …: the hashes of tlog-tiles tiles above level 0 (level-0
     tiles are the leaves' ``leaf_hash``). About 32/255 bytes of hash per leaf.
@@ -54,7 +56,8 @@ CREATE TABLE audit_blobs (
     models_allowed text[] NOT NULL DEFAULT '{}',
     models_denied text[] NOT NULL DEFAULT '{}',
     reason_codes text[] NOT NULL DEFAULT '{}',
-    provenances_allowed text[] NOT NULL DEFAULT '{}'
+    provenances_allowed text[] NOT NULL DEFAULT '{}',
+    policy_revision text
 );
 CREATE TABLE audit_leaves (
     seq bigint PRIMARY KEY CHECK (seq >= 1),
@@ -62,17 +65,16 @@ CREATE TABLE audit_leaves (
     kind text NOT NULL,
     decision_id uuid,
     app_id text,
-    caller_key_id text,
     outcome text,
-    policy_revision text,
-    engine text,
-    key_id text,
     input_sha256 bytea REFERENCES audit_blobs (sha256),
     result_sha256 bytea REFERENCES audit_blobs (sha256),
     leaf_hash bytea NOT NULL,
     body bytea NOT NULL
 );
+-- Compress the body in the row (lz4 where the server has it) once a row passes 128 bytes,
+-- instead of PostgreSQL's ~2 kB default: most of a leaf is its body.
 ALTER TABLE audit_leaves ALTER COLUMN body SET STORAGE MAIN;
+ALTER TABLE audit_leaves SET (toast_tuple_target = 128);
 CREATE INDEX ix_audit_leaves_time ON audit_leaves (recorded_at);
 CREATE INDEX ix_audit_leaves_decision ON audit_leaves (decision_id) WHERE decision_id IS NOT NULL;
 CREATE INDEX ix_audit_leaves_trace_keys ON audit_leaves USING gin (audit_trace_keys(body));
@@ -100,14 +102,19 @@ INSERT INTO audit_tlog_head (id, origin, size, root, frontier)
 SELECT 1, {origin}, 0, sha256(''::bytea), '\\x0000000000000000'::bytea
 FROM audit_chain_head WHERE id = 1;
 CREATE VIEW audit_log AS
-SELECT l.seq, l.recorded_at, l.kind, l.decision_id, l.app_id, l.caller_key_id, l.outcome,
-       l.policy_revision, l.engine, l.key_id, l.leaf_hash, l.input_sha256, l.result_sha256, l.body,
+SELECT l.seq, l.recorded_at, l.kind, l.decision_id, l.app_id,
+       convert_from(l.body, 'UTF8')::json ->> 'caller_key_id' AS caller_key_id, l.outcome,
+       coalesce(r.policy_revision, convert_from(l.body, 'UTF8')::json ->> 'policy_revision') AS policy_revision,
+       convert_from(l.body, 'UTF8')::json ->> 'engine' AS engine,
+       convert_from(l.body, 'UTF8')::json ->> 'key_id' AS key_id,
+       l.leaf_hash, l.input_sha256, l.result_sha256, l.body,
        i.regulatory_tier, i.sector,
        coalesce(r.models_allowed, '{}') AS models_allowed,
        coalesce(r.models_denied, '{}') AS models_denied,
        coalesce(r.reason_codes, '{}') AS reason_codes,
        coalesce(r.provenances_allowed, '{}') AS provenances_allowed,
-       i.data AS input_data, r.data AS result_data
+       i.data AS input_data, r.data AS result_data,
+       convert_from(l.body, 'UTF8')::jsonb AS body_json
 FROM audit_leaves l
 LEFT JOIN audit_blobs i ON i.sha256 = l.input_sha256
 LEFT JOIN audit_blobs r ON r.sha256 = l.result_sha256;

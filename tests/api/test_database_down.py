@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 from api.app import create_app
 from api.schemas import DECISION_REQUEST_EXAMPLE
 from api.services import Services
-from audit import verify_database
+from tests.audit.helpers import verify_whole
 from tests.api.conftest import Keys, bearer, make_keys, make_settings
 from tests.audit.helpers import TcpProxy
 
@@ -23,7 +23,7 @@ from tests.audit.helpers import TcpProxy
 def count_entries(url: str) -> int:
     libpq = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(libpq) as conn:
-        row = conn.execute("SELECT count(*) FROM audit_entries").fetchone()
+        row = conn.execute("SELECT count(*) FROM audit_leaves").fetchone()
         assert row is not None
         return int(row[0])
 
@@ -69,4 +69,4 @@ def test_database_down_gives_503_and_no_decision_then_recovers(proxied: tuple[Te
     answered = [r.json()["decision_id"] for r in recovered if r.status_code == 200]
     for decision_id in answered:
         assert client.get(f"/v1/decisions/{decision_id}", headers=bearer(keys.auditor)).status_code == 200
-    assert verify_database(services.store).valid
+    assert verify_whole(services.store).valid

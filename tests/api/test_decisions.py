@@ -11,6 +11,8 @@ from api.schemas import DECISION_REQUEST_EXAMPLE
 from api.services import Services
 from audit.logverify import verify_log
 from audit.tlog import verify_receipt
+from clearance_client.models import Decision as ClientDecision
+from clearance_client.receipt import verify_receipt as client_verify_receipt
 from tests.api.conftest import Keys, bearer
 
 
@@ -33,6 +35,10 @@ def test_decision_is_recorded_signed_and_verifiable(client: TestClient, keys: Ke
     pinned = services.trusted_verifiers()
     signed = verify_receipt(receipt, trusted_keys=pinned, decision=decision)
     assert signed.size >= receipt["seq"]
+    # And with the client's own implementation (its JCS, Merkle and note code), from key strings.
+    vkeys = [v.verifier_key for v in pinned]
+    verified = client_verify_receipt(ClientDecision.from_json(decision), vkeys, app_id="claims-summariser")
+    assert verified.seq == receipt["seq"] and verified.tree_size == signed.size
 
     entry = client.get(f"/v1/decisions/{decision['decision_id']}", headers=bearer(keys.auditor))
     assert entry.status_code == 200, entry.text

@@ -40,7 +40,8 @@ def decide(client: TestClient, key: str, body: dict[str, Any]) -> Any:
 def entry(client: TestClient, keys: Keys, decision_id: str) -> dict[str, Any]:
     found = client.get(f"/v1/decisions/{decision_id}", headers=bearer(keys.auditor))
     assert found.status_code == 200, found.text
-    return found.json()["body"]
+    answer = found.json()  # the leaf, with the input and result blobs it names
+    return {**answer["body"], "input": answer["input"], "result": answer["result"]}
 
 
 # -- gateway keys and the identity mapping ------------------------------------------------------

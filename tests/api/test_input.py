@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from api.schemas import DECISION_REQUEST_EXAMPLE
 from api.services import Services
-from audit import verify_database
+from tests.audit.helpers import verify_whole
 from tests.api.conftest import Keys, bearer
 
 
@@ -25,7 +25,7 @@ def with_change(path: tuple[str, ...], value: Any) -> dict[str, Any]:
 
 
 def chain_length(services: Services) -> int:
-    return verify_database(services.store).checked
+    return verify_whole(services.store).checked
 
 
 @pytest.mark.parametrize(

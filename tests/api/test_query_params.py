@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.schemas import DECISION_REQUEST_EXAMPLE
 from api.settings import Settings
 from audit.queries import encode_cursor
 from tests.api.conftest import Keys, bearer
@@ -51,7 +52,11 @@ VALID: dict[str, tuple[str, str]] = {
     "served": ("cleared", "uncleared"),
     "workload_profile": ("claim-summary", "claim-summary"),
     "substitute": ("true", "false"),
+    "seq": ("1", "2"),
+    "size": ("2", "3"),
 }
+# Parameters whose values differ by path: the log's proofs take tree sizes, not times.
+VALID_AT = {"/v1/audit/proof/consistency": {"from": ("0", "1"), "to": ("2", "3")}}
 NEEDS = {"model_status": {"model": "gemma-4-31b"}}  # a parameter valid only beside another
 # /v1/gateways/ answers every caller 200 (refusals are verdicts in the body); /v1/models lists the
 # app key's own app (a gateway's team and key alias are ignored for an app key).
@@ -85,9 +90,15 @@ def _call(client: TestClient, keys: Keys, method: str, path: str, query: list[tu
 def test_a_single_valued_parameter_given_twice_is_422_naming_it(client: TestClient, keys: Keys, method: str,
                                                                 path: str, name: str) -> None:
     extra = list(NEEDS.get(name, {}).items())
-    once = _call(client, keys, method, path, [(name, VALID[name][0]), *extra])
+    valid = VALID_AT.get(path, {}).get(name, VALID[name])
+    if path.startswith("/v1/audit/proof/"):  # proofs need a log of a few entries
+        extra += [(n, VALID_AT.get(path, VALID)[n][0]) for n in ("from", "to", "seq", "size")
+                  if n != name and n in {p for _, q, p, _ in PARAMETERS if q == path}]
+        for _ in range(3):
+            client.post("/v1/decisions", json=DECISION_REQUEST_EXAMPLE, headers=bearer(keys.own_app))
+    once = _call(client, keys, method, path, [(name, valid[0]), *extra])
     assert once.status_code == 200, once.text  # the value alone is fine
-    for values in (VALID[name], (VALID[name][0], VALID[name][0])):  # different, and the same twice
+    for values in (valid, (valid[0], valid[0])):  # different, and the same twice
         twice = _call(client, keys, method, path, [(name, v) for v in values] + extra)
         assert twice.status_code == 422, twice.text
         error = twice.json()["error"]

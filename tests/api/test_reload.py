@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from api.reload import SIGHUP_REQUESTER, install_sighup, reload_on_signal, reload_policy
 from api.services import Services
-from audit import verify_database
+from tests.audit.helpers import verify_whole
 from tests.api.conftest import Keys, bearer
 from tests.bundles import HELPDESK_REQUEST, app_fixtures, break_rego, edit, entries, lower_llama_cap, set_org_mau
 
@@ -59,7 +59,7 @@ def test_accepted_reload_swaps_the_policy_and_is_recorded(
     assert entry["reload"]["requested_by"] == entry["caller_key_id"] == keys.admin.split("_")[1]
     assert entry["policy_revision"] == body["revision"] and entry["reload"]["errors"] == []
     assert entry["decision_id"] is None and entry["outcome"] is None
-    assert verify_database(services_on_copy.store).valid
+    assert verify_whole(services_on_copy.store).valid
 
 
 def test_broken_bundle_is_refused_with_file_and_line_and_the_old_one_keeps_serving(
@@ -86,7 +86,7 @@ def test_broken_bundle_is_refused_with_file_and_line_and_the_old_one_keeps_servi
     assert entry["reload"]["outcome"] == "refused" and entry["policy_revision"] == old
     assert entry["reload"]["old_revision"] == old and entry["reload"]["new_revision"] != old
     assert any(e["file"].endswith("licence.rego") and e["line"] == line for e in entry["reload"]["errors"])
-    assert verify_database(services_on_copy.store).valid
+    assert verify_whole(services_on_copy.store).valid
 
 
 def test_undocumented_reason_code_is_refused(services_on_copy: Services, bundle_dir: Path) -> None:
@@ -211,7 +211,7 @@ def test_a_bundle_whose_own_rego_test_fails_is_refused_naming_the_test(
     assert entry["reload"]["outcome"] == "refused" and entry["policy_revision"] == old
     codes = {e["code"] for e in entry["reload"]["errors"]}
     assert codes == {"test_failed", "invariant_violated"}
-    assert verify_database(services_on_copy.store).valid
+    assert verify_whole(services_on_copy.store).valid
 
 
 def test_a_revision_that_passed_the_gate_is_not_searched_again_a_refused_one_is(

@@ -76,7 +76,8 @@ def test_serve_with_embedded_postgres_end_to_end(home: Path) -> None:
         entry = httpx.get(f"{base}/v1/decisions/{body['decision_id']}", timeout=10,
                           headers={"Authorization": f"Bearer {auditor_key.stdout.strip()}"})
         assert entry.status_code == 200 and entry.json()["verification"]["valid"] is True
-        assert json.loads(json.dumps(entry.json()["body"]["result"]))["decision_id"] == body["decision_id"]
+        assert entry.json()["body"]["decision_id"] == body["decision_id"]
+        assert entry.json()["result"]["outcome"] == body["outcome"]
     finally:
         server.send_signal(signal.SIGINT)
         try:

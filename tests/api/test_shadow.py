@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.reload import reload_policy
 from api.services import Services
-from audit import verify_database
+from tests.audit.helpers import verify_whole
 from policy import DecisionRequest, decide
 from tests.api.conftest import Keys, bearer, make_keys
 from tests.bundles import (
@@ -95,13 +95,13 @@ def test_disagreement_is_recorded_with_the_decision_and_counted(
     assert shadow["diff"]["codes_appeared"] == {"LICENCE_PROHIBITED_USE": 6}
     assert "outcome" not in shadow["diff"]  # allow in both: no flip
     assert _metric(client, "differs") == 1.0
-    assert verify_database(shadow_services.store).valid
+    assert verify_whole(shadow_services.store).valid
 
     # Queryable with the decision: the view's JSONB of the signed body holds the same verdict.
     from sqlalchemy import text
 
     with shadow_services.db.connect() as conn:
-        ids = conn.execute(text("SELECT decision_id::text FROM audit_entries_json "
+        ids = conn.execute(text("SELECT decision_id::text FROM audit_log "
                                 "WHERE (body_json->'shadow'->>'differs')::boolean")).scalars().all()
     assert ids == [decision["decision_id"]]
 

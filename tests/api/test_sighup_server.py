@@ -10,8 +10,9 @@ import httpx
 import pytest
 
 from api.apikeys import Role, create_key
-from audit import AuditStore, verify_database
+from audit import AuditStore
 from tests.api.servers import serve_env, serving, wait_until
+from tests.audit.helpers import verify_whole
 from tests.bundles import break_rego, entries, lower_llama_cap
 
 pytestmark = pytest.mark.slow
@@ -52,6 +53,6 @@ def test_sighup_reloads_a_serving_process(migrated_database: str, bundle_dir: Pa
             assert refused["reload"]["outcome"] == "refused" and refused["policy_revision"] == second
             assert refused["reload"]["errors"][0]["file"].endswith("licence.rego")
             assert refused["reload"]["pid"] == accepted["reload"]["pid"] == server.pid
-            assert verify_database(store).valid
+            assert verify_whole(store).valid
         finally:
             store.dispose()

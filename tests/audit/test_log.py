@@ -59,8 +59,8 @@ def test_writer_refuses_a_head_not_matching_the_trusted_checkpoint(store: AuditS
         writer.append(decision_fields(0))
     with psycopg.connect(libpq(str(store.engine.url))) as conn:
         conn.execute("ALTER TABLE audit_leaves DISABLE TRIGGER audit_append_only")
-        conn.execute("INSERT INTO audit_leaves SELECT seq + 1, recorded_at, kind, decision_id, app_id, caller_key_id, "
-                     "outcome, policy_revision, engine, key_id, input_sha256, result_sha256, leaf_hash, body "
+        conn.execute("INSERT INTO audit_leaves SELECT seq + 1, recorded_at, kind, decision_id, app_id, "
+                     "outcome, input_sha256, result_sha256, leaf_hash, body "
                      "FROM audit_leaves WHERE seq = 1")
     with AuditWriter(store, key=signing_key) as writer:
         with pytest.raises(LogStateMismatch, match="leaves stored end at seq 2"):

@@ -78,6 +78,17 @@ def test_a_key_present_only_in_the_database_is_not_trusted(log: AuditStore, sign
      "WHERE seq = 3)", "blob", 3),
     ("UPDATE audit_leaves SET recorded_at = recorded_at - interval '1 day' WHERE seq = 5", "column", 5),
     ("DELETE FROM audit_tlog_checkpoints WHERE size = 13", "checkpoint", 13),
+    # Two leaves swapped (rows, or just their bodies and hashes): each body names its seq.
+    ("UPDATE audit_leaves SET seq = 1000 WHERE seq = 4; UPDATE audit_leaves SET seq = 4 WHERE seq = 5; "
+     "UPDATE audit_leaves SET seq = 5 WHERE seq = 1000", "seq", 4),
+    ("UPDATE audit_leaves SET (body, leaf_hash) = (SELECT body, leaf_hash FROM audit_leaves o "
+     "WHERE o.seq = CASE audit_leaves.seq WHEN 4 THEN 5 ELSE 4 END) WHERE seq IN (4, 5)", "seq", 4),
+    ("DELETE FROM audit_leaves WHERE seq > 11", "truncated", 12),  # the head kept
+    ("UPDATE audit_tlog_checkpoints SET note = (SELECT note FROM audit_tlog_checkpoints WHERE size = 7) "
+     "WHERE size = 8", "checkpoint", 8),  # a stored checkpoint edited
+    ("UPDATE audit_tlog_checkpoints SET root = (SELECT root FROM audit_tlog_checkpoints WHERE size = 7) "
+     "WHERE size = 8", "checkpoint", 8),
+    ("UPDATE audit_tlog_head SET root = (SELECT root FROM audit_tlog_checkpoints WHERE size = 7)", "head", 13),
 ])
 def test_each_tampering_is_named_with_its_seq(log: AuditStore, signing_key: SigningKey, statement: str,
                                               check: str, seq: int) -> None:
@@ -96,7 +107,6 @@ def test_a_body_rewritten_with_its_leaf_hash_breaks_the_signed_root(log: AuditSt
     body = bytes(rows[0][0]).replace(b'"ak_', b'"xk_')
     assert body != bytes(rows[0][0])
     _rewrite_leaf(log, 9, body)
-    _sql(log, "UPDATE audit_leaves SET caller_key_id = replace(caller_key_id, 'ak_', 'xk_') WHERE seq = 9")
     result = _check(log, signing_key)
     assert (result.valid, result.check, result.first_bad_seq) == (False, "checkpoint", 9), result.reason
 
@@ -114,7 +124,7 @@ def test_a_tail_resigned_with_an_unpinned_key_is_refused(log: AuditStore, signin
     log.register_key(intruder.public)
     signer = log_signer(intruder, head[0][0])
     tree = MemoryTree(hashes)
-    statements = ["UPDATE audit_leaves SET caller_key_id = replace(caller_key_id, 'ak_', 'xk_') WHERE seq = 10"]
+    statements = []
     for size in range(10, 14):
         root = tree.root(size)
         note = sign_checkpoint(Checkpoint(head[0][0], size, root), [signer]).replace("'", "''")
@@ -136,10 +146,10 @@ def test_a_leaf_inserted_in_the_middle_is_caught(log: AuditStore, signing_key: S
         conn.execute("ALTER TABLE audit_leaves DISABLE TRIGGER USER")
         conn.execute("CREATE TEMP TABLE x AS SELECT * FROM audit_leaves WHERE seq >= 6")
         conn.execute("DELETE FROM audit_leaves WHERE seq >= 6")
-        conn.execute("INSERT INTO audit_leaves SELECT seq + 1, recorded_at, kind, decision_id, app_id, caller_key_id, "
-                     "outcome, policy_revision, engine, key_id, input_sha256, result_sha256, leaf_hash, body FROM x")
-        conn.execute("INSERT INTO audit_leaves SELECT 6, recorded_at, kind, decision_id, app_id, caller_key_id, "
-                     "outcome, policy_revision, engine, key_id, input_sha256, result_sha256, leaf_hash, body "
+        conn.execute("INSERT INTO audit_leaves SELECT seq + 1, recorded_at, kind, decision_id, app_id, "
+                     "outcome, input_sha256, result_sha256, leaf_hash, body FROM x")
+        conn.execute("INSERT INTO audit_leaves SELECT 6, recorded_at, kind, decision_id, app_id, "
+                     "outcome, input_sha256, result_sha256, leaf_hash, body "
                      "FROM audit_leaves WHERE seq = 5")
     result = _check(log, signing_key)
     assert (result.valid, result.first_bad_seq) == (False, 6), result.reason
@@ -170,3 +180,16 @@ def test_the_v1_head_link_is_checked(log: AuditStore, signing_key: SigningKey) -
     _sql(log, "UPDATE audit_chain_head SET seq = 2, head_hash = (SELECT entry_hash FROM audit_entries WHERE seq = 2)")
     result = _check(log, signing_key)
     assert (result.valid, result.check, result.first_bad_seq) == (False, "v1_head", 1), result.reason
+
+
+def test_a_fork_is_caught_by_an_outside_checkpoint_of_the_same_size(log: AuditStore, signing_key: SigningKey,
+                                                                    tmp_path: Path) -> None:
+    """A database restored from a copy and appended again: checkpoints of the same sizes with
+    other roots. The one kept outside (signed by the real key) exposes it."""
+    (rows,) = _sql(log, "SELECT origin FROM audit_tlog_head")
+    other = MemoryTree([leaf_hash(b"another history %d" % i) for i in range(13)])
+    outside = tmp_path / "checkpoint"
+    outside.write_text(sign_checkpoint(Checkpoint(rows[0][0], 13, other.root()),
+                                       [log_signer(signing_key, rows[0][0])]))
+    result = _check(log, signing_key, checkpoint_files=[outside])
+    assert (result.valid, result.check, result.first_bad_seq) == (False, "checkpoint", 13), result.reason

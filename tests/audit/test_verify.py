@@ -14,7 +14,6 @@ import pytest
 
 from audit import (
     AuditStore,
-    AuditWriter,
     Keyring,
     SigningKey,
     StoredEntry,
@@ -27,6 +26,9 @@ from audit.canonical import canonical_bytes, entry_hash, entry_signing_input, fo
 from audit.chain import build_entry
 from audit.entry import prepare_fields, queryable_columns
 from audit.checkpoints import build_checkpoint
+
+from audit.chain import encode_members
+from audit.entry import prepare_fields
 
 from .helpers import decision_fields, superuser, triggers_disabled
 
@@ -43,10 +45,11 @@ class Chain:
 
 @pytest.fixture
 def chain(migrated_database: str, store: AuditStore, signing_key: SigningKey) -> Chain:
-    with AuditWriter(store, key=signing_key, max_batch=4) as writer:
-        for i in range(ENTRIES):
-            writer.submit(decision_fields(i))
-        writer.append(decision_fields(99))  # and wait for all of them
+    """A v1 chain (batches of 4): v1 verification keeps checking what v1 recorded."""
+    store.register_key(signing_key.public)
+    fields = [encode_members(prepare_fields(decision_fields(i))) for i in (*range(ENTRIES), 99)]
+    for start in range(0, len(fields), 4):
+        store.append_v1_batch(fields[start:start + 4], key=signing_key)
     return Chain(migrated_database, store, signing_key, Keyring(store.list_keys()))
 
 

@@ -20,11 +20,13 @@ from audit import (
     CheckpointPolicy,
     SigningKey,
     WriterClosed,
-    read_checkpoint_file,
-    verify_database,
 )
 
+from audit.tlog import open_checkpoint
+from audit.trust import log_verifier
+
 from .helpers import (
+    verify_whole,
     TcpProxy,
     count_entries,
     decision_fields,
@@ -43,10 +45,10 @@ def test_append_returns_a_receipt_matching_the_committed_row(
     assert receipt.decision_id == fields["decision_id"]
     with superuser(migrated_database) as conn:
         row = conn.execute(
-            "SELECT entry_hash, key_id, decision_id::text, outcome, app_id FROM audit_entries"
+            "SELECT leaf_hash, key_id, decision_id::text, outcome, app_id FROM audit_log"
         ).fetchone()
     assert row == (
-        bytes.fromhex(receipt.entry_hash), receipt.key_id, fields["decision_id"], "allow", "app-1"
+        bytes.fromhex(receipt.leaf_hash), receipt.entry["key_id"], fields["decision_id"], "allow", "app-1"
     )
 
 
@@ -57,7 +59,7 @@ def test_concurrent_submissions_are_group_committed(
         receipts = list(pool.map(lambda i: writer.append(decision_fields(i)), range(400)))
     assert sorted(r.seq for r in receipts) == list(range(1, 401))
     assert writer.stats.batches < 400 / 4, writer.stats  # many entries per transaction
-    result = verify_database(store)
+    result = verify_whole(store)
     assert result.valid and result.checked == 400
 
 
@@ -89,40 +91,26 @@ def test_an_unusable_entry_fails_alone(writer: AuditWriter, store: AuditStore) -
     with pytest.raises(AuditEntryInvalid, match="NUL"):
         bad.result(10)
     assert sorted(f.result(10).seq for f in good + more) == list(range(1, 7))
-    assert verify_database(store).valid
+    assert verify_whole(store).valid
 
 
-def test_checkpoints_every_n_entries_exported_to_a_file(
+def test_every_batch_commits_one_checkpoint_exported_to_a_file(
     store: AuditStore, signing_key: SigningKey, tmp_path: Path
 ) -> None:
-    export = tmp_path / "outside" / "checkpoint.json"
-    policy = CheckpointPolicy(every_entries=10, every_seconds=3600, export_path=export)
+    export = tmp_path / "outside" / "checkpoint"
+    export.parent.mkdir()
+    policy = CheckpointPolicy(export_path=export)
     with AuditWriter(store, key=signing_key, checkpoints=policy) as writer:
         for i in range(23):
             writer.append(decision_fields(i))
-    with store.snapshot() as snapshot:
-        assert [c.seq for c in snapshot.fetch_checkpoints(1)] == [1, 11, 21]
-    checkpoint = read_checkpoint_file(export)
-    assert checkpoint.seq == 21
-    assert checkpoint.verify_signature(store.keyring()) is None
-    assert checkpoint.log_id == store.head().log_id
-    result = verify_database(store, checkpoint_files=[export])
-    assert result.valid and result.checkpoints_checked == 4
-
-
-def test_an_idle_writer_checkpoints_the_tail_after_t_seconds(
-    store: AuditStore, signing_key: SigningKey, tmp_path: Path
-) -> None:
-    export = tmp_path / "checkpoint.json"
-    policy = CheckpointPolicy(every_entries=1000, every_seconds=0.2, export_path=export)
-    with AuditWriter(store, key=signing_key, checkpoints=policy) as writer:
-        for i in range(5):
-            writer.append(decision_fields(i))
-        for _ in range(100):
-            if export.exists() and read_checkpoint_file(export).seq == 5:
-                break
-            threading.Event().wait(0.05)
-    assert read_checkpoint_file(export).seq == 5
+        batches = writer.stats.batches
+    with superuser(str(store.engine.url.render_as_string(hide_password=False))) as conn:
+        sizes = [r[0] for r in conn.execute("SELECT size FROM audit_tlog_checkpoints ORDER BY size")]
+    assert sizes == list(range(1, 24)) and batches == 23  # one append at a time: one batch each
+    trusted = [log_verifier(signing_key.public, store.log_origin())]
+    assert open_checkpoint(export.read_text(), trusted).size == 23
+    result = verify_whole(store, checkpoint_files=[export])
+    assert result.valid and result.checkpoints_checked == 24  # 23 stored, and the one outside
 
 
 def test_two_processes_appending_keep_one_contiguous_valid_chain(
@@ -143,7 +131,7 @@ def test_two_processes_appending_keep_one_contiguous_valid_chain(
         assert proc.exitcode == 0
     assert sorted(seqs[0] + seqs[1]) == list(range(1, 301))
     assert set(seqs[0]).isdisjoint(seqs[1])
-    result = verify_database(store)
+    result = verify_whole(store)
     assert result.valid, result
     assert result.checked == 300
     assert {k.key_id for k in keys} <= set(store.keyring())
@@ -174,7 +162,7 @@ def test_database_down_append_raises_and_nothing_is_recorded(
         proxy.start()  # back up: the writer recovers, the chain continues without a gap
         assert writer.append(decision_fields(2)).seq == 2
         writer.close()
-        result = verify_database(store)
+        result = verify_whole(store)
         assert result.valid and result.checked == 2
     finally:
         proxy.stop()
@@ -201,7 +189,7 @@ def test_a_failing_commit_fails_the_whole_batch_and_writes_nothing(
             "$$ BEGIN RAISE EXCEPTION 'commit refused for the test'; END $$"
         )
         conn.execute(
-            "CREATE CONSTRAINT TRIGGER fail_commit AFTER UPDATE ON audit_chain_head "
+            "CREATE CONSTRAINT TRIGGER fail_commit AFTER UPDATE ON audit_tlog_head "
             "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION fail_commit()"
         )
     futures = [writer.submit(decision_fields(i)) for i in range(20)]
@@ -211,15 +199,15 @@ def test_a_failing_commit_fails_the_whole_batch_and_writes_nothing(
     assert count_entries(migrated_database) == 1
     assert head_seq(migrated_database) == 1
     with superuser(migrated_database) as conn:
-        conn.execute("DROP TRIGGER fail_commit ON audit_chain_head")
+        conn.execute("DROP TRIGGER fail_commit ON audit_tlog_head")
     assert writer.append(decision_fields(1)).seq == 2
-    assert verify_database(store).valid
+    assert verify_whole(store).valid
 
 
 def test_the_head_lock_serialises_a_second_appender(
     store: AuditStore, signing_key: SigningKey, migrated_database: str
 ) -> None:
-    """While another transaction holds the chain head, a batch waits instead of forking."""
+    """While another transaction holds the log head, a batch waits instead of forking."""
     writer = AuditWriter(store, key=signing_key).start()
     try:
         with psycopg.connect(
@@ -227,7 +215,7 @@ def test_the_head_lock_serialises_a_second_appender(
                 hide_password=False
             )
         ) as blocker:
-            blocker.execute("SELECT 1 FROM audit_chain_head FOR UPDATE")
+            blocker.execute("SELECT 1 FROM audit_tlog_head FOR UPDATE")
             future = writer.submit(decision_fields(0))
             assert not future.done() or future.exception() is None
             threading.Event().wait(0.2)

@@ -25,7 +25,7 @@ from api.apikeys import Role, create_key
 from api.app import create_app
 from api.schemas import DECISION_REQUEST_EXAMPLE
 from api.settings import Settings
-from audit import verify_database
+from tests.audit.helpers import verify_whole
 from tests.api.conftest import bearer
 from tests.audit.helpers import libpq
 from tests.conftest import REPO
@@ -173,7 +173,7 @@ def test_refused_reloads_are_recorded_in_a_valid_chain(reloading: Reloading) -> 
 
     store = AuditStore.from_url(reloading.url, pooled=False)
     try:
-        assert verify_database(store).valid
+        assert verify_whole(store).valid
     finally:
         store.dispose()
 

@@ -15,7 +15,8 @@ from os import PathLike
 import psycopg
 from sqlalchemy.engine import make_url
 
-from audit import AuditStore, VerificationResult, verify_database
+from audit import AuditStore, VerificationResult
+from tests.audit.helpers import verify_whole
 
 from .figures import Figures
 from .load import Answer
@@ -72,7 +73,7 @@ def check_trail(url: str, answers: Sequence[Answer], *,
     top = max(seqs, default=0)
     store = AuditStore.from_url(url, pooled=False)
     try:
-        verification = verify_database(store, checkpoint_files=list(checkpoint_files))
+        verification = verify_whole(store, checkpoint_files=list(checkpoint_files))
     finally:
         store.dispose()
     return TrailCheck(

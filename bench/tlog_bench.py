@@ -1,0 +1,238 @@
+"""The v2 log's figures: bytes per entry on disk, verification rate, proof time at 10M leaves.
+
+1. Storage: appends ``--entries`` decisions (default 100,000) over ``--workloads`` distinct
+   workloads (default 50: same input and result blob per workload, a new decision id and request
+   id per decision) through the real writer from 64 submitter threads, then reports the bytes on
+   disk of every v2 table **with its indexes and TOAST** (``pg_total_relation_size`` after
+   ``VACUUM``) per entry.
+2. Verification: ``audit.logverify.verify_log`` over the whole log in one process (entries/s).
+3. Proofs at scale: a synthetic tree of ``--tree`` leaves (default 10,000,000) **inserted
+   directly** into a second scratch database (a small body per leaf, without the query indexes;
+   the level-8/16 subtrees and the head computed in Python, as the writer would), then ``--proofs`` random inclusion proofs
+   and consistency proofs through ``audit.log.inclusion`` / ``consistency`` (what the HTTP
+   endpoints run), each on one connection, timed one by one (p50/p99); a sample is checked
+   against the root.
+
+    python bench/tlog_bench.py                          # machine PostgreSQL at 127.0.0.1:5432
+    python bench/tlog_bench.py --entries 20000 --tree 1000000
+
+Prints JSON. The scratch databases are dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import random
+import statistics
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # measure this checkout
+
+import psycopg  # noqa: E402
+import uuid_utils  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from audit import AuditStore, AuditWriter, DecisionMembers, SigningKey, upgrade  # noqa: E402
+from audit import decision_fields as entry_fields  # noqa: E402
+from audit.log import consistency, inclusion  # noqa: E402
+from audit.logverify import verify_log  # noqa: E402
+from audit.tlog import verify_consistency, verify_inclusion  # noqa: E402
+from audit.tlog.merkle import Frontier, leaf_hash  # noqa: E402
+from audit.trust import log_verifier  # noqa: E402
+from bench.audit_bench import decision_fields  # noqa: E402
+
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+TABLES = ("audit_leaves", "audit_blobs", "audit_tlog_nodes", "audit_tlog_checkpoints", "audit_tlog_head")
+
+
+def _scratch(admin: str) -> tuple[str, str]:
+    name = f"clearance_tlog_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = make_url(admin).set(database=name).render_as_string(hide_password=False)
+    upgrade(url)
+    return name, url
+
+
+def _drop(admin: str, name: str) -> None:
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _libpq(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def storage_and_verification(admin: str, *, entries: int, workloads: int) -> dict[str, Any]:
+    name, url = _scratch(admin)
+    try:
+        store = AuditStore.from_url(url, pool_size=4)
+        key = SigningKey.generate()
+        # As the service does (api/decider.py): the input and route lists canonicalised once per
+        # distinct evaluation, per decision only the small members.
+        shapes = []
+        for w in range(workloads):
+            f = decision_fields(w)
+            shapes.append((f, DecisionMembers.encode(f["input"], f["result"])))
+
+        def fields(i: int) -> dict[str, Any]:
+            f, members = shapes[i % workloads]
+            result = members.result(decision_id=str(uuid_utils.uuid7()), policy_revision=f["policy_revision"])
+            return entry_fields(members=members, result=result, app_id=f["app_id"], caller_key_id=f["caller_key_id"],
+                                policy_revision=f["policy_revision"], engine="regorus",
+                                context={"request_id": f"req-{i}"}, policy_git=None)
+
+        prepared = [fields(i) for i in range(entries)]
+        writer = AuditWriter(store, key=key, max_batch=256).start()
+        started = time.perf_counter()
+        with ThreadPoolExecutor(64) as pool:
+            list(pool.map(writer.append, prepared))
+        append_seconds = time.perf_counter() - started
+        batches = writer.stats.batches
+        writer.close()
+        with psycopg.connect(_libpq(url), autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE")
+            sizes = {t: int(conn.execute("SELECT pg_total_relation_size(%s)", (t,)).fetchone()[0]) for t in TABLES}
+            indexes = {t: int(conn.execute("SELECT pg_indexes_size(%s)", (t,)).fetchone()[0]) for t in TABLES}
+            blobs = int(conn.execute("SELECT count(*) FROM audit_blobs").fetchone()[0])
+            body = float(conn.execute("SELECT avg(length(body)) FROM audit_leaves").fetchone()[0])
+        trusted = [log_verifier(key.public, store.log_origin())]
+        started = time.perf_counter()
+        result = verify_log(store, trusted=trusted)
+        verify_seconds = time.perf_counter() - started
+        assert result.valid, result
+        store.dispose()
+        total = sum(sizes.values())
+        return {
+            "entries": entries,
+            "distinct_workloads": workloads,
+            "blobs_stored": blobs,
+            "append_seconds": round(append_seconds, 2),
+            "append_entries_per_second": round(entries / append_seconds),
+            "batches": batches,
+            "mean_batch_size": round(entries / batches, 1),
+            "mean_leaf_body_bytes": round(body),
+            "bytes_on_disk": sizes,
+            "index_bytes": indexes,
+            "bytes_per_entry_total": round(total / entries),
+            "bytes_per_entry_by_table": {t: round(v / entries, 1) for t, v in sizes.items()},
+            "verify_seconds": round(verify_seconds, 2),
+            "verify_entries_per_second": round(result.checked / verify_seconds),
+            "checkpoints_checked": result.checkpoints_checked,
+        }
+    finally:
+        _drop(admin, name)
+
+
+def proofs_at_scale(admin: str, *, tree: int, proofs: int) -> dict[str, Any]:
+    name, url = _scratch(admin)
+    try:
+        started = time.perf_counter()
+        frontier = Frontier()
+        chunk = 100_000
+        nodes: list[tuple[int, int, bytes]] = []
+        with psycopg.connect(_libpq(url)) as conn:
+            conn.execute("SET synchronous_commit = off")
+            # Proofs read only the primary keys: the query indexes would only slow the load down.
+            conn.execute("DROP INDEX ix_audit_leaves_trace_keys, ix_audit_leaves_decision, ix_audit_leaves_time")
+            for lo in range(0, tree, chunk):
+                hi = min(tree, lo + chunk)
+                bodies = [b'{"kind":"synthetic","seq":%d}' % (i + 1) for i in range(lo, hi)]
+                hashes = [leaf_hash(b) for b in bodies]
+                grown: list[Any] = []
+                frontier = frontier.grow(hashes, nodes=grown)
+                nodes += [(n.level, n.index, h) for n, h in grown if n.level and n.level % 8 == 0]
+                buffer = io.StringIO()
+                for i, (body, h) in enumerate(zip(bodies, hashes, strict=True), start=lo + 1):
+                    buffer.write(f"{i}\t2026-01-01T00:00:00Z\tsynthetic\t\\\\x{h.hex()}\t\\\\x{body.hex()}\n")
+                with conn.cursor().copy("COPY audit_leaves (seq, recorded_at, kind, leaf_hash, body) FROM STDIN") as copy_:
+                    copy_.write(buffer.getvalue())
+                conn.commit()
+            with conn.cursor() as cur:
+                cur.executemany("INSERT INTO audit_tlog_nodes (level, idx, hash) VALUES (%s, %s, %s)", nodes)
+                cur.execute("UPDATE audit_tlog_head SET size = %s, root = %s, frontier = %s",
+                            (tree, frontier.root(), frontier.to_bytes()))
+            conn.commit()
+            conn.autocommit = True
+            conn.execute("VACUUM ANALYZE")
+        build_seconds = time.perf_counter() - started
+        root = frontier.root()
+        rng = random.Random(7)
+        timings: list[float] = []
+        consistency_timings: list[float] = []
+        with psycopg.connect(_libpq(url)) as conn:
+            for _ in range(100):  # warm the cache and the connection, as a running service is
+                inclusion(conn, seq=rng.randrange(1, tree + 1), size=tree)
+                conn.rollback()
+            for n in range(proofs):
+                seq = rng.randrange(1, tree + 1)
+                t0 = time.perf_counter()
+                answer = inclusion(conn, seq=seq, size=tree)
+                conn.rollback()
+                timings.append(time.perf_counter() - t0)
+                if n % 100 == 0:
+                    verify_inclusion(leaf_hash=bytes.fromhex(answer["leaf_hash"]), index=seq - 1, size=tree,
+                                     proof=[bytes.fromhex(h) for h in answer["inclusion_proof"]], root=root)
+            for n in range(proofs // 4):
+                old = rng.randrange(1, tree)
+                t0 = time.perf_counter()
+                answer = consistency(conn, old_size=old, new_size=tree)
+                conn.rollback()
+                consistency_timings.append(time.perf_counter() - t0)
+                if n % 100 == 0:
+                    verify_consistency(old_size=old, new_size=tree, old_root=bytes.fromhex(answer["old_root"]),
+                                       new_root=root, proof=[bytes.fromhex(h) for h in answer["consistency_proof"]])
+        timings.sort()
+        consistency_timings.sort()
+
+        def ms(values: list[float], q: float) -> float:
+            return round(values[min(len(values) - 1, int(len(values) * q))] * 1000, 3)
+
+        return {
+            "tree_leaves": tree,
+            "synthetic": "leaves inserted directly with COPY (small bodies), subtrees and head computed in Python",
+            "build_seconds": round(build_seconds, 1),
+            "inclusion_proofs": proofs,
+            "inclusion_ms_p50": ms(timings, 0.5),
+            "inclusion_ms_p99": ms(timings, 0.99),
+            "inclusion_ms_mean": round(statistics.mean(timings) * 1000, 3),
+            "consistency_proofs": len(consistency_timings),
+            "consistency_ms_p50": ms(consistency_timings, 0.5),
+            "consistency_ms_p99": ms(consistency_timings, 0.99),
+            "checked_against_root": True,
+        }
+    finally:
+        _drop(admin, name)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--entries", type=int, default=100_000)
+    parser.add_argument("--workloads", type=int, default=50)
+    parser.add_argument("--tree", type=int, default=10_000_000)
+    parser.add_argument("--proofs", type=int, default=2000)
+    parser.add_argument("--skip-storage", action="store_true")
+    parser.add_argument("--skip-proofs", action="store_true")
+    args = parser.parse_args()
+    admin = _libpq(os.environ.get("CLEARANCE_BENCH_DATABASE_URL", DEFAULT_URL))
+    out: dict[str, Any] = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count()}}
+    if not args.skip_storage:
+        out["storage_and_verification"] = storage_and_verification(admin, entries=args.entries,
+                                                                   workloads=args.workloads)
+        print(json.dumps(out, indent=2), flush=True)
+    if not args.skip_proofs:
+        out["proofs"] = proofs_at_scale(admin, tree=args.tree, proofs=args.proofs)
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
