@@ -176,19 +176,23 @@ class TcpProxy:
                     sock.shutdown(socket.SHUT_RDWR)
 
 
-def writer_process(url: str, count: int, threads: int, key_pem: bytes, out: Any) -> None:
-    """Run in a child process: append ``count`` entries from ``threads`` threads."""
+def writer_process(url: str, count: int, threads: int, key_pem: bytes, out: Any,
+                   trusted_keys: list[str] | None = None) -> None:
+    """Run in a child process: append ``count`` entries from ``threads`` threads, trusting
+    ``trusted_keys`` (verifier key strings: the pinned keys of every writer; default its own)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from cryptography.hazmat.primitives import serialization
 
     from audit import AuditStore, AuditWriter, SigningKey
+    from audit.tlog.note import Ed25519Verifier
 
+    trusted = [Ed25519Verifier.from_key(k) for k in trusted_keys] if trusted_keys else None
     private = serialization.load_pem_private_key(key_pem, password=None)
     key = SigningKey.from_private(private, source="test")  # type: ignore[arg-type]
     store = AuditStore.from_url(url)
     try:
-        with AuditWriter(store, key=key, max_wait=0.002) as writer, ThreadPoolExecutor(
+        with AuditWriter(store, key=key, max_wait=0.002, trusted=trusted) as writer, ThreadPoolExecutor(
             threads
         ) as pool:
             receipts = list(pool.map(lambda i: writer.append(decision_fields(i)), range(count)))

@@ -119,8 +119,9 @@ def test_two_processes_appending_keep_one_contiguous_valid_chain(
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
     keys = [SigningKey.generate(), SigningKey.generate()]
+    pinned = [log_verifier(k.public, store.log_origin()).verifier_key for k in keys]  # both writers' keys
     procs = [
-        ctx.Process(target=writer_process, args=(migrated_database, 150, 8, k.private_pem(), out))
+        ctx.Process(target=writer_process, args=(migrated_database, 150, 8, k.private_pem(), out, pinned))
         for k in keys
     ]
     for proc in procs:
