@@ -256,7 +256,7 @@ def check_keyring(keyring: Keyring, pinned: Sequence[Ed25519Verifier], *,
 # names the key.
 _FIRST_SEQS_SQL = text(
     "SELECT key_id, min(seq) FILTER (WHERE log = 2), min(seq) FILTER (WHERE log = 1) FROM ("
-    " SELECT key_id, seq, 2 AS log FROM audit_leaves WHERE key_id = ANY(:ids)"
+    " SELECT key_id, seq, 2 AS log FROM audit_log WHERE key_id = ANY(:ids)"
     " UNION ALL SELECT key_id, seq, 1 FROM audit_entries WHERE key_id = ANY(:ids)"
     " UNION ALL SELECT key_id, seq, 1 FROM audit_checkpoints WHERE key_id = ANY(:ids)"
     ") signed GROUP BY key_id"

@@ -68,8 +68,14 @@ def api_database(pg_server_url: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def services(api_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
-    started = Services.start(make_settings(tmp_path_factory.mktemp("home"), api_database))
+def api_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The service's home (its signing key): a module whose data another key signed overrides it."""
+    return tmp_path_factory.mktemp("home")
+
+
+@pytest.fixture(scope="module")
+def services(api_database: str, api_home: Path) -> Iterator[Services]:
+    started = Services.start(make_settings(api_home, api_database))
     yield started
     started.close()
 

@@ -121,6 +121,13 @@ def dataset(pg_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 
 @pytest.fixture(scope="module")
+def api_home(dataset: Dataset) -> Path:
+    """The service signs with the key that signed the dataset: the only key it trusts (nothing
+    else is pinned), as in production after a restart."""
+    return dataset.home
+
+
+@pytest.fixture(scope="module")
 def api_database(dataset: Dataset) -> str:
     """The service of tests/api (services, keys, client) runs over this module's dataset."""
     return dataset.url
