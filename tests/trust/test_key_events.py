@@ -24,7 +24,7 @@ from tests.trust.conftest import run
 def key_entries(url: str) -> list[tuple[int, str, dict[str, Any], bytes]]:
     """(seq, signing key id, key member, raw signed body) of every ``key`` entry."""
     with psycopg.connect(_libpq(url)) as conn:
-        rows = conn.execute("SELECT seq, key_id, body FROM audit_leaves WHERE kind = 'key' ORDER BY seq").fetchall()
+        rows = conn.execute("SELECT seq, key_id, body FROM audit_log WHERE kind = 'key' ORDER BY seq").fetchall()
     return [(seq, key_id, json.loads(body)["key"], bytes(body)) for seq, key_id, body in rows]
 
 
