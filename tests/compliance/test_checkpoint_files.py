@@ -1,4 +1,4 @@
-"""A damaged checkpoint file kept outside the database: ``GET /v1/audit/verify`` answers 503
+"""A damaged checkpoint file (the v2 checkpoint note) kept outside the database: ``GET /v1/audit/verify`` answers 503
 ``checkpoint_unusable`` naming the file and the reason, ``clearance audit verify --checkpoint``
 exits 1 with one line naming it — truncated, garbage, wrong signature, unreadable.
 
@@ -9,8 +9,8 @@ CAP_DAC_OVERRIDE), so that a file of mode 000 is unreadable to them as to a serv
 from __future__ import annotations
 
 import base64
-import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -20,7 +20,8 @@ import httpx
 import pytest
 
 from api.apikeys import Role, create_key
-from audit import AuditStore, write_checkpoint_file
+from audit import AuditStore
+from audit.log import newest_checkpoint
 from tests.api.servers import serve_env, serving, wait_until
 from tests.compliance.conftest import Dataset
 from tests.conftest import REPO
@@ -34,21 +35,21 @@ UNPRIVILEGED = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"] if o
 def _truncated(path: Path) -> str:
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    return "is not a JSON document"
+    return "is not a checkpoint signed with a pinned key"
 
 
 def _garbage(path: Path) -> str:
     path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe" + bytes(range(256)))
-    return "is not a JSON document"
+    return "is not UTF-8 text"
 
 
 def _wrong_signature(path: Path) -> str:
-    document = json.loads(path.read_text())
-    signature = bytearray(base64.b64decode(document["signature"]))
-    signature[0] ^= 0xFF
-    document["signature"] = base64.b64encode(bytes(signature)).decode()
-    path.write_text(json.dumps(document))
-    return "signature does not verify"
+    text, _, signature_line = path.read_text().rstrip("\n").rpartition("\n")
+    dash, name, value = signature_line.split(" ")
+    signature = bytearray(base64.b64decode(value))
+    signature[-1] ^= 0xFF  # the Ed25519 signature after the 4-byte key hash
+    path.write_text(f"{text}\n{dash} {name} {base64.b64encode(bytes(signature)).decode()}\n")
+    return "is not a checkpoint signed with a pinned key"
 
 
 def _unreadable(path: Path) -> str:
@@ -67,15 +68,16 @@ def setting(dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Itera
     of the dataset in the file."""
     home = tmp_path_factory.mktemp("home")
     checkpoint = home / "checkpoint.json"
-    # The service must not replace the damaged file with a fresh checkpoint meanwhile.
-    env = serve_env(dataset.url, home, checkpoint_file=str(checkpoint), checkpoint_every=str(10**6),
-                    checkpoint_seconds=str(10**9))
+    shutil.copy2(dataset.home / "signing.key", home / "signing.key")  # the key that signed the dataset
+    # No decision is made: the service does not grow the damaged file meanwhile.
+    env = serve_env(dataset.url, home, checkpoint_file=str(checkpoint))
     store = AuditStore.from_url(dataset.url, pooled=False)
     auditor, _ = create_key(store.engine, role=Role.auditor, app_id=None)
-    good = store.latest_checkpoint()
+    with store.log_snapshot() as conn:
+        good = newest_checkpoint(conn)
     store.dispose()
     assert good is not None
-    write_checkpoint_file(checkpoint, good)
+    checkpoint.write_text(good[1], encoding="utf-8")
     yield env, auditor, checkpoint
 
 
