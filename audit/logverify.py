@@ -232,9 +232,13 @@ def verify_leaves(
 
 def _text_columns(body: Mapping[str, Any]) -> tuple[str | None, ...]:
     """What :data:`COLUMNS_AS_TEXT` must read for this body (``leaf_columns``, as text)."""
-    values = (body.get("recorded_at"), body.get("kind"), body.get("decision_id"), body.get("app_id"),
-              body.get("outcome"), body.get("input_sha256"), body.get("result_sha256"))
-    return tuple(v if isinstance(v, str) else None for v in values)
+    get = body.get
+    return (_str(get("recorded_at")), _str(get("kind")), _str(get("decision_id")), _str(get("app_id")),
+            _str(get("outcome")), _str(get("input_sha256")), _str(get("result_sha256")))
+
+
+def _str(value: Any) -> str | None:
+    return value if type(value) is str else None
 
 
 def _grow(frontier: Frontier, hashes: list[bytes], node_map: dict[tuple[int, int], bytes] | None) -> Frontier:
@@ -362,10 +366,10 @@ def verify_log(
 
 def _stream(conn: psycopg.Connection[Any], from_seq: int, to_seq: int | None) -> Iterator[LeafRow]:
     with conn.cursor(name="audit_verify_leaves", binary=True) as cur:  # bytes as stored, not hex
-        cur.itersize = PAGE
         cur.execute(SELECT_LEAVES_SQL, (from_seq, to_seq, to_seq))
-        for record in cur:
-            yield LeafRow(record[0], record[-2], record[-1], record[1:-2])
+        while records := cur.fetchmany(PAGE):  # one round trip per page
+            for record in records:
+                yield LeafRow(record[0], record[-2], record[-1], record[1:-2])
 
 
 def _outside(note: str, trusted: Sequence[Verifier]) -> StoredLogCheckpoint:
