@@ -17,6 +17,7 @@ class Metrics:
     decision_seconds: Histogram
     audit_batch_size: Histogram
     audit_failures: Counter
+    audit_log_refused: Counter
     shadow_decisions: Counter
     policy_reloads: Counter
     gateway_checks: Counter
@@ -35,6 +36,10 @@ class Metrics:
                 "clearance_audit_batch_size", "Entries per audit group commit", buckets=_BATCH_BUCKETS, registry=reg),
             audit_failures=Counter(
                 "clearance_audit_failures", "Decisions refused because the audit entry could not be committed",
+                registry=reg),
+            audit_log_refused=Counter(
+                "clearance_audit_log_refused", "Audit batches refused because the stored log head is not the "
+                "newest checkpoint signed by a trusted key (the log was changed around the writer)",
                 registry=reg),
             shadow_decisions=Counter(
                 "clearance_shadow_decisions",

@@ -142,6 +142,7 @@ class Services:
                 export_path=settings.checkpoint_path(),
             ),
             on_batch=metrics.audit_batch_size.observe,
+            on_refused=metrics.audit_log_refused.inc,
         ).start()
         log.info("policy %s loaded from %s; audit key %s; pid %d", policy.revision, settings.policy_dir,
                  key.key_id, os.getpid())

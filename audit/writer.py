@@ -83,6 +83,8 @@ class AuditWriter:
         default): no window, a batch is what is queued when the thread gets to it.
     :param checkpoints: only its ``export_path`` is used: the newest signed checkpoint note is
         written there after each batch (every batch signs one checkpoint in its transaction).
+    :param on_refused: called when a batch is refused because the stored head is not the newest
+        trusted checkpoint (for a metric); must be fast and must not raise.
     :param trusted: the verifier keys whose checkpoints the writer accepts as the stored head
         (default: ``audit.trust.trusted_verifiers`` of the keys registered, its own included).
     :param max_queue: submissions waiting at most; beyond it :meth:`submit` raises
@@ -104,6 +106,7 @@ class AuditWriter:
         check_schema: bool = True,
         on_batch: Callable[[int], None] | None = None,
         trusted: Sequence[Verifier] | None = None,
+        on_refused: Callable[[], None] | None = None,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
@@ -124,6 +127,7 @@ class AuditWriter:
         self.last_checkpoint: str | None = None
         self._trusted = trusted
         self._trusted_given = trusted is not None
+        self._on_refused = on_refused
         self._signer: Signer | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -267,6 +271,8 @@ class AuditWriter:
             self.stats.failed_batches += 1
             if isinstance(exc, LogStateMismatch):
                 self.stats.refused_batches += 1
+                if self._on_refused is not None:
+                    self._on_refused()
             log.error("audit batch of %d entries not recorded: %s", len(live), exc)
             error = exc if isinstance(exc, AuditUnavailable) else AuditUnavailable(str(exc))
             _settle(live, [error] * len(live))
