@@ -17,7 +17,7 @@ class Metrics:
     decision_seconds: Histogram
     audit_batch_size: Histogram
     audit_failures: Counter
-    audit_head_refusals: Counter
+    audit_log_refused: Counter
     shadow_decisions: Counter
     policy_reloads: Counter
     gateway_checks: Counter
@@ -40,10 +40,10 @@ class Metrics:
             audit_failures=Counter(
                 "clearance_audit_failures", "Decisions refused because the audit entry could not be committed",
                 registry=reg),
-            audit_head_refusals=Counter(
-                "clearance_audit_head_refusals", "Times the audit writer refused to append because the stored head "
-                "is not the newest checkpoint verifying with a pinned key, or is behind / inconsistent with the "
-                "checkpoint file (at startup, before a batch)", ["when"], registry=reg),
+            audit_log_refused=Counter(
+                "clearance_audit_log_refused", "Times the audit writer refused to append because the stored log head "
+                "is not the newest checkpoint signed by a pinned key, or is behind / inconsistent with the checkpoint "
+                "file (the log was changed around the writer), at startup or before a batch", ["when"], registry=reg),
             shadow_decisions=Counter(
                 "clearance_shadow_decisions",
                 "Decisions also evaluated by the shadow policy, by agreement (same, differs, error)",

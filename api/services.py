@@ -200,7 +200,7 @@ class Services:
             on_checkpoint=witnessing.submit if witnessing is not None else None,
             trusted=pinned.verifiers,
             origin=settings.log_origin,
-            on_refused=lambda when: metrics.audit_head_refusals.labels(when).inc(),
+            on_refused=lambda when: metrics.audit_log_refused.labels(when).inc(),
         ).start()
         if witnessing is not None:
             witnessing.start()

@@ -206,14 +206,15 @@ class StoredTiles:
     def read_hashes(self, nodes: Sequence[Node]) -> Sequence[bytes]:
         return self._reader.read_hashes(nodes)
 
-    def prefetch(self, nodes: Sequence[Node]) -> None:
-        """Read every tile ``nodes`` need in one round trip (a proof: one query, not one per tile)."""
+    def prefetch(self, nodes: Sequence[Node]) -> int:
+        """Read every tile ``nodes`` need in one round trip (a proof: one query, not one per
+        tile), with the log's current size, which it returns: the caller refuses a proof beyond
+        it before using any hash."""
         if self._cache is None:
             self._cache = {}
         wanted = [t for t in dict.fromkeys(_tile_of(node, self._size) for node in nodes) if t not in self._cache]
-        if not wanted:
-            return
-        parts, params = [], []
+        parts: list[str] = ["SELECT -1, int8send(size) FROM audit_tlog_head WHERE id = 1"]
+        params: list[Any] = []
         for number, tile in enumerate(wanted):
             first = tile.index * TILE_WIDTH
             if tile.level == 0:
@@ -224,8 +225,13 @@ class StoredTiles:
                 parts.append(f"SELECT {number}, coalesce(string_agg(hash, ''::bytea ORDER BY idx), ''::bytea) "
                              "FROM audit_tlog_nodes WHERE level = %s AND idx >= %s AND idx < %s")
                 params += [TILE_HEIGHT * (tile.level or 0), first, first + tile.width]
+        head = 0
         for number, data in self._conn.execute(" UNION ALL ".join(parts), params).fetchall():
-            self._cache[wanted[number]] = bytes(data)
+            if number < 0:
+                head = int.from_bytes(bytes(data), "big")
+            else:
+                self._cache[wanted[number]] = bytes(data)
+        return head
 
 
 def _tile_of(node: Node, size: int) -> Tile:
@@ -429,21 +435,17 @@ def newest_checkpoint(conn: psycopg.Connection[Any]) -> tuple[int, str] | None:
     return (int(row[0]), str(row[1])) if row else None
 
 
-def _within_head(conn: psycopg.Connection[Any], size: int, what: str) -> None:
-    head = read_head(conn)
-    if size > head.size:
-        raise ProofRequestError(f"{what} {size} is beyond the log's size {head.size}")
-
-
 def inclusion(conn: psycopg.Connection[Any], *, seq: int, size: int) -> dict[str, Any]:
     """The inclusion proof of leaf ``seq`` in the tree of ``size`` leaves, with both hashes."""
-    _within_head(conn, size, "size")
     if not 1 <= seq <= size:
         raise ProofRequestError(f"seq {seq} is not in a tree of size {size}")
     reader = StoredTiles(conn, size, cache=True)
     leaf = Node(0, seq - 1)
     plan, top = inclusion_plan(seq - 1, size), root_plan(size)
-    reader.prefetch([leaf, *plan.nodes, *top.nodes])  # one query for the leaf, the path and the root
+    # One query: the head's size, and the tiles of the leaf, the path and the root.
+    head = reader.prefetch([leaf, *plan.nodes, *top.nodes])
+    if size > head:
+        raise ProofRequestError(f"size {size} is beyond the log's size {head}")
     proof = read_plan(reader, plan)
     return {"seq": seq, "size": size, "leaf_hash": reader.read_hashes([leaf])[0].hex(),
             "root": read_plan(reader, top)[0].hex(), "inclusion_proof": [h.hex() for h in proof]}
@@ -451,10 +453,11 @@ def inclusion(conn: psycopg.Connection[Any], *, seq: int, size: int) -> dict[str
 
 def consistency(conn: psycopg.Connection[Any], *, old_size: int, new_size: int) -> dict[str, Any]:
     """The consistency proof from the tree of ``old_size`` leaves to that of ``new_size``."""
-    _within_head(conn, new_size, "to")
     reader = StoredTiles(conn, new_size, cache=True)
     plans = [consistency_plan(old_size, new_size), *(root_plan(n) for n in (old_size, new_size) if n)]
-    reader.prefetch([node for plan in plans for node in plan.nodes])
+    head = reader.prefetch([node for plan in plans for node in plan.nodes])
+    if new_size > head:
+        raise ProofRequestError(f"to {new_size} is beyond the log's size {head}")
     proof = consistency_proof(reader, old_size=old_size, new_size=new_size)
     return {"from": old_size, "to": new_size, "old_root": root_hash(reader, old_size).hex(),
             "new_root": root_hash(reader, new_size).hex(), "consistency_proof": [h.hex() for h in proof]}

@@ -42,7 +42,7 @@ import orjson
 import psycopg
 
 from ._db import map_errors
-from .entry import BLOB_FACETS, INPUT_FACETS, LEAF_COLUMNS, RESULT_FACETS, blob_facets, leaf_columns
+from .entry import BLOB_FACETS, INPUT_FACETS, LEAF_COLUMNS, RESULT_FACETS, blob_facets
 from .errors import AuditError, CheckpointError
 from .tlog.checkpoint import open_checkpoint
 from .tlog.errors import TlogError
@@ -57,8 +57,16 @@ PROGRESS_EVERY = 1000
 GROW_CHUNK = 4096  # leaf hashes folded into the frontier at once (and at every checkpoint)
 PAGE = 5000
 
+# The derived columns read as text in the exact form the leaf writes them, so that comparing
+# is comparing strings: no timestamp or UUID parsing per leaf (verification rate:
+# docs/performance.md).
+COLUMNS_AS_TEXT = (
+    "to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')", "kind",
+    "decision_id::text", "app_id", "outcome", "encode(input_sha256, 'hex')", "encode(result_sha256, 'hex')",
+)
+TEXT_COLUMNS = LEAF_COLUMNS[1:]  # the names of COLUMNS_AS_TEXT, in order
 SELECT_LEAVES_SQL = (
-    f"SELECT {', '.join(LEAF_COLUMNS)}, leaf_hash, body FROM audit_leaves "
+    f"SELECT seq, {', '.join(COLUMNS_AS_TEXT)}, leaf_hash, body FROM audit_leaves "
     "WHERE seq >= %s AND (%s::bigint IS NULL OR seq <= %s) ORDER BY seq"
 )
 SELECT_BLOB_SQL = f"SELECT data, {', '.join(BLOB_FACETS)} FROM audit_blobs WHERE sha256 = %s"
@@ -74,13 +82,13 @@ SET_SNAPSHOT_SQL = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
 
 @dataclass(frozen=True, slots=True)
 class LeafRow:
-    """A leaf as stored: its derived columns (``None`` for a pack: nothing derived to compare),
-    its leaf hash and its exact bytes."""
+    """A leaf as stored: its derived columns as text (:data:`COLUMNS_AS_TEXT`; ``None`` for a
+    pack: nothing derived to compare), its leaf hash and its exact bytes."""
 
     seq: int
     leaf_hash: bytes
     body: bytes
-    columns: Mapping[str, Any] | None = None
+    columns: tuple[str | None, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,14 +171,12 @@ def verify_leaves(
                 raise _Failed(seq, "unknown_key", f"entry {seq} was appended under signing key "
                                                   f"{body.get('key_id')!r}, which is not pinned (CLEARANCE_TRUSTED_KEYS)")
             if row.columns is not None:  # (4)
-                derived = leaf_columns(body)
-                for name, value in derived.items():
-                    stored = row.columns.get(name)
-                    if isinstance(stored, memoryview):
-                        stored = bytes(stored)
-                    if stored != value:
-                        raise _Failed(seq, "column", f"entry {seq}: column {name} is {stored!r}, "
-                                                     f"the signed body says {value!r}")
+                derived = _text_columns(body)
+                if derived != row.columns:
+                    name, stored, value = next((n, c, d) for n, c, d in zip(TEXT_COLUMNS, row.columns, derived,
+                                                                              strict=True) if c != d)
+                    raise _Failed(seq, "column", f"entry {seq}: column {name} is {stored!r}, "
+                                                 f"the signed body says {value!r}")
             if fetch_blob is not None:  # (5)
                 for member in ("input_sha256", "result_sha256"):
                     digest_hex = body.get(member)
@@ -236,6 +242,17 @@ def _pinned_key_ids(trusted: Sequence[Verifier]) -> frozenset[str]:
     from .keys import PublicKey
 
     return frozenset(PublicKey.from_raw(v.public_key).key_id for v in trusted if isinstance(v, Ed25519Verifier))
+
+
+def _text_columns(body: Mapping[str, Any]) -> tuple[str | None, ...]:
+    """What :data:`COLUMNS_AS_TEXT` must read for this body (``leaf_columns``, as text)."""
+    get = body.get
+    return (_str(get("recorded_at")), _str(get("kind")), _str(get("decision_id")), _str(get("app_id")),
+            _str(get("outcome")), _str(get("input_sha256")), _str(get("result_sha256")))
+
+
+def _str(value: Any) -> str | None:
+    return value if type(value) is str else None
 
 
 def _grow(frontier: Frontier, hashes: list[bytes], node_map: dict[tuple[int, int], bytes] | None) -> Frontier:
@@ -362,13 +379,11 @@ def verify_log(
 
 
 def _stream(conn: psycopg.Connection[Any], from_seq: int, to_seq: int | None) -> Iterator[LeafRow]:
-    names = LEAF_COLUMNS
     with conn.cursor(name="audit_verify_leaves", binary=True) as cur:  # bytes as stored, not hex
-        cur.itersize = PAGE
         cur.execute(SELECT_LEAVES_SQL, (from_seq, to_seq, to_seq))
-        for record in cur:
-            yield LeafRow(int(record[0]), bytes(record[-2]), bytes(record[-1]),
-                          dict(zip(names, record[:len(names)], strict=True)))
+        while records := cur.fetchmany(PAGE):  # one round trip per page
+            for record in records:
+                yield LeafRow(record[0], record[-2], record[-1], record[1:-2])
 
 
 def _outside(note: str, trusted: Sequence[Verifier]) -> StoredLogCheckpoint:
@@ -422,9 +437,7 @@ def verify_trail(
     return result if v1.valid else v1
 
 
-SELECT_ONE_SQL = (
-    f"SELECT {', '.join(LEAF_COLUMNS)}, leaf_hash, body FROM audit_leaves WHERE seq = %s"
-)
+SELECT_ONE_SQL = f"SELECT seq, {', '.join(COLUMNS_AS_TEXT)}, leaf_hash, body FROM audit_leaves WHERE seq = %s"
 SELECT_NEWEST_CHECKPOINT_SQL = "SELECT size, note FROM audit_tlog_checkpoints ORDER BY size DESC LIMIT 1"
 
 
@@ -442,8 +455,7 @@ def read_one(store: Any, seq: int, *, trusted: Sequence[Verifier]) -> dict[str, 
         conn.execute(SET_SNAPSHOT_SQL)
         try:
             record = conn.execute(SELECT_ONE_SQL, (seq,)).fetchone()
-            row = LeafRow(int(record[0]), bytes(record[-2]), bytes(record[-1]),
-                          dict(zip(LEAF_COLUMNS, record[:len(LEAF_COLUMNS)], strict=True)))
+            row = LeafRow(int(record[0]), bytes(record[-2]), bytes(record[-1]), tuple(record[1:-2]))
             blob_cur = conn.cursor()
 
             def fetch_blob(digest: bytes) -> tuple[bytes, tuple[Any, ...]] | None:

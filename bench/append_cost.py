@@ -3,7 +3,7 @@
     python bench/append_cost.py [--batches 1000] [--batch 16] [--variants shipped,no_facets,...]
 
 For each variant: a scratch database at the newest schema, altered as the variant says, then
-``AuditStore.append_batch`` in one thread with real decision entries (the reference policy,
+``AuditStore.append_v1_batch`` (the v1 chain, whose indexes it compares) in one thread with real decision entries (the reference policy,
 the six workloads of bench/inprocess.py, ~13 KB each). Reports per entry: wall time, this
 process's CPU, and the CPU of every PostgreSQL process of the server (backend, WAL writer,
 checkpointer: /proc, so the server must run on this machine), plus batch latency p50/p99/max.
@@ -112,12 +112,12 @@ def measure(server_url: str, variant: str, *, batches: int, batch: int) -> dict[
         store.register_key(key.public)
         skeletons = entries(batch)
         for _ in range(20):  # warm-up: connection, plans, partitions
-            store.append_batch(skeletons, key=key)
+            store.append_v1_batch(skeletons, key=key)
         latencies = []
         t0, c0, p0 = time.perf_counter(), time.process_time(), postgres_cpu_seconds()
         for _ in range(batches):
             started = time.perf_counter()
-            store.append_batch(skeletons, key=key)
+            store.append_v1_batch(skeletons, key=key)
             latencies.append(time.perf_counter() - started)
         t1, c1, p1 = time.perf_counter(), time.process_time(), postgres_cpu_seconds()
         store.dispose()

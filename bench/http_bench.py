@@ -48,7 +48,9 @@ from sqlalchemy.engine import make_url
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from audit import AuditStore, init_key, upgrade, verify_database  # noqa: E402
+from audit import AuditStore, init_key, upgrade  # noqa: E402
+from audit.logverify import verify_trail  # noqa: E402
+from audit.trust import trusted_verifiers  # noqa: E402
 from bench.inprocess import WORKLOADS  # noqa: E402
 
 LUA = REPO / "bench" / "wrk" / "decisions.lua"
@@ -288,10 +290,10 @@ def main() -> None:
     answered = set(audited.pop("ids")) | set(low.pop("ids") if low else ())
     simulated.pop("ids")
     with psycopg.connect(db_url) as conn:
-        recorded = {str(r[0]) for r in conn.execute("SELECT decision_id FROM audit_entries WHERE kind = 'decision'")}
+        recorded = {str(r[0]) for r in conn.execute("SELECT decision_id FROM audit_leaves WHERE kind = 'decision'")}
     store = AuditStore.from_url(sa_url, pooled=False)
     t0 = time.perf_counter()
-    verification = verify_database(store)
+    verification = verify_trail(store, trusted=trusted_verifiers(store.list_keys(), store.log_origin()))
     verify_seconds = time.perf_counter() - t0
     store.dispose()
     drop_database(args.database, db_name)

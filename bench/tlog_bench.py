@@ -222,6 +222,7 @@ def main() -> None:
     parser.add_argument("--proofs", type=int, default=2000)
     parser.add_argument("--skip-storage", action="store_true")
     parser.add_argument("--skip-proofs", action="store_true")
+    parser.add_argument("--json", type=Path, help="also write the result to this file")
     args = parser.parse_args()
     admin = _libpq(os.environ.get("CLEARANCE_BENCH_DATABASE_URL", DEFAULT_URL))
     out: dict[str, Any] = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count()}}
@@ -232,6 +233,8 @@ def main() -> None:
     if not args.skip_proofs:
         out["proofs"] = proofs_at_scale(admin, tree=args.tree, proofs=args.proofs)
     print(json.dumps(out, indent=2))
+    if args.json is not None:
+        args.json.write_text(json.dumps(out, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -62,10 +62,12 @@ def test_writer_refuses_a_head_not_matching_the_trusted_checkpoint(store: AuditS
         conn.execute("INSERT INTO audit_leaves SELECT seq + 1, recorded_at, kind, decision_id, app_id, "
                      "outcome, input_sha256, result_sha256, leaf_hash, body "
                      "FROM audit_leaves WHERE seq = 1")
-    with AuditWriter(store, key=signing_key) as writer:
+    refused: list[str] = []
+    with AuditWriter(store, key=signing_key, on_refused=refused.append) as writer:
+        assert writer.refusal is not None and "leaves stored end at seq 2" in writer.refusal  # at start-up
         with pytest.raises(LogStateMismatch, match="leaves stored end at seq 2"):
             writer.append(decision_fields(1))
-        assert writer.stats.refused_batches == 1
+        assert writer.stats.refused_batches == 1 and refused == ["startup", "batch"]
 
 
 def test_writer_refuses_a_checkpoint_signed_by_an_untrusted_key(store: AuditStore, signing_key: SigningKey) -> None:

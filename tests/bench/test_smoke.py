@@ -69,3 +69,12 @@ def test_sweep_smoke(tmp_path: Path, pg_server_url: str) -> None:
     result = run("sweep.py", "--workers", "1", "--batch-ms", "1", "--repeat", "1", "--duration", "2",
                  "--database", server, tmp_path=tmp_path)
     assert result[0]["workers"] == 1 and result[0]["rates_per_s"][0] > 0  # type: ignore[index]
+
+
+def test_tlog_bench_smoke(tmp_path: Path, pg_server_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLEARANCE_BENCH_DATABASE_URL", pg_server_url.replace("postgresql+psycopg://", "postgresql://", 1))
+    result = run("tlog_bench.py", "--entries", "300", "--workloads", "5", "--tree", "3000", "--proofs", "20",
+                 tmp_path=tmp_path)
+    storage = result["storage_and_verification"]
+    assert storage["blobs_stored"] == 10 and storage["bytes_per_entry_total"] > 0  # type: ignore[index]
+    assert result["proofs"]["checked_against_root"] is True  # type: ignore[index]

@@ -85,8 +85,8 @@ def test_with_mains_grants_a_forged_key_is_named_by_pinned_verification(
             verdict = client.get("/v1/audit/verify", headers={"Authorization": f"Bearer {auditor}"}).json()
     finally:
         services.close()
-    assert 'clearance_audit_head_refusals_total{when="startup"} 1.0' in metrics
-    assert 'clearance_audit_head_refusals_total{when="batch"} 1.0' in metrics
+    assert 'clearance_audit_log_refused_total{when="startup"} 1.0' in metrics
+    assert 'clearance_audit_log_refused_total{when="batch"} 1.0' in metrics
     assert (verdict["valid"], verdict["first_bad_seq"], verdict["check"]) == (False, first_forged, "unknown_key")
     assert forged.key_id in verdict["reason"]
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR and r.name == "clearance"]

@@ -112,7 +112,7 @@ def _refused(settings: Settings, app_key: str, auditor: str, caplog: pytest.LogC
                                  headers={"Authorization": f"Bearer {app_key}"})
             assert (answer.status_code, answer.json()["error"]["code"]) == (503, "audit_unavailable"), answer.text
             verdict = client.get("/v1/audit/verify", headers={"Authorization": f"Bearer {auditor}"}).json()
-        samples = {when: services.metrics.registry.get_sample_value("clearance_audit_head_refusals_total",
+        samples = {when: services.metrics.registry.get_sample_value("clearance_audit_log_refused_total",
                                                                      {"when": when}) for when in ("startup", "batch")}
         assert samples == {"startup": 1.0, "batch": 1.0}
     finally:
