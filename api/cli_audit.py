@@ -160,7 +160,7 @@ def stats_command(
     policy_revision: Revision = None, decision_id: DecisionId = None,
     group_by: Annotated[str | None, typer.Option(
         "--group-by", help="Comma-separated: outcome, app, model, provenance, regulatory_tier, "
-        "reason_code, sector.")] = None,
+        "reason_code, sector, kind, policy_revision, dangerous_capability.")] = None,
     bucket: Annotated[str | None, typer.Option(help="hour, day or week (UTC).")] = None,
     as_json: AsJson = False,
 ) -> None:
