@@ -1,0 +1,81 @@
+"""The report's verification section: the evidence pack verified offline, the checkpoint that
+seals it, and the commands that re-check it.
+
+One function finds the sealing checkpoint and its witness cosignatures
+(:data:`CheckpointSource`, default :func:`checkpoint_from_pack`): a log whose checkpoints are
+cosigned by witnesses plugs in a source that returns them, and nothing else changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from ..canonical import format_time
+from ..checkpoints import SignedCheckpoint
+from ..keys import Keyring
+from ..pack import verify_pack
+from ..verify import Progress
+from .model import CheckpointEvidence, VerificationSection
+
+__all__ = ["CheckpointSource", "checkpoint_from_pack", "manifest_sha256", "verify_section"]
+
+CheckpointSource = Callable[[Path], "CheckpointEvidence | None"]
+
+
+def manifest_sha256(pack_dir: Path) -> str:
+    """SHA-256 of the pack's manifest.json, which holds the SHA-256 of every other file of the
+    pack: naming it in the report binds the report to exactly those files."""
+    return hashlib.sha256((pack_dir / "manifest.json").read_bytes()).hexdigest()
+
+
+def checkpoint_from_pack(pack_dir: Path) -> CheckpointEvidence | None:
+    """The checkpoint the pack ends on (``tail_checkpoint_seq``), from its checkpoints.jsonl.
+
+    The v1 chain's checkpoints are signed by the log's key alone: no cosignatures.
+    """
+    manifest = json.loads((pack_dir / "manifest.json").read_text(encoding="utf-8"))
+    tail = manifest.get("tail_checkpoint_seq")
+    path = pack_dir / "checkpoints.jsonl"
+    if tail is None or not path.is_file():
+        return None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        checkpoint = SignedCheckpoint.from_dict(json.loads(line))
+        if checkpoint.seq == tail:
+            return CheckpointEvidence(
+                seq=checkpoint.seq, recorded_at=format_time(checkpoint.recorded_at),
+                log_id=checkpoint.log_id, key_id=checkpoint.key_id,
+                head_hash=checkpoint.head_hash.hex())
+    return None
+
+
+def verify_section(
+    pack_dir: Path,
+    *,
+    pack_name: str,
+    keyring: Keyring | None = None,
+    checkpoint_source: CheckpointSource = checkpoint_from_pack,
+    progress: Progress | None = None,
+) -> VerificationSection:
+    """Verify the pack as ``clearance audit verify --pack`` does, offline, and say how to redo it.
+
+    :param pack_name: the pack's path as the reader will type it, relative to the report.
+    :param keyring: trusted keys (default: the pack's own keys.json; say so in the report).
+    """
+    verdict = verify_pack(pack_dir, keyring=keyring, progress=progress)
+    result = verdict.result
+    return VerificationSection(
+        valid=verdict.valid, checked=result.checked, from_seq=result.from_seq, to_seq=result.to_seq,
+        first_bad_seq=result.first_bad_seq, check=result.check, reason=result.reason,
+        keys_source=verdict.keys_source, files=dict(verdict.files),
+        checkpoint=checkpoint_source(pack_dir) if verdict.valid else None,
+        commands=[
+            f"clearance audit verify --pack {pack_name}",
+            f"clearance audit verify --pack {pack_name} --pubkey PUBLISHED_KEYS.json",
+            f"sha256sum {pack_name}/manifest.json",
+        ],
+    )
