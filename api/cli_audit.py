@@ -1,4 +1,4 @@
-"""``clearance audit query|stats|verify|export``: the compliance officer's command line.
+"""``clearance audit query|stats|verify|export|report``: the compliance officer's command line.
 
 The filter options are those of the HTTP API (validated by the same pydantic model,
 ``api.filters.AuditFilters``). ``verify --pack DIR`` and ``verify`` of a database are
@@ -302,3 +302,8 @@ def export(
         for chunk in stream(store, params.entry_filter()):
             output.write(chunk)
         output.flush()
+
+
+from api.cli_report import report as _report  # noqa: E402 (registered last: it uses this module)
+
+audit_app.command("report")(_report)
