@@ -99,6 +99,7 @@ class CheckpointEvidence:
     head_hash: str
     cosignatures: list[Cosignature] = field(default_factory=list)
     source: str = "evidence pack checkpoints.jsonl"
+    seals_end: bool = True  # False: the newest checkpoint precedes the period's last entry
 
 
 @dataclass(frozen=True)

@@ -32,25 +32,27 @@ def manifest_sha256(pack_dir: Path) -> str:
 
 
 def checkpoint_from_pack(pack_dir: Path) -> CheckpointEvidence | None:
-    """The checkpoint the pack ends on (``tail_checkpoint_seq``), from its checkpoints.jsonl.
+    """The checkpoint the pack ends on (``tail_checkpoint_seq``), from its checkpoints.jsonl; when
+    no checkpoint seals the end yet, the newest one in the pack (``seals_end=False``).
 
     The v1 chain's checkpoints are signed by the log's key alone: no cosignatures.
     """
     manifest = json.loads((pack_dir / "manifest.json").read_text(encoding="utf-8"))
     tail = manifest.get("tail_checkpoint_seq")
     path = pack_dir / "checkpoints.jsonl"
-    if tail is None or not path.is_file():
+    if not path.is_file():
         return None
+    newest: SignedCheckpoint | None = None
     for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        checkpoint = SignedCheckpoint.from_dict(json.loads(line))
-        if checkpoint.seq == tail:
-            return CheckpointEvidence(
-                seq=checkpoint.seq, recorded_at=format_time(checkpoint.recorded_at),
-                log_id=checkpoint.log_id, key_id=checkpoint.key_id,
-                head_hash=checkpoint.head_hash.hex())
-    return None
+        if line.strip():
+            checkpoint = SignedCheckpoint.from_dict(json.loads(line))
+            if newest is None or checkpoint.seq > newest.seq:
+                newest = checkpoint
+    if newest is None:
+        return None
+    return CheckpointEvidence(
+        seq=newest.seq, recorded_at=format_time(newest.recorded_at), log_id=newest.log_id,
+        key_id=newest.key_id, head_hash=newest.head_hash.hex(), seals_end=newest.seq == tail)
 
 
 def verify_section(
