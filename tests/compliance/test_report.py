@@ -266,7 +266,7 @@ def test_the_endpoint_needs_an_auditor_key(client: TestClient, keys: Keys) -> No
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "RECORD INTACT" in page.text
     inverted = client.get(f"/v1/audit/report?from={TO}&to={FROM}", headers=bearer(keys.auditor))
-    assert inverted.status_code == 422 and inverted.json()["fields"][0]["field"] == "to"
+    assert inverted.status_code == 422 and inverted.json()["error"]["fields"][0]["field"] == "to"
 
 
 def test_the_endpoint_zip_holds_page_data_and_pack(client: TestClient, keys: Keys) -> None:
