@@ -15,8 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from api.cli_common import clean_errors, database, fail
-from api.settings import Settings
+from api.cli_common import audit_store, clean_errors, fail
 
 audit_app = typer.Typer(help="Search, count, export and verify the signed audit trail.",
                         no_args_is_help=True)
@@ -73,16 +72,7 @@ def _validated(model: Any, values: dict[str, Any]) -> Any:
         fail(f"invalid option: {problems}", 2)
 
 
-@contextmanager
-def _store() -> Iterator[Any]:
-    from audit import AuditStore
-
-    with clean_errors(), database(Settings()) as url:
-        store = AuditStore.from_url(url, pool_size=1)
-        try:
-            yield store
-        finally:
-            store.dispose()
+_store = audit_store
 
 
 def _filter_values(**options: Any) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import typer
 
@@ -59,3 +59,16 @@ def ensure_signing_key(settings: Settings) -> None:
     settings.home.mkdir(parents=True, exist_ok=True)
     key = init_key(settings.key_file())
     typer.echo(f"created signing key {key.key_id} at {settings.key_file()}", err=True)
+
+
+@contextmanager
+def audit_store() -> Iterator[Any]:
+    """The configured database's :class:`~audit.AuditStore` (one connection), for audit commands."""
+    from audit import AuditStore
+
+    with clean_errors(), database(Settings()) as url:
+        store = AuditStore.from_url(url, pool_size=1)
+        try:
+            yield store
+        finally:
+            store.dispose()

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from api.cli_common import clean_errors
+from api.cli_common import audit_store, clean_errors, fail
 
 PHASES = ("gathering", "evidence pack", "verifying", "pdf")
 
@@ -48,17 +48,25 @@ def report(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
     """Write a period's compliance report: HTML and PDF, backed by its verified evidence pack."""
-    from api.cli_audit import _store, _validated
+    from pydantic import ValidationError
+
     from api.filters import AuditFilters
     from audit.pack import load_trusted_keys
     from audit.report import build_report
 
-    period = _validated(AuditFilters, {"from": from_, "to": to})
+    try:
+        period = AuditFilters.model_validate({"from": from_, "to": to})
+    except ValidationError as exc:  # exit 2 naming the option, as the other audit commands do
+        fail("invalid option: " + "; ".join(
+            f"--{'from' if e['loc'] and e['loc'][0] in ('from', 'from_') else 'to'}: {e['msg']}"
+            for e in exc.errors()), 2)
+    import os
+
     with clean_errors():
         keyring = load_trusted_keys(pubkey) if pubkey is not None else None
-        with _store() as store, _phases(progress and not as_json) as update:
+        with audit_store() as store, _phases(progress and not as_json) as update:
             built = build_report(store, out, start=period.from_, end=period.to, pdf=pdf,
-                                 keyring=keyring, progress=update)
+                                 keyring=keyring, progress=update, workers=os.cpu_count() or 1)
     data = built.report
     verdict = data.verification
     summary = {
@@ -74,8 +82,9 @@ def report(
         typer.echo(f"report {out}: no entries were recorded in this period", err=True)
     else:
         assert verdict is not None
-        typer.echo(f"report {out}: {data.entries_total} entries; evidence pack "
-                   f"{'valid' if verdict.valid else 'INVALID'} ({verdict.checked} entries, manifest "
-                   f"sha256 {data.pack_manifest_sha256})", err=True)
+        typer.echo(f"report {out}: {data.entries_total} entries; "
+                   + (f"valid ({verdict.checked} entries verified)" if verdict.valid else
+                      f"INVALID at seq {verdict.first_bad_seq} ({verdict.check}): {verdict.reason}")
+                   + f"; evidence pack manifest sha256 {data.pack_manifest_sha256}", err=True)
     if verdict is not None and not verdict.valid:
         raise typer.Exit(1)

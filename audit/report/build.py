@@ -5,7 +5,8 @@
     DIR/report.html    self-contained (inline CSS and SVG): opens offline
     DIR/report.pdf     the HTML printed by headless Chromium
     DIR/report.json    the same data for machines (ReportData)
-    DIR/evidence/      the evidence pack of the period (audit/pack.py), verified offline
+    DIR/evidence/      the evidence pack of the period (audit/pack.py); its seq range is verified
+                       in the database (columns included) before the report is written
 
 The report names the pack's manifest SHA-256 and the checkpoint that seals it, so it cannot be
 separated from its evidence.
@@ -17,7 +18,7 @@ import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ..errors import ExportError
@@ -57,9 +58,16 @@ def build_report(
     keyring: Keyring | None = None,
     checkpoint_source: CheckpointSource = checkpoint_from_pack,
     progress: PhaseProgress | None = None,
+    workers: int = 1,
 ) -> BuiltReport:
     """Gather, pack, verify, render and print the report of ``[start, end)`` into ``out_dir``
-    (a new or empty directory). A period without entries gives a report saying so, no pack."""
+    (a new or empty directory). A period without entries gives a report saying so, no pack.
+
+    The period's end is capped at the moment the report starts, so that the counts and the pack
+    describe the same entries when the period reaches into the future ("this month so far").
+
+    :param workers: processes for verifying a long range (``verify_database``).
+    """
     target = Path(out_dir)
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise ExportError(f"{target} exists and is not an empty directory; choose a new one")
@@ -70,6 +78,9 @@ def build_report(
             return None
         return lambda done, total: progress(name, done, total)
 
+    end = min(end, datetime.now(UTC))
+    if end <= start:
+        raise ExportError("the period starts in the future; nothing can have been recorded in it")
     gathering = phase("gathering")
     report = gather_report(store, start=start, end=end,
                            progress=(lambda _label, done, total: gathering(done, total)) if gathering else None)
@@ -80,8 +91,9 @@ def build_report(
         report.pack_dir = PACK_DIR
         report.pack_entries = int(manifest["entries"])
         report.pack_manifest_sha256 = manifest_sha256(pack)
-        report.verification = verify_section(pack, pack_name=PACK_DIR, keyring=keyring,
-                                             checkpoint_source=checkpoint_source, progress=phase("verifying"))
+        report.verification = verify_section(store, pack, pack_name=PACK_DIR, keyring=keyring,
+                                             checkpoint_source=checkpoint_source, progress=phase("verifying"),
+                                             workers=workers)
     html = target / "report.html"
     html.write_text(render_html(report), encoding="utf-8")
     data = target / "report.json"

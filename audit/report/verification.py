@@ -1,5 +1,5 @@
-"""The report's verification section: the evidence pack verified offline, the checkpoint that
-seals it, and the commands that re-check it.
+"""The report's verification section: the period's entries verified, the checkpoint that seals
+them, and the commands that re-check the evidence pack offline.
 
 One function finds the sealing checkpoint and its witness cosignatures
 (:data:`CheckpointSource`, default :func:`checkpoint_from_pack`): a log whose checkpoints are
@@ -16,8 +16,8 @@ from pathlib import Path
 from ..canonical import format_time
 from ..checkpoints import SignedCheckpoint
 from ..keys import Keyring
-from ..pack import verify_pack
-from ..verify import Progress
+from ..store import AuditStore
+from ..verify import Progress, verify_database
 from .model import CheckpointEvidence, VerificationSection
 
 __all__ = ["CheckpointSource", "checkpoint_from_pack", "manifest_sha256", "verify_section"]
@@ -56,27 +56,35 @@ def checkpoint_from_pack(pack_dir: Path) -> CheckpointEvidence | None:
 
 
 def verify_section(
+    store: AuditStore,
     pack_dir: Path,
     *,
     pack_name: str,
     keyring: Keyring | None = None,
     checkpoint_source: CheckpointSource = checkpoint_from_pack,
     progress: Progress | None = None,
+    workers: int = 1,
 ) -> VerificationSection:
-    """Verify the pack as ``clearance audit verify --pack`` does, offline, and say how to redo it.
+    """Verify, in the database, the seq range the pack holds, and say how to re-check the pack.
+
+    The database is verified rather than the pack's files because it also checks the queryable
+    columns against the signed bodies (step 8 of ``audit/verify.py``): the report's counts come
+    from those columns, so an edited column must make the report say NOT INTACT. The pack holds
+    the same entries' signed bytes; its file hashes were taken as it was written.
 
     :param pack_name: the pack's path as the reader will type it, relative to the report.
-    :param keyring: trusted keys (default: the pack's own keys.json; say so in the report).
+    :param keyring: trusted keys (default: the database's key table; say so in the report).
     """
-    verdict = verify_pack(pack_dir, keyring=keyring, progress=progress)
-    result = verdict.result
+    manifest = json.loads((pack_dir / "manifest.json").read_text(encoding="utf-8"))
+    result = verify_database(store, from_seq=int(manifest["first_seq"]), to_seq=int(manifest["last_seq"]),
+                             keyring=keyring, progress=progress, workers=workers)
     return VerificationSection(
-        valid=verdict.valid, checked=result.checked, from_seq=result.from_seq, to_seq=result.to_seq,
+        valid=result.valid, checked=result.checked, from_seq=result.from_seq, to_seq=result.to_seq,
         first_bad_seq=result.first_bad_seq, check=result.check, reason=result.reason,
-        keys_source=verdict.keys_source, files=dict(verdict.files),
-        checkpoint=checkpoint_source(pack_dir) if verdict.valid else None,
+        keys_source="pinned" if keyring is not None else "database",
+        files={name: digest["sha256"] for name, digest in (manifest.get("files") or {}).items()},
+        checkpoint=checkpoint_source(pack_dir) if result.valid else None,
         commands=[
-            f"clearance audit verify --pack {pack_name}",
             f"clearance audit verify --pack {pack_name} --pubkey PUBLISHED_KEYS.json",
             f"sha256sum {pack_name}/manifest.json",
         ],

@@ -27,6 +27,7 @@ from api.cli import app
 from audit import AuditStore, AuditWriter, CheckpointPolicy, load_signing_key, upgrade
 from audit.entry import reload_fields, served_fields
 from audit.pack import verify_pack
+from tests.audit.helpers import superuser, triggers_disabled
 from audit.report import find_browser
 from tests.api.conftest import Keys, bearer, make_settings
 from tests.compliance.conftest import REV_A, REV_B, StepClock, dataset_fields
@@ -210,7 +211,7 @@ def test_report_names_its_pack_and_checkpoint_and_the_pack_verifies(built: Path)
     checkpoint = data["verification"]["checkpoint"]
     assert checkpoint["seq"] == verdict.manifest["tail_checkpoint_seq"] == 41 and checkpoint["seals_end"]
     assert "sealed by signed checkpoint seq 41" in html
-    assert "clearance audit verify --pack evidence" in html
+    assert "clearance audit verify --pack evidence --pubkey PUBLISHED_KEYS.json" in html
 
 
 def test_html_is_self_contained(built: Path) -> None:
@@ -274,3 +275,39 @@ def test_the_endpoint_zip_holds_page_data_and_pack(client: TestClient, keys: Key
     assert response.status_code == 200 and response.headers["content-type"] == "application/zip"
     names = set(zipfile.ZipFile(io.BytesIO(response.content)).namelist())
     assert {"report.html", "report.json", "evidence/manifest.json", "evidence/entries.jsonl"} <= names
+
+
+def test_an_edited_column_makes_the_report_say_not_intact(pg_server_url: str, tmp_path: Path, browser: Path,
+                                                          poppler: None) -> None:
+    """The counts come from the queryable columns: verification covers them, not only the signed
+    bytes the pack holds (which an edited column leaves untouched)."""
+    name = f"clearance_rpt_{uuid.uuid4().hex[:12]}"
+    url = create_database(pg_server_url, name)
+    try:
+        upgrade(url)
+        home = tmp_path / "home"
+        home.mkdir()
+        settings = make_settings(home, url)
+        store = AuditStore.from_url(url, clock=StepClock())
+        with AuditWriter(store, key=load_signing_key(home / "signing.key"), max_batch=1,
+                         checkpoints=CheckpointPolicy(every_entries=10, every_seconds=10**9)) as writer:
+            for i in range(12):
+                writer.append(dataset_fields(i))
+        store.dispose()
+        with superuser(url) as conn, triggers_disabled(conn):
+            conn.execute("UPDATE audit_entries SET outcome = CASE outcome WHEN 'allow' THEN 'deny' "
+                         "ELSE 'allow' END WHERE seq = 5")
+        out = tmp_path / "report"
+        result = CliRunner().invoke(app, ["audit", "report", "--from", FROM, "--to", TO, "--out", str(out),
+                                          "--no-progress"],
+                                    env={"CLEARANCE_DATABASE_URL": url, "CLEARANCE_HOME": str(settings.home)},
+                                    catch_exceptions=False)
+        assert result.exit_code == 1, result.output
+        assert "INVALID at seq 5" in result.stderr
+        text = subprocess.run(["pdftotext", "-f", "1", "-l", "1", str(out / "report.pdf"), "-"],
+                              capture_output=True, text=True, check=True).stdout
+        flat = " ".join(text.split())
+        assert "RECORD NOT INTACT" in flat and "seq 5" in flat and "outcome" in flat
+        assert verify_pack(out / "evidence").valid  # the signed bytes were not touched
+    finally:
+        drop_database(pg_server_url, name)
