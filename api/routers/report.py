@@ -19,8 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from starlette.background import BackgroundTask
 
 from api.deps import Auditor, ServicesDep
+from api.errors import ApiError
 from api.filters import Rfc3339
 from api.schemas import FORBIDDEN, UNAUTHORIZED, error_examples
+from audit.errors import ExportError
 from audit.report import build_report, find_browser
 
 router = APIRouter(tags=["audit"])
@@ -58,6 +60,7 @@ def _zip(directory: Path, target: Path) -> None:
               "description": "the report page, or a zip of the page, its PDF, data and evidence pack"},
         **error_examples(UNAUTHORIZED, FORBIDDEN,
                          (422, "invalid_request", "from/to missing, not RFC 3339, or to not after from"),
+                         (503, "report_unavailable", "the PDF could not be printed or the pack not written"),
                          (503, "audit_unavailable", "the audit database cannot be read")),
     },
     summary="A period's compliance report: charts, revisions, reloads, flags and its verified "
@@ -77,6 +80,9 @@ async def report(services: ServicesDep, _: Auditor, query: Annotated[ReportQuery
                                                "Content-Disposition": f'inline; filename="{name}.html"'})
         archive = work / f"{name}.zip"
         await services.auditor_work.run(_zip, work / "report", archive)
+    except ExportError as exc:  # the PDF could not be printed, the pack not written
+        shutil.rmtree(work, ignore_errors=True)
+        raise ApiError(503, "report_unavailable", f"the report could not be built: {exc}") from None
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise

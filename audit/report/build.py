@@ -78,9 +78,9 @@ def build_report(
             return None
         return lambda done, total: progress(name, done, total)
 
-    end = min(end, datetime.now(UTC))
-    if end <= start:
-        raise ExportError("the period starts in the future; nothing can have been recorded in it")
+    now = datetime.now(UTC)
+    if start < now < end:
+        end = now
     gathering = phase("gathering")
     report = gather_report(store, start=start, end=end,
                            progress=(lambda _label, done, total: gathering(done, total)) if gathering else None)

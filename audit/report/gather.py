@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 
 import orjson
 
-from ..canonical import format_time
+from ..canonical import format_time, parse_time
 from ..export import stream_jsonl
 from ..filters import EntryFilter
 from ..queries import query_entries, stats
@@ -33,6 +33,7 @@ LISTED_LIMIT = 500  # entries listed one by one per section; the counts cover th
 TOP_REASONS = 5
 NOT_CLEARED = "(none cleared)"
 STEPS = 9
+MAX_DAYS = 366  # beyond, the charts count per ISO week
 
 StepProgress = Callable[[str, int, int], None]
 
@@ -92,20 +93,25 @@ def gather_report(
         if progress is not None:
             progress("no entries", STEPS, STEPS)
         return report
-    first = query_entries(store, base, limit=1, order="asc").items
-    last = query_entries(store, base, limit=1, order="desc").items
-    report.first_seq, report.last_seq = first[0]["seq"], last[0]["seq"]
+    first = query_entries(store, base, limit=1, order="asc").items[0]
+    last = query_entries(store, base, limit=1, order="desc").items[0]
+    report.first_seq, report.last_seq = first["seq"], last["seq"]
+    # The charts run from the first entry's day to the last one's (a period of years with a few
+    # entries is not thousands of empty bars); weeks instead of days beyond MAX_DAYS.
+    shown = (parse_time(first["recorded_at"]), parse_time(last["recorded_at"]) + timedelta(microseconds=1))
+    report.shown_from, report.shown_to = first["recorded_at"], last["recorded_at"]
+    report.bucket = bucket = "day" if shown[1] - shown[0] <= timedelta(days=MAX_DAYS) else "week"
 
-    outcomes = stats(store, decisions, group_by=["outcome"], bucket="day")
-    report.days_by_outcome = _days(outcomes.groups, "outcome", start, end)
+    outcomes = stats(store, decisions, group_by=["outcome"], bucket=bucket)
+    report.days_by_outcome = _days(outcomes.groups, "outcome", *shown, bucket=bucket)
     report.decisions_by_outcome = _sum_by(outcomes.groups, "outcome")
-    report.queries["decisions_by_outcome"] = _query_string(decisions, group_by="outcome", bucket="day")
+    report.queries["decisions_by_outcome"] = _query_string(decisions, group_by="outcome", bucket=bucket)
     step("decisions per day")
 
-    provenances = stats(store, decisions, group_by=["provenance"], bucket="day")
-    report.days_by_provenance = _days(provenances.groups, "provenance", start, end)
+    provenances = stats(store, decisions, group_by=["provenance"], bucket=bucket)
+    report.days_by_provenance = _days(provenances.groups, "provenance", *shown, bucket=bucket)
     report.cleared_by_provenance = _sum_by(provenances.groups, "provenance")
-    report.queries["cleared_by_provenance"] = _query_string(decisions, group_by="provenance", bucket="day")
+    report.queries["cleared_by_provenance"] = _query_string(decisions, group_by="provenance", bucket=bucket)
     step("provenance of cleared models")
 
     reasons = stats(store, decisions, group_by=["app", "reason_code"])
@@ -174,18 +180,22 @@ def _bodies(store: AuditStore, filt: EntryFilter, *, limit: int | None = None,
             yielded += 1
 
 
-def _days(groups: list[dict[str, Any]], key: str, start: datetime, end: datetime) -> list[DayCounts]:
-    """Per-day counts, every UTC day of the period present (an empty day is a bar of zero)."""
+def _days(groups: list[dict[str, Any]], key: str, start: datetime, end: datetime, *,
+          bucket: str = "day") -> list[DayCounts]:
+    """Counts per UTC day (or ISO week), every one from ``start``'s to ``end``'s present (an
+    empty one is a bar of zero)."""
     by_day: dict[str, dict[str, int]] = {}
     for group in groups:
         label = group[key] if group[key] is not None else NOT_CLEARED
         by_day.setdefault(group["bucket"], {})[label] = int(group["count"])
     day = start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    if bucket == "week":
+        day -= timedelta(days=day.weekday())  # ISO weeks start on Monday, as date_trunc('week')
     out = []
     while day < end:
         label = format_time(day)
         out.append(DayCounts(day=label, counts=by_day.pop(label, {})))
-        day += timedelta(days=1)
+        day += timedelta(days=7 if bucket == "week" else 1)
     return out
 
 

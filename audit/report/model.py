@@ -131,6 +131,9 @@ class ReportData:
     first_seq: int | None = None
     last_seq: int | None = None
     decisions_by_outcome: dict[str, int] = field(default_factory=dict)
+    shown_from: str | None = None  # the first entry's time: the charts start there
+    shown_to: str | None = None  # the last entry's time
+    bucket: str = "day"  # of the charts: day, or week for periods of more than a year
     days_by_outcome: list[DayCounts] = field(default_factory=list)
     cleared_by_provenance: dict[str, int] = field(default_factory=dict)
     days_by_provenance: list[DayCounts] = field(default_factory=list)

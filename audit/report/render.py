@@ -22,5 +22,6 @@ def render_html(report: ReportData) -> str:
         chart_outcomes=stacked_days(report.days_by_outcome, title="decisions per day by outcome"),
         chart_provenance=stacked_days(report.days_by_provenance,
                                       title="decisions per day by provenance of the cleared models"),
-        chart_timeline=timeline(report.revisions, start=report.period_from, end=report.period_to),
+        chart_timeline=timeline(report.revisions, start=report.shown_from or report.period_from,
+                                end=report.shown_to or report.period_to),
     )

@@ -266,6 +266,12 @@ def test_the_endpoint_needs_an_auditor_key(client: TestClient, keys: Keys) -> No
     page = client.get(url, headers=bearer(keys.auditor))
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "RECORD INTACT" in page.text
+    widest = client.get("/v1/audit/report?from=0001-01-01T00:00:00Z&to=9999-12-31T23:59:59Z",
+                        headers=bearer(keys.auditor))
+    assert widest.status_code == 200 and "Decisions per day" in widest.text  # the entries' days only
+    future = client.get("/v1/audit/report?from=9000-01-01T00:00:00Z&to=9001-01-01T00:00:00Z",
+                        headers=bearer(keys.auditor))
+    assert future.status_code == 200 and "No entries were recorded in this period" in future.text
     inverted = client.get(f"/v1/audit/report?from={TO}&to={FROM}", headers=bearer(keys.auditor))
     assert inverted.status_code == 422 and inverted.json()["error"]["fields"][0]["field"] == "to"
 
