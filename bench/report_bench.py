@@ -8,7 +8,8 @@ callback:
 1. gathering: every count through ``audit.queries.stats`` / ``query_entries`` and the bodies
    shown (reloads, flagged served routes, key events) through the export stream;
 2. evidence pack: ``audit.pack.write_pack`` of the period (every entry with its signed bytes);
-3. verifying: ``audit.pack.verify_pack`` of that pack, offline (one process);
+3. verifying: ``verify_database`` over the pack's seq range (``--workers`` processes, as the
+   CLI uses one per CPU);
 4. render and pdf: the HTML, report.json, and headless Chromium's print to PDF.
 
     python bench/report_bench.py --entries 1000000             # load 1M (≈15 min on 2 cores), report
@@ -42,6 +43,7 @@ from sqlalchemy.engine import make_url  # noqa: E402
 
 from audit import AuditStore, SigningKey, upgrade  # noqa: E402
 from audit.report import build_report, find_browser  # noqa: E402
+from audit.report.gather import GATHER_STEPS  # noqa: E402
 import bench.volume as volume  # noqa: E402
 from bench.volume import DEFAULT_URL, REPO, _libpq, load, make_templates  # noqa: E402
 
@@ -52,21 +54,27 @@ def _period(store: AuditStore) -> tuple[Any, Any]:
     return low, high + timedelta(microseconds=1)
 
 
-def measure(url: str, *, out: Path | None, pdf: bool) -> dict[str, Any]:
+def measure(url: str, *, out: Path | None, pdf: bool, workers: int) -> dict[str, Any]:
     store = AuditStore.from_url(url, pool_size=2)
     start, end = _period(store)
     target = out or Path(tempfile.mkdtemp(prefix="clearance-report-bench-")) / "report"
     marks: dict[str, float] = {}
     last: dict[str, tuple[int, int | None]] = {}
 
+    steps: list[float] = []
+
     def progress(phase: str, done: int, total: int | None) -> None:
-        marks.setdefault(f"{phase}:start", time.perf_counter())
-        marks[f"{phase}:end"] = time.perf_counter()
+        now = time.perf_counter()
+        marks.setdefault(f"{phase}:start", now)
+        marks[f"{phase}:end"] = now
         last[phase] = (done, total)
+        if phase == "gathering" and done > len(steps):
+            steps.append(now)
 
     started = time.perf_counter()
     try:
-        built = build_report(store, target, start=start, end=end, pdf=pdf, progress=progress)
+        built = build_report(store, target, start=start, end=end, pdf=pdf, progress=progress,
+                             workers=workers)
         total = time.perf_counter() - started
         pack_bytes = sum(p.stat().st_size for p in (target / "evidence").iterdir())
         pdf_bytes = built.pdf.stat().st_size if built.pdf else None
@@ -91,6 +99,9 @@ def measure(url: str, *, out: Path | None, pdf: bool) -> dict[str, Any]:
         "period": [report.period_from, report.period_to],
         "seconds_total": round(total, 1),
         "phases_seconds": phases,
+        "gathering_steps_seconds": {label: round(t - (steps[i - 1] if i else started), 2)
+                                    for i, (label, t) in enumerate(zip(GATHER_STEPS, steps))},
+        "verification_workers": workers,
         "gathering_entries_per_second": round(entries / phases["gathering"]) if phases.get("gathering") else None,
         "report_without_pack_seconds": round(total - phases.get("evidence pack", 0) - phases.get("verifying", 0), 1),
         "pack_entries": report.pack_entries,
@@ -134,7 +145,7 @@ def main() -> None:
                               workers=args.workers, seed=args.seed)
         print(json.dumps(result["load"]), file=sys.stderr)
     try:
-        result["report"] = measure(url, out=args.out, pdf=not args.no_pdf)
+        result["report"] = measure(url, out=args.out, pdf=not args.no_pdf, workers=args.workers)
     finally:
         if name is not None and not args.keep:
             with psycopg.connect(_libpq(server), autocommit=True) as conn:

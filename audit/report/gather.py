@@ -23,7 +23,7 @@ from ..queries import query_entries, stats
 from ..store import AuditStore
 from .model import DayCounts, EventEntry, FlaggedServed, ReloadEntry, ReportData, RevisionSpan
 
-__all__ = ["GATED_CODES", "KNOWN_KINDS", "LISTED_LIMIT", "StepProgress", "gather_report"]
+__all__ = ["GATED_CODES", "GATHER_STEPS", "KNOWN_KINDS", "LISTED_LIMIT", "StepProgress", "gather_report"]
 
 # Denial reasons that mean a request touched a gated model or a dangerous capability
 # (the reason codes of the reference policy pack, docs/policy-contract.md).
@@ -32,7 +32,9 @@ KNOWN_KINDS = ("decision", "policy_reload", "served")
 LISTED_LIMIT = 500  # entries listed one by one per section; the counts cover them all
 TOP_REASONS = 5
 NOT_CLEARED = "(none cleared)"
-STEPS = 9
+# The steps of gather_report, in order, as its progress callback names them.
+GATHER_STEPS = ("counting entries", "decisions per day", "provenance of cleared models", "denial reasons per app", "dangerous-capability requests", "policy revisions", "policy reloads", "served-route reports", "key events")
+STEPS = len(GATHER_STEPS)
 MAX_DAYS = 366  # beyond, the charts count per ISO week
 
 StepProgress = Callable[[str, int, int], None]
@@ -70,6 +72,7 @@ def gather_report(
     def step(label: str) -> None:
         nonlocal done
         done += 1
+        assert GATHER_STEPS[done - 1] == label
         if progress is not None:
             progress(label, done, STEPS)
 
