@@ -6,7 +6,8 @@ function behind the CLI and ``GET /v1/audit/report`` — and times its phases fr
 callback:
 
 1. gathering: every count through ``audit.queries.stats`` / ``query_entries`` and the bodies
-   shown (reloads, flagged served routes, key events) through the export stream;
+   shown (reloads, flagged served routes, key events) through the export stream; at the same
+   time as
 2. evidence pack: ``audit.pack.write_pack`` of the period (every entry with its signed bytes);
 3. verifying: ``verify_database`` over the pack's seq range (``--workers`` processes, as the
    CLI uses one per CPU);
@@ -15,6 +16,7 @@ callback:
     python bench/report_bench.py --entries 1000000             # load 1M (≈15 min on 2 cores), report
     python bench/volume.py --entries 1000000 --keep --pages-only   # or load once, keep …
     python bench/report_bench.py --reuse postgresql://postgres@127.0.0.1:5432/clearance_volume_…
+    python bench/report_bench.py --reuse … --gathering-only      # step 1 alone, step by step
 
 Prints JSON (and writes it to ``bench/results/report.json``). The report directory is removed
 afterwards unless ``--out DIR``; a scratch database is dropped unless ``--keep``.
@@ -59,7 +61,6 @@ def measure(url: str, *, out: Path | None, pdf: bool, workers: int) -> dict[str,
     start, end = _period(store)
     target = out or Path(tempfile.mkdtemp(prefix="clearance-report-bench-")) / "report"
     marks: dict[str, float] = {}
-    last: dict[str, tuple[int, int | None]] = {}
 
     steps: list[float] = []
 
@@ -67,7 +68,6 @@ def measure(url: str, *, out: Path | None, pdf: bool, workers: int) -> dict[str,
         now = time.perf_counter()
         marks.setdefault(f"{phase}:start", now)
         marks[f"{phase}:end"] = now
-        last[phase] = (done, total)
         if phase == "gathering" and done > len(steps):
             steps.append(now)
 
@@ -85,14 +85,15 @@ def measure(url: str, *, out: Path | None, pdf: bool, workers: int) -> dict[str,
         store.dispose()
     report = built.report
     assert report.verification is not None and report.verification.valid, report.verification
-    # Phase boundaries: each phase runs from the end of the previous one to its own last callback.
-    order = ["gathering", "evidence pack", "verifying", "pdf"]
-    phases: dict[str, float] = {}
-    previous = started
-    for phase in order:
-        if f"{phase}:end" in marks:
-            phases[phase] = round(marks[f"{phase}:end"] - previous, 2)
-            previous = marks[f"{phase}:end"]
+    # Gathering and the pack run at once from the start; verification follows both, then the PDF.
+    gathered = marks["gathering:end"] - started
+    packed = marks["evidence pack:end"] - started
+    verified = marks["verifying:end"] - max(marks["gathering:end"], marks["evidence pack:end"])
+    phases = {"gathering (concurrent with the pack)": round(gathered, 2),
+              "evidence pack (concurrent with gathering)": round(packed, 2),
+              "verifying": round(verified, 2)}
+    if "pdf:end" in marks:
+        phases["render and pdf"] = round(marks["pdf:end"] - marks["verifying:end"], 2)
     entries = report.entries_total
     return {
         "entries": entries,
@@ -102,14 +103,31 @@ def measure(url: str, *, out: Path | None, pdf: bool, workers: int) -> dict[str,
         "gathering_steps_seconds": {label: round(t - (steps[i - 1] if i else started), 2)
                                     for i, (label, t) in enumerate(zip(GATHER_STEPS, steps))},
         "verification_workers": workers,
-        "gathering_entries_per_second": round(entries / phases["gathering"]) if phases.get("gathering") else None,
-        "report_without_pack_seconds": round(total - phases.get("evidence pack", 0) - phases.get("verifying", 0), 1),
+        "gathering_entries_per_second": round(entries / gathered),
         "pack_entries": report.pack_entries,
         "pack_megabytes": round(pack_bytes / 1e6, 1),
         "html_kilobytes": round(html_bytes / 1e3, 1),
         "pdf_kilobytes": round(pdf_bytes / 1e3, 1) if pdf_bytes else None,
         "verified_entries": report.verification.checked,
     }
+
+
+def measure_gathering(url: str) -> dict[str, Any]:
+    """Only the report's own reading (no pack, no verification, no PDF), step by step."""
+    from audit.report import gather_report
+
+    store = AuditStore.from_url(url, pool_size=2)
+    start, end = _period(store)
+    times: list[float] = []
+    started = time.perf_counter()
+    report = gather_report(store, start=start, end=end,
+                           progress=lambda _label, _done, _total: times.append(time.perf_counter()))
+    total = time.perf_counter() - started
+    store.dispose()
+    return {"entries": report.entries_total, "gathering_seconds": round(total, 1),
+            "gathering_entries_per_second": round(report.entries_total / total),
+            "steps_seconds": {label: round(t - (times[i - 1] if i else started), 2)
+                              for i, (label, t) in enumerate(zip(GATHER_STEPS, times))}}
 
 
 def main() -> None:
@@ -123,6 +141,8 @@ def main() -> None:
     parser.add_argument("--reuse", metavar="URL", help="skip loading: report on this loaded database")
     parser.add_argument("--out", type=Path, help="keep the report in this new directory")
     parser.add_argument("--no-pdf", action="store_true", help="skip the PDF (no Chromium)")
+    parser.add_argument("--gathering-only", action="store_true",
+                        help="time only the report's own reading (no pack, verification or PDF)")
     args = parser.parse_args()
 
     server = os.environ.get("CLEARANCE_BENCH_DATABASE_URL", DEFAULT_URL)
@@ -145,7 +165,10 @@ def main() -> None:
                               workers=args.workers, seed=args.seed)
         print(json.dumps(result["load"]), file=sys.stderr)
     try:
-        result["report"] = measure(url, out=args.out, pdf=not args.no_pdf, workers=args.workers)
+        if args.gathering_only:
+            result["gathering"] = measure_gathering(url)
+        else:
+            result["report"] = measure(url, out=args.out, pdf=not args.no_pdf, workers=args.workers)
     finally:
         if name is not None and not args.keep:
             with psycopg.connect(_libpq(server), autocommit=True) as conn:
@@ -156,7 +179,7 @@ def main() -> None:
     print(output)
     results = REPO / "bench" / "results"
     results.mkdir(exist_ok=True)
-    (results / "report.json").write_text(output + "\n")
+    (results / ("report_gathering.json" if args.gathering_only else "report.json")).write_text(output + "\n")
 
 
 if __name__ == "__main__":
