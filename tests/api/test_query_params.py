@@ -53,6 +53,9 @@ VALID: dict[str, tuple[str, str]] = {
     "substitute": ("true", "false"),
 }
 NEEDS = {"model_status": {"model": "gemma-4-31b"}}  # a parameter valid only beside another
+# Where one endpoint takes other values, or needs other parameters beside each one.
+VALID_ON = {("/v1/audit/report", "format"): ("html", "zip")}
+NEEDS_ON = {"/v1/audit/report": {"from": "2026-01-01T00:00:00Z", "to": "2026-01-02T00:00:00Z"}}
 # /v1/gateways/ answers every caller 200 (refusals are verdicts in the body); /v1/models lists the
 # app key's own app (a gateway's team and key alias are ignored for an app key).
 ROLE = {"/v1/audit/": "auditor", "/v1/policy": "admin", "/v1/decisions": "auditor", "/v1/models": "own_app",
@@ -84,10 +87,13 @@ def _call(client: TestClient, keys: Keys, method: str, path: str, query: list[tu
 @pytest.mark.parametrize(("method", "path", "name"), SINGLE, ids=[f"{m} {p} {n}" for m, p, n in SINGLE])
 def test_a_single_valued_parameter_given_twice_is_422_naming_it(client: TestClient, keys: Keys, method: str,
                                                                 path: str, name: str) -> None:
-    extra = list(NEEDS.get(name, {}).items())
-    once = _call(client, keys, method, path, [(name, VALID[name][0]), *extra])
+    extra = [*NEEDS.get(name, {}).items(), *((k, v) for k, v in NEEDS_ON.get(path, {}).items() if k != name)]
+    valid = VALID_ON.get((path, name), VALID[name])
+    if path in NEEDS_ON and name in ("from", "to"):
+        valid = (NEEDS_ON[path][name], valid[1]) if name == "from" else (valid[0], "2026-01-03T00:00:00Z")
+    once = _call(client, keys, method, path, [(name, valid[0]), *extra])
     assert once.status_code == 200, once.text  # the value alone is fine
-    for values in (VALID[name], (VALID[name][0], VALID[name][0])):  # different, and the same twice
+    for values in (valid, (valid[0], valid[0])):  # different, and the same twice
         twice = _call(client, keys, method, path, [(name, v) for v in values] + extra)
         assert twice.status_code == 422, twice.text
         error = twice.json()["error"]
