@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from api.cli_common import audit_store, clean_errors, fail
+from api.settings import Settings
 
 audit_app = typer.Typer(help="Search, count, export and verify the signed audit trail.",
                         no_args_is_help=True)
