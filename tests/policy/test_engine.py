@@ -76,3 +76,32 @@ def test_engine_errors_fail_closed(policy: ActivePolicy) -> None:
     broken.engine._local = type(broken.engine._local)()  # noqa: SLF001
     with pytest.raises(EvaluationError):
         decide(broken, DecisionRequest.model_validate(HEAVY))
+
+
+def test_catalog_in_parts_decides_as_the_whole_catalog(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A catalog past PART_MODELS is judged in parts on the compiled VM; the merged decision is
+    the one regorus' interpreter gives on the whole catalog at once, ranks and order included,
+    and no part needs the interpreter."""
+    import orjson
+    import regorus
+
+    from bench.synthetic import write_bundle
+    from policy.engine import ENTRY_POINT, PART_MODELS, RegorusEngine
+    from tests.engines.workloads import policy_inputs
+
+    bundle = load_policy(write_bundle(PART_MODELS * 4 + 5, tmp_path / "big")).bundle
+    engine = RegorusEngine(bundle)
+    assert engine.parts == 5
+    whole = regorus.Engine()
+    for name, text in sorted(bundle.modules.items()):
+        whole.add_policy(name, text)
+    whole.add_data_json(orjson.dumps(bundle.data_document()).decode())
+    outcomes = set()
+    with caplog.at_level("INFO", logger="clearance.policy"):
+        for policy_input in policy_inputs(bundle, 40, seed=3):
+            whole.set_input_json(orjson.dumps(policy_input).decode())
+            expected = orjson.loads(whole.eval_rule_as_json(ENTRY_POINT))
+            assert engine.evaluate(policy_input) == expected
+            outcomes.add(expected["outcome"])
+    assert outcomes == {"allow", "deny"}
+    assert "instruction limit" not in caplog.text
