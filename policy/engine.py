@@ -41,6 +41,10 @@ PART_ENTRY_POINT = "data.clearance.part"
 # (measured: bench/catalog_bench.py), and the per-part cost (input parsing, workload-wide
 # rules) stays small beside the per-route cost.
 PART_MODELS = 24
+# The catalog-only tables of the pack (rego/catalog.rego), computed once per data document and
+# passed to the evaluations as data.derived.
+DERIVED_RULE = "data.clearance.catalog.derived"
+DERIVED_ROOT = "derived"
 _UNDEFINED = "<undefined>"
 _INSTRUCTION_LIMIT = "maximum instruction limit"
 log = logging.getLogger("clearance.policy")
@@ -62,6 +66,34 @@ class Engine(Protocol):
     def evaluate(self, policy_input: dict[str, Any]) -> dict[str, Any]:
         """The raw ``data.clearance.decision`` for this input; raises ``EvaluationError``."""
         ...
+
+
+def with_derived(documents: list[dict[str, Any]], modules: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Each data document with the pack's catalog-only tables added as ``data.derived``
+    (evaluated by regorus' interpreter: no instruction limit); unchanged for a pack that does
+    not define ``data.clearance.catalog.derived``."""
+    engine = regorus.Engine()
+    for name, text in modules:
+        engine.add_policy(name, text)
+    out = []
+    for document in documents:
+        engine.clear_data()
+        engine.add_data_json(orjson.dumps(document).decode())
+        try:
+            derived = orjson.loads(engine.eval_rule_as_json(DERIVED_RULE))
+        except RuntimeError as exc:
+            if "not a valid rule path" in str(exc) or "undefined" in str(exc).lower():
+                return documents
+            raise EvaluationError(f"{DERIVED_RULE} failed on the bundle's data: {_first_line(exc)}") from None
+        if not isinstance(derived, dict):  # undefined: the pack computes per evaluation
+            return documents
+        out.append({**document, DERIVED_ROOT: derived})
+    return out
+
+
+def decision_document(bundle: Bundle) -> dict[str, Any]:
+    """``data`` as decisions see it: the bundle's data document and its derived tables."""
+    return with_derived([bundle.data_document()], sorted(bundle.modules.items()))[0]
 
 
 class RegorusEngine:
@@ -97,8 +129,10 @@ class RegorusEngine:
         if split:
             count = -(-len(models) // part_models)
             size = -(-len(models) // count)
-            self._parts = [orjson.dumps({**document, "models": models[i:i + size]}).decode()
-                           for i in range(0, len(models), size)]
+            parts = [{**document, "models": models[i:i + size]} for i in range(0, len(models), size)]
+            self._parts = [orjson.dumps(d).decode() for d in with_derived(parts, modules)]
+        else:
+            self._data_json = orjson.dumps(with_derived([document], modules)[0]).decode()
         self._local = threading.local()
 
     @property
