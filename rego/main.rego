@@ -130,4 +130,4 @@ decision := {"outcome": outcome, "allowed": allowed, "denied": denied}
 # policy/engine.py merges them: `allowed` by these keys (ranks renumbered), `denied` by route,
 # and the outcome as above. Sound because every rule judges a model on its own; only the
 # ranking compares models (docs/policy-contract.md).
-part := {"allowed": allowed, "denied": denied, "rank_keys": [array.slice(t, 0, 4) | some t in ordered]}
+part := {"allowed": allowed, "denied": denied, "rank_keys": [[t[0], t[1], t[2], t[3]] | some t in ordered]}
