@@ -105,3 +105,37 @@ def test_catalog_in_parts_decides_as_the_whole_catalog(tmp_path: Path, caplog: p
             outcomes.add(expected["outcome"])
     assert outcomes == {"allow", "deny"}
     assert "instruction limit" not in caplog.text
+
+
+class _Canned:
+    """An engine that answers one fixed raw decision (to test the checks around the engine)."""
+
+    name = "canned"
+    blocking = False
+
+    def __init__(self, answer: Any) -> None:
+        self.answer = answer
+
+    def evaluate(self, policy_input: dict[str, Any]) -> Any:
+        return self.answer
+
+
+def test_answers_are_checked_as_the_decision_schema(policy: ActivePolicy) -> None:
+    import copy
+
+    request = DecisionRequest.model_validate(HEAVY)
+    policy_input = policy.input_for(request, None)
+    good = policy.engine.evaluate(policy_input)
+    assert good["allowed"], "the check below needs an allowed route"
+    as_int = copy.deepcopy(good)
+    as_int["allowed"][0]["price_per_mtok"] = 3
+    checked = ActivePolicy(policy.bundle, _Canned(as_int)).evaluate(policy_input)  # type: ignore[arg-type]
+    assert checked["allowed"][0]["price_per_mtok"] == 3.0 and isinstance(checked["allowed"][0]["price_per_mtok"], float)
+    assert checked == evaluate_input(ActivePolicy(policy.bundle, _Canned(as_int)), policy_input,  # type: ignore[arg-type]
+                                     decision_id="x").model_dump(mode="json", exclude={"decision_id", "policy_revision"})
+    for damage in (lambda d: d.update(extra=1), lambda d: d["denied"][0].update(rank=1),
+                   lambda d: d.update(outcome="maybe"), lambda d: d["allowed"].pop()):
+        bad = copy.deepcopy(good)
+        damage(bad)
+        with pytest.raises(EvaluationError):
+            ActivePolicy(policy.bundle, _Canned(bad)).evaluate(policy_input)  # type: ignore[arg-type]
