@@ -19,7 +19,7 @@ from api import errors, redact
 from api.query_params import RepeatedParams
 from api.reload import install_sighup
 from api.reload_broadcast import start_listening
-from api.routers import audit, decisions, docs, gateways, health, models, policy, served, ui
+from api.routers import audit, decisions, docs, gateways, health, models, policy, report, served, ui
 from api.services import Services
 from api.settings import Settings
 from api.routers.gateways import CheckRequest, LiteLLMGuardrailRequest, PortkeyWebhookRequest
@@ -134,7 +134,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
                   telemetry={"tracing": False, "metrics": False, "logs": False},
                   docs_url=None, redoc_url=None, swagger_ui_oauth2_redirect_url=None)
     errors.install(app)
-    for module in (decisions, served, models, gateways, audit, policy, health, ui, docs):
+    for module in (decisions, served, models, gateways, audit, report, policy, health, ui, docs):
         app.include_router(module.router)
     app.add_middleware(RepeatedParams, api=app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)

@@ -62,13 +62,15 @@ def _log_config() -> dict[str, Any]:
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
-    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 1,
+    workers: Annotated[int | None, typer.Option(
+        min=1, max=64, help="Worker processes [default: CLEARANCE_WORKERS, else one per core].")] = None,
 ) -> None:
     """Run the HTTP service (uvicorn). Without CLEARANCE_DATABASE_URL, an embedded PostgreSQL
     is started under ~/.clearance/pg; migrations are applied and a signing key created if none."""
     import uvicorn
 
     settings = Settings()
+    workers = settings.serve_workers(workers)
     with clean_errors():
         from policy import load_policy
 
@@ -79,7 +81,8 @@ def serve(
             os.environ["CLEARANCE_DATABASE_URL"] = url
             shown = redact.redact(url) if settings.database_url else f"embedded PostgreSQL in {settings.home / 'pg'}"
             typer.echo(
-                f"Clearance listening on http://{host}:{port}  (database: {shown}; policy: {settings.policy_dir})\n"
+                f"Clearance listening on http://{host}:{port}  (database: {shown}; policy: {settings.policy_dir}; "
+                f"workers: {workers})\n"
                 f"Create an API key:  clearance apikeys create --app internal-helpdesk --role app\n"
                 f"OpenAPI:            http://{host}:{port}/docs",
                 err=True,

@@ -1,4 +1,4 @@
-"""``clearance audit query|stats|verify|export``: the compliance officer's command line.
+"""``clearance audit query|stats|verify|export|report``: the compliance officer's command line.
 
 The filter options are those of the HTTP API (validated by the same pydantic model,
 ``api.filters.AuditFilters``). ``verify --pack DIR`` and ``verify`` of a database are
@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from api.cli_common import clean_errors, database, fail
+from api.cli_common import audit_store, clean_errors, fail
 from api.settings import Settings
 
 audit_app = typer.Typer(help="Search, count, export and verify the signed audit trail.",
@@ -73,16 +73,7 @@ def _validated(model: Any, values: dict[str, Any]) -> Any:
         fail(f"invalid option: {problems}", 2)
 
 
-@contextmanager
-def _store() -> Iterator[Any]:
-    from audit import AuditStore
-
-    with clean_errors(), database(Settings()) as url:
-        store = AuditStore.from_url(url, pool_size=1)
-        try:
-            yield store
-        finally:
-            store.dispose()
+_store = audit_store
 
 
 def _filter_values(**options: Any) -> dict[str, Any]:
@@ -160,7 +151,7 @@ def stats_command(
     policy_revision: Revision = None, decision_id: DecisionId = None,
     group_by: Annotated[str | None, typer.Option(
         "--group-by", help="Comma-separated: outcome, app, model, provenance, regulatory_tier, "
-        "reason_code, sector.")] = None,
+        "reason_code, sector, kind, policy_revision, dangerous_capability.")] = None,
     bucket: Annotated[str | None, typer.Option(help="hour, day or week (UTC).")] = None,
     as_json: AsJson = False,
 ) -> None:
@@ -424,3 +415,8 @@ def verifier_keys() -> None:
     with clean_errors(), _store() as store:
         for verifier in trusted_verifiers(store.list_keys(), Settings().log_origin):
             typer.echo(verifier.verifier_key)  # type: ignore[attr-defined]
+
+
+from api.cli_report import report as _report  # noqa: E402 (registered last: it uses this module)
+
+audit_app.command("report")(_report)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import typer
 
@@ -61,3 +61,16 @@ def ensure_signing_key(settings: Settings, url: str) -> None:
     change = init_signing_key(url, settings.key_file(), origin=settings.log_origin)
     typer.echo(f"created signing key {change.key.key_id} at {settings.key_file()} "
                f"(pinned in {change.pinned_file})", err=True)
+
+
+@contextmanager
+def audit_store() -> Iterator[Any]:
+    """The configured database's :class:`~audit.AuditStore` (one connection), for audit commands."""
+    from audit import AuditStore
+
+    with clean_errors(), database(Settings()) as url:
+        store = AuditStore.from_url(url, pool_size=1)
+        try:
+            yield store
+        finally:
+            store.dispose()

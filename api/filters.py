@@ -116,7 +116,8 @@ class DecisionsQuery(AuditFilters):
     order: Literal["desc", "asc"] = Field("desc", description="desc: newest first")
 
 
-GroupKey = Literal["outcome", "app", "model", "provenance", "regulatory_tier", "reason_code", "sector"]
+GroupKey = Literal["outcome", "app", "model", "provenance", "regulatory_tier", "reason_code", "sector",
+                   "kind", "policy_revision", "dangerous_capability"]
 assert set(GroupKey.__args__) == set(GROUP_KEYS)  # type: ignore[attr-defined]
 
 

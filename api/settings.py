@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -9,6 +10,20 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_REGO = Path(__file__).resolve().parents[1] / "rego"
+
+
+MAX_WORKERS = 64
+
+
+def default_workers() -> int:
+    """One worker per core this process may run on (its CPU affinity, which container CPU sets
+    narrow; ``os.cpu_count()`` where affinity is unknown): the rate grows with workers up to the
+    core count and falls past it (docs/performance.md)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MAX_WORKERS))
 
 
 def default_policy_dir() -> Path:
@@ -26,6 +41,9 @@ class Settings(BaseSettings):
     signing_key: SecretStr | None = None
     policy_dir: Path = Field(default_factory=default_policy_dir)
     engine: Literal["regorus", "opa"] = "regorus"
+    # ``clearance serve`` worker processes (CLEARANCE_WORKERS; ``--workers`` overrides it);
+    # unset: one per core (default_workers).
+    workers: int | None = Field(default=None, ge=1, le=MAX_WORKERS)
     # A candidate bundle evaluated beside the active one on live traffic (shadow mode): never
     # changes an answer; each decision's audit entry records whether the candidate agreed.
     shadow_policy_dir: Path | None = None
@@ -70,6 +88,10 @@ class Settings(BaseSettings):
     trusted_keys: Path | None = None
     # The log's name: the key name of its verifier keys and the first line of its checkpoints.
     log_origin: str = "clearance/audit"
+
+    def serve_workers(self, flag: int | None = None) -> int:
+        """Worker processes for ``clearance serve``: the flag, else CLEARANCE_WORKERS, else one per core."""
+        return flag or self.workers or default_workers()
 
     def key_file(self) -> Path:
         return self.home / "signing.key"

@@ -70,6 +70,12 @@ GROUP_KEYS: Mapping[str, tuple[str, str | None]] = {
     "regulatory_tier": ("regulatory_tier", None),
     "reason_code": ("g_reason_code.v", "reason_codes"),
     "sector": ("g_sector.v", "string_to_array(sector, ',')"),
+    "kind": ("kind", None),
+    "policy_revision": ("policy_revision", None),
+    # Not a column: read from the signed body when counted (a JSON parse per entry), so it is the
+    # slowest key; the period report (audit/report/) counts dangerous-capability requests with it.
+    "dangerous_capability": (
+        "convert_from(body, 'UTF8')::jsonb #>> '{input,workload,dangerous_capability}'", None),
 }
 
 SUMMARY_COLUMNS = (

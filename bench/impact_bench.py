@@ -188,7 +188,7 @@ def main() -> None:
         head = tmp / "head"
         shutil.copytree(REPO / "rego", head)
         models = head / "data" / "models.yaml"
-        models.write_text(models.read_text().replace("mau_cap: 700000000", "mau_cap: 1000000"))
+        models.write_text(models.read_text().replace("threshold: 700000000", "threshold: 1000000"))
         base = REPO / "rego"
         results = [
             run("distinct, 1 process", base, head, write_jsonl(tmp / "a.jsonl", synthetic_requests(args.distinct, seed=1)),

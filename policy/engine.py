@@ -6,10 +6,14 @@ are bound to the thread that created them, so the compiled program is kept as by
 thread deserialises its own VM once, on first use.
 
 The RVM stops a decision after 25,000 instructions (fixed in regorus 0.13, not settable from
-Python); the reference pack uses about half of that on its largest decisions with 17 models.
-A decision that hits the limit is evaluated again by regorus' tree-walking interpreter, which
-has no such limit and gives the same answers for the pack (tests/policy/test_rego.py compares
-the paths), only slower. One known difference (pinned in tests/engines/test_pinning.py): a
+Python); the reference pack reaches it at about 35 models. A catalog of more than
+``PART_MODELS`` models is therefore judged in parts of at most that many models, each on a VM
+whose ``data.models`` is that slice, and the parts' answers (``data.clearance.part``) are
+merged: allowed routes by the ranking key the policy gives each, denied routes by (model,
+deployment), outcome ``allow`` when any route is allowed (the contract of
+docs/policy-contract.md). A part (or a whole decision) that still hits the limit is evaluated
+again by regorus' tree-walking interpreter, which has no such limit and gives the same answers
+for the pack (tests/policy/test_rego.py compares the paths), only slower. One known difference (pinned in tests/engines/test_pinning.py): a
 failing built-in (``to_number("abc")``) raises in the interpreter but is undefined in the RVM,
 so the pack is written so that validated input can never make a built-in fail.
 
@@ -19,6 +23,7 @@ chooses between them.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import threading
 from typing import Any, Literal, Protocol
@@ -30,6 +35,16 @@ from policy.bundle import Bundle
 from policy.errors import BundleError, ClearanceError, EvaluationError, from_engine_message
 
 ENTRY_POINT = "data.clearance.decision"
+# The decision on a slice of the catalog, with the allowed routes' ranking keys (main.rego).
+PART_ENTRY_POINT = "data.clearance.part"
+# Models per part: a part stays well under the RVM's instruction limit whatever the input
+# (measured: bench/catalog_bench.py), and the per-part cost (input parsing, workload-wide
+# rules) stays small beside the per-route cost.
+PART_MODELS = 24
+# The catalog-only tables of the pack (rego/catalog.rego), computed once per data document and
+# passed to the evaluations as data.derived.
+DERIVED_RULE = "data.clearance.catalog.derived"
+DERIVED_ROOT = "derived"
 _UNDEFINED = "<undefined>"
 _INSTRUCTION_LIMIT = "maximum instruction limit"
 log = logging.getLogger("clearance.policy")
@@ -53,66 +68,164 @@ class Engine(Protocol):
         ...
 
 
+def with_derived(documents: list[dict[str, Any]], modules: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Each data document with the pack's catalog-only tables added as ``data.derived``
+    (evaluated by regorus' interpreter: no instruction limit); unchanged for a pack that does
+    not define ``data.clearance.catalog.derived``."""
+    engine = regorus.Engine()
+    for name, text in modules:
+        engine.add_policy(name, text)
+    out = []
+    for document in documents:
+        engine.clear_data()
+        engine.add_data_json(orjson.dumps(document).decode())
+        try:
+            derived = orjson.loads(engine.eval_rule_as_json(DERIVED_RULE))
+        except RuntimeError as exc:
+            if "not a valid rule path" in str(exc) or "undefined" in str(exc).lower():
+                return documents
+            raise EvaluationError(f"{DERIVED_RULE} failed on the bundle's data: {_first_line(exc)}") from None
+        if not isinstance(derived, dict):  # undefined: the pack computes per evaluation
+            return documents
+        out.append({**document, DERIVED_ROOT: derived})
+    return out
+
+
+def decision_document(bundle: Bundle) -> dict[str, Any]:
+    """``data`` as decisions see it: the bundle's data document and its derived tables."""
+    return with_derived([bundle.data_document()], sorted(bundle.modules.items()))[0]
+
+
 class RegorusEngine:
     """In-process evaluation of one bundle; safe to share between threads."""
 
     name = "regorus"
     blocking = False  # in-process, well under a millisecond: no thread hop
 
-    def __init__(self, bundle: Bundle) -> None:
-        self._data_json = orjson.dumps(bundle.data_document()).decode()
+    def __init__(self, bundle: Bundle, *, part_models: int = PART_MODELS) -> None:
+        document = bundle.data_document()
+        self._data_json = orjson.dumps(document).decode()
         modules = sorted(bundle.modules.items())
         self._modules = modules
+        models = document.get("models", [])
+        split = len(models) > part_models
         try:
-            program = regorus.Program.compile_from_modules(self._data_json, modules, [ENTRY_POINT])
+            try:
+                program = regorus.Program.compile_from_modules(
+                    self._data_json, modules, [ENTRY_POINT, PART_ENTRY_POINT] if split else [ENTRY_POINT])
+            except RuntimeError:
+                if not split:
+                    raise
+                # A pack without data.clearance.part is evaluated whole (and past the limit,
+                # by the interpreter); a real error shows again here.
+                split = False
+                program = regorus.Program.compile_from_modules(self._data_json, modules, [ENTRY_POINT])
         except RuntimeError as exc:
             default = (bundle.root / modules[0][0]).as_posix() if modules else str(bundle.root)
             raise BundleError([_located(bundle, str(exc), default)]) from None
         self._program_bytes: bytes = program.serialize_binary()
+        # The data document of each part: the catalog's models in slices of about equal size.
+        self._parts: list[str] = []
+        if split:
+            count = -(-len(models) // part_models)
+            size = -(-len(models) // count)
+            parts = [{**document, "models": models[i:i + size]} for i in range(0, len(models), size)]
+            self._parts = [orjson.dumps(d).decode() for d in with_derived(parts, modules)]
+        else:
+            self._data_json = orjson.dumps(with_derived([document], modules)[0]).decode()
         self._local = threading.local()
+
+    @property
+    def parts(self) -> int:
+        """How many parts a decision is evaluated in (1: whole)."""
+        return max(1, len(self._parts))
+
+    def _program(self) -> Any:
+        program = regorus.Program.deserialize_binary(self._program_bytes)
+        if isinstance(program, tuple):  # (program, is_partial) in this binding
+            program = program[0]
+        return program
 
     def _vm(self) -> Any:
         vm = getattr(self._local, "vm", None)
         if vm is None:
-            program = regorus.Program.deserialize_binary(self._program_bytes)
-            if isinstance(program, tuple):  # (program, is_partial) in this binding
-                program = program[0]
             vm = regorus.Rvm()
-            vm.load_program(program)
+            vm.load_program(self._program())
             vm.set_data_json(self._data_json)
             self._local.vm = vm
         return vm
 
-    def _interpreter(self) -> Any:
-        engine = getattr(self._local, "interpreter", None)
+    def _part_vms(self) -> list[Any]:
+        vms = getattr(self._local, "part_vms", None)
+        if vms is None:
+            program = self._program()
+            vms = []
+            for data_json in self._parts:
+                vm = regorus.Rvm()
+                vm.load_program(program)
+                vm.set_data_json(data_json)
+                vms.append(vm)
+            self._local.part_vms = vms
+        return vms
+
+    def _interpreter(self, index: int | None = None) -> Any:
+        engines = getattr(self._local, "interpreters", None)
+        if engines is None:
+            engines = self._local.interpreters = {}
+        engine = engines.get(index)
         if engine is None:
             engine = regorus.Engine()
             for name, text in self._modules:
                 engine.add_policy(name, text)
-            engine.add_data_json(self._data_json)
-            self._local.interpreter = engine
+            engine.add_data_json(self._data_json if index is None else self._parts[index])
+            engines[index] = engine
         return engine
 
-    def evaluate(self, policy_input: dict[str, Any]) -> dict[str, Any]:
-        input_json = orjson.dumps(policy_input).decode()
+    def _run(self, vm: Any, entry_point: str, input_json: str, part: int | None) -> Any:
+        """One evaluation on ``vm``, past the instruction limit on the interpreter; the raw JSON."""
         try:
-            vm = self._vm()
             vm.set_input_json(input_json)
-            raw = vm.execute_entry_point(ENTRY_POINT)
+            return vm.execute_entry_point(entry_point)
         except Exception as exc:  # regorus raises RuntimeError/PanicException alike
             if _INSTRUCTION_LIMIT not in str(exc):
                 raise EvaluationError(f"policy evaluation failed: {_first_line(exc)}") from None
             log.info("decision over the RVM instruction limit; evaluated by the interpreter")
             try:
-                engine = self._interpreter()
+                engine = self._interpreter(part)
                 engine.set_input_json(input_json)
-                raw = engine.eval_rule_as_json(ENTRY_POINT)
+                return engine.eval_rule_as_json(entry_point)
             except Exception as exc2:
                 raise EvaluationError(f"policy evaluation failed: {_first_line(exc2)}") from None
-        result = orjson.loads(raw)
+
+    def evaluate(self, policy_input: dict[str, Any]) -> dict[str, Any]:
+        input_json = orjson.dumps(policy_input).decode()
+        try:
+            vms = self._part_vms() if self._parts else [self._vm()]
+        except Exception as exc:  # a program that cannot load: fail closed
+            raise EvaluationError(f"policy evaluation failed: {_first_line(exc)}") from None
+        if self._parts:
+            result: Any = self._merged([orjson.loads(self._run(vm, PART_ENTRY_POINT, input_json, i))
+                                        for i, vm in enumerate(vms)])
+        else:
+            result = orjson.loads(self._run(vms[0], ENTRY_POINT, input_json, None))
         if result == _UNDEFINED or not isinstance(result, dict):
             raise EvaluationError(f"{ENTRY_POINT} is undefined for this input")
         return result
+
+    @staticmethod
+    def _merged(parts: list[Any]) -> Any:
+        """The decision on the whole catalog from the decisions on its parts (see above)."""
+        if any(p == _UNDEFINED or not isinstance(p, dict) for p in parts):
+            return _UNDEFINED
+        try:
+            ranked = heapq.merge(*(zip(p["rank_keys"], p["allowed"], strict=True) for p in parts),
+                                 key=lambda pair: pair[0])
+            allowed = [{**item, "rank": rank} for rank, (_, item) in enumerate(ranked, start=1)]
+            denied = list(heapq.merge(*(p["denied"] for p in parts),
+                                      key=lambda item: (item["model"], item["deployment"])))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise EvaluationError(f"{PART_ENTRY_POINT} answered an invalid part: {exc}") from None
+        return {"outcome": "allow" if allowed else "deny", "allowed": allowed, "denied": denied}
 
 
 def _first_line(exc: BaseException) -> str:

@@ -4,7 +4,7 @@ package clearance.capability
 import rego.v1
 
 # model id -> [model, [its dangerous capabilities that sit behind an access program]],
-# for the models that have any.
+# for the models that have any. Catalog only: precomputed (catalog.rego).
 gated_models[m.id] := [m, gated] if {
 	some m in data.models
 	m.dangerous_capabilities != []
@@ -12,11 +12,13 @@ gated_models[m.id] := [m, gated] if {
 	count(gated) > 0
 }
 
+catalog := {"gated_models": gated_models}
+
 # CAPABILITY_GATED: a dangerous capability with an access program the app is not enrolled
 # in (input.app.programs). All such capabilities of a model go into one message.
 gated[mid] := reason if {
 	programs := data.clearance.routes.app_programs
-	some mid, entry in gated_models
+	some mid, entry in data.clearance.catalog.tables.capability.gated_models
 	missing := {sprintf("%s (program %s)", [c.class, c.access_program]) |
 		some c in entry[1]
 		not c.access_program in programs
@@ -34,7 +36,7 @@ purpose[mid] := reason if {
 	programs := data.clearance.routes.app_programs
 	count(programs) > 0
 	task := input.workload.task
-	some mid, entry in gated_models
+	some mid, entry in data.clearance.catalog.tables.capability.gated_models
 	off := {sprintf("%s (program %s permits %s)", [c.class, c.access_program, data.clearance.routes.list_text(permitted)]) |
 		some c in entry[1]
 		c.access_program in programs

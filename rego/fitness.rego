@@ -6,17 +6,26 @@ import rego.v1
 
 tier_order := {"commodity": 1, "advanced": 2, "frontier": 3}
 
-# UNSUITABLE_QUALITY: model quality tier below the workload's (commodity < advanced < frontier).
-quality[m.id] := reason if {
-	wanted_tier := input.workload.quality_tier
-	wanted := tier_order[wanted_tier]
-	wanted > 1
+# UNSUITABLE_QUALITY, by the tier the workload asks for: model quality tier below it
+# (commodity < advanced < frontier). Catalog only: precomputed (catalog.rego).
+below_tier[wanted_tier] := {m.id: reason |
 	some m in data.models
 	tier_order[m.quality_tier] < wanted
 	reason := {data.clearance.codes.UNSUITABLE_QUALITY: sprintf(
 		"%s is %s tier, below the %s tier the workload asks for",
 		[m.name, m.quality_tier, wanted_tier],
 	)}
+} if {
+	some wanted_tier, wanted in tier_order
+	wanted > 1
+}
+
+catalog := {"below_tier": below_tier}
+
+default quality := {}
+
+quality := table if {
+	table := data.clearance.catalog.tables.fitness.below_tier[input.workload.quality_tier]
 }
 
 # UNSUITABLE_CONTEXT: context window smaller than the workload's minimum.

@@ -11,6 +11,11 @@
 # {[model id, deployment id or null]: {CODE: message}}; the module's model level keeps the
 # null keys of models without route licences, its route level the others. Rules test each term
 # inline and call helpers only to build a message (the RVM's costs, see routes.rego).
+#
+# Most terms depend on the catalog and org.yaml alone: their tables are computed once per bundle
+# (`catalog`, see catalog.rego) and a decision only picks those its workload triggers. Only the
+# territory and prohibited-use terms read the workload's lists; they run over the few scopes
+# whose licence has such a term.
 package clearance.licence
 
 import rego.v1
@@ -39,6 +44,9 @@ route_licence(m, d) := d.licence if {
 per_route := {sc.id | some sc in route_scopes}
 
 scopes := array.concat(data.models, route_scopes)
+
+# The scope's key in the tables: [model id, deployment id or null].
+scope_key(sc) := [sc.id, object.get(sc, "_route", null)]
 
 # Scopes whose licence has an MAU cap.
 capped := [sc | some sc in scopes; is_object(sc.licence.mau_cap)]
@@ -144,15 +152,20 @@ near_cap_hits[[sc.id, object.get(sc, "_route", null)]] := {name: name} if {
 
 # The workload's jurisdictions arrive expanded (policy/profile.py with data/jurisdictions.yaml):
 # a member state brings its groups, EU brings EEA, UK arrives as GB.
-territory_hits[[sc.id, object.get(sc, "_route", null)]] := {data.clearance.codes.LICENCE_TERRITORY: sprintf(
-	"%s: the licence does not apply in %s, and %s",
-	[cited(sc.licence, "excluded_territories"), concat(", ", excluded), where(hits)],
-)} if {
-	here := input.workload.jurisdictions
+# Catalog only: [key, excluded territories, clause] of the scopes whose licence excludes any.
+territorial := [[scope_key(sc), excluded, cited(sc.licence, "excluded_territories")] |
 	some sc in scopes
 	excluded := sc.licence.excluded_territories
 	count(excluded) > 0
-	hits := [t | some t in excluded; t in here]
+]
+
+territory_hits[entry[0]] := {data.clearance.codes.LICENCE_TERRITORY: sprintf(
+	"%s: the licence does not apply in %s, and %s",
+	[entry[2], concat(", ", entry[1]), where(hits)],
+)} if {
+	here := input.workload.jurisdictions
+	some entry in data.clearance.catalog.tables.licence.territorial
+	hits := [t | some t in entry[1]; t in here]
 	[count(here) > 0, count(hits) > 0] != [true, false] # a hit, or no jurisdiction at all
 }
 
@@ -163,35 +176,40 @@ where(hits) := sprintf("the workload's jurisdictions include %s", [concat(", ", 
 
 # --- LICENCE_NONCOMMERCIAL, LICENCE_OUTPUT_TRAINING, LICENCE_PROHIBITED_USE -----------------
 
+# Catalog only; applied when the workload is commercial.
 noncommercial_hits[[sc.id, object.get(sc, "_route", null)]] := {data.clearance.codes.LICENCE_NONCOMMERCIAL: sprintf(
 	"%s: the workload is commercial, and the licence does not permit commercial use",
 	[cited(sc.licence, "commercial_use")],
 )} if {
-	input.workload.commercial == true
 	some sc in scopes
 	sc.licence.commercial_use == false
 }
 
+# Catalog only; applied for task model_training.
 output_training_hits[[sc.id, object.get(sc, "_route", null)]] := {data.clearance.codes.LICENCE_OUTPUT_TRAINING: sprintf(
 	"%s: task model_training, and the licence forbids training models on the outputs of %s",
 	[cited(sc.licence, "restricts_output_training"), sc.name],
 )} if {
-	input.workload.task == "model_training"
 	some sc in scopes
 	sc.licence.restricts_output_training == true
 }
 
 # LICENCE_PROHIBITED_USE: the task or one of the sectors is among the prohibited uses (a
 # workload judged for several sectors is denied if any of them is prohibited).
-prohibited_use_hits[[sc.id, object.get(sc, "_route", null)]] := {data.clearance.codes.LICENCE_PROHIBITED_USE: sprintf(
-	"%s: the licence prohibits use for %s",
-	[cited(sc.licence, "prohibited_uses"), concat(" and ", hits)],
-)} if {
-	uses := array.concat([["task", input.workload.task]], [["sector", s] | some s in input.workload.sectors])
+# Catalog only: [key, prohibited uses, clause] of the scopes whose licence prohibits any.
+prohibiting := [[scope_key(sc), prohibited, cited(sc.licence, "prohibited_uses")] |
 	some sc in scopes
 	prohibited := sc.licence.prohibited_uses
 	prohibited != []
-	hits := [sprintf("%s %s", use) | some use in uses; use[1] in prohibited]
+]
+
+prohibited_use_hits[entry[0]] := {data.clearance.codes.LICENCE_PROHIBITED_USE: sprintf(
+	"%s: the licence prohibits use for %s",
+	[entry[2], concat(" and ", hits)],
+)} if {
+	uses := array.concat([["task", input.workload.task]], [["sector", s] | some s in input.workload.sectors])
+	some entry in data.clearance.catalog.tables.licence.prohibiting
+	hits := [sprintf("%s %s", use) | some use in uses; use[1] in entry[1]]
 	count(hits) > 0
 }
 
@@ -214,9 +232,9 @@ acceptable_use_hits[[sc.id, object.get(sc, "_route", null)]] := {name: concat(":
 	is_string(url)
 }
 
-# name_prefix:<text>: a model trained on the outputs must carry this at the start of its name.
+# name_prefix:<text>: a model trained on the outputs must carry this at the start of its name
+# (catalog only; applied for task model_training).
 name_prefix_hits[[sc.id, object.get(sc, "_route", null)]] := {name: concat(":", [name, prefix])} if {
-	input.workload.task == "model_training"
 	name := data.clearance.codes.NAME_PREFIX
 	some sc in scopes
 	prefix := sc.licence.name_prefix
@@ -231,10 +249,51 @@ model_level(hits) := {k[0]: found | some k, found in hits; k[1] == null; not k[0
 # {[model id, deployment id]: …} -> {model id: {deployment id: …}}, in one pass.
 route_level(hits) := object.union_n([{k[0]: {k[1]: found}} | some k, found in hits; k[1] != null])
 
-reasons := object.union_n([mau_hits, territory_hits, noncommercial_hits, output_training_hits, prohibited_use_hits])
+# A table of hits as {"model": …, "route": …}.
+levels(hits) := {"model": model_level(hits), "route": route_level(hits)}
 
-obligation_texts := object.union_n([attribution_hits, acceptable_use_hits, name_prefix_hits, near_cap_hits])
+# The catalog-only tables, split by level (precomputed: catalog.rego).
+catalog := {
+	"territorial": territorial,
+	"prohibiting": prohibiting,
+	"reasons": levels(mau_hits),
+	"noncommercial": levels(noncommercial_hits),
+	"output_training": levels(output_training_hits),
+	"obligations": levels(object.union_n([attribution_hits, acceptable_use_hits, near_cap_hits])),
+	"name_prefix": levels(name_prefix_hits),
+}
 
-deny := {"workload": {}, "model": model_level(reasons), "route": route_level(reasons)}
+default noncommercial := {"model": {}, "route": {}}
 
-obligations := {"workload": {}, "model": model_level(obligation_texts), "route": route_level(obligation_texts)}
+noncommercial := data.clearance.catalog.tables.licence.noncommercial if input.workload.commercial == true
+
+default model_training := [{"model": {}, "route": {}}, {"model": {}, "route": {}}]
+
+# [reasons, obligations] that apply for task model_training.
+model_training := [tables.output_training, tables.name_prefix] if {
+	input.workload.task == "model_training"
+	tables := data.clearance.catalog.tables.licence
+}
+
+# The workload's own hits (territory, prohibited use), by level.
+workload_levels := levels(object.union(territory_hits, prohibited_use_hits))
+
+deny := {
+	"workload": {},
+	"model": object.union_n([fixed.model, nc.model, training.model, own.model]),
+	"route": object.union_n([fixed.route, nc.route, training.route, own.route]),
+} if {
+	fixed := data.clearance.catalog.tables.licence.reasons
+	nc := noncommercial
+	training := model_training[0]
+	own := workload_levels
+}
+
+obligations := {
+	"workload": {},
+	"model": object.union(fixed.model, prefix.model),
+	"route": object.union(fixed.route, prefix.route),
+} if {
+	fixed := data.clearance.catalog.tables.licence.obligations
+	prefix := model_training[1]
+}

@@ -97,11 +97,14 @@ route_obligations[mid] := {did: [o | some o in found] | some did, found in deplo
 	some mid, deployments in obligations.route
 }
 
+# The cleared routes as ranking tuples, best first (ranking.rego).
+ordered := data.clearance.ranking.order(cleared)
+
 allowed := [item |
 	workload := workload_obligations
 	by_model := model_obligations
 	by_route := route_obligations
-	some i, t in data.clearance.ranking.order(cleared)
+	some i, t in ordered
 	mid := t[2]
 	did := t[3]
 	route_level := object.get(by_route, [mid, did], [])
@@ -120,3 +123,11 @@ outcome := "allow" if count(allowed) > 0
 else := "deny"
 
 decision := {"outcome": outcome, "allowed": allowed, "denied": denied}
+
+# The decision on a part of the catalog (data.models a slice of it), with each allowed route's
+# ranking key ([-strength or 0, price, model id, deployment id], unique, in the order of
+# `allowed`). A catalog too large for one compiled evaluation is judged in parts, and
+# policy/engine.py merges them: `allowed` by these keys (ranks renumbered), `denied` by route,
+# and the outcome as above. Sound because every rule judges a model on its own; only the
+# ranking compares models (docs/policy-contract.md).
+part := {"allowed": allowed, "denied": denied, "rank_keys": [[t[0], t[1], t[2], t[3]] | some t in ordered]}

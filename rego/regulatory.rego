@@ -11,38 +11,23 @@ attested_models contains a.model if {
 	a.regulatory_tier == tier
 }
 
-# SAFETY_POST_TRAINING: tier regulated/critical, post-training not full, no attestation.
-safety[m.id] := reason if {
-	tier := input.workload.regulatory_tier
-	tier in {"regulated", "critical"}
-	attested := attested_models
+# Catalog only, precomputed (catalog.rego): the models without full safety post-training, as
+# [id, name, post-training]; those with none of the org's accepted compliance documents, as
+# [id, name, their documents as text]; the EU_SYSTEMIC_RISK table.
+partial_safety := [[m.id, m.name, m.safety_post_training] |
 	some m in data.models
 	m.safety_post_training != "full"
-	not m.id in attested
-	reason := {data.clearance.codes.SAFETY_POST_TRAINING: sprintf(
-		"regulatory tier %s needs full safety post-training: %s has %s, and app %s holds no attestation for it at tier %s",
-		[tier, m.name, m.safety_post_training, data.clearance.routes.app_id, tier],
-	)}
-}
+]
 
-# COMPLIANCE_DOCS: tier critical, none of the org's accepted documents, no attestation.
-compliance[m.id] := reason if {
-	input.workload.regulatory_tier == "critical"
+undocumented := [[m.id, m.name, data.clearance.routes.list_text(m.compliance_docs)] |
 	accepted := data.clearance.routes.critical_compliance_docs
-	accepted_text := data.clearance.routes.list_text(accepted)
-	attested := attested_models
 	some m in data.models
 	count([doc | some doc in m.compliance_docs; doc in accepted]) == 0
-	not m.id in attested
-	reason := {data.clearance.codes.COMPLIANCE_DOCS: sprintf(
-		"regulatory tier critical needs vendor compliance documentation (one of %s): %s has %s, and app %s holds no attestation for it at tier critical",
-		[accepted_text, m.name, data.clearance.routes.list_text(m.compliance_docs), data.clearance.routes.app_id],
-	)}
-}
+]
 
-# EU_SYSTEMIC_RISK: EU jurisdiction, systemic-risk model, no eu_ai_act_gpai documentation.
-eu_systemic_risk[m.id] := reason if {
-	"EU" in input.workload.jurisdictions
+# EU_SYSTEMIC_RISK (for a workload whose jurisdictions include EU): systemic-risk model, no
+# eu_ai_act_gpai documentation.
+systemic[m.id] := reason if {
 	some m in data.models
 	m.systemic_risk == true
 	not "eu_ai_act_gpai" in m.compliance_docs
@@ -51,6 +36,44 @@ eu_systemic_risk[m.id] := reason if {
 		[m.name],
 	)}
 }
+
+catalog := {
+	"partial_safety": partial_safety,
+	"undocumented": undocumented,
+	"accepted_docs_text": data.clearance.routes.list_text(data.clearance.routes.critical_compliance_docs),
+	"systemic": systemic,
+}
+
+# SAFETY_POST_TRAINING: tier regulated/critical, post-training not full, no attestation.
+safety[entry[0]] := reason if {
+	tier := input.workload.regulatory_tier
+	tier in {"regulated", "critical"}
+	attested := attested_models
+	some entry in data.clearance.catalog.tables.regulatory.partial_safety
+	not entry[0] in attested
+	reason := {data.clearance.codes.SAFETY_POST_TRAINING: sprintf(
+		"regulatory tier %s needs full safety post-training: %s has %s, and app %s holds no attestation for it at tier %s",
+		[tier, entry[1], entry[2], data.clearance.routes.app_id, tier],
+	)}
+}
+
+# COMPLIANCE_DOCS: tier critical, none of the org's accepted documents, no attestation.
+compliance[entry[0]] := reason if {
+	input.workload.regulatory_tier == "critical"
+	tables := data.clearance.catalog.tables.regulatory
+	accepted_text := tables.accepted_docs_text
+	attested := attested_models
+	some entry in tables.undocumented
+	not entry[0] in attested
+	reason := {data.clearance.codes.COMPLIANCE_DOCS: sprintf(
+		"regulatory tier critical needs vendor compliance documentation (one of %s): %s has %s, and app %s holds no attestation for it at tier critical",
+		[accepted_text, entry[1], entry[2], data.clearance.routes.app_id],
+	)}
+}
+
+default eu_systemic_risk := {}
+
+eu_systemic_risk := data.clearance.catalog.tables.regulatory.systemic if "EU" in input.workload.jurisdictions
 
 # Obligation human_review: tier critical.
 default human_review := {}

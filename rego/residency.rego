@@ -18,11 +18,13 @@ problem(d, false, false, allowed_text) := sprintf(
 
 problem(_, true, false, _) := "it offers no zero data retention"
 
-# DATA_RESIDENCY: restricted data, the route is not self-hosted, and none of its regions
+# The tables below depend on the catalog and org.yaml alone, and apply by the workload's data
+# classification: precomputed (catalog.rego).
+
+# DATA_RESIDENCY, for restricted data: the route is not self-hosted, and none of its regions
 # is allowed or (vendor API / cloud) it offers no zero data retention. Both problems are
 # named when both hold.
 residency[m.id] := hits if {
-	input.workload.data_classification == "restricted"
 	allowed := data.clearance.routes.restricted_data_regions
 	allowed_text := data.clearance.routes.list_text(allowed)
 	some m in data.models
@@ -37,10 +39,9 @@ residency[m.id] := hits if {
 	count(hits) > 0
 }
 
-# Obligation zero_data_retention: confidential/restricted data on a route that is not
-# self-hosted and offers zero data retention: the call must use that mode.
+# Obligation zero_data_retention, for confidential/restricted data: a route that is not
+# self-hosted and offers zero data retention must use that mode.
 zero_data_retention[m.id] := hits if {
-	input.workload.data_classification in {"confidential", "restricted"}
 	name := data.clearance.codes.ZERO_DATA_RETENTION
 	some m in data.models
 	hits := {d.id: {name: name} |
@@ -51,9 +52,8 @@ zero_data_retention[m.id] := hits if {
 	count(hits) > 0
 }
 
-# Obligation self_host_only: restricted data on a self-hosted route.
+# Obligation self_host_only, for restricted data: a self-hosted route.
 self_host_only[m.id] := hits if {
-	input.workload.data_classification == "restricted"
 	name := data.clearance.codes.SELF_HOST_ONLY
 	some m in data.models
 	hits := {d.id: {name: name} |
@@ -63,10 +63,24 @@ self_host_only[m.id] := hits if {
 	count(hits) > 0
 }
 
-deny := {"workload": {}, "model": {}, "route": residency}
+catalog := {
+	"restricted_denials": residency,
+	"confidential_obligations": zero_data_retention,
+	"restricted_obligations": object.union_n([zero_data_retention, self_host_only]),
+}
 
-obligations := {
-	"workload": {},
-	"model": {},
-	"route": object.union_n([zero_data_retention, self_host_only]),
+default deny := {"workload": {}, "model": {}, "route": {}}
+
+deny := {"workload": {}, "model": {}, "route": data.clearance.catalog.tables.residency.restricted_denials} if {
+	input.workload.data_classification == "restricted"
+}
+
+default obligations := {"workload": {}, "model": {}, "route": {}}
+
+obligations := {"workload": {}, "model": {}, "route": data.clearance.catalog.tables.residency.confidential_obligations} if {
+	input.workload.data_classification == "confidential"
+}
+
+obligations := {"workload": {}, "model": {}, "route": data.clearance.catalog.tables.residency.restricted_obligations} if {
+	input.workload.data_classification == "restricted"
 }

@@ -156,7 +156,8 @@ async def list_decisions(
     "/v1/audit/stats",
     response_model=StatsOut,
     responses=_READ_ERRORS,
-    summary="Count recorded decisions by outcome, app, model, provenance, tier, reason, sector "
+    summary="Count recorded entries by outcome, app, model, provenance, tier, reason, sector, kind, "
+            "policy revision, dangerous capability "
             "per hour/day/week (auditor)",
 )
 async def audit_stats(

@@ -247,6 +247,38 @@ async function verifyRange(event) {
   }
 }
 
+// -- period report ----------------------------------------------------------------------------
+
+async function buildReport(event) {
+  event.preventDefault();
+  const form = $("report-form");
+  const box = $("report-result");
+  const format = form.elements.format.value;
+  const query = new URLSearchParams({ from: rfc3339(form.elements.from.value), to: rfc3339(form.elements.to.value), format });
+  box.hidden = false;
+  box.className = "result pending";
+  box.textContent = "Building the report (the evidence pack is written and verified first)…";
+  try {
+    const response = await fetch(`/v1/audit/report?${query}`,
+      { headers: { Authorization: `Bearer ${sessionStorage.getItem(KEY_STORE)}` } });
+    if (response.status === 401) signOut("The key was refused (unknown or revoked). Sign in again.");
+    if (!response.ok) {
+      let body = null;
+      try { body = await response.json(); } catch (_) { body = null; }
+      throw new ApiError(response.status, body);
+    }
+    const blob = await response.blob();
+    const name = (response.headers.get("Content-Disposition") || "").match(/filename="([^"]+)"/);
+    const link = el("a", { href: URL.createObjectURL(blob), download: name ? name[1] : `clearance-report.${format}` },
+      format === "zip" ? "Download the report (zip)" : "Download the report (HTML)");
+    box.className = "result ok";
+    box.replaceChildren(el("strong", {}, "Report ready: "), link);
+  } catch (e) {
+    box.className = "result bad";
+    box.textContent = `The report could not be built: ${e.message}`;
+  }
+}
+
 // -- one decision -----------------------------------------------------------------------------
 
 function facts(container, pairs) {
@@ -320,6 +352,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("prev-page").addEventListener("click", () => turn(-1));
   $("first-page").addEventListener("click", () => turn(0));
   $("verify-form").addEventListener("submit", verifyRange);
+  $("report-form").addEventListener("submit", buildReport);
   $("back").addEventListener("click", closeDecision);
   if (sessionStorage.getItem(KEY_STORE)) showApp();
 });

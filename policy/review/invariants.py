@@ -305,8 +305,13 @@ def _requests_strategy(policy: ActivePolicy) -> Any:
             "commercial": st.booleans(),
             # Recorded only (licence caps are judged on org.yaml's figures): any value will do.
             "monthly_active_users": st.integers(0, 100_000_000_000),
-            "min_context_tokens": st.one_of(st.sampled_from(context_boundaries(policy)), st.integers(0, 100_000_000)),
+            # The ranges' extremes are drawn explicitly too: Hypothesis also draws constants it finds
+            # in the loaded modules, so how often it reaches an extreme by itself depends on what the
+            # process imported before (derandomize alone does not make the search repeatable).
+            "min_context_tokens": st.one_of(st.sampled_from(context_boundaries(policy)),
+                                            st.sampled_from([0, 100_000_000]), st.integers(0, 100_000_000)),
             "max_price_per_mtok": st.one_of(st.sampled_from(price_boundaries(policy)),
+                                            st.sampled_from([0.0001, 10_000.0]),
                                             st.floats(min_value=0.0001, max_value=10_000, allow_nan=False)),
             "deployment_modes": st.sampled_from(MODE_SETS),
         }

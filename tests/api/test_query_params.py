@@ -58,6 +58,9 @@ VALID: dict[str, tuple[str, str]] = {
 # Parameters whose values differ by path: the log's proofs take tree sizes, not times.
 VALID_AT = {"/v1/audit/proof/consistency": {"from": ("0", "1"), "to": ("2", "3")}}
 NEEDS = {"model_status": {"model": "gemma-4-31b"}}  # a parameter valid only beside another
+# Where one endpoint takes other values, or needs other parameters beside each one.
+VALID_ON = {("/v1/audit/report", "format"): ("html", "zip")}
+NEEDS_ON = {"/v1/audit/report": {"from": "2026-01-01T00:00:00Z", "to": "2026-01-02T00:00:00Z"}}
 # /v1/gateways/ answers every caller 200 (refusals are verdicts in the body); /v1/models lists the
 # app key's own app (a gateway's team and key alias are ignored for an app key).
 ROLE = {"/v1/audit/": "auditor", "/v1/policy": "admin", "/v1/decisions": "auditor", "/v1/models": "own_app",
@@ -89,8 +92,10 @@ def _call(client: TestClient, keys: Keys, method: str, path: str, query: list[tu
 @pytest.mark.parametrize(("method", "path", "name"), SINGLE, ids=[f"{m} {p} {n}" for m, p, n in SINGLE])
 def test_a_single_valued_parameter_given_twice_is_422_naming_it(client: TestClient, keys: Keys, method: str,
                                                                 path: str, name: str) -> None:
-    extra = list(NEEDS.get(name, {}).items())
-    valid = VALID_AT.get(path, {}).get(name, VALID[name])
+    extra = [*NEEDS.get(name, {}).items(), *((k, v) for k, v in NEEDS_ON.get(path, {}).items() if k != name)]
+    valid = VALID_ON.get((path, name), VALID_AT.get(path, {}).get(name, VALID[name]))
+    if path in NEEDS_ON and name in ("from", "to"):
+        valid = (NEEDS_ON[path][name], valid[1]) if name == "from" else (valid[0], "2026-01-03T00:00:00Z")
     if path.startswith("/v1/audit/proof/"):  # proofs need a log of a few entries
         extra += [(n, VALID_AT.get(path, VALID)[n][0]) for n in ("from", "to", "seq", "size")
                   if n != name and n in {p for _, q, p, _ in PARAMETERS if q == path}]

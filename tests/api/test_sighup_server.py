@@ -23,7 +23,7 @@ def test_sighup_reloads_a_serving_process(migrated_database: str, bundle_dir: Pa
     store = AuditStore.from_url(migrated_database, pooled=False)
     admin, _ = create_key(store.engine, role=Role.admin, app_id=None)
 
-    with serving(env) as (server, base):
+    with serving(env, "--workers", "1") as (server, base):  # one process: the SIGHUP reaches the worker itself
 
         def revision() -> str | None:
             try:

@@ -30,6 +30,18 @@ def test_inprocess_smoke(tmp_path: Path) -> None:
     assert result["entry"]["body_bytes"] > 1000  # type: ignore[index]
 
 
+def test_catalog_bench_smoke(tmp_path: Path) -> None:
+    result = run("catalog_bench.py", "--sizes", "30", "--repeat", "1", "--budget", "0.05", tmp_path=tmp_path)
+    rows = {r["catalog"]: r for r in result["catalogs"]}  # type: ignore[union-attr]
+    assert set(rows) == {"reference", "synthetic-30"}
+    assert rows["synthetic-30"]["part_count"] == 2 and rows["synthetic-30"]["parts"]["instruction_limit_hits"] == 0
+
+
+def test_first_eval_bench_smoke(tmp_path: Path) -> None:
+    result = run("first_eval_bench.py", "--baseline", "HEAD", "--repeat", "1", "--evaluations", "12", tmp_path=tmp_path)
+    assert len(result["rows"]) == 4 and result["breakdown_cpu_us"]  # type: ignore[arg-type]
+
+
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (scripts/install-tools.sh installs it)")
 def test_http_smoke(tmp_path: Path, pg_server_url: str) -> None:
     server = pg_server_url.replace("postgresql+psycopg://", "postgresql://", 1)

@@ -76,3 +76,66 @@ def test_engine_errors_fail_closed(policy: ActivePolicy) -> None:
     broken.engine._local = type(broken.engine._local)()  # noqa: SLF001
     with pytest.raises(EvaluationError):
         decide(broken, DecisionRequest.model_validate(HEAVY))
+
+
+def test_catalog_in_parts_decides_as_the_whole_catalog(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A catalog past PART_MODELS is judged in parts on the compiled VM; the merged decision is
+    the one regorus' interpreter gives on the whole catalog at once, ranks and order included,
+    and no part needs the interpreter."""
+    import orjson
+    import regorus
+
+    from bench.synthetic import write_bundle
+    from policy.engine import ENTRY_POINT, PART_MODELS, RegorusEngine
+    from tests.engines.workloads import policy_inputs
+
+    bundle = load_policy(write_bundle(PART_MODELS * 4 + 5, tmp_path / "big")).bundle
+    engine = RegorusEngine(bundle)
+    assert engine.parts == 5
+    whole = regorus.Engine()
+    for name, text in sorted(bundle.modules.items()):
+        whole.add_policy(name, text)
+    whole.add_data_json(orjson.dumps(bundle.data_document()).decode())
+    outcomes = set()
+    with caplog.at_level("INFO", logger="clearance.policy"):
+        for policy_input in policy_inputs(bundle, 40, seed=3):
+            whole.set_input_json(orjson.dumps(policy_input).decode())
+            expected = orjson.loads(whole.eval_rule_as_json(ENTRY_POINT))
+            assert engine.evaluate(policy_input) == expected
+            outcomes.add(expected["outcome"])
+    assert outcomes == {"allow", "deny"}
+    assert "instruction limit" not in caplog.text
+
+
+class _Canned:
+    """An engine that answers one fixed raw decision (to test the checks around the engine)."""
+
+    name = "canned"
+    blocking = False
+
+    def __init__(self, answer: Any) -> None:
+        self.answer = answer
+
+    def evaluate(self, policy_input: dict[str, Any]) -> Any:
+        return self.answer
+
+
+def test_answers_are_checked_as_the_decision_schema(policy: ActivePolicy) -> None:
+    import copy
+
+    request = DecisionRequest.model_validate(HEAVY)
+    policy_input = policy.input_for(request, None)
+    good = policy.engine.evaluate(policy_input)
+    assert good["allowed"], "the check below needs an allowed route"
+    as_int = copy.deepcopy(good)
+    as_int["allowed"][0]["price_per_mtok"] = 3
+    checked = ActivePolicy(policy.bundle, _Canned(as_int)).evaluate(policy_input)  # type: ignore[arg-type]
+    assert checked["allowed"][0]["price_per_mtok"] == 3.0 and isinstance(checked["allowed"][0]["price_per_mtok"], float)
+    assert checked == evaluate_input(ActivePolicy(policy.bundle, _Canned(as_int)), policy_input,  # type: ignore[arg-type]
+                                     decision_id="x").model_dump(mode="json", exclude={"decision_id", "policy_revision"})
+    for damage in (lambda d: d.update(extra=1), lambda d: d["denied"][0].update(rank=1),
+                   lambda d: d.update(outcome="maybe"), lambda d: d["allowed"].pop()):
+        bad = copy.deepcopy(good)
+        damage(bad)
+        with pytest.raises(EvaluationError):
+            ActivePolicy(policy.bundle, _Canned(bad)).evaluate(policy_input)  # type: ignore[arg-type]

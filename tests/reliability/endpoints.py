@@ -69,6 +69,8 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint("GET", "/v1/audit/decisions", Access.auditor, sample="/v1/audit/decisions?limit=5"),
     Endpoint("GET", "/v1/audit/stats", Access.auditor, sample="/v1/audit/stats?group_by=outcome"),
     Endpoint("GET", "/v1/audit/export", Access.auditor, sample="/v1/audit/export?format=jsonl"),
+    Endpoint("GET", "/v1/audit/report", Access.auditor,
+             sample="/v1/audit/report?from=2026-03-02T00:00:00Z&to=2026-03-03T00:00:00Z"),
     Endpoint("GET", "/v1/audit/verify", Access.auditor),
     Endpoint("GET", "/v1/audit/keys", Access.public),
     Endpoint("GET", "/v1/policy", Access.any_key),

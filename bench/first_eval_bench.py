@@ -1,0 +1,141 @@
+"""First evaluation of a new input on the reference catalog: this checkout's pack against the
+pack of another git revision, in the same process, and where the time goes.
+
+    python bench/first_eval_bench.py                       # against HEAD~ (the previous commit)
+    python bench/first_eval_bench.py --baseline e53a018 --repeat 5 --json OUT.json
+
+Both packs evaluate the same policy inputs (the six realistic workloads of bench/inprocess.py
+and 200 random ones of tests/engines/workloads.py) on the reference catalog's data (the
+baseline's *.rego with this checkout's data/, so only the rules differ), each through
+``RegorusEngine.evaluate`` with no cache, in runs that alternate between the two so that the
+shared machine's load hits both alike. It reports the median over runs of each run's p50, both
+in wall-clock time and in the thread's CPU time (``time.thread_time_ns``: what the evaluation
+itself costs, without the time the thread waited for a core), and for this checkout a breakdown
+of one evaluation: encoding the input (orjson), handing it to the VM, the VM's execution,
+decoding the answer, and the checks of ``ActivePolicy.evaluate`` (pydantic) around it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import orjson  # noqa: E402
+
+from bench.inprocess import WORKLOADS  # noqa: E402
+from policy import ActivePolicy, Caller, DecisionRequest, load_policy  # noqa: E402
+from policy.engine import ENTRY_POINT, RegorusEngine  # noqa: E402
+from tests.engines.workloads import policy_inputs  # noqa: E402
+
+
+def baseline_bundle(ref: str, dest: Path) -> Path:
+    """This checkout's rego/ with the *.rego files of ``ref``."""
+    shutil.copytree(REPO / "rego", dest, ignore=shutil.ignore_patterns("*.rego"))
+    archive = subprocess.run(["git", "archive", ref, "rego"], cwd=REPO, check=True, capture_output=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        for member in tar.getmembers():
+            if member.isfile() and member.name.endswith(".rego"):
+                (dest / Path(member.name).name).write_bytes(tar.extractfile(member).read())  # type: ignore[union-attr]
+    return dest
+
+
+def run_p50(fn: Callable[[dict[str, Any]], Any], inputs: list[dict[str, Any]], n: int) -> tuple[float, float]:
+    wall, cpu = [], []
+    for i in range(n):
+        policy_input = inputs[i % len(inputs)]
+        w0, c0 = time.perf_counter_ns(), time.thread_time_ns()
+        fn(policy_input)
+        cpu.append(time.thread_time_ns() - c0)
+        wall.append(time.perf_counter_ns() - w0)
+    return statistics.median(wall) / 1e3, statistics.median(cpu) / 1e3
+
+
+def breakdown(policy: ActivePolicy, inputs: list[dict[str, Any]], n: int) -> dict[str, float]:
+    """CPU µs (median) of each step of one evaluation, this checkout."""
+    engine = policy.engine
+    assert isinstance(engine, RegorusEngine)
+    vm = engine._vm()  # noqa: SLF001 - the steps of RegorusEngine.evaluate, one by one
+    encoded = [orjson.dumps(i).decode() for i in inputs]
+    answers = []
+    for text in encoded:
+        vm.set_input_json(text)
+        answers.append(vm.execute_entry_point(ENTRY_POINT))
+    steps: dict[str, Callable[[int], Any]] = {
+        "encode input (orjson)": lambda k: orjson.dumps(inputs[k % len(inputs)]),
+        "VM set_input_json": lambda k: vm.set_input_json(encoded[k % len(encoded)]),
+        "VM set_input_json + execute": lambda k: (vm.set_input_json(encoded[k % len(encoded)]),
+                                                  vm.execute_entry_point(ENTRY_POINT)),
+        "decode answer (orjson)": lambda k: orjson.loads(answers[k % len(answers)]),
+        "RegorusEngine.evaluate": lambda k: engine.evaluate(inputs[k % len(inputs)]),
+        "ActivePolicy.evaluate (+ checks)": lambda k: policy.evaluate(inputs[k % len(inputs)]),
+    }
+    out = {}
+    for name, step in steps.items():
+        samples = []
+        for k in range(n):
+            c0 = time.thread_time_ns()
+            step(k)
+            samples.append(time.thread_time_ns() - c0)
+        out[name] = round(statistics.median(samples) / 1e3, 1)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--baseline", default="HEAD~", help="git revision of the pack to compare with")
+    parser.add_argument("--repeat", type=int, default=5, help="alternating runs per pack")
+    parser.add_argument("--evaluations", type=int, default=600, help="evaluations per run")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+
+    current = load_policy(REPO / "rego")
+    caller = Caller(key_id="bench", role="app")
+    realistic = [current.input_for(DecisionRequest.model_validate(w), caller) for w in WORKLOADS]
+    random_inputs = policy_inputs(current.bundle, 200, seed=5)
+    with tempfile.TemporaryDirectory() as tmp:
+        baseline = load_policy(baseline_bundle(args.baseline, Path(tmp) / "rego"))
+    packs = {f"baseline ({args.baseline})": baseline, "this checkout": current}
+    mixes = {"six realistic workloads": realistic, "200 random inputs": random_inputs}
+    for policy in packs.values():  # warm-up, and the same answers
+        for policy_input in realistic + random_inputs[:50]:
+            policy.engine.evaluate(policy_input)
+    for policy_input in realistic + random_inputs:
+        assert baseline.engine.evaluate(policy_input) == current.engine.evaluate(policy_input)
+    runs: dict[tuple[str, str], list[tuple[float, float]]] = {(p, m): [] for p in packs for m in mixes}
+    for _ in range(args.repeat):
+        for mix, inputs in mixes.items():
+            for name, policy in packs.items():
+                runs[(name, mix)].append(run_p50(policy.engine.evaluate, inputs, args.evaluations))
+    rows = [{"pack": p, "inputs": m, "wall_p50_us": round(statistics.median(r[0] for r in v), 1),
+             "cpu_p50_us": round(statistics.median(r[1] for r in v), 1),
+             "runs_cpu_p50_us": [round(r[1], 1) for r in v]} for (p, m), v in runs.items()]
+    report = {"routes": current.route_count(), "models": len(current.bundle.catalog.models), "rows": rows,
+              "breakdown_cpu_us": breakdown(current, realistic, args.evaluations)}
+    print(f"{'pack':<22}{'inputs':<26}{'wall p50 µs':>12}{'cpu p50 µs':>12}")
+    for r in rows:
+        print(f"{r['pack']:<22}{r['inputs']:<26}{r['wall_p50_us']:>12}{r['cpu_p50_us']:>12}")
+    for step, us in report["breakdown_cpu_us"].items():
+        print(f"  {step:<36}{us:>8} µs")
+    text = json.dumps(report, indent=2)
+    if args.json:
+        args.json.write_text(text + "\n")
+    else:
+        print(text)
+
+
+if __name__ == "__main__":
+    main()
