@@ -43,7 +43,8 @@ def report(
                                                     "report.json and evidence/.")],
     pdf: Annotated[bool, typer.Option(help="Print report.pdf with headless Chromium.")] = True,
     pubkey: Annotated[Path | None, typer.Option(
-        "--pubkey", help="Verify the pack with these published keys (keyring JSON or PEM).")] = None,
+        "--pubkey", help="Verify the period with these published keys (keyring JSON or PEM; default: "
+                         "the pinned keys, CLEARANCE_TRUSTED_KEYS).")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
@@ -51,8 +52,11 @@ def report(
     from pydantic import ValidationError
 
     from api.filters import AuditFilters
+    from api.cli_audit import _pinned
+    from api.settings import Settings
     from audit.pack import load_trusted_keys
     from audit.report import build_report
+    from audit.trust import trusted_verifiers
 
     try:
         period = AuditFilters.model_validate({"from": from_, "to": to})
@@ -63,10 +67,11 @@ def report(
     import os
 
     with clean_errors():
-        keyring = load_trusted_keys(pubkey) if pubkey is not None else None
+        trusted = (list(trusted_verifiers(load_trusted_keys(pubkey).values(), Settings().log_origin))
+                   if pubkey is not None else _pinned())
         with audit_store() as store, _phases(progress and not as_json) as update:
             built = build_report(store, out, start=period.from_, end=period.to, pdf=pdf,
-                                 keyring=keyring, progress=update, workers=os.cpu_count() or 1)
+                                 trusted=trusted, progress=update, workers=os.cpu_count() or 1)
     data = built.report
     verdict = data.verification
     summary = {

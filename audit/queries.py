@@ -72,10 +72,11 @@ GROUP_KEYS: Mapping[str, tuple[str, str | None]] = {
     "sector": ("g_sector.v", "string_to_array(sector, ',')"),
     "kind": ("kind", None),
     "policy_revision": ("policy_revision", None),
-    # Not a column: read from the signed body when counted (a JSON parse per entry), so it is the
-    # slowest key; the period report (audit/report/) counts dangerous-capability requests with it.
+    # Not a column: read from the input blob when counted (a JSON parse per entry, of the blob the
+    # entry names), so it is the slowest key; the period report (audit/report/) counts
+    # dangerous-capability requests with it.
     "dangerous_capability": (
-        "convert_from(body, 'UTF8')::jsonb #>> '{input,workload,dangerous_capability}'", None),
+        "convert_from(input_data, 'UTF8')::jsonb #>> '{workload,dangerous_capability}'", None),
 }
 
 SUMMARY_COLUMNS = (

@@ -71,7 +71,8 @@ async def report(services: ServicesDep, _: Auditor, query: Annotated[ReportQuery
     try:
         pdf = query.format == "zip" and find_browser() is not None
         built = await services.auditor_work.run(
-            build_report, services.audit_reads, work / "report", start=query.from_, end=query.to, pdf=pdf)
+            build_report, services.audit_reads, work / "report", start=query.from_, end=query.to, pdf=pdf,
+            trusted=services.trusted_verifiers())
         name = f"clearance-report-{query.from_:%Y%m%d}-{query.to:%Y%m%d}"
         if query.format == "html":
             page = built.html.read_text(encoding="utf-8")

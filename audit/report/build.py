@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from ..errors import ExportError
-from ..keys import Keyring
+from ..tlog.note import Verifier
 from ..pack import write_pack
 from ..store import AuditStore
 from .gather import gather_report
@@ -56,7 +56,7 @@ def build_report(
     end: datetime,
     pdf: bool = True,
     browser: Path | None = None,
-    keyring: Keyring | None = None,
+    trusted: Sequence[Verifier] = (),
     checkpoint_source: CheckpointSource = checkpoint_from_pack,
     progress: PhaseProgress | None = None,
     workers: int = 1,
@@ -67,7 +67,8 @@ def build_report(
     The period's end is capped at the moment the report starts, so that the counts and the pack
     describe the same entries when the period reaches into the future ("this month so far").
 
-    :param workers: processes for verifying a long range (``verify_database``).
+    :param trusted: the pinned verifier keys the period's range is verified with.
+    :param workers: kept for the callers; the v2 verifier runs in one process.
     """
     target = Path(out_dir)
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
@@ -101,7 +102,7 @@ def build_report(
         report.pack_dir = PACK_DIR
         report.pack_entries = int(manifest["entries"])
         report.pack_manifest_sha256 = manifest_sha256(pack)
-        report.verification = verify_section(store, pack, pack_name=PACK_DIR, keyring=keyring,
+        report.verification = verify_section(store, pack, pack_name=PACK_DIR, trusted=trusted,
                                              checkpoint_source=checkpoint_source, progress=phase("verifying"),
                                              workers=workers)
     html = target / "report.html"

@@ -76,10 +76,9 @@ def gather_report(
         if progress is not None:
             progress(label, done, STEPS)
 
-    head = store.head()
     report = ReportData(
         period_from=format_time(start), period_to=format_time(end),
-        generated_at=format_time(datetime.now(UTC)), log_id=str(head.log_id),
+        generated_at=format_time(datetime.now(UTC)), log_id=store.log_origin(),
         signing_keys=[key["key_id"] for key in store.keyring().to_dict()["keys"]],
         listed_limit=listed_limit,
     )
@@ -173,13 +172,19 @@ def gather_report(
 
 def _bodies(store: AuditStore, filt: EntryFilter, *, limit: int | None = None,
             page_size: int = 1000) -> Iterator[dict[str, Any]]:
-    """The signed bodies of the entries matching ``filt``, parsed, in seq order."""
+    """The leaves of the entries matching ``filt``, parsed, with their ``input`` and ``result``
+    blobs put back in (as in the entry before it was split), in seq order."""
     yielded = 0
     for chunk in stream_jsonl(store, filt, page_size=page_size):
         for line in chunk.splitlines():
             if limit is not None and yielded >= limit:
                 return
-            yield orjson.loads(orjson.loads(line)["body"])
+            exported = orjson.loads(line)
+            document = orjson.loads(exported["entry"])
+            for member in ("input", "result"):
+                if exported.get(member) is not None:
+                    document[member] = orjson.loads(exported[member])
+            yield document
             yielded += 1
 
 

@@ -27,6 +27,7 @@ from api.cli import app
 from audit import AuditStore, AuditWriter, CheckpointPolicy, load_signing_key, upgrade
 from audit.entry import reload_fields, served_fields
 from audit.pack import verify_pack
+from audit.trust import log_verifier
 from tests.audit.helpers import superuser, triggers_disabled
 from audit.report import find_browser
 from tests.api.conftest import Keys, bearer, make_settings
@@ -114,6 +115,12 @@ def api_database(period: Period) -> str:
 
 
 @pytest.fixture(scope="module")
+def api_home(period: Period) -> Path:
+    """The service signs with the period's key: the only key it trusts (nothing else is pinned)."""
+    return period.home
+
+
+@pytest.fixture(scope="module")
 def run(period: Period) -> Any:
     runner = CliRunner()
     env = {"CLEARANCE_DATABASE_URL": period.url, "CLEARANCE_HOME": str(period.home)}
@@ -149,7 +156,7 @@ def built(run: Any, browser: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     out = tmp_path_factory.mktemp("report") / "march"
     result = run("report", "--from", FROM, "--to", TO, "--out", str(out))  # with the progress bars
     assert result.exit_code == 0, result.output
-    assert "valid (41 entries verified)" in result.stderr
+    assert "valid (40 entries verified)" in result.stderr
     return out
 
 
@@ -201,17 +208,25 @@ def test_every_count_matches_the_stats_endpoint(built: Path, client: TestClient,
     assert data["served_flagged"][0]["model"] == "gpt-5.4"
 
 
-def test_report_names_its_pack_and_checkpoint_and_the_pack_verifies(built: Path) -> None:
+def _trusted(period: Period) -> list[Any]:
+    """The period's signing key, pinned (what the report and `verify --pack` trust)."""
+    return [log_verifier(load_signing_key(period.home / "signing.key").public, "clearance/audit")]
+
+
+def test_report_names_its_pack_and_checkpoint_and_the_pack_verifies(built: Path, period: Period) -> None:
     html = (built / "report.html").read_text()
     digest = hashlib.sha256((built / "evidence" / "manifest.json").read_bytes()).hexdigest()
     assert digest in html
-    verdict = verify_pack(built / "evidence")
+    verdict = verify_pack(built / "evidence", trusted=_trusted(period))
     assert verdict.valid
+    manifest = json.loads((built / "evidence" / "manifest.json").read_text())
     data = json.loads((built / "report.json").read_text())
     checkpoint = data["verification"]["checkpoint"]
-    assert checkpoint["seq"] == verdict.manifest["tail_checkpoint_seq"] == 41 and checkpoint["seals_end"]
-    assert "sealed by signed checkpoint seq 41" in html
-    assert "clearance audit verify --pack evidence --pubkey PUBLISHED_KEYS.json" in html
+    # The pack is written against the newest checkpoint (every batch signs one): it covers the
+    # period's 40 entries and the two after it.
+    assert checkpoint["seq"] == manifest["checkpoint_size"] == 42 and checkpoint["seals_end"]
+    assert "sealed by signed checkpoint seq 42" in html
+    assert "clearance audit verify --pack evidence --trusted-keys PINNED_KEYS" in html
 
 
 def test_html_is_self_contained(built: Path) -> None:
@@ -301,7 +316,7 @@ def test_an_edited_column_makes_the_report_say_not_intact(pg_server_url: str, tm
                 writer.append(dataset_fields(i))
         store.dispose()
         with superuser(url) as conn, triggers_disabled(conn):
-            conn.execute("UPDATE audit_entries SET outcome = CASE outcome WHEN 'allow' THEN 'deny' "
+            conn.execute("UPDATE audit_leaves SET outcome = CASE outcome WHEN 'allow' THEN 'deny' "
                          "ELSE 'allow' END WHERE seq = 5")
         out = tmp_path / "report"
         result = CliRunner().invoke(app, ["audit", "report", "--from", FROM, "--to", TO, "--out", str(out),
@@ -314,6 +329,7 @@ def test_an_edited_column_makes_the_report_say_not_intact(pg_server_url: str, tm
                               capture_output=True, text=True, check=True).stdout
         flat = " ".join(text.split())
         assert "RECORD NOT INTACT" in flat and "seq 5" in flat and "outcome" in flat
-        assert verify_pack(out / "evidence").valid  # the signed bytes were not touched
+        pinned = [log_verifier(load_signing_key(home / "signing.key").public, "clearance/audit")]
+        assert verify_pack(out / "evidence", trusted=pinned).valid  # the hashed bytes were not touched
     finally:
         drop_database(pg_server_url, name)
