@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from api.cli_common import audit_store, clean_errors, fail
+from api.cli_common import audit_store, clean_errors, fail, pinned_for_cli
 from api.settings import Settings
 
 audit_app = typer.Typer(help="Search, count, export and verify the signed audit trail.",
@@ -198,20 +198,6 @@ def _progress(label: str, enabled: bool) -> Iterator[Any]:
         yield update
 
 
-def _pinned() -> Any:
-    """The pinned verifiers (CLEARANCE_TRUSTED_KEYS, or beside the key file), else the
-    public key of the configured signing key: never the database's keyring."""
-    from api.pinned import pinned_or_own, pinned_verifiers
-    from api.services import load_key
-
-    settings = Settings()
-    pinned = pinned_verifiers(settings)
-    if pinned.configured:
-        return list(pinned.verifiers)
-    has_key = settings.signing_key is not None or settings.key_file().exists()
-    return list(pinned_or_own(settings, load_key(settings).public if has_key else None).verifiers)
-
-
 @audit_app.command("verify")
 def verify(
     from_seq: Annotated[int, typer.Option("--from-seq", min=1, help="First seq to verify.")] = 1,
@@ -257,7 +243,7 @@ def verify(
             if pinned is None and keyring is not None:
                 pinned = list(trusted_verifiers(keyring.values(), _pack_origin(pack)))
             if pinned is None:
-                pinned = _pinned()
+                pinned = pinned_for_cli()
             if pack.is_file():
                 answer = verify_decision_proof(json.loads(pack.read_text(encoding="utf-8")),
                                                trusted=pinned).to_dict()
@@ -275,7 +261,7 @@ def verify(
                 # --trusted-keys, --pubkey, or the pinned keys: never the database's keyring
                 if pinned is None:
                     pinned = (list(trusted_verifiers(keyring.values(), Settings().log_origin))
-                              if keyring is not None else _pinned())
+                              if keyring is not None else pinned_for_cli())
                 answer = verify_trail(store, trusted=pinned, from_seq=from_seq, to_seq=to_seq, keyring=keyring,
                                       checkpoint_files=checkpoint or (), progress=update,
                                       workers=workers or os.cpu_count() or 1).to_dict()

@@ -74,3 +74,18 @@ def audit_store() -> Iterator[Any]:
             yield store
         finally:
             store.dispose()
+
+
+def pinned_for_cli() -> list[Any]:
+    """The verifiers a CLI verification trusts: the pinned keys (CLEARANCE_TRUSTED_KEYS, or
+    beside the key file), else the public key of the configured signing key — never the
+    database's keyring. Raises ``TrustedKeysError`` when there is neither."""
+    from api.pinned import pinned_or_own, pinned_verifiers
+    from api.services import load_key
+
+    settings = Settings()
+    pinned = pinned_verifiers(settings)
+    if pinned.configured:
+        return list(pinned.verifiers)
+    has_key = settings.signing_key is not None or settings.key_file().exists()
+    return list(pinned_or_own(settings, load_key(settings).public if has_key else None).verifiers)

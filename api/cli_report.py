@@ -52,7 +52,7 @@ def report(
     from pydantic import ValidationError
 
     from api.filters import AuditFilters
-    from api.cli_audit import _pinned
+    from api.cli_common import pinned_for_cli
     from api.settings import Settings
     from audit.pack import load_trusted_keys
     from audit.report import build_report
@@ -68,7 +68,7 @@ def report(
 
     with clean_errors():
         trusted = (list(trusted_verifiers(load_trusted_keys(pubkey).values(), Settings().log_origin))
-                   if pubkey is not None else _pinned())
+                   if pubkey is not None else pinned_for_cli())
         with audit_store() as store, _phases(progress and not as_json) as update:
             built = build_report(store, out, start=period.from_, end=period.to, pdf=pdf,
                                  trusted=trusted, progress=update, workers=os.cpu_count() or 1)
