@@ -107,4 +107,4 @@ def test_an_opa_failure_is_a_503_without_decision_or_entry(client: TestClient, k
 
 def _last_seq(services: Services) -> int | None:
     with services.store.engine.connect() as connection:
-        return connection.exec_driver_sql("SELECT max(seq) FROM audit_entries").scalar()  # type: ignore[no-any-return]
+        return connection.exec_driver_sql("SELECT max(seq) FROM audit_leaves").scalar()  # type: ignore[no-any-return]
