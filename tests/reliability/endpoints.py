@@ -72,6 +72,13 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint("GET", "/v1/audit/report", Access.auditor,
              sample="/v1/audit/report?from=2026-03-02T00:00:00Z&to=2026-03-03T00:00:00Z"),
     Endpoint("GET", "/v1/audit/verify", Access.auditor),
+    # The v2 log's proofs and tiles (a decision is recorded before the matrix runs: size >= 1).
+    Endpoint("GET", "/v1/audit/checkpoint", Access.auditor),
+    Endpoint("GET", "/v1/audit/proof/inclusion", Access.auditor, sample="/v1/audit/proof/inclusion?seq=1&size=1"),
+    Endpoint("GET", "/v1/audit/proof/consistency", Access.auditor,
+             sample="/v1/audit/proof/consistency?from=0&to=1"),
+    Endpoint("GET", "/v1/audit/tlog/checkpoint", Access.auditor),
+    Endpoint("GET", "/v1/audit/tlog/{path:path}", Access.auditor, sample="/v1/audit/tlog/tile/0/x", ok=404),  # no such tile: an auditor gets past authz
     Endpoint("GET", "/v1/audit/keys", Access.public),
     Endpoint("GET", "/v1/policy", Access.any_key),
     Endpoint("POST", "/v1/policy/reload", Access.admin),

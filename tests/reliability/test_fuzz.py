@@ -170,7 +170,9 @@ def test_fuzzing_reached_its_budget(figures: Figures) -> None:
 def test_the_fuzzed_document_covers_the_table() -> None:
     """Every endpoint in the schema has a row in the authorization table (so a known role)."""
     documented = {(m, p) for m, p, _ in OPERATIONS}
-    assert documented <= set(BY_ROUTE), sorted(documented - set(BY_ROUTE))
+    # OpenAPI writes a path parameter without its converter: /tlog/{path} is the route /tlog/{path:path}
+    routes = {(m, re.sub(r"\{(\w+):\w+\}", r"{\1}", p)) for m, p in BY_ROUTE}
+    assert documented <= routes, sorted(documented - routes)
 
 
 # -- query strings, cursors, headers and path values of every endpoint -------------------------
