@@ -603,10 +603,11 @@ def _log_state(url: str) -> tuple[Any, ...]:
 
 @pytest.mark.parametrize("tampering", list(HEAD_TAMPERING))
 def test_the_writer_refuses_to_append_over_a_tampered_head(attack: Callable[[str], Attack], tmp_path: Path,
-                                                            tampering: str) -> None:
+                                                            tampering: str, figures: Figures) -> None:
     """``POST /v1/decisions`` answers 503 ``audit_unavailable`` (no decision without its entry)
     and the writer appends and signs nothing over a head that is not the newest trusted
     checkpoint; verification still names what was done."""
+    figures.tamper_cases[f"writer_refuses_{tampering}"] = False
     a = attack("whole")
     with superuser(a.url) as conn, triggers_disabled(conn):
         a.conn = conn
@@ -626,6 +627,7 @@ def test_the_writer_refuses_to_append_over_a_tampered_head(attack: Callable[[str
         assert "decision_id" not in answer.json(), answer.text
     assert _log_state(a.url) == before  # nothing appended, nothing signed
     assert not a.verify().valid
+    figures.tamper_cases[f"writer_refuses_{tampering}"] = True
 
 
 def test_a_swapped_public_key_is_reported_over_http(attack: Callable[[str], Attack], pristine: Pristine,
