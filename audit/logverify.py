@@ -311,8 +311,8 @@ def _check_checkpoint(checkpoint: StoredLogCheckpoint, root: bytes, trusted: Seq
     try:
         signed = open_checkpoint(checkpoint.note, trusted, origin=origin)
     except TlogError as exc:
-        raise _Failed(trusted_size + 1, "checkpoint_key",
-                      f"checkpoint of size {size} does not verify with a pinned key: {exc}") from None
+        raise _Failed(trusted_size + 1, "checkpoint_key", f"checkpoint of size {size} (entries {trusted_size + 1}.."
+                                                          f"{size}) does not verify with a pinned key: {exc}") from None
     if signed.size != size or (checkpoint.root is not None and checkpoint.root != signed.root_hash):
         raise _Failed(trusted_size + 1, "checkpoint", f"checkpoint of size {size}: its columns disagree with "
                                                       f"its signed note (size {signed.size})")
