@@ -212,17 +212,28 @@ def verify_leaves(
         if to_seq is not None and last < to_seq:
             raise _Failed(last + 1, "missing", f"entry {last + 1} is missing (the range ends at {to_seq})")
         if ci < len(pending):
+            # A checkpoint beyond the end proves removed entries only if a trusted key signed it:
+            # a forged one (kept outside, say) is named as such, not taken as evidence.
+            for beyond in pending[ci:]:
+                try:
+                    open_checkpoint(beyond.note, trusted, origin=origin)
+                except TlogError as exc:
+                    raise _Failed(last + 1, "checkpoint_key", f"checkpoint of size {beyond.size} (entries "
+                                                              f"{last + 1}..{beyond.size}, beyond the last entry "
+                                                              f"{last}) does not verify with a pinned key: "
+                                                              f"{exc}") from None
             raise _Failed(last + 1, "truncated", f"checkpoint of size {pending[ci].size} is beyond the last "
-                                                 f"entry {last}: entries were removed")
+                                                 f"entry {last}: entries {last + 1}..{pending[ci].size} were removed")
         if head is not None:  # (9)
             size, root = head
             if size > last:
-                raise _Failed(last + 1, "truncated", f"the head says {size} entries, only {last} are stored")
+                raise _Failed(last + 1, "truncated", f"the head says {size} entries, only {last} are stored: "
+                                                     f"entries {last + 1}..{size} were removed")
             if size < last:
                 raise _Failed(size + 1, "beyond_head", f"entries after the head (size {size}) are stored")
             if root != frontier.root():
                 raise _Failed(last, "head", f"the head's root {root.hex()} is not the root of the leaves "
-                                            f"{frontier.root().hex()}")
+                                            f"1..{last} {frontier.root().hex()}")
             if last and trusted_size != last:
                 raise _Failed(trusted_size + 1, "checkpoint", f"no trusted checkpoint covers entries "
                                                               f"{trusted_size + 1}..{last}")
@@ -314,8 +325,8 @@ def _check_checkpoint(checkpoint: StoredLogCheckpoint, root: bytes, trusted: Seq
     try:
         signed = open_checkpoint(checkpoint.note, trusted, origin=origin)
     except TlogError as exc:
-        raise _Failed(trusted_size + 1, "checkpoint_key",
-                      f"checkpoint of size {size} does not verify with a pinned key: {exc}") from None
+        raise _Failed(trusted_size + 1, "checkpoint_key", f"checkpoint of size {size} (entries {trusted_size + 1}.."
+                                                          f"{size}) does not verify with a pinned key: {exc}") from None
     if signed.size != size or (checkpoint.root is not None and checkpoint.root != signed.root_hash):
         raise _Failed(trusted_size + 1, "checkpoint", f"checkpoint of size {size}: its columns disagree with "
                                                       f"its signed note (size {signed.size})")

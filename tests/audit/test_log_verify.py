@@ -193,3 +193,20 @@ def test_a_fork_is_caught_by_an_outside_checkpoint_of_the_same_size(log: AuditSt
                                        [log_signer(signing_key, rows[0][0])]))
     result = _check(log, signing_key, checkpoint_files=[outside])
     assert (result.valid, result.check, result.first_bad_seq) == (False, "checkpoint", 13), result.reason
+
+
+def test_a_forged_checkpoint_beyond_the_end_is_not_taken_as_evidence(log: AuditStore, signing_key: SigningKey,
+                                                                      tmp_path: Path) -> None:
+    """A checkpoint beyond the last entry proves removed entries only when a trusted key signed
+    it: one signed by an unknown key is named ``checkpoint_key``, not ``truncated``."""
+    (rows,) = _sql(log, "SELECT origin FROM audit_tlog_head")
+    forged = tmp_path / "forged"
+    forged.write_text(sign_checkpoint(Checkpoint(rows[0][0], 18, bytes(32)),
+                                      [log_signer(SigningKey.generate(), rows[0][0])]))
+    result = _check(log, signing_key, checkpoint_files=[forged])
+    assert (result.valid, result.check, result.first_bad_seq) == (False, "checkpoint_key", 14), result.reason
+    assert "14..18" in result.reason
+    genuine = tmp_path / "genuine"
+    genuine.write_text(sign_checkpoint(Checkpoint(rows[0][0], 18, bytes(32)), [log_signer(signing_key, rows[0][0])]))
+    result = _check(log, signing_key, checkpoint_files=[genuine])
+    assert (result.valid, result.check, result.first_bad_seq) == (False, "truncated", 14), result.reason

@@ -8,6 +8,7 @@ row for a route the app does not have, fails ``test_the_table_and_the_app_have_t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -72,14 +73,13 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint("GET", "/v1/audit/report", Access.auditor,
              sample="/v1/audit/report?from=2026-03-02T00:00:00Z&to=2026-03-03T00:00:00Z"),
     Endpoint("GET", "/v1/audit/verify", Access.auditor),
-    # The v2 log's proofs and tiles (a decision is recorded before the matrix runs: size >= 1).
+    Endpoint("GET", "/v1/audit/keys", Access.public),
     Endpoint("GET", "/v1/audit/checkpoint", Access.auditor),
     Endpoint("GET", "/v1/audit/proof/inclusion", Access.auditor, sample="/v1/audit/proof/inclusion?seq=1&size=1"),
     Endpoint("GET", "/v1/audit/proof/consistency", Access.auditor,
-             sample="/v1/audit/proof/consistency?from=0&to=1"),
+             sample="/v1/audit/proof/consistency?from=1&to=1"),
     Endpoint("GET", "/v1/audit/tlog/checkpoint", Access.auditor),
-    Endpoint("GET", "/v1/audit/tlog/{path:path}", Access.auditor, sample="/v1/audit/tlog/tile/0/x", ok=404),  # no such tile: an auditor gets past authz
-    Endpoint("GET", "/v1/audit/keys", Access.public),
+    Endpoint("GET", "/v1/audit/tlog/{path:path}", Access.auditor, sample="/v1/audit/tlog/{tile}"),
     Endpoint("GET", "/v1/policy", Access.any_key),
     Endpoint("POST", "/v1/policy/reload", Access.admin),
     Endpoint("POST", "/v1/policy/simulate", Access.admin, decision_body=True),
@@ -94,6 +94,23 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint("GET", "/docs/static/{name}", Access.public, sample="/docs/static/swagger-ui-bundle.js"),
 ]
 BY_ROUTE = {e.route: e for e in ENDPOINTS}
+
+
+def current_tile(client: Any, auditor_headers: dict[str, str]) -> str:
+    """The level-0 tile path of the log's current tree (a partial tile has exactly the tree's
+    width, so the sample of ``/v1/audit/tlog/{path}`` is read from the newest checkpoint)."""
+    note = client.get("/v1/audit/checkpoint", headers=auditor_headers)
+    assert note.status_code == 200, note.text
+    size = int(note.text.splitlines()[1])
+    full, width = divmod(size, 256)
+    return f"tile/0/{full:03d}.p/{width}" if width else f"tile/0/{full - 1:03d}"
+
+
+def documented_route(method: str, path: str) -> tuple[str, str]:
+    """The route of an OpenAPI operation: the document writes ``{path:path}`` as ``{path}``."""
+    if (method, path) in BY_ROUTE:
+        return method, path
+    return method, re.sub(r"\{(\w+)\}$", r"{\1:path}", path)
 
 CALLERS = ("no_key", "malformed_key", "unknown_key", "revoked_key", "app_own", "app_other", "gateway",
            "gateway_other", "auditor", "admin")

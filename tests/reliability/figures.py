@@ -42,7 +42,8 @@ class Figures:
              f"{self.fuzz_cases} over {len(self.fuzz_operations)} operations ({statuses})"),
             ("query/cursor/header cases", self.probe_cases, f"{self.probe_cases} over every endpoint ({probes})"),
             ("authorization matrix", self.matrix_cells,
-             f"{self.matrix_cells} cells ({len(self.matrix_endpoints)} endpoints x 8 callers)"),
+             f"{self.matrix_cells} cells ({len(self.matrix_endpoints)} endpoints x "
+             f"{self.matrix_cells // max(1, len(self.matrix_endpoints))} callers)"),
         ]
         lines = [f"{name:<26}{text if ran else 'not run'}" for name, ran, text in figures]
         missed = sorted(name for name, ok in self.tamper_cases.items() if not ok)

@@ -1,7 +1,10 @@
 """Append-only in the database itself, whatever the session does.
 
 As the application's role (``SET ROLE clearance_app``, and as the documented login role that is
-a member of it), UPDATE, DELETE and TRUNCATE on every audit table and partition fail. The role
+a member of it), UPDATE, DELETE and TRUNCATE on every audit table fail: the v2 log's
+(``audit_blobs``, ``audit_leaves``, ``audit_tlog_nodes``, ``audit_tlog_checkpoints``,
+``audit_tlog_head``, whose size never moves back) and the read-only v1 chain's (``audit_entries``
+and its partitions, ``audit_checkpoints``, ``audit_signing_keys``, ``audit_chain_head``). The role
 may not switch to ``session_replication_role = replica``; where it is allowed to (PostgreSQL's
 ``GRANT SET ON PARAMETER``), and even for a role carelessly granted UPDATE/DELETE/TRUNCATE, the
 guards still fire: every audit trigger is ``ENABLE ALWAYS``.
@@ -20,26 +23,39 @@ import psycopg
 import pytest
 
 from audit import AuditStore, AuditWriter, SigningKey, upgrade
-from audit.checkpoints import CheckpointPolicy
+from audit.chain import encode_members
+from audit.entry import prepare_fields
 from tests.audit.helpers import decision_fields
 
 from .cluster import PgCluster
 
 APP = "clearance_app"
 CARELESS = "clearance_careless"  # a role with every privilege the app role rightly lacks
-GUARDED = ("audit_entries", "audit_checkpoints", "audit_signing_keys", "audit_chain_head")
+V1 = ("audit_entries", "audit_checkpoints", "audit_signing_keys", "audit_chain_head")
+V2 = ("audit_blobs", "audit_leaves", "audit_tlog_nodes", "audit_tlog_checkpoints", "audit_tlog_head")
+GUARDED = (*V2, *V1)
+HEADS = ("audit_chain_head", "audit_tlog_head")
+V1_ENTRIES = 5
+# Past one full tile of 256 leaves, so that audit_tlog_nodes holds a row for UPDATE/DELETE to hit.
+DECISIONS = 260
+LEAVES = DECISIONS + 1  # and the first leaf, recording the v1 head
 
 
 @pytest.fixture(scope="module")
 def trail(own_cluster: PgCluster) -> Iterator[str]:
-    """A database on our own server with a few entries and checkpoints; yields its name."""
+    """A database on our own server with a v1 chain of five entries (a trail written before the
+    upgrade) and a v2 log after it: a row in every table; yields its name."""
     name = f"append_only_{uuid.uuid4().hex[:8]}"
     url = own_cluster.create_database(name)
     upgrade(url)
     store = AuditStore.from_url(url)
     try:
-        with AuditWriter(store, key=SigningKey.generate(), checkpoints=CheckpointPolicy(every_entries=2)) as writer:
-            for i in range(5):
+        key = SigningKey.generate()
+        store.append_v1_batch([encode_members(prepare_fields(decision_fields(i))) for i in range(V1_ENTRIES)],
+                              key=key, checkpoints=None)
+        store.checkpoint(key=key, force=True)
+        with AuditWriter(store, key=key) as writer:
+            for i in range(DECISIONS):
                 writer.append(decision_fields(i))
     finally:
         store.dispose()
@@ -74,9 +90,15 @@ def _statements(table: str, rows: int) -> list[str]:
     if table == "audit_chain_head":
         return ["UPDATE audit_chain_head SET seq = 0", "UPDATE audit_chain_head SET log_id = gen_random_uuid()",
                 "DELETE FROM audit_chain_head", "TRUNCATE audit_chain_head"]
-    column = {"audit_signing_keys": "created_at = now()", "audit_checkpoints": "key_id = 'x'"}.get(
-        table, "outcome = 'allow'")
-    return [*([f"UPDATE {table} SET {column}", f"DELETE FROM {table}"] if rows else []), f"TRUNCATE {table}"]
+    if table == "audit_tlog_head":
+        return ["UPDATE audit_tlog_head SET size = 0", "UPDATE audit_tlog_head SET origin = 'elsewhere'",
+                "DELETE FROM audit_tlog_head", "TRUNCATE audit_tlog_head"]
+    column = {"audit_signing_keys": "created_at = now()", "audit_checkpoints": "key_id = 'x'",
+              "audit_blobs": "sector = 'forged'", "audit_tlog_nodes": "hash = sha256(hash)",
+              "audit_tlog_checkpoints": "note = 'forged'"}.get(table, "outcome = 'allow'")
+    # CASCADE: a plain TRUNCATE of the blobs fails on the leaves' foreign key before any trigger.
+    truncate = f"TRUNCATE {table} CASCADE" if table == "audit_blobs" else f"TRUNCATE {table}"
+    return [*([f"UPDATE {table} SET {column}", f"DELETE FROM {table}"] if rows else []), truncate]
 
 
 def _refused(conn: psycopg.Connection[Any], statement: str) -> type[Exception]:
@@ -86,17 +108,26 @@ def _refused(conn: psycopg.Connection[Any], statement: str) -> type[Exception]:
 
 
 def _unchanged(cluster: PgCluster, name: str) -> None:
-    """Still the five entries, the head at 5, the checkpoints and the one key recorded."""
+    """Still the five v1 entries with their head, checkpoint and key, and the whole v2 log: its
+    leaves, blobs, stored subtree, one checkpoint per batch, its head at the last leaf."""
     with psycopg.connect(cluster.libpq(name)) as conn:
         counts = conn.execute("SELECT (SELECT count(*) FROM audit_entries), (SELECT seq FROM audit_chain_head), "
                               "(SELECT count(*) > 0 FROM audit_checkpoints), (SELECT count(*) FROM audit_signing_keys),"
                               "(SELECT count(*) FROM audit_entries WHERE outcome = 'allow')").fetchone()
-    assert counts == (5, 5, True, 1, 3), counts
+        log = conn.execute("SELECT (SELECT count(*) FROM audit_leaves), (SELECT size FROM audit_tlog_head), "
+                           "(SELECT count(*) FROM audit_tlog_checkpoints), (SELECT count(*) FROM audit_tlog_nodes), "
+                           "(SELECT count(*) FROM audit_blobs WHERE sector = 'forged'), "
+                           "(SELECT count(*) FROM audit_leaves WHERE outcome = 'allow')").fetchone()
+    assert counts == (V1_ENTRIES, V1_ENTRIES, True, 1, 3), counts
+    allowed = sum(1 for i in range(DECISIONS) if decision_fields(i)["outcome"] == "allow")
+    # One checkpoint per batch; each append here is its own batch, the first with the v1-head leaf.
+    assert log == (LEAVES, LEAVES, DECISIONS, 1, 0, allowed), log
 
 
 def test_the_application_role_cannot_change_history(own_cluster: PgCluster, trail: str) -> None:
     tables = _tables(own_cluster, trail)
-    assert len(tables) >= 8  # the four tables and the monthly partitions with the default
+    assert len(tables) >= 13  # the five v2 tables, the four v1 ones, its monthly partitions and default
+    assert all(tables[t] for t in GUARDED), tables  # a row in every table: UPDATE and DELETE have a target
     with psycopg.connect(own_cluster.libpq(trail), autocommit=True) as conn:
         conn.execute(f"SET ROLE {APP}")
         for table, rows in tables.items():
@@ -107,12 +138,22 @@ def test_the_application_role_cannot_change_history(own_cluster: PgCluster, trai
                           "ALTER TABLE audit_entries DISABLE TRIGGER audit_append_only",
                           "DROP TRIGGER audit_append_only ON audit_entries",
                           "ALTER TABLE audit_entries DETACH PARTITION audit_entries_default",
-                          "DROP TABLE audit_checkpoints"):
+                          "DROP TABLE audit_checkpoints",
+                          *(f"ALTER TABLE {t} DISABLE TRIGGER USER" for t in V2),
+                          *(f"DROP TRIGGER audit_append_only ON {t}" for t in V2 if t != "audit_tlog_head"),
+                          "DROP TRIGGER audit_tlog_head_guard ON audit_tlog_head",
+                          *(f"DROP TABLE {t}" for t in V2), "DROP VIEW audit_log"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(statement)
-        # Moving the chain head back is refused by its trigger even with the UPDATE grant.
+        # The view the queries read is no way in: a join, so never updatable.
+        for statement in ("UPDATE audit_log SET outcome = 'allow'", "DELETE FROM audit_log"):
+            with pytest.raises((psycopg.errors.InsufficientPrivilege, psycopg.errors.ObjectNotInPrerequisiteState)):
+                conn.execute(statement)
+        # Moving either head back is refused by its trigger even with the UPDATE grant.
         with pytest.raises(psycopg.errors.RaiseException, match="cannot move back"):
             conn.execute("UPDATE audit_chain_head SET seq = 1")
+        with pytest.raises(psycopg.errors.RaiseException, match="cannot move back"):
+            conn.execute("UPDATE audit_tlog_head SET size = 1")
     _unchanged(own_cluster, trail)
 
 
@@ -125,8 +166,9 @@ def test_the_application_role_may_not_enter_replica_mode(own_cluster: PgCluster,
         assert conn.execute("SELECT current_user").fetchone() == (APP,)
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("SET session_replication_role = replica")
-        for statement in _statements("audit_entries", 5):
-            _refused(conn, statement)
+        for table in ("audit_leaves", "audit_tlog_head", "audit_entries"):
+            for statement in _statements(table, 1):
+                _refused(conn, statement)
 
 
 @pytest.mark.parametrize("role", [APP, CARELESS, "superuser"])
@@ -164,7 +206,7 @@ def test_every_guard_trigger_fires_always(own_cluster: PgCluster, trail: str) ->
     for table, trigger, enabled in rows:
         by_table.setdefault(table, {})[trigger] = enabled
     for table in _tables(own_cluster, trail):
-        expected = ({"audit_chain_head_guard", "audit_no_truncate"} if table == "audit_chain_head"
+        expected = ({f"{table}_guard", "audit_no_truncate"} if table in HEADS
                     else {"audit_append_only", "audit_no_truncate"})
         assert set(by_table.get(table, {})) >= expected, table
         assert set(by_table[table].values()) == {"A"}, (table, by_table[table])  # A = ENABLE ALWAYS

@@ -19,7 +19,7 @@ from api.settings import Settings
 from tests.api.conftest import bearer
 
 from .conftest import running_services
-from .endpoints import BY_ROUTE, CALLERS, ENDPOINTS, Access, Endpoint, app_routes, expected_status
+from .endpoints import BY_ROUTE, CALLERS, ENDPOINTS, Access, Endpoint, app_routes, current_tile, expected_status
 from .figures import Figures
 
 ROUTES = app_routes(create_app(Settings(database_url="postgresql://unused/none")))
@@ -78,7 +78,9 @@ def matrix(pg_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
 def call(client: TestClient, endpoint: Endpoint, caller: str, callers: Callers) -> httpx.Response:
     headers = (bearer(callers.revoked[endpoint.access]) if caller == "revoked_key"
                else callers.headers[caller])
-    path = (endpoint.sample or endpoint.path).format(decision_id=callers.decision_id)
+    sample = endpoint.sample or endpoint.path
+    tile = current_tile(client, callers.headers["auditor"]) if "{tile}" in sample else ""
+    path = sample.format(decision_id=callers.decision_id, tile=tile)
     body = copy.deepcopy(DECISION_REQUEST_EXAMPLE) if endpoint.decision_body else copy.deepcopy(endpoint.body)
     if endpoint.key_header != "authorization" and "Authorization" in headers:
         headers = {endpoint.key_header: headers["Authorization"].removeprefix("Bearer ")}

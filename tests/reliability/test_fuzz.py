@@ -45,7 +45,7 @@ from tests.api.conftest import bearer
 from tests.conftest import create_database, drop_database
 
 from .conftest import LONG, make_api_key, running_services
-from .endpoints import BY_ROUTE, Access
+from .endpoints import BY_ROUTE, Access, current_tile, documented_route
 from .figures import Figures
 from .server import ServerProcess
 
@@ -122,7 +122,7 @@ def _check_error_shape(response: Any) -> None:
 def test_fuzz_operation(fuzzing: Fuzzing, method: str, path: str, mode: GenerationMode, figures: Figures,
                         caplog: pytest.LogCaptureFixture) -> None:
     operation = fuzzing.schema[path][method]
-    endpoint = BY_ROUTE.get((method, path))
+    endpoint = BY_ROUTE.get(documented_route(method, path))
     access = endpoint.access if endpoint else None
     takes_input = next(has_input for m, p, has_input in OPERATIONS if (m, p) == (method, path))
     ran = 0
@@ -169,10 +169,8 @@ def test_fuzzing_reached_its_budget(figures: Figures) -> None:
 
 def test_the_fuzzed_document_covers_the_table() -> None:
     """Every endpoint in the schema has a row in the authorization table (so a known role)."""
-    documented = {(m, p) for m, p, _ in OPERATIONS}
-    # OpenAPI writes a path parameter without its converter: /tlog/{path} is the route /tlog/{path:path}
-    routes = {(m, re.sub(r"\{(\w+):\w+\}", r"{\1}", p)) for m, p in BY_ROUTE}
-    assert documented <= routes, sorted(documented - routes)
+    documented = {documented_route(m, p) for m, p, _ in OPERATIONS}
+    assert documented <= set(BY_ROUTE), sorted(documented - set(BY_ROUTE))
 
 
 # -- query strings, cursors, headers and path values of every endpoint -------------------------
@@ -181,7 +179,7 @@ def test_the_fuzzed_document_covers_the_table() -> None:
 # outside the OpenAPI document too: /ui, /docs and their static files).
 PROBED = [(e.method, e.path, e.sample or e.path, e.access) for e in BY_ROUTE.values()]
 QUERY_PARAMETERS = {
-    (method.upper(), path): [p["name"] for p in op.get("parameters", ()) if p["in"] == "query"]
+    documented_route(method.upper(), path): [p["name"] for p in op.get("parameters", ()) if p["in"] == "query"]
     for path, item in _DOCUMENT["paths"].items() for method, op in item.items() if isinstance(op, dict)
 }
 # Odd values for any query parameter: numbers out of range or not numbers, empty, NUL, control
@@ -241,8 +239,9 @@ class Probe:
         return response
 
 
-def _concrete(sample: str, decision_id: str) -> str:
-    return sample.format(decision_id=decision_id).split("?", 1)[0]
+def _concrete(sample: str, fuzzing: Fuzzing) -> str:
+    tile = current_tile(fuzzing.client, bearer(fuzzing.keys["auditor"])) if "{tile}" in sample else ""
+    return sample.format(decision_id=fuzzing.decision_id, tile=tile).split("?", 1)[0]
 
 
 def _ids(items: list[tuple[str, str, str, Access]]) -> list[str]:
@@ -255,7 +254,7 @@ def _ids(items: list[tuple[str, str, str, Access]]) -> list[str]:
 def test_odd_query_strings_cursors_and_headers(fuzzing: Fuzzing, figures: Figures, method: str, path: str,
                                                sample: str, access: Access, caplog: pytest.LogCaptureFixture) -> None:
     probe = Probe(fuzzing, figures)
-    base = _concrete(sample, fuzzing.decision_id)
+    base = _concrete(sample, fuzzing)
     reload = path == "/v1/policy/reload"
     with caplog.at_level(logging.ERROR):
         if not reload:
@@ -327,7 +326,7 @@ def test_generated_query_strings(fuzzing: Fuzzing, figures: Figures, pairs: list
     of any size, NaN and infinities) on the endpoints that take query parameters."""
     method, path, sample, access = operation
     probe = Probe(fuzzing, figures)
-    probe.send(method, f"{_concrete(sample, fuzzing.decision_id)}?{urlencode(pairs)}", access)
+    probe.send(method, f"{_concrete(sample, fuzzing)}?{urlencode(pairs)}", access)
     figures.probe_cases += probe.sent
 
 

@@ -163,11 +163,11 @@ def test_a_broken_bundle_is_refused_and_the_old_revision_keeps_serving(reloading
     assert accepted.json()["revision"] == before
 
 
-def test_refused_reloads_are_recorded_in_a_valid_chain(reloading: Reloading) -> None:
-    """Runs after the refusals above: each attempt is an entry of the signed chain."""
+def test_refused_reloads_are_recorded_in_a_valid_log(reloading: Reloading) -> None:
+    """Runs after the refusals above: each attempt is a leaf of the signed log."""
     with psycopg.connect(libpq(reloading.url)) as conn:
         outcomes = [row[0] for row in conn.execute(
-            "SELECT body_json->'reload'->>'outcome' FROM audit_entries_json WHERE kind = 'policy_reload' ORDER BY seq")]
+            "SELECT body_json->'reload'->>'outcome' FROM audit_log WHERE kind = 'policy_reload' ORDER BY seq")]
     assert outcomes.count("refused") >= len(BREAKAGES), outcomes
     from audit import AuditStore
 

@@ -1,16 +1,21 @@
-"""The invariants every fault test ends with, read straight from the audit tables.
+"""The invariants every fault test ends with, read straight from the v2 log's tables.
 
-* every decision answered 200 is in the trail, at the seq its receipt named (no decision lost);
-* seqs run 1..head without a gap or a repeat, and no decision id is recorded twice;
-* the chain verifies (hashes, signatures, links, checkpoints — stored and exported).
+* every decision answered 200 is in the log, at the seq its receipt named (no decision lost);
+* leaf seqs run 1..head size without a gap or a repeat, and no decision id is recorded twice;
+* one signed checkpoint per batch: the leaves between two stored checkpoints were appended
+  together (one ``recorded_at``, the checkpoint's own, and one signer), and the newest
+  checkpoint is of the head;
+* the log verifies (leaf hashes, columns, blobs, subtrees, every checkpoint's signature and
+  root, the head — and any checkpoint exported outside the database).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from os import PathLike
+from typing import Any
 
 import psycopg
 from sqlalchemy.engine import make_url
@@ -38,6 +43,8 @@ class TrailCheck:
     wrong_seq: list[tuple[str, int, int]]  # (decision id, receipt seq, stored seq)
     unanswered_entries: int  # recorded, but the caller got no 200 (the ambiguous-commit case)
     verification: VerificationResult
+    checkpoints: int = 0
+    batch_problems: list[str] = field(default_factory=list)  # checkpoint ranges that are not one batch
 
     def problems(self) -> list[str]:
         found = []
@@ -52,7 +59,9 @@ class TrailCheck:
         if self.duplicate_decision_ids:
             found.append(f"decision ids recorded twice {self.duplicate_decision_ids[:5]}")
         if self.head_seq != self.entries:
-            found.append(f"chain head at {self.head_seq}, {self.entries} entries")
+            found.append(f"log head at {self.head_seq}, {self.entries} leaves")
+        if self.batch_problems:
+            found.append(f"not one checkpoint per batch: {self.batch_problems[:5]}")
         if not self.verification.valid:
             found.append(f"verification failed: {self.verification.reason}")
         return found
@@ -62,14 +71,16 @@ def check_trail(url: str, answers: Sequence[Answer], *,
                 checkpoint_files: Iterable[str | PathLike[str]] = ()) -> TrailCheck:
     receipts = {a.decision_id: a.seq for a in answers if a.status == 200 and a.decision_id}
     with psycopg.connect(libpq(url)) as conn:
-        rows = conn.execute("SELECT seq, decision_id::text FROM audit_entries ORDER BY seq").fetchall()
+        rows = conn.execute("SELECT seq, decision_id::text FROM audit_leaves ORDER BY seq").fetchall()
         stored = dict(conn.execute(
-            "SELECT decision_id::text, seq FROM audit_entries WHERE decision_id = ANY(%s::uuid[])",
+            "SELECT decision_id::text, seq FROM audit_leaves WHERE decision_id = ANY(%s::uuid[])",
             (list(receipts),),
         ).fetchall())
-        head = conn.execute("SELECT seq FROM audit_chain_head").fetchone()
+        head = conn.execute("SELECT size FROM audit_tlog_head").fetchone()
+        batches = batch_problems(conn)
+        checkpoints = int(conn.execute("SELECT count(*) FROM audit_tlog_checkpoints").fetchone()[0])  # type: ignore[index]
     seqs = Counter(seq for seq, _ in rows)
-    ids = Counter(decision_id for _, decision_id in rows)
+    ids = Counter(decision_id for _, decision_id in rows if decision_id is not None)
     top = max(seqs, default=0)
     store = AuditStore.from_url(url, pooled=False)
     try:
@@ -87,7 +98,34 @@ def check_trail(url: str, answers: Sequence[Answer], *,
         wrong_seq=sorted((d, s, stored[d]) for d, s in receipts.items() if d in stored and stored[d] != s),
         unanswered_entries=len(rows) - len(stored),
         verification=verification,
+        checkpoints=checkpoints,
+        batch_problems=batches,
     )
+
+
+# Per stored checkpoint, the leaves it adds to the previous one: a batch of the writer is
+# recorded with one time (its checkpoint's) and signed by one key.
+BATCHES_SQL = """
+SELECT c.size, c.created_at = min(l.recorded_at) AND c.created_at = max(l.recorded_at),
+       count(DISTINCT convert_from(l.body, 'UTF8')::jsonb ->> 'key_id'), count(l.seq),
+       c.size - coalesce(lag(c.size) OVER (ORDER BY c.size), 0)
+FROM audit_tlog_checkpoints c
+JOIN audit_leaves l ON l.seq <= c.size
+    AND l.seq > coalesce((SELECT max(p.size) FROM audit_tlog_checkpoints p WHERE p.size < c.size), 0)
+GROUP BY c.size, c.created_at ORDER BY c.size
+"""
+
+
+def batch_problems(conn: psycopg.Connection[Any]) -> list[str]:
+    """The checkpoint ranges that are not one batch, and a head no checkpoint is of."""
+    found = []
+    for size, one_time, signers, leaves, width in conn.execute(BATCHES_SQL).fetchall():
+        if not one_time or signers != 1 or leaves != width:
+            found.append(f"checkpoint {size}: {leaves} of {width} leaves, one time {one_time}, {signers} signers")
+    row = conn.execute("SELECT h.size, (SELECT max(size) FROM audit_tlog_checkpoints) FROM audit_tlog_head h").fetchone()
+    if row is not None and row[0] and row[0] != row[1]:
+        found.append(f"head at {row[0]}, newest checkpoint {row[1]}")
+    return found
 
 
 def assert_trail_intact(check: TrailCheck, figures: Figures) -> None:
