@@ -100,10 +100,10 @@ def measure_signing(policy: ActivePolicy, iterations: int) -> dict[str, Any]:
     decider = decider_for(policy)
     request = DecisionRequest.model_validate(WORKLOADS[1])
     caller = Caller(key_id="bench", role="app")
-    fields, result = decider.entry(policy, request, caller, decider.evaluate(policy, request, caller))
+    fields, _ = decider.entry(policy, request, caller, decider.evaluate(policy, request, caller))
     body_spliced = {**fields, "seq": 12345, "recorded_at": "2026-11-21T02:00:00.000000Z", "key_id": "k" * 32,
                     "prev_hash": "0" * 64}
-    body_plain = {**body_spliced, "input": fields["input"].value, "result": result}
+    body_plain = {**body_spliced, "input": fields["input"].value, "result": fields["result"].value}
     data = canonical_bytes(body_plain)
     assert canonical_bytes(body_spliced) == data
     key = SigningKey.generate()
