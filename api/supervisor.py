@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 from typing import Any
 
-from uvicorn import Config
+from uvicorn.config import STARTUP_FAILURE, Config
 from uvicorn.supervisors.multiprocess import Multiprocess
 
 log = logging.getLogger("clearance.reload")
@@ -33,4 +34,9 @@ def run_workers(app: str, **options: Any) -> None:
     """``uvicorn.run(app, factory=True, workers=N, **options)`` with :class:`ReloadingSupervisor`."""
     config = Config(app, factory=True, **options)
     assert config.workers > 1, "one worker runs without a supervisor"
-    ReloadingSupervisor(config, sockets=[config.bind_socket()]).run()
+    supervisor = ReloadingSupervisor(config, sockets=[config.bind_socket()])
+    supervisor.run()
+    # uvicorn's supervisor stops when a worker fails to start but returns normally: exit as one
+    # worker would (3), so a service manager and the operator see the start failed.
+    if any(p.exitcode == STARTUP_FAILURE for p in supervisor.processes):
+        sys.exit(STARTUP_FAILURE)

@@ -23,6 +23,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 
 from api.apikeys import Role
@@ -107,7 +108,7 @@ def test_no_secret_in_logs_or_error_bodies_in_process(
     # keys are cached, so with the database gone some requests reach the audit writer and fail
     # there, others fail checking an uncached key.
     settings = make_settings(tmp_path, via_proxy).model_copy(
-        update={"signing_key": key.private_pem().decode(), "apikey_cache_seconds": 60})
+        update={"signing_key": SecretStr(key.private_pem().decode()), "apikey_cache_seconds": 60})
     caplog.set_level(logging.DEBUG)
     services = Services.start(settings)
     keys = make_keys(services)
