@@ -8,7 +8,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from audit import AuditStore, AuditWriter, SigningKey
+from audit import AuditStore, AuditWriter, CheckpointFileError, SigningKey
 from audit.entry import prepare_fields
 from audit.chain import encode_members
 from audit.logverify import verify_log, verify_trail
@@ -198,14 +198,16 @@ def test_a_fork_is_caught_by_an_outside_checkpoint_of_the_same_size(log: AuditSt
 def test_a_forged_checkpoint_beyond_the_end_is_not_taken_as_evidence(log: AuditStore, signing_key: SigningKey,
                                                                       tmp_path: Path) -> None:
     """A checkpoint beyond the last entry proves removed entries only when a trusted key signed
-    it: one signed by an unknown key is named ``checkpoint_key``, not ``truncated``."""
+    it: a file signed by an unknown key is refused before verification starts
+    (``CheckpointFileError`` naming the file, docs/audit.md "Trust model"), not ``truncated``."""
     (rows,) = _sql(log, "SELECT origin FROM audit_tlog_head")
     forged = tmp_path / "forged"
     forged.write_text(sign_checkpoint(Checkpoint(rows[0][0], 18, bytes(32)),
                                       [log_signer(SigningKey.generate(), rows[0][0])]))
-    result = _check(log, signing_key, checkpoint_files=[forged])
-    assert (result.valid, result.check, result.first_bad_seq) == (False, "checkpoint_key", 14), result.reason
-    assert "14..18" in result.reason
+    with pytest.raises(CheckpointFileError) as refused:
+        _check(log, signing_key, checkpoint_files=[forged])
+    assert refused.value.path == str(forged) and str(forged) in str(refused.value)
+    assert "not a checkpoint signed with a pinned key" in str(refused.value)
     genuine = tmp_path / "genuine"
     genuine.write_text(sign_checkpoint(Checkpoint(rows[0][0], 18, bytes(32)), [log_signer(signing_key, rows[0][0])]))
     result = _check(log, signing_key, checkpoint_files=[genuine])

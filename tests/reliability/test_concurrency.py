@@ -10,7 +10,8 @@ import psycopg
 import pytest
 
 from api.apikeys import Role
-from audit import init_key
+from audit import AuditStore, init_key
+from audit.trust import log_verifier, write_trusted_keys
 
 from .conftest import LONG, make_api_key
 from .figures import Figures
@@ -26,14 +27,25 @@ DECISIONS = 5000 if LONG else 300
 def test_servers_on_one_database_write_one_chain(
     migrated_database: str, start_server: Callable[..., ServerProcess], tmp_path: Path, figures: Figures
 ) -> None:
-    # Each server signs with a key of its own, so the trail shows who appended what.
+    # Each server signs with a key of its own, so the trail shows who appended what. Every
+    # server pins all three verifier keys (CLEARANCE_TRUSTED_KEYS, as one deployment's pinned
+    # file would): each writer checks the head against the newest checkpoint before its batch,
+    # and that checkpoint is often another server's.
     keys = [init_key(tmp_path / f"server{i}.key") for i in range(3)]
+    store = AuditStore.from_url(migrated_database, pooled=False)
+    try:
+        origin = store.log_origin()
+    finally:
+        store.dispose()
+    pinned = str(write_trusted_keys(tmp_path / "trusted-keys", [log_verifier(k.public, origin) for k in keys]))
     servers = [
-        start_server(migrated_database, signing_key=str(tmp_path / "server0.key"), CLEARANCE_CHECKPOINT_EVERY="20"),
-        start_server(migrated_database, signing_key=str(tmp_path / "server1.key"), CLEARANCE_CHECKPOINT_EVERY="20"),
+        start_server(migrated_database, signing_key=str(tmp_path / "server0.key"), CLEARANCE_CHECKPOINT_EVERY="20",
+                     CLEARANCE_TRUSTED_KEYS=pinned),
+        start_server(migrated_database, signing_key=str(tmp_path / "server1.key"), CLEARANCE_CHECKPOINT_EVERY="20",
+                     CLEARANCE_TRUSTED_KEYS=pinned),
         # and one server with two worker processes of its own
         start_server(migrated_database, signing_key=str(tmp_path / "server2.key"), workers=2,
-                     CLEARANCE_CHECKPOINT_EVERY="20"),
+                     CLEARANCE_CHECKPOINT_EVERY="20", CLEARANCE_TRUSTED_KEYS=pinned),
     ]
     key = make_api_key(migrated_database, Role.app, "claims-summariser")
     load = Load([s.url for s in servers], key, threads=9, limit=DECISIONS).start()

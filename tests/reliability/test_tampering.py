@@ -9,12 +9,15 @@ triggers switched off, and verification must name the first bad seq and the fail
 
 The cases of tests/audit/test_log_verify.py and more, on a log the service wrote: an edited leaf
 (bytes, or bytes with a recomputed leaf hash), each derived column, each blob facet and a blob's
-bytes, deleted, inserted, swapped and duplicated leaves, the tail re-signed and a leaf appended
-with a key that is not pinned (also when registered in the database), a cut tail with the head
-moved back against an outside checkpoint, a kept head, edited or deleted checkpoints and head,
-outside checkpoints of another log or forged, the v1 chain and its link, a public key swapped in
-``audit_signing_keys``, the whole trail re-signed under a swapped key, and forks (an older
-database restored, then new appends by the service).
+bytes, deleted, inserted, swapped and duplicated leaves, the tail re-signed with a key that is
+not pinned (``checkpoint_key``) and a leaf appended under one (``unknown_key``; also when
+registered in the database), a cut tail with the head moved back against an outside checkpoint,
+a kept head, edited or deleted checkpoints and head, the v1 chain and its link, a public key
+swapped in ``audit_signing_keys``, the whole trail re-signed under a swapped key, and forks (an
+older database restored: the service, whose checkpoint file is ahead, refuses to append; a
+service without that file appends, and the exported checkpoint exposes the fork). An outside
+checkpoint no pinned key signed (another log's, or forged) is refused before verification:
+``CheckpointFileError`` naming the file (docs/audit.md "Trust model").
 
 And the service itself: on a tampered head, ``POST /v1/decisions`` answers 503
 ``audit_unavailable`` and the writer appends and signs nothing.
@@ -37,14 +40,14 @@ from fastapi.testclient import TestClient
 from api.apikeys import Role, create_key
 from api.app import create_app
 from api.services import Services, load_key
-from audit import AuditStore, Keyring, SigningKey, VerificationResult, upgrade
+from audit import AuditStore, CheckpointFileError, Keyring, SigningKey, VerificationResult, init_key, upgrade
 from audit.canonical import GENESIS_PREV_HASH
 from audit.chain import encode_members
 from audit.entry import prepare_fields
 from audit.logverify import verify_trail
 from audit.tlog import Checkpoint, MemoryTree, leaf_hash, sign_checkpoint
 from audit.tlog.note import Verifier
-from audit.trust import log_signer, log_verifier, trusted_verifiers
+from audit.trust import log_signer, log_verifier, trusted_verifiers, write_trusted_keys
 from tests.api.conftest import bearer, make_settings
 from tests.audit.helpers import decision_fields, libpq, superuser, triggers_disabled
 from tests.audit.test_verify import _forge, _insert, _row
@@ -207,14 +210,15 @@ class Case:
     check: str
     says: str = ""  # a fragment the reason must contain
     template: str = "whole"  # "whole" trail, or "snapshot" (the older state, for forks)
+    file: str = ""  # instead of a seq: the outside checkpoint file verification must refuse, by name
 
 
 CASES: list[Case] = []
 
 
-def case(seq: int, check: str, says: str = "", template: str = "whole") -> Callable[..., Any]:
+def case(seq: int, check: str, says: str = "", template: str = "whole", file: str = "") -> Callable[..., Any]:
     def register(attack: Callable[[Attack], VerificationResult]) -> Callable[[Attack], VerificationResult]:
-        CASES.append(Case(attack.__name__, attack, seq, check, says, template))
+        CASES.append(Case(attack.__name__, attack, seq, check, says, template, file))
         return attack
     return register
 
@@ -371,13 +375,13 @@ def _append_intruder_leaf(a: Attack, intruder: SigningKey) -> None:
     a.resign(intruder, [LEAVES + 1])
 
 
-@case(LEAVES + 1, "checkpoint_key")
+@case(LEAVES + 1, "unknown_key")
 def leaf_appended_with_an_unknown_key(a: Attack) -> VerificationResult:
     _append_intruder_leaf(a, SigningKey.generate())
     return a.verify()
 
 
-@case(LEAVES + 1, "checkpoint_key")
+@case(LEAVES + 1, "unknown_key")
 def leaf_appended_with_a_key_registered_in_the_database(a: Attack) -> VerificationResult:
     intruder = SigningKey.generate()
     _append_intruder_leaf(a, intruder)
@@ -431,17 +435,19 @@ def head_root_edited(a: Attack) -> VerificationResult:
     return a.verify()
 
 
-@case(LEAVES, "checkpoint_key")
+@case(0, "checkpoint_file", says="pinned key", file="other-log")
 def outside_checkpoint_of_another_log(a: Attack) -> VerificationResult:
-    """The real key's signature, over the same tree, for another origin."""
+    """The real key's signature, over the same tree, for another origin: no pinned key (they
+    are named for this log's origin) signed it, so the file is refused, by name."""
     root = MemoryTree(a.hashes()).root()
     note = a.outside_note("other-log", f"clearance.audit/{uuid.uuid4()}", LEAVES, root, a.pristine.key)
     return a.verify(outside=[note])
 
 
-@case(LEAVES + 1, "checkpoint_key")
+@case(0, "checkpoint_file", says="pinned key", file="forged")
 def outside_checkpoint_forged(a: Attack) -> VerificationResult:
-    """A checkpoint beyond the head, signed by a key nobody trusts."""
+    """A checkpoint beyond the head, signed by a key nobody trusts: refused, by name, and never
+    taken as evidence of a cut tail."""
     note = a.outside_note("forged", a.pristine.origin, LEAVES + 5, bytes(32), SigningKey.generate())
     return a.verify(outside=[note])
 
@@ -473,10 +479,12 @@ def public_key_swapped_in_keys_table(a: Attack) -> VerificationResult:
     return a.verify()
 
 
-@case(1, "checkpoint_key")
+@case(1, "unknown_key")
 def trail_resigned_under_a_swapped_key(a: Attack) -> VerificationResult:
-    """The attacker re-signs the v1 chain and every checkpoint of the log with a key of its own
-    and swaps the keys table: the database alone then vouches for it; the pinned key does not."""
+    """The attacker re-signs the v1 chain, every leaf's key id and every checkpoint of the log
+    with a key of its own and swaps the keys table: the database alone then vouches for it; the
+    pinned key does not (leaf 1 names a key nobody pinned), and the exported checkpoint, signed
+    by the real key, is refused by a verifier that trusts the swapped table."""
     intruder = SigningKey.generate()
     previous: dict[str, Any] = {"entry_hash": GENESIS_PREV_HASH}
     for seq in range(1, V1_ENTRIES + 1):
@@ -488,11 +496,14 @@ def trail_resigned_under_a_swapped_key(a: Attack) -> VerificationResult:
         previous = forged
     a.conn.execute("UPDATE audit_chain_head SET head_hash = %s", (previous["entry_hash"],))
     # leaf 1 names the v1 head's hash: rewrite it too, then every checkpoint.
-    doc = json.loads(bytes(a.leaf(1)["body"]))
-    doc["v1_head"]["entry_hash"] = bytes(previous["entry_hash"]).hex()
     from audit.canonical import canonical_bytes
 
-    a.rewrite_leaf(1, canonical_bytes(doc))
+    for seq in range(1, LEAVES + 1):  # each leaf names the key of the writer that appended it
+        doc = json.loads(bytes(a.leaf(seq)["body"]))
+        if seq == 1:
+            doc["v1_head"]["entry_hash"] = bytes(previous["entry_hash"]).hex()
+        doc["key_id"] = intruder.key_id
+        a.rewrite_leaf(seq, canonical_bytes(doc))
     a.conn.execute("DELETE FROM audit_checkpoints")
     sizes = [int(r[0]) for r in a.conn.execute("SELECT size FROM audit_tlog_checkpoints")]
     a.resign(intruder, sizes)
@@ -501,17 +512,31 @@ def trail_resigned_under_a_swapped_key(a: Attack) -> VerificationResult:
                    (intruder.key_id, intruder.public.raw))
     inside = a.verify()
     assert inside.valid, inside  # internally perfect
-    outside = a.verify_outside()  # the exported checkpoint is signed by a key the database dropped
-    assert not outside.valid and outside.check == "checkpoint_key", outside
+    with pytest.raises(CheckpointFileError) as refused:  # signed by a key the database dropped
+        a.verify_outside()
+    assert refused.value.path == str(a.pristine.outside), refused.value
     return a.verify(pinned=True)
 
 
 # -- forks ------------------------------------------------------------------------------------
 
 
-def _append_through_service(a: Attack, count: int) -> None:
-    """The service, restarted on the restored database, goes on appending (same signing key)."""
-    services = Services.start(make_settings(a.pristine.home, a.url))
+def _restored_service_refuses(a: Attack) -> None:
+    """The service, restarted on the restored database with its own checkpoint file (of size
+    LEAVES, ahead of the database), appends and signs nothing; verification with that
+    checkpoint names the first missing seq."""
+    _assert_service_refuses(a)
+    behind = a.verify_outside()
+    assert (behind.valid, behind.first_bad_seq, behind.check) == (False, SNAPSHOT_LEAVES + 1, "truncated"), behind
+    assert f"{LEAVES}" in (behind.reason or ""), behind
+
+
+def _append_through_blind_service(a: Attack, count: int) -> None:
+    """A service on the restored database that never saw the checkpoint file (restored on
+    another host, or the file deleted: docs/audit.md "What remains trusted") goes on appending
+    with the same signing key: the fork only the exported checkpoint exposes."""
+    settings = make_settings(a.pristine.home, a.url).model_copy(update={"checkpoint_file": a.tmp / "fresh.json"})
+    services = Services.start(settings)
     try:
         _decide(services, count, first=1000)
     finally:
@@ -520,7 +545,8 @@ def _append_through_service(a: Attack, count: int) -> None:
 
 @case(LEAVES, "checkpoint", template="snapshot")
 def fork_restored_then_appended_past_the_checkpoint(a: Attack) -> VerificationResult:
-    _append_through_service(a, ENTRIES - SNAPSHOT_AT + 3)
+    _restored_service_refuses(a)
+    _append_through_blind_service(a, ENTRIES - SNAPSHOT_AT + 3)
     inside = a.verify()
     assert inside.valid and inside.checked == LEAVES + 3, inside  # a fork is internally perfect
     return a.verify_outside()
@@ -528,7 +554,8 @@ def fork_restored_then_appended_past_the_checkpoint(a: Attack) -> VerificationRe
 
 @case(SNAPSHOT_LEAVES + 3, "truncated", says=f"{LEAVES}", template="snapshot")
 def fork_restored_then_appended_short_of_the_checkpoint(a: Attack) -> VerificationResult:
-    _append_through_service(a, 2)
+    _restored_service_refuses(a)
+    _append_through_blind_service(a, 2)
     assert a.verify().valid
     return a.verify_outside()
 
@@ -554,11 +581,19 @@ def attack(pristine: Pristine, tmp_path: Path) -> Iterator[Callable[[str], Attac
 @pytest.mark.parametrize("c", CASES, ids=[c.name for c in CASES])
 def test_tampering_is_caught(attack: Callable[[str], Attack], c: Case, figures: Figures) -> None:
     a = attack(c.template)
+    result: VerificationResult | CheckpointFileError
     with superuser(a.url) as conn, triggers_disabled(conn):
         a.conn = conn
-        result = c.attack(a)
-    caught = (not result.valid and result.first_bad_seq == c.seq and result.check == c.check
-              and str(c.seq) in (result.reason or "") and c.says in (result.reason or ""))
+        try:
+            result = c.attack(a)
+        except CheckpointFileError as exc:  # an outside checkpoint no pinned key signed
+            result = exc
+    if isinstance(result, CheckpointFileError):
+        caught = (c.check == "checkpoint_file" and result.path == str(a.tmp / c.file)
+                  and result.path in str(result) and c.says in str(result))
+    else:
+        caught = (not c.file and not result.valid and result.first_bad_seq == c.seq and result.check == c.check
+                  and str(c.seq) in (result.reason or "") and c.says in (result.reason or ""))
     figures.tamper_cases[c.name] = caught
     assert caught, f"expected seq {c.seq} / {c.check} ({c.says!r}), got {result}"
 
@@ -594,6 +629,25 @@ HEAD_TAMPERING: dict[str, Callable[[Attack], None]] = {
 }
 
 
+def _assert_service_refuses(a: Attack) -> None:
+    """The service (its signing key, its checkpoint file) answers ``POST /v1/decisions`` with
+    503 ``audit_unavailable`` and appends and signs nothing."""
+    before = _log_state(a.url)
+    services = Services.start(make_settings(a.pristine.home, a.url))
+    try:
+        key, _ = create_key(services.db, role=Role.app, app_id="claims-summariser")
+        with TestClient(create_app(services=services), raise_server_exceptions=False) as client:
+            answers = [client.post("/v1/decisions", json=decision_body(2000 + i), headers=bearer(key))
+                       for i in range(2)]
+    finally:
+        services.close()
+    for answer in answers:
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["error"]["code"] == "audit_unavailable", answer.text
+        assert "decision_id" not in answer.json(), answer.text
+    assert _log_state(a.url) == before  # nothing appended, nothing signed
+
+
 def _log_state(url: str) -> tuple[Any, ...]:
     with psycopg.connect(libpq(url)) as conn:
         return conn.execute("SELECT (SELECT count(*) FROM audit_leaves), (SELECT max(seq) FROM audit_leaves), "
@@ -612,44 +666,49 @@ def test_the_writer_refuses_to_append_over_a_tampered_head(attack: Callable[[str
     with superuser(a.url) as conn, triggers_disabled(conn):
         a.conn = conn
         HEAD_TAMPERING[tampering](a)
-    before = _log_state(a.url)
-    services = Services.start(make_settings(a.pristine.home, a.url))
-    try:
-        key, _ = create_key(services.db, role=Role.app, app_id="claims-summariser")
-        with TestClient(create_app(services=services), raise_server_exceptions=False) as client:
-            answers = [client.post("/v1/decisions", json=decision_body(2000 + i), headers=bearer(key))
-                       for i in range(2)]
-    finally:
-        services.close()
-    for answer in answers:
-        assert answer.status_code == 503, answer.text
-        assert answer.json()["error"]["code"] == "audit_unavailable", answer.text
-        assert "decision_id" not in answer.json(), answer.text
-    assert _log_state(a.url) == before  # nothing appended, nothing signed
+    _assert_service_refuses(a)
     assert not a.verify().valid
     figures.tamper_cases[f"writer_refuses_{tampering}"] = True
 
 
 def test_a_swapped_public_key_is_reported_over_http(attack: Callable[[str], Attack], pristine: Pristine,
-                                                    tmp_path: Path) -> None:
-    """``GET /v1/audit/verify`` names it (no 500), and ``GET /v1/audit/keys`` never serves the
-    swapped key under the real key's id."""
+                                                    tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The real key's row in ``audit_signing_keys`` now holds the attacker's public key.
+    ``GET /v1/audit/verify`` of a service that pinned the attacker's key (the one the table now
+    shows) names seq 1, whose leaf no key it pinned appended (no 500); a service holding the real
+    key is not fooled: it logs the refused row at start-up and verifies the log as it was;
+    ``GET /v1/audit/keys`` never serves the swapped key under the real key's id."""
     a = attack("whole")
     intruder = SigningKey.generate()
     with superuser(a.url) as conn, triggers_disabled(conn):
         conn.execute("UPDATE audit_signing_keys SET public_key = %s WHERE key_id = %s",
                      (intruder.public.raw, pristine.key.key_id))
-    services = Services.start(make_settings(tmp_path / "home", a.url))
-    try:
-        auditor, _ = create_key(services.db, role=Role.auditor, app_id=None)
-        with TestClient(create_app(services=services), raise_server_exceptions=False) as client:
-            verified = client.get("/v1/audit/verify", headers=bearer(auditor))
-            keys = client.get("/v1/audit/keys")
-    finally:
-        services.close()
-    assert verified.status_code == 200, verified.text
-    body = verified.json()
-    assert (body["valid"], body["first_bad_seq"], body["check"]) == (False, 1, "checkpoint_key"), body
-    assert keys.status_code == 200, keys.text
-    served = {k["key_id"]: k["public_key"] for k in keys.json()["keys"]}
-    assert served.get(pristine.key.key_id) != base64.b64encode(intruder.public.raw).decode()
+    # A service of its own key that pinned what the swapped table shows (the attacker's key
+    # can sign nothing through the service: its public key is already in the table).
+    fooled = tmp_path / "fooled"
+    fooled.mkdir()
+    own = init_key(fooled / "signing.key")
+    pinned = write_trusted_keys(fooled / "trusted",
+                                [log_verifier(k, pristine.origin) for k in (own.public, intruder.public)])
+    answers = {}
+    for name, settings in (("fooled", make_settings(fooled, a.url, trusted_keys=pinned)),
+                           ("real", make_settings(pristine.home, a.url))):
+        caplog.clear()
+        services = Services.start(settings)
+        try:
+            auditor, _ = create_key(services.db, role=Role.auditor, app_id=None)
+            with TestClient(create_app(services=services), raise_server_exceptions=False) as client:
+                answers[name] = (client.get("/v1/audit/verify", headers=bearer(auditor)), client.get("/v1/audit/keys"))
+        finally:
+            services.close()
+        assert f"signing key row {pristine.key.key_id} is refused" in caplog.text, (name, caplog.text)
+    for verified, keys in answers.values():
+        assert verified.status_code == 200, verified.text
+        assert keys.status_code == 200, keys.text
+        served = {k["key_id"]: k["public_key"] for k in keys.json()["keys"]}
+        assert served.get(pristine.key.key_id) != base64.b64encode(intruder.public.raw).decode()
+    body = answers["fooled"][0].json()
+    assert (body["valid"], body["first_bad_seq"], body["check"], body["checked"]) == (False, 1, "unknown_key", 0), body
+    assert pristine.key.key_id in body["reason"], body
+    body = answers["real"][0].json()
+    assert (body["valid"], body["checked"]) == (True, LEAVES), body
