@@ -34,8 +34,11 @@ root: step 1, 2, 3 or 8 names it.
 from __future__ import annotations
 
 import hashlib
+import queue
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -46,16 +49,17 @@ from .entry import BLOB_FACETS, INPUT_FACETS, LEAF_COLUMNS, RESULT_FACETS, blob_
 from .errors import AuditError, CheckpointError
 from .tlog.checkpoint import open_checkpoint
 from .tlog.errors import TlogError
-from .tlog.merkle import Frontier, Node, leaf_hash
+from .tlog.merkle import MAX_TREE_SIZE, Frontier, leaf_hash
 from .tlog.note import Ed25519Verifier, Verifier
 from .tlog.tiles import TILE_HEIGHT
 from .verify import Progress, VerificationResult
 
-__all__ = ["LeafRow", "StoredLogCheckpoint", "verify_leaves", "verify_log"]
+__all__ = ["LeafPage", "LeafRow", "StoredLogCheckpoint", "verify_leaves", "verify_log"]
 
-PROGRESS_EVERY = 1000
-GROW_CHUNK = 4096  # leaf hashes folded into the frontier at once (and at every checkpoint)
-PAGE = 5000
+PAGE = 8192  # leaves per query and per fold (verify_log reads the log a page at a time)
+PREFETCH = 2  # pages read ahead
+# Stored subtrees: the tlog-tiles above level 0 (levels 8, 16, …).
+TREE_LEVELS = frozenset(range(TILE_HEIGHT, 64, TILE_HEIGHT))
 
 # The derived columns read as text in the exact form the leaf writes them, so that comparing
 # is comparing strings: no timestamp or UUID parsing per leaf (verification rate:
@@ -65,9 +69,17 @@ COLUMNS_AS_TEXT = (
     "decision_id::text", "app_id", "outcome", "encode(input_sha256, 'hex')", "encode(result_sha256, 'hex')",
 )
 TEXT_COLUMNS = LEAF_COLUMNS[1:]  # the names of COLUMNS_AS_TEXT, in order
-SELECT_LEAVES_SQL = (
-    f"SELECT seq, {', '.join(COLUMNS_AS_TEXT)}, leaf_hash, body FROM audit_leaves "
-    "WHERE seq >= %s AND (%s::bigint IS NULL OR seq <= %s) ORDER BY seq"
+# A page: the next PAGE leaves after a seq as one row: arrays of seqs, leaf hashes and bodies (one
+# object per value, none per leaf: psycopg's per-row cost was most of verification's), and the
+# derived columns of every leaf as one JSON text, ``[[recorded_at, kind, …], …]``, which the
+# fast path compares byte for byte with the same members of the parsed bodies serialised by
+# orjson. The aggregates read the ordered subquery in one pass, so they are aligned; the order
+# itself is checked (contiguity).
+SELECT_PAGE_SQL = (
+    "SELECT array_agg(seq), array_agg(leaf_hash), array_agg(body), "
+    "convert_to('[' || string_agg(c, ',') || ']', 'UTF8') FROM ("
+    f"SELECT seq, leaf_hash, body, array_to_json(ARRAY[{', '.join(COLUMNS_AS_TEXT)}])::text AS c "
+    "FROM audit_leaves WHERE seq > %s AND seq <= %s ORDER BY seq LIMIT %s) page"
 )
 SELECT_BLOB_SQL = f"SELECT data, {', '.join(BLOB_FACETS)} FROM audit_blobs WHERE sha256 = %s"
 SELECT_CHECKPOINTS_SQL = "SELECT size, root, note FROM audit_tlog_checkpoints ORDER BY size"
@@ -78,6 +90,9 @@ SELECT_V1_SQL = (
     "FROM audit_chain_head h WHERE h.id = 1"
 )
 SET_SNAPSHOT_SQL = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+_LEAF_PREFIX = b"\x00"
+_COLUMN_MEMBERS = itemgetter(*TEXT_COLUMNS)  # the body members the derived columns must equal
+_SEQ, _KEY_ID, _RECORDED_AT = itemgetter("seq"), itemgetter("key_id"), itemgetter("recorded_at")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +104,24 @@ class LeafRow:
     leaf_hash: bytes
     body: bytes
     columns: tuple[str | None, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LeafPage:
+    """Consecutive stored leaves as parallel lists (:data:`SELECT_PAGE_SQL`); ``columns``: their
+    derived columns (:data:`TEXT_COLUMNS`) as one JSON array of arrays."""
+
+    seqs: list[int]
+    leaf_hashes: list[bytes]
+    bodies: list[bytes]
+    columns: bytes
+
+    def rows(self) -> list[LeafRow]:
+        """The same leaves one by one, in seq order (for the exact per-leaf checks)."""
+        columns = orjson.loads(self.columns)
+        rows = [LeafRow(seq, bytes(h), bytes(b), tuple(c))
+                for seq, h, b, c in zip(self.seqs, self.leaf_hashes, self.bodies, columns, strict=True)]
+        return sorted(rows, key=lambda r: r.seq)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +141,7 @@ BlobFetch = Callable[[bytes], "tuple[bytes, tuple[Any, ...] | None] | None"]
 
 
 def verify_leaves(
-    rows: Iterable[LeafRow],
+    rows: Iterable[LeafRow | LeafPage],
     *,
     trusted: Sequence[Verifier],
     origin: str | None,
@@ -125,6 +158,7 @@ def verify_leaves(
 ) -> VerificationResult:
     """Verify leaves ``from_seq..to_seq`` (see the module's steps).
 
+    ``rows``: leaves one by one, or pages of them (:class:`LeafPage`, read by :func:`verify_log`).
     ``anchor``: the frontier of the first ``from_seq - 1`` leaves (read from the stored tree for
     a range; the first checkpoint after it is then checked against leaves that were verified).
     ``head``: ``(size, root)`` of the head row when the range runs to the end of the log.
@@ -136,21 +170,78 @@ def verify_leaves(
         raise ValueError("the anchor must be the frontier of the leaves before from_seq")
     pending = sorted(checkpoints, key=lambda c: c.size)
     pending = [c for c in pending if c.size >= from_seq and (to_seq is None or c.size <= to_seq)]
-    node_map = {(level, idx): h for level, idx, h in nodes} if nodes is not None else None
-    expected = from_seq
-    checked = 0
-    trusted_size = from_seq - 1  # the last size vouched for by a trusted checkpoint
-    checkpoints_checked = 0
-    last_time: str | None = None
-    good_blobs: set[bytes] = set()
-    pinned_ids = _pinned_key_ids(trusted)
-    pending_hashes: list[bytes] = []  # leaf hashes not yet folded into the frontier
-    ci = 0
+    run = _Run(trusted=trusted, origin=origin, pending=pending, fetch_blob=fetch_blob,
+               node_map={(level, idx): h for level, idx, h in nodes} if nodes is not None else None,
+               v1_head=v1_head, from_seq=from_seq, frontier=frontier)
     try:
-        while ci < len(pending) and pending[ci].size < from_seq:
-            ci += 1
+        for chunk in _chunks(rows):
+            if isinstance(chunk, LeafPage):
+                run.page(chunk)
+            else:
+                run.rows(chunk)
+            if progress is not None:
+                progress(run.checked, total)
+        run.end(to_seq=to_seq, head=head)
+    except _Failed as failure:
+        return VerificationResult(valid=False, checked=run.checked, first_bad_seq=failure.seq, reason=failure.reason,
+                                  check=failure.check, from_seq=from_seq, to_seq=to_seq,
+                                  checkpoints_checked=run.checkpoints_checked, log="v2")
+    if progress is not None:
+        progress(run.checked, total)
+    return VerificationResult(valid=True, checked=run.checked, from_seq=from_seq, to_seq=run.expected - 1,
+                              checkpoints_checked=run.checkpoints_checked, log="v2")
+
+
+def _chunks(rows: Iterable[LeafRow | LeafPage]) -> Iterator[LeafPage | list[LeafRow]]:
+    """Pages as they come; single rows in lists of up to :data:`PAGE` (one fold each)."""
+    batch: list[LeafRow] = []
+    for item in rows:
+        if isinstance(item, LeafPage):
+            if batch:
+                yield batch
+                batch = []
+            yield item
+            continue
+        batch.append(item)
+        if len(batch) >= PAGE:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+class _Run:
+    """The state of one verification: the steps of the module, a chunk of leaves at a time.
+
+    :meth:`rows` checks leaf by leaf, exactly as the steps say. :meth:`page` checks a whole
+    page with list operations (the fast path) and, if any check might fail, hands the page to
+    :meth:`rows`, so a failure is always found and named by the exact checks. Both fold the
+    leaf hashes at the same points (each checkpoint's size, the chunk's end), so the subtree
+    and checkpoint checks see the same frontiers either way.
+    """
+
+    def __init__(self, *, trusted: Sequence[Verifier], origin: str | None, pending: list[StoredLogCheckpoint],
+                 fetch_blob: BlobFetch | None, node_map: dict[tuple[int, int], bytes] | None,
+                 v1_head: tuple[int, bytes, bytes | None] | None, from_seq: int, frontier: Frontier) -> None:
+        self.trusted, self.origin, self.pending, self.fetch_blob = trusted, origin, pending, fetch_blob
+        self.node_map, self.v1_head, self.from_seq, self.frontier = node_map, v1_head, from_seq, frontier
+        self.expected = from_seq
+        self.checked = 0
+        self.trusted_size = from_seq - 1  # the last size vouched for by a trusted checkpoint
+        self.checkpoints_checked = 0
+        self.last_time: str | None = None
+        self.good_blobs: set[bytes] = set()
+        self.good_hex: set[str] = set()  # the same blobs by their body members (the fast path)
+        self.pinned_ids = _pinned_key_ids(trusted)
+        self.ci = 0  # the next pending checkpoint
+
+    # -- the exact checks, leaf by leaf ----------------------------------------------------------
+
+    def rows(self, rows: Sequence[LeafRow]) -> None:
+        pending, hashes = self.pending, []
         for row in rows:
             seq = row.seq
+            expected = self.expected
             if seq != expected:  # (1)
                 if seq < expected:
                     raise _Failed(seq, "duplicate", f"entry {seq} appears twice")
@@ -167,7 +258,7 @@ def verify_leaves(
             if computed != row.leaf_hash:
                 raise _Failed(seq, "leaf_hash", f"entry {seq}: leaf_hash does not match SHA-256(0x00 ‖ body): "
                                                 f"computed {computed.hex()}, stored {row.leaf_hash.hex()}")
-            if pinned_ids and body.get("key_id") not in pinned_ids:  # (3b)
+            if self.pinned_ids and body.get("key_id") not in self.pinned_ids:  # (3b)
                 raise _Failed(seq, "unknown_key", f"entry {seq} was appended under signing key "
                                                   f"{body.get('key_id')!r}, which is not pinned (CLEARANCE_TRUSTED_KEYS)")
             if row.columns is not None:  # (4)
@@ -177,38 +268,143 @@ def verify_leaves(
                                                                               strict=True) if c != d)
                     raise _Failed(seq, "column", f"entry {seq}: column {name} is {stored!r}, "
                                                  f"the signed body says {value!r}")
-            if fetch_blob is not None:  # (5)
+            if self.fetch_blob is not None:  # (5)
                 for member in ("input_sha256", "result_sha256"):
                     digest_hex = body.get(member)
                     if digest_hex is None:
                         continue
                     digest = bytes.fromhex(digest_hex) if isinstance(digest_hex, str) else b""
-                    if digest not in good_blobs:
-                        _check_blob(seq, member, digest, fetch_blob)
-                        good_blobs.add(digest)
+                    if digest not in self.good_blobs:
+                        _check_blob(seq, member, digest, self.fetch_blob)
+                        self.good_blobs.add(digest)
             moment = body.get("recorded_at")  # (6)
-            if not isinstance(moment, str) or (last_time is not None and moment < last_time):
+            if not isinstance(moment, str) or (self.last_time is not None and moment < self.last_time):
                 raise _Failed(seq, "time_order", f"entry {seq}: recorded_at {moment!r} is before "
-                                                 f"the previous entry's {last_time!r}")
-            last_time = moment
-            if seq == 1 and v1_head is not None:  # (10)
-                _check_v1_head(body, v1_head)
-            pending_hashes.append(row.leaf_hash)
-            if len(pending_hashes) >= GROW_CHUNK or (ci < len(pending) and pending[ci].size == seq):
-                frontier = _grow(frontier, pending_hashes, node_map)
-                pending_hashes = []
-            covered = trusted_size  # checkpoints of this size all name the entries after it
-            while ci < len(pending) and pending[ci].size == seq:  # (8)
-                _check_checkpoint(pending[ci], frontier.root(), trusted, origin, covered)
-                trusted_size = seq
-                checkpoints_checked += 1
-                ci += 1
-            checked += 1
-            expected = seq + 1
-            if progress is not None and checked % PROGRESS_EVERY == 0:
-                progress(checked, total)
-        frontier = _grow(frontier, pending_hashes, node_map)
-        last = expected - 1
+                                                 f"the previous entry's {self.last_time!r}")
+            self.last_time = moment
+            if seq == 1 and self.v1_head is not None:  # (10)
+                _check_v1_head(body, self.v1_head)
+            hashes.append(row.leaf_hash)
+            if self.ci < len(pending) and pending[self.ci].size == seq:  # (8), at its size
+                self._grow(hashes)
+                hashes = []
+                self._checkpoints(seq)
+            self.checked += 1
+            self.expected = seq + 1
+        self._grow(hashes)
+
+    # -- the fast path: a page with list operations ----------------------------------------------
+
+    def page(self, page: LeafPage) -> None:
+        if not self._page_passes(page):
+            self.rows(page.rows())  # names the first failure, or finds none
+            return
+        n = len(page.seqs)
+        first, hashes, pending = page.seqs[0], page.leaf_hashes, self.pending
+        done = 0
+        while self.ci < len(pending) and pending[self.ci].size < first + n:  # (8), at their sizes
+            size = pending[self.ci].size
+            self.checked = size - self.from_seq
+            self._grow(hashes[done:size - first + 1])
+            done = size - first + 1
+            self._checkpoints(size)
+        self.checked = first + n - self.from_seq
+        self._grow(hashes[done:])
+        self.expected = first + n
+
+    def _page_passes(self, page: LeafPage) -> bool:
+        """Whether every leaf of the page passes steps 1–6 and 10 (``False``: one might not).
+
+        Each check is the exact one over the page's lists; equality of lists compares element
+        by element with ``==``, as the exact checks do. (4): equal JSON texts decode to equal
+        values, so a body member whose serialisation equals the column's is a string equal to
+        the column's text, or null where the column is NULL.
+        """
+        seqs, bodies = page.seqs, page.bodies
+        if not seqs or seqs != list(range(self.expected, self.expected + len(seqs))):  # (1)
+            return False
+        try:  # (2)
+            docs = list(map(orjson.loads, bodies))
+        except orjson.JSONDecodeError:
+            return False
+        if set(map(type, docs)) != {dict}:
+            return False
+        try:  # a missing member or an unhashable key_id: the exact checks name it
+            if list(map(_SEQ, docs)) != seqs:  # (2)
+                return False
+            if orjson.dumps(list(map(_COLUMN_MEMBERS, docs))) != page.columns:  # (4)
+                return False
+            key_ids = set(map(_KEY_ID, docs))
+        except (KeyError, TypeError, orjson.JSONEncodeError):
+            return False
+        sha256 = hashlib.sha256  # (3)
+        if [sha256(_LEAF_PREFIX + b).digest() for b in bodies] != page.leaf_hashes:
+            return False
+        if self.pinned_ids and not key_ids <= self.pinned_ids:
+            return False
+        if self.fetch_blob is not None and not self._blobs_pass(docs):  # (5)
+            return False
+        times = list(map(_RECORDED_AT, docs))  # (6)
+        if set(map(type, times)) != {str} or (self.last_time is not None and times[0] < self.last_time) or times != sorted(times):
+            return False
+        if seqs[0] == 1 and self.v1_head is not None:  # (10): the other checks of leaf 1 passed
+            _check_v1_head(docs[0], self.v1_head)
+        self.last_time = times[-1]
+        return True
+
+    def _blobs_pass(self, docs: list[dict[str, Any]]) -> bool:
+        """(5) for the blobs the page names that are not yet checked; each as an input and as
+        a result if named as both (the exact check checks it as its first use)."""
+        for member in ("input_sha256", "result_sha256"):
+            for digest_hex in set(map(itemgetter(member), docs)) - self.good_hex:
+                if digest_hex is None:
+                    continue
+                try:
+                    digest = bytes.fromhex(digest_hex)
+                    _check_blob(0, member, digest, self.fetch_blob)  # type: ignore[arg-type]
+                except (_Failed, ValueError):
+                    return False
+                self.good_blobs.add(digest)
+                self.good_hex.add(digest_hex)
+        return True
+
+    # -- folding, subtrees, checkpoints, the end -------------------------------------------------
+
+    def _grow(self, hashes: Sequence[bytes]) -> None:
+        """(7): fold ``hashes`` into the frontier a level at a time, checking every stored
+        subtree they complete; the first bad one in leaf order is named."""
+        if not hashes:
+            return
+        node_map = self.node_map
+        self.frontier, kept = self.frontier.fold(hashes, keep=TREE_LEVELS if node_map is not None else ())
+        worst: tuple[int, int, int, bytes] | None = None  # (end, level, index, value) of the first bad
+        for level, (lo, row) in kept.items():
+            for offset, value in enumerate(row):
+                if node_map.get((level, lo + offset)) != value:  # type: ignore[union-attr]
+                    bad = ((lo + offset + 1) << level, level, lo + offset, value)
+                    worst = bad if worst is None or bad < worst else worst
+                    break
+        if worst is not None:
+            _, level, index, value = worst
+            stored = node_map.get((level, index))  # type: ignore[union-attr]
+            raise _Failed((index << level) + 1, "tree", f"stored subtree ({level}, {index}) "
+                          f"of entries {(index << level) + 1}..{(index + 1) << level} is "
+                          f"{stored.hex() if stored else 'missing'}, the leaves give {value.hex()}")
+
+    def _checkpoints(self, size: int) -> None:
+        """(8): every pending checkpoint of ``size`` (the frontier's size now)."""
+        pending = self.pending
+        covered = self.trusted_size  # checkpoints of this size all name the entries after it
+        root = self.frontier.root()
+        while self.ci < len(pending) and pending[self.ci].size == size:
+            _check_checkpoint(pending[self.ci], root, self.trusted, self.origin, covered)
+            self.trusted_size = size
+            self.checkpoints_checked += 1
+            self.ci += 1
+
+    def end(self, *, to_seq: int | None, head: tuple[int, bytes] | None) -> None:
+        """After the last leaf: removed tails, checkpoints beyond the end, the head (9)."""
+        last, pending, ci = self.expected - 1, self.pending, self.ci
         if to_seq is not None and last < to_seq:
             raise _Failed(last + 1, "missing", f"entry {last + 1} is missing (the range ends at {to_seq})")
         if ci < len(pending):
@@ -216,7 +412,7 @@ def verify_leaves(
             # a forged one (kept outside, say) is named as such, not taken as evidence.
             for beyond in pending[ci:]:
                 try:
-                    open_checkpoint(beyond.note, trusted, origin=origin)
+                    open_checkpoint(beyond.note, self.trusted, origin=self.origin)
                 except TlogError as exc:
                     raise _Failed(last + 1, "checkpoint_key", f"checkpoint of size {beyond.size} (entries "
                                                               f"{last + 1}..{beyond.size}, beyond the last entry "
@@ -231,20 +427,12 @@ def verify_leaves(
                                                      f"entries {last + 1}..{size} were removed")
             if size < last:
                 raise _Failed(size + 1, "beyond_head", f"entries after the head (size {size}) are stored")
-            if root != frontier.root():
+            if root != self.frontier.root():
                 raise _Failed(last, "head", f"the head's root {root.hex()} is not the root of the leaves "
-                                            f"1..{last} {frontier.root().hex()}")
-            if last and trusted_size != last:
-                raise _Failed(trusted_size + 1, "checkpoint", f"no trusted checkpoint covers entries "
-                                                              f"{trusted_size + 1}..{last}")
-    except _Failed as failure:
-        return VerificationResult(valid=False, checked=checked, first_bad_seq=failure.seq, reason=failure.reason,
-                                  check=failure.check, from_seq=from_seq, to_seq=to_seq,
-                                  checkpoints_checked=checkpoints_checked, log="v2")
-    if progress is not None:
-        progress(checked, total)
-    return VerificationResult(valid=True, checked=checked, from_seq=from_seq, to_seq=expected - 1,
-                              checkpoints_checked=checkpoints_checked, log="v2")
+                                            f"1..{last} {self.frontier.root().hex()}")
+            if last and self.trusted_size != last:
+                raise _Failed(self.trusted_size + 1, "checkpoint", f"no trusted checkpoint covers entries "
+                                                                   f"{self.trusted_size + 1}..{last}")
 
 
 def _pinned_key_ids(trusted: Sequence[Verifier]) -> frozenset[str]:
@@ -264,22 +452,6 @@ def _text_columns(body: Mapping[str, Any]) -> tuple[str | None, ...]:
 
 def _str(value: Any) -> str | None:
     return value if type(value) is str else None
-
-
-def _grow(frontier: Frontier, hashes: list[bytes], node_map: dict[tuple[int, int], bytes] | None) -> Frontier:
-    """(7): fold ``hashes`` into the frontier, checking every stored subtree they complete."""
-    if not hashes:
-        return frontier
-    grown: list[tuple[Node, bytes]] | None = [] if node_map is not None else None
-    frontier = frontier.grow(hashes, nodes=grown)
-    for node, value in grown or ():
-        if node.level and node.level % TILE_HEIGHT == 0:
-            stored = node_map.get((node.level, node.index)) if node_map is not None else None
-            if stored != value:
-                raise _Failed(node.start + 1, "tree", f"stored subtree ({node.level}, {node.index}) "
-                              f"of entries {node.start + 1}..{node.end} is "
-                              f"{stored.hex() if stored else 'missing'}, the leaves give {value.hex()}")
-    return frontier
 
 
 def _check_blob(seq: int, member: str, digest: bytes, fetch_blob: BlobFetch) -> None:
@@ -379,7 +551,7 @@ def verify_log(
             end = to_seq if to_seq is not None else size
             with map_errors("verifying the audit log"):
                 return verify_leaves(
-                    _stream(conn, from_seq, to_seq), trusted=trusted, origin=origin, checkpoints=checkpoints,
+                    _pages(conn, from_seq, to_seq), trusted=trusted, origin=origin, checkpoints=checkpoints,
                     fetch_blob=fetch_blob, nodes=nodes,
                     head=(size, bytes(root)) if to_seq is None or to_seq >= size else None,
                     v1_head=v1_head if from_seq == 1 else None, from_seq=from_seq, to_seq=to_seq,
@@ -389,12 +561,54 @@ def verify_log(
                 conn.rollback()
 
 
-def _stream(conn: psycopg.Connection[Any], from_seq: int, to_seq: int | None) -> Iterator[LeafRow]:
-    with conn.cursor(name="audit_verify_leaves", binary=True) as cur:  # bytes as stored, not hex
-        cur.execute(SELECT_LEAVES_SQL, (from_seq, to_seq, to_seq))
-        while records := cur.fetchmany(PAGE):  # one round trip per page
-            for record in records:
-                yield LeafRow(record[0], record[-2], record[-1], record[1:-2])
+def _pages(conn: psycopg.Connection[Any], from_seq: int, to_seq: int | None) -> Iterator[LeafPage]:
+    """The leaves from ``from_seq`` (to ``to_seq``) a page at a time: one query per page, each
+    starting after the last seq of the one before (so a gap is seen, never skipped).
+
+    A thread reads the next page while the caller checks this one: PostgreSQL's part (reading,
+    formatting the columns) then runs beside Python's instead of after it. The connection is
+    psycopg's, safe to share (one statement at a time); the thread has ended when this returns.
+    """
+    after, last = from_seq - 1, to_seq if to_seq is not None else MAX_TREE_SIZE
+    pages: queue.Queue[LeafPage | BaseException | None] = queue.Queue(maxsize=PREFETCH)
+    stop = threading.Event()
+
+    def put(item: LeafPage | BaseException | None) -> bool:
+        while not stop.is_set():
+            try:
+                pages.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        nonlocal after
+        try:
+            with conn.cursor(binary=True) as cur:  # bytes as stored, not hex
+                while after < last and not stop.is_set():
+                    found = cur.execute(SELECT_PAGE_SQL, (after, last, PAGE)).fetchone()
+                    if found is None or found[0] is None:
+                        break
+                    page = LeafPage(found[0], found[1], found[2], found[3])
+                    after = max(page.seqs)
+                    if not put(page):
+                        return
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller, raised there
+            put(exc)
+            return
+        put(None)
+
+    reader = threading.Thread(target=read, name="audit-verify-pages", daemon=True)
+    reader.start()
+    try:
+        while (item := pages.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        reader.join()
 
 
 def _outside(note: str, trusted: Sequence[Verifier]) -> StoredLogCheckpoint:

@@ -15,8 +15,11 @@
 
     python bench/tlog_bench.py                          # machine PostgreSQL at 127.0.0.1:5432
     python bench/tlog_bench.py --entries 20000 --tree 1000000
+    python bench/tlog_bench.py --keep --prefix NAME ...    # keep the scratch databases (printed)
+    python bench/tlog_bench.py --reuse-log URL --reuse-tree URL   # measure kept ones again
 
-Prints JSON. The scratch databases are dropped afterwards.
+Prints JSON. The scratch databases are dropped afterwards unless ``--keep``; a reused one is
+never dropped. ``--repeat N`` times verification N times (paired A/B runs in one process).
 """
 
 from __future__ import annotations
@@ -38,10 +41,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # measure this checkout
 
 import psycopg  # noqa: E402
+from psycopg import sql  # noqa: E402
 import uuid_utils  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from audit import AuditStore, AuditWriter, DecisionMembers, SigningKey, upgrade  # noqa: E402
+from audit.keys import PublicKey  # noqa: E402
 from audit import decision_fields as entry_fields  # noqa: E402
 from audit.log import consistency, inclusion  # noqa: E402
 from audit.logverify import verify_log  # noqa: E402
@@ -54,8 +59,8 @@ DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 TABLES = ("audit_leaves", "audit_blobs", "audit_tlog_nodes", "audit_tlog_checkpoints", "audit_tlog_head")
 
 
-def _scratch(admin: str) -> tuple[str, str]:
-    name = f"clearance_tlog_bench_{uuid.uuid4().hex[:8]}"
+def _scratch(admin: str, prefix: str) -> tuple[str, str]:
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = make_url(admin).set(database=name).render_as_string(hide_password=False)
@@ -72,8 +77,12 @@ def _libpq(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def storage_and_verification(admin: str, *, entries: int, workloads: int) -> dict[str, Any]:
-    name, url = _scratch(admin)
+def storage_and_verification(admin: str, *, entries: int, workloads: int, prefix: str, keep: bool,
+                             reuse: str | None, repeat: int) -> dict[str, Any]:
+    """Part 1 (append, bytes on disk) on a new scratch database, or only part 2 on ``reuse``."""
+    if reuse is not None:
+        return {"database": make_url(reuse).database, **_verification(reuse, repeat)}
+    name, url = _scratch(admin, prefix)
     try:
         store = AuditStore.from_url(url, pool_size=4)
         key = SigningKey.generate()
@@ -99,20 +108,19 @@ def storage_and_verification(admin: str, *, entries: int, workloads: int) -> dic
         append_seconds = time.perf_counter() - started
         batches = writer.stats.batches
         writer.close()
+        store.dispose()
         with psycopg.connect(_libpq(url), autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE")
             sizes = {t: int(conn.execute("SELECT pg_total_relation_size(%s)", (t,)).fetchone()[0]) for t in TABLES}
             indexes = {t: int(conn.execute("SELECT pg_indexes_size(%s)", (t,)).fetchone()[0]) for t in TABLES}
             blobs = int(conn.execute("SELECT count(*) FROM audit_blobs").fetchone()[0])
             body = float(conn.execute("SELECT avg(length(body)) FROM audit_leaves").fetchone()[0])
-        trusted = [log_verifier(key.public, store.log_origin())]
-        started = time.perf_counter()
-        result = verify_log(store, trusted=trusted)
-        verify_seconds = time.perf_counter() - started
-        assert result.valid, result
-        store.dispose()
+            # The trusted key travels with a kept database, so --reuse-log can verify it later.
+            conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name),
+                                                                         sql.Literal(key.public.raw.hex())))
         total = sum(sizes.values())
         return {
+            "database": name if keep else None,
             "entries": entries,
             "distinct_workloads": workloads,
             "blobs_stored": blobs,
@@ -125,16 +133,45 @@ def storage_and_verification(admin: str, *, entries: int, workloads: int) -> dic
             "index_bytes": indexes,
             "bytes_per_entry_total": round(total / entries),
             "bytes_per_entry_by_table": {t: round(v / entries, 1) for t, v in sizes.items()},
-            "verify_seconds": round(verify_seconds, 2),
-            "verify_entries_per_second": round(result.checked / verify_seconds),
-            "checkpoints_checked": result.checkpoints_checked,
+            **_verification(url, repeat),
         }
     finally:
-        _drop(admin, name)
+        if not keep:
+            _drop(admin, name)
 
 
-def proofs_at_scale(admin: str, *, tree: int, proofs: int) -> dict[str, Any]:
-    name, url = _scratch(admin)
+def _verification(url: str, repeat: int) -> dict[str, Any]:
+    """``verify_log`` over the whole log, ``repeat`` times: wall and CPU seconds of each run."""
+    store = AuditStore.from_url(url, pool_size=1)
+    try:
+        with psycopg.connect(_libpq(url)) as conn:
+            raw_hex = conn.execute("SELECT shobj_description(oid, 'pg_database') FROM pg_database "
+                               "WHERE datname = current_database()").fetchone()[0]
+        trusted = [log_verifier(PublicKey.from_raw(bytes.fromhex(raw_hex)), store.log_origin())]
+        runs = []
+        for _ in range(repeat):
+            wall, cpu = time.perf_counter(), time.process_time()
+            result = verify_log(store, trusted=trusted)
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            assert result.valid, result
+            runs.append({"seconds": round(wall, 3), "cpu_seconds": round(cpu, 3),
+                         "entries_per_second": round(result.checked / wall),
+                         "entries_per_cpu_second": round(result.checked / cpu)})
+        return {"verified_entries": result.checked, "checkpoints_checked": result.checkpoints_checked,
+                "verify_runs": runs,
+                "verify_entries_per_second": max(r["entries_per_second"] for r in runs)}
+    finally:
+        store.dispose()
+
+
+def proofs_at_scale(admin: str, *, tree: int, proofs: int, prefix: str, keep: bool,
+                    reuse: str | None) -> dict[str, Any]:
+    if reuse is not None:
+        with psycopg.connect(_libpq(reuse)) as conn:
+            tree, root = conn.execute("SELECT size, root FROM audit_tlog_head WHERE id = 1").fetchone()
+        return {"database": make_url(reuse).database, **_time_proofs(reuse, tree=int(tree), root=bytes(root),
+                                                                     proofs=proofs, build_seconds=None)}
+    name, url = _scratch(admin, prefix)
     try:
         started = time.perf_counter()
         frontier = Frontier()
@@ -164,54 +201,67 @@ def proofs_at_scale(admin: str, *, tree: int, proofs: int) -> dict[str, Any]:
             conn.commit()
             conn.autocommit = True
             conn.execute("VACUUM ANALYZE")
-        build_seconds = time.perf_counter() - started
-        root = frontier.root()
-        rng = random.Random(7)
-        timings: list[float] = []
-        consistency_timings: list[float] = []
-        with psycopg.connect(_libpq(url)) as conn:
-            for _ in range(100):  # warm the cache and the connection, as a running service is
-                inclusion(conn, seq=rng.randrange(1, tree + 1), size=tree)
-                conn.rollback()
-            for n in range(proofs):
-                seq = rng.randrange(1, tree + 1)
-                t0 = time.perf_counter()
-                answer = inclusion(conn, seq=seq, size=tree)
-                conn.rollback()
-                timings.append(time.perf_counter() - t0)
-                if n % 100 == 0:
-                    verify_inclusion(leaf_hash=bytes.fromhex(answer["leaf_hash"]), index=seq - 1, size=tree,
-                                     proof=[bytes.fromhex(h) for h in answer["inclusion_proof"]], root=root)
-            for n in range(proofs // 4):
-                old = rng.randrange(1, tree)
-                t0 = time.perf_counter()
-                answer = consistency(conn, old_size=old, new_size=tree)
-                conn.rollback()
-                consistency_timings.append(time.perf_counter() - t0)
-                if n % 100 == 0:
-                    verify_consistency(old_size=old, new_size=tree, old_root=bytes.fromhex(answer["old_root"]),
-                                       new_root=root, proof=[bytes.fromhex(h) for h in answer["consistency_proof"]])
-        timings.sort()
-        consistency_timings.sort()
-
-        def ms(values: list[float], q: float) -> float:
-            return round(values[min(len(values) - 1, int(len(values) * q))] * 1000, 3)
-
-        return {
-            "tree_leaves": tree,
-            "synthetic": "leaves inserted directly with COPY (small bodies), subtrees and head computed in Python",
-            "build_seconds": round(build_seconds, 1),
-            "inclusion_proofs": proofs,
-            "inclusion_ms_p50": ms(timings, 0.5),
-            "inclusion_ms_p99": ms(timings, 0.99),
-            "inclusion_ms_mean": round(statistics.mean(timings) * 1000, 3),
-            "consistency_proofs": len(consistency_timings),
-            "consistency_ms_p50": ms(consistency_timings, 0.5),
-            "consistency_ms_p99": ms(consistency_timings, 0.99),
-            "checked_against_root": True,
-        }
+        return {"database": name if keep else None,
+                **_time_proofs(url, tree=tree, root=frontier.root(), proofs=proofs,
+                               build_seconds=time.perf_counter() - started)}
     finally:
-        _drop(admin, name)
+        if not keep:
+            _drop(admin, name)
+
+
+def _time_proofs(url: str, *, tree: int, root: bytes, proofs: int, build_seconds: float | None) -> dict[str, Any]:
+    """Random inclusion and consistency proofs, timed one by one: wall time of each, and the
+    CPU time of this process over all of them (the part a faster fold can remove)."""
+    rng = random.Random(7)
+    timings: list[float] = []
+    consistency_timings: list[float] = []
+    with psycopg.connect(_libpq(url)) as conn:
+        for _ in range(100):  # warm the connection, as a running service's is
+            inclusion(conn, seq=rng.randrange(1, tree + 1), size=tree)
+            conn.rollback()
+        cpu = time.process_time()
+        for n in range(proofs):
+            seq = rng.randrange(1, tree + 1)
+            t0 = time.perf_counter()
+            answer = inclusion(conn, seq=seq, size=tree)
+            conn.rollback()
+            timings.append(time.perf_counter() - t0)
+            if n % 100 == 0:
+                verify_inclusion(leaf_hash=bytes.fromhex(answer["leaf_hash"]), index=seq - 1, size=tree,
+                                 proof=[bytes.fromhex(h) for h in answer["inclusion_proof"]], root=root)
+        inclusion_cpu = time.process_time() - cpu
+        cpu = time.process_time()
+        for n in range(proofs // 4):
+            old = rng.randrange(1, tree)
+            t0 = time.perf_counter()
+            answer = consistency(conn, old_size=old, new_size=tree)
+            conn.rollback()
+            consistency_timings.append(time.perf_counter() - t0)
+            if n % 100 == 0:
+                verify_consistency(old_size=old, new_size=tree, old_root=bytes.fromhex(answer["old_root"]),
+                                   new_root=root, proof=[bytes.fromhex(h) for h in answer["consistency_proof"]])
+        consistency_cpu = time.process_time() - cpu
+    timings.sort()
+    consistency_timings.sort()
+
+    def ms(values: list[float], q: float) -> float:
+        return round(values[min(len(values) - 1, int(len(values) * q))] * 1000, 3)
+
+    return {
+        "tree_leaves": tree,
+        "synthetic": "leaves inserted directly with COPY (small bodies), subtrees and head computed in Python",
+        "build_seconds": round(build_seconds, 1) if build_seconds is not None else None,
+        "inclusion_proofs": proofs,
+        "inclusion_ms_p50": ms(timings, 0.5),
+        "inclusion_ms_p99": ms(timings, 0.99),
+        "inclusion_ms_mean": round(statistics.mean(timings) * 1000, 3),
+        "inclusion_cpu_ms_mean": round(inclusion_cpu / proofs * 1000, 3),
+        "consistency_proofs": len(consistency_timings),
+        "consistency_ms_p50": ms(consistency_timings, 0.5),
+        "consistency_ms_p99": ms(consistency_timings, 0.99),
+        "consistency_cpu_ms_mean": round(consistency_cpu / max(1, len(consistency_timings)) * 1000, 3),
+        "checked_against_root": True,
+    }
 
 
 def main() -> None:
@@ -220,18 +270,25 @@ def main() -> None:
     parser.add_argument("--workloads", type=int, default=50)
     parser.add_argument("--tree", type=int, default=10_000_000)
     parser.add_argument("--proofs", type=int, default=2000)
+    parser.add_argument("--repeat", type=int, default=1, help="verification runs (each timed)")
     parser.add_argument("--skip-storage", action="store_true")
     parser.add_argument("--skip-proofs", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch databases (named in the output)")
+    parser.add_argument("--prefix", default="clearance_tlog_bench", help="scratch database name prefix")
+    parser.add_argument("--reuse-log", metavar="URL", help="verify this kept log instead of appending one")
+    parser.add_argument("--reuse-tree", metavar="URL", help="time proofs on this kept tree instead of building one")
     parser.add_argument("--json", type=Path, help="also write the result to this file")
     args = parser.parse_args()
     admin = _libpq(os.environ.get("CLEARANCE_BENCH_DATABASE_URL", DEFAULT_URL))
     out: dict[str, Any] = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count()}}
     if not args.skip_storage:
-        out["storage_and_verification"] = storage_and_verification(admin, entries=args.entries,
-                                                                   workloads=args.workloads)
+        out["storage_and_verification"] = storage_and_verification(
+            admin, entries=args.entries, workloads=args.workloads, prefix=args.prefix, keep=args.keep,
+            reuse=args.reuse_log, repeat=args.repeat)
         print(json.dumps(out, indent=2), flush=True)
     if not args.skip_proofs:
-        out["proofs"] = proofs_at_scale(admin, tree=args.tree, proofs=args.proofs)
+        out["proofs"] = proofs_at_scale(admin, tree=args.tree, proofs=args.proofs, prefix=args.prefix,
+                                        keep=args.keep, reuse=args.reuse_tree)
     print(json.dumps(out, indent=2))
     if args.json is not None:
         args.json.write_text(json.dumps(out, indent=2) + "\n")

@@ -27,6 +27,7 @@ from .note import OpenedNote, Signer, Verifier, open_note, parse_note, sign_note
 __all__ = ["Checkpoint", "SignedCheckpoint", "open_checkpoint", "sign_checkpoint"]
 
 _SIZE = re.compile(r"0|[1-9][0-9]*")
+_CONTROL = re.compile("[\x00-\x1f]")  # control characters (a newline among them): not in a line
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,14 +41,14 @@ class Checkpoint:
 
     def __post_init__(self) -> None:
         what = "checkpoint"
-        if not self.origin or "\n" in self.origin or any(ord(c) < 0x20 for c in self.origin):
+        if not self.origin or _CONTROL.search(self.origin):
             raise TlogFormatError(what, "origin must be a non-empty line")
         if not isinstance(self.size, int) or isinstance(self.size, bool) or not 0 <= self.size <= MAX_TREE_SIZE:
             raise TlogFormatError(what, f"size must be an integer in [0, 2**63 - 1], got {self.size!r}")
         if len(self.root_hash) != HASH_SIZE:
             raise TlogFormatError(what, f"root hash must be {HASH_SIZE} bytes, got {len(self.root_hash)}")
         for line in self.extensions:
-            if not line or "\n" in line or any(ord(c) < 0x20 for c in line):
+            if not line or _CONTROL.search(line):
                 raise TlogFormatError(what, "extension lines must be non-empty single lines")
 
     def body(self) -> str:
