@@ -25,8 +25,12 @@ one index range scan (:class:`StoredTiles`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -60,9 +64,11 @@ from .tlog.tiles import (
     TILE_WIDTH,
     Tile,
     TileHashReader,
+    TileInterior,
     encode_entry_bundle,
     parse_tile_path,
     tile_for_size,
+    tile_of,
 )
 
 log = logging.getLogger(__name__)
@@ -177,12 +183,20 @@ class _BatchTree:
 
 
 class StoredTiles:
-    """A :class:`HashReader` over the stored tree (tiles read from PostgreSQL)."""
+    """A :class:`HashReader` over the stored tree (tiles read from PostgreSQL).
 
-    def __init__(self, conn: psycopg.Connection[Any], size: int, *, cache: bool = False) -> None:
+    ``cache``: keep the tiles read (many proofs of one tree). ``shared``: fold tiles through the
+    connection's :class:`SharedTiles` (proof endpoints only): a stored tile never changes, so
+    a proof folds and reads only the tiles not already folded on this connection. Verification
+    and the writer's checks never share: they must read what the database holds now.
+    """
+
+    def __init__(self, conn: psycopg.Connection[Any], size: int, *, cache: bool = False,
+                 shared: bool = False) -> None:
         self._conn = conn
         self._size = size
-        self._reader = TileHashReader(self.tile, size=size)
+        self._shared = SharedTiles.of(conn) if shared else None
+        self._reader = TileHashReader(self.tile, size=size, interiors=self._shared)
         self._cache: dict[Tile, bytes] | None = {} if cache else None  # many proofs of one tree
 
     def tile(self, tile: Tile) -> bytes:
@@ -207,12 +221,15 @@ class StoredTiles:
         return self._reader.read_hashes(nodes)
 
     def prefetch(self, nodes: Sequence[Node]) -> int:
-        """Read every tile ``nodes`` need in one round trip (a proof: one query, not one per
-        tile), with the log's current size, which it returns: the caller refuses a proof beyond
-        it before using any hash."""
+        """Read every tile ``nodes`` need (but those already folded on this connection, when
+        shared) in one statement with the log's current size, which it returns: the caller
+        refuses a proof beyond it before using any hash. One statement is one snapshot, so
+        on an idle connection it runs without a transaction (no BEGIN and ROLLBACK round trips)."""
         if self._cache is None:
             self._cache = {}
-        wanted = [t for t in dict.fromkeys(_tile_of(node, self._size) for node in nodes) if t not in self._cache]
+        shared = self._shared if self._shared is not None else {}
+        wanted = [t for t in dict.fromkeys(tile_of(node, self._size) for node in nodes)
+                  if t not in self._cache and t not in shared]
         parts: list[str] = ["SELECT -1, int8send(size) FROM audit_tlog_head WHERE id = 1"]
         params: list[Any] = []
         for number, tile in enumerate(wanted):
@@ -226,7 +243,9 @@ class StoredTiles:
                              "FROM audit_tlog_nodes WHERE level = %s AND idx >= %s AND idx < %s")
                 params += [TILE_HEIGHT * (tile.level or 0), first, first + tile.width]
         head = 0
-        for number, data in self._conn.execute(" UNION ALL ".join(parts), params).fetchall():
+        with _one_statement(self._conn):
+            rows = self._conn.execute(" UNION ALL ".join(parts), params).fetchall()
+        for number, data in rows:
             if number < 0:
                 head = int.from_bytes(bytes(data), "big")
             else:
@@ -234,12 +253,78 @@ class StoredTiles:
         return head
 
 
-def _tile_of(node: Node, size: int) -> Tile:
-    """The tile holding ``node`` or the hashes it folds from (as ``TileHashReader`` reads it)."""
-    tile_level, rise = divmod(node.level, TILE_HEIGHT)
-    tile_index = (node.index << rise) // TILE_WIDTH
-    width = min(TILE_WIDTH, (size >> (TILE_HEIGHT * tile_level)) - tile_index * TILE_WIDTH)
-    return Tile(tile_level, tile_index, width)
+class SharedTiles(MutableMapping[Tile, TileInterior]):
+    """Folded tiles kept per connection for the proof endpoints: two bounded LRUs, one for
+    level-0 tiles (one per 256 leaves: proofs of recent entries hit it) and one for the tiles
+    above (one per 65,536 leaves or more: nearly every proof needs them).
+
+    Safe because a stored tile is append-only: a complete tile never changes and a partial one
+    (keyed with its width) is a prefix of what the tile becomes. The trade-off: an insider who
+    rewrites a stored hash after it was folded here is not reflected in the proofs this process
+    serves (they stay those of the signed tree) until the entry is evicted or the connection
+    closes; verification (``audit.logverify``) and the writer's checks never read through it,
+    so they see the rewrite. Per connection, so a process never mixes two databases' trees.
+    """
+
+    LEAF_TILES = 256  # ~16 kB each when folded to the top
+    UPPER_TILES = 1024
+    _by_connection: weakref.WeakKeyDictionary[Any, SharedTiles] = weakref.WeakKeyDictionary()
+    _lock = threading.Lock()
+
+    def __init__(self) -> None:
+        self._leaf: OrderedDict[Tile, TileInterior] = OrderedDict()
+        self._upper: OrderedDict[Tile, TileInterior] = OrderedDict()
+
+    @classmethod
+    def of(cls, conn: psycopg.Connection[Any]) -> SharedTiles:
+        with cls._lock:
+            found = cls._by_connection.get(conn)
+            if found is None:
+                found = cls._by_connection[conn] = cls()
+            return found
+
+    def _lru(self, tile: Tile) -> tuple[OrderedDict[Tile, TileInterior], int]:
+        return (self._leaf, self.LEAF_TILES) if tile.level == 0 else (self._upper, self.UPPER_TILES)
+
+    def __getitem__(self, tile: Tile) -> TileInterior:
+        lru, _ = self._lru(tile)
+        found = lru[tile]
+        lru.move_to_end(tile)
+        return found
+
+    def __setitem__(self, tile: Tile, interior: TileInterior) -> None:
+        lru, bound = self._lru(tile)
+        lru[tile] = interior
+        lru.move_to_end(tile)
+        while len(lru) > bound:
+            lru.popitem(last=False)
+
+    def __delitem__(self, tile: Tile) -> None:
+        del self._lru(tile)[0][tile]
+
+    def __contains__(self, tile: object) -> bool:
+        return isinstance(tile, Tile) and tile in self._lru(tile)[0]
+
+    def __iter__(self) -> Iterator[Tile]:
+        yield from list(self._leaf)
+        yield from list(self._upper)
+
+    def __len__(self) -> int:
+        return len(self._leaf) + len(self._upper)
+
+
+@contextlib.contextmanager
+def _one_statement(conn: psycopg.Connection[Any]) -> Iterator[None]:
+    """Run the block's single statement outside a transaction when the connection is idle
+    (a caller's open transaction, e.g. ``log_snapshot``'s, is left as it is)."""
+    if conn.autocommit or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        yield
+        return
+    conn.autocommit = True
+    try:
+        yield
+    finally:
+        conn.autocommit = False
 
 
 @dataclass(frozen=True)
@@ -439,7 +524,7 @@ def inclusion(conn: psycopg.Connection[Any], *, seq: int, size: int) -> dict[str
     """The inclusion proof of leaf ``seq`` in the tree of ``size`` leaves, with both hashes."""
     if not 1 <= seq <= size:
         raise ProofRequestError(f"seq {seq} is not in a tree of size {size}")
-    reader = StoredTiles(conn, size, cache=True)
+    reader = StoredTiles(conn, size, cache=True, shared=True)
     leaf = Node(0, seq - 1)
     plan, top = inclusion_plan(seq - 1, size), root_plan(size)
     # One query: the head's size, and the tiles of the leaf, the path and the root.
@@ -453,7 +538,7 @@ def inclusion(conn: psycopg.Connection[Any], *, seq: int, size: int) -> dict[str
 
 def consistency(conn: psycopg.Connection[Any], *, old_size: int, new_size: int) -> dict[str, Any]:
     """The consistency proof from the tree of ``old_size`` leaves to that of ``new_size``."""
-    reader = StoredTiles(conn, new_size, cache=True)
+    reader = StoredTiles(conn, new_size, cache=True, shared=True)
     plans = [consistency_plan(old_size, new_size), *(root_plan(n) for n in (old_size, new_size) if n)]
     head = reader.prefetch([node for plan in plans for node in plan.nodes])
     if new_size > head:

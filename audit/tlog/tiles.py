@@ -18,12 +18,13 @@ is 8, so a node of any level is either in a tile or the fold of at most 128 hash
 
 from __future__ import annotations
 
+import hashlib
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass
 
 from .errors import ProofRequestError, TlogFormatError
-from .merkle import HASH_SIZE, MAX_TREE_SIZE, HashReader, Node, node_hash
+from .merkle import HASH_SIZE, MAX_TREE_SIZE, HashReader, Node
 
 TILE_HEIGHT = 8
 TILE_WIDTH = 1 << TILE_HEIGHT
@@ -35,15 +36,19 @@ __all__ = [
     "TILE_WIDTH",
     "Tile",
     "TileHashReader",
+    "TileInterior",
     "decode_entry_bundle",
     "encode_entry_bundle",
     "encode_index",
     "parse_tile_path",
     "tile_bytes",
     "tile_for_size",
+    "tile_of",
     "tiles_for_size",
 ]
 
+_sha256 = hashlib.sha256
+_NODE = b"\x01"  # RFC 9162 interior node prefix (merkle.node_hash, inlined in the fold)
 _ELEMENT = re.compile(r"x?[0-9]{3}")
 _DECIMAL = re.compile(r"0|[1-9][0-9]*")
 
@@ -177,49 +182,78 @@ def tile_bytes(reader: HashReader, tile: Tile, *, size: int) -> bytes:
     return b"".join(hashes)
 
 
+class TileInterior:
+    """The nodes inside one tile: ``row(r)`` is the concatenated hashes of its complete subtrees
+    ``r`` levels above the tile's own hashes (``row(0)`` is the tile; a partial tile of width
+    ``w`` has ``w >> r`` of them). Rows are folded when first asked for, each hash once, so
+    every node of the tile costs one lookup once its row exists (at most 255 SHA-256 per tile).
+    """
+
+    __slots__ = ("_rows",)
+
+    def __init__(self, tile: Tile, data: bytes) -> None:
+        if len(data) != tile.width * HASH_SIZE:
+            raise TlogFormatError("tile", f"{tile.path()} has {len(data)} bytes, expected {tile.width * HASH_SIZE}")
+        self._rows = [data]
+
+    def row(self, rise: int) -> bytes:
+        rows = self._rows
+        while len(rows) <= rise:
+            below = rows[-1]
+            rows.append(b"".join([_sha256(_NODE + below[i:i + 2 * HASH_SIZE]).digest()
+                                  for i in range(0, len(below) - 2 * HASH_SIZE + 1, 2 * HASH_SIZE)]))
+        return rows[rise]
+
+    def node(self, rise: int, position: int) -> bytes:
+        """The hash of the ``position``-th subtree of ``row(rise)``."""
+        return self.row(rise)[position * HASH_SIZE:(position + 1) * HASH_SIZE]
+
+
 class TileHashReader:
     """A :class:`~audit.tlog.merkle.HashReader` over tiles of a tree of ``size`` leaves.
 
     ``fetch(tile)`` returns a tile's bytes (from a database, files, or HTTP). Each tile is
-    fetched once per :meth:`read_hashes` call; nodes between tile levels are folded from the
-    tile below.
+    fetched and folded once per :meth:`read_hashes` call (:class:`TileInterior`); nodes between
+    tile levels are looked up in the fold of the tile below. ``interiors``: where to keep the
+    folded tiles across calls (a reader of immutable tiles may share them), keyed by tile.
     """
 
-    def __init__(self, fetch: Callable[[Tile], bytes], *, size: int) -> None:
+    def __init__(self, fetch: Callable[[Tile], bytes], *, size: int,
+                 interiors: MutableMapping[Tile, TileInterior] | None = None) -> None:
         self._fetch = fetch
         self._size = size
+        self._interiors = interiors
 
     def read_hashes(self, nodes: Sequence[Node]) -> list[bytes]:
-        tiles: dict[Tile, list[bytes]] = {}
+        tiles: dict[Tile, TileInterior] = {}
+        kept = self._interiors
         out = []
         for node in nodes:
             level, index = node.level, node.index
             if level < 0 or (index + 1) << level > self._size:
                 raise ProofRequestError(f"node ({level}, {index}) is not complete in a tree of size {self._size}")
-            tile_level, rise = divmod(level, TILE_HEIGHT)
-            first = index << rise  # first hash of this node in its tile level
-            tile_index = first // TILE_WIDTH
-            available = self._size >> (TILE_HEIGHT * tile_level)
-            width = min(TILE_WIDTH, available - tile_index * TILE_WIDTH)
-            tile = Tile(tile_level, tile_index, width)
-            if tile not in tiles:
-                tiles[tile] = self._split(tile, self._fetch(tile))
-            row = tiles[tile][first % TILE_WIDTH:first % TILE_WIDTH + (1 << rise)]
-            out.append(_fold_perfect(row))
+            tile = tile_of(node, self._size)
+            interior = tiles.get(tile)
+            if interior is None:
+                interior = kept.get(tile) if kept is not None else None
+                if interior is None:
+                    interior = TileInterior(tile, self._fetch(tile))
+                    if kept is not None:
+                        kept[tile] = interior
+                tiles[tile] = interior
+            rise = level % TILE_HEIGHT
+            out.append(interior.node(rise, ((index << rise) % TILE_WIDTH) >> rise))
         return out
 
-    @staticmethod
-    def _split(tile: Tile, data: bytes) -> list[bytes]:
-        if len(data) != tile.width * HASH_SIZE:
-            raise TlogFormatError("tile", f"{tile.path()} has {len(data)} bytes, expected {tile.width * HASH_SIZE}")
-        return [data[i:i + HASH_SIZE] for i in range(0, len(data), HASH_SIZE)]
 
-
-def _fold_perfect(row: list[bytes]) -> bytes:
-    """The root of a perfect subtree (``len(row)`` a power of two) from its bottom row."""
-    while len(row) > 1:
-        row = [node_hash(row[i], row[i + 1]) for i in range(0, len(row), 2)]
-    return row[0]
+def tile_of(node: Node, size: int) -> Tile:
+    """The tile (full or partial, in a tree of ``size`` leaves) holding ``node`` or the hashes
+    it is folded from."""
+    tile_level, rise = divmod(node.level, TILE_HEIGHT)
+    first = node.index << rise  # first hash of this node in its tile level
+    tile_index = first // TILE_WIDTH
+    width = min(TILE_WIDTH, (size >> (TILE_HEIGHT * tile_level)) - tile_index * TILE_WIDTH)
+    return Tile(tile_level, tile_index, width)
 
 
 def encode_entry_bundle(entries: Iterable[bytes]) -> bytes:

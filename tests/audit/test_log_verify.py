@@ -212,3 +212,45 @@ def test_a_forged_checkpoint_beyond_the_end_is_not_taken_as_evidence(log: AuditS
     genuine.write_text(sign_checkpoint(Checkpoint(rows[0][0], 18, bytes(32)), [log_signer(signing_key, rows[0][0])]))
     result = _check(log, signing_key, checkpoint_files=[genuine])
     assert (result.valid, result.check, result.first_bad_seq) == (False, "truncated", 14), result.reason
+
+
+@pytest.mark.parametrize("page", [1, 5])
+@pytest.mark.parametrize(("statement", "check", "seq"), [
+    ("UPDATE audit_leaves SET app_id = 'someone-else' WHERE seq = 7", "column", 7),
+    ("UPDATE audit_leaves SET body = convert_to(replace(convert_from(body, 'UTF8'), 'app-', 'app_'), 'UTF8') "
+     "WHERE seq = 6", "leaf_hash", 6),
+    ("DELETE FROM audit_leaves WHERE seq = 11", "missing", 11),
+    ("UPDATE audit_leaves SET recorded_at = recorded_at + interval '1 day' WHERE seq = 10", "column", 10),
+    ("DELETE FROM audit_tlog_checkpoints WHERE size = 13", "checkpoint", 13),
+])
+def test_pages_of_any_size_find_the_same_first_failure(log: AuditStore, signing_key: SigningKey,
+                                                        monkeypatch: pytest.MonkeyPatch, page: int, statement: str,
+                                                        check: str, seq: int) -> None:
+    """verify_log reads pages and checks each with list operations, falling back to the exact
+    per-leaf checks when one might fail: the pages' bounds must not change any finding."""
+    import audit.logverify
+
+    monkeypatch.setattr(audit.logverify, "PAGE", page)
+    clean = _check(log, signing_key)
+    assert clean.valid and (clean.checked, clean.checkpoints_checked) == (13, 12)
+    _sql(log, statement)
+    result = _check(log, signing_key)
+    assert (result.valid, result.check, result.first_bad_seq) == (False, check, seq), result.reason
+
+
+def test_proofs_fold_each_stored_tile_once_per_connection_but_verification_reads_the_database(
+        log: AuditStore, signing_key: SigningKey) -> None:
+    """The proof endpoints keep folded tiles per connection (audit.log.SharedTiles): a stored
+    hash rewritten afterwards does not change the proofs that connection serves, while
+    verification, which never reads through it, names the rewrite."""
+    from audit.log import inclusion
+
+    url = libpq(str(log.engine.url))
+    with psycopg.connect(url) as conn:
+        before = inclusion(conn, seq=3, size=13)
+        _sql(log, "UPDATE audit_leaves SET leaf_hash = sha256('rewritten') WHERE seq = 3")
+        assert inclusion(conn, seq=3, size=13) == before
+        with psycopg.connect(url) as fresh:  # another connection folds what is stored now
+            assert inclusion(fresh, seq=3, size=13)["leaf_hash"] != before["leaf_hash"]
+    result = _check(log, signing_key)
+    assert (result.valid, result.check, result.first_bad_seq) == (False, "leaf_hash", 3)

@@ -140,3 +140,22 @@ def test_frontier_extended_in_any_batches_has_the_tree_root(big_tree: MemoryTree
         size += step
         assert frontier.root() == root_hash(big_tree, size)
         assert Frontier.from_bytes(frontier.to_bytes()) == frontier
+
+
+@SETTINGS
+@given(start=st.integers(0, BIG), count=st.integers(0, BIG))
+def test_folding_a_level_at_a_time_equals_growing_leaf_by_leaf(big_tree: MemoryTree, start: int, count: int) -> None:
+    leaves = big_tree.read_hashes([Node(0, i) for i in range(min(BIG, start + count))])
+    start = min(start, len(leaves))
+    old = Frontier.from_reader(big_tree, start)
+    grown: list[tuple[Node, bytes]] = []
+    expected = old.grow(leaves[start:], nodes=grown)
+    levels = {0, 1, 8}
+    folded, kept = old.fold(leaves[start:], keep=levels)
+    assert folded == expected
+    by_level: dict[int, list[tuple[int, bytes]]] = {}
+    for node, value in grown:
+        if node.level in levels:
+            by_level.setdefault(node.level, []).append((node.index, value))
+    assert {lv: sorted(v) for lv, v in by_level.items()} == \
+        {lv: [(first + i, h) for i, h in enumerate(row)] for lv, (first, row) in kept.items()}

@@ -12,6 +12,7 @@ from audit.tlog.merkle import MemoryTree, Node, consistency_proof, inclusion_pro
 from audit.tlog.tiles import (
     Tile,
     TileHashReader,
+    TileInterior,
     decode_entry_bundle,
     encode_entry_bundle,
     encode_index,
@@ -136,3 +137,30 @@ def test_entry_bundles_round_trip_and_reject_truncation() -> None:
             decode_entry_bundle(data[:cut])
     with pytest.raises(ValueError, match="at most 65535"):
         encode_entry_bundle([bytes(65_536)])
+
+
+@pytest.mark.parametrize("size", [1, 255, 256, 257, 65_536, 70_000])
+def test_folded_tiles_kept_across_reads_give_the_same_proofs_and_fetch_each_tile_once(tree: MemoryTree,
+                                                                                      size: int) -> None:
+    fetched: list[Tile] = []
+
+    def fetch(tile: Tile) -> bytes:
+        fetched.append(tile)
+        return tile_bytes(tree, tile, size=size)
+
+    kept: dict[Tile, TileInterior] = {}
+    reader = TileHashReader(fetch, size=size, interiors=kept)
+    for index in (0, size // 2, size - 1, size // 2, 0):
+        assert inclusion_proof(reader, index=index, size=size) == inclusion_proof(tree, index=index, size=size)
+        assert root_hash(reader, size) == root_hash(tree, size)
+    assert len(fetched) == len(set(fetched)) == len(kept)  # a kept tile is never fetched again
+
+
+def test_a_tile_interior_holds_every_node_of_the_tile(tree: MemoryTree) -> None:
+    for tile, size in ((Tile(0, 3), 70_000), (Tile(0, 273, 111), 70_000 - 1), (Tile(1, 1, 17), 70_000)):
+        interior = TileInterior(tile, tile_bytes(tree, tile, size=size))
+        for rise in range(9):
+            first = tile.index * 256 >> rise  # the tile's first node at that rise
+            count = tile.width >> rise
+            nodes = [Node(tile.hash_level + rise, first + i) for i in range(count)]
+            assert interior.row(rise) == b"".join(tree.read_hashes(nodes))
