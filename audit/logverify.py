@@ -49,7 +49,7 @@ from .entry import BLOB_FACETS, INPUT_FACETS, LEAF_COLUMNS, RESULT_FACETS, blob_
 from .errors import AuditError, CheckpointError
 from .tlog.checkpoint import open_checkpoint
 from .tlog.errors import TlogError
-from .tlog.merkle import MAX_TREE_SIZE, Frontier, leaf_hash
+from .tlog.merkle import EMPTY_ROOT, MAX_TREE_SIZE, Frontier, leaf_hash
 from .tlog.note import Ed25519Verifier, Verifier
 from .tlog.tiles import TILE_HEIGHT
 from .verify import Progress, VerificationResult
@@ -60,6 +60,7 @@ PAGE = 8192  # leaves per query and per fold (verify_log reads the log a page at
 PREFETCH = 2  # pages read ahead
 # Stored subtrees: the tlog-tiles above level 0 (levels 8, 16, …).
 TREE_LEVELS = frozenset(range(TILE_HEIGHT, 64, TILE_HEIGHT))
+ALL_LEVELS = range(64)
 
 # The derived columns read as text in the exact form the leaf writes them, so that comparing
 # is comparing strings: no timestamp or UUID parsing per leaf (verification rate:
@@ -299,17 +300,26 @@ class _Run:
         if not self._page_passes(page):
             self.rows(page.rows())  # names the first failure, or finds none
             return
+        # One fold of the whole page keeping every level; the root at each checkpoint's size is
+        # then read off it (its edge: one node per set bit of the size). The subtree and
+        # checkpoint checks run in the order the per-leaf path runs them: at each checkpoint
+        # size, the subtrees completed by then, then the checkpoint; at the end, the rest.
         n = len(page.seqs)
-        first, hashes, pending = page.seqs[0], page.leaf_hashes, self.pending
-        done = 0
+        first, pending = page.seqs[0], self.pending
+        old = self.frontier
+        old_edge = dict(zip([n.level for n in old.nodes], old.hashes, strict=True))
+        folded, rows = old.fold(page.leaf_hashes, keep=ALL_LEVELS)
+        bad = self._first_bad_subtree(rows)
         while self.ci < len(pending) and pending[self.ci].size < first + n:  # (8), at their sizes
             size = pending[self.ci].size
             self.checked = size - self.from_seq
-            self._grow(hashes[done:size - first + 1])
-            done = size - first + 1
-            self._checkpoints(size)
+            if bad is not None and bad[0] <= size:
+                self._subtree_failed(bad)
+            self._checkpoints(size, _root_at(size, old_edge, rows))
         self.checked = first + n - self.from_seq
-        self._grow(hashes[done:])
+        if bad is not None:
+            self._subtree_failed(bad)
+        self.frontier = folded
         self.expected = first + n
 
     def _page_passes(self, page: LeafPage) -> bool:
@@ -375,27 +385,42 @@ class _Run:
         subtree they complete; the first bad one in leaf order is named."""
         if not hashes:
             return
+        self.frontier, kept = self.frontier.fold(hashes, keep=TREE_LEVELS if self.node_map is not None else ())
+        bad = self._first_bad_subtree(kept)
+        if bad is not None:
+            self._subtree_failed(bad)
+
+    def _first_bad_subtree(self, kept: Mapping[int, tuple[int, list[bytes]]]) -> tuple[int, int, int, bytes] | None:
+        """``(end, level, index, hash)`` of the new stored subtree (levels 8, 16, …) that differs
+        from the leaves' and ends first (the lower level first at one end), or ``None``."""
         node_map = self.node_map
-        self.frontier, kept = self.frontier.fold(hashes, keep=TREE_LEVELS if node_map is not None else ())
-        worst: tuple[int, int, int, bytes] | None = None  # (end, level, index, value) of the first bad
+        if node_map is None:
+            return None
+        worst: tuple[int, int, int, bytes] | None = None
         for level, (lo, row) in kept.items():
+            if level not in TREE_LEVELS:
+                continue
             for offset, value in enumerate(row):
-                if node_map.get((level, lo + offset)) != value:  # type: ignore[union-attr]
+                if node_map.get((level, lo + offset)) != value:
                     bad = ((lo + offset + 1) << level, level, lo + offset, value)
                     worst = bad if worst is None or bad < worst else worst
                     break
-        if worst is not None:
-            _, level, index, value = worst
-            stored = node_map.get((level, index))  # type: ignore[union-attr]
-            raise _Failed((index << level) + 1, "tree", f"stored subtree ({level}, {index}) "
-                          f"of entries {(index << level) + 1}..{(index + 1) << level} is "
-                          f"{stored.hex() if stored else 'missing'}, the leaves give {value.hex()}")
+        return worst
 
-    def _checkpoints(self, size: int) -> None:
-        """(8): every pending checkpoint of ``size`` (the frontier's size now)."""
+    def _subtree_failed(self, bad: tuple[int, int, int, bytes]) -> None:
+        _, level, index, value = bad
+        stored = self.node_map.get((level, index)) if self.node_map is not None else None
+        raise _Failed((index << level) + 1, "tree", f"stored subtree ({level}, {index}) "
+                      f"of entries {(index << level) + 1}..{(index + 1) << level} is "
+                      f"{stored.hex() if stored else 'missing'}, the leaves give {value.hex()}")
+
+    def _checkpoints(self, size: int, root: bytes | None = None) -> None:
+        """(8): every pending checkpoint of ``size``, whose tree's root is ``root`` (default:
+        the frontier's, when it is of that size)."""
         pending = self.pending
         covered = self.trusted_size  # checkpoints of this size all name the entries after it
-        root = self.frontier.root()
+        if root is None:
+            root = self.frontier.root()
         while self.ci < len(pending) and pending[self.ci].size == size:
             _check_checkpoint(pending[self.ci], root, self.trusted, self.origin, covered)
             self.trusted_size = size
@@ -433,6 +458,21 @@ class _Run:
             if last and self.trusted_size != last:
                 raise _Failed(self.trusted_size + 1, "checkpoint", f"no trusted checkpoint covers entries "
                                                                    f"{self.trusted_size + 1}..{last}")
+
+
+def _root_at(size: int, old_edge: Mapping[int, bytes], rows: Mapping[int, tuple[int, list[bytes]]]) -> bytes:
+    """The root of the first ``size`` leaves from a fold's rows (``Frontier.fold`` keeping every
+    level) and the frontier it started from (``old_edge``: its hash per level): each edge node
+    of ``size`` is new (in its level's row) or the old frontier's."""
+    acc: bytes | None = None
+    for level in range(size.bit_length()):
+        if not size >> level & 1:
+            continue
+        index = (size >> level) - 1
+        lo, row = rows.get(level, (index + 1, []))
+        value = row[index - lo] if index >= lo else old_edge[level]
+        acc = value if acc is None else hashlib.sha256(b"\x01" + value + acc).digest()
+    return acc if acc is not None else EMPTY_ROOT
 
 
 def _pinned_key_ids(trusted: Sequence[Verifier]) -> frozenset[str]:
