@@ -83,6 +83,7 @@ SELECT_PAGE_SQL = (
     "FROM audit_leaves WHERE seq > %s AND seq <= %s ORDER BY seq LIMIT %s) page"
 )
 SELECT_BLOB_SQL = f"SELECT data, {', '.join(BLOB_FACETS)} FROM audit_blobs WHERE sha256 = %s"
+SELECT_BLOBS_SQL = f"SELECT sha256, data, {', '.join(BLOB_FACETS)} FROM audit_blobs WHERE sha256 = ANY(%s)"
 SELECT_CHECKPOINTS_SQL = "SELECT size, root, note FROM audit_tlog_checkpoints ORDER BY size"
 SELECT_NODES_SQL = "SELECT level, idx, hash FROM audit_tlog_nodes ORDER BY idx << level, level"
 SELECT_HEAD_SQL = "SELECT origin, size, root FROM audit_tlog_head WHERE id = 1"
@@ -365,8 +366,15 @@ class _Run:
     def _blobs_pass(self, docs: list[dict[str, Any]]) -> bool:
         """(5) for the blobs the page names that are not yet checked; each as an input and as
         a result if named as both (the exact check checks it as its first use)."""
+        named = {member: set(map(itemgetter(member), docs)) - self.good_hex - {None}
+                 for member in ("input_sha256", "result_sha256")}
+        if isinstance(self.fetch_blob, _BlobReader):
+            try:  # one round trip for the page's new blobs, not one each
+                self.fetch_blob.read_ahead([bytes.fromhex(h) for h in set().union(*named.values())])
+            except ValueError:
+                return False
         for member in ("input_sha256", "result_sha256"):
-            for digest_hex in set(map(itemgetter(member), docs)) - self.good_hex:
+            for digest_hex in named[member]:
                 if digest_hex is None:
                     continue
                 try:
@@ -582,12 +590,7 @@ def verify_log(
             nodes = [(int(lv), int(i), bytes(h)) for lv, i, h in conn.execute(SELECT_NODES_SQL).fetchall()]
             v1 = conn.execute(SELECT_V1_SQL).fetchone()
             v1_head = (int(v1[0]), bytes(v1[1]), bytes(v1[2]) if v1[2] is not None else None) if v1 else None
-            blob_cur = conn.cursor()
-
-            def fetch_blob(digest: bytes) -> tuple[bytes, tuple[Any, ...]] | None:
-                found = blob_cur.execute(SELECT_BLOB_SQL, (digest,)).fetchone()
-                return (bytes(found[0]), tuple(found[1:])) if found else None
-
+            fetch_blob = _BlobReader(conn)
             end = to_seq if to_seq is not None else size
             with map_errors("verifying the audit log"):
                 return verify_leaves(
@@ -649,6 +652,27 @@ def _pages(conn: psycopg.Connection[Any], from_seq: int, to_seq: int | None) -> 
     finally:
         stop.set()
         reader.join()
+
+
+class _BlobReader:
+    """``fetch_blob`` of :func:`verify_leaves` over the database; :meth:`read_ahead` reads many
+    blobs in one statement (kept until asked for once)."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._cur = conn.cursor()
+        self._ahead: dict[bytes, tuple[bytes, tuple[Any, ...]]] = {}
+
+    def read_ahead(self, digests: Sequence[bytes]) -> None:
+        if digests:
+            for found in self._cur.execute(SELECT_BLOBS_SQL, (list(digests),)).fetchall():
+                self._ahead[bytes(found[0])] = (bytes(found[1]), tuple(found[2:]))
+
+    def __call__(self, digest: bytes) -> tuple[bytes, tuple[Any, ...]] | None:
+        found = self._ahead.pop(digest, None)
+        if found is not None:
+            return found
+        row = self._cur.execute(SELECT_BLOB_SQL, (digest,)).fetchone()
+        return (bytes(row[0]), tuple(row[1:])) if row else None
 
 
 def _outside(note: str, trusted: Sequence[Verifier]) -> StoredLogCheckpoint:
