@@ -47,7 +47,7 @@ import psycopg
 from ._db import map_errors
 from .entry import BLOB_FACETS, INPUT_FACETS, LEAF_COLUMNS, RESULT_FACETS, blob_facets
 from .errors import AuditError, CheckpointError
-from .tlog.checkpoint import open_checkpoint
+from .tlog.checkpoint import SignedCheckpoint, open_checkpoint
 from .tlog.errors import TlogError
 from .tlog.merkle import EMPTY_ROOT, MAX_TREE_SIZE, Frontier, leaf_hash
 from .tlog.note import Ed25519Verifier, Verifier
@@ -185,9 +185,12 @@ def verify_leaves(
                 progress(run.checked, total)
         run.end(to_seq=to_seq, head=head)
     except _Failed as failure:
+        run.opened.close()
         return VerificationResult(valid=False, checked=run.checked, first_bad_seq=failure.seq, reason=failure.reason,
                                   check=failure.check, from_seq=from_seq, to_seq=to_seq,
                                   checkpoints_checked=run.checkpoints_checked, log="v2")
+    finally:
+        run.opened.close()
     if progress is not None:
         progress(run.checked, total)
     return VerificationResult(valid=True, checked=run.checked, from_seq=from_seq, to_seq=run.expected - 1,
@@ -236,6 +239,7 @@ class _Run:
         self.good_hex: set[str] = set()  # the same blobs by their body members (the fast path)
         self.pinned_ids = _pinned_key_ids(trusted)
         self.ci = 0  # the next pending checkpoint
+        self.opened = _OpenedCheckpoints(pending, trusted, origin)
 
     # -- the exact checks, leaf by leaf ----------------------------------------------------------
 
@@ -430,7 +434,7 @@ class _Run:
         if root is None:
             root = self.frontier.root()
         while self.ci < len(pending) and pending[self.ci].size == size:
-            _check_checkpoint(pending[self.ci], root, self.trusted, self.origin, covered)
+            _check_checkpoint(pending[self.ci], self.opened.get(self.ci), root, covered)
             self.trusted_size = size
             self.checkpoints_checked += 1
             self.ci += 1
@@ -539,14 +543,53 @@ def _check_v1_head(body: Mapping[str, Any], v1_head: tuple[int, bytes, bytes | N
         raise _Failed(1, "v1_head", f"the v1 entry {v1_seq} does not have the recorded hash {v1_hash.hex()}")
 
 
-def _check_checkpoint(checkpoint: StoredLogCheckpoint, root: bytes, trusted: Sequence[Verifier],
-                      origin: str | None, trusted_size: int) -> None:
+class _OpenedCheckpoints:
+    """The pending checkpoints opened (``open_checkpoint``: parsed, signature checked with the
+    trusted keys) by a thread, in order, ahead of the leaves: cryptography releases the GIL
+    while it checks an Ed25519 signature, so the signatures run beside the hashing. Each
+    result is the checkpoint or the exception opening it raised; it is judged where the
+    leaves reach its size, as before."""
+
+    def __init__(self, pending: Sequence[StoredLogCheckpoint], trusted: Sequence[Verifier],
+                 origin: str | None) -> None:
+        self._results: list[SignedCheckpoint | BaseException] = []
+        self._ready = threading.Condition()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._open, args=(list(pending), trusted, origin),
+                                        name="audit-verify-checkpoints", daemon=True)
+        self._thread.start()
+
+    def _open(self, pending: list[StoredLogCheckpoint], trusted: Sequence[Verifier], origin: str | None) -> None:
+        for checkpoint in pending:
+            if self._stop.is_set():
+                return
+            try:
+                result: SignedCheckpoint | BaseException = open_checkpoint(checkpoint.note, trusted, origin=origin)
+            except BaseException as exc:  # noqa: BLE001 - judged (or raised) by the verifying thread
+                result = exc
+            with self._ready:
+                self._results.append(result)
+                self._ready.notify_all()
+
+    def get(self, index: int) -> SignedCheckpoint | BaseException:
+        with self._ready:
+            self._ready.wait_for(lambda: len(self._results) > index)
+            return self._results[index]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _check_checkpoint(checkpoint: StoredLogCheckpoint, opened: SignedCheckpoint | BaseException, root: bytes,
+                      trusted_size: int) -> None:
     size = checkpoint.size
-    try:
-        signed = open_checkpoint(checkpoint.note, trusted, origin=origin)
-    except TlogError as exc:
+    if isinstance(opened, TlogError):
         raise _Failed(trusted_size + 1, "checkpoint_key", f"checkpoint of size {size} (entries {trusted_size + 1}.."
-                                                          f"{size}) does not verify with a pinned key: {exc}") from None
+                                                          f"{size}) does not verify with a pinned key: {opened}")
+    if isinstance(opened, BaseException):
+        raise opened
+    signed = opened
     if signed.size != size or (checkpoint.root is not None and checkpoint.root != signed.root_hash):
         raise _Failed(trusted_size + 1, "checkpoint", f"checkpoint of size {size}: its columns disagree with "
                                                       f"its signed note (size {signed.size})")
