@@ -297,3 +297,23 @@ def test_downgrade_refuses_to_drop_recorded_history(recorded: str) -> None:
     with pytest.raises(RuntimeError, match="refusing to downgrade"):
         downgrade(recorded, "base")
     assert current_revision(recorded) == head_revision()
+
+
+def test_0010_fills_the_dangerous_capability_facet_of_the_inputs_already_stored(migrated_database: str) -> None:
+    """Inputs stored before 0010 get the facet their bytes give (what verification compares);
+    results keep none."""
+    from audit.entry import blob_facets
+
+    _record(migrated_database, v2=True)
+    downgrade(migrated_database, "0009_witness_cosignatures")
+    upgrade(migrated_database)
+    with superuser(migrated_database) as conn:
+        rows = conn.execute(
+            "SELECT b.data, b.dangerous_capability, EXISTS (SELECT 1 FROM audit_leaves l WHERE l.input_sha256 = b.sha256) "
+            "FROM audit_blobs b").fetchall()
+        viewed = conn.execute("SELECT DISTINCT dangerous_capability FROM audit_log WHERE kind = 'decision'").fetchall()
+    inputs = [(json.loads(bytes(data)), stored) for data, stored, is_input in rows if is_input]
+    assert inputs and all(stored == blob_facets(input_=value)["dangerous_capability"] == "none"
+                          for value, stored in inputs)
+    assert all(stored is None for _, stored, is_input in rows if not is_input)
+    assert viewed == [("none",)]
