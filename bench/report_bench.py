@@ -22,7 +22,7 @@
    callback (gathering, evidence pack, verification, render and PDF); ``--gathering-only`` times
    the report's own reading, step by step.
 
-    python bench/report_bench.py --entries 1000000 --keep   # load 1M (~2-3 min on 2 cores), report
+    python bench/report_bench.py --entries 1000000 --keep   # load 1M (~4 min on 2 cores), report
     python bench/report_bench.py --reuse postgresql://postgres@127.0.0.1:5432/report_…
     python bench/report_bench.py --reuse … --gathering-only
     python bench/report_bench.py --entries 20000            # smoke run (load, report, drop)
