@@ -154,6 +154,9 @@ def test_a_tampered_blob_is_caught_with_the_first_seq_naming_it(pack: Path, pinn
 def test_a_missing_blob_is_caught(pack: Path, pinned: list[Verifier]) -> None:
     (pack / "blobs.jsonl").write_text("")
     assert _verdict(pack, pinned) == (False, 13, "blob")
+    (pack / "blobs.jsonl").unlink()
+    assert _verdict(pack, pinned) == (False, 13, "blob")
+    assert verify_pack(pack, trusted=pinned).files["blobs.jsonl"] == "missing"
 
 
 def test_a_v2_pack_with_blobs_on_each_line_still_verifies(pack: Path, pinned: list[Verifier]) -> None:
