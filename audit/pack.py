@@ -148,6 +148,7 @@ class _Proofs:
         self._block: int | None = None
         self._top: list[str] = []  # the path above the block, bottom to top, in hex
         self._span = (0, size)  # the range the walk reaches the block with
+        self._inside: list[list[str]] | None = None
 
     def proof(self, index: int) -> list[str]:
         """The inclusion proof of leaf ``index`` (hex hashes, bottom to top)."""
@@ -156,10 +157,14 @@ class _Proofs:
             top: list[bytes] = []
             self._span = self._walk(index, 0, self._size, top, lambda width: width > TILE_WIDTH)
             self._top = [h.hex() for h in reversed(top)]
+            lo, hi = self._span
+            # A whole block: every node in it, in hex, by level (510 for its 256 leaves' paths).
+            self._inside = [[self._nodes.node(level, (lo >> level) + j).hex() for j in range(TILE_WIDTH >> level)]
+                            for level in range(TILE_HEIGHT)] if hi - lo == TILE_WIDTH else None
+        if self._inside is not None:  # the path in a whole block: the sibling at each level
+            offset = index & (TILE_WIDTH - 1)
+            return [row[(offset >> level) ^ 1] for level, row in enumerate(self._inside)] + self._top
         lo, hi = self._span
-        if hi - lo == TILE_WIDTH:  # a whole block: the path in it is the sibling at each level
-            node = self._nodes.node
-            return [node(level, (index >> level) ^ 1).hex() for level in range(TILE_HEIGHT)] + self._top
         low: list[bytes] = []
         self._walk(index, lo, hi, low, lambda width: width > 1)
         return [h.hex() for h in reversed(low)] + self._top

@@ -5,7 +5,7 @@ input blob, a string or null; ``audit/entry.py`` ``blob_facets``), filled by the
 other facets and checked by verification like them (``audit/logverify.py`` step 5). The view
 ``audit_log`` shows it. ``GET /v1/audit/stats?group_by=dangerous_capability`` (and the period
 report's count) then groups a column: before, PostgreSQL parsed the input blob of every entry
-counted (~170 µs each; a million entries took minutes, docs/performance.md).
+counted (19 s for a million entries on the 2-core machine, 1.5 s now: docs/performance.md).
 
 Upgrade fills the facet of the input blobs already stored (one per distinct input, not per
 entry), with the append-only trigger of ``audit_blobs`` off for that one statement, the same
