@@ -17,10 +17,10 @@ A pack (``write_pack`` / ``verify_pack``) is a directory::
 
 Offline verification (:func:`verify_pack`) trusts only the verifier keys it is given: the
 checkpoint must verify with one of them; every leaf must hash to its ``leaf_hash``, the blobs it
-names must be in the pack and hash to their names, and it must be included in the checkpoint at its seq; seqs are contiguous; and
-the range must be complete: it starts at seq 1 or after a boundary leaf recorded before the
-requested start, and ends at the checkpoint's size or before a boundary leaf recorded at or
-after the requested end. A pack cut at either end fails (``truncated``); one re-signed with
+names must be in the pack and hash to their names, and it must be included in the checkpoint
+at its seq; seqs are contiguous; and the range must be complete: it starts at seq 1 or after a
+boundary leaf recorded before the requested start, and ends at the checkpoint's size or before a
+boundary leaf recorded at or after the requested end. A pack cut at either end fails (``truncated``); one re-signed with
 another key fails (``checkpoint_key``). The manifest is not signed; pass the range you asked for
 (``requested``) to rule out a manifest rewritten to match a cut.
 

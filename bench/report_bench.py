@@ -153,7 +153,8 @@ def served_template(decided: Decided, revision: int, *, flagged: bool, key_id: s
     route = routes[0]
     reasons = [{"code": r["code"]} for r in route.get("reasons", [])] if flagged else []
     return _template(served_fields(
-        app_id=decided.app_id, caller_key_id="9a0b1c2d3e4f5061", policy_revision=_revision(revision), engine=decided.engine,
+        app_id=decided.app_id, caller_key_id="9a0b1c2d3e4f5061", policy_revision=_revision(revision),
+        engine=decided.engine,
         context={"request_id": REQ.decode(), "gateway": {"name": "litellm"}},
         served={"decision_id": SERVED_DID, "decision_seq": "@@DECISION_SEQ@@", "model": route["model"],
                 "deployment": route.get("deployment"), "cleared": not flagged, "rank": None if flagged else 1,
