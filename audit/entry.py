@@ -428,7 +428,7 @@ LEAF_COLUMNS = (
     "seq", "recorded_at", "kind", "decision_id", "app_id", "outcome", "input_sha256", "result_sha256",
 )
 # Columns of audit_blobs derived from a blob: an input's and a result's facets. An input's
-# dangerous_capability (migration 0010) lets the period report and ``group_by`` count it from a
+# dangerous_capability (migration 0011) lets the period report and ``group_by`` count it from a
 # column, as the others, instead of parsing every entry's input.
 INPUT_FACETS = ("regulatory_tier", "sector", "dangerous_capability")
 RESULT_FACETS = ("models_allowed", "models_denied", "reason_codes", "provenances_allowed", "policy_revision")

@@ -72,7 +72,7 @@ GROUP_KEYS: Mapping[str, tuple[str, str | None]] = {
     "sector": ("g_sector.v", "string_to_array(sector, ',')"),
     "kind": ("kind", None),
     "policy_revision": ("policy_revision", None),
-    # The input blob's facet (migration 0010): the period report (audit/report/) counts
+    # The input blob's facet (migration 0011): the period report (audit/report/) counts
     # dangerous-capability requests with it.
     "dangerous_capability": ("dangerous_capability", None),
 }

@@ -11,8 +11,8 @@ Upgrade fills the facet of the input blobs already stored (one per distinct inpu
 entry), with the append-only trigger of ``audit_blobs`` off for that one statement, the same
 derivation as the writer's (a JSON string, else null).
 
-Revision ID: 0010_dangerous_capability_facet
-Revises: 0009_witness_cosignatures
+Revision ID: 0011_dangerous_capability_facet
+Revises: 0010_app_role_least_privilege
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0010_dangerous_capability_facet"
-down_revision: str | None = "0009_witness_cosignatures"
+revision: str = "0011_dangerous_capability_facet"
+down_revision: str | None = "0010_app_role_least_privilege"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
