@@ -334,38 +334,17 @@ def _pack_note(pack: Path) -> str:
 
 
 def _stored_note(store: Any, answer: dict[str, Any], pinned: Any) -> str | None:
-    """The stored checkpoint at the end of the verified range, with its stored cosignatures,
-    after checking it carries the log's signature by a pinned key."""
-    from audit.tlog.checkpoint import open_checkpoint
-    from audit.witnessing import cosigned_checkpoint
+    """The stored checkpoint at the end of the verified range, with its stored cosignatures."""
+    from audit.witnessing import stored_cosigned_note
 
     with store.log_snapshot() as conn:
-        found = cosigned_checkpoint(conn, int(answer["to_seq"] or 0))
-    if found is None:
-        return None
-    open_checkpoint(found[1], pinned, origin=Settings().log_origin)
-    return found[1]
+        return stored_cosigned_note(conn, int(answer["to_seq"] or 0), pinned, origin=Settings().log_origin)
 
 
 def _witnessed(answer: dict[str, Any], note: str | None, witnesses: Any, minimum: int | None) -> dict[str, Any]:
-    """``answer`` judged also on the witnesses' cosignatures of the verified checkpoint."""
-    from audit.tlog.errors import TlogError
-    from audit.witnessing import check_cosignatures
+    from audit.witnessing import judge_witnessed
 
-    minimum = minimum or len(witnesses)
-    end = answer.get("to_seq")
-    if note is None:
-        return answer | {"valid": False, "check": "cosignatures", "first_bad_seq": end,
-                         "reason": f"no checkpoint is stored at size {end}, the end of the verified range"}
-    try:
-        check = check_cosignatures(note, witnesses, minimum)
-    except TlogError as exc:
-        return answer | {"valid": False, "check": "cosignatures", "first_bad_seq": end,
-                         "reason": f"a pinned witness's cosignature does not verify: {exc}"}
-    answer = answer | {"witnesses": check.to_dict() | {"message": check.message()}}
-    if check.ok:
-        return answer
-    return answer | {"valid": False, "check": "cosignatures", "first_bad_seq": end, "reason": check.message()}
+    return judge_witnessed(answer, note, witnesses, minimum)
 
 
 def _pack_origin(pack: Path) -> str:

@@ -12,7 +12,10 @@ exactly those files), no entry of its own (the reload is recorded once).
 If the files changed on disk between the reload and the follow, the follower's build has another
 revision: it keeps what it serves and logs an error (reload again once the change is complete).
 A worker that is not listening when a reload is announced (its connection to PostgreSQL was
-lost) does not see it: it logs the loss, reconnects with a back-off and follows the next one.
+lost) does not see it. Once it listens again it catches up from the log itself
+(:func:`catch_up`): the newest ``policy_reload`` leaf of its policy directory recorded since
+shortly before the loss is followed like an announcement (same checks: the leaf says which
+revision it made active, the files on disk must build to it).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import psycopg
@@ -34,6 +38,9 @@ log = logging.getLogger("clearance.reload")
 
 CHANNEL = "clearance_policy_reload"
 RECONNECT_SECONDS = (0.5, 1.0, 2.0, 5.0)
+# How far before the loss of the connection catching up looks: a reload committed just before
+# the loss may not have reached this worker either, and another host's clock may be behind.
+CATCH_UP_MARGIN = timedelta(minutes=5)
 # Who announced: pids repeat across hosts that share the database, this does not. Each worker
 # is a process of its own (spawned), so each draws its own.
 PROCESS = uuid.uuid4().hex
@@ -110,6 +117,39 @@ def follow(services: Services, announced: Announcement) -> Followed:
 
 
 LEAF_BODY_SQL = "SELECT body FROM audit_leaves WHERE seq = %s"
+# Bounded by the time index: a log of millions of decisions and no reload is not scanned.
+NEWEST_RELOADS_SQL = ("SELECT seq, body FROM audit_leaves WHERE kind = 'policy_reload' AND recorded_at >= %s "
+                      "ORDER BY seq DESC")
+
+
+def missed(services: Services, since: datetime) -> Announcement | None:
+    """The newest reload of this worker's policy directory recorded at or after ``since``, as
+    the announcement its worker would have sent (None if there is none)."""
+    directory = str(services.settings.policy_dir)
+    with services.audit_reads.log_snapshot() as conn:
+        for seq, data in conn.execute(NEWEST_RELOADS_SQL, (since,)):
+            body = orjson.loads(bytes(data))
+            reload = body.get("reload") or {}
+            if reload.get("directory") != directory:
+                continue  # another service on the same database
+            shadow = reload.get("shadow") or {}
+            return Announcement(process="", pid=int(reload.get("pid") or 0), seq=int(seq), directory=directory,
+                                revision=str(body.get("policy_revision")),
+                                shadow_revision=shadow.get("revision"))
+    return None
+
+
+def catch_up(services: Services, since: datetime) -> Followed | None:
+    """Follow the newest reload recorded since ``since`` (blocking): what a worker does once
+    it listens again after losing its connection. None when there was none."""
+    announced = missed(services, since)
+    if announced is None:
+        return None
+    followed = follow(services, announced)
+    if followed.swapped:
+        log.warning("caught up with a reload missed while not listening (audit seq %d): now serving %s",
+                    announced.seq, followed.revision)
+    return followed
 
 
 def _recorded(services: Services, announced: Announcement) -> bool:
@@ -131,13 +171,16 @@ async def listen(services: Services, *, ready: asyncio.Event | None = None) -> N
     """Follow the reloads other workers announce, until cancelled. Reconnects when the
     connection is lost. ``ready`` is set once the first LISTEN is in place."""
     attempt = 0
+    lost_at: datetime | None = None
     while True:
         try:
             async with await psycopg.AsyncConnection.connect(_conninfo(services), autocommit=True,
                                                              connect_timeout=5) as conn:
                 await conn.execute(f"LISTEN {CHANNEL}")
-                if attempt:
-                    log.warning("listening for policy reloads again (reloads announced meanwhile were missed)")
+                if lost_at is not None:  # listening again: what was announced meanwhile is in the log
+                    log.warning("listening for policy reloads again; catching up from the audit log")
+                    if await _caught_up(services, lost_at - CATCH_UP_MARGIN):
+                        lost_at = None
                 attempt = 0
                 if ready is not None:
                     ready.set()
@@ -146,10 +189,23 @@ async def listen(services: Services, *, ready: asyncio.Event | None = None) -> N
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the database went away: try again, later and later
+            lost_at = lost_at or datetime.now(UTC)
             delay = RECONNECT_SECONDS[min(attempt, len(RECONNECT_SECONDS) - 1)]
             attempt += 1
             log.warning("not listening for policy reloads (%s); retrying in %.1f s", exc, delay)
             await asyncio.sleep(delay)
+
+
+async def _caught_up(services: Services, since: datetime) -> bool:
+    """False if the log could not be read (tried again at the next reconnection)."""
+    try:
+        followed = await asyncio.to_thread(catch_up, services, since)
+    except Exception:
+        log.exception("could not catch up with reloads missed while not listening; the running policy keeps "
+                      "serving")
+        return False
+    del followed  # the retired policies are dropped here, on the event loop's thread
+    return True
 
 
 async def _on_notification(services: Services, payload: str) -> None:

@@ -153,7 +153,8 @@ def format_time(moment: datetime) -> str:
     """RFC 3339 in UTC with exactly six fractional digits: ``2025-11-21T01:34:00.123456Z``."""
     if moment.tzinfo is None:
         raise ValueError("timestamps in the audit trail must be timezone-aware")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat, not strftime: glibc's %Y drops the leading zeros of years before 1000.
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_time(text: str) -> datetime:

@@ -72,11 +72,9 @@ GROUP_KEYS: Mapping[str, tuple[str, str | None]] = {
     "sector": ("g_sector.v", "string_to_array(sector, ',')"),
     "kind": ("kind", None),
     "policy_revision": ("policy_revision", None),
-    # Not a column: read from the input blob when counted (a JSON parse per entry, of the blob the
-    # entry names), so it is the slowest key; the period report (audit/report/) counts
+    # The input blob's facet (migration 0011): the period report (audit/report/) counts
     # dangerous-capability requests with it.
-    "dangerous_capability": (
-        "convert_from(input_data, 'UTF8')::jsonb #>> '{workload,dangerous_capability}'", None),
+    "dangerous_capability": ("dangerous_capability", None),
 }
 
 SUMMARY_COLUMNS = (

@@ -46,7 +46,7 @@ import requests
 
 from .errors import AuditError
 from .log import StoredTiles
-from .tlog.checkpoint import Checkpoint
+from .tlog.checkpoint import Checkpoint, open_checkpoint
 from .tlog.cosignature import ALG_COSIGNATURE_V1, Cosignature, CosignatureVerifier, verified_cosignatures
 from .tlog.errors import TlogError
 from .tlog.merkle import consistency_proof
@@ -61,9 +61,11 @@ __all__ = [
     "WitnessEndpoint",
     "WitnessPusher",
     "check_cosignatures",
+    "judge_witnessed",
     "cosignature_lines",
     "cosigned_checkpoint",
     "parse_witnesses",
+    "stored_cosigned_note",
     "store_cosignature",
     "with_cosignatures",
 ]
@@ -204,6 +206,40 @@ def check_cosignatures(note: str, witnesses: Sequence[Verifier], minimum: int) -
     cosigned = tuple(f"{w.name}+{w.key_id.hex()}" for w in witnesses if (w.name, w.key_id) in found)
     missing = tuple(f"{w.name}+{w.key_id.hex()}" for w in witnesses if (w.name, w.key_id) not in found)
     return CosignatureCheck(size, minimum, cosigned, missing)
+
+
+def judge_witnessed(answer: dict[str, Any], note: str | None, witnesses: Sequence[Verifier],
+                    minimum: int | None) -> dict[str, Any]:
+    """A verification ``answer`` (``to_dict`` form) judged also on the cosignatures of ``note``,
+    the checkpoint at the end of the verified range (None: none is stored there) by
+    ``witnesses``, at least ``minimum`` of them (None: all; 0: only report): adds ``witnesses``;
+    turns the answer invalid (``check`` ``cosignatures``) when too few cosigned or one does not
+    verify."""
+    minimum = len(witnesses) if minimum is None else minimum
+    end = answer.get("to_seq")
+    if note is None:
+        return answer | {"valid": False, "check": "cosignatures", "first_bad_seq": end,
+                         "reason": f"no checkpoint is stored at size {end}, the end of the verified range"}
+    try:
+        check = check_cosignatures(note, witnesses, minimum)
+    except TlogError as exc:
+        return answer | {"valid": False, "check": "cosignatures", "first_bad_seq": end,
+                         "reason": f"a pinned witness's cosignature does not verify: {exc}"}
+    answer = answer | {"witnesses": check.to_dict() | {"message": check.message()}}
+    if check.ok:
+        return answer
+    return answer | {"valid": False, "check": "cosignatures", "first_bad_seq": end, "reason": check.message()}
+
+
+def stored_cosigned_note(conn: psycopg.Connection[Any], size: int, trusted: Sequence[Verifier], *,
+                         origin: str | None = None) -> str | None:
+    """The stored checkpoint of ``size`` with its stored cosignatures, after checking it
+    carries the log's signature by a pinned key (raises ``TlogError`` otherwise)."""
+    found = cosigned_checkpoint(conn, size)
+    if found is None:
+        return None
+    open_checkpoint(found[1], trusted, origin=origin)
+    return found[1]
 
 
 # -- pushing ----------------------------------------------------------------------------------

@@ -93,12 +93,27 @@ class Template:
     columns: dict[str, Any]
 
 
-def make_templates(count: int, *, key_id: str, seed: int) -> list[Template]:
+@dataclass(frozen=True)
+class Decided:
+    """One real decision of the policy engine: the policy input, the answer, who asked."""
+
+    app_id: str
+    caller_key_id: str
+    policy_input: dict[str, Any]
+    answer: dict[str, Any]  # the decision as answered (model_dump)
+    context: dict[str, Any]
+    revision: str
+    engine: str
+
+
+def decide_requests(count: int, *, seed: int, decision_id: str = DID) -> list[Decided]:
+    """``count`` distinct, varied requests decided by the real engine (``rego/``): every app of
+    the catalog, tiers, classifications, a dangerous capability in about one in ten."""
     policy = load_policy(REPO / "rego")
     apps = policy.bundle.catalog.apps
     rng = random.Random(seed)
-    templates: list[Template] = []
-    while len(templates) < count:
+    decided: list[Decided] = []
+    while len(decided) < count:
         # Within the app's profile (apps.yaml), as the service requires: its tasks, one of its
         # sectors or none (all of them), its jurisdictions or one of them or none (all of them).
         app = rng.choice(apps)
@@ -119,15 +134,25 @@ def make_templates(count: int, *, key_id: str, seed: int) -> list[Template]:
         }
         request = DecisionRequest.model_validate(
             {"app_id": app.id, "workload": workload,
-             "context": {"request_id": f"req-{len(templates)}"}})
+             "context": {"request_id": f"req-{len(decided)}"}})
         caller_key = f"{rng.getrandbits(64):016x}"
         policy_input, decision = decide(policy, request, caller=Caller(key_id=caller_key, role="app"),
-                                        decision_id=DID)
-        members = DecisionMembers.encode(policy_input, decision.model_dump(mode="json"))
+                                        decision_id=decision_id)
+        decided.append(Decided(app_id=request.app_id, caller_key_id=caller_key, policy_input=policy_input,
+                               answer=decision.model_dump(mode="json"),
+                               context=request.context.model_dump(mode="json"), revision=policy.revision,
+                               engine=policy.engine.name))
+    return decided
+
+
+def make_templates(count: int, *, key_id: str, seed: int) -> list[Template]:
+    templates: list[Template] = []
+    for d in decide_requests(count, seed=seed):
+        members = DecisionMembers.encode(d.policy_input, d.answer)
         fields = plain(decision_fields(
-            members=members, result=members.result(decision_id=DID, policy_revision=policy.revision),
-            app_id=request.app_id, caller_key_id=caller_key, policy_revision=policy.revision,
-            engine=policy.engine.name, context=request.context.model_dump(mode="json"), policy_git=None))
+            members=members, result=members.result(decision_id=DID, policy_revision=d.revision),
+            app_id=d.app_id, caller_key_id=d.caller_key_id, policy_revision=d.revision,
+            engine=d.engine, context=d.context, policy_git=None))
         doc = {**fields, "seq": SEQ, "recorded_at": AT, "key_id": key_id, "prev_hash": PREV}
         body = canonical_bytes(doc)
         columns = queryable_columns({**doc, "seq": 1, "recorded_at": format_time(datetime.now(UTC)),

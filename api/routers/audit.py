@@ -27,7 +27,7 @@ from audit.export import stream_csv, stream_jsonl
 from audit.log import consistency, inclusion, tile_content
 from audit.queries import CursorError, find_decision, query_entries, stats
 from audit.tlog.errors import ProofRequestError, TlogFormatError
-from audit.witnessing import cosigned_checkpoint
+from audit.witnessing import cosigned_checkpoint, judge_witnessed, parse_witnesses, stored_cosigned_note
 
 router = APIRouter(tags=["audit"])
 
@@ -46,6 +46,15 @@ class KeysOut(BaseModel):
     keys: list[PublicKeyOut]
 
 
+class WitnessesOut(BaseModel):
+    size: int
+    min_cosignatures: int
+    cosigned_by: list[str]
+    missing: list[str]
+    valid: bool
+    message: str
+
+
 class VerificationOut(BaseModel):
     log: str
     valid: bool
@@ -56,6 +65,9 @@ class VerificationOut(BaseModel):
     from_seq: int
     to_seq: int | None
     checkpoints_checked: int
+    witnesses: WitnessesOut | None = Field(
+        default=None, description="with CLEARANCE_WITNESSES: their cosignatures on the checkpoint at the end of "
+                                  "the verified range")
 
 
 class EntryStatus(BaseModel):
@@ -259,22 +271,37 @@ async def verify(
     _: Auditor,
     from_seq: Annotated[int, Query(ge=1, le=2**62)] = 1,
     to_seq: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    min_cosignatures: Annotated[int | None, Query(
+        ge=1, le=100, description="require at least this many of the configured witnesses (CLEARANCE_WITNESSES) "
+                                  "to have cosigned the checkpoint at the end of the range")] = None,
 ) -> dict[str, Any]:
     if to_seq is not None and to_seq < from_seq:
         raise ApiError(422, "invalid_request", "to_seq must not be below from_seq",
                        fields=[FieldError(field="to_seq", reason="must not be below from_seq")])
+    # More than the configured witnesses can never be met: an invalid answer, saying so.
+    witnesses = [w.verifier for w in parse_witnesses(services.settings.witnesses or "")]
     checkpoint = services.settings.checkpoint_path()
     # lexists: a file that is there but cannot be read (or a dangling link) is reported, not skipped
     files = [checkpoint] if os.path.lexists(checkpoint) else []
     try:
         for path in files:  # read and signature-checked here, to name the file if it cannot serve
             await services.auditor_work.run(read_outside_checkpoint, path, services.trusted_verifiers())
-        return await services.verify_trail(from_seq=from_seq, to_seq=to_seq, checkpoint_files=files)
+        answer = await services.verify_trail(from_seq=from_seq, to_seq=to_seq, checkpoint_files=files)
     except CheckpointError as exc:
         reason = exc.reason if isinstance(exc, CheckpointFileError) and exc.reason else str(exc)
         raise ApiError(503, "checkpoint_unusable",
                        f"the exported checkpoint file {checkpoint} cannot be used to verify the trail: {reason}",
                        fields=[FieldError(field=str(checkpoint), reason=reason)]) from exc
+    if (witnesses or min_cosignatures) and answer["valid"] and answer.get("log") == "v2" and answer.get("to_seq"):
+        note = await services.auditor_work.run(_cosigned_note, services, int(answer["to_seq"]))
+        if note is not None or min_cosignatures is not None:  # without a minimum: reported, not required
+            answer = judge_witnessed(answer, note, witnesses, min_cosignatures or 0)
+    return answer
+
+
+def _cosigned_note(services: Any, size: int) -> str | None:
+    with services.audit_reads.log_snapshot() as conn:
+        return stored_cosigned_note(conn, size, services.trusted_verifiers(), origin=services.settings.log_origin)
 
 
 # -- the transparency log: checkpoint, proofs, tiles ------------------------------------------

@@ -141,7 +141,8 @@ def gather_report(
     report.queries["dangerous_capability"] = _query_string(decisions, group_by="dangerous_capability,outcome")
     step("dangerous-capability requests")
 
-    report.revisions = _revisions(store, base)
+    report.revisions = _revisions(store, base, bucket)
+    # Summed over the days, the same counts as this query's groups.
     report.queries["revisions"] = _query_string(base, group_by="policy_revision")
     step("policy revisions")
 
@@ -215,14 +216,23 @@ def _sum_by(groups: list[dict[str, Any]], key: str) -> dict[str, int]:
     return dict(sorted(totals.items()))
 
 
-def _revisions(store: AuditStore, base: EntryFilter) -> list[RevisionSpan]:
-    """Each revision that recorded entries in the period: count, first and last entry, git."""
+def _revisions(store: AuditStore, base: EntryFilter, bucket: str) -> list[RevisionSpan]:
+    """Each revision that recorded entries in the period: count, first and last entry, git.
+
+    The counts per day (or week) say on which days each revision recorded entries: its first
+    and last entries, and a body carrying its git commit, are then looked for on those days
+    only (a revision active in the last days of a long period is not searched for through all
+    the entries before them)."""
+    days: dict[str, list[tuple[str, int]]] = {}
+    for group in stats(store, base, group_by=["policy_revision"], bucket=bucket).groups:
+        if group["policy_revision"] is not None:
+            days.setdefault(group["policy_revision"], []).append((group["bucket"], int(group["count"])))
+    step = timedelta(days=7 if bucket == "week" else 1)
     spans = []
-    for group in stats(store, base, group_by=["policy_revision"]).groups:
-        revision = group["policy_revision"]
-        if revision is None:
-            continue
-        filt = replace(base, policy_revision=revision)
+    for revision, counted in days.items():
+        first_day, last_day = parse_time(min(counted)[0]), parse_time(max(counted)[0])
+        filt = replace(base, policy_revision=revision, start=max(base.start or first_day, first_day),
+                       end=min(base.end or last_day + step, last_day + step))
         first = query_entries(store, filt, limit=1, order="asc").items[0]
         last = query_entries(store, filt, limit=1, order="desc").items[0]
         git: dict[str, Any] = {}
@@ -232,7 +242,7 @@ def _revisions(store: AuditStore, base: EntryFilter) -> list[RevisionSpan]:
                 git = document.get("policy_git") or {}
                 break
         spans.append(RevisionSpan(
-            revision=revision, entries=int(group["count"]), first_at=first["recorded_at"],
+            revision=revision, entries=sum(count for _, count in counted), first_at=first["recorded_at"],
             last_at=last["recorded_at"], git_commit=git.get("commit"), git_dirty=git.get("dirty"),
             git_path=git.get("path")))
     return sorted(spans, key=lambda s: (s.first_at, s.revision))

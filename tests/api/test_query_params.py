@@ -39,6 +39,7 @@ VALID: dict[str, tuple[str, str]] = {
     "format": ("csv", "jsonl"),
     "from_seq": ("1", "2"),
     "to_seq": ("3", "4"),
+    "min_cosignatures": ("1", "2"),
     "group_by": ("outcome", "app"),
     "kind": ("decision", "served"),
     "request_id": ("r-1", "r-2"),

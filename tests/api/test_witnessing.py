@@ -146,6 +146,22 @@ def test_two_witnesses_one_lagging_cosign_every_newest_checkpoint(setup: Setup) 
             assert check.cosigned == (f"witness.test/a+{verifiers[0].key_id.hex()}",)
             assert check.missing == (f"witness.test/b+{verifiers[1].key_id.hex()}",)
             assert open_checkpoint(note, services.trusted_verifiers()).size == size1
+            # GET /v1/audit/verify reports the configured witnesses; min_cosignatures requires them.
+            a_id, b_id = (f"witness.test/{n}+{v.key_id.hex()}" for n, v in zip("ab", verifiers, strict=True))
+            reported = client.get("/v1/audit/verify", headers=auditor).json()
+            assert reported["valid"] and reported["to_seq"] == size1, reported
+            assert reported["witnesses"] | {"message": ""} == {
+                "size": size1, "min_cosignatures": 0, "cosigned_by": [a_id], "missing": [b_id], "valid": True,
+                "message": ""}
+            one = client.get("/v1/audit/verify", params={"min_cosignatures": 1}, headers=auditor).json()
+            assert one["valid"] and one["witnesses"]["min_cosignatures"] == 1
+            two = client.get("/v1/audit/verify", params={"min_cosignatures": 2}, headers=auditor).json()
+            assert (two["valid"], two["check"], two["first_bad_seq"]) == (False, "cosignatures", size1), two
+            assert f"missing: {b_id}" in two["reason"]
+            three = client.get("/v1/audit/verify", params={"min_cosignatures": 3}, headers=auditor).json()
+            assert (three["valid"], three["check"]) == (False, "cosignatures")
+            assert "of the 2 pinned witnesses on the checkpoint" in three["reason"]
+            assert "at least 3 required" in three["reason"]
 
             # b comes up: it gets the newest checkpoint from the empty tree.
             b.start(b_port)

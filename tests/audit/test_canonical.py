@@ -56,6 +56,14 @@ def test_time_format_is_utc_with_microseconds() -> None:
         format_time(datetime(2025, 1, 1))  # naive
 
 
+@pytest.mark.parametrize("year", [1, 99, 999, 1000, 9999])
+def test_time_format_keeps_four_digit_years(year: int) -> None:
+    moment = datetime(year, 1, 2, 3, 4, 5, tzinfo=UTC)
+    text = format_time(moment)
+    assert text == f"{year:04d}-01-02T03:04:05.000000Z"
+    assert parse_time(text) == moment
+
+
 # --- precomputed members (audit.canonical.Canonical) ------------------------------------------
 
 import random as _random  # noqa: E402

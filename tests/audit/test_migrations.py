@@ -224,19 +224,27 @@ def test_triggers_refuse_changes_even_to_the_owner_and_in_replica_mode(
 
 
 def test_the_application_role_can_append_and_verify(recorded: str) -> None:
-    """The whole writer path works with nothing but the application role's grants."""
+    """The whole writer path works with nothing but the application role's grants, once the
+    owner has registered the signing key (the role may not: migration 0010)."""
     from sqlalchemy import create_engine
 
     from audit._db import sqlalchemy_url
     from audit.logverify import verify_trail
+    from audit.roles import LeastPrivilegeStore
     from audit.trust import trusted_verifiers
 
+    key = SigningKey.generate()
+    owner = AuditStore.from_url(recorded)
+    try:
+        owner.register_key(key.public)
+    finally:
+        owner.dispose()
     engine = create_engine(
         sqlalchemy_url(recorded), connect_args={"options": f"-c role={APP_ROLE}"}
     )
-    store = AuditStore(engine)
+    store = LeastPrivilegeStore(engine)
     try:
-        with AuditWriter(store, key=SigningKey.generate()) as writer:
+        with AuditWriter(store, key=key) as writer:
             receipt = writer.append({"kind": "decision", **_fields(9)})
         assert receipt.seq == 2  # after the leaf recording the v1 head (seq 3)
         result = verify_trail(store, trusted=trusted_verifiers(store.list_keys(), store.log_origin()))
@@ -245,6 +253,37 @@ def test_the_application_role_can_append_and_verify(recorded: str) -> None:
             assert conn.exec_driver_sql("SELECT current_user").scalar() == APP_ROLE
     finally:
         store.dispose()
+
+
+def test_the_application_role_holds_exactly_the_service_grants(migrated_database: str) -> None:
+    """Migration 0010: the role the migrations create can neither register a signing key nor
+    create or un-revoke an API key, nor write the v1 chain (issue 15's insider)."""
+    from audit.roles import excess_privileges
+
+    with superuser(migrated_database) as conn:
+        assert excess_privileges(conn, APP_ROLE) == []
+        assert excess_privileges(conn, AUDITOR_ROLE) == []
+        conn.execute(f"SET ROLE {APP_ROLE}")
+        for statement in (
+            "INSERT INTO audit_signing_keys (key_id, public_key) VALUES ('x', decode(repeat('00', 32), 'hex'))",
+            "UPDATE api_keys SET revoked_at = NULL",
+            "INSERT INTO api_keys (key_id, secret_sha256, role, created_at) "
+            "VALUES ('0123456789abcdef', decode(repeat('00', 32), 'hex'), 'admin', now())",
+            "UPDATE audit_chain_head SET seq = seq + 1",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)
+
+
+def test_downgrading_0010_gives_the_old_grants_back(migrated_database: str) -> None:
+    from audit.roles import excess_privileges
+
+    downgrade(migrated_database, "0009_witness_cosignatures")
+    with superuser(migrated_database) as conn:
+        assert "INSERT on audit_signing_keys" in excess_privileges(conn, APP_ROLE)
+    upgrade(migrated_database)
+    with superuser(migrated_database) as conn:
+        assert excess_privileges(conn, APP_ROLE) == []
 
 
 def _columns(conn: psycopg.Connection[Any], relation: str) -> list[str]:
@@ -275,9 +314,8 @@ def test_downgrading_0004_adds_body_json_back_empty(recorded: str) -> None:
     assert current_revision(recorded) == head_revision()
 
 
-def test_the_chain_head_cannot_move_back_even_for_its_updater(recorded_shared: str) -> None:
-    with superuser(recorded_shared) as conn:
-        conn.execute(f"SET ROLE {APP_ROLE}")
+def test_the_chain_head_cannot_move_back_even_for_the_owner(recorded_shared: str) -> None:
+    with superuser(recorded_shared) as conn:  # the application role may not update it at all (0010)
         with pytest.raises(psycopg.errors.RaiseException, match="cannot move back"):
             conn.execute("UPDATE audit_chain_head SET seq = 1")
 
@@ -297,3 +335,23 @@ def test_downgrade_refuses_to_drop_recorded_history(recorded: str) -> None:
     with pytest.raises(RuntimeError, match="refusing to downgrade"):
         downgrade(recorded, "base")
     assert current_revision(recorded) == head_revision()
+
+
+def test_0011_fills_the_dangerous_capability_facet_of_the_inputs_already_stored(migrated_database: str) -> None:
+    """Inputs stored before 0011 get the facet their bytes give (what verification compares);
+    results keep none."""
+    from audit.entry import blob_facets
+
+    _record(migrated_database, v2=True)
+    downgrade(migrated_database, "0010_app_role_least_privilege")
+    upgrade(migrated_database)
+    with superuser(migrated_database) as conn:
+        rows = conn.execute(
+            "SELECT b.data, b.dangerous_capability, EXISTS (SELECT 1 FROM audit_leaves l WHERE l.input_sha256 = b.sha256) "
+            "FROM audit_blobs b").fetchall()
+        viewed = conn.execute("SELECT DISTINCT dangerous_capability FROM audit_log WHERE kind = 'decision'").fetchall()
+    inputs = [(json.loads(bytes(data)), stored) for data, stored, is_input in rows if is_input]
+    assert inputs and all(stored == blob_facets(input_=value)["dangerous_capability"] == "none"
+                          for value, stored in inputs)
+    assert all(stored is None for _, stored, is_input in rows if not is_input)
+    assert viewed == [("none",)]

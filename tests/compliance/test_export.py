@@ -115,7 +115,12 @@ def test_pack_round_trip_verifies_offline(pack: Path, pinned: list[Verifier]) ->
     manifest = json.loads((pack / "manifest.json").read_text())
     # Entries recorded 12:00..24:00 are seqs 13..25; the boundary leaves are 12 and 26.
     assert (manifest["first_seq"], manifest["last_seq"], manifest["checkpoint_size"]) == (13, 25, COUNT)
-    assert set(manifest["files"]) == {"entries.jsonl", "boundary.jsonl", "checkpoint"}
+    assert set(manifest["files"]) == {"entries.jsonl", "blobs.jsonl", "boundary.jsonl", "checkpoint"}
+    # Each blob once, every one the leaves name (and no other).
+    blobs = [json.loads(line) for line in (pack / "blobs.jsonl").read_text().splitlines()]
+    named = {json.loads(e["entry"])[m] for e in _lines(pack) for m in ("input_sha256", "result_sha256")} - {None}
+    assert sorted(b["sha256"] for b in blobs) == sorted(named) and manifest["blobs"] == len(blobs)
+    assert all("input" not in e and "result" not in e for e in _lines(pack))
     assert [e["seq"] for e in _lines(pack)] == list(range(13, 26))
     assert [json.loads(b)["seq"] for b in (pack / "boundary.jsonl").read_text().splitlines()] == [12, 26]
     verdict = verify_pack(pack, trusted=pinned)
@@ -133,11 +138,45 @@ def test_a_tampered_entry_is_caught_with_its_seq(pack: Path, pinned: list[Verifi
     assert verify_pack(pack, trusted=pinned).files["entries.jsonl"] == "sha256 mismatch"
 
 
-def test_a_tampered_blob_is_caught_with_its_seq(pack: Path, pinned: list[Verifier]) -> None:
+def test_a_tampered_blob_is_caught_with_the_first_seq_naming_it(pack: Path, pinned: list[Verifier]) -> None:
     entries = _lines(pack)
-    entries[2]["result"] = entries[2]["result"].replace('"allowed":[', '"allowed":[{"model":"x"},', 1)
+    digest = json.loads(entries[2]["entry"])["result_sha256"]
+    first = next(e["seq"] for e in entries if json.loads(e["entry"])["result_sha256"] == digest)
+    path = pack / "blobs.jsonl"
+    blobs = [json.loads(line) for line in path.read_text().splitlines()]
+    for blob in blobs:
+        if blob["sha256"] == digest:
+            blob["data"] = blob["data"].replace('"allowed":[', '"allowed":[{"model":"x"},', 1)
+    path.write_text("".join(json.dumps(b) + "\n" for b in blobs))
+    assert _verdict(pack, pinned) == (False, first, "blob")
+
+
+def test_a_missing_blob_is_caught(pack: Path, pinned: list[Verifier]) -> None:
+    (pack / "blobs.jsonl").write_text("")
+    assert _verdict(pack, pinned) == (False, 13, "blob")
+    (pack / "blobs.jsonl").unlink()
+    assert _verdict(pack, pinned) == (False, 13, "blob")
+    assert verify_pack(pack, trusted=pinned).files["blobs.jsonl"] == "missing"
+
+
+def test_a_v2_pack_with_blobs_on_each_line_still_verifies(pack: Path, pinned: list[Verifier]) -> None:
+    """Packs written before v3 carried each leaf's blobs on its line."""
+    blobs = {b["sha256"]: b["data"] for b in map(json.loads, (pack / "blobs.jsonl").read_text().splitlines())}
+    entries = _lines(pack)
+    for line in entries:
+        leaf = json.loads(line["entry"])
+        line["input"], line["result"] = blobs.get(leaf["input_sha256"]), blobs.get(leaf["result_sha256"])
     _rewrite(pack, entries)
-    assert _verdict(pack, pinned) == (False, 15, "blob")
+    manifest = json.loads((pack / "manifest.json").read_text())
+    manifest["format"] = "clearance.evidence-pack.v2"
+    del manifest["files"]["blobs.jsonl"]
+    manifest["files"]["entries.jsonl"]["sha256"] = hashlib.sha256((pack / "entries.jsonl").read_bytes()).hexdigest()
+    (pack / "manifest.json").write_text(json.dumps(manifest))
+    (pack / "blobs.jsonl").unlink()
+    assert _verdict(pack, pinned) == (True, None, None)
+    entries[1]["input"] = entries[1]["input"].replace('"workload":{', '"workload":{"x":1,', 1)
+    _rewrite(pack, entries)
+    assert _verdict(pack, pinned)[:3] == (False, 14, "blob")
 
 
 def test_a_deleted_entry_is_caught_with_its_seq(pack: Path, pinned: list[Verifier]) -> None:

@@ -25,8 +25,11 @@ from typer.testing import CliRunner
 
 from api.cli import app
 from audit import AuditStore, AuditWriter, CheckpointPolicy, load_signing_key, upgrade
+from audit.canonical import parse_time
 from audit.entry import reload_fields, served_fields
-from audit.pack import verify_pack
+from audit.logverify import verify_log
+from audit.pack import verify_pack, write_pack
+from audit.report.verification import BackgroundVerification, verify_section
 from audit.trust import log_verifier
 from tests.audit.helpers import superuser, triggers_disabled
 from audit.report import find_browser
@@ -333,3 +336,21 @@ def test_an_edited_column_makes_the_report_say_not_intact(pg_server_url: str, tm
         assert verify_pack(out / "evidence", trusted=pinned).valid  # the hashed bytes were not touched
     finally:
         drop_database(pg_server_url, name)
+
+
+def test_verification_in_a_child_process_is_used_only_for_the_packs_range(period: Period, tmp_path: Path) -> None:
+    """The CLI verifies in a child process while the pack is written: the same verdict as in
+    this one, used only when the pack holds exactly the range it verified."""
+    store = AuditStore.from_url(period.url)
+    try:
+        trusted = _trusted(period)
+        child = BackgroundVerification(store, trusted=trusted, from_seq=1, to_seq=40)
+        assert child.result() == verify_log(store, trusted=trusted, from_seq=1, to_seq=40)
+        pack = tmp_path / "pack"
+        manifest = write_pack(store, pack, start=parse_time(FROM), end=parse_time(TO))
+        assert (manifest["first_seq"], manifest["last_seq"]) == (1, 40)
+        narrower = BackgroundVerification(store, trusted=trusted, from_seq=2, to_seq=40)
+        section = verify_section(store, pack, pack_name="pack", trusted=trusted, started=narrower)
+        assert (section.valid, section.from_seq, section.to_seq, section.checked) == (True, 1, 40, 40)
+    finally:
+        store.dispose()

@@ -271,6 +271,7 @@ for _column, _assignment in LEAF_COLUMN_EDITS.items():
 BLOB_FACET_EDITS = {
     "regulatory_tier": ("input", "regulatory_tier = 'minimal'"),
     "sector": ("input", "sector = 'forged'"),
+    "dangerous_capability": ("input", "dangerous_capability = 'cyber_offense'"),
     "models_allowed": ("result", "models_allowed = array_append(models_allowed, 'gpt-9')"),
     "models_denied": ("result", "models_denied = array_append(models_denied, 'gpt-9')"),
     "reason_codes": ("result", "reason_codes = array_append(reason_codes, 'FORGED')"),

@@ -1,8 +1,8 @@
 """The insider of issue 15, tried from outside with only the service's database role.
 
-With the grants migrations give ``clearance_app`` (main today), that role can register a key
-of its own, sign entries with it, and un-revoke an API key: the pinned keys are what expose the
-forgery. After ``clearance db grant`` PostgreSQL refuses every one of those writes, and the
+With the grants migrations before 0010 gave ``clearance_app`` (a database whose role was
+never tightened), that role can register a key of its own, sign entries with it, and un-revoke an
+API key: the pinned keys are what expose the forgery. After ``clearance db grant`` PostgreSQL refuses every one of those writes, and the
 service, running as that role, still decides and records.
 """
 
@@ -41,13 +41,15 @@ def _admin_setup() -> tuple[str, str]:
     return app_key, revoked
 
 
-def test_with_mains_grants_a_forged_key_is_named_by_pinned_verification(
+def test_with_the_old_grants_a_forged_key_is_named_by_pinned_verification(
         env: dict[str, str], role_name: str, caplog: pytest.LogCaptureFixture) -> None:
     url = env["CLEARANCE_DATABASE_URL"]
     app_key, revoked = _admin_setup()
     auditor = run("apikeys", "create", "--role", "auditor").stdout.strip()
-    with psycopg.connect(_libpq(url), autocommit=True) as conn:  # the role as deployed on main
+    with psycopg.connect(_libpq(url), autocommit=True) as conn:  # the role as migrations before 0010 left it
         conn.execute(f'CREATE ROLE "{role_name}" LOGIN IN ROLE clearance_app')
+        conn.execute(f'GRANT INSERT ON audit_signing_keys TO "{role_name}"')
+        conn.execute(f'GRANT INSERT, UPDATE (revoked_at) ON api_keys TO "{role_name}"')
     forged = SigningKey.generate()
     with psycopg.connect(_libpq(as_role(url, role_name)), autocommit=True) as conn:
         conn.execute(FORGED_KEY_SQL, (forged.key_id, forged.public.raw))
