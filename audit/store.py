@@ -392,6 +392,20 @@ class AuditStore:
                     conn.rollback()
 
     @contextlib.contextmanager
+    def log_statement(self) -> Iterator[psycopg.Connection[Any]]:
+        """An idle connection for a read that is one consistent statement (an inclusion or
+        consistency proof: ``audit.log`` runs it outside a transaction, saving the snapshot's
+        BEGIN and ROLLBACK round trips)."""
+        with self._connection("reading the audit log") as conn:
+            if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                conn.rollback()
+            try:
+                yield conn
+            finally:
+                if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                    conn.rollback()
+
+    @contextlib.contextmanager
     def log_snapshot(self) -> Iterator[psycopg.Connection[Any]]:
         """A read-only REPEATABLE READ connection on the v2 log (proofs, tiles, packs)."""
         with self._connection("reading the audit log") as conn:

@@ -312,9 +312,14 @@ def _log_read(store: Any, read: Any, **kwargs: Any) -> Any:
         return read(conn, **kwargs)
 
 
+def _statement_read(store: Any, read: Any, **kwargs: Any) -> Any:
+    with store.log_statement() as conn:
+        return read(conn, **kwargs)
+
+
 async def _proof(services: Any, read: Any, field: str, **kwargs: Any) -> Any:
-    try:
-        return await services.auditor_work.run(_log_read, services.audit_reads, read, **kwargs)
+    try:  # a proof reads the head's size and its tiles in one statement: no snapshot needed
+        return await services.auditor_work.run(_statement_read, services.audit_reads, read, **kwargs)
     except ProofRequestError as exc:
         raise ApiError(422, "invalid_request", str(exc), fields=[FieldError(field=field, reason=str(exc))]) from None
 
