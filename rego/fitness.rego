@@ -20,7 +20,7 @@ below_tier[wanted_tier] := {m.id: reason |
 	wanted > 1
 }
 
-catalog := {"below_tier": below_tier}
+catalog := {"below_tier": below_tier, "unfit": unfit}
 
 default quality := {}
 
@@ -40,15 +40,27 @@ context[m.id] := reason if {
 	)}
 }
 
-# UNSUITABLE_CAPABILITY: the workload's task is not among the model's capabilities.
-capability[m.id] := reason if {
+# UNSUITABLE_CAPABILITY: the workload's task is not among the model's capabilities. By task,
+# for every task some model of the catalog lists: catalog only, precomputed (catalog.rego). A
+# task no model lists is judged per decision (every model is then unfit).
+unfit[task] := {m.id: unfit_reason(m, task) | some m in data.models; not task in m.capabilities} if {
+	some task in {t | some m in data.models; some t in m.capabilities}
+}
+
+unfit_reason(m, task) := {data.clearance.codes.UNSUITABLE_CAPABILITY: sprintf(
+	"%s is not fit for task %s (capabilities: %s)",
+	[m.name, task, data.clearance.routes.list_text(m.capabilities)],
+)}
+
+capability := table if {
+	table := data.clearance.catalog.tables.fitness.unfit[input.workload.task]
+	is_object(table)
+} else := unlisted_task
+
+unlisted_task[m.id] := unfit_reason(m, task) if {
 	task := input.workload.task
 	some m in data.models
 	not task in m.capabilities
-	reason := {data.clearance.codes.UNSUITABLE_CAPABILITY: sprintf(
-		"%s is not fit for task %s (capabilities: %s)",
-		[m.name, task, data.clearance.routes.list_text(m.capabilities)],
-	)}
 }
 
 # UNSUITABLE_PRICE: a price limit is set and the route's blended price is above it.
