@@ -88,35 +88,24 @@ cleared := [r[which] |
 	not own[r[0]]
 ]
 
-# The obligations as lists: of every route, of a model's routes, of one route.
-workload_obligations := [o | some o in obligations.workload]
-
-model_obligations[mid] := [o | some o in found] if {
-	some mid, found in obligations.model
-}
-
-route_obligations[mid] := {did: [o | some o in found] | some did, found in deployments} if {
-	some mid, deployments in obligations.route
-}
-
 # The cleared routes' keys, best first (ranking.rego).
 ordered := data.clearance.ranking.order(cleared)
 
+# Each allowed route's obligations: its workload's, its model's and its own texts, sorted;
+# looked up for the allowed routes only.
 allowed := [item |
-	workload := workload_obligations
-	by_model := model_obligations
-	by_route := route_obligations
+	workload := obligations.workload
+	by_model := obligations.model
+	by_route := obligations.route
 	some i, t in ordered
-	mid := t[2]
-	did := t[3]
-	route_level := object.get(by_route, [mid, did], [])
+	levels := [workload, object.get(by_model, t[2], {}), object.get(by_route, [t[2], t[3]], {})]
 	item := {
-		"model": mid,
-		"deployment": did,
+		"model": t[2],
+		"deployment": t[3],
 		"rank": i + 1,
 		"price_per_mtok": t[1],
 		"provenance": t[4],
-		"obligations": sort(array.concat(array.concat(workload, object.get(by_model, mid, [])), route_level)),
+		"obligations": sort([o | some level in levels; some o in level]),
 	}
 ]
 
