@@ -17,6 +17,7 @@ derived := {
 	"fitness": data.clearance.fitness.catalog,
 	"licence": data.clearance.licence.catalog,
 	"provenance": data.clearance.provenance.catalog,
+	"ranking": data.clearance.ranking.catalog,
 	"regulatory": data.clearance.regulatory.catalog,
 	"residency": data.clearance.residency.catalog,
 }

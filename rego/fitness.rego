@@ -20,7 +20,7 @@ below_tier[wanted_tier] := {m.id: reason |
 	wanted > 1
 }
 
-catalog := {"below_tier": below_tier}
+catalog := {"below_tier": below_tier, "unfit": unfit, "prices": prices, "by_mode": by_mode}
 
 default quality := {}
 
@@ -40,49 +40,78 @@ context[m.id] := reason if {
 	)}
 }
 
-# UNSUITABLE_CAPABILITY: the workload's task is not among the model's capabilities.
-capability[m.id] := reason if {
+# UNSUITABLE_CAPABILITY: the workload's task is not among the model's capabilities. By task,
+# for every task some model of the catalog lists: catalog only, precomputed (catalog.rego). A
+# task no model lists is judged per decision (every model is then unfit).
+unfit[task] := {m.id: unfit_reason(m, task) | some m in data.models; not task in m.capabilities} if {
+	some task in {t | some m in data.models; some t in m.capabilities}
+}
+
+unfit_reason(m, task) := {data.clearance.codes.UNSUITABLE_CAPABILITY: sprintf(
+	"%s is not fit for task %s (capabilities: %s)",
+	[m.name, task, data.clearance.routes.list_text(m.capabilities)],
+)}
+
+capability := table if {
+	table := data.clearance.catalog.tables.fitness.unfit[input.workload.task]
+	is_object(table)
+} else := unlisted_task
+
+unlisted_task[m.id] := unfit_reason(m, task) if {
 	task := input.workload.task
 	some m in data.models
 	not task in m.capabilities
-	reason := {data.clearance.codes.UNSUITABLE_CAPABILITY: sprintf(
-		"%s is not fit for task %s (capabilities: %s)",
-		[m.name, task, data.clearance.routes.list_text(m.capabilities)],
-	)}
 }
 
-# UNSUITABLE_PRICE: a price limit is set and the route's blended price is above it.
-# The price is data.clearance.routes.blended_price, inlined (a call per route costs).
-price[m.id] := hits if {
+# UNSUITABLE_PRICE: a price limit is set and the route's blended price is above it. Catalog
+# only, precomputed: each model's routes as [deployment id, blended price] (the price is
+# data.clearance.routes.blended_price, inlined; fitness_test checks they agree).
+prices := [[m.id, [[d.id, p] |
+	some d in m.deployments
+	p := round((((3 * d.price_in_per_mtok) + d.price_out_per_mtok) / 4) * 10000) / 10000
+]] |
+	some m in data.models
+]
+
+price[entry[0]] := hits if {
 	limit := input.workload.max_price_per_mtok
 	is_number(limit)
-	some m in data.models
-	hits := {d.id: {data.clearance.codes.UNSUITABLE_PRICE: sprintf(
+	some entry in data.clearance.catalog.tables.fitness.prices
+	hits := {r[0]: {data.clearance.codes.UNSUITABLE_PRICE: sprintf(
 		"blended price %v per million tokens exceeds the workload's limit of %v",
-		[p, limit],
+		[r[1], limit],
 	)} |
-		some d in m.deployments
-		p := round((((3 * d.price_in_per_mtok) + d.price_out_per_mtok) / 4) * 10000) / 10000
-		p > limit
+		some r in entry[1]
+		r[1] > limit
 	}
 	count(hits) > 0
 }
 
-# UNSUITABLE_DEPLOYMENT: deployment mode not among the workload's modes.
-deployment[m.id] := hits if {
-	modes := input.workload.deployment_modes
-	count({"self_hosted", "vendor_api", "cloud"} - {x | some x in modes}) > 0
-	modes_text := data.clearance.routes.list_text(modes)
+# UNSUITABLE_DEPLOYMENT: deployment mode not among the workload's modes. Catalog only,
+# precomputed: mode -> {model id: [its deployments' ids in that mode]}; a decision visits the
+# routes of the modes it leaves out.
+by_mode[mode] := {m.id: dids |
 	some m in data.models
-	hits := {d.id: {data.clearance.codes.UNSUITABLE_DEPLOYMENT: sprintf(
-		"deployment %s is %s, not among the workload's deployment modes (%s)",
-		[d.id, d.mode, modes_text],
-	)} |
-		some d in m.deployments
-		not d.mode in modes
-	}
-	count(hits) > 0
+	dids := [d.id | some d in m.deployments; d.mode == mode]
+	count(dids) > 0
+} if {
+	some mode in {d.mode | some m in data.models; some d in m.deployments}
 }
+
+deployment := object.union_n([{mid: {did: {data.clearance.codes.UNSUITABLE_DEPLOYMENT: sprintf(
+	"deployment %s is %s, not among the workload's deployment modes (%s)",
+	[did, mode, modes_text],
+)} |
+	some did in dids
+} |
+	some mid, dids in table
+} |
+	modes := input.workload.deployment_modes
+	is_array(modes)
+	modes_text := data.clearance.routes.list_text(modes)
+	some mode, table in data.clearance.catalog.tables.fitness.by_mode
+	not mode in modes
+])
 
 deny := {
 	"workload": {},

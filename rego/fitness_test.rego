@@ -43,6 +43,20 @@ test_task_outside_the_capabilities_is_unsuitable if {
 	deny([m], fx.input_with({"task": "code_generation"})).model == {"m1": {"UNSUITABLE_CAPABILITY": "Model m1 is not fit for task code_generation (capabilities: summarization, qa)"}}
 }
 
+# A task some model of the catalog lists comes from the table by task (computed per bundle);
+# one no model lists is judged per decision: the same messages either way.
+test_task_listed_by_another_model_is_unsuitable_from_the_table if {
+	m1 := fx.model("m1", {"capabilities": ["summarization", "qa"]})
+	m2 := fx.model("m2", {"capabilities": ["code_generation"]})
+	unfit := data.clearance.fitness.unfit with data.models as [m1, m2]
+	object.keys(unfit) == {"summarization", "qa", "code_generation"}
+	deny([m1, m2], fx.input_with({"task": "code_generation"})).model == {"m1": {"UNSUITABLE_CAPABILITY": "Model m1 is not fit for task code_generation (capabilities: summarization, qa)"}}
+	deny([m1, m2], fx.input_with({"task": "writing"})).model == {
+		"m1": {"UNSUITABLE_CAPABILITY": "Model m1 is not fit for task writing (capabilities: summarization, qa)"},
+		"m2": {"UNSUITABLE_CAPABILITY": "Model m2 is not fit for task writing (capabilities: code_generation)"},
+	}
+}
+
 test_task_among_the_capabilities_is_suitable if {
 	m := fx.model("m1", {"capabilities": ["summarization", "qa"]})
 	deny([m], fx.input_with({"task": "qa"})).model == {}
@@ -110,6 +124,17 @@ test_every_mode_allowed_filters_nothing if {
 	m := fx.model("m1", {"deployments": [fx.self_hosted, fx.vendor_api, fx.cloud]})
 	deny([m], fx.input_with({"deployment_modes": ["cloud", "vendor_api", "self_hosted"]})).route == {}
 	deny([m], fx.input_with({"deployment_modes": ["vendor_api", "cloud"]})).route == {"m1": {"self-hosted": {"UNSUITABLE_DEPLOYMENT": "deployment self-hosted is self_hosted, not among the workload's deployment modes (vendor_api, cloud)"}}}
+}
+
+# Two models, each with deployments in several modes: only the modes left out are visited.
+test_deployment_modes_across_models if {
+	a := fx.model("a", {"deployments": [fx.self_hosted, fx.cloud]})
+	b := fx.model("b", {"deployments": [fx.vendor_api]})
+	d := deny([a, b], fx.input_with({"deployment_modes": ["cloud"]}))
+	object.keys(d.route) == {"a", "b"}
+	object.keys(d.route.a) == {"self-hosted"}
+	object.keys(d.route.b) == {"vendor-api"}
+	deny([a, b], fx.input_with({"deployment_modes": ["vendor_api", "cloud", "self_hosted"]})).route == {}
 }
 
 # --- fitness and governance together ------------------------------------------------------

@@ -243,24 +243,26 @@ name_prefix_hits[[sc.id, object.get(sc, "_route", null)]] := {name: concat(":", 
 
 # --- the module's tables ---------------------------------------------------------------------
 
-# {[model id, null]: …} -> {model id: …}, for models without route licences.
-model_level(hits) := {k[0]: found | some k, found in hits; k[1] == null; not k[0] in per_route}
+# {[model id, null]: …} -> {model id: …}, for models without route licences (`routed`: the
+# models judged route by route, per_route).
+model_level(hits, routed) := {k[0]: found | some k, found in hits; k[1] == null; not k[0] in routed}
 
 # {[model id, deployment id]: …} -> {model id: {deployment id: …}}, in one pass.
 route_level(hits) := object.union_n([{k[0]: {k[1]: found}} | some k, found in hits; k[1] != null])
 
 # A table of hits as {"model": …, "route": …}.
-levels(hits) := {"model": model_level(hits), "route": route_level(hits)}
+levels(hits, routed) := {"model": model_level(hits, routed), "route": route_level(hits)}
 
 # The catalog-only tables, split by level (precomputed: catalog.rego).
 catalog := {
 	"territorial": territorial,
 	"prohibiting": prohibiting,
-	"reasons": levels(mau_hits),
-	"noncommercial": levels(noncommercial_hits),
-	"output_training": levels(output_training_hits),
-	"obligations": levels(object.union_n([attribution_hits, acceptable_use_hits, near_cap_hits])),
-	"name_prefix": levels(name_prefix_hits),
+	"per_route": per_route,
+	"reasons": levels(mau_hits, per_route),
+	"noncommercial": levels(noncommercial_hits, per_route),
+	"output_training": levels(output_training_hits, per_route),
+	"obligations": levels(object.union_n([attribution_hits, acceptable_use_hits, near_cap_hits]), per_route),
+	"name_prefix": levels(name_prefix_hits, per_route),
 }
 
 default noncommercial := {"model": {}, "route": {}}
@@ -275,8 +277,9 @@ model_training := [tables.output_training, tables.name_prefix] if {
 	tables := data.clearance.catalog.tables.licence
 }
 
-# The workload's own hits (territory, prohibited use), by level.
-workload_levels := levels(object.union(territory_hits, prohibited_use_hits))
+# The workload's own hits (territory, prohibited use), by level; which models are judged route
+# by route comes with the catalog's tables.
+workload_levels := levels(object.union(territory_hits, prohibited_use_hits), data.clearance.catalog.tables.licence.per_route)
 
 deny := {
 	"workload": {},

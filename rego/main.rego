@@ -47,74 +47,65 @@ model_reasons[mid] := [{"code": code, "message": found[code]} | some code in sor
 	some mid, found in model_found
 }
 
-# [model id, deployment id, item] for every denied route: those with reasons of their own
-# (merged with their model's) ...
-route_denied_items := [[mid, did, item] |
-	by_model := model_found
-	some mid, deployments in denials.route
-	model_level := object.get(by_model, mid, {})
+# model id -> {deployment id: reasons} for the routes with reasons of their own, merged with
+# their model's.
+# (The lists are built inline: a function call costs the RVM about as much as the list.)
+route_reasons[mid] := {did: reasons |
 	some did, route_level in deployments
 	found := object.union(model_level, route_level)
 	reasons := [{"code": code, "message": found[code]} | some code in sort(object.keys(found))]
-	item := {"model": mid, "deployment": did, "reasons": reasons}
+} if {
+	by_model := model_found
+	some mid, deployments in denials.route
+	model_level := object.get(by_model, mid, {})
+}
+
+# The routes in the catalog's order (ranking.rego: by model id, then deployment id), walked
+# once: a route with reasons of its own takes those, else its model's; one without either is
+# cleared. Model-level lookups happen once per model, not per route.
+denied := [{"model": mid, "deployment": did, "reasons": reasons} |
+	by_model := model_reasons
+	by_route := route_reasons
+	some entry in data.clearance.catalog.tables.ranking.routes
+	mid := entry[0]
+	model_level := object.get(by_model, mid, false)
+	own := object.get(by_route, mid, {})
+	some r in entry[1]
+	did := r[0]
+	reasons := object.get(own, did, model_level)
+	reasons != false
 ]
 
-# ... and those whose reasons are all their model's.
-model_denied_items := [[mid, did, item] |
-	lists := model_reasons
-	by_route := denials.route
-	some m in data.models
-	mid := m.id
-	reasons := lists[mid]
-	reasons # (RVM: see routes.rego)
-	some d in m.deployments
-	did := d.id
-	not by_route[mid][did]
-	item := {"model": mid, "deployment": did, "reasons": reasons}
-]
-
-# Sorted by (model id, deployment id): the pairs are unique, the items never compared.
-denied := [t[2] | some t in sort(array.concat(route_denied_items, model_denied_items))]
-
-# [model, deployment] of every route without a reason.
-cleared := [[m, d] |
+# The ranking key (ranking.rego) of every route without a reason.
+cleared := [r[which] |
+	which := data.clearance.ranking.key_index
 	by_model := model_found
 	by_route := denials.route
-	some m in data.models
-	not by_model[m.id]
-	some d in m.deployments
-	not by_route[m.id][d.id]
+	some entry in data.clearance.catalog.tables.ranking.routes
+	not by_model[entry[0]]
+	own := object.get(by_route, entry[0], {})
+	some r in entry[1]
+	not own[r[0]]
 ]
 
-# The obligations as lists: of every route, of a model's routes, of one route.
-workload_obligations := [o | some o in obligations.workload]
-
-model_obligations[mid] := [o | some o in found] if {
-	some mid, found in obligations.model
-}
-
-route_obligations[mid] := {did: [o | some o in found] | some did, found in deployments} if {
-	some mid, deployments in obligations.route
-}
-
-# The cleared routes as ranking tuples, best first (ranking.rego).
+# The cleared routes' keys, best first (ranking.rego).
 ordered := data.clearance.ranking.order(cleared)
 
+# Each allowed route's obligations: its workload's, its model's and its own texts, sorted;
+# looked up for the allowed routes only.
 allowed := [item |
-	workload := workload_obligations
-	by_model := model_obligations
-	by_route := route_obligations
+	workload := obligations.workload
+	by_model := obligations.model
+	by_route := obligations.route
 	some i, t in ordered
-	mid := t[2]
-	did := t[3]
-	route_level := object.get(by_route, [mid, did], [])
+	levels := [workload, object.get(by_model, t[2], {}), object.get(by_route, [t[2], t[3]], {})]
 	item := {
-		"model": mid,
-		"deployment": did,
+		"model": t[2],
+		"deployment": t[3],
 		"rank": i + 1,
 		"price_per_mtok": t[1],
-		"provenance": t[4].provenance,
-		"obligations": sort(array.concat(array.concat(workload, object.get(by_model, mid, [])), route_level)),
+		"provenance": t[4],
+		"obligations": sort([o | some level in levels; some o in level]),
 	}
 ]
 

@@ -73,19 +73,29 @@ test_only_cleared_routes_are_ranked if {
 	ranked([withheld, mid, dear], "commodity") == [[1, "mid", "d", 1], [2, "dear", "d", 10]]
 }
 
-test_order_function_tuples if {
+test_route_keys if {
 	m := priced("m", "d", 1, 1, 60)
-	d := m.deployments[0]
-	order := data.clearance.ranking.order([[m, d]]) with input as fx.input_with({"quality_tier": "frontier"})
-	order == [[-60, 1, "m", "d", m, d]]
-	order2 := data.clearance.ranking.order([[m, d]]) with input as fx.input_with({"quality_tier": "commodity"})
-	order2 == [[0, 1, "m", "d", m, d]]
+	routes := data.clearance.ranking.routes with data.models as [m]
+	routes == [["m", [["d", [-60, 1, "m", "d", "open_western"], [0, 1, "m", "d", "open_western"]]]]]
+	data.clearance.ranking.key_index == 1 with input as fx.input_with({"quality_tier": "frontier"})
+	data.clearance.ranking.key_index == 2 with input as fx.input_with({"quality_tier": "commodity"})
+}
+
+# Models by id, each model's deployments by id, whatever the catalog's order.
+test_routes_in_id_order if {
+	m := fx.model("m", {"deployments": [fx.self_hosted, fx.vendor_api, fx.cloud]})
+	routes := data.clearance.ranking.routes with data.models as [fx.model("z", {}), m, fx.model("a", {})]
+	[[e[0], [r[0] | some r in e[1]]] | some e in routes] == [
+		["a", ["self-hosted"]],
+		["m", ["cloud", "self-hosted", "vendor-api"]],
+		["z", ["self-hosted"]],
+	]
 }
 
 test_ranking_price_agrees_with_routes_blended_price if {
 	d := fx.deployment(fx.cloud, {"price_in_per_mtok": 0.15, "price_out_per_mtok": 0.6})
 	m := fx.model("m", {"deployments": [d]})
-	order := data.clearance.ranking.order([[m, d]]) with input as fx.input_with({})
-	order[0][1] == routes.blended_price(d)
-	order[0][1] == 0.2625
+	key := data.clearance.ranking.key(m, d, 0)
+	key[1] == routes.blended_price(d)
+	key[1] == 0.2625
 }
