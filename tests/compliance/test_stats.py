@@ -63,6 +63,8 @@ def test_other_group_keys(client: TestClient, keys: Keys, dataset: Dataset, key:
             values = {f["input"]["workload"][key]}
         expected.update(values)
     assert {g[key]: g["count"] for g in body["groups"]} == dict(expected)
+    # total counts entries: under an array key an entry is in several groups
+    assert body["total"] == sum(1 for f in dataset.fields if f["outcome"] == "allow")
 
 
 def test_hour_and_week_buckets_with_a_time_filter(client: TestClient, keys: Keys, dataset: Dataset) -> None:
