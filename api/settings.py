@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     # lower CPU priority; more wait their turn.
     verify_concurrency: int = Field(default=1, ge=1, le=32)
     # Group commit: how long the audit writer collects entries, and the most it takes at once.
-    audit_batch_ms: float = Field(default=1.0, ge=0, le=1000)
+    audit_batch_ms: float = Field(default=0.0, ge=0, le=1000)
     audit_batch_max: int = Field(default=256, ge=1, le=10_000)
     # A signed checkpoint every N entries or T seconds, whichever comes first.
     checkpoint_every: int = Field(default=1000, ge=1)

@@ -3,11 +3,17 @@ transaction; read leaves, blobs, checkpoints, tiles and proofs back.
 
 Appending (:func:`append_leaves`, called by ``AuditStore.append_batch``) in one transaction:
 
-1. lock the head row (``audit_tlog_head … FOR UPDATE``); the same statement reads the newest
-   stored checkpoint, the highest stored seq and the v1 chain head;
+1. lock the head row (``audit_tlog_head … FOR UPDATE``); the next statement reads the newest
+   stored checkpoint, the highest stored seq and the v1 chain head (both in the first round
+   trip: the caller runs the transaction in pipeline mode);
 2. refuse (:class:`LogStateMismatch`, a 503) unless the stored head — size, root, frontier, the
    leaves actually stored — equals the newest checkpoint, and that checkpoint's note verifies
-   with a trusted key: the writer never signs over a tree it did not verify;
+   with a trusted key: the writer never signs over a tree it did not verify. A writer may pass
+   the :class:`HeadState` its previous batch committed (``known``): when the locked row and
+   newest checkpoint are byte for byte that state, and the highest stored seq is still its
+   size, the signature and frontier were already checked (or made) by this writer and are not
+   checked again, nor the floor when the writer knows that tree contains it (``floor_known``;
+   docs/audit.md, "What the writer checks before each batch");
 3. build the leaves (seq, recorded_at, key_id spliced into the prepared members), hash them,
    grow the frontier; in a database holding a v1 chain the first leaf is a ``v1_head`` leaf
    recording the v1 chain head (seq and entry hash);
@@ -67,8 +73,8 @@ from .tlog.tiles import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Floor", "LogHead", "LogReceipt", "LogStateMismatch", "StoredTiles", "append_leaves", "check_head",
-           "read_head"]
+__all__ = ["Floor", "HeadState", "LogHead", "LogReceipt", "LogStateMismatch", "StoredTiles", "append_leaves",
+           "check_head", "read_head"]
 
 _NUL_ESCAPE = b"\\u0000"
 
@@ -253,36 +259,86 @@ class Floor:
     source: str
 
 
+@dataclass(frozen=True)
+class HeadState:
+    """The locked head row and newest checkpoint exactly as one batch of a writer left them
+    (:func:`append_leaves` returns it with the outcomes): the tree that writer checked or built
+    itself. Its next batch passes it back (``known``) to skip what it already checked."""
+
+    row: tuple[Any, ...]  # SELECT_HEAD_FOR_APPEND_SQL's columns without max(seq)
+
+    @property
+    def size(self) -> int:
+        return int(self.row[1])
+
+
+def _row_state(row: Sequence[Any]) -> tuple[Any, ...]:
+    return (*row[:5], *row[6:])  # max(seq) is compared on its own, every batch
+
+
+@dataclass(frozen=True)
+class CheckedHead:
+    """The head that passed the check (step 2), the v1 chain head, and the row it was read
+    from; ``full``: whether the signature and frontier were checked this time (False: the row
+    was the caller's ``known`` state, which it had checked or made)."""
+
+    head: LogHead
+    v1_seq: int
+    v1_hash: bytes
+    row: tuple[Any, ...]
+    full: bool
+
+
 def _floor_problem(conn: psycopg.Connection[Any], head: LogHead, floor: Floor | None) -> str | None:
     if floor is None or floor.size == 0:
         return None
     if head.size < floor.size:
         return (f"the database's tree has size {head.size}, smaller than the checkpoint of size {floor.size} "
                 f"in {floor.source} (a tail was cut or the head moved back)")
-    stored = head.root if head.size == floor.size else root_hash(StoredTiles(conn, floor.size), floor.size)
+    if head.size == floor.size:
+        stored = head.root
+    else:  # the tiles the floor's root folds from, in one round trip
+        reader = StoredTiles(conn, floor.size, cache=True)
+        reader.prefetch(root_plan(floor.size).nodes)
+        stored = root_hash(reader, floor.size)
     if stored != floor.root:
         return (f"the database's tree of size {floor.size} has root {stored.hex()}, the checkpoint of size "
                 f"{floor.size} in {floor.source} says {floor.root.hex()} (the stored tree was rewritten)")
     return None
 
 
+def _head_of(row: Sequence[Any]) -> LogHead:
+    origin, size, root, frontier_bytes, recorded_at = row[:5]
+    return LogHead(origin, int(size), bytes(root), Frontier.from_bytes(bytes(frontier_bytes)), recorded_at)
+
+
 def _checked_head(row: Sequence[Any], trusted: Sequence[Verifier], *, expected_origin: str | None = None,
-                  conn: psycopg.Connection[Any] | None = None,
-                  floor: Floor | None = None) -> tuple[LogHead, int, bytes]:
+                  conn: psycopg.Connection[Any] | None = None, floor: Floor | None = None,
+                  known: HeadState | None = None, floor_known: bool = False) -> CheckedHead:
     """Step 2: the head, after checking it is the newest trusted checkpoint, under
-    ``expected_origin`` (when given), containing ``floor``; also the v1 head."""
+    ``expected_origin`` (when given), containing ``floor``; also the v1 head.
+
+    With ``known`` equal to the row (all but max(seq)), the leaves actually stored are still
+    compared with the head's size, but not the signature and frontier: the rest of the row is
+    what the caller checked or wrote itself. The floor is then checked unless ``floor_known``:
+    the caller knows that tree contains it (``audit.writer``)."""
     origin, size, root, frontier_bytes, recorded_at, max_seq, c_size, c_root, note, v1_seq, v1_hash = row
-    head = LogHead(origin, int(size), bytes(root), Frontier.from_bytes(bytes(frontier_bytes)), recorded_at)
+    state = _row_state(row)
+    head = _head_of(row)
     stored = int(max_seq or 0)
     problems = []
+    full = known is None or known.row != state
+    floor_checked = full or not floor_known
     if expected_origin is not None and head.origin != expected_origin:
         problems.append(f"the log's origin in the database is {head.origin!r}, CLEARANCE_LOG_ORIGIN is "
                         f"{expected_origin!r}")
     if stored != head.size:
         problems.append(f"the leaves stored end at seq {stored}, the head says size {head.size}")
-    if head.frontier.size != head.size or head.frontier.root() != head.root:
+    if full and (head.frontier.size != head.size or head.frontier.root() != head.root):
         problems.append(f"the head's frontier (size {head.frontier.size}) does not give its root")
-    if note is None:
+    if not full:
+        pass
+    elif note is None:
         if head.size != 0:
             problems.append(f"no checkpoint is stored for a head of size {head.size}")
     else:
@@ -295,7 +351,7 @@ def _checked_head(row: Sequence[Any], trusted: Sequence[Verifier], *, expected_o
                     or bytes(c_root) != head.root:
                 problems.append(f"the newest trusted checkpoint is of size {signed.size}, the head of size "
                                 f"{head.size}")
-    if conn is not None and not problems:
+    if floor_checked and conn is not None and not problems:
         found = _floor_problem(conn, head, floor)
         if found:
             problems.append(found)
@@ -303,18 +359,21 @@ def _checked_head(row: Sequence[Any], trusted: Sequence[Verifier], *, expected_o
         message = "the audit log refuses to append: " + "; ".join(problems)
         log.error(message)
         raise LogStateMismatch(message)
-    return head, int(v1_seq or 0), bytes(v1_hash) if v1_hash is not None else bytes(32)
+    return CheckedHead(head, int(v1_seq or 0), bytes(v1_hash) if v1_hash is not None else bytes(32), state, full)
 
 
 def check_head(conn: psycopg.Connection[Any], trusted: Sequence[Verifier], *, origin: str | None = None,
-               floor: Floor | None = None) -> tuple[LogHead, int, bytes]:
+               floor: Floor | None = None, known: HeadState | None = None,
+               floor_known: bool = False) -> CheckedHead:
     """Lock the head row and check it (step 2): raises :class:`LogStateMismatch` naming the
-    sizes. The writer calls it at start-up (then rolls back) and in every batch."""
+    sizes. The writer calls it at start-up (then rolls back) and in every batch. In pipeline
+    mode the lock and the read are one round trip."""
     conn.execute(LOCK_HEAD_SQL)
     row = conn.execute(SELECT_HEAD_FOR_APPEND_SQL).fetchone()
     if row is None:
         raise AuditUnavailable("audit_tlog_head has no row: run `clearance db upgrade`")
-    return _checked_head(row, trusted, expected_origin=origin, conn=conn, floor=floor)
+    return _checked_head(row, trusted, expected_origin=origin, conn=conn, floor=floor, known=known,
+                         floor_known=floor_known)
 
 
 def _leaf_body(members: Mapping[str, Any], *, seq: int, recorded_at: str, key_id: str) -> bytes:
@@ -337,6 +396,17 @@ def v1_head_members(v1_seq: int, v1_hash: bytes) -> dict[str, Any]:
                    "input_sha256": None, "result_sha256": None}
 
 
+@dataclass(frozen=True)
+class AppendedLeaves:
+    """What :func:`append_leaves` did: one outcome per draft; ``state``, the head row as the
+    batch leaves it once committed (None when nothing was appended: then the row is ``checked``
+    as it was read); ``checked``, what step 2 found."""
+
+    outcomes: list[LogReceipt | AuditEntryInvalid]
+    checked: CheckedHead
+    state: HeadState | None
+
+
 def append_leaves(
     conn: psycopg.Connection[Any],
     drafts: Sequence[LeafDraft],
@@ -347,12 +417,33 @@ def append_leaves(
     now: datetime,
     origin: str | None = None,
     floor: Floor | None = None,
+    known: HeadState | None = None,
+    floor_known: bool = False,
 ) -> list[LogReceipt | AuditEntryInvalid]:
     """Steps 1–4 on ``conn`` (the caller commits). One outcome per draft. ``origin``: the
     configured one the stored head must carry; ``floor``: the checkpoint file's checkpoint the
-    stored tree must contain (else :class:`LogStateMismatch`)."""
+    stored tree must contain (else :class:`LogStateMismatch`); ``known``: see :func:`check_head`."""
+    return append_batch_leaves(conn, drafts, signer=signer, key_id=key_id, trusted=trusted, now=now,
+                               origin=origin, floor=floor, known=known, floor_known=floor_known).outcomes
+
+
+def append_batch_leaves(
+    conn: psycopg.Connection[Any],
+    drafts: Sequence[LeafDraft],
+    *,
+    signer: Signer,
+    key_id: str,
+    trusted: Sequence[Verifier],
+    now: datetime,
+    origin: str | None = None,
+    floor: Floor | None = None,
+    known: HeadState | None = None,
+    floor_known: bool = False,
+) -> AppendedLeaves:
+    """:func:`append_leaves`, also returning what was checked and the head state it leaves."""
     with conn.cursor() as cur:
-        head, v1_seq, v1_hash = check_head(conn, trusted, origin=origin, floor=floor)
+        checked = check_head(conn, trusted, origin=origin, floor=floor, known=known, floor_known=floor_known)
+        head, v1_seq, v1_hash = checked.head, checked.v1_seq, checked.v1_hash
         moment = max(now, head.recorded_at) if head.recorded_at else now
         recorded_at = format_time(moment)
         seq = head.size
@@ -380,12 +471,14 @@ def append_leaves(
                 for blob in draft.blobs:
                     blobs.setdefault(blob.sha256, (blob.sha256, blob.data, *blob.facets))
         if not bodies:
-            return [o for o in outcomes if not isinstance(o, int)]  # type: ignore[misc]
+            return AppendedLeaves([o for o in outcomes if not isinstance(o, int)], checked, None)  # type: ignore[misc]
         hashes = [bytes(r[-2]) for r in rows]
         grown: list[tuple[Node, bytes]] = []
         frontier = head.frontier.grow(hashes, nodes=grown)
         root = frontier.root()
         note = sign_checkpoint(Checkpoint(head.origin, frontier.size, root), [signer])
+        frontier_bytes = frontier.to_bytes()
+        # In pipeline mode these are sent with the COMMIT the caller adds: one more round trip.
         if blobs:
             cur.executemany(INSERT_BLOB_SQL, [blobs[k] for k in sorted(blobs)])
         cur.executemany(INSERT_LEAF_SQL, rows)
@@ -393,7 +486,7 @@ def append_leaves(
         if tiles:
             cur.executemany(INSERT_NODE_SQL, tiles)
         cur.execute(INSERT_CHECKPOINT_SQL, (frontier.size, root, note, moment))
-        cur.execute(UPDATE_HEAD_SQL, (frontier.size, root, frontier.to_bytes(), moment))
+        cur.execute(UPDATE_HEAD_SQL, (frontier.size, root, frontier_bytes, moment))
     tree = _BatchTree(head.frontier, hashes)
     out: list[LogReceipt | AuditEntryInvalid] = []
     first = head.size + 1
@@ -402,7 +495,10 @@ def append_leaves(
             out.append(_receipt(first + outcome, bodies, hashes, first, note, tree, frontier.size))
         else:
             out.append(outcome)
-    return out
+    # The row as this batch leaves it (v1 head unchanged): what the next batch expects to find.
+    state = HeadState((head.origin, frontier.size, root, frontier_bytes, moment, frontier.size, root, note,
+                       *checked.row[8:]))
+    return AppendedLeaves(out, checked, state)
 
 
 def _receipt(seq: int, bodies: list[bytes], hashes: list[bytes], first: int, note: str,
