@@ -289,7 +289,16 @@ class CheckedHead:
     full: bool
 
 
-def _floor_problem(conn: psycopg.Connection[Any], head: LogHead, floor: Floor | None) -> str | None:
+def _floor_tiles(conn: psycopg.Connection[Any], floor: Floor) -> StoredTiles:
+    """The tiles the floor's root folds from, read in one query (in pipeline mode, in the round
+    trip of the lock and the head when asked for before the head is fetched)."""
+    reader = StoredTiles(conn, floor.size, cache=True)
+    reader.prefetch(root_plan(floor.size).nodes)
+    return reader
+
+
+def _floor_problem(conn: psycopg.Connection[Any], head: LogHead, floor: Floor | None,
+                   tiles: StoredTiles | None = None) -> str | None:
     if floor is None or floor.size == 0:
         return None
     if head.size < floor.size:
@@ -297,10 +306,8 @@ def _floor_problem(conn: psycopg.Connection[Any], head: LogHead, floor: Floor | 
                 f"in {floor.source} (a tail was cut or the head moved back)")
     if head.size == floor.size:
         stored = head.root
-    else:  # the tiles the floor's root folds from, in one round trip
-        reader = StoredTiles(conn, floor.size, cache=True)
-        reader.prefetch(root_plan(floor.size).nodes)
-        stored = root_hash(reader, floor.size)
+    else:
+        stored = root_hash(tiles or _floor_tiles(conn, floor), floor.size)
     if stored != floor.root:
         return (f"the database's tree of size {floor.size} has root {stored.hex()}, the checkpoint of size "
                 f"{floor.size} in {floor.source} says {floor.root.hex()} (the stored tree was rewritten)")
@@ -314,7 +321,8 @@ def _head_of(row: Sequence[Any]) -> LogHead:
 
 def _checked_head(row: Sequence[Any], trusted: Sequence[Verifier], *, expected_origin: str | None = None,
                   conn: psycopg.Connection[Any] | None = None, floor: Floor | None = None,
-                  known: HeadState | None = None, floor_known: bool = False) -> CheckedHead:
+                  known: HeadState | None = None, floor_known: bool = False,
+                  tiles: StoredTiles | None = None) -> CheckedHead:
     """Step 2: the head, after checking it is the newest trusted checkpoint, under
     ``expected_origin`` (when given), containing ``floor``; also the v1 head.
 
@@ -352,7 +360,7 @@ def _checked_head(row: Sequence[Any], trusted: Sequence[Verifier], *, expected_o
                 problems.append(f"the newest trusted checkpoint is of size {signed.size}, the head of size "
                                 f"{head.size}")
     if floor_checked and conn is not None and not problems:
-        found = _floor_problem(conn, head, floor)
+        found = _floor_problem(conn, head, floor, tiles)
         if found:
             problems.append(found)
     if problems:
@@ -364,16 +372,20 @@ def _checked_head(row: Sequence[Any], trusted: Sequence[Verifier], *, expected_o
 
 def check_head(conn: psycopg.Connection[Any], trusted: Sequence[Verifier], *, origin: str | None = None,
                floor: Floor | None = None, known: HeadState | None = None,
-               floor_known: bool = False) -> CheckedHead:
+               floor_known: bool = False, prefetch_floor: bool = False) -> CheckedHead:
     """Lock the head row and check it (step 2): raises :class:`LogStateMismatch` naming the
     sizes. The writer calls it at start-up (then rolls back) and in every batch. In pipeline
-    mode the lock and the read are one round trip."""
+    mode the lock and the read are one round trip, with the floor's tiles when
+    ``prefetch_floor`` (a caller that expects to check the floor: with several writers, every
+    batch after another's)."""
     conn.execute(LOCK_HEAD_SQL)
-    row = conn.execute(SELECT_HEAD_FOR_APPEND_SQL).fetchone()
+    cursor = conn.execute(SELECT_HEAD_FOR_APPEND_SQL)
+    tiles = _floor_tiles(conn, floor) if prefetch_floor and floor is not None and floor.size else None
+    row = cursor.fetchone()
     if row is None:
         raise AuditUnavailable("audit_tlog_head has no row: run `clearance db upgrade`")
     return _checked_head(row, trusted, expected_origin=origin, conn=conn, floor=floor, known=known,
-                         floor_known=floor_known)
+                         floor_known=floor_known, tiles=tiles)
 
 
 def _leaf_body(members: Mapping[str, Any], *, seq: int, recorded_at: str, key_id: str) -> bytes:
@@ -398,13 +410,28 @@ def v1_head_members(v1_seq: int, v1_hash: bytes) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class AppendedLeaves:
-    """What :func:`append_leaves` did: one outcome per draft; ``state``, the head row as the
-    batch leaves it once committed (None when nothing was appended: then the row is ``checked``
-    as it was read); ``checked``, what step 2 found."""
+    """What :func:`append_batch_leaves` did: ``checked``, what step 2 found; ``state``, the head
+    row as the batch leaves it once committed (None when nothing was appended). The receipts
+    (:meth:`outcomes`) are built on demand, after the commit: the head lock is not held for
+    them."""
 
-    outcomes: list[LogReceipt | AuditEntryInvalid]
     checked: CheckedHead
     state: HeadState | None
+    _slots: list[int | AuditEntryInvalid]
+    _bodies: list[bytes]
+    _hashes: list[bytes]
+    _note: str
+    _size: int
+
+    def outcomes(self) -> list[LogReceipt | AuditEntryInvalid]:
+        """One outcome per draft: its receipt (with the inclusion proof) or why it was left out."""
+        if not self._bodies:
+            return [o for o in self._slots if not isinstance(o, int)]
+        head = self.checked.head
+        tree = _BatchTree(head.frontier, self._hashes)
+        first = head.size + 1
+        return [_receipt(first + o, self._bodies, self._hashes, first, self._note, tree, self._size)
+                if isinstance(o, int) else o for o in self._slots]
 
 
 def append_leaves(
@@ -417,14 +444,12 @@ def append_leaves(
     now: datetime,
     origin: str | None = None,
     floor: Floor | None = None,
-    known: HeadState | None = None,
-    floor_known: bool = False,
 ) -> list[LogReceipt | AuditEntryInvalid]:
     """Steps 1–4 on ``conn`` (the caller commits). One outcome per draft. ``origin``: the
     configured one the stored head must carry; ``floor``: the checkpoint file's checkpoint the
-    stored tree must contain (else :class:`LogStateMismatch`); ``known``: see :func:`check_head`."""
+    stored tree must contain (else :class:`LogStateMismatch`)."""
     return append_batch_leaves(conn, drafts, signer=signer, key_id=key_id, trusted=trusted, now=now,
-                               origin=origin, floor=floor, known=known, floor_known=floor_known).outcomes
+                               origin=origin, floor=floor).outcomes()
 
 
 def append_batch_leaves(
@@ -439,17 +464,21 @@ def append_batch_leaves(
     floor: Floor | None = None,
     known: HeadState | None = None,
     floor_known: bool = False,
+    prefetch_floor: bool = False,
 ) -> AppendedLeaves:
-    """:func:`append_leaves`, also returning what was checked and the head state it leaves."""
+    """:func:`append_leaves` for the writer: ``known``, ``floor_known`` and ``prefetch_floor`` as
+    :func:`check_head` takes them; returns what was checked and the head state it leaves, and
+    builds the receipts only when asked (after the caller committed)."""
     with conn.cursor() as cur:
-        checked = check_head(conn, trusted, origin=origin, floor=floor, known=known, floor_known=floor_known)
+        checked = check_head(conn, trusted, origin=origin, floor=floor, known=known, floor_known=floor_known,
+                             prefetch_floor=prefetch_floor)
         head, v1_seq, v1_hash = checked.head, checked.v1_seq, checked.v1_hash
         moment = max(now, head.recorded_at) if head.recorded_at else now
         recorded_at = format_time(moment)
         seq = head.size
         bodies: list[bytes] = []
         rows: list[tuple[Any, ...]] = []
-        outcomes: list[LogReceipt | AuditEntryInvalid | int] = []
+        slots: list[int | AuditEntryInvalid] = []
         blobs: dict[bytes, tuple[Any, ...]] = {}
         todo: list[tuple[LeafDraft | None, Mapping[str, Any]]] = [(d, d.members) for d in drafts]
         if seq == 0 and v1_seq > 0:  # a database that recorded a v1 chain: link it first
@@ -458,7 +487,7 @@ def append_batch_leaves(
             try:
                 data = _leaf_body(members, seq=seq + 1, recorded_at=recorded_at, key_id=key_id)
             except AuditEntryInvalid as exc:
-                outcomes.append(exc)
+                slots.append(exc)
                 continue
             seq += 1
             columns = leaf_columns({**_plain_columns(members), "seq": seq, "recorded_at": recorded_at,
@@ -467,11 +496,11 @@ def append_batch_leaves(
             bodies.append(data)
             rows.append((*columns.values(), hash_, data))
             if draft is not None:
-                outcomes.append(len(bodies) - 1)
+                slots.append(len(bodies) - 1)  # its index among the batch's leaves
                 for blob in draft.blobs:
                     blobs.setdefault(blob.sha256, (blob.sha256, blob.data, *blob.facets))
         if not bodies:
-            return AppendedLeaves([o for o in outcomes if not isinstance(o, int)], checked, None)  # type: ignore[misc]
+            return AppendedLeaves(checked, None, slots, [], [], "", head.size)
         hashes = [bytes(r[-2]) for r in rows]
         grown: list[tuple[Node, bytes]] = []
         frontier = head.frontier.grow(hashes, nodes=grown)
@@ -487,18 +516,10 @@ def append_batch_leaves(
             cur.executemany(INSERT_NODE_SQL, tiles)
         cur.execute(INSERT_CHECKPOINT_SQL, (frontier.size, root, note, moment))
         cur.execute(UPDATE_HEAD_SQL, (frontier.size, root, frontier_bytes, moment))
-    tree = _BatchTree(head.frontier, hashes)
-    out: list[LogReceipt | AuditEntryInvalid] = []
-    first = head.size + 1
-    for outcome in outcomes:
-        if isinstance(outcome, int):  # its index among the batch's leaves
-            out.append(_receipt(first + outcome, bodies, hashes, first, note, tree, frontier.size))
-        else:
-            out.append(outcome)
     # The row as this batch leaves it (v1 head unchanged): what the next batch expects to find.
     state = HeadState((head.origin, frontier.size, root, frontier_bytes, moment, frontier.size, root, note,
                        *checked.row[8:]))
-    return AppendedLeaves(out, checked, state)
+    return AppendedLeaves(checked, state, slots, bodies, hashes, note, frontier.size)
 
 
 def _receipt(seq: int, bodies: list[bytes], hashes: list[bytes], first: int, note: str,

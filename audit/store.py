@@ -240,6 +240,7 @@ class AuditStore:
         floor: Floor | None = None,
         known: HeadState | None = None,
         floor_known: bool = False,
+        prefetch_floor: bool = False,
     ) -> BatchResult:
         """Append prepared leaves (``entry.draft_leaf``) to the v2 log in one transaction, with
         one checkpoint signed by ``key`` (``audit/log.py``).
@@ -249,20 +250,20 @@ class AuditStore:
         not commit (then nothing of the batch was recorded), :class:`LogStateMismatch` if the
         stored head is not the newest checkpoint verified with ``trusted`` (under ``origin``,
         containing ``floor``: the checkpoint file's checkpoint). ``known``: the ``state`` of this
-        caller's previous committed batch; ``floor_known``: ``floor`` is one that tree contains
-        (``audit.log.check_head``).
+        caller's previous committed batch; ``floor_known``: ``floor`` is one that tree contains;
+        ``prefetch_floor``: read the floor's tiles in the first round trip (``audit.log.check_head``).
 
         Two round trips (pipeline mode): BEGIN, the lock and the head read; then the inserts,
         the checkpoint, the head and COMMIT (plus one to read tiles when the floor is older than
-        the head and the head is not ``known``).
+        the head, it has to be checked and ``prefetch_floor`` was not given).
         """
         signer = signer or log_signer(key, origin or self.log_origin())
         with self._append_connection() as conn, conn.pipeline():
             done = append_batch_leaves(conn, drafts, signer=signer, key_id=key.key_id, trusted=trusted,
                                        now=self._clock(), origin=origin, floor=floor, known=known,
-                                       floor_known=floor_known)
+                                       floor_known=floor_known, prefetch_floor=prefetch_floor)
             conn.commit()  # only now do receipts mean anything
-        outcomes = done.outcomes
+        outcomes = done.outcomes()  # built after the commit: the head lock is released
         return BatchResult(outcomes=outcomes, checkpoint=next(
             (o.checkpoint for o in outcomes if isinstance(o, LogReceipt)), None),
             state=done.state or HeadState(done.checked.row), checked=done.checked)

@@ -151,6 +151,7 @@ class AuditWriter:
         # signature and frontier checks when it finds that row, and the floor check too when
         # the file holds one of those (docs/audit.md, "What the writer checks before each batch").
         self._known: HeadState | None = None
+        self._others_appended = True  # the last head check found a head this writer had not made
         self._known_files: dict[bytes | None, None] = {}
         self._floors: dict[bytes, Floor] = {}  # file contents already verified, newest last
         path = checkpoints.export_path if checkpoints else None
@@ -356,6 +357,8 @@ class AuditWriter:
             result = self._store.append_batch(
                 [p.skeleton for p in live], key=self._key, trusted=self._trusted, signer=self._signer,
                 origin=self._origin, floor=floor, known=self._known, floor_known=contents in self._known_files,
+                # Another writer made the last head (several workers): this one will be checked too.
+                prefetch_floor=self._others_appended or contents not in self._known_files,
             )
         except AuditError as exc:
             self._known, self._known_files = None, {}  # committed or not: check everything next time
@@ -390,6 +393,7 @@ class AuditWriter:
         contains: those its head checks compared with it since the last full one (which found
         a head this writer had not made), and the checkpoints this writer signed since (the
         file may hold any of the newest of them)."""
+        self._others_appended = full
         if full:
             self.stats.full_checks += 1
             self._known_files = {}

@@ -180,3 +180,17 @@ def test_a_connection_broken_between_batches_fails_one_batch_at_most(
     assert outcomes.count(None) <= 1
     with psycopg.connect(migrated_database.replace("postgresql+psycopg://", "postgresql://")) as conn:
         assert conn.execute("SELECT size FROM audit_tlog_head").fetchone()[0] == 4 - outcomes.count(None)  # type: ignore[index]
+
+
+def test_an_older_genuine_checkpoint_in_the_file_is_checked_against_the_stored_tiles(
+        file_writer: AuditWriter, migrated_database: str, checkpoint_file: Path) -> None:
+    """The file put back to an older checkpoint of this log: not one the writer knows, so its
+    root is folded from the stored tiles (read in the lock's round trip) — it matches."""
+    for i in range(6):
+        file_writer.append(decision_fields(i))
+    with superuser(migrated_database) as conn:
+        older = conn.execute("SELECT note FROM audit_tlog_checkpoints WHERE size = 2").fetchone()[0]  # type: ignore[index]
+    assert file_writer.flush_checkpoint_file()
+    checkpoint_file.write_text(older)
+    assert file_writer.append(decision_fields(6)).seq == 7
+    assert file_writer.refusal is None and file_writer.stats.full_checks == 1
