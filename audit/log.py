@@ -434,22 +434,13 @@ class AppendedLeaves:
                 if isinstance(o, int) else o for o in self._slots]
 
 
-def append_leaves(
-    conn: psycopg.Connection[Any],
-    drafts: Sequence[LeafDraft],
-    *,
-    signer: Signer,
-    key_id: str,
-    trusted: Sequence[Verifier],
-    now: datetime,
-    origin: str | None = None,
-    floor: Floor | None = None,
-) -> list[LogReceipt | AuditEntryInvalid]:
-    """Steps 1–4 on ``conn`` (the caller commits). One outcome per draft. ``origin``: the
-    configured one the stored head must carry; ``floor``: the checkpoint file's checkpoint the
-    stored tree must contain (else :class:`LogStateMismatch`)."""
-    return append_batch_leaves(conn, drafts, signer=signer, key_id=key_id, trusted=trusted, now=now,
-                               origin=origin, floor=floor).outcomes()
+def append_leaves(conn: psycopg.Connection[Any], drafts: Sequence[LeafDraft],
+                  **options: Any) -> list[LogReceipt | AuditEntryInvalid]:
+    """Steps 1–4 on ``conn`` (the caller commits). One outcome per draft. Options as
+    :func:`append_batch_leaves` takes them: ``signer``, ``key_id``, ``trusted``, ``now``;
+    ``origin``, the configured one the stored head must carry; ``floor``, the checkpoint file's
+    checkpoint the stored tree must contain (else :class:`LogStateMismatch`)."""
+    return append_batch_leaves(conn, drafts, **options).outcomes()
 
 
 def append_batch_leaves(

@@ -27,24 +27,12 @@ sys.path.insert(0, str(REPO))
 
 from audit import AuditStore, AuditWriter, SigningKey, upgrade  # noqa: E402
 from audit.checkpoints import CheckpointPolicy  # noqa: E402
-from bench.append_cost import DEFAULT_URL, postgres_cpu_seconds, scratch_database  # noqa: E402
-from bench.inprocess import WORKLOADS, decider_for  # noqa: E402
-from policy import Caller, DecisionRequest, load_policy  # noqa: E402
-
-
-def fields(count: int) -> list[dict[str, Any]]:
-    policy = load_policy(REPO / "rego")
-    decider = decider_for(policy)
-    caller = Caller(key_id="bench", role="app")
-    out = []
-    for i in range(count):
-        request = DecisionRequest.model_validate(WORKLOADS[i % len(WORKLOADS)])
-        out.append(decider.entry(policy, request, caller, decider.evaluate(policy, request, caller))[0])
-    return out
+from bench.append_cost import DEFAULT_URL, decision_entries, postgres_cpu_seconds, scratch_database  # noqa: E402
+from bench.inprocess import WORKLOADS  # noqa: E402
 
 
 def measure(server_url: str, *, entries: int, threads: int) -> dict[str, Any]:
-    samples = fields(len(WORKLOADS))
+    samples = decision_entries(len(WORKLOADS))
     with scratch_database(server_url) as url, tempfile.TemporaryDirectory() as tmp:
         upgrade(url)
         store = AuditStore.from_url(url)

@@ -16,10 +16,9 @@ import pytest
 from audit import AuditStore, AuditUnavailable, AuditWriter, CheckpointPolicy, SigningKey
 from audit.tlog import open_checkpoint
 from audit.tlog.checkpoint import Checkpoint, sign_checkpoint
-from audit.tlog.merkle import Frontier
 from audit.trust import log_signer, log_verifier
 
-from .helpers import decision_fields, superuser, triggers_disabled, verify_whole
+from .helpers import cut_tail, decision_fields, superuser, triggers_disabled, verify_whole
 
 
 @pytest.fixture
@@ -75,13 +74,7 @@ def _head_moved_back(url: str) -> None:
     """A rolled-back tail: the last leaf and checkpoint gone, the head row put back to the
     previous checkpoint (self-consistent, signed by the writer's own key)."""
     with superuser(url) as conn, triggers_disabled(conn):
-        size = int(conn.execute("SELECT size FROM audit_tlog_head").fetchone()[0]) - 1  # type: ignore[index]
-        conn.execute("DELETE FROM audit_leaves WHERE seq > %s", (size,))
-        conn.execute("DELETE FROM audit_tlog_checkpoints WHERE size > %s", (size,))
-        hashes = [bytes(r[0]) for r in conn.execute("SELECT leaf_hash FROM audit_leaves ORDER BY seq")]
-        frontier = Frontier().grow(hashes, nodes=None)
-        conn.execute("UPDATE audit_tlog_head SET size = %s, root = %s, frontier = %s",
-                     (size, frontier.root(), frontier.to_bytes()))
+        cut_tail(conn, int(conn.execute("SELECT size FROM audit_tlog_head").fetchone()[0]) - 1)  # type: ignore[index]
 
 
 TAMPERINGS: dict[str, tuple[Callable[[str], None], str]] = {
