@@ -84,8 +84,9 @@ class AuditWriter:
     :param store: where entries go.
     :param key: the signing key, loaded once (``keys.load_signing_key``).
     :param max_batch: most entries per transaction.
-    :param max_wait: seconds to keep collecting after the first entry of a batch arrived; 0 (the
-        default): no window, a batch is what is queued when the thread gets to it.
+    :param max_wait: seconds to keep collecting after the first entry of a batch arrived, when
+        the previous batch had more than one entry (under load); 0 (the default): no window, a
+        batch is what is queued when the thread gets to it.
     :param checkpoints: only its ``export_path`` is used: the checkpoint file
         (``audit.checkpoint_file``). After each batch the batch's checkpoint is written there
         by a background thread if larger than the one it holds (atomic, fsynced: it only
@@ -331,8 +332,11 @@ class AuditWriter:
                 return
 
     def _collect(self, batch: list[_Pending]) -> bool:
-        """Fill ``batch`` for up to ``max_wait``; True if the stop marker was seen."""
-        deadline = time.monotonic() + self._max_wait
+        """Fill ``batch`` for up to ``max_wait``; True if the stop marker was seen. The window
+        is waited only while batching pays: when the previous batch had company (more than one
+        entry). A caller alone never waits for others that are not coming."""
+        window = self._max_wait if self.stats.last_batch_size > 1 else 0.0
+        deadline = time.monotonic() + window
         while len(batch) < self._max_batch:
             remaining = deadline - time.monotonic()
             try:

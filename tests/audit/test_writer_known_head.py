@@ -6,6 +6,7 @@ writer must still be refused by the next batch, as the full check refuses it."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -187,3 +188,17 @@ def test_an_older_genuine_checkpoint_in_the_file_is_checked_against_the_stored_t
     checkpoint_file.write_text(older)
     assert file_writer.append(decision_fields(6)).seq == 7
     assert file_writer.refusal is None and file_writer.stats.full_checks == 1
+
+
+def test_a_caller_alone_does_not_wait_for_the_batching_window(store: AuditStore, signing_key: SigningKey) -> None:
+    """The window is waited only after a batch that had company: one caller at a time never
+    waits it (here 0.5 s, which each of its appends would otherwise take at least)."""
+    with AuditWriter(store, key=signing_key, max_wait=0.5) as writer:
+        writer.append(decision_fields(0))
+        started = time.monotonic()
+        for i in range(1, 5):
+            writer.append(decision_fields(i))
+        assert time.monotonic() - started < 1.5
+        futures = [writer.submit(decision_fields(i)) for i in range(5, 25)]  # company: batched
+        assert sorted(f.result(30).seq for f in futures) == list(range(6, 26))
+        assert writer.stats.batches < 5 + 20
