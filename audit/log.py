@@ -262,7 +262,7 @@ class Floor:
 @dataclass(frozen=True)
 class HeadState:
     """The locked head row and newest checkpoint exactly as one batch of a writer left them
-    (:func:`append_leaves` returns it with the outcomes): the tree that writer checked or built
+    (:func:`append_batch_leaves` returns it): the tree that writer checked or built
     itself. Its next batch passes it back (``known``) to skip what it already checked."""
 
     row: tuple[Any, ...]  # SELECT_HEAD_FOR_APPEND_SQL's columns without max(seq)
@@ -345,7 +345,7 @@ def _checked_head(row: Sequence[Any], trusted: Sequence[Verifier], *, expected_o
     if full and (head.frontier.size != head.size or head.frontier.root() != head.root):
         problems.append(f"the head's frontier (size {head.frontier.size}) does not give its root")
     if not full:
-        pass
+        pass  # the row is this writer's own: its note was verified, or signed, by this writer
     elif note is None:
         if head.size != 0:
             problems.append(f"no checkpoint is stored for a head of size {head.size}")
