@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -109,6 +110,10 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             # event loop and the audit writer (in the chain lock), the p99 of the service.
             gc.collect()
             gc.freeze()
+            # The audit writer thread takes the GIL back after each of its socket waits, several
+            # per batch, while it holds the log's head lock; with the event loop busy it waited
+            # up to the default 5 ms switch interval each time (docs/performance.md).
+            sys.setswitchinterval(settings.switch_interval_ms / 1000)
         uninstall_sighup = install_sighup(app.state.services)  # SIGHUP reloads the policy
         # Follow the reloads of the other workers; serve once listening (or after 5 s without).
         listener, listening = start_listening(app.state.services)

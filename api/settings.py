@@ -68,8 +68,13 @@ class Settings(BaseSettings):
     # lower CPU priority; more wait their turn.
     verify_concurrency: int = Field(default=1, ge=1, le=32)
     # Group commit: how long the audit writer collects entries, and the most it takes at once.
+    # The window is waited only after a batch of more than one entry (under load): a caller
+    # alone never waits. 0: no window; a batch is what queued while the previous one committed.
     audit_batch_ms: float = Field(default=1.0, ge=0, le=1000)
     audit_batch_max: int = Field(default=256, ge=1, le=10_000)
+    # The GIL switch interval of a serving process (Python's default is 5 ms): the audit writer
+    # thread gets the GIL back sooner after each socket wait it makes holding the log's head lock.
+    switch_interval_ms: float = Field(default=0.5, gt=0, le=100)
     # A signed checkpoint every N entries or T seconds, whichever comes first.
     checkpoint_every: int = Field(default=1000, ge=1)
     checkpoint_seconds: float = Field(default=60.0, gt=0)

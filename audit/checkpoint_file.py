@@ -1,12 +1,17 @@
 """The growing checkpoint file (``CLEARANCE_CHECKPOINT_FILE``): the newest v2 checkpoint the
 service has ever issued, kept outside the database.
 
-Every batch signs a checkpoint in its transaction; after the commit the writer puts that note
-in the file (:func:`grow_checkpoint_file`) unless the file already holds a larger one (several
-worker processes share it: an exclusive ``flock`` on ``<file>.lock`` orders them). The write is
-a temporary file, fsync, rename, fsync of the directory: a crash leaves the old note or the new.
-The file only grows, so a database cut back or rewritten behind it is caught at the writer's
-next head check (``audit.log.append_leaves``) and by verification.
+Every batch signs a checkpoint in its transaction; after the commit the writer hands that note
+to a :class:`CheckpointFileWriter`, whose thread puts it in the file (:func:`grow_checkpoint_file`)
+unless the file already holds a larger one (several worker processes share it: an exclusive
+``flock`` on ``<file>.lock`` orders them). The write is a temporary file, fsync, rename, fsync of
+the directory: a crash leaves the old note or the new. The writer does not wait for it: the
+next batch starts at once, and notes committed while a write is under way are coalesced (the
+thread writes the newest one next). So the file holds the newest checkpoint committed before
+the write under way started: behind the database by at most the batches committed during one
+file write (about a millisecond), and by none once the writer is closed (``close`` waits for
+the last note). The file only grows, so a database cut back or rewritten behind it is caught at
+the writer's next head check (``audit.log.append_leaves``) and by verification.
 
 :func:`read_checkpoint_note_file` reads it back with the pinned keys; any problem (unreadable,
 not a checkpoint note, no pinned signature, another log's origin) is a
@@ -16,7 +21,9 @@ not a checkpoint note, no pinned signature, another log's origin) is a
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,7 +36,10 @@ from .tlog.errors import TlogError
 from .tlog.note import Verifier, parse_note
 from .trust import pinned_keyring
 
-__all__ = ["grow_checkpoint_file", "note_size", "read_checkpoint_note_file", "read_outside_checkpoint"]
+log = logging.getLogger(__name__)
+
+__all__ = ["CheckpointFileWriter", "checkpoint_note_of", "grow_checkpoint_file", "note_size",
+           "read_checkpoint_note_file", "read_outside_checkpoint", "unreadable"]
 
 
 def _unusable(path: str | os.PathLike[str], reason: str) -> CheckpointFileError:
@@ -45,9 +55,21 @@ def read_checkpoint_note_file(path: str | os.PathLike[str], trusted: Sequence[Ve
                               origin: str | None = None) -> SignedCheckpoint:
     """The checkpoint in ``path``, its signature checked with ``trusted`` (the pinned keys)."""
     try:
-        text = Path(path).read_bytes().decode("utf-8")
+        data = Path(path).read_bytes()
     except OSError as exc:
-        raise _unusable(path, f"cannot be read ({exc.strerror or exc})") from exc
+        raise unreadable(path, exc) from exc
+    return checkpoint_note_of(path, data, trusted, origin=origin)
+
+
+def unreadable(path: str | os.PathLike[str], exc: OSError) -> CheckpointFileError:
+    return _unusable(path, f"cannot be read ({exc.strerror or exc})")
+
+
+def checkpoint_note_of(path: str | os.PathLike[str], data: bytes, trusted: Sequence[Verifier], *,
+                       origin: str | None = None) -> SignedCheckpoint:
+    """:func:`read_checkpoint_note_file` of the bytes ``data`` already read from ``path``."""
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise _unusable(path, f"is not UTF-8 text, truncated or damaged ({exc})") from exc
     try:
@@ -88,3 +110,60 @@ def grow_checkpoint_file(path: str | os.PathLike[str], note: str) -> bool:
             return False
         atomic_write(target, note)
         return True
+
+
+class CheckpointFileWriter:
+    """Grows the checkpoint file from its own thread with the newest note submitted, so that
+    the audit writer's next batch does not wait for a file write (module docstring).
+
+    A write that fails is logged and counted (``errors``); the next note submitted is written
+    again in full, and the audit writer's next head check reads what the file holds.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self._path = Path(path)
+        self._cond = threading.Condition()
+        self._pending: str | None = None
+        self._busy = False
+        self._closed = False
+        self.errors = 0
+        self._thread = threading.Thread(target=self._run, name="clearance-checkpoint-file", daemon=True)
+        self._thread.start()
+
+    def submit(self, note: str) -> None:
+        """Write ``note`` soon (it replaces a note not yet written: the newest is enough)."""
+        with self._cond:
+            self._pending = note
+            self._cond.notify_all()
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every note submitted so far is written (or failed); False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._pending is None and not self._busy, timeout)
+
+    def close(self, timeout: float | None = 30.0) -> None:
+        """Write what is pending, then stop the thread."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.error("the checkpoint file %s was not written within %ss", self._path, timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._pending is not None or self._closed)
+                note, self._pending = self._pending, None
+                if note is None:
+                    return  # closed with nothing left to write
+                self._busy = True
+            try:
+                grow_checkpoint_file(self._path, note)
+            except (OSError, TlogError) as exc:  # the writer's next head check reads the file
+                self.errors += 1
+                log.error("could not write the checkpoint to %s: %s", self._path, exc)
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()

@@ -3,11 +3,17 @@ transaction; read leaves, blobs, checkpoints, tiles and proofs back.
 
 Appending (:func:`append_leaves`, called by ``AuditStore.append_batch``) in one transaction:
 
-1. lock the head row (``audit_tlog_head … FOR UPDATE``); the same statement reads the newest
-   stored checkpoint, the highest stored seq and the v1 chain head;
+1. lock the head row (``audit_tlog_head … FOR UPDATE``); the next statement reads the newest
+   stored checkpoint, the highest stored seq and the v1 chain head (both in the first round
+   trip: the caller runs the transaction in pipeline mode);
 2. refuse (:class:`LogStateMismatch`, a 503) unless the stored head — size, root, frontier, the
    leaves actually stored — equals the newest checkpoint, and that checkpoint's note verifies
-   with a trusted key: the writer never signs over a tree it did not verify;
+   with a trusted key: the writer never signs over a tree it did not verify. A writer may pass
+   the :class:`HeadState` its previous batch committed (``known``): when the locked row and
+   newest checkpoint are byte for byte that state, and the highest stored seq is still its
+   size, the signature and frontier were already checked (or made) by this writer and are not
+   checked again, nor the floor when the writer knows that tree contains it (``floor_known``;
+   docs/audit.md, "What the writer checks before each batch");
 3. build the leaves (seq, recorded_at, key_id spliced into the prepared members), hash them,
    grow the frontier; in a database holding a v1 chain the first leaf is a ``v1_head`` leaf
    recording the v1 chain head (seq and entry hash);
@@ -73,8 +79,8 @@ from .tlog.tiles import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Floor", "LogHead", "LogReceipt", "LogStateMismatch", "StoredTiles", "append_leaves", "check_head",
-           "read_head"]
+__all__ = ["Floor", "HeadState", "LogHead", "LogReceipt", "LogStateMismatch", "StoredTiles", "append_leaves",
+           "check_head", "read_head"]
 
 _NUL_ESCAPE = b"\\u0000"
 
@@ -338,36 +344,94 @@ class Floor:
     source: str
 
 
-def _floor_problem(conn: psycopg.Connection[Any], head: LogHead, floor: Floor | None) -> str | None:
+@dataclass(frozen=True)
+class HeadState:
+    """The locked head row and newest checkpoint exactly as one batch of a writer left them
+    (:func:`append_batch_leaves` returns it): the tree that writer checked or built
+    itself. Its next batch passes it back (``known``) to skip what it already checked."""
+
+    row: tuple[Any, ...]  # SELECT_HEAD_FOR_APPEND_SQL's columns without max(seq)
+
+    @property
+    def size(self) -> int:
+        return int(self.row[1])
+
+
+def _row_state(row: Sequence[Any]) -> tuple[Any, ...]:
+    return (*row[:5], *row[6:])  # max(seq) is compared on its own, every batch
+
+
+@dataclass(frozen=True)
+class CheckedHead:
+    """The head that passed the check (step 2), the v1 chain head, and the row it was read
+    from; ``full``: whether the signature and frontier were checked this time (False: the row
+    was the caller's ``known`` state, which it had checked or made)."""
+
+    head: LogHead
+    v1_seq: int
+    v1_hash: bytes
+    row: tuple[Any, ...]
+    full: bool
+
+
+def _floor_tiles(conn: psycopg.Connection[Any], floor: Floor) -> StoredTiles:
+    """The tiles the floor's root folds from, read in one query (in pipeline mode, in the round
+    trip of the lock and the head when asked for before the head is fetched)."""
+    reader = StoredTiles(conn, floor.size, cache=True)
+    reader.prefetch(root_plan(floor.size).nodes)
+    return reader
+
+
+def _floor_problem(conn: psycopg.Connection[Any], head: LogHead, floor: Floor | None,
+                   tiles: StoredTiles | None = None) -> str | None:
     if floor is None or floor.size == 0:
         return None
     if head.size < floor.size:
         return (f"the database's tree has size {head.size}, smaller than the checkpoint of size {floor.size} "
                 f"in {floor.source} (a tail was cut or the head moved back)")
-    stored = head.root if head.size == floor.size else root_hash(StoredTiles(conn, floor.size), floor.size)
+    if head.size == floor.size:
+        stored = head.root
+    else:
+        stored = root_hash(tiles or _floor_tiles(conn, floor), floor.size)
     if stored != floor.root:
         return (f"the database's tree of size {floor.size} has root {stored.hex()}, the checkpoint of size "
                 f"{floor.size} in {floor.source} says {floor.root.hex()} (the stored tree was rewritten)")
     return None
 
 
+def _head_of(row: Sequence[Any]) -> LogHead:
+    origin, size, root, frontier_bytes, recorded_at = row[:5]
+    return LogHead(origin, int(size), bytes(root), Frontier.from_bytes(bytes(frontier_bytes)), recorded_at)
+
+
 def _checked_head(row: Sequence[Any], trusted: Sequence[Verifier], *, expected_origin: str | None = None,
-                  conn: psycopg.Connection[Any] | None = None,
-                  floor: Floor | None = None) -> tuple[LogHead, int, bytes]:
+                  conn: psycopg.Connection[Any] | None = None, floor: Floor | None = None,
+                  known: HeadState | None = None, floor_known: bool = False,
+                  tiles: StoredTiles | None = None) -> CheckedHead:
     """Step 2: the head, after checking it is the newest trusted checkpoint, under
-    ``expected_origin`` (when given), containing ``floor``; also the v1 head."""
+    ``expected_origin`` (when given), containing ``floor``; also the v1 head.
+
+    With ``known`` equal to the row (all but max(seq)), the leaves actually stored are still
+    compared with the head's size, but not the signature and frontier: the rest of the row is
+    what the caller checked or wrote itself. The floor is then checked unless ``floor_known``:
+    the caller knows that tree contains it (``audit.writer``)."""
     origin, size, root, frontier_bytes, recorded_at, max_seq, c_size, c_root, note, v1_seq, v1_hash = row
-    head = LogHead(origin, int(size), bytes(root), Frontier.from_bytes(bytes(frontier_bytes)), recorded_at)
+    state = _row_state(row)
+    head = _head_of(row)
     stored = int(max_seq or 0)
     problems = []
+    full = known is None or known.row != state
+    floor_checked = full or not floor_known
     if expected_origin is not None and head.origin != expected_origin:
         problems.append(f"the log's origin in the database is {head.origin!r}, CLEARANCE_LOG_ORIGIN is "
                         f"{expected_origin!r}")
     if stored != head.size:
         problems.append(f"the leaves stored end at seq {stored}, the head says size {head.size}")
-    if head.frontier.size != head.size or head.frontier.root() != head.root:
+    if full and (head.frontier.size != head.size or head.frontier.root() != head.root):
         problems.append(f"the head's frontier (size {head.frontier.size}) does not give its root")
-    if note is None:
+    if not full:
+        pass  # the row is this writer's own: its note was verified, or signed, by this writer
+    elif note is None:
         if head.size != 0:
             problems.append(f"no checkpoint is stored for a head of size {head.size}")
     else:
@@ -380,26 +444,33 @@ def _checked_head(row: Sequence[Any], trusted: Sequence[Verifier], *, expected_o
                     or bytes(c_root) != head.root:
                 problems.append(f"the newest trusted checkpoint is of size {signed.size}, the head of size "
                                 f"{head.size}")
-    if conn is not None and not problems:
-        found = _floor_problem(conn, head, floor)
+    if floor_checked and conn is not None and not problems:
+        found = _floor_problem(conn, head, floor, tiles)
         if found:
             problems.append(found)
     if problems:
         message = "the audit log refuses to append: " + "; ".join(problems)
         log.error(message)
         raise LogStateMismatch(message)
-    return head, int(v1_seq or 0), bytes(v1_hash) if v1_hash is not None else bytes(32)
+    return CheckedHead(head, int(v1_seq or 0), bytes(v1_hash) if v1_hash is not None else bytes(32), state, full)
 
 
 def check_head(conn: psycopg.Connection[Any], trusted: Sequence[Verifier], *, origin: str | None = None,
-               floor: Floor | None = None) -> tuple[LogHead, int, bytes]:
+               floor: Floor | None = None, known: HeadState | None = None,
+               floor_known: bool = False, prefetch_floor: bool = False) -> CheckedHead:
     """Lock the head row and check it (step 2): raises :class:`LogStateMismatch` naming the
-    sizes. The writer calls it at start-up (then rolls back) and in every batch."""
+    sizes. The writer calls it at start-up (then rolls back) and in every batch. In pipeline
+    mode the lock and the read are one round trip, with the floor's tiles when
+    ``prefetch_floor`` (a caller that expects to check the floor: with several writers, every
+    batch after another's)."""
     conn.execute(LOCK_HEAD_SQL)
-    row = conn.execute(SELECT_HEAD_FOR_APPEND_SQL).fetchone()
+    cursor = conn.execute(SELECT_HEAD_FOR_APPEND_SQL)
+    tiles = _floor_tiles(conn, floor) if prefetch_floor and floor is not None and floor.size else None
+    row = cursor.fetchone()
     if row is None:
         raise AuditUnavailable("audit_tlog_head has no row: run `clearance db upgrade`")
-    return _checked_head(row, trusted, expected_origin=origin, conn=conn, floor=floor)
+    return _checked_head(row, trusted, expected_origin=origin, conn=conn, floor=floor, known=known,
+                         floor_known=floor_known, tiles=tiles)
 
 
 def _leaf_body(members: Mapping[str, Any], *, seq: int, recorded_at: str, key_id: str) -> bytes:
@@ -422,7 +493,42 @@ def v1_head_members(v1_seq: int, v1_hash: bytes) -> dict[str, Any]:
                    "input_sha256": None, "result_sha256": None}
 
 
-def append_leaves(
+@dataclass(frozen=True)
+class AppendedLeaves:
+    """What :func:`append_batch_leaves` did: ``checked``, what step 2 found; ``state``, the head
+    row as the batch leaves it once committed (None when nothing was appended). The receipts
+    (:meth:`outcomes`) are built on demand, after the commit: the head lock is not held for
+    them."""
+
+    checked: CheckedHead
+    state: HeadState | None
+    _slots: list[int | AuditEntryInvalid]
+    _bodies: list[bytes]
+    _hashes: list[bytes]
+    _note: str
+    _size: int
+
+    def outcomes(self) -> list[LogReceipt | AuditEntryInvalid]:
+        """One outcome per draft: its receipt (with the inclusion proof) or why it was left out."""
+        if not self._bodies:
+            return [o for o in self._slots if not isinstance(o, int)]
+        head = self.checked.head
+        tree = _BatchTree(head.frontier, self._hashes)
+        first = head.size + 1
+        return [_receipt(first + o, self._bodies, self._hashes, first, self._note, tree, self._size)
+                if isinstance(o, int) else o for o in self._slots]
+
+
+def append_leaves(conn: psycopg.Connection[Any], drafts: Sequence[LeafDraft],
+                  **options: Any) -> list[LogReceipt | AuditEntryInvalid]:
+    """Steps 1–4 on ``conn`` (the caller commits). One outcome per draft. Options as
+    :func:`append_batch_leaves` takes them: ``signer``, ``key_id``, ``trusted``, ``now``;
+    ``origin``, the configured one the stored head must carry; ``floor``, the checkpoint file's
+    checkpoint the stored tree must contain (else :class:`LogStateMismatch`)."""
+    return append_batch_leaves(conn, drafts, **options).outcomes()
+
+
+def append_batch_leaves(
     conn: psycopg.Connection[Any],
     drafts: Sequence[LeafDraft],
     *,
@@ -432,18 +538,23 @@ def append_leaves(
     now: datetime,
     origin: str | None = None,
     floor: Floor | None = None,
-) -> list[LogReceipt | AuditEntryInvalid]:
-    """Steps 1–4 on ``conn`` (the caller commits). One outcome per draft. ``origin``: the
-    configured one the stored head must carry; ``floor``: the checkpoint file's checkpoint the
-    stored tree must contain (else :class:`LogStateMismatch`)."""
+    known: HeadState | None = None,
+    floor_known: bool = False,
+    prefetch_floor: bool = False,
+) -> AppendedLeaves:
+    """:func:`append_leaves` for the writer: ``known``, ``floor_known`` and ``prefetch_floor`` as
+    :func:`check_head` takes them; returns what was checked and the head state it leaves, and
+    builds the receipts only when asked (after the caller committed)."""
     with conn.cursor() as cur:
-        head, v1_seq, v1_hash = check_head(conn, trusted, origin=origin, floor=floor)
+        checked = check_head(conn, trusted, origin=origin, floor=floor, known=known, floor_known=floor_known,
+                             prefetch_floor=prefetch_floor)
+        head, v1_seq, v1_hash = checked.head, checked.v1_seq, checked.v1_hash
         moment = max(now, head.recorded_at) if head.recorded_at else now
         recorded_at = format_time(moment)
         seq = head.size
         bodies: list[bytes] = []
         rows: list[tuple[Any, ...]] = []
-        outcomes: list[LogReceipt | AuditEntryInvalid | int] = []
+        slots: list[int | AuditEntryInvalid] = []
         blobs: dict[bytes, tuple[Any, ...]] = {}
         todo: list[tuple[LeafDraft | None, Mapping[str, Any]]] = [(d, d.members) for d in drafts]
         if seq == 0 and v1_seq > 0:  # a database that recorded a v1 chain: link it first
@@ -452,7 +563,7 @@ def append_leaves(
             try:
                 data = _leaf_body(members, seq=seq + 1, recorded_at=recorded_at, key_id=key_id)
             except AuditEntryInvalid as exc:
-                outcomes.append(exc)
+                slots.append(exc)
                 continue
             seq += 1
             columns = leaf_columns({**_plain_columns(members), "seq": seq, "recorded_at": recorded_at,
@@ -461,16 +572,18 @@ def append_leaves(
             bodies.append(data)
             rows.append((*columns.values(), hash_, data))
             if draft is not None:
-                outcomes.append(len(bodies) - 1)
+                slots.append(len(bodies) - 1)  # its index among the batch's leaves
                 for blob in draft.blobs:
                     blobs.setdefault(blob.sha256, (blob.sha256, blob.data, *blob.facets))
         if not bodies:
-            return [o for o in outcomes if not isinstance(o, int)]  # type: ignore[misc]
+            return AppendedLeaves(checked, None, slots, [], [], "", head.size)
         hashes = [bytes(r[-2]) for r in rows]
         grown: list[tuple[Node, bytes]] = []
         frontier = head.frontier.grow(hashes, nodes=grown)
         root = frontier.root()
         note = sign_checkpoint(Checkpoint(head.origin, frontier.size, root), [signer])
+        frontier_bytes = frontier.to_bytes()
+        # In pipeline mode these are sent with the COMMIT the caller adds: one more round trip.
         if blobs:
             cur.executemany(INSERT_BLOB_SQL, [blobs[k] for k in sorted(blobs)])
         cur.executemany(INSERT_LEAF_SQL, rows)
@@ -478,16 +591,11 @@ def append_leaves(
         if tiles:
             cur.executemany(INSERT_NODE_SQL, tiles)
         cur.execute(INSERT_CHECKPOINT_SQL, (frontier.size, root, note, moment))
-        cur.execute(UPDATE_HEAD_SQL, (frontier.size, root, frontier.to_bytes(), moment))
-    tree = _BatchTree(head.frontier, hashes)
-    out: list[LogReceipt | AuditEntryInvalid] = []
-    first = head.size + 1
-    for outcome in outcomes:
-        if isinstance(outcome, int):  # its index among the batch's leaves
-            out.append(_receipt(first + outcome, bodies, hashes, first, note, tree, frontier.size))
-        else:
-            out.append(outcome)
-    return out
+        cur.execute(UPDATE_HEAD_SQL, (frontier.size, root, frontier_bytes, moment))
+    # The row as this batch leaves it (v1 head unchanged): what the next batch expects to find.
+    state = HeadState((head.origin, frontier.size, root, frontier_bytes, moment, frontier.size, root, note,
+                       *checked.row[8:]))
+    return AppendedLeaves(checked, state, slots, bodies, hashes, note, frontier.size)
 
 
 def _receipt(seq: int, bodies: list[bytes], hashes: list[bytes], first: int, note: str,

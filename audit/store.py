@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,7 +40,7 @@ from .canonical import plain
 from .chain import Receipt, SignedEntry, build_entry
 from .checkpoints import CheckpointPolicy, SignedCheckpoint, build_checkpoint
 from .entry import ENTRY_COLUMNS, LeafDraft, queryable_columns
-from .log import Floor, LogHead, LogReceipt, append_leaves, check_head, read_head
+from .log import CheckedHead, Floor, HeadState, LogHead, LogReceipt, append_batch_leaves, check_head, read_head
 from .errors import AuditEntryInvalid, SchemaMismatch
 from .keys import Keyring, PublicKey, SigningKey
 from .tlog.note import Signer, Verifier
@@ -86,6 +88,10 @@ INSERT_KEY_SQL = (
 )
 ENSURE_PARTITIONS_SQL = "SELECT audit_ensure_partitions(%(months_back)s, %(months_ahead)s)"
 SET_SNAPSHOT_SQL = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+# The appending connection is kept between batches (checking one out of the pool pings it: a
+# round trip per batch). Idle longer than this, it goes back to the pool and the next batch
+# checks out a pinged one, so a server restarted meanwhile costs no failed batch.
+APPEND_IDLE_SECONDS = 1.0
 
 Clock = Callable[[], datetime]
 
@@ -100,6 +106,10 @@ class BatchResult:
 
     outcomes: list[LogReceipt | AuditEntryInvalid]
     checkpoint: str | None  # the batch's signed checkpoint note
+    # The head row as the committed batch left it (``known`` of the next batch), and what the
+    # head check found (``checked.full``: whether it verified everything this time).
+    state: HeadState | None = None
+    checked: CheckedHead | None = None
 
 
 @dataclass(frozen=True)
@@ -123,6 +133,9 @@ class AuditStore:
             raise ValueError("AuditStore needs a postgresql+psycopg:// engine (psycopg 3)")
         self._engine = engine
         self._clock = clock
+        self._append_lock = threading.Lock()
+        self._append_held: Any = None  # the pooled connection kept by append_batch
+        self._append_used = 0.0
         if not event.contains(engine, "connect", _on_connect):
             event.listen(engine, "connect", _on_connect)
 
@@ -155,6 +168,11 @@ class AuditStore:
 
     def dispose(self) -> None:
         """Close the pooled connections."""
+        with self._append_lock:
+            held, self._append_held = self._append_held, None
+        if held is not None:
+            with contextlib.suppress(Exception):
+                held.close()
         self._engine.dispose()
 
     # -- start-up ------------------------------------------------------------------------------
@@ -220,6 +238,9 @@ class AuditStore:
         signer: Signer | None = None,
         origin: str | None = None,
         floor: Floor | None = None,
+        known: HeadState | None = None,
+        floor_known: bool = False,
+        prefetch_floor: bool = False,
     ) -> BatchResult:
         """Append prepared leaves (``entry.draft_leaf``) to the v2 log in one transaction, with
         one checkpoint signed by ``key`` (``audit/log.py``).
@@ -228,15 +249,24 @@ class AuditStore:
         out (the others are appended). Raises :class:`AuditUnavailable` if the transaction did
         not commit (then nothing of the batch was recorded), :class:`LogStateMismatch` if the
         stored head is not the newest checkpoint verified with ``trusted`` (under ``origin``,
-        containing ``floor``: the checkpoint file's checkpoint).
+        containing ``floor``: the checkpoint file's checkpoint). ``known``: the ``state`` of this
+        caller's previous committed batch; ``floor_known``: ``floor`` is one that tree contains;
+        ``prefetch_floor``: read the floor's tiles in the first round trip (``audit.log.check_head``).
+
+        Two round trips (pipeline mode): BEGIN, the lock and the head read; then the inserts,
+        the checkpoint, the head and COMMIT (plus one to read tiles when the floor is older than
+        the head, it has to be checked and ``prefetch_floor`` was not given).
         """
         signer = signer or log_signer(key, origin or self.log_origin())
-        with self._connection("appending audit entries") as conn:
-            outcomes = append_leaves(conn, drafts, signer=signer, key_id=key.key_id, trusted=trusted,
-                                     now=self._clock(), origin=origin, floor=floor)
+        with self._append_connection() as conn, conn.pipeline():
+            done = append_batch_leaves(conn, drafts, signer=signer, key_id=key.key_id, trusted=trusted,
+                                       now=self._clock(), origin=origin, floor=floor, known=known,
+                                       floor_known=floor_known, prefetch_floor=prefetch_floor)
             conn.commit()  # only now do receipts mean anything
+        outcomes = done.outcomes()  # built after the commit: the head lock is released
         return BatchResult(outcomes=outcomes, checkpoint=next(
-            (o.checkpoint for o in outcomes if isinstance(o, LogReceipt)), None))
+            (o.checkpoint for o in outcomes if isinstance(o, LogReceipt)), None),
+            state=done.state or HeadState(done.checked.row), checked=done.checked)
 
     def append_v1_batch(
         self,
@@ -310,7 +340,7 @@ class AuditStore:
         """The writer's start-up check (``audit.log.check_head``), in a transaction rolled back."""
         with self._connection("checking the log head") as conn:
             try:
-                return check_head(conn, trusted, origin=origin, floor=floor)[0]
+                return check_head(conn, trusted, origin=origin, floor=floor).head
             finally:
                 conn.rollback()
 
@@ -419,6 +449,36 @@ class AuditStore:
                     conn.rollback()
 
     # -- plumbing ------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _append_connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """The connection appends run on, kept between them (``APPEND_IDLE_SECONDS``); one
+        append at a time. On any error it is dropped (invalidated if broken), so the next append
+        starts from a pinged connection of the pool."""
+        with self._append_lock, map_errors("appending audit entries"):
+            held, self._append_held = self._append_held, None
+            if held is not None and time.monotonic() - self._append_used > APPEND_IDLE_SECONDS:
+                with contextlib.suppress(Exception):
+                    held.close()  # back to the pool, which pings it at the next checkout
+                held = None
+            if held is None:
+                held = self._engine.raw_connection()
+            conn = held.driver_connection
+            assert isinstance(conn, psycopg.Connection)
+            try:
+                yield conn
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    if _broken(conn):
+                        held.invalidate()  # do not hand a dead connection to the next caller
+                    held.close()  # rolled back by the pool
+                raise
+            if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                with contextlib.suppress(Exception):
+                    held.close()
+                return
+            self._append_held = held
+            self._append_used = time.monotonic()
 
     @contextlib.contextmanager
     def _connection(self, doing: str) -> Iterator[psycopg.Connection[Any]]:

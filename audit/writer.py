@@ -32,10 +32,9 @@ from .entry import LeafDraft, draft_leaf, prepare_fields
 from .errors import AuditError, AuditUnavailable, CheckpointFileError, WriterClosed
 from .keys import SigningKey
 from .log import LogReceipt as Receipt
-from .checkpoint_file import grow_checkpoint_file, read_checkpoint_note_file
-from .log import Floor, LogStateMismatch
+from .checkpoint_file import CheckpointFileWriter, checkpoint_note_of, unreadable
+from .log import Floor, HeadState, LogStateMismatch
 from .store import AuditStore
-from .tlog.errors import TlogError
 from .tlog.note import Signer, Verifier
 from .trust import log_signer, log_verifier
 
@@ -44,6 +43,9 @@ log = logging.getLogger(__name__)
 __all__ = ["AuditWriter", "WriterStats"]
 
 PARTITION_CHECK_SECONDS = 6 * 3600.0
+# How many of its own newest checkpoints the writer recognises in the checkpoint file without
+# verifying them again: the file may be a few batches behind (audit.checkpoint_file).
+OWN_NOTES_KEPT = 16
 _STOP = object()
 
 
@@ -58,6 +60,7 @@ class WriterStats:
     checkpoints: int = 0
     last_batch_size: int = 0
     refused_batches: int = 0  # the stored head was not the newest trusted checkpoint
+    full_checks: int = 0  # batches whose head check verified everything (not the writer's own head)
 
 
 @dataclass
@@ -81,12 +84,14 @@ class AuditWriter:
     :param store: where entries go.
     :param key: the signing key, loaded once (``keys.load_signing_key``).
     :param max_batch: most entries per transaction.
-    :param max_wait: seconds to keep collecting after the first entry of a batch arrived; 0 (the
-        default): no window, a batch is what is queued when the thread gets to it.
+    :param max_wait: seconds to keep collecting after the first entry of a batch arrived, when
+        the previous batch had more than one entry (under load); 0 (the default): no window, a
+        batch is what is queued when the thread gets to it.
     :param checkpoints: only its ``export_path`` is used: the checkpoint file
         (``audit.checkpoint_file``). After each batch the batch's checkpoint is written there
-        if larger than the one it holds (atomic, fsynced: it only grows); before each batch
-        (and at start-up) the stored tree must contain the checkpoint it holds.
+        by a background thread if larger than the one it holds (atomic, fsynced: it only
+        grows); before each batch (and at start-up) the stored tree must contain the
+        checkpoint it holds.
     :param trusted: the verifier keys whose checkpoints the writer accepts as the stored head:
         the pinned keys (default: its own key's only; never the database's keyring).
     :param origin: the configured log origin (``CLEARANCE_LOG_ORIGIN``): the stored head must
@@ -141,6 +146,18 @@ class AuditWriter:
         self._origin = origin
         self._on_refused = on_refused
         self.refusal: str | None = None  # why the last head check failed (None: it passed)
+        # The head row as this writer's last batch committed it, and the checkpoint file
+        # contents (None: no file) whose checkpoint that tree is known to contain: checked
+        # against it, or signed by this writer on the way to it. The next batch skips the
+        # signature and frontier checks when it finds that row, and the floor check too when
+        # the file holds one of those (docs/audit.md, "What the writer checks before each batch").
+        self._known: HeadState | None = None
+        self._others_appended = True  # the last head check found a head this writer had not made
+        self._known_files: dict[bytes | None, None] = {}
+        self._floors: dict[bytes, Floor] = {}  # file contents already verified, newest last
+        path = checkpoints.export_path if checkpoints else None
+        self._file: CheckpointFileWriter | None = None
+        self._file_path = path
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -161,6 +178,8 @@ class AuditWriter:
                 self._trusted = (log_verifier(self._key.public, origin),)
             self._check_at_start()
             self._ensure_partitions()
+            if self._file_path is not None:
+                self._file = CheckpointFileWriter(self._file_path)
             self._accepting = True
             self._thread = threading.Thread(
                 target=self._run, name="clearance-audit-writer", daemon=True
@@ -174,7 +193,7 @@ class AuditWriter:
         batch refuses (503) until the database is consistent again."""
         assert self._trusted is not None
         try:
-            self._store.check_head(self._trusted, origin=self._origin, floor=self._floor())
+            self._store.check_head(self._trusted, origin=self._origin, floor=self._floor()[0])
         except LogStateMismatch as exc:
             self._refused("startup", exc)
         else:
@@ -187,20 +206,35 @@ class AuditWriter:
         if self._on_refused is not None:
             self._on_refused(when)
 
-    def _floor(self) -> Floor | None:
-        """The checkpoint file's checkpoint, checked with the pinned keys. A file that cannot
-        serve (unreadable, damaged, not signed by a pinned key) stops the writer like a cut
-        tail: it is the only record of how far the log had grown."""
-        path = self._checkpoints.export_path if self._checkpoints else None
+    def _floor(self) -> tuple[Floor | None, bytes | None]:
+        """The checkpoint file's checkpoint, checked with the pinned keys, and the file's bytes
+        (None, None: no file). A file that cannot serve (unreadable, damaged, not signed by a
+        pinned key) stops the writer like a cut tail: it is the only record of how far the log
+        had grown. The file is read every time (a few hundred bytes); its signature is checked
+        only for contents not seen before."""
+        path = self._file_path
         if path is None:
-            return None
+            return None, None
         try:
-            signed = read_checkpoint_note_file(path, self._trusted or (), origin=self._origin)
-        except CheckpointFileError as exc:
+            data = path.read_bytes()
+        except OSError as exc:
             if not path.exists() and not path.is_symlink():
-                return None  # first start: nothing issued yet
-            raise LogStateMismatch(f"the audit log refuses to append: {exc}") from None
-        return Floor(signed.size, signed.root_hash, str(path))
+                return None, None  # first start: nothing issued yet
+            raise LogStateMismatch(f"the audit log refuses to append: {unreadable(path, exc)}") from None
+        floor = self._floors.get(data)
+        if floor is None:
+            try:
+                signed = checkpoint_note_of(path, data, self._trusted or (), origin=self._origin)
+            except CheckpointFileError as exc:
+                raise LogStateMismatch(f"the audit log refuses to append: {exc}") from None
+            floor = Floor(signed.size, signed.root_hash, str(path))
+            self._remember_floor(data, floor)
+        return floor, data
+
+    def _remember_floor(self, data: bytes, floor: Floor) -> None:
+        self._floors[data] = floor
+        while len(self._floors) > OWN_NOTES_KEPT + 1:
+            del self._floors[next(iter(self._floors))]
 
     def close(self, timeout: float | None = 30.0) -> None:
         """Stop accepting entries, flush the queue (each caller still gets its outcome), join."""
@@ -214,6 +248,12 @@ class AuditWriter:
             thread.join(timeout)
             if thread.is_alive():
                 log.error("audit writer did not finish flushing within %ss", timeout)
+        if self._file is not None:
+            self._file.close(timeout)  # the file holds the last committed checkpoint
+
+    def flush_checkpoint_file(self, timeout: float | None = 30.0) -> bool:
+        """Wait until the checkpoint file holds every checkpoint committed so far."""
+        return self._file is None or self._file.flush(timeout)
 
     def __enter__(self) -> AuditWriter:
         return self.start() if self._thread is None else self
@@ -292,8 +332,11 @@ class AuditWriter:
                 return
 
     def _collect(self, batch: list[_Pending]) -> bool:
-        """Fill ``batch`` for up to ``max_wait``; True if the stop marker was seen."""
-        deadline = time.monotonic() + self._max_wait
+        """Fill ``batch`` for up to ``max_wait``; True if the stop marker was seen. The window
+        is waited only while batching pays: when the previous batch had company (more than one
+        entry). A caller alone never waits for others that are not coming."""
+        window = self._max_wait if self.stats.last_batch_size > 1 else 0.0
+        deadline = time.monotonic() + window
         while len(batch) < self._max_batch:
             remaining = deadline - time.monotonic()
             try:
@@ -314,11 +357,15 @@ class AuditWriter:
             return
         try:
             assert self._trusted is not None
+            floor, contents = self._floor()
             result = self._store.append_batch(
                 [p.skeleton for p in live], key=self._key, trusted=self._trusted, signer=self._signer,
-                origin=self._origin, floor=self._floor(),
+                origin=self._origin, floor=floor, known=self._known, floor_known=contents in self._known_files,
+                # Another writer made the last head (several workers): this one will be checked too.
+                prefetch_floor=self._others_appended or contents not in self._known_files,
             )
         except AuditError as exc:
+            self._known, self._known_files = None, {}  # committed or not: check everything next time
             self.stats.failed_batches += 1
             if isinstance(exc, LogStateMismatch):
                 self._refused("batch", exc)
@@ -327,10 +374,12 @@ class AuditWriter:
             _settle(live, [error] * len(live))
             return
         except BaseException as exc:  # a bug: still fail every caller closed, never hang them
+            self._known, self._known_files = None, {}
             self.stats.failed_batches += 1
             log.exception("audit batch failed unexpectedly")
             _settle(live, [AuditUnavailable(f"audit writer error: {exc!r}")] * len(live))
             return
+        self._learn(result.state, contents, result.checkpoint, full=result.checked is None or result.checked.full)
         self.refusal = None
         self.stats.batches += 1
         self.stats.last_batch_size = len(live)
@@ -343,18 +392,31 @@ class AuditWriter:
         if result.checkpoint is not None:
             self._published(result.checkpoint)
 
+    def _learn(self, state: HeadState | None, contents: bytes | None, note: str | None, *, full: bool) -> None:
+        """Remember the head this batch committed, and which checkpoint file contents its tree
+        contains: those its head checks compared with it since the last full one (which found
+        a head this writer had not made), and the checkpoints this writer signed since (the
+        file may hold any of the newest of them)."""
+        self._others_appended = full
+        if full:
+            self.stats.full_checks += 1
+            self._known_files = {}
+        self._known_files[contents] = None  # checked this time, or already known
+        self._known = state
+        if note is not None and state is not None and self._file_path is not None:
+            data = note.encode("utf-8")
+            self._remember_floor(data, Floor(state.size, bytes(state.row[2]), str(self._file_path)))
+            self._known_files[data] = None
+            while len(self._known_files) > OWN_NOTES_KEPT + 1:
+                del self._known_files[next(iter(self._known_files))]
+
     def _published(self, note: str) -> None:
         self.stats.checkpoints += 1
         self.last_checkpoint = note
         if self._on_checkpoint is not None:
             self._on_checkpoint(note)
-        path = self._checkpoints.export_path if self._checkpoints else None
-        if path is None:
-            return
-        try:
-            grow_checkpoint_file(path, note)
-        except (OSError, TlogError) as exc:  # the next batch's head check reports an unusable file
-            log.error("could not write the checkpoint to %s: %s", path, exc)
+        if self._file is not None:
+            self._file.submit(note)  # written by its own thread: the next batch does not wait
 
     def _ensure_partitions(self) -> None:
         try:

@@ -55,17 +55,21 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
-def entries(count: int) -> list[dict[str, Any]]:
-    """``count`` entry skeletons as the service submits them (encoded members)."""
+def decision_entries(count: int) -> list[dict[str, Any]]:
+    """``count`` audit entries' fields as the decider makes them (the six workloads in turn)."""
     policy = load_policy(REPO / "rego")
     decider = decider_for(policy)
     caller = Caller(key_id="bench", role="app")
     out = []
     for i in range(count):
         request = DecisionRequest.model_validate(WORKLOADS[i % len(WORKLOADS)])
-        fields, _ = decider.entry(policy, request, caller, decider.evaluate(policy, request, caller))
-        out.append(encode_members(prepare_fields(fields)))
+        out.append(decider.entry(policy, request, caller, decider.evaluate(policy, request, caller))[0])
     return out
+
+
+def entries(count: int) -> list[dict[str, Any]]:
+    """``count`` entry skeletons as the service submits them (encoded members)."""
+    return [encode_members(prepare_fields(fields)) for fields in decision_entries(count)]
 
 
 def postgres_cpu_seconds() -> float:

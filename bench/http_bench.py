@@ -1,6 +1,6 @@
 """HTTP end to end over loopback with the real PostgreSQL, driven by wrk.
 
-    python bench/http_bench.py [--duration 30] [--connections 32] [--workers 2] [--json OUT]
+    python bench/http_bench.py [--duration 30] [--connections 32] [--workers N] [--json OUT]
 
 Starts `clearance serve` as a subprocess on a fresh database, then, with the same server:
 audited decisions (`POST /v1/decisions`, a rotating mix of workloads across six apps),
@@ -10,8 +10,8 @@ Afterwards it checks that every decision id answered with 200 is in the audit tr
 chain verifies, and reads each worker's peak RSS (VmHWM). Needs `wrk` (Debian package `wrk`).
 
 During the main audited run it also reports where the CPU went (server workers, PostgreSQL, wrk,
-idle; from /proc) and how busy the chain lock was, sampled from PostgreSQL every 10 ms: the share
-of samples in which an appending transaction held the chain-head row lock, and in which another
+idle; from /proc) and how busy the log-head lock was, sampled from PostgreSQL every 10 ms: the share
+of samples in which an appending transaction held the v2 log's head row lock, and in which another
 waited for it. The chain is serial by design (docs/contract.md), so a held share near 1 is its ceiling.
 
 `--profile DIR` also records each server worker with py-spy (`pip install -e '.[bench]'`) during
@@ -120,18 +120,18 @@ def peak_rss_mb(pid: int) -> float:
 
 
 # One sample: appending transactions holding the table lock their SELECT … FOR UPDATE took on
-# the chain head, split into those waiting for the row (wait_event_type Lock) and the one past it.
+# the v2 log's head (audit_tlog_head), split into those waiting for the row (wait_event_type Lock) and the one past it.
 CHAIN_LOCK_SQL = """
 SELECT count(*) FILTER (WHERE a.wait_event_type IS DISTINCT FROM 'Lock'),
        count(*) FILTER (WHERE a.wait_event_type = 'Lock')
 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-WHERE l.relation = 'audit_chain_head'::regclass AND l.mode = 'RowShareLock' AND l.granted
+WHERE l.relation = 'audit_tlog_head'::regclass AND l.mode = 'RowShareLock' AND l.granted
 """
 
 
 @contextmanager
 def chain_lock_sampler(db_url: str, every: float = 0.01) -> Iterator[dict[str, Any]]:
-    """Sample the chain-head lock while the block runs; fills the yielded dict at the end."""
+    """Sample the log-head lock while the block runs; fills the yielded dict at the end."""
     found: dict[str, Any] = {}
     samples: list[tuple[int, int]] = []
     stop = threading.Event()
@@ -222,7 +222,8 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=30, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
-    parser.add_argument("--workers", type=int, default=2, help="server worker processes")
+    parser.add_argument("--workers", type=int,
+                        help="server worker processes (default: none given, `clearance serve` picks one per core)")
     parser.add_argument("--low-connections", type=int, default=4,
                         help="connections of the low-concurrency audited run (0: skip it)")
     parser.add_argument("--database", default=os.environ.get("CLEARANCE_BENCH_DATABASE_URL", MACHINE_PG),
@@ -247,8 +248,10 @@ def main() -> None:
     if args.batch_ms is not None:
         env["CLEARANCE_AUDIT_BATCH_MS"] = str(args.batch_ms)
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "api", "serve", "--port", str(port), "--workers", str(args.workers)],
-                              env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=(tmp / "server.log").open("w"))
+    serve = [sys.executable, "-m", "api", "serve", "--port", str(port)]
+    if args.workers:
+        serve += ["--workers", str(args.workers)]
+    server = subprocess.Popen(serve, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=(tmp / "server.log").open("w"))
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

@@ -12,6 +12,8 @@ import psycopg
 import uuid_utils
 from sqlalchemy.engine import make_url
 
+from audit.tlog.merkle import Frontier
+
 ENTRY_TABLES = ("audit_entries", "audit_checkpoints", "audit_signing_keys", "audit_leaves", "audit_blobs",
                  "audit_tlog_nodes", "audit_tlog_checkpoints")
 
@@ -208,3 +210,15 @@ def verify_whole(store: Any, **options: Any) -> Any:
     from audit.trust import trusted_verifiers
 
     return verify_trail(store, trusted=trusted_verifiers(store.list_keys(), store.log_origin()), **options)
+
+
+def cut_tail(conn: psycopg.Connection[Any], size: int) -> None:
+    """Remove every leaf and checkpoint after ``size`` and move the head back to a head that is
+    self-consistent and signed by the pinned key (the checkpoint of ``size``): a rolled-back
+    tail. ``conn`` must be an owner's with the guards off."""
+    conn.execute("DELETE FROM audit_leaves WHERE seq > %s", (size,))
+    conn.execute("DELETE FROM audit_tlog_checkpoints WHERE size > %s", (size,))
+    hashes = [bytes(r[0]) for r in conn.execute("SELECT leaf_hash FROM audit_leaves ORDER BY seq")]
+    frontier = Frontier().grow(hashes, nodes=None)
+    conn.execute("UPDATE audit_tlog_head SET size = %s, root = %s, frontier = %s",
+                 (size, frontier.root(), frontier.to_bytes()))

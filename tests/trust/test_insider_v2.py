@@ -29,9 +29,8 @@ from audit.chain import encode_members
 from audit.entry import draft_leaf, prepare_fields
 from audit.log import append_leaves
 from audit.tlog.checkpoint import Checkpoint, sign_checkpoint
-from audit.tlog.merkle import Frontier
 from audit.trust import load_trusted_keys, log_signer
-from tests.audit.helpers import decision_fields
+from tests.audit.helpers import cut_tail, decision_fields
 from tests.conftest import _libpq
 from tests.trust.conftest import as_role, run
 
@@ -73,17 +72,6 @@ def _forge_leaf(url: str, insider: SigningKey, pinned: list[Any]) -> int:
 def _checkpoints(url: str) -> list[int]:
     with psycopg.connect(_libpq(url)) as conn:
         return [int(r[0]) for r in conn.execute("SELECT size FROM audit_tlog_checkpoints ORDER BY size")]
-
-
-def _cut_tail(conn: psycopg.Connection[Any], size: int) -> None:
-    """Remove every leaf and checkpoint after ``size`` and move the head back to a head that is
-    self-consistent and signed by the pinned key (the checkpoint of ``size``)."""
-    conn.execute("DELETE FROM audit_leaves WHERE seq > %s", (size,))
-    conn.execute("DELETE FROM audit_tlog_checkpoints WHERE size > %s", (size,))
-    hashes = [bytes(r[0]) for r in conn.execute("SELECT leaf_hash FROM audit_leaves ORDER BY seq")]
-    frontier = Frontier().grow(hashes, nodes=None)
-    conn.execute("UPDATE audit_tlog_head SET size = %s, root = %s, frontier = %s",
-                 (size, frontier.root(), frontier.to_bytes()))
 
 
 @pytest.fixture
@@ -173,7 +161,7 @@ def test_the_owner_without_guards_forges_then_cuts_the_tail_and_the_checkpoint_f
     # 2. The tail cut back (the forgery and two genuine leaves) and the head moved back: the
     # database is self-consistent and signed by the pinned key, but behind the checkpoint file.
     cut = issued - 2
-    _cut_tail(owner_without_guards, cut)
+    cut_tail(owner_without_guards, cut)
     before = _checkpoints(url)
     caplog.clear()
     _, verdict, refusal = _refused(settings, app_key, auditor, caplog)

@@ -1,0 +1,204 @@
+"""The writer's shortcut between its own batches (``known`` head, docs/audit.md "What the writer
+checks before each batch"): after its first batch a writer verifies the signature, frontier and
+checkpoint file again only when the locked head row or the file is not what it left. Every
+tampering an attacker with the database role (or the file) does between two batches of the same
+writer must still be refused by the next batch, as the full check refuses it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from audit import AuditStore, AuditUnavailable, AuditWriter, CheckpointPolicy, SigningKey
+from audit.tlog import open_checkpoint
+from audit.tlog.checkpoint import Checkpoint, sign_checkpoint
+from audit.trust import log_signer, log_verifier
+
+from .helpers import cut_tail, decision_fields, superuser, triggers_disabled, verify_whole
+
+
+@pytest.fixture
+def checkpoint_file(tmp_path: Path) -> Path:
+    return tmp_path / "outside" / "checkpoint"
+
+
+@pytest.fixture
+def file_writer(store: AuditStore, signing_key: SigningKey, checkpoint_file: Path) -> Iterator[AuditWriter]:
+    writer = AuditWriter(store, key=signing_key, checkpoints=CheckpointPolicy(export_path=checkpoint_file)).start()
+    yield writer
+    writer.close()
+
+
+def _tampered(url: str, sql: str, *params: Any) -> None:
+    with superuser(url) as conn, triggers_disabled(conn):
+        conn.execute(sql, params or None)
+
+
+def test_a_writer_verifies_everything_once_then_only_what_changed(file_writer: AuditWriter, store: AuditStore,
+                                                                 checkpoint_file: Path) -> None:
+    for i in range(12):
+        file_writer.append(decision_fields(i))
+    assert file_writer.stats.batches == 12
+    assert file_writer.stats.full_checks == 1  # the first batch; the others found their own head
+    assert file_writer.flush_checkpoint_file()
+    trusted = [log_verifier(file_writer._key.public, store.log_origin())]
+    assert open_checkpoint(checkpoint_file.read_text(), trusted).size == 12
+    assert verify_whole(store, checkpoint_files=[checkpoint_file]).valid
+
+
+def _cut_last_leaf(url: str) -> None:
+    _tampered(url, "DELETE FROM audit_leaves WHERE seq = (SELECT size FROM audit_tlog_head)")
+
+
+def _leaf_beyond_head(url: str) -> None:
+    with superuser(url) as conn, triggers_disabled(conn):
+        conn.execute("CREATE TEMP TABLE extra AS SELECT * FROM audit_leaves "
+                     "WHERE seq = (SELECT size FROM audit_tlog_head)")
+        conn.execute("UPDATE extra SET seq = seq + 1")
+        conn.execute("INSERT INTO audit_leaves SELECT * FROM extra")
+
+
+def _newest_note_forged(url: str) -> None:
+    other = SigningKey.generate()
+    with superuser(url) as conn:
+        origin, size, root = conn.execute("SELECT origin, size, root FROM audit_tlog_head").fetchone()  # type: ignore[misc]
+    forged = sign_checkpoint(Checkpoint(origin, size, bytes(root)), [log_signer(other, origin)])
+    _tampered(url, "UPDATE audit_tlog_checkpoints SET note = %s WHERE size = %s", forged, size)
+
+
+def _head_moved_back(url: str) -> None:
+    """A rolled-back tail: the last leaf and checkpoint gone, the head row put back to the
+    previous checkpoint (self-consistent, signed by the writer's own key)."""
+    with superuser(url) as conn, triggers_disabled(conn):
+        cut_tail(conn, int(conn.execute("SELECT size FROM audit_tlog_head").fetchone()[0]) - 1)  # type: ignore[index]
+
+
+TAMPERINGS: dict[str, tuple[Callable[[str], None], str]] = {
+    "a leaf cut from the tail, head row untouched": (_cut_last_leaf, "the leaves stored end at seq"),
+    "a leaf inserted beyond the head": (_leaf_beyond_head, "the leaves stored end at seq"),
+    "the newest checkpoint's note replaced": (_newest_note_forged, "does not verify with a trusted key"),
+    "the head moved back with its tail": (_head_moved_back, "smaller than the checkpoint of size"),
+}
+
+
+@pytest.mark.parametrize("name", TAMPERINGS)
+def test_tampering_between_two_batches_of_one_writer_is_refused(
+        name: str, file_writer: AuditWriter, migrated_database: str) -> None:
+    tamper, says = TAMPERINGS[name]
+    for i in range(5):
+        file_writer.append(decision_fields(i))
+    assert file_writer.flush_checkpoint_file()
+    tamper(migrated_database)
+    with pytest.raises(AuditUnavailable, match="refuses to append"):
+        file_writer.append(decision_fields(99))
+    assert file_writer.refusal is not None and says in file_writer.refusal
+    assert file_writer.stats.refused_batches == 1
+
+
+def _other_history(writer: AuditWriter, store: AuditStore, path: Path) -> None:
+    origin = store.log_origin()
+    path.write_text(sign_checkpoint(Checkpoint(origin, 3, bytes(32)), [log_signer(writer._key, origin)]))
+
+
+def _garbage(writer: AuditWriter, store: AuditStore, path: Path) -> None:
+    path.write_text("not a checkpoint\n")
+
+
+def _ahead(writer: AuditWriter, store: AuditStore, path: Path) -> None:
+    origin = store.log_origin()
+    path.write_text(sign_checkpoint(Checkpoint(origin, 50, bytes(32)), [log_signer(writer._key, origin)]))
+
+
+FILE_SWAPS: dict[str, tuple[Callable[[AuditWriter, AuditStore, Path], None], str]] = {
+    "a checkpoint of another history": (_other_history, "(the stored tree was rewritten)"),
+    "not a checkpoint": (_garbage, "is not a checkpoint signed with a pinned key"),
+    "a checkpoint beyond the database": (_ahead, "smaller than the checkpoint of size 50"),
+}
+
+
+@pytest.mark.parametrize("name", FILE_SWAPS)
+def test_the_checkpoint_file_replaced_between_two_batches_is_refused(
+        name: str, file_writer: AuditWriter, store: AuditStore, checkpoint_file: Path) -> None:
+    swap, says = FILE_SWAPS[name]
+    for i in range(5):
+        file_writer.append(decision_fields(i))
+    assert file_writer.flush_checkpoint_file()
+    swap(file_writer, store, checkpoint_file)
+    with pytest.raises(AuditUnavailable, match="refuses to append"):
+        file_writer.append(decision_fields(99))
+    assert file_writer.refusal is not None and says in file_writer.refusal
+
+
+def test_two_writers_on_one_database_and_file_check_each_others_heads(
+        store: AuditStore, migrated_database: str, signing_key: SigningKey, checkpoint_file: Path) -> None:
+    """Each sees the other's head, not its own: a full check, and both keep appending."""
+    other_store = AuditStore.from_url(migrated_database)
+    policy = CheckpointPolicy(export_path=checkpoint_file)
+    try:
+        with AuditWriter(store, key=signing_key, checkpoints=policy) as first, \
+                AuditWriter(other_store, key=signing_key, checkpoints=policy) as second:
+            for i in range(6):
+                (first if i % 2 else second).append(decision_fields(i))
+            assert first.stats.full_checks == 3 and second.stats.full_checks == 3
+            # Back to one writer, which made the last batch: its own head, nothing to check again.
+            for i in range(6, 10):
+                first.append(decision_fields(i))
+            assert first.stats.full_checks == 3
+            second.append(decision_fields(10))  # one full check: the head is not its own
+            assert second.stats.full_checks == 4
+    finally:
+        other_store.dispose()
+    assert verify_whole(store, checkpoint_files=[checkpoint_file]).valid
+
+
+def test_a_connection_broken_between_batches_fails_one_batch_at_most(
+        file_writer: AuditWriter, migrated_database: str) -> None:
+    """The appending connection is kept between batches; a server that closed it costs no
+    decision when it sat idle (the pool pings it), at most the batch that found it dead."""
+    file_writer.append(decision_fields(0))
+    with superuser(migrated_database) as conn:
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                     "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    outcomes = []
+    for i in range(1, 4):
+        try:
+            outcomes.append(file_writer.append(decision_fields(i)).seq)
+        except AuditUnavailable:
+            outcomes.append(None)
+    assert outcomes[1:] == [outcomes[1], outcomes[1] + 1] and outcomes[1] is not None
+    assert outcomes.count(None) <= 1
+    with psycopg.connect(migrated_database.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        assert conn.execute("SELECT size FROM audit_tlog_head").fetchone()[0] == 4 - outcomes.count(None)  # type: ignore[index]
+
+
+def test_an_older_genuine_checkpoint_in_the_file_is_checked_against_the_stored_tiles(
+        file_writer: AuditWriter, migrated_database: str, checkpoint_file: Path) -> None:
+    """The file put back to an older checkpoint of this log: not one the writer knows, so its
+    root is folded from the stored tiles (read in the lock's round trip) — it matches."""
+    for i in range(6):
+        file_writer.append(decision_fields(i))
+    with superuser(migrated_database) as conn:
+        older = conn.execute("SELECT note FROM audit_tlog_checkpoints WHERE size = 2").fetchone()[0]  # type: ignore[index]
+    assert file_writer.flush_checkpoint_file()
+    checkpoint_file.write_text(older)
+    assert file_writer.append(decision_fields(6)).seq == 7
+    assert file_writer.refusal is None and file_writer.stats.full_checks == 1
+
+
+def test_a_caller_alone_does_not_wait_for_the_batching_window(store: AuditStore, signing_key: SigningKey) -> None:
+    """The window is waited only after a batch that had company: one caller at a time never
+    waits it (here 0.5 s, which each of its appends would otherwise take at least)."""
+    with AuditWriter(store, key=signing_key, max_wait=0.5) as writer:
+        writer.append(decision_fields(0))
+        started = time.monotonic()
+        for i in range(1, 5):
+            writer.append(decision_fields(i))
+        assert time.monotonic() - started < 1.5
+        futures = [writer.submit(decision_fields(i)) for i in range(5, 25)]  # company: batched
+        assert sorted(f.result(30).seq for f in futures) == list(range(6, 26))
+        assert writer.stats.batches < 5 + 20
