@@ -232,6 +232,7 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, metavar="DIR", help="py-spy the workers during the audited run")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    args.threads = min(args.threads, args.connections)  # wrk refuses more threads than connections
     if not shutil.which("wrk"):
         sys.exit("wrk not found: apt-get install wrk")
     if args.profile and not shutil.which("py-spy"):
