@@ -293,33 +293,27 @@ async def verify(
                        f"the exported checkpoint file {checkpoint} cannot be used to verify the trail: {reason}",
                        fields=[FieldError(field=str(checkpoint), reason=reason)]) from exc
     if (witnesses or min_cosignatures) and answer["valid"] and answer.get("log") == "v2" and answer.get("to_seq"):
-        note = await services.auditor_work.run(_cosigned_note, services, int(answer["to_seq"]))
+        note = await services.auditor_work.run(
+            _log_read, services.audit_reads, stored_cosigned_note, size=int(answer["to_seq"]),
+            trusted=services.trusted_verifiers(), origin=services.settings.log_origin)
         if note is not None or min_cosignatures is not None:  # without a minimum: reported, not required
             answer = judge_witnessed(answer, note, witnesses, min_cosignatures or 0)
     return answer
 
 
-def _cosigned_note(services: Any, size: int) -> str | None:
-    with services.audit_reads.log_snapshot() as conn:
-        return stored_cosigned_note(conn, size, services.trusted_verifiers(), origin=services.settings.log_origin)
-
-
 # -- the transparency log: checkpoint, proofs, tiles ------------------------------------------
 
 
-def _log_read(store: Any, read: Any, **kwargs: Any) -> Any:
-    with store.log_snapshot() as conn:
-        return read(conn, **kwargs)
-
-
-def _statement_read(store: Any, read: Any, **kwargs: Any) -> Any:
-    with store.log_statement() as conn:
+def _log_read(store: Any, read: Any, *, snapshot: bool = True, **kwargs: Any) -> Any:
+    """``read(conn, **kwargs)`` on a snapshot of the log, or (``snapshot=False``: a read that is
+    one consistent statement) on an idle connection."""
+    with (store.log_snapshot() if snapshot else store.log_statement()) as conn:
         return read(conn, **kwargs)
 
 
 async def _proof(services: Any, read: Any, field: str, **kwargs: Any) -> Any:
     try:  # a proof reads the head's size and its tiles in one statement: no snapshot needed
-        return await services.auditor_work.run(_statement_read, services.audit_reads, read, **kwargs)
+        return await services.auditor_work.run(_log_read, services.audit_reads, read, snapshot=False, **kwargs)
     except ProofRequestError as exc:
         raise ApiError(422, "invalid_request", str(exc), fields=[FieldError(field=field, reason=str(exc))]) from None
 
