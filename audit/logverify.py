@@ -329,9 +329,10 @@ class _Run:
             if computed != row.leaf_hash:
                 raise _Failed(seq, "leaf_hash", f"entry {seq}: leaf_hash does not match SHA-256(0x00 ‖ body): "
                                                 f"computed {computed.hex()}, stored {row.leaf_hash.hex()}")
-            if self.pinned_ids and body.get("key_id") not in self.pinned_ids:  # (3b)
+            key_id = body.get("key_id")  # (3b); not a string: not a key's (and maybe unhashable)
+            if self.pinned_ids and (type(key_id) is not str or key_id not in self.pinned_ids):
                 raise _Failed(seq, "unknown_key", f"entry {seq} was appended under signing key "
-                                                  f"{body.get('key_id')!r}, which is not pinned (CLEARANCE_TRUSTED_KEYS)")
+                                                  f"{key_id!r}, which is not pinned (CLEARANCE_TRUSTED_KEYS)")
             if row.columns is not None:  # (4)
                 derived = _text_columns(body)
                 if derived != row.columns:

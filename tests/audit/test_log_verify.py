@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import psycopg
 import pytest
 
@@ -254,3 +255,90 @@ def test_proofs_fold_each_stored_tile_once_per_connection_but_verification_reads
             assert inclusion(fresh, seq=3, size=13)["leaf_hash"] != before["leaf_hash"]
     result = _check(log, signing_key)
     assert (result.valid, result.check, result.first_bad_seq) == (False, "leaf_hash", 3)
+
+
+# -- the fast path's typed reading (msgspec) against the exact checks (orjson) ---------------------
+
+_KEY = SigningKey.generate()
+
+
+def _leaf(seq: int) -> dict:
+    return {"app_id": f"app-{seq}", "caller_key_id": "ak_0001", "context": {"request_id": f"req-{seq}"},
+            "decision_id": f"01a23dbf-cca2-75ca-951f-17914{seq:07d}", "engine": "regorus",
+            "input_sha256": "ab" * 32, "key_id": _KEY.key_id, "kind": "decision", "outcome": "allow",
+            "policy_git": None, "policy_revision": "sha256:" + "3f" * 32,
+            "recorded_at": f"2026-12-03T21:12:0{seq}.156735Z", "result_sha256": "cd" * 32, "seq": seq}
+
+
+def _canonical(value: dict) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+_SECOND = _canonical(_leaf(2))
+_ESCAPED_KEY = b'"k\\u0065y_id":"intruder",'  # "key_id" spelled with an escape, after the real one
+
+
+@pytest.mark.parametrize(("body", "finding"), [
+    (_SECOND, None),
+    # Bodies orjson refuses, which a decoder skipping the members no check reads would let through.
+    (_SECOND.replace(b'"regorus"', b'"rego\xffrus"'), "body"),  # invalid UTF-8
+    (_SECOND.replace(b'"regorus"', b'"rego\xc0\xafrus"'), "body"),  # overlong UTF-8
+    (_SECOND.replace(b'"regorus"', b'"rego\xed\xa0\x80rus"'), "body"),  # a surrogate in UTF-8
+    (_SECOND.replace(b'"request_id"', b'"request\xff_id"'), "body"),  # invalid UTF-8 in a nested key
+    (_SECOND.replace(b'"regorus"', b'"\\ud800"'), "body"),  # a lone surrogate escape
+    (_SECOND.replace(b'"policy_git":null', b'"policy_git":' + b"9" * 400), "body"),  # beyond a float
+    (_SECOND.replace(b'"policy_git":null', b'"policy_git":1e400'), "body"),
+    (_SECOND.replace(b'"policy_git":null', b'"policy_git":' + b"[" * 1100 + b"]" * 1100), "body"),  # too deep
+    (_SECOND.replace(b'"seq":2', b'"seq":' + b"2" * 400), "body"),
+    (_SECOND + b" x", "body"),
+    (b"[" + _SECOND + b"]", "body"),
+    (_SECOND.replace(b'"policy_git":null', b'"policy_git":1.7976931348623159e308'), "body"),  # orjson rounds it up
+    # Bodies both read, whose values must be the same in both.
+    (_SECOND.replace(b'"policy_git":null', b'"policy_git":18446744073709551616'), None),  # beyond 64 bits
+    (_SECOND.replace(b'"policy_git":null', b'"policy_git":{"a":[[[[1]]]]}'), None),  # deeper than the struct
+    (_SECOND.replace(b'"seq":2', b'"seq":2.0'), None),  # 2.0 == 2, as the exact check compares
+    (_SECOND.replace(b'"regorus"', b'5'), None),  # a member no check reads: only its bytes count
+    (_SECOND.replace(b'{', b'{"zzz":1,', 1), None),  # an extra member
+    (_SECOND.replace(b'{', b'{"\\u0000":1,', 1), None),
+    (orjson.dumps(_leaf(2), option=orjson.OPT_INDENT_2), None),  # not canonical: other order, spaces
+    (_SECOND.replace(b'{', b'{"app_id":"forged",', 1), None),  # a duplicated member: the last one counts
+    (_SECOND.replace(b'"seq":2', b'"app_id":"forged","seq":2'), "column"),
+    (_SECOND.replace(b'"seq":2', b'"seq":2,"seq":3'), "seq"),
+    (_SECOND.replace(b'"kind"', _ESCAPED_KEY + b'"kind"'), "unknown_key"),
+    (_SECOND.replace(b'"kind":"decision"', b'"kind":5'), "column"),
+    (_SECOND.replace(b'"recorded_at":"2026-12-03T21:12:02.156735Z"', b'"recorded_at":null'), "column"),
+    (_SECOND.replace(b'"key_id":"' + _KEY.key_id.encode() + b'"', b'"key_id":["' + _KEY.key_id.encode() + b'"]'),
+     "unknown_key"),  # not a string (it raised TypeError before)
+])
+def test_the_typed_reading_never_accepts_what_orjson_refuses(body: bytes, finding: str | None) -> None:
+    """A page's fast path reads the bodies with msgspec into a struct; the exact checks read each
+    with orjson. A body rewritten with its leaf hash (an insider) gets the same finding either
+    way, down to the reason: nothing the typed reading accepts is refused by orjson."""
+    from audit.logverify import LeafPage, LeafRow, _text_columns, verify_leaves
+
+    stored = [_canonical(_leaf(1)), body, _canonical(_leaf(3))]
+    columns = [_text_columns(_leaf(seq)) for seq in (1, 2, 3)]  # what the database's columns say
+    hashes = [leaf_hash(b) for b in stored]
+    options = {"trusted": [log_verifier(_KEY.public, "example.org/log")], "origin": None, "checkpoints": (),
+               "fetch_blob": None}
+    exact = verify_leaves([LeafRow(seq, h, b, c) for seq, h, b, c in zip((1, 2, 3), hashes, stored, columns)],
+                          **options)
+    fast = verify_leaves([LeafPage([1, 2, 3], hashes, stored, orjson.dumps([list(c) for c in columns]))],
+                         **options)
+    assert (fast.valid, fast.check, fast.first_bad_seq, fast.reason, fast.checked) == (
+        exact.valid, exact.check, exact.first_bad_seq, exact.reason, exact.checked)
+    if finding is None:
+        assert exact.valid, exact.reason
+    else:
+        assert (exact.check, exact.first_bad_seq) == (finding, 2), exact.reason
+
+
+def test_the_writers_leaves_take_the_typed_reading(log: AuditStore) -> None:
+    """The fast path's typed reading fits every leaf the writer wrote (else it reads them
+    with orjson: correct, slower)."""
+    from audit.logverify import _typed
+
+    (rows,) = _sql(log, "SELECT body FROM audit_leaves ORDER BY seq")
+    decoded = _typed([bytes(r[0]) for r in rows])
+    assert decoded is not None and [leaf.seq for leaf in decoded] == list(range(1, 14))
+    assert decoded[0].kind == "v1_head" and decoded[1].kind == "decision"
