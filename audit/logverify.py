@@ -73,14 +73,16 @@ COLUMNS_AS_TEXT = (
 TEXT_COLUMNS = LEAF_COLUMNS[1:]  # the names of COLUMNS_AS_TEXT, in order
 # A page: the next PAGE leaves after a seq as one row: arrays of seqs, leaf hashes and bodies (one
 # object per value, none per leaf: psycopg's per-row cost was most of verification's), and the
-# derived columns of every leaf as one JSON text, ``[[recorded_at, kind, …], …]``, which the
-# fast path compares byte for byte with the same members of the parsed bodies serialised by
-# orjson. The aggregates read the ordered subquery in one pass, so they are aligned; the order
-# itself is checked (contiguity).
+# derived columns as one JSON text, a compact array per column, ``[[recorded_at, …], [kind, …],
+# …]``, which the fast path compares byte for byte with the same members of the decoded bodies
+# serialised the same way (a list per column: no tuple per leaf to build and collect). The
+# aggregates read the ordered subquery in one pass, so they are aligned; the order itself is
+# checked (contiguity).
 SELECT_PAGE_SQL = (
-    "SELECT array_agg(seq), array_agg(leaf_hash), array_agg(body), "
-    "convert_to('[' || string_agg(c, ',') || ']', 'UTF8') FROM ("
-    f"SELECT seq, leaf_hash, body, array_to_json(ARRAY[{', '.join(COLUMNS_AS_TEXT)}])::text AS c "
+    "SELECT array_agg(seq), array_agg(leaf_hash), array_agg(body), convert_to('[' || "
+    + " || ',' || ".join(f"array_to_json(array_agg(c{i}))::text" for i in range(len(COLUMNS_AS_TEXT)))
+    + " || ']', 'UTF8') FROM ("
+    f"SELECT seq, leaf_hash, body, {', '.join(f'{c} AS c{i}' for i, c in enumerate(COLUMNS_AS_TEXT))} "
     "FROM audit_leaves WHERE seq > %s AND seq <= %s ORDER BY seq LIMIT %s) page"
 )
 SELECT_BLOB_SQL = f"SELECT data, {', '.join(BLOB_FACETS)} FROM audit_blobs WHERE sha256 = %s"
@@ -176,7 +178,7 @@ class LeafRow:
 @dataclass(frozen=True, slots=True)
 class LeafPage:
     """Consecutive stored leaves as parallel lists (:data:`SELECT_PAGE_SQL`); ``columns``: their
-    derived columns (:data:`TEXT_COLUMNS`) as one JSON array of arrays."""
+    derived columns (:data:`TEXT_COLUMNS`) as one JSON array of arrays, one array per column."""
 
     seqs: list[int]
     leaf_hashes: list[bytes]
@@ -185,8 +187,8 @@ class LeafPage:
 
     def rows(self) -> list[LeafRow]:
         """The same leaves one by one, in seq order (for the exact per-leaf checks)."""
-        columns = orjson.loads(self.columns)
-        rows = [LeafRow(seq, bytes(h), bytes(b), tuple(c))
+        columns = zip(*orjson.loads(self.columns), strict=True)  # a tuple per leaf
+        rows = [LeafRow(seq, bytes(h), bytes(b), c)
                 for seq, h, b, c in zip(self.seqs, self.leaf_hashes, self.bodies, columns, strict=True)]
         return sorted(rows, key=lambda r: r.seq)
 
@@ -419,7 +421,7 @@ class _Run:
         try:  # a missing member or an unhashable key_id: the exact checks name it
             if list(map(get("seq"), docs)) != seqs:  # (2)
                 return False
-            if reading.dumps(list(map(get(*TEXT_COLUMNS), docs))) != page.columns:  # (4)
+            if reading.dumps([list(map(get(name), docs)) for name in TEXT_COLUMNS]) != page.columns:  # (4)
                 return False
             key_ids = set(map(get("key_id"), docs))
         except (KeyError, TypeError, orjson.JSONEncodeError, msgspec.EncodeError):
