@@ -71,17 +71,15 @@ COLUMNS_AS_TEXT = (
     "decision_id::text", "app_id", "outcome", "encode(input_sha256, 'hex')", "encode(result_sha256, 'hex')",
 )
 TEXT_COLUMNS = LEAF_COLUMNS[1:]  # the names of COLUMNS_AS_TEXT, in order
-# A page: the next PAGE leaves after a seq as one row: arrays of seqs, leaf hashes and bodies (one
-# object per value, none per leaf: psycopg's per-row cost was most of verification's), and the
-# derived columns as one JSON text, a compact array per column, ``[[recorded_at, …], [kind, …],
-# …]``, which the fast path compares byte for byte with the same members of the decoded bodies
-# serialised the same way (a list per column: no tuple per leaf to build and collect). The
-# aggregates read the ordered subquery in one pass, so they are aligned; the order itself is
-# checked (contiguity).
+# A page: the next PAGE leaves after a seq as one row of arrays: seqs, leaf hashes, bodies (one
+# object per value, none per leaf: psycopg's per-row cost was most of verification's) and one
+# text array per derived column, which the fast path compares list for list with the same
+# member of the decoded bodies. The aggregates read the ordered subquery in one pass, so they are
+# aligned; the order itself is checked (contiguity). (Text arrays rather than one JSON text of
+# the columns: less for PostgreSQL to format, nothing for Python to serialise.)
 SELECT_PAGE_SQL = (
-    "SELECT array_agg(seq), array_agg(leaf_hash), array_agg(body), convert_to('[' || "
-    + " || ',' || ".join(f"array_to_json(array_agg(c{i}))::text" for i in range(len(COLUMNS_AS_TEXT)))
-    + " || ']', 'UTF8') FROM ("
+    "SELECT array_agg(seq), array_agg(leaf_hash), array_agg(body), "
+    f"{', '.join(f'array_agg(c{i})' for i in range(len(COLUMNS_AS_TEXT)))} FROM ("
     f"SELECT seq, leaf_hash, body, {', '.join(f'{c} AS c{i}' for i, c in enumerate(COLUMNS_AS_TEXT))} "
     "FROM audit_leaves WHERE seq > %s AND seq <= %s ORDER BY seq LIMIT %s) page"
 )
@@ -99,7 +97,7 @@ _LEAF_PREFIX = b"\x00"
 _BLOB_MEMBERS = ("input_sha256", "result_sha256")
 
 # The fast path's first reading of a page: each body decoded by msgspec into :class:`_Leaf`
-# (no dict per leaf; ~2.5x faster than orjson on the writer's leaves, docs/performance.md).
+# (no dict per leaf; ~1.6x faster than orjson on the writer's leaves, docs/performance.md).
 # _Leaf names every member the writer puts in a leaf, each with a strict type, and no member is
 # skipped: msgspec checks a skipped member more loosely than orjson (it lets invalid UTF-8,
 # integers of 400 digits, 1e400 and any depth through), and a body orjson refuses must never
@@ -140,7 +138,6 @@ class _Leaf(msgspec.Struct, forbid_unknown_fields=True, gc=False):
 
 
 _LEAF_DECODER = msgspec.json.Decoder(_Leaf)
-_COLUMNS_ENCODER = msgspec.json.Encoder()
 
 
 def _typed(bodies: list[bytes]) -> list[_Leaf] | None:
@@ -149,19 +146,6 @@ def _typed(bodies: list[bytes]) -> list[_Leaf] | None:
         return list(map(_LEAF_DECODER.decode, bodies))
     except msgspec.DecodeError:  # also its ValidationError
         return None
-
-
-@dataclass(frozen=True, slots=True)
-class _Reading:
-    """How the fast path reads the members of a page's decoded bodies: ``get(*names)`` makes a
-    getter (one name: its value; several: a tuple), ``dumps`` serialises the column values."""
-
-    get: Callable[..., Callable[[Any], Any]]
-    dumps: Callable[[Any], bytes]
-
-
-_TYPED = _Reading(attrgetter, _COLUMNS_ENCODER.encode)
-_PARSED = _Reading(itemgetter, orjson.dumps)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,16 +162,16 @@ class LeafRow:
 @dataclass(frozen=True, slots=True)
 class LeafPage:
     """Consecutive stored leaves as parallel lists (:data:`SELECT_PAGE_SQL`); ``columns``: their
-    derived columns (:data:`TEXT_COLUMNS`) as one JSON array of arrays, one array per column."""
+    derived columns (:data:`TEXT_COLUMNS`, as text), a list per column."""
 
     seqs: list[int]
     leaf_hashes: list[bytes]
     bodies: list[bytes]
-    columns: bytes
+    columns: Sequence[list[str | None]]
 
     def rows(self) -> list[LeafRow]:
         """The same leaves one by one, in seq order (for the exact per-leaf checks)."""
-        columns = zip(*orjson.loads(self.columns), strict=True)  # a tuple per leaf
+        columns = zip(*self.columns, strict=True)  # a tuple per leaf
         rows = [LeafRow(seq, bytes(h), bytes(b), c)
                 for seq, h, b, c in zip(self.seqs, self.leaf_hashes, self.bodies, columns, strict=True)]
         return sorted(rows, key=lambda r: r.seq)
@@ -400,31 +384,31 @@ class _Run:
 
         The bodies are read by :class:`_Leaf` (msgspec), or by orjson if one does not fit it.
         Each check is the exact one over the page's lists; equality of lists compares element
-        by element with ``==``, as the exact checks do. (4): equal JSON texts decode to equal
-        values, so a body member whose serialisation equals the column's is a string equal to
-        the column's text, or null where the column is NULL.
+        by element with ``==``, as the exact checks do. (4): a column (text or NULL) equals a
+        member that is the same string, or null or missing where it is NULL; a member of another
+        type never equals it here (the exact check may still pass it: it then decides).
         """
         seqs, bodies = page.seqs, page.bodies
         if not seqs or seqs != list(range(self.expected, self.expected + len(seqs))):  # (1)
             return False
         docs: list[Any] | None = _typed(bodies)  # (2)
-        reading = _TYPED
+        get: Callable[[str], Callable[[Any], Any]] = attrgetter
         if docs is None:
-            reading = _PARSED
+            get = itemgetter
             try:
                 docs = list(map(orjson.loads, bodies))
             except orjson.JSONDecodeError:
                 return False
             if set(map(type, docs)) != {dict}:
                 return False
-        get = reading.get
         try:  # a missing member or an unhashable key_id: the exact checks name it
             if list(map(get("seq"), docs)) != seqs:  # (2)
                 return False
-            if reading.dumps([list(map(get(name), docs)) for name in TEXT_COLUMNS]) != page.columns:  # (4)
-                return False
+            for name, column in zip(TEXT_COLUMNS, page.columns, strict=True):  # (4)
+                if list(map(get(name), docs)) != column:
+                    return False
             key_ids = set(map(get("key_id"), docs))
-        except (KeyError, TypeError, orjson.JSONEncodeError, msgspec.EncodeError):
+        except (KeyError, TypeError):
             return False
         sha256 = hashlib.sha256  # (3)
         if [sha256(_LEAF_PREFIX + b).digest() for b in bodies] != page.leaf_hashes:
@@ -441,7 +425,7 @@ class _Run:
         self.last_time = times[-1]
         return True
 
-    def _blobs_pass(self, docs: list[Any], get: Callable[..., Callable[[Any], Any]]) -> bool:
+    def _blobs_pass(self, docs: list[Any], get: Callable[[str], Callable[[Any], Any]]) -> bool:
         """(5) for the blobs the page names that are not yet checked; each as an input and as
         a result if named as both (the exact check checks it as its first use)."""
         named = {member: set(map(get(member), docs)) - self.good_hex - {None} for member in _BLOB_MEMBERS}
@@ -747,7 +731,7 @@ def _pages(conn: psycopg.Connection[Any], from_seq: int, to_seq: int | None) -> 
                     found = cur.execute(SELECT_PAGE_SQL, (after, last, PAGE)).fetchone()
                     if found is None or found[0] is None:
                         break
-                    page = LeafPage(found[0], found[1], found[2], found[3])
+                    page = LeafPage(found[0], found[1], found[2], found[3:])
                     after = max(page.seqs)
                     if not put(page):
                         return
