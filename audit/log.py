@@ -48,7 +48,7 @@ from .entry import BLOB_FACETS, LEAF_COLUMNS, STANDARD_FIELDS, LeafDraft, leaf_c
 from .errors import AuditEntryInvalid, AuditUnavailable
 from .tlog.checkpoint import Checkpoint, sign_checkpoint, open_checkpoint
 from .tlog.errors import TlogError
-from .tlog.errors import ProofRequestError
+from .tlog.errors import ProofRequestError, TlogFormatError
 from .tlog.merkle import (
     EMPTY_ROOT,
     Frontier,
@@ -230,31 +230,35 @@ class StoredTiles:
         shared) in one statement with the log's current size, which it returns: the caller
         refuses a proof beyond it before using any hash. One statement is one snapshot, so
         on an idle connection it runs without a transaction (no BEGIN and ROLLBACK round trips).
-        Binary results: the tiles' bytes as stored, half the bytes of hex text on the wire."""
+        Each tile is an array in key order (``ARRAY(SELECT … ORDER BY …)``: an ordered
+        ``string_agg`` sorts again inside the aggregate, ~100–250 µs more of PostgreSQL's CPU
+        per tile here), in binary: the hashes as stored, half the bytes of hex text."""
         if self._cache is None:
             self._cache = {}
         shared = self._shared if self._shared is not None else {}
         wanted = [t for t in tiles_of(nodes, self._size) if t not in self._cache and t not in shared]
-        parts: list[str] = ["SELECT -1, int8send(size) FROM audit_tlog_head WHERE id = 1"]
+        parts: list[str] = ["SELECT -1, ARRAY[int8send(size)] FROM audit_tlog_head WHERE id = 1"]
         params: list[Any] = []
         for number, tile in enumerate(wanted):
             first = tile.index * TILE_WIDTH
             if tile.level == 0:
-                parts.append(f"SELECT {number}, coalesce(string_agg(leaf_hash, ''::bytea ORDER BY seq), ''::bytea) "
-                             "FROM audit_leaves WHERE seq > %s AND seq <= %s")
+                parts.append(f"SELECT {number}, ARRAY(SELECT leaf_hash FROM audit_leaves "
+                             "WHERE seq > %s AND seq <= %s ORDER BY seq)")
                 params += [first, first + tile.width]
             else:
-                parts.append(f"SELECT {number}, coalesce(string_agg(hash, ''::bytea ORDER BY idx), ''::bytea) "
-                             "FROM audit_tlog_nodes WHERE level = %s AND idx >= %s AND idx < %s")
+                parts.append(f"SELECT {number}, ARRAY(SELECT hash FROM audit_tlog_nodes "
+                             "WHERE level = %s AND idx >= %s AND idx < %s ORDER BY idx)")
                 params += [TILE_HEIGHT * (tile.level or 0), first, first + tile.width]
         head = 0
         with _one_statement(self._conn):
             rows = self._conn.execute(" UNION ALL ".join(parts), params, binary=True).fetchall()
-        for number, data in rows:
+        for number, hashes in rows:
+            if None in hashes:  # NOT NULL columns: only a changed schema gets here
+                raise TlogFormatError("tile", "a stored hash is NULL")
             if number < 0:
-                head = int.from_bytes(bytes(data), "big")
+                head = int.from_bytes(hashes[0], "big")
             else:
-                self._cache[wanted[number]] = bytes(data)
+                self._cache[wanted[number]] = b"".join(hashes)
         return head
 
 

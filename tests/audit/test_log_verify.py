@@ -298,3 +298,15 @@ def test_folded_tiles_shared_by_threads_give_the_proofs_of_the_stored_tree(
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(prove, range(4)))
     assert len(tiles) <= 2
+
+
+def test_a_null_stored_hash_is_a_format_error_not_a_shorter_tile(log: AuditStore) -> None:
+    """Tiles are read as arrays: a NULL hash (possible only once the NOT NULL is dropped) is
+    named, not joined into a tile of the wrong length."""
+    from audit.log import inclusion
+    from audit.tlog.errors import TlogFormatError
+
+    _sql(log, "ALTER TABLE audit_leaves ALTER COLUMN leaf_hash DROP NOT NULL",
+         "UPDATE audit_leaves SET leaf_hash = NULL WHERE seq = 3")
+    with psycopg.connect(libpq(str(log.engine.url))) as conn, pytest.raises(TlogFormatError, match="NULL"):
+        inclusion(conn, seq=5, size=13)
