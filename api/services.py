@@ -37,6 +37,7 @@ from audit import (
     SigningKey,
     load_signing_key,
 )
+from audit.log import SharedTiles
 from audit.roles import LeastPrivilegeStore, role_report
 from audit.tlog.note import Verifier
 from audit.trust import check_keyring, first_signed_seqs, require_pinned
@@ -140,6 +141,8 @@ class Services:
     witnessing: WitnessPusher | None = None
     # The verifier keys verification trusts (CLEARANCE_TRUSTED_KEYS; api/pinned.py).
     pinned: PinnedKeys | None = None
+    # Folded tiles the proof endpoints share across audit_reads' connections (never verification).
+    proof_tiles: SharedTiles = field(default_factory=SharedTiles)
 
     def trusted_verifiers(self) -> Sequence[Verifier]:
         """The checkpoint keys every verification path trusts: the pinned ones only."""

@@ -313,7 +313,8 @@ def _log_read(store: Any, read: Any, *, snapshot: bool = True, **kwargs: Any) ->
 
 async def _proof(services: Any, read: Any, field: str, **kwargs: Any) -> Any:
     try:  # a proof reads the head's size and its tiles in one statement: no snapshot needed
-        return await services.auditor_work.run(_log_read, services.audit_reads, read, snapshot=False, **kwargs)
+        return await services.auditor_work.run(_log_read, services.audit_reads, read, snapshot=False,
+                                               tiles=services.proof_tiles, **kwargs)
     except ProofRequestError as exc:
         raise ApiError(422, "invalid_request", str(exc), fields=[FieldError(field=field, reason=str(exc))]) from None
 

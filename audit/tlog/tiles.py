@@ -45,10 +45,12 @@ __all__ = [
     "tile_for_size",
     "tile_of",
     "tiles_for_size",
+    "tiles_of",
 ]
 
 _sha256 = hashlib.sha256
 _NODE = b"\x01"  # RFC 9162 interior node prefix (merkle.node_hash, inlined in the fold)
+_NODE_STATE = _sha256(_NODE)  # only ever copied, never updated
 _ELEMENT = re.compile(r"x?[0-9]{3}")
 _DECIMAL = re.compile(r"0|[1-9][0-9]*")
 
@@ -200,8 +202,14 @@ class TileInterior:
         rows = self._rows
         while len(rows) <= rise:
             below = rows[-1]
-            rows.append(b"".join([_sha256(_NODE + below[i:i + 2 * HASH_SIZE]).digest()
-                                  for i in range(0, len(below) - 2 * HASH_SIZE + 1, 2 * HASH_SIZE)]))
+            hashes = []
+            for i in range(0, len(below) - 2 * HASH_SIZE + 1, 2 * HASH_SIZE):
+                # A copy of a hash already fed the node prefix: cheaper than a new sha256
+                # object (OpenSSL 3 looks the algorithm up for each one).
+                h = _NODE_STATE.copy()
+                h.update(below[i:i + 2 * HASH_SIZE])
+                hashes.append(h.digest())
+            rows.append(b"".join(hashes))
         return rows[rise]
 
     def node(self, rise: int, position: int) -> bytes:
@@ -225,25 +233,39 @@ class TileHashReader:
         self._interiors = interiors
 
     def read_hashes(self, nodes: Sequence[Node]) -> list[bytes]:
-        tiles: dict[Tile, TileInterior] = {}
+        size = self._size
+        tiles: dict[tuple[int, int], TileInterior] = {}  # (tile level, index): one width at this size
         kept = self._interiors
         out = []
         for node in nodes:
             level, index = node.level, node.index
-            if level < 0 or (index + 1) << level > self._size:
-                raise ProofRequestError(f"node ({level}, {index}) is not complete in a tree of size {self._size}")
-            tile = tile_of(node, self._size)
-            interior = tiles.get(tile)
+            if level < 0 or (index + 1) << level > size:
+                raise ProofRequestError(f"node ({level}, {index}) is not complete in a tree of size {size}")
+            tile_level, rise = divmod(level, TILE_HEIGHT)
+            first = index << rise  # as tile_of, without a Tile per node
+            interior = tiles.get((tile_level, first // TILE_WIDTH))
             if interior is None:
+                tile = tile_of(node, size)
                 interior = kept.get(tile) if kept is not None else None
                 if interior is None:
                     interior = TileInterior(tile, self._fetch(tile))
                     if kept is not None:
                         kept[tile] = interior
-                tiles[tile] = interior
-            rise = level % TILE_HEIGHT
-            out.append(interior.node(rise, ((index << rise) % TILE_WIDTH) >> rise))
+                tiles[tile_level, tile.index] = interior
+            at = ((first % TILE_WIDTH) >> rise) * HASH_SIZE
+            out.append(interior.row(rise)[at:at + HASH_SIZE])
         return out
+
+
+def tiles_of(nodes: Iterable[Node], size: int) -> list[Tile]:
+    """The distinct tiles holding ``nodes`` (:func:`tile_of` of each), in order of first use."""
+    found: dict[tuple[int, int], Tile] = {}
+    for node in nodes:
+        tile_level, rise = divmod(node.level, TILE_HEIGHT)
+        if (tile_level, (node.index << rise) // TILE_WIDTH) not in found:  # a Tile per tile, not per node
+            tile = tile_of(node, size)
+            found[tile_level, tile.index] = tile
+    return list(found.values())
 
 
 def tile_of(node: Node, size: int) -> Tile:

@@ -239,20 +239,23 @@ def test_pages_of_any_size_find_the_same_first_failure(log: AuditStore, signing_
     assert (result.valid, result.check, result.first_bad_seq) == (False, check, seq), result.reason
 
 
-def test_proofs_fold_each_stored_tile_once_per_connection_but_verification_reads_the_database(
+def test_proofs_fold_each_stored_tile_once_per_process_but_verification_reads_the_database(
         log: AuditStore, signing_key: SigningKey) -> None:
-    """The proof endpoints keep folded tiles per connection (audit.log.SharedTiles): a stored
-    hash rewritten afterwards does not change the proofs that connection serves, while
-    verification, which never reads through it, names the rewrite."""
-    from audit.log import inclusion
+    """The proof endpoints keep folded tiles for the process (audit.log.SharedTiles, shared by
+    its connections): a stored hash rewritten afterwards does not change the proofs it serves
+    on any of them, while a proof without that cache and verification, which never reads
+    through it, see the rewrite."""
+    from audit.log import SharedTiles, inclusion
 
     url = libpq(str(log.engine.url))
-    with psycopg.connect(url) as conn:
-        before = inclusion(conn, seq=3, size=13)
+    tiles = SharedTiles()
+    with psycopg.connect(url) as conn, psycopg.connect(url) as other:
+        before = inclusion(conn, seq=3, size=13, tiles=tiles)
         _sql(log, "UPDATE audit_leaves SET leaf_hash = sha256('rewritten') WHERE seq = 3")
-        assert inclusion(conn, seq=3, size=13) == before
-        with psycopg.connect(url) as fresh:  # another connection folds what is stored now
-            assert inclusion(fresh, seq=3, size=13)["leaf_hash"] != before["leaf_hash"]
+        assert inclusion(conn, seq=3, size=13, tiles=tiles) == before
+        assert inclusion(other, seq=3, size=13, tiles=tiles) == before  # folded on another connection
+        assert inclusion(other, seq=3, size=13)["leaf_hash"] != before["leaf_hash"]  # what is stored now
+        assert inclusion(conn, seq=3, size=13, tiles=SharedTiles())["leaf_hash"] != before["leaf_hash"]
     result = _check(log, signing_key)
     assert (result.valid, result.check, result.first_bad_seq) == (False, "leaf_hash", 3)
 
@@ -342,3 +345,56 @@ def test_the_writers_leaves_take_the_typed_reading(log: AuditStore) -> None:
     decoded = _typed([bytes(r[0]) for r in rows])
     assert decoded is not None and [leaf.seq for leaf in decoded] == list(range(1, 14))
     assert decoded[0].kind == "v1_head" and decoded[1].kind == "decision"
+
+
+def test_folded_tiles_refuse_another_database(log: AuditStore) -> None:
+    """One SharedTiles never mixes two databases' trees (a process serves one log)."""
+    from audit.log import SharedTiles, inclusion
+
+    url = libpq(str(log.engine.url))
+    tiles = SharedTiles()
+    with psycopg.connect(url) as conn, psycopg.connect(url.rsplit("/", 1)[0] + "/postgres") as elsewhere:
+        inclusion(conn, seq=3, size=13, tiles=tiles)
+        with pytest.raises(ValueError, match="folded tiles"):
+            inclusion(elsewhere, seq=3, size=13, tiles=tiles)
+
+
+def test_folded_tiles_shared_by_threads_give_the_proofs_of_the_stored_tree(
+        log: AuditStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Threads on their own connections share one SharedTiles, small enough here that they evict
+    each other's tiles: every proof equals the one read without the cache."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from audit.log import SharedTiles, consistency, inclusion
+
+    monkeypatch.setattr(SharedTiles, "LEAF_TILES", 2)
+    url = libpq(str(log.engine.url))
+    tiles = SharedTiles()
+    asks = [(seq, size) for size in range(1, 14) for seq in range(1, size + 1)]
+    with psycopg.connect(url) as conn:
+        expected = {ask: inclusion(conn, seq=ask[0], size=ask[1]) for ask in asks}
+        expected_consistency = {size: consistency(conn, old_size=size // 2, new_size=size) for size in range(1, 14)}
+
+    def prove(part: int) -> None:
+        with psycopg.connect(url) as own:
+            for _ in range(5):
+                for seq, size in asks[part::4]:
+                    assert inclusion(own, seq=seq, size=size, tiles=tiles) == expected[seq, size]
+                    assert consistency(own, old_size=size // 2, new_size=size, tiles=tiles) == \
+                        expected_consistency[size]
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(prove, range(4)))
+    assert len(tiles) <= 2
+
+
+def test_a_null_stored_hash_is_a_format_error_not_a_shorter_tile(log: AuditStore) -> None:
+    """Tiles are read as arrays: a NULL hash (possible only once the NOT NULL is dropped) is
+    named, not joined into a tile of the wrong length."""
+    from audit.log import inclusion
+    from audit.tlog.errors import TlogFormatError
+
+    _sql(log, "ALTER TABLE audit_leaves ALTER COLUMN leaf_hash DROP NOT NULL",
+         "UPDATE audit_leaves SET leaf_hash = NULL WHERE seq = 3")
+    with psycopg.connect(libpq(str(log.engine.url))) as conn, pytest.raises(TlogFormatError, match="NULL"):
+        inclusion(conn, seq=5, size=13)

@@ -8,7 +8,17 @@ from collections import Counter
 import pytest
 
 from audit.tlog.errors import ProofRequestError, TlogFormatError
-from audit.tlog.merkle import MemoryTree, Node, consistency_proof, inclusion_proof, leaf_hash, root_hash
+from audit.tlog.merkle import (
+    MemoryTree,
+    Node,
+    consistency_plan,
+    consistency_proof,
+    inclusion_plan,
+    inclusion_proof,
+    leaf_hash,
+    root_hash,
+    root_plan,
+)
 from audit.tlog.tiles import (
     Tile,
     TileHashReader,
@@ -18,7 +28,9 @@ from audit.tlog.tiles import (
     encode_index,
     parse_tile_path,
     tile_bytes,
+    tile_of,
     tiles_for_size,
+    tiles_of,
 )
 
 from . import c2sp_vectors as c2sp
@@ -164,3 +176,11 @@ def test_a_tile_interior_holds_every_node_of_the_tile(tree: MemoryTree) -> None:
             count = tile.width >> rise
             nodes = [Node(tile.hash_level + rise, first + i) for i in range(count)]
             assert interior.row(rise) == b"".join(tree.read_hashes(nodes))
+
+
+@pytest.mark.parametrize("size", [1, 255, 256, 257, 65_536, 70_000, 10_000_000])
+def test_tiles_of_nodes_are_their_distinct_tiles_in_order(size: int) -> None:
+    for index in {0, size // 2, size - 1}:
+        nodes = [Node(0, index), *inclusion_plan(index, size).nodes, *root_plan(size).nodes,
+                 *consistency_plan(max(1, index), size).nodes]
+        assert tiles_of(nodes, size) == list(dict.fromkeys(tile_of(node, size) for node in nodes))
