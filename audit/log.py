@@ -47,7 +47,7 @@ import psycopg
 from .canonical import canonical_bytes, format_time, plain
 from .entry import BLOB_FACETS, LEAF_COLUMNS, STANDARD_FIELDS, LeafDraft, leaf_columns
 from .errors import AuditEntryInvalid, AuditUnavailable
-from .tlog.checkpoint import Checkpoint, sign_checkpoint, open_checkpoint
+from .tlog.checkpoint import Checkpoint, SignedCheckpoint, sign_checkpoint, open_checkpoint
 from .tlog.errors import TlogError
 from .tlog.errors import ProofRequestError
 from .tlog.merkle import (
@@ -79,8 +79,8 @@ from .tlog.tiles import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Floor", "HeadState", "LogHead", "LogReceipt", "LogStateMismatch", "StoredTiles", "append_leaves",
-           "check_head", "read_head"]
+__all__ = ["Floor", "HeadState", "LogHead", "LogReceipt", "LogStateMismatch", "StoredTiles", "VerifiedNotes",
+           "append_leaves", "append_on_known_head", "check_head", "read_head"]
 
 _NUL_ESCAPE = b"\\u0000"
 
@@ -97,19 +97,55 @@ SELECT_HEAD_FOR_APPEND_SQL = (
     "WHERE h.id = 1"
 )
 SELECT_HEAD_SQL = "SELECT origin, size, root, frontier, recorded_at FROM audit_tlog_head WHERE id = 1"
-INSERT_BLOB_SQL = (
-    f"INSERT INTO audit_blobs (sha256, data, {', '.join(BLOB_FACETS)}) "
-    f"VALUES ({', '.join(['%s'] * (len(BLOB_FACETS) + 2))}) ON CONFLICT (sha256) DO NOTHING"
+# A batch's writes as one statement (in pipeline mode psycopg waits on the socket once per
+# statement sent: one here, not one per row): the blobs (each distinct one stored once), the
+# leaves, the tiles above level 0, the checkpoint and the head, from arrays with one element per
+# row. ``{guard}`` is a query of one boolean ``ok`` every write depends on; the statement returns
+# it and how many head rows it moved (0 or 1). Data-modifying CTEs all see the statement's
+# snapshot, so the guard reads the log as it was before these writes.
+_LEAF_ARRAYS = ("seq", "kind", "decision_id", "app_id", "outcome", "input_sha256", "result_sha256",
+                "leaf_hash", "body")
+_LEAF_TYPES = {"seq": "bigint", "kind": "text", "decision_id": "uuid", "app_id": "text", "outcome": "text",
+               "input_sha256": "bytea", "result_sha256": "bytea", "leaf_hash": "bytea", "body": "bytea"}
+assert tuple(c for c in LEAF_COLUMNS if c != "recorded_at") == _LEAF_ARRAYS[:-2], "audit_leaves columns changed"
+_FACET_TYPES = {"regulatory_tier": "text", "sector": "text", "dangerous_capability": "text",
+                "models_allowed": "text[]", "models_denied": "text[]", "reason_codes": "text[]",
+                "provenances_allowed": "text[]", "policy_revision": "text"}
+assert tuple(_FACET_TYPES) == BLOB_FACETS, "audit_blobs facets changed"
+WRITE_BATCH_SQL = (
+    "WITH g AS ({guard}), "
+    f"b AS (INSERT INTO audit_blobs (sha256, data, {', '.join(BLOB_FACETS)}) "
+    f"SELECT x.* FROM ROWS FROM (unnest(%(blob_sha)s::bytea[]), unnest(%(blob_data)s::bytea[]), "
+    f"jsonb_to_recordset(%(blob_facets)s::jsonb) AS ({', '.join(f'{k} {t}' for k, t in _FACET_TYPES.items())})) "
+    f"AS x WHERE (SELECT ok FROM g) ON CONFLICT (sha256) DO NOTHING), "
+    f"l AS (INSERT INTO audit_leaves ({', '.join(LEAF_COLUMNS)}, leaf_hash, body) "
+    f"SELECT x.seq, %(recorded_at)s::timestamptz, {', '.join(f'x.{c}' for c in _LEAF_ARRAYS[1:])} "
+    f"FROM unnest({', '.join(f'%(leaf_{c})s::{t}[]' for c, t in _LEAF_TYPES.items())}) "
+    f"AS x({', '.join(_LEAF_ARRAYS)}) WHERE (SELECT ok FROM g)), "
+    "n AS (INSERT INTO audit_tlog_nodes (level, idx, hash) "
+    "SELECT * FROM unnest(%(node_level)s::smallint[], %(node_idx)s::bigint[], %(node_hash)s::bytea[]) "
+    "WHERE (SELECT ok FROM g)), "
+    "c AS (INSERT INTO audit_tlog_checkpoints (size, root, note, created_at) "
+    "SELECT %(size)s, %(root)s, %(note)s, %(recorded_at)s WHERE (SELECT ok FROM g)), "
+    "h AS (UPDATE audit_tlog_head SET size = %(size)s, root = %(root)s, frontier = %(frontier)s, "
+    "recorded_at = %(recorded_at)s WHERE id = 1 AND (SELECT ok FROM g) RETURNING 1) "
+    "SELECT (SELECT ok FROM g), (SELECT count(*) FROM h)"
 )
-INSERT_LEAF_SQL = (
-    f"INSERT INTO audit_leaves ({', '.join(LEAF_COLUMNS)}, leaf_hash, body) "
-    f"VALUES ({', '.join(['%s'] * (len(LEAF_COLUMNS) + 2))})"
+NO_GUARD_SQL = "SELECT true AS ok"  # the head was checked by the statements before (check_head)
+# The writer's own head: the row and newest checkpoint exactly as its last batch left them (the
+# columns of SELECT_HEAD_FOR_APPEND_SQL but max(seq)), and the leaves stored ending at its size.
+GUARD_PARAMS = tuple(f"known_{i}" for i in range(10))
+KNOWN_HEAD_GUARD_SQL = (
+    "SELECT coalesce((h.origin, h.size, h.root, h.frontier, h.recorded_at, c.size, c.root, c.note, v.seq, "
+    "v.head_hash) IS NOT DISTINCT FROM (%(known_0)s::text, %(known_1)s::bigint, %(known_2)s::bytea, "
+    "%(known_3)s::bytea, %(known_4)s::timestamptz, %(known_5)s::bigint, %(known_6)s::bytea, "
+    "%(known_7)s::text, %(known_8)s::bigint, %(known_9)s::bytea) "
+    "AND (SELECT max(seq) FROM audit_leaves) IS NOT DISTINCT FROM nullif(%(known_1)s::bigint, 0), false) AS ok "
+    "FROM audit_tlog_head h "
+    "LEFT JOIN LATERAL (SELECT size, root, note FROM audit_tlog_checkpoints ORDER BY size DESC LIMIT 1) c ON true "
+    "LEFT JOIN audit_chain_head v ON v.id = 1 "
+    "WHERE h.id = 1"
 )
-INSERT_NODE_SQL = "INSERT INTO audit_tlog_nodes (level, idx, hash) VALUES (%s, %s, %s)"
-INSERT_CHECKPOINT_SQL = (
-    "INSERT INTO audit_tlog_checkpoints (size, root, note, created_at) VALUES (%s, %s, %s, %s)"
-)
-UPDATE_HEAD_SQL = "UPDATE audit_tlog_head SET size = %s, root = %s, frontier = %s, recorded_at = %s WHERE id = 1"
 LEAF_TILE_SQL = (
     "SELECT coalesce(string_agg(leaf_hash, ''::bytea ORDER BY seq), ''::bytea) FROM audit_leaves "
     "WHERE seq > %s AND seq <= %s"
@@ -407,7 +443,7 @@ def _head_of(row: Sequence[Any]) -> LogHead:
 def _checked_head(row: Sequence[Any], trusted: Sequence[Verifier], *, expected_origin: str | None = None,
                   conn: psycopg.Connection[Any] | None = None, floor: Floor | None = None,
                   known: HeadState | None = None, floor_known: bool = False,
-                  tiles: StoredTiles | None = None) -> CheckedHead:
+                  tiles: StoredTiles | None = None, verified: VerifiedNotes | None = None) -> CheckedHead:
     """Step 2: the head, after checking it is the newest trusted checkpoint, under
     ``expected_origin`` (when given), containing ``floor``; also the v1 head.
 
@@ -436,7 +472,7 @@ def _checked_head(row: Sequence[Any], trusted: Sequence[Verifier], *, expected_o
             problems.append(f"no checkpoint is stored for a head of size {head.size}")
     else:
         try:
-            signed = open_checkpoint(note, trusted, origin=head.origin)
+            signed = _opened(note, trusted, head.origin, verified)
         except TlogError as exc:
             problems.append(f"the newest checkpoint (size {c_size}) does not verify with a trusted key: {exc}")
         else:
@@ -457,7 +493,8 @@ def _checked_head(row: Sequence[Any], trusted: Sequence[Verifier], *, expected_o
 
 def check_head(conn: psycopg.Connection[Any], trusted: Sequence[Verifier], *, origin: str | None = None,
                floor: Floor | None = None, known: HeadState | None = None,
-               floor_known: bool = False, prefetch_floor: bool = False) -> CheckedHead:
+               floor_known: bool = False, prefetch_floor: bool = False,
+               verified: VerifiedNotes | None = None) -> CheckedHead:
     """Lock the head row and check it (step 2): raises :class:`LogStateMismatch` naming the
     sizes. The writer calls it at start-up (then rolls back) and in every batch. In pipeline
     mode the lock and the read are one round trip, with the floor's tiles when
@@ -470,7 +507,39 @@ def check_head(conn: psycopg.Connection[Any], trusted: Sequence[Verifier], *, or
     if row is None:
         raise AuditUnavailable("audit_tlog_head has no row: run `clearance db upgrade`")
     return _checked_head(row, trusted, expected_origin=origin, conn=conn, floor=floor, known=known,
-                         floor_known=floor_known, tiles=tiles)
+                         floor_known=floor_known, tiles=tiles, verified=verified)
+
+
+class VerifiedNotes:
+    """Signed notes that verified with one fixed set of trusted keys (a writer's pinned keys),
+    newest kept: the checkpoint file's note and the newest stored checkpoint are often the same
+    note (with several workers, the one another worker just signed), and verifying the same bytes
+    with the same keys again gives the same answer. The origin is still compared every time."""
+
+    KEPT = 32
+
+    def __init__(self) -> None:
+        self._notes: OrderedDict[str, SignedCheckpoint] = OrderedDict()
+
+    def get(self, note: str) -> SignedCheckpoint | None:
+        return self._notes.get(note)
+
+    def add(self, signed: SignedCheckpoint) -> None:
+        self._notes[signed.note] = signed
+        self._notes.move_to_end(signed.note)
+        while len(self._notes) > self.KEPT:
+            self._notes.popitem(last=False)
+
+
+def _opened(note: str, trusted: Sequence[Verifier], origin: str, verified: VerifiedNotes | None) -> SignedCheckpoint:
+    """``open_checkpoint(note, trusted, origin=origin)``, once per note when ``verified`` is given
+    (always with the same ``trusted``)."""
+    signed = verified.get(note) if verified is not None else None
+    if signed is None or signed.origin != origin:
+        signed = open_checkpoint(note, trusted, origin=origin)
+        if verified is not None:
+            verified.add(signed)
+    return signed
 
 
 def _leaf_body(members: Mapping[str, Any], *, seq: int, recorded_at: str, key_id: str) -> bytes:
@@ -541,61 +610,135 @@ def append_batch_leaves(
     known: HeadState | None = None,
     floor_known: bool = False,
     prefetch_floor: bool = False,
+    verified: VerifiedNotes | None = None,
 ) -> AppendedLeaves:
-    """:func:`append_leaves` for the writer: ``known``, ``floor_known`` and ``prefetch_floor`` as
-    :func:`check_head` takes them; returns what was checked and the head state it leaves, and
-    builds the receipts only when asked (after the caller committed)."""
-    with conn.cursor() as cur:
-        checked = check_head(conn, trusted, origin=origin, floor=floor, known=known, floor_known=floor_known,
-                             prefetch_floor=prefetch_floor)
-        head, v1_seq, v1_hash = checked.head, checked.v1_seq, checked.v1_hash
-        moment = max(now, head.recorded_at) if head.recorded_at else now
-        recorded_at = format_time(moment)
-        seq = head.size
-        bodies: list[bytes] = []
-        rows: list[tuple[Any, ...]] = []
-        slots: list[int | AuditEntryInvalid] = []
-        blobs: dict[bytes, tuple[Any, ...]] = {}
-        todo: list[tuple[LeafDraft | None, Mapping[str, Any]]] = [(d, d.members) for d in drafts]
-        if seq == 0 and v1_seq > 0:  # a database that recorded a v1 chain: link it first
-            todo.insert(0, (None, v1_head_members(v1_seq, v1_hash)))
-        for draft, members in todo:
-            try:
-                data = _leaf_body(members, seq=seq + 1, recorded_at=recorded_at, key_id=key_id)
-            except AuditEntryInvalid as exc:
-                slots.append(exc)
-                continue
-            seq += 1
-            columns = leaf_columns({**_plain_columns(members), "seq": seq, "recorded_at": recorded_at,
-                                    "key_id": key_id})
-            hash_ = leaf_hash(data)
-            bodies.append(data)
-            rows.append((*columns.values(), hash_, data))
-            if draft is not None:
-                slots.append(len(bodies) - 1)  # its index among the batch's leaves
-                for blob in draft.blobs:
-                    blobs.setdefault(blob.sha256, (blob.sha256, blob.data, *blob.facets))
-        if not bodies:
-            return AppendedLeaves(checked, None, slots, [], [], "", head.size)
-        hashes = [bytes(r[-2]) for r in rows]
+    """:func:`append_leaves` for the writer: ``known``, ``floor_known``, ``prefetch_floor`` and
+    ``verified`` as :func:`check_head` takes them; returns what was checked and the head state it
+    leaves, and builds the receipts only when asked (after the caller committed). In pipeline
+    mode: the lock and head read (one round trip), then one statement of writes sent with the
+    caller's COMMIT (the second)."""
+    checked = check_head(conn, trusted, origin=origin, floor=floor, known=known, floor_known=floor_known,
+                         prefetch_floor=prefetch_floor, verified=verified)
+    batch = _build_batch(drafts, checked, signer=signer, key_id=key_id, now=now)
+    if batch.rows:
+        conn.execute(WRITE_BATCH_SQL.format(guard=NO_GUARD_SQL), batch.params())
+    return batch.appended(checked)
+
+
+@dataclass
+class KnownHeadAttempt:
+    """A batch sent on the writer's own head (:func:`append_on_known_head`); after the caller's
+    COMMIT, :meth:`result` says whether it was written."""
+
+    _cursor: psycopg.Cursor[Any]
+    _appended: AppendedLeaves
+
+    def result(self) -> AppendedLeaves | None:
+        """The batch, or None: the locked row was not exactly ``known`` (or leaves stood beyond
+        it), so nothing was written and the transaction committed nothing."""
+        row = self._cursor.fetchone()
+        return self._appended if row is not None and row[0] is True and row[1] == 1 else None
+
+
+def append_on_known_head(conn: psycopg.Connection[Any], drafts: Sequence[LeafDraft], *, signer: Signer,
+                         key_id: str, known: HeadState, now: datetime) -> KnownHeadAttempt | None:
+    """The batch built on ``known`` before any lock (leaves, tiles, signed checkpoint), and sent
+    as the lock and one guarded statement of writes: in pipeline mode, with the caller's COMMIT,
+    one round trip. The guard is the check a batch on its own head makes (``_checked_head``
+    with ``known``, the floor known): the locked row and newest checkpoint byte for byte
+    ``known`` and max(seq) its size, read after the lock as :func:`check_head` reads them;
+    unless it holds, the statement writes nothing (the caller then runs the full check:
+    :func:`append_batch_leaves`). None: nothing to send (no valid leaf)."""
+    checked = CheckedHead(_head_of(known.row), int(known.row[8] or 0),
+                          bytes(known.row[9]) if known.row[9] is not None else bytes(32), known.row, False)
+    batch = _build_batch(drafts, checked, signer=signer, key_id=key_id, now=now)
+    if not batch.rows:
+        return None
+    conn.execute(LOCK_HEAD_SQL)
+    params = batch.params()
+    params.update(zip(GUARD_PARAMS, known.row, strict=True))
+    cursor = conn.execute(WRITE_BATCH_SQL.format(guard=KNOWN_HEAD_GUARD_SQL), params)
+    return KnownHeadAttempt(cursor, batch.appended(checked))
+
+
+@dataclass
+class _Batch:
+    """A batch's leaves built on one head: its rows, blobs, tiles, signed checkpoint."""
+
+    head: LogHead
+    slots: list[int | AuditEntryInvalid]
+    bodies: list[bytes]
+    hashes: list[bytes]
+    rows: list[tuple[Any, ...]]
+    blobs: dict[bytes, Any]
+    moment: datetime
+    tiles: list[tuple[int, int, bytes]] = field(default_factory=list)
+    note: str = ""
+    frontier: Frontier | None = None
+    root: bytes = b""
+
+    def params(self) -> dict[str, Any]:
+        """The parameters of :data:`WRITE_BATCH_SQL` (arrays, one element per row)."""
+        assert self.frontier is not None
+        blobs = [self.blobs[k] for k in sorted(self.blobs)]
+        leaves = list(zip(*self.rows, strict=True))
+        return {
+            "blob_sha": [b.sha256 for b in blobs], "blob_data": [b.data for b in blobs],
+            "blob_facets": orjson.dumps([dict(zip(BLOB_FACETS, b.facets, strict=True)) for b in blobs]).decode(),
+            **{f"leaf_{name}": list(values) for name, values in zip(_LEAF_ARRAYS, leaves, strict=True)},
+            "recorded_at": self.moment,
+            "node_level": [t[0] for t in self.tiles], "node_idx": [t[1] for t in self.tiles],
+            "node_hash": [t[2] for t in self.tiles],
+            "size": self.frontier.size, "root": self.root, "note": self.note,
+            "frontier": self.frontier.to_bytes(),
+        }
+
+    def appended(self, checked: CheckedHead) -> AppendedLeaves:
+        if not self.rows:
+            return AppendedLeaves(checked, None, self.slots, [], [], "", self.head.size)
+        assert self.frontier is not None
+        head = self.head
+        # The row as this batch leaves it (v1 head unchanged): what the next batch expects to find.
+        state = HeadState((head.origin, self.frontier.size, self.root, self.frontier.to_bytes(), self.moment,
+                           self.frontier.size, self.root, self.note, *checked.row[8:]))
+        return AppendedLeaves(checked, state, self.slots, self.bodies, self.hashes, self.note, self.frontier.size)
+
+
+def _build_batch(drafts: Sequence[LeafDraft], checked: CheckedHead, *, signer: Signer, key_id: str,
+                 now: datetime) -> _Batch:
+    """Step 3 and the rows of step 4 on ``checked``'s head: no database access."""
+    head, v1_seq, v1_hash = checked.head, checked.v1_seq, checked.v1_hash
+    moment = max(now, head.recorded_at) if head.recorded_at else now
+    recorded_at = format_time(moment)
+    seq = head.size
+    batch = _Batch(head, [], [], [], [], {}, moment)
+    todo: list[tuple[LeafDraft | None, Mapping[str, Any]]] = [(d, d.members) for d in drafts]
+    if seq == 0 and v1_seq > 0:  # a database that recorded a v1 chain: link it first
+        todo.insert(0, (None, v1_head_members(v1_seq, v1_hash)))
+    for draft, members in todo:
+        try:
+            data = _leaf_body(members, seq=seq + 1, recorded_at=recorded_at, key_id=key_id)
+        except AuditEntryInvalid as exc:
+            batch.slots.append(exc)
+            continue
+        seq += 1
+        columns = leaf_columns({**_plain_columns(members), "seq": seq, "recorded_at": recorded_at,
+                                "key_id": key_id})
+        hash_ = leaf_hash(data)
+        batch.bodies.append(data)
+        batch.hashes.append(hash_)
+        batch.rows.append((*(columns[name] for name in _LEAF_ARRAYS[:-2]), hash_, data))
+        if draft is not None:
+            batch.slots.append(len(batch.bodies) - 1)  # its index among the batch's leaves
+            for blob in draft.blobs:
+                batch.blobs.setdefault(blob.sha256, blob)
+    if batch.rows:
         grown: list[tuple[Node, bytes]] = []
-        frontier = head.frontier.grow(hashes, nodes=grown)
-        root = frontier.root()
-        note = sign_checkpoint(Checkpoint(head.origin, frontier.size, root), [signer])
-        frontier_bytes = frontier.to_bytes()
-        # In pipeline mode these are sent with the COMMIT the caller adds: one more round trip.
-        if blobs:
-            cur.executemany(INSERT_BLOB_SQL, [blobs[k] for k in sorted(blobs)])
-        cur.executemany(INSERT_LEAF_SQL, rows)
-        tiles = [(n.level, n.index, h) for n, h in grown if n.level and n.level % TILE_HEIGHT == 0]
-        if tiles:
-            cur.executemany(INSERT_NODE_SQL, tiles)
-        cur.execute(INSERT_CHECKPOINT_SQL, (frontier.size, root, note, moment))
-        cur.execute(UPDATE_HEAD_SQL, (frontier.size, root, frontier_bytes, moment))
-    # The row as this batch leaves it (v1 head unchanged): what the next batch expects to find.
-    state = HeadState((head.origin, frontier.size, root, frontier_bytes, moment, frontier.size, root, note,
-                       *checked.row[8:]))
-    return AppendedLeaves(checked, state, slots, bodies, hashes, note, frontier.size)
+        batch.frontier = head.frontier.grow(batch.hashes, nodes=grown)
+        batch.root = batch.frontier.root()
+        batch.note = sign_checkpoint(Checkpoint(head.origin, batch.frontier.size, batch.root), [signer])
+        batch.tiles = [(n.level, n.index, h) for n, h in grown if n.level and n.level % TILE_HEIGHT == 0]
+    return batch
 
 
 def _receipt(seq: int, bodies: list[bytes], hashes: list[bytes], first: int, note: str,
