@@ -44,7 +44,7 @@ from typing import Any
 import orjson
 import psycopg
 
-from .canonical import canonical_bytes, format_time, plain
+from .canonical import _member_order, canonical_bytes, format_time, plain
 from .entry import BLOB_FACETS, LEAF_COLUMNS, STANDARD_FIELDS, LeafDraft, leaf_columns
 from .errors import AuditEntryInvalid, AuditUnavailable
 from .tlog.checkpoint import Checkpoint, SignedCheckpoint, sign_checkpoint, open_checkpoint
@@ -542,15 +542,56 @@ def _opened(note: str, trusted: Sequence[Verifier], origin: str, verified: Verif
     return signed
 
 
-def _leaf_body(members: Mapping[str, Any], *, seq: int, recorded_at: str, key_id: str) -> bytes:
-    body = dict(members)
-    body["seq"] = seq
-    body["recorded_at"] = recorded_at
-    body["key_id"] = key_id
-    data = canonical_bytes(body)
-    if _NUL_ESCAPE in data:
-        raise AuditEntryInvalid("an entry field contains a NUL character (\\u0000), which the log refuses")
-    return data
+_SPLICED = ("seq", "recorded_at", "key_id")  # the members only the head lock decides (key_id: per batch)
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedLeaf:
+    """A leaf built as far as it can be before the head lock: its body's RFC 8785 members in
+    order (``canonical_object``'s parts), the three spliced in under the lock only named yet
+    (``at``: their places), and its columns but ``seq``."""
+
+    draft: LeafDraft | None
+    parts: tuple[bytes, ...]
+    at: tuple[int, int, int]
+    columns: tuple[Any, ...]  # _LEAF_ARRAYS[1:-2]
+
+    def body(self, seq: bytes, recorded_at: bytes, key_id: bytes) -> bytes:
+        """``canonical_bytes`` of the members with these (canonical) seq, time and key id."""
+        parts = list(self.parts)
+        for place, value in zip(self.at, (seq, recorded_at, key_id), strict=True):
+            parts[place] += value
+        return b"{" + b",".join(parts) + b"}"
+
+
+def prepare_leaf(members: Mapping[str, Any], draft: LeafDraft | None = None) -> PreparedLeaf:
+    """Raises :class:`AuditEntryInvalid` for a member that is not JSON or holds a NUL."""
+    names = tuple(dict.fromkeys([*members, *_SPLICED]))
+    parts: list[bytes] = []
+    at: dict[str, int] = {}
+    for name, encoded in _member_order(names):
+        if name in _SPLICED:
+            at[name] = len(parts)
+            parts.append(encoded)
+            continue
+        part = encoded + canonical_bytes(members[name])
+        if _NUL_ESCAPE in part:  # an escape never spans two members
+            raise AuditEntryInvalid("an entry field contains a NUL character (\\u0000), which the log refuses")
+        parts.append(part)
+    columns = leaf_columns({**_plain_columns(members), "seq": None, "recorded_at": None})
+    return PreparedLeaf(draft, tuple(parts), (at["seq"], at["recorded_at"], at["key_id"]),
+                        tuple(columns[name] for name in _LEAF_ARRAYS[1:-2]))
+
+
+def prepare_leaves(drafts: Sequence[LeafDraft]) -> list[PreparedLeaf | AuditEntryInvalid]:
+    """:func:`prepare_leaf` of each draft, or why it cannot be a leaf (before the lock)."""
+    prepared: list[PreparedLeaf | AuditEntryInvalid] = []
+    for draft in drafts:
+        try:
+            prepared.append(prepare_leaf(draft.members, draft))
+        except AuditEntryInvalid as exc:
+            prepared.append(exc)
+    return prepared
 
 
 def v1_head_members(v1_seq: int, v1_hash: bytes) -> dict[str, Any]:
@@ -611,15 +652,18 @@ def append_batch_leaves(
     floor_known: bool = False,
     prefetch_floor: bool = False,
     verified: VerifiedNotes | None = None,
+    prepared: Sequence[PreparedLeaf | AuditEntryInvalid] | None = None,
 ) -> AppendedLeaves:
     """:func:`append_leaves` for the writer: ``known``, ``floor_known``, ``prefetch_floor`` and
-    ``verified`` as :func:`check_head` takes them; returns what was checked and the head state it
+    ``verified`` as :func:`check_head` takes them, ``prepared`` the drafts' :func:`prepare_leaves`
+    (made before the lock); returns what was checked and the head state it
     leaves, and builds the receipts only when asked (after the caller committed). In pipeline
     mode: the lock and head read (one round trip), then one statement of writes sent with the
     caller's COMMIT (the second)."""
     checked = check_head(conn, trusted, origin=origin, floor=floor, known=known, floor_known=floor_known,
                          prefetch_floor=prefetch_floor, verified=verified)
-    batch = _build_batch(drafts, checked, signer=signer, key_id=key_id, now=now)
+    batch = _build_batch(prepare_leaves(drafts) if prepared is None else prepared, checked, signer=signer,
+                         key_id=key_id, now=now)
     if batch.rows:
         conn.execute(WRITE_BATCH_SQL.format(guard=NO_GUARD_SQL), batch.params())
     return batch.appended(checked)
@@ -640,8 +684,8 @@ class KnownHeadAttempt:
         return self._appended if row is not None and row[0] is True and row[1] == 1 else None
 
 
-def append_on_known_head(conn: psycopg.Connection[Any], drafts: Sequence[LeafDraft], *, signer: Signer,
-                         key_id: str, known: HeadState, now: datetime) -> KnownHeadAttempt | None:
+def append_on_known_head(conn: psycopg.Connection[Any], prepared: Sequence[PreparedLeaf | AuditEntryInvalid], *,
+                         signer: Signer, key_id: str, known: HeadState, now: datetime) -> KnownHeadAttempt | None:
     """The batch built on ``known`` before any lock (leaves, tiles, signed checkpoint), and sent
     as the lock and one guarded statement of writes: in pipeline mode, with the caller's COMMIT,
     one round trip. The guard is the check a batch on its own head makes (``_checked_head``
@@ -651,7 +695,7 @@ def append_on_known_head(conn: psycopg.Connection[Any], drafts: Sequence[LeafDra
     :func:`append_batch_leaves`). None: nothing to send (no valid leaf)."""
     checked = CheckedHead(_head_of(known.row), int(known.row[8] or 0),
                           bytes(known.row[9]) if known.row[9] is not None else bytes(32), known.row, False)
-    batch = _build_batch(drafts, checked, signer=signer, key_id=key_id, now=now)
+    batch = _build_batch(prepared, checked, signer=signer, key_id=key_id, now=now)
     if not batch.rows:
         return None
     conn.execute(LOCK_HEAD_SQL)
@@ -704,33 +748,32 @@ class _Batch:
         return AppendedLeaves(checked, state, self.slots, self.bodies, self.hashes, self.note, self.frontier.size)
 
 
-def _build_batch(drafts: Sequence[LeafDraft], checked: CheckedHead, *, signer: Signer, key_id: str,
-                 now: datetime) -> _Batch:
-    """Step 3 and the rows of step 4 on ``checked``'s head: no database access."""
+def _build_batch(prepared: Sequence[PreparedLeaf | AuditEntryInvalid], checked: CheckedHead, *, signer: Signer,
+                 key_id: str, now: datetime) -> _Batch:
+    """Step 3 and the rows of step 4 on ``checked``'s head: no database access; only what the
+    head decides is done here (seq, time and key id spliced into the prepared bodies, hashes,
+    the frontier, the signed checkpoint)."""
     head, v1_seq, v1_hash = checked.head, checked.v1_seq, checked.v1_hash
     moment = max(now, head.recorded_at) if head.recorded_at else now
-    recorded_at = format_time(moment)
     seq = head.size
     batch = _Batch(head, [], [], [], [], {}, moment)
-    todo: list[tuple[LeafDraft | None, Mapping[str, Any]]] = [(d, d.members) for d in drafts]
+    todo = list(prepared)
     if seq == 0 and v1_seq > 0:  # a database that recorded a v1 chain: link it first
-        todo.insert(0, (None, v1_head_members(v1_seq, v1_hash)))
-    for draft, members in todo:
-        try:
-            data = _leaf_body(members, seq=seq + 1, recorded_at=recorded_at, key_id=key_id)
-        except AuditEntryInvalid as exc:
-            batch.slots.append(exc)
+        todo.insert(0, prepare_leaf(v1_head_members(v1_seq, v1_hash)))
+    time_bytes, key_bytes = canonical_bytes(format_time(moment)), canonical_bytes(key_id)
+    for leaf in todo:
+        if isinstance(leaf, AuditEntryInvalid):
+            batch.slots.append(leaf)
             continue
         seq += 1
-        columns = leaf_columns({**_plain_columns(members), "seq": seq, "recorded_at": recorded_at,
-                                "key_id": key_id})
+        data = leaf.body(canonical_bytes(seq), time_bytes, key_bytes)
         hash_ = leaf_hash(data)
         batch.bodies.append(data)
         batch.hashes.append(hash_)
-        batch.rows.append((*(columns[name] for name in _LEAF_ARRAYS[:-2]), hash_, data))
-        if draft is not None:
+        batch.rows.append((seq, *leaf.columns, hash_, data))
+        if leaf.draft is not None:
             batch.slots.append(len(batch.bodies) - 1)  # its index among the batch's leaves
-            for blob in draft.blobs:
+            for blob in leaf.draft.blobs:
                 batch.blobs.setdefault(blob.sha256, blob)
     if batch.rows:
         grown: list[tuple[Node, bytes]] = []

@@ -41,7 +41,7 @@ from .chain import Receipt, SignedEntry, build_entry
 from .checkpoints import CheckpointPolicy, SignedCheckpoint, build_checkpoint
 from .entry import ENTRY_COLUMNS, LeafDraft, queryable_columns
 from .log import (CheckedHead, Floor, HeadState, LogHead, LogReceipt, VerifiedNotes, append_batch_leaves,
-                  append_on_known_head, check_head, read_head)
+                  append_on_known_head, check_head, prepare_leaves, read_head)
 from .errors import AuditEntryInvalid, SchemaMismatch
 from .keys import Keyring, PublicKey, SigningKey
 from .tlog.note import Signer, Verifier
@@ -270,10 +270,11 @@ class AuditStore:
         """
         signer = signer or log_signer(key, origin or self.log_origin())
         done = tried = None
+        prepared = prepare_leaves(drafts)  # the bodies but seq, time and key id: before the lock
         with self._append_connection() as conn:
             if own_head and known is not None and floor_known:
                 with conn.pipeline():
-                    attempt = append_on_known_head(conn, drafts, signer=signer, key_id=key.key_id, known=known,
+                    attempt = append_on_known_head(conn, prepared, signer=signer, key_id=key.key_id, known=known,
                                                    now=self._clock())
                     conn.commit()  # wrote the batch, or nothing when the guard did not hold
                 done = attempt.result() if attempt is not None else None
@@ -283,7 +284,7 @@ class AuditStore:
                     done = append_batch_leaves(conn, drafts, signer=signer, key_id=key.key_id, trusted=trusted,
                                                now=self._clock(), origin=origin, floor=floor, known=known,
                                                floor_known=floor_known, prefetch_floor=prefetch_floor,
-                                               verified=verified)
+                                               verified=verified, prepared=prepared)
                     conn.commit()  # only now do receipts mean anything
         outcomes = done.outcomes()  # built after the commit: the head lock is released
         return BatchResult(outcomes=outcomes, checkpoint=next(
