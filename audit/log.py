@@ -14,14 +14,20 @@ Appending (:func:`append_leaves`, called by ``AuditStore.append_batch``) in one 
    size, the signature and frontier were already checked (or made) by this writer and are not
    checked again, nor the floor when the writer knows that tree contains it (``floor_known``;
    docs/audit.md, "What the writer checks before each batch");
-3. build the leaves (seq, recorded_at, key_id spliced into the prepared members), hash them,
-   grow the frontier; in a database holding a v1 chain the first leaf is a ``v1_head`` leaf
-   recording the v1 chain head (seq and entry hash);
-4. insert the blobs (``ON CONFLICT DO NOTHING``: each distinct one is stored once), the leaves,
-   the complete subtrees at levels 8, 16, … (the tlog-tiles above level 0), one signed
-   checkpoint, and move the head;
+3. build the leaves (seq, recorded_at, key_id spliced into bodies prepared before the lock:
+   :func:`prepare_leaves`), hash them, grow the frontier, sign the checkpoint; in a database
+   holding a v1 chain the first leaf is a ``v1_head`` leaf recording the v1 chain head (seq and
+   entry hash);
+4. in one statement (:data:`WRITE_BATCH_SQL`): insert the blobs (``ON CONFLICT DO NOTHING``:
+   each distinct one is stored once), the leaves, the complete subtrees at levels 8, 16, … (the
+   tlog-tiles above level 0), one signed checkpoint, and move the head;
 5. commit. Receipts (with inclusion proofs against that checkpoint, computed from the old
    frontier and the batch, no reads) exist only after the commit returned.
+
+A writer that expects its own head (:func:`append_on_known_head`) does steps 3 and 4 on the row
+its last batch left before any lock, and sends the lock and that statement guarded by step 2's
+check of a row it knows: one round trip with the COMMIT; if the guard does not hold nothing is
+written and the batch takes the path above.
 
 Storage of the tree: level-0 tiles are the leaves' ``leaf_hash``; ``audit_tlog_nodes`` holds the
 hashes of tiles 1, 2, … (one row per 256 leaves, per 65,536, …). Any node is in a tile or the
