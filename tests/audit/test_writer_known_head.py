@@ -138,26 +138,34 @@ def test_the_checkpoint_file_replaced_between_two_batches_is_refused(
     assert file_writer.refusal is not None and says in file_writer.refusal
 
 
-def test_two_writers_on_one_database_and_file_check_each_others_heads(
-        store: AuditStore, migrated_database: str, signing_key: SigningKey, checkpoint_file: Path) -> None:
-    """Each sees the other's head, not its own: a full check, and both keep appending."""
+@pytest.fixture
+def two_writers(store: AuditStore, migrated_database: str, signing_key: SigningKey,
+                checkpoint_file: Path) -> Iterator[tuple[AuditWriter, AuditWriter]]:
+    """Two workers' writers on one database and checkpoint file (the log verified afterwards)."""
     other_store = AuditStore.from_url(migrated_database)
     policy = CheckpointPolicy(export_path=checkpoint_file)
     try:
         with AuditWriter(store, key=signing_key, checkpoints=policy) as first, \
                 AuditWriter(other_store, key=signing_key, checkpoints=policy) as second:
-            for i in range(6):
-                (first if i % 2 else second).append(decision_fields(i))
-            assert first.stats.full_checks == 3 and second.stats.full_checks == 3
-            # Back to one writer, which made the last batch: its own head, nothing to check again.
-            for i in range(6, 10):
-                first.append(decision_fields(i))
-            assert first.stats.full_checks == 3
-            second.append(decision_fields(10))  # one full check: the head is not its own
-            assert second.stats.full_checks == 4
+            yield first, second
     finally:
         other_store.dispose()
     assert verify_whole(store, checkpoint_files=[checkpoint_file]).valid
+
+
+def test_two_writers_on_one_database_and_file_check_each_others_heads(
+        two_writers: tuple[AuditWriter, AuditWriter]) -> None:
+    """Each sees the other's head, not its own: a full check, and both keep appending."""
+    first, second = two_writers
+    for i in range(6):
+        (first if i % 2 else second).append(decision_fields(i))
+    assert first.stats.full_checks == 3 and second.stats.full_checks == 3
+    # Back to one writer, which made the last batch: its own head, nothing to check again.
+    for i in range(6, 10):
+        first.append(decision_fields(i))
+    assert first.stats.full_checks == 3
+    second.append(decision_fields(10))  # one full check: the head is not its own
+    assert second.stats.full_checks == 4
 
 
 def test_a_connection_broken_between_batches_fails_one_batch_at_most(
@@ -271,22 +279,15 @@ def test_the_head_row_rewritten_to_equal_values_but_its_time_is_a_full_check(
 
 
 def test_another_writer_between_two_of_its_own_batches_misses_the_guard_then_is_checked(
-        store: AuditStore, migrated_database: str, signing_key: SigningKey, checkpoint_file: Path) -> None:
+        two_writers: tuple[AuditWriter, AuditWriter]) -> None:
     """A second worker appends while the first is on its own head: the first's guarded batch
     writes nothing, the full check verifies the other's head, and both batches are in the log."""
-    other_store = AuditStore.from_url(migrated_database)
-    policy = CheckpointPolicy(export_path=checkpoint_file)
-    try:
-        with AuditWriter(store, key=signing_key, checkpoints=policy) as first, \
-                AuditWriter(other_store, key=signing_key, checkpoints=policy) as second:
-            for i in range(4):
-                first.append(decision_fields(i))
-            assert first.stats.one_trip == 2
-            assert second.append(decision_fields(4)).seq == 5
-            assert first.append(decision_fields(5)).seq == 6
-            assert first.stats.head_moved == 1 and first.stats.full_checks == 2
-            assert first.append(decision_fields(6)).seq == 7  # its own head again: full path once more
-            assert first.append(decision_fields(7)).seq == 8 and first.stats.one_trip == 3
-    finally:
-        other_store.dispose()
-    assert verify_whole(store, checkpoint_files=[checkpoint_file]).valid
+    first, second = two_writers
+    for i in range(4):
+        first.append(decision_fields(i))
+    assert first.stats.one_trip == 2
+    assert second.append(decision_fields(4)).seq == 5
+    assert first.append(decision_fields(5)).seq == 6
+    assert first.stats.head_moved == 1 and first.stats.full_checks == 2
+    assert first.append(decision_fields(6)).seq == 7  # its own head again: full path once more
+    assert first.append(decision_fields(7)).seq == 8 and first.stats.one_trip == 3
