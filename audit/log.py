@@ -14,14 +14,20 @@ Appending (:func:`append_leaves`, called by ``AuditStore.append_batch``) in one 
    size, the signature and frontier were already checked (or made) by this writer and are not
    checked again, nor the floor when the writer knows that tree contains it (``floor_known``;
    docs/audit.md, "What the writer checks before each batch");
-3. build the leaves (seq, recorded_at, key_id spliced into the prepared members), hash them,
-   grow the frontier; in a database holding a v1 chain the first leaf is a ``v1_head`` leaf
-   recording the v1 chain head (seq and entry hash);
-4. insert the blobs (``ON CONFLICT DO NOTHING``: each distinct one is stored once), the leaves,
-   the complete subtrees at levels 8, 16, … (the tlog-tiles above level 0), one signed
-   checkpoint, and move the head;
+3. build the leaves (seq, recorded_at, key_id spliced into bodies prepared before the lock:
+   :func:`prepare_leaves`), hash them, grow the frontier, sign the checkpoint; in a database
+   holding a v1 chain the first leaf is a ``v1_head`` leaf recording the v1 chain head (seq and
+   entry hash);
+4. in one statement (:data:`WRITE_BATCH_SQL`): insert the blobs (``ON CONFLICT DO NOTHING``:
+   each distinct one is stored once), the leaves, the complete subtrees at levels 8, 16, … (the
+   tlog-tiles above level 0), one signed checkpoint, and move the head;
 5. commit. Receipts (with inclusion proofs against that checkpoint, computed from the old
    frontier and the batch, no reads) exist only after the commit returned.
+
+A writer that expects its own head (:func:`append_on_known_head`) does steps 3 and 4 on the row
+its last batch left before any lock, and sends the lock and that statement guarded by step 2's
+check of a row it knows: one round trip with the COMMIT; if the guard does not hold nothing is
+written and the batch takes the path above.
 
 Storage of the tree: level-0 tiles are the leaves' ``leaf_hash``; ``audit_tlog_nodes`` holds the
 hashes of tiles 1, 2, … (one row per 256 leaves, per 65,536, …). Any node is in a tile or the
@@ -43,10 +49,10 @@ from typing import Any
 import orjson
 import psycopg
 
-from .canonical import canonical_bytes, format_time, plain
+from .canonical import _member_order, canonical_bytes, format_time, plain
 from .entry import BLOB_FACETS, LEAF_COLUMNS, STANDARD_FIELDS, LeafDraft, leaf_columns
 from .errors import AuditEntryInvalid, AuditUnavailable
-from .tlog.checkpoint import Checkpoint, sign_checkpoint, open_checkpoint
+from .tlog.checkpoint import Checkpoint, SignedCheckpoint, sign_checkpoint, open_checkpoint
 from .tlog.errors import TlogError
 from .tlog.errors import ProofRequestError, TlogFormatError
 from .tlog.merkle import (
@@ -78,8 +84,8 @@ from .tlog.tiles import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Floor", "HeadState", "LogHead", "LogReceipt", "LogStateMismatch", "StoredTiles", "append_leaves",
-           "check_head", "read_head"]
+__all__ = ["Floor", "HeadState", "LogHead", "LogReceipt", "LogStateMismatch", "StoredTiles", "VerifiedNotes",
+           "append_leaves", "append_on_known_head", "check_head", "read_head"]
 
 _NUL_ESCAPE = b"\\u0000"
 
@@ -96,19 +102,62 @@ SELECT_HEAD_FOR_APPEND_SQL = (
     "WHERE h.id = 1"
 )
 SELECT_HEAD_SQL = "SELECT origin, size, root, frontier, recorded_at FROM audit_tlog_head WHERE id = 1"
-INSERT_BLOB_SQL = (
-    f"INSERT INTO audit_blobs (sha256, data, {', '.join(BLOB_FACETS)}) "
-    f"VALUES ({', '.join(['%s'] * (len(BLOB_FACETS) + 2))}) ON CONFLICT (sha256) DO NOTHING"
+# A batch's writes as one statement (in pipeline mode psycopg waits on the socket once per
+# statement sent: one here, not one per row): the blobs (each distinct one stored once), the
+# leaves, the tiles above level 0, the checkpoint and the head. Rows travel as one JSON document
+# per table (hashes in hex) and the large values (leaf bodies, blob data) as a binary bytea array
+# zipped with it: psycopg adapts a list in Python, element type first, so one list per column
+# cost ~15 µs each — with the head lock already taken by the statement sent before.
+# ``{guard}`` is a query of one boolean ``ok`` every write depends on; the statement returns
+# it and how many head rows it moved (0 or 1). Data-modifying CTEs all see the statement's
+# snapshot, so the guard reads the log as it was before these writes.
+_LEAF_ARRAYS = ("seq", "kind", "decision_id", "app_id", "outcome", "input_sha256", "result_sha256",
+                "leaf_hash", "body")
+_LEAF_TYPES = {"seq": "bigint", "kind": "text", "decision_id": "uuid", "app_id": "text", "outcome": "text",
+               "input_sha256": "text", "result_sha256": "text", "leaf_hash": "text"}  # hashes: hex
+assert tuple(c for c in LEAF_COLUMNS if c != "recorded_at") == _LEAF_ARRAYS[:-2], "audit_leaves columns changed"
+_FACET_TYPES = {"regulatory_tier": "text", "sector": "text", "dangerous_capability": "text",
+                "models_allowed": "text[]", "models_denied": "text[]", "reason_codes": "text[]",
+                "provenances_allowed": "text[]", "policy_revision": "text"}
+assert tuple(_FACET_TYPES) == BLOB_FACETS, "audit_blobs facets changed"
+WRITE_BATCH_SQL = (
+    "WITH g AS ({guard}), "
+    f"b AS (INSERT INTO audit_blobs (sha256, data, {', '.join(BLOB_FACETS)}) "
+    f"SELECT decode(x.sha256, 'hex'), x.unnest, {', '.join(f'x.{k}' for k in BLOB_FACETS)} "
+    f"FROM ROWS FROM (jsonb_to_recordset(%(blobs)s::jsonb) AS (sha256 text, "
+    f"{', '.join(f'{k} {t}' for k, t in _FACET_TYPES.items())}), unnest(%(blob_data)b::bytea[])) AS x "
+    f"WHERE (SELECT ok FROM g) ON CONFLICT (sha256) DO NOTHING), "
+    f"l AS (INSERT INTO audit_leaves ({', '.join(LEAF_COLUMNS)}, leaf_hash, body) "
+    "SELECT x.seq, %(recorded_at)s::timestamptz, x.kind, x.decision_id, x.app_id, x.outcome, "
+    "decode(x.input_sha256, 'hex'), decode(x.result_sha256, 'hex'), decode(x.leaf_hash, 'hex'), x.unnest "
+    f"FROM ROWS FROM (jsonb_to_recordset(%(leaves)s::jsonb) AS "
+    f"({', '.join(f'{c} {t}' for c, t in _LEAF_TYPES.items())}), unnest(%(bodies)b::bytea[])) AS x "
+    "WHERE (SELECT ok FROM g)), "
+    "n AS (INSERT INTO audit_tlog_nodes (level, idx, hash) "
+    "SELECT x.level, x.idx, decode(x.hash, 'hex') "
+    "FROM jsonb_to_recordset(%(nodes)s::jsonb) AS x(level smallint, idx bigint, hash text) "
+    "WHERE (SELECT ok FROM g)), "
+    "c AS (INSERT INTO audit_tlog_checkpoints (size, root, note, created_at) "
+    "SELECT %(size)s, %(root)s, %(note)s, %(recorded_at)s WHERE (SELECT ok FROM g)), "
+    "h AS (UPDATE audit_tlog_head SET size = %(size)s, root = %(root)s, frontier = %(frontier)s, "
+    "recorded_at = %(recorded_at)s WHERE id = 1 AND (SELECT ok FROM g) RETURNING 1) "
+    "SELECT (SELECT ok FROM g), (SELECT count(*) FROM h)"
 )
-INSERT_LEAF_SQL = (
-    f"INSERT INTO audit_leaves ({', '.join(LEAF_COLUMNS)}, leaf_hash, body) "
-    f"VALUES ({', '.join(['%s'] * (len(LEAF_COLUMNS) + 2))})"
+NO_GUARD_SQL = "SELECT true AS ok"  # the head was checked by the statements before (check_head)
+# The writer's own head: the row and newest checkpoint exactly as its last batch left them (the
+# columns of SELECT_HEAD_FOR_APPEND_SQL but max(seq)), and the leaves stored ending at its size.
+GUARD_PARAMS = tuple(f"known_{i}" for i in range(10))
+KNOWN_HEAD_GUARD_SQL = (
+    "SELECT coalesce((h.origin, h.size, h.root, h.frontier, h.recorded_at, c.size, c.root, c.note, v.seq, "
+    "v.head_hash) IS NOT DISTINCT FROM (%(known_0)s::text, %(known_1)s::bigint, %(known_2)s::bytea, "
+    "%(known_3)s::bytea, %(known_4)s::timestamptz, %(known_5)s::bigint, %(known_6)s::bytea, "
+    "%(known_7)s::text, %(known_8)s::bigint, %(known_9)s::bytea) "
+    "AND (SELECT max(seq) FROM audit_leaves) IS NOT DISTINCT FROM nullif(%(known_1)s::bigint, 0), false) AS ok "
+    "FROM audit_tlog_head h "
+    "LEFT JOIN LATERAL (SELECT size, root, note FROM audit_tlog_checkpoints ORDER BY size DESC LIMIT 1) c ON true "
+    "LEFT JOIN audit_chain_head v ON v.id = 1 "
+    "WHERE h.id = 1"
 )
-INSERT_NODE_SQL = "INSERT INTO audit_tlog_nodes (level, idx, hash) VALUES (%s, %s, %s)"
-INSERT_CHECKPOINT_SQL = (
-    "INSERT INTO audit_tlog_checkpoints (size, root, note, created_at) VALUES (%s, %s, %s, %s)"
-)
-UPDATE_HEAD_SQL = "UPDATE audit_tlog_head SET size = %s, root = %s, frontier = %s, recorded_at = %s WHERE id = 1"
 LEAF_TILE_SQL = (
     "SELECT coalesce(string_agg(leaf_hash, ''::bytea ORDER BY seq), ''::bytea) FROM audit_leaves "
     "WHERE seq > %s AND seq <= %s"
@@ -427,7 +476,7 @@ def _head_of(row: Sequence[Any]) -> LogHead:
 def _checked_head(row: Sequence[Any], trusted: Sequence[Verifier], *, expected_origin: str | None = None,
                   conn: psycopg.Connection[Any] | None = None, floor: Floor | None = None,
                   known: HeadState | None = None, floor_known: bool = False,
-                  tiles: StoredTiles | None = None) -> CheckedHead:
+                  tiles: StoredTiles | None = None, verified: VerifiedNotes | None = None) -> CheckedHead:
     """Step 2: the head, after checking it is the newest trusted checkpoint, under
     ``expected_origin`` (when given), containing ``floor``; also the v1 head.
 
@@ -456,7 +505,7 @@ def _checked_head(row: Sequence[Any], trusted: Sequence[Verifier], *, expected_o
             problems.append(f"no checkpoint is stored for a head of size {head.size}")
     else:
         try:
-            signed = open_checkpoint(note, trusted, origin=head.origin)
+            signed = _opened(note, trusted, head.origin, verified)
         except TlogError as exc:
             problems.append(f"the newest checkpoint (size {c_size}) does not verify with a trusted key: {exc}")
         else:
@@ -477,7 +526,8 @@ def _checked_head(row: Sequence[Any], trusted: Sequence[Verifier], *, expected_o
 
 def check_head(conn: psycopg.Connection[Any], trusted: Sequence[Verifier], *, origin: str | None = None,
                floor: Floor | None = None, known: HeadState | None = None,
-               floor_known: bool = False, prefetch_floor: bool = False) -> CheckedHead:
+               floor_known: bool = False, prefetch_floor: bool = False,
+               verified: VerifiedNotes | None = None) -> CheckedHead:
     """Lock the head row and check it (step 2): raises :class:`LogStateMismatch` naming the
     sizes. The writer calls it at start-up (then rolls back) and in every batch. In pipeline
     mode the lock and the read are one round trip, with the floor's tiles when
@@ -490,18 +540,91 @@ def check_head(conn: psycopg.Connection[Any], trusted: Sequence[Verifier], *, or
     if row is None:
         raise AuditUnavailable("audit_tlog_head has no row: run `clearance db upgrade`")
     return _checked_head(row, trusted, expected_origin=origin, conn=conn, floor=floor, known=known,
-                         floor_known=floor_known, tiles=tiles)
+                         floor_known=floor_known, tiles=tiles, verified=verified)
 
 
-def _leaf_body(members: Mapping[str, Any], *, seq: int, recorded_at: str, key_id: str) -> bytes:
-    body = dict(members)
-    body["seq"] = seq
-    body["recorded_at"] = recorded_at
-    body["key_id"] = key_id
-    data = canonical_bytes(body)
-    if _NUL_ESCAPE in data:
-        raise AuditEntryInvalid("an entry field contains a NUL character (\\u0000), which the log refuses")
-    return data
+class VerifiedNotes:
+    """Signed notes that verified with one fixed set of trusted keys (a writer's pinned keys),
+    newest kept: the checkpoint file's note and the newest stored checkpoint are often the same
+    note (with several workers, the one another worker just signed), and verifying the same bytes
+    with the same keys again gives the same answer. The origin is still compared every time."""
+
+    KEPT = 32
+
+    def __init__(self) -> None:
+        self._notes: OrderedDict[str, SignedCheckpoint] = OrderedDict()
+
+    def get(self, note: str) -> SignedCheckpoint | None:
+        return self._notes.get(note)
+
+    def add(self, signed: SignedCheckpoint) -> None:
+        self._notes[signed.note] = signed
+        self._notes.move_to_end(signed.note)
+        while len(self._notes) > self.KEPT:
+            self._notes.popitem(last=False)
+
+
+def _opened(note: str, trusted: Sequence[Verifier], origin: str, verified: VerifiedNotes | None) -> SignedCheckpoint:
+    """``open_checkpoint(note, trusted, origin=origin)``, once per note when ``verified`` is given
+    (always with the same ``trusted``)."""
+    signed = verified.get(note) if verified is not None else None
+    if signed is None or signed.origin != origin:
+        signed = open_checkpoint(note, trusted, origin=origin)
+        if verified is not None:
+            verified.add(signed)
+    return signed
+
+
+_SPLICED = ("seq", "recorded_at", "key_id")  # the members only the head lock decides (key_id: per batch)
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedLeaf:
+    """A leaf built as far as it can be before the head lock: its body's RFC 8785 members in
+    order (``canonical_object``'s parts), the three spliced in under the lock only named yet
+    (``at``: their places), and its columns but ``seq``."""
+
+    draft: LeafDraft | None
+    parts: tuple[bytes, ...]
+    at: tuple[int, int, int]
+    columns: tuple[Any, ...]  # _LEAF_ARRAYS[1:-2]
+
+    def body(self, seq: bytes, recorded_at: bytes, key_id: bytes) -> bytes:
+        """``canonical_bytes`` of the members with these (canonical) seq, time and key id."""
+        parts = list(self.parts)
+        for place, value in zip(self.at, (seq, recorded_at, key_id), strict=True):
+            parts[place] += value
+        return b"{" + b",".join(parts) + b"}"
+
+
+def prepare_leaf(members: Mapping[str, Any], draft: LeafDraft | None = None) -> PreparedLeaf:
+    """Raises :class:`AuditEntryInvalid` for a member that is not JSON or holds a NUL."""
+    names = tuple(dict.fromkeys([*members, *_SPLICED]))
+    parts: list[bytes] = []
+    at: dict[str, int] = {}
+    for name, encoded in _member_order(names):
+        if name in _SPLICED:
+            at[name] = len(parts)
+            parts.append(encoded)
+            continue
+        part = encoded + canonical_bytes(members[name])
+        if _NUL_ESCAPE in part:  # an escape never spans two members
+            raise AuditEntryInvalid("an entry field contains a NUL character (\\u0000), which the log refuses")
+        parts.append(part)
+    columns = leaf_columns({**_plain_columns(members), "seq": None, "recorded_at": None})
+    return PreparedLeaf(draft, tuple(parts), (at["seq"], at["recorded_at"], at["key_id"]),
+                        tuple(columns[name] for name in _LEAF_ARRAYS[1:-2]))
+
+
+def prepare_leaves(drafts: Sequence[LeafDraft]) -> list[PreparedLeaf | AuditEntryInvalid]:
+    """:func:`prepare_leaf` of each draft, or why it cannot be a leaf (before the lock)."""
+    prepared: list[PreparedLeaf | AuditEntryInvalid] = []
+    for draft in drafts:
+        try:
+            prepared.append(prepare_leaf(draft.members, draft))
+        except AuditEntryInvalid as exc:
+            prepared.append(exc)
+    return prepared
 
 
 def v1_head_members(v1_seq: int, v1_hash: bytes) -> dict[str, Any]:
@@ -561,61 +684,144 @@ def append_batch_leaves(
     known: HeadState | None = None,
     floor_known: bool = False,
     prefetch_floor: bool = False,
+    verified: VerifiedNotes | None = None,
+    prepared: Sequence[PreparedLeaf | AuditEntryInvalid] | None = None,
 ) -> AppendedLeaves:
-    """:func:`append_leaves` for the writer: ``known``, ``floor_known`` and ``prefetch_floor`` as
-    :func:`check_head` takes them; returns what was checked and the head state it leaves, and
-    builds the receipts only when asked (after the caller committed)."""
-    with conn.cursor() as cur:
-        checked = check_head(conn, trusted, origin=origin, floor=floor, known=known, floor_known=floor_known,
-                             prefetch_floor=prefetch_floor)
-        head, v1_seq, v1_hash = checked.head, checked.v1_seq, checked.v1_hash
-        moment = max(now, head.recorded_at) if head.recorded_at else now
-        recorded_at = format_time(moment)
-        seq = head.size
-        bodies: list[bytes] = []
-        rows: list[tuple[Any, ...]] = []
-        slots: list[int | AuditEntryInvalid] = []
-        blobs: dict[bytes, tuple[Any, ...]] = {}
-        todo: list[tuple[LeafDraft | None, Mapping[str, Any]]] = [(d, d.members) for d in drafts]
-        if seq == 0 and v1_seq > 0:  # a database that recorded a v1 chain: link it first
-            todo.insert(0, (None, v1_head_members(v1_seq, v1_hash)))
-        for draft, members in todo:
-            try:
-                data = _leaf_body(members, seq=seq + 1, recorded_at=recorded_at, key_id=key_id)
-            except AuditEntryInvalid as exc:
-                slots.append(exc)
-                continue
-            seq += 1
-            columns = leaf_columns({**_plain_columns(members), "seq": seq, "recorded_at": recorded_at,
-                                    "key_id": key_id})
-            hash_ = leaf_hash(data)
-            bodies.append(data)
-            rows.append((*columns.values(), hash_, data))
-            if draft is not None:
-                slots.append(len(bodies) - 1)  # its index among the batch's leaves
-                for blob in draft.blobs:
-                    blobs.setdefault(blob.sha256, (blob.sha256, blob.data, *blob.facets))
-        if not bodies:
-            return AppendedLeaves(checked, None, slots, [], [], "", head.size)
-        hashes = [bytes(r[-2]) for r in rows]
+    """:func:`append_leaves` for the writer: ``known``, ``floor_known``, ``prefetch_floor`` and
+    ``verified`` as :func:`check_head` takes them, ``prepared`` the drafts' :func:`prepare_leaves`
+    (made before the lock); returns what was checked and the head state it
+    leaves, and builds the receipts only when asked (after the caller committed). In pipeline
+    mode: the lock and head read (one round trip), then one statement of writes sent with the
+    caller's COMMIT (the second)."""
+    checked = check_head(conn, trusted, origin=origin, floor=floor, known=known, floor_known=floor_known,
+                         prefetch_floor=prefetch_floor, verified=verified)
+    batch = _build_batch(prepare_leaves(drafts) if prepared is None else prepared, checked, signer=signer,
+                         key_id=key_id, now=now)
+    if batch.rows:
+        conn.execute(WRITE_BATCH_SQL.format(guard=NO_GUARD_SQL), batch.params())
+    return batch.appended(checked)
+
+
+@dataclass
+class KnownHeadAttempt:
+    """A batch sent on the writer's own head (:func:`append_on_known_head`); after the caller's
+    COMMIT, :meth:`result` says whether it was written."""
+
+    _cursor: psycopg.Cursor[Any]
+    _appended: AppendedLeaves
+
+    def result(self) -> AppendedLeaves | None:
+        """The batch, or None: the locked row was not exactly ``known`` (or leaves stood beyond
+        it), so nothing was written and the transaction committed nothing."""
+        row = self._cursor.fetchone()
+        return self._appended if row is not None and row[0] is True and row[1] == 1 else None
+
+
+def append_on_known_head(conn: psycopg.Connection[Any], prepared: Sequence[PreparedLeaf | AuditEntryInvalid], *,
+                         signer: Signer, key_id: str, known: HeadState, now: datetime) -> KnownHeadAttempt | None:
+    """The batch built on ``known`` before any lock (leaves, tiles, signed checkpoint), and sent
+    as the lock and one guarded statement of writes: in pipeline mode, with the caller's COMMIT,
+    one round trip. The guard is the check a batch on its own head makes (``_checked_head``
+    with ``known``, the floor known): the locked row and newest checkpoint byte for byte
+    ``known`` and max(seq) its size, read after the lock as :func:`check_head` reads them;
+    unless it holds, the statement writes nothing (the caller then runs the full check:
+    :func:`append_batch_leaves`). None: nothing to send (no valid leaf)."""
+    checked = CheckedHead(_head_of(known.row), int(known.row[8] or 0),
+                          bytes(known.row[9]) if known.row[9] is not None else bytes(32), known.row, False)
+    batch = _build_batch(prepared, checked, signer=signer, key_id=key_id, now=now)
+    if not batch.rows:
+        return None
+    conn.execute(LOCK_HEAD_SQL)
+    params = batch.params()
+    params.update(zip(GUARD_PARAMS, known.row, strict=True))
+    cursor = conn.execute(WRITE_BATCH_SQL.format(guard=KNOWN_HEAD_GUARD_SQL), params)
+    return KnownHeadAttempt(cursor, batch.appended(checked))
+
+
+@dataclass
+class _Batch:
+    """A batch's leaves built on one head: its rows, blobs, tiles, signed checkpoint."""
+
+    head: LogHead
+    slots: list[int | AuditEntryInvalid]
+    bodies: list[bytes]
+    hashes: list[bytes]
+    rows: list[tuple[Any, ...]]
+    blobs: dict[bytes, Any]
+    moment: datetime
+    tiles: list[tuple[int, int, bytes]] = field(default_factory=list)
+    note: str = ""
+    frontier: Frontier | None = None
+    root: bytes = b""
+
+    def params(self) -> dict[str, Any]:
+        """The parameters of :data:`WRITE_BATCH_SQL`."""
+        assert self.frontier is not None
+        blobs = [self.blobs[k] for k in sorted(self.blobs)]
+        names = _LEAF_ARRAYS[:-1]
+        return {
+            "blobs": orjson.dumps([{"sha256": b.sha256.hex(), **dict(zip(BLOB_FACETS, b.facets, strict=True))}
+                                   for b in blobs]).decode(),
+            "blob_data": [b.data for b in blobs],
+            "leaves": orjson.dumps([dict(zip(names, row[:-1], strict=True)) for row in self.rows],
+                                   default=_hex_bytes).decode(),
+            "bodies": [row[-1] for row in self.rows],
+            "nodes": orjson.dumps([{"level": t[0], "idx": t[1], "hash": t[2].hex()} for t in self.tiles]).decode(),
+            "recorded_at": self.moment, "size": self.frontier.size, "root": self.root, "note": self.note,
+            "frontier": self.frontier.to_bytes(),
+        }
+
+    def appended(self, checked: CheckedHead) -> AppendedLeaves:
+        if not self.rows:
+            return AppendedLeaves(checked, None, self.slots, [], [], "", self.head.size)
+        assert self.frontier is not None
+        head = self.head
+        # The row as this batch leaves it (v1 head unchanged): what the next batch expects to find.
+        state = HeadState((head.origin, self.frontier.size, self.root, self.frontier.to_bytes(), self.moment,
+                           self.frontier.size, self.root, self.note, *checked.row[8:]))
+        return AppendedLeaves(checked, state, self.slots, self.bodies, self.hashes, self.note, self.frontier.size)
+
+
+def _hex_bytes(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.hex()
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _build_batch(prepared: Sequence[PreparedLeaf | AuditEntryInvalid], checked: CheckedHead, *, signer: Signer,
+                 key_id: str, now: datetime) -> _Batch:
+    """Step 3 and the rows of step 4 on ``checked``'s head: no database access; only what the
+    head decides is done here (seq, time and key id spliced into the prepared bodies, hashes,
+    the frontier, the signed checkpoint)."""
+    head, v1_seq, v1_hash = checked.head, checked.v1_seq, checked.v1_hash
+    moment = max(now, head.recorded_at) if head.recorded_at else now
+    seq = head.size
+    batch = _Batch(head, [], [], [], [], {}, moment)
+    todo = list(prepared)
+    if seq == 0 and v1_seq > 0:  # a database that recorded a v1 chain: link it first
+        todo.insert(0, prepare_leaf(v1_head_members(v1_seq, v1_hash)))
+    time_bytes, key_bytes = canonical_bytes(format_time(moment)), canonical_bytes(key_id)
+    for leaf in todo:
+        if isinstance(leaf, AuditEntryInvalid):
+            batch.slots.append(leaf)
+            continue
+        seq += 1
+        data = leaf.body(canonical_bytes(seq), time_bytes, key_bytes)
+        hash_ = leaf_hash(data)
+        batch.bodies.append(data)
+        batch.hashes.append(hash_)
+        batch.rows.append((seq, *leaf.columns, hash_, data))
+        if leaf.draft is not None:
+            batch.slots.append(len(batch.bodies) - 1)  # its index among the batch's leaves
+            for blob in leaf.draft.blobs:
+                batch.blobs.setdefault(blob.sha256, blob)
+    if batch.rows:
         grown: list[tuple[Node, bytes]] = []
-        frontier = head.frontier.grow(hashes, nodes=grown)
-        root = frontier.root()
-        note = sign_checkpoint(Checkpoint(head.origin, frontier.size, root), [signer])
-        frontier_bytes = frontier.to_bytes()
-        # In pipeline mode these are sent with the COMMIT the caller adds: one more round trip.
-        if blobs:
-            cur.executemany(INSERT_BLOB_SQL, [blobs[k] for k in sorted(blobs)])
-        cur.executemany(INSERT_LEAF_SQL, rows)
-        tiles = [(n.level, n.index, h) for n, h in grown if n.level and n.level % TILE_HEIGHT == 0]
-        if tiles:
-            cur.executemany(INSERT_NODE_SQL, tiles)
-        cur.execute(INSERT_CHECKPOINT_SQL, (frontier.size, root, note, moment))
-        cur.execute(UPDATE_HEAD_SQL, (frontier.size, root, frontier_bytes, moment))
-    # The row as this batch leaves it (v1 head unchanged): what the next batch expects to find.
-    state = HeadState((head.origin, frontier.size, root, frontier_bytes, moment, frontier.size, root, note,
-                       *checked.row[8:]))
-    return AppendedLeaves(checked, state, slots, bodies, hashes, note, frontier.size)
+        batch.frontier = head.frontier.grow(batch.hashes, nodes=grown)
+        batch.root = batch.frontier.root()
+        batch.note = sign_checkpoint(Checkpoint(head.origin, batch.frontier.size, batch.root), [signer])
+        batch.tiles = [(n.level, n.index, h) for n, h in grown if n.level and n.level % TILE_HEIGHT == 0]
+    return batch
 
 
 def _receipt(seq: int, bodies: list[bytes], hashes: list[bytes], first: int, note: str,

@@ -40,7 +40,8 @@ from .canonical import plain
 from .chain import Receipt, SignedEntry, build_entry
 from .checkpoints import CheckpointPolicy, SignedCheckpoint, build_checkpoint
 from .entry import ENTRY_COLUMNS, LeafDraft, queryable_columns
-from .log import CheckedHead, Floor, HeadState, LogHead, LogReceipt, append_batch_leaves, check_head, read_head
+from .log import (CheckedHead, Floor, HeadState, LogHead, LogReceipt, VerifiedNotes, append_batch_leaves,
+                  append_on_known_head, check_head, prepare_leaves, read_head)
 from .errors import AuditEntryInvalid, SchemaMismatch
 from .keys import Keyring, PublicKey, SigningKey
 from .tlog.note import Signer, Verifier
@@ -110,6 +111,9 @@ class BatchResult:
     # head check found (``checked.full``: whether it verified everything this time).
     state: HeadState | None = None
     checked: CheckedHead | None = None
+    # ``own_head`` batches: written in one round trip on the known head (True), or the guard
+    # found another head and the full path wrote it (False); None: not tried.
+    on_known_head: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -241,6 +245,8 @@ class AuditStore:
         known: HeadState | None = None,
         floor_known: bool = False,
         prefetch_floor: bool = False,
+        own_head: bool = False,
+        verified: VerifiedNotes | None = None,
     ) -> BatchResult:
         """Append prepared leaves (``entry.draft_leaf``) to the v2 log in one transaction, with
         one checkpoint signed by ``key`` (``audit/log.py``).
@@ -251,22 +257,39 @@ class AuditStore:
         stored head is not the newest checkpoint verified with ``trusted`` (under ``origin``,
         containing ``floor``: the checkpoint file's checkpoint). ``known``: the ``state`` of this
         caller's previous committed batch; ``floor_known``: ``floor`` is one that tree contains;
-        ``prefetch_floor``: read the floor's tiles in the first round trip (``audit.log.check_head``).
+        ``prefetch_floor``: read the floor's tiles in the first round trip; ``verified``: notes
+        already verified with ``trusted`` (``audit.log.check_head``).
 
-        Two round trips (pipeline mode): BEGIN, the lock and the head read; then the inserts,
-        the checkpoint, the head and COMMIT (plus one to read tiles when the floor is older than
-        the head, it has to be checked and ``prefetch_floor`` was not given).
+        ``own_head`` (with ``known`` and ``floor_known``): the caller expects the head to be
+        still ``known`` (its last batch found its own head). The batch is then built before the
+        lock and sent with a guard in **one** round trip (``audit.log.append_on_known_head``);
+        if the head is not ``known`` that transaction wrote nothing and the batch takes the full
+        path. The full path is two round trips (pipeline mode): BEGIN, the lock and the head
+        read; then one statement of writes and COMMIT (plus one to read tiles when the floor is
+        older than the head, it has to be checked and ``prefetch_floor`` was not given).
         """
         signer = signer or log_signer(key, origin or self.log_origin())
-        with self._append_connection() as conn, conn.pipeline():
-            done = append_batch_leaves(conn, drafts, signer=signer, key_id=key.key_id, trusted=trusted,
-                                       now=self._clock(), origin=origin, floor=floor, known=known,
-                                       floor_known=floor_known, prefetch_floor=prefetch_floor)
-            conn.commit()  # only now do receipts mean anything
+        done = tried = None
+        prepared = prepare_leaves(drafts)  # the bodies but seq, time and key id: before the lock
+        with self._append_connection() as conn:
+            if own_head and known is not None and floor_known:
+                with conn.pipeline():
+                    attempt = append_on_known_head(conn, prepared, signer=signer, key_id=key.key_id, known=known,
+                                                   now=self._clock())
+                    conn.commit()  # wrote the batch, or nothing when the guard did not hold
+                done = attempt.result() if attempt is not None else None
+                tried = done is not None
+            if done is None:
+                with conn.pipeline():
+                    done = append_batch_leaves(conn, drafts, signer=signer, key_id=key.key_id, trusted=trusted,
+                                               now=self._clock(), origin=origin, floor=floor, known=known,
+                                               floor_known=floor_known, prefetch_floor=prefetch_floor,
+                                               verified=verified, prepared=prepared)
+                    conn.commit()  # only now do receipts mean anything
         outcomes = done.outcomes()  # built after the commit: the head lock is released
         return BatchResult(outcomes=outcomes, checkpoint=next(
             (o.checkpoint for o in outcomes if isinstance(o, LogReceipt)), None),
-            state=done.state or HeadState(done.checked.row), checked=done.checked)
+            state=done.state or HeadState(done.checked.row), checked=done.checked, on_known_head=tried)
 
     def append_v1_batch(
         self,

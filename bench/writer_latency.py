@@ -58,11 +58,14 @@ def measure(server_url: str, *, entries: int, threads: int) -> dict[str, Any]:
                 w.join()
             t1, c1, p1 = time.perf_counter(), time.process_time(), postgres_cpu_seconds()
             batches = writer.stats.batches
+            # Batches written in one round trip on the writer's own head, and full head checks.
+            one_trip, full_checks = writer.stats.one_trip, writer.stats.full_checks
         store.dispose()
     n = per_thread * threads
     latencies.sort()
     return {
-        "entries": n, "threads": threads, "batches_total": batches,
+        "entries": n, "threads": threads, "batches_total": batches, "one_round_trip_batches": one_trip,
+        "full_checks": full_checks,
         "entries_per_second": round(n / (t1 - t0)),
         "latency_ms": {"p50": round(latencies[n // 2] * 1e3, 3), "p99": round(latencies[int(n * 0.99)] * 1e3, 3)},
         "python_cpu_us_per_entry": round((c1 - c0) / n * 1e6, 1),

@@ -76,3 +76,26 @@ def test_writer_refuses_a_checkpoint_signed_by_an_untrusted_key(store: AuditStor
     with AuditWriter(store, key=SigningKey.generate(), trusted=_trusted(store, SigningKey.generate())) as writer:
         with pytest.raises(LogStateMismatch, match="does not verify with a trusted key"):
             writer.append(decision_fields(1))
+
+
+def test_a_leaf_prepared_before_the_lock_is_the_rfc8785_body_once_seq_time_and_key_are_spliced() -> None:
+    """The writer builds each body before the head lock but for seq, recorded_at and key_id
+    (``audit.log.prepare_leaf``): the bytes are those of RFC 8785 over the whole body."""
+    import rfc8785
+
+    from audit.canonical import canonical_bytes, plain
+    from audit.chain import encode_members
+    from audit.entry import draft_leaf, prepare_fields
+    from audit.errors import AuditEntryInvalid
+    from audit.log import prepare_leaf, v1_head_members
+
+    drafts = [draft_leaf(encode_members(prepare_fields(decision_fields(i, outcome=o))))
+              for i, o in enumerate(("allow", "deny"))]
+    for members in [*(d.members for d in drafts), v1_head_members(7, bytes(range(32)))]:
+        for seq, key_id in ((1, "k1"), (123456789, "clearance/audit+abcdef12")):
+            at = "2026-12-03T21:00:00.123456Z"
+            body = leaf = prepare_leaf(members).body(canonical_bytes(seq), canonical_bytes(at), canonical_bytes(key_id))
+            expected = rfc8785.dumps({**plain(members), "seq": seq, "recorded_at": at, "key_id": key_id})
+            assert body == expected, leaf
+    with pytest.raises(AuditEntryInvalid, match="NUL"):
+        prepare_leaf({**drafts[0].members, "app_id": "a\x00b"})

@@ -7,6 +7,7 @@ writer must still be refused by the next batch, as the full check refuses it."""
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,9 @@ import psycopg
 import pytest
 
 from audit import AuditStore, AuditUnavailable, AuditWriter, CheckpointPolicy, SigningKey
+from audit.chain import encode_members
+from audit.entry import draft_leaf, prepare_fields
+from audit.log import append_leaves
 from audit.tlog import open_checkpoint
 from audit.tlog.checkpoint import Checkpoint, sign_checkpoint
 from audit.trust import log_signer, log_verifier
@@ -134,26 +138,34 @@ def test_the_checkpoint_file_replaced_between_two_batches_is_refused(
     assert file_writer.refusal is not None and says in file_writer.refusal
 
 
-def test_two_writers_on_one_database_and_file_check_each_others_heads(
-        store: AuditStore, migrated_database: str, signing_key: SigningKey, checkpoint_file: Path) -> None:
-    """Each sees the other's head, not its own: a full check, and both keep appending."""
+@pytest.fixture
+def two_writers(store: AuditStore, migrated_database: str, signing_key: SigningKey,
+                checkpoint_file: Path) -> Iterator[tuple[AuditWriter, AuditWriter]]:
+    """Two workers' writers on one database and checkpoint file (the log verified afterwards)."""
     other_store = AuditStore.from_url(migrated_database)
     policy = CheckpointPolicy(export_path=checkpoint_file)
     try:
         with AuditWriter(store, key=signing_key, checkpoints=policy) as first, \
                 AuditWriter(other_store, key=signing_key, checkpoints=policy) as second:
-            for i in range(6):
-                (first if i % 2 else second).append(decision_fields(i))
-            assert first.stats.full_checks == 3 and second.stats.full_checks == 3
-            # Back to one writer, which made the last batch: its own head, nothing to check again.
-            for i in range(6, 10):
-                first.append(decision_fields(i))
-            assert first.stats.full_checks == 3
-            second.append(decision_fields(10))  # one full check: the head is not its own
-            assert second.stats.full_checks == 4
+            yield first, second
     finally:
         other_store.dispose()
     assert verify_whole(store, checkpoint_files=[checkpoint_file]).valid
+
+
+def test_two_writers_on_one_database_and_file_check_each_others_heads(
+        two_writers: tuple[AuditWriter, AuditWriter]) -> None:
+    """Each sees the other's head, not its own: a full check, and both keep appending."""
+    first, second = two_writers
+    for i in range(6):
+        (first if i % 2 else second).append(decision_fields(i))
+    assert first.stats.full_checks == 3 and second.stats.full_checks == 3
+    # Back to one writer, which made the last batch: its own head, nothing to check again.
+    for i in range(6, 10):
+        first.append(decision_fields(i))
+    assert first.stats.full_checks == 3
+    second.append(decision_fields(10))  # one full check: the head is not its own
+    assert second.stats.full_checks == 4
 
 
 def test_a_connection_broken_between_batches_fails_one_batch_at_most(
@@ -202,3 +214,80 @@ def test_a_caller_alone_does_not_wait_for_the_batching_window(store: AuditStore,
         futures = [writer.submit(decision_fields(i)) for i in range(5, 25)]  # company: batched
         assert sorted(f.result(30).seq for f in futures) == list(range(6, 26))
         assert writer.stats.batches < 5 + 20
+
+
+# -- the one-round-trip batch on the writer's own head (guarded; docs/audit.md) --------------------
+
+
+def test_a_writer_alone_writes_its_batches_in_one_round_trip(file_writer: AuditWriter, store: AuditStore,
+                                                            checkpoint_file: Path) -> None:
+    """After the first batch (full check) and the second (which finds its own head), every batch
+    is built before the lock and sent with its guard: one round trip each."""
+    receipts = [file_writer.append(decision_fields(i)) for i in range(8)]
+    assert [r.seq for r in receipts] == list(range(1, 9))
+    assert file_writer.stats.one_trip == 6 and file_writer.stats.head_moved == 0
+    assert file_writer.flush_checkpoint_file()
+    assert verify_whole(store, checkpoint_files=[checkpoint_file]).valid
+
+
+def _insider_appends(url: str, writer: AuditWriter, store: AuditStore) -> None:
+    """The service's role appending a leaf under a key of its own (a checkpoint it signed,
+    the head moved forward): not the writer's head any more, and not a trusted one."""
+    insider = SigningKey.generate()
+    origin = store.log_origin()
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        draft = draft_leaf(encode_members(prepare_fields(decision_fields(900))))
+        append_leaves(conn, [draft], signer=log_signer(insider, origin), key_id=insider.key_id,
+                      trusted=[log_verifier(writer._key.public, origin)], now=datetime.now(UTC))
+        conn.commit()
+
+
+@pytest.mark.parametrize("name", [*TAMPERINGS, "the head moved by another role's append"])
+def test_tampering_while_the_writer_is_on_its_own_head_misses_the_guard_and_is_refused(
+        name: str, file_writer: AuditWriter, store: AuditStore, migrated_database: str) -> None:
+    """The guarded batch writes nothing when the head is not the one it knows; the full check
+    that follows refuses it as before (nothing of the batch is stored)."""
+    for i in range(5):
+        file_writer.append(decision_fields(i))
+    assert file_writer.stats.one_trip == 3
+    assert file_writer.flush_checkpoint_file()
+    if name in TAMPERINGS:
+        TAMPERINGS[name][0](migrated_database)
+    else:
+        _insider_appends(migrated_database, file_writer, store)
+    with superuser(migrated_database) as conn:
+        before = conn.execute("SELECT (SELECT count(*) FROM audit_leaves), (SELECT count(*) FROM "
+                              "audit_tlog_checkpoints), (SELECT size FROM audit_tlog_head)").fetchone()
+    with pytest.raises(AuditUnavailable, match="refuses to append"):
+        file_writer.append(decision_fields(99))
+    assert file_writer.stats.one_trip == 3 and file_writer.stats.refused_batches == 1
+    with superuser(migrated_database) as conn:
+        after = conn.execute("SELECT (SELECT count(*) FROM audit_leaves), (SELECT count(*) FROM "
+                             "audit_tlog_checkpoints), (SELECT size FROM audit_tlog_head)").fetchone()
+    assert after == before
+
+
+def test_the_head_row_rewritten_to_equal_values_but_its_time_is_a_full_check(
+        file_writer: AuditWriter, migrated_database: str) -> None:
+    """Any difference in the locked row (here only its time) misses the guard: the full check
+    runs (and passes: the tree is intact), exactly as a two-round-trip batch would."""
+    for i in range(4):
+        file_writer.append(decision_fields(i))
+    _tampered(migrated_database, "UPDATE audit_tlog_head SET recorded_at = recorded_at - interval '1 second'")
+    assert file_writer.append(decision_fields(4)).seq == 5
+    assert file_writer.stats.head_moved == 1 and file_writer.stats.full_checks == 2
+
+
+def test_another_writer_between_two_of_its_own_batches_misses_the_guard_then_is_checked(
+        two_writers: tuple[AuditWriter, AuditWriter]) -> None:
+    """A second worker appends while the first is on its own head: the first's guarded batch
+    writes nothing, the full check verifies the other's head, and both batches are in the log."""
+    first, second = two_writers
+    for i in range(4):
+        first.append(decision_fields(i))
+    assert first.stats.one_trip == 2
+    assert second.append(decision_fields(4)).seq == 5
+    assert first.append(decision_fields(5)).seq == 6
+    assert first.stats.head_moved == 1 and first.stats.full_checks == 2
+    assert first.append(decision_fields(6)).seq == 7  # its own head again: full path once more
+    assert first.append(decision_fields(7)).seq == 8 and first.stats.one_trip == 3
