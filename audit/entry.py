@@ -66,13 +66,14 @@ from the signed bytes on every read (migration 0004), so there is nothing to com
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .canonical import Canonical, canonical, canonical_object, parse_time, plain
+from .canonical import Canonical, canonical, canonical_object, parse_time
 from .errors import AuditEntryInvalid
 
 __all__ = [
@@ -111,6 +112,9 @@ STANDARD_FIELDS = (
 )
 DECISION_REQUIRED = ("decision_id", "input", "result", "outcome", "policy_revision", "engine")
 OUTCOMES = ("allow", "deny", None)
+# A UUID as str(uuid.UUID(...)) writes it: such an id is kept as it is (parsing it again costs
+# more than the rest of the checks of an entry).
+_UUID_TEXT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 # -- building the fields of an entry -----------------------------------------------------------
@@ -189,7 +193,7 @@ def decision_fields(
     extra: dict[str, Any] = {"shadow": shadow} if shadow is not None else {}
     return extra | {
         "kind": "decision",
-        "decision_id": plain(result)["decision_id"],
+        "decision_id": (result.value if isinstance(result, Canonical) else result)["decision_id"],
         "app_id": app_id,
         "caller_key_id": caller_key_id,
         "input": members.input,
@@ -329,7 +333,7 @@ def prepare_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
     body = {name: None for name in STANDARD_FIELDS}
     body.update(fields)
     decision_id = body["decision_id"]
-    if decision_id is not None:
+    if decision_id is not None and not (type(decision_id) is str and _UUID_TEXT.fullmatch(decision_id)):
         try:
             body["decision_id"] = str(uuid.UUID(str(decision_id)))
         except ValueError as exc:

@@ -5,8 +5,9 @@
 A scratch database at the newest schema, a checkpoint file, the reference policy and a real
 ``AuditWriter``; on one asyncio loop, ``--concurrency`` tasks each do what ``POST /v1/decisions``
 does after authentication, one request after the other: read the body (``policy.strict_json``
-and ``DecisionRequest``), ``Decider.decide`` (the memoised evaluation, the entry, the writer's
-submission, the receipt) and the response bytes (orjson). The six workloads of
+and ``DecisionRequest``), ``Decider.decide_json`` (the memoised evaluation, the entry, the
+writer's submission, the receipt, the response bytes; ``decide`` and orjson in a tree that has
+no ``decide_json``, for paired runs against an older commit). The six workloads of
 bench/inprocess.py rotate, so after the first six every evaluation is a cache hit, as for the
 apps of a running service. Reports the CPU of the loop's thread per decision (what bounds one
 worker's event loop), the rest of the process (the writer thread), PostgreSQL's, and the
@@ -46,12 +47,17 @@ async def _run(decider: Decider, *, decisions: int, concurrency: int) -> tuple[l
     latencies: list[float] = []
     size = 0
 
+    async def respond(request: DecisionRequest) -> bytes:
+        if hasattr(decider, "decide_json"):  # as POST /v1/decisions answers
+            return await decider.decide_json(request, caller=caller)
+        return orjson.dumps(await decider.decide(request, caller=caller))  # a tree before decide_json
+
     async def one_connection(offset: int) -> None:
         nonlocal size
         for i in range(decisions // concurrency):
             started = time.perf_counter()
             request = DecisionRequest.model_validate(strict_json.loads(BODIES[(offset + i) % len(BODIES)]))
-            answer = orjson.dumps(await decider.decide(request, caller=caller))
+            answer = await respond(request)
             latencies.append(time.perf_counter() - started)
             size += len(answer)
 
