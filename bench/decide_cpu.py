@@ -1,6 +1,7 @@
 """CPU per audited decision on the event loop: the service's decide path without HTTP.
 
     python bench/decide_cpu.py [--decisions 3000] [--concurrency 1] [--repeat 3]
+    python bench/decide_cpu.py --steps     # each step of one decision alone, no database
 
 A scratch database at the newest schema, a checkpoint file, the reference policy and a real
 ``AuditWriter``; on one asyncio loop, ``--concurrency`` tasks each do what ``POST /v1/decisions``
@@ -12,6 +13,11 @@ bench/inprocess.py rotate, so after the first six every evaluation is a cache hi
 apps of a running service. Reports the CPU of the loop's thread per decision (what bounds one
 worker's event loop), the rest of the process (the writer thread), PostgreSQL's, and the
 latency. CPU time, not wall time: a shared machine moves it little.
+
+``--steps`` times each step of one decision from the cache (the claims-summariser workload)
+alone, best of five runs of thread CPU time: the body, the cache lookup, the entry's fields,
+the three steps of ``AuditWriter.append_async`` before the hand-off, and the answer's bytes
+(with a receipt of the shape the writer returns).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import os
 import sys
 import tempfile
 import time
+import timeit
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +41,10 @@ import orjson  # noqa: E402
 from api.decider import Decider, PolicyHolder  # noqa: E402
 from api.metrics import Metrics  # noqa: E402
 from audit import AuditStore, AuditWriter, SigningKey, upgrade  # noqa: E402
+from audit.canonical import plain  # noqa: E402
+from audit.chain import encode_members  # noqa: E402
 from audit.checkpoints import CheckpointPolicy  # noqa: E402
+from audit.entry import draft_leaf, prepare_fields  # noqa: E402
 from bench.append_cost import DEFAULT_URL, postgres_cpu_seconds, scratch_database  # noqa: E402
 from bench.inprocess import WORKLOADS  # noqa: E402
 from policy import Caller, DecisionRequest, load_policy, strict_json  # noqa: E402
@@ -98,13 +108,57 @@ def measure(server_url: str, *, decisions: int, concurrency: int, repeat: int) -
     return results
 
 
+def steps() -> dict[str, float]:
+    """CPU µs of each step of one decision from the cache (see the module's docstring)."""
+    policy = load_policy(REPO / "rego")
+    decider = Decider(policy=PolicyHolder(policy), shadow=None, writer=None, metrics=Metrics.create())  # type: ignore[arg-type]
+    caller = Caller(key_id="bench", role="app")
+    body = BODIES[1]
+    request = DecisionRequest.model_validate(strict_json.loads(body))
+    evaluation = decider.evaluate(policy, request, caller)
+    fields, decision = decider.entry(policy, request, caller, evaluation)
+    skeleton = prepare_fields(fields)
+    encoded = encode_members(skeleton)
+    receipt = {"seq": 123456, "leaf_hash": "ab" * 32, "recorded_at": "2026-12-03T21:00:00.000000Z",
+               "entry": {**plain(draft_leaf(encoded).members), "seq": 123456,
+                         "recorded_at": "2026-12-03T21:00:00.000000Z", "key_id": "k" * 16},
+               "checkpoint": "clearance/audit\n123456\n" + "A" * 44 + "\n\n— clearance " + "B" * 96 + "\n",
+               "inclusion_proof": ["cd" * 32] * 17}
+    answer_json = getattr(evaluation, "answer_json", None)
+
+    def answer() -> bytes:
+        if answer_json is None:  # a tree before the spliced answer
+            return orjson.dumps({**decision, "audit": receipt})
+        return b"".join((b'{"decision_id":', orjson.dumps(decision["decision_id"]),
+                         answer_json(decision["policy_revision"]), b',"audit":', orjson.dumps(receipt), b"}"))
+
+    timed = {
+        "body: strict_json.loads + DecisionRequest": lambda: DecisionRequest.model_validate(strict_json.loads(body)),
+        "cache lookup (Decider.evaluate)": lambda: decider.evaluate(policy, request, caller),
+        "entry fields (Decider.entry)": lambda: decider.entry(policy, request, caller, evaluation),
+        "prepare_fields": lambda: prepare_fields(fields),
+        "encode_members": lambda: encode_members(skeleton),
+        "draft_leaf (blobs: SHA-256, facets)": lambda: draft_leaf(encoded),
+        "answer bytes": answer,
+    }
+    out = {}
+    for name, fn in timed.items():
+        fn()
+        out[name] = round(min(timeit.repeat(fn, number=2000, repeat=5, timer=time.thread_time)) / 2000 * 1e6, 1)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database", default=os.environ.get("CLEARANCE_BENCH_DATABASE_URL", DEFAULT_URL))
     parser.add_argument("--decisions", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--steps", action="store_true", help="time each step alone (no database)")
     args = parser.parse_args()
+    if args.steps:
+        print(json.dumps(steps(), indent=1))
+        return
     for result in measure(args.database, decisions=args.decisions, concurrency=args.concurrency,
                           repeat=args.repeat):
         print(json.dumps(result))
