@@ -10,12 +10,16 @@ request and the caller; apps ask the same few questions over and over, so each d
 ``(revision, request, caller)`` is resolved and evaluated once. A hit skips the app's profile
 (the effective workload, about four times the cost of the rest of the path) and the engine;
 the key is ``policy.profile.request_key``, made from the validated fields without encoding
-anything. The cached :class:`Evaluation` also keeps the canonical bytes of the audit entry's
-large members (``input`` and the route lists), made the first time it is recorded: the
-pure-Python RFC 8785 encoder costs about as much as evaluating. Per request only the small
-members (ids, revision, caller, context) are encoded. A reload changes the revision, so the old
-bundle's answers are never reused for the new one. A request the profile refuses
-(``ProfileViolation``) or an evaluation that fails is not cached.
+anything. The cached :class:`Evaluation` also keeps, made the first time it is recorded, what
+every audited decision of it shares: the canonical bytes of the entry's large members (``input``
+and the route lists; the pure-Python RFC 8785 encoder costs about as much as evaluating), the
+input and result blobs with their SHA-256 and facets (``audit.entry.DecisionMembers``), and the
+JSON of the answer without its id and receipt. Per decision only the id, the context and the
+receipt are encoded (docs/performance.md, "The audited path on the v2 log"). The per-policy
+members (engine, git) are encoded once per loaded policy, never per revision: an equal bundle
+loaded again from another commit shares the answers but records its own ``policy_git``. A
+reload changes the revision, so the old bundle's answers are never reused for the new one. A
+request the profile refuses (``ProfileViolation``) or an evaluation that fails is not cached.
 """
 
 from __future__ import annotations
@@ -31,9 +35,11 @@ from fastapi.concurrency import run_in_threadpool
 from api.metrics import Metrics
 from api.shadow import shadow_verdict
 from audit import AuditUnavailable, AuditWriter, DecisionMembers, Receipt, decision_fields
+from audit.canonical import Canonical, canonical
 from policy import ActivePolicy, Caller, DecisionRequest
 from policy.decision import new_decision_id
 from policy.profile import request_key
+from policy.workload import RequestContext
 
 CACHE_SIZE = 4096
 
@@ -49,12 +55,13 @@ class PolicyHolder:
 @dataclass(slots=True, eq=False)
 class Evaluation:
     """One distinct ``(revision, request, caller)``: its policy input, the checked answer
-    ``{"outcome", "allowed", "denied"}`` and, once recorded, the canonical bytes of the entry's
-    large members. Shared between requests: do not mutate."""
+    ``{"outcome", "allowed", "denied"}`` and, once recorded, what its entries and answers share
+    (:meth:`members`, :meth:`answer_json`). Shared between requests: do not mutate."""
 
     input: dict[str, Any]
     answer: dict[str, Any]
     _members: DecisionMembers | None = field(default=None, repr=False)
+    _answer_json: tuple[str, bytes] | None = field(default=None, repr=False)
 
     def members(self) -> DecisionMembers:
         # Made on first use only: simulate and shadow never record. Two threads may both make
@@ -62,6 +69,31 @@ class Evaluation:
         if self._members is None:
             self._members = DecisionMembers.encode(self.input, self.answer)
         return self._members
+
+    def answer_json(self, policy_revision: str) -> bytes:
+        """``,"outcome":…,"allowed":[…],"denied":[…],"policy_revision":…``: the bytes orjson
+        writes of the decision (``DecisionMembers.decision``) between its id and its end."""
+        made = self._answer_json
+        if made is None or made[0] != policy_revision:  # one revision per cached evaluation
+            written = orjson.dumps(self.members().decision(decision_id="", policy_revision=policy_revision))
+            made = self._answer_json = (policy_revision, written[len(_NO_ID):-1])
+        return made[1]
+
+
+_NO_ID = b'{"decision_id":""'
+
+
+@dataclass(frozen=True, slots=True)
+class _PolicyMembers:
+    """The members of an entry that come from the loaded policy, encoded once per policy."""
+
+    policy: ActivePolicy
+    engine: str
+    policy_git: Canonical
+
+
+# The context of a request that sent none (or only nulls): what most entries record.
+_NO_CONTEXT = canonical(RequestContext().recorded())
 
 
 class Decider:
@@ -74,6 +106,8 @@ class Decider:
         self._writer = writer
         self._metrics = metrics
         self._evaluated = lru_cache(maxsize=cache_size)(self._evaluate_uncached)
+        self._policy_members: _PolicyMembers | None = None
+        self._decided = {outcome: metrics.decisions.labels(outcome=outcome) for outcome in ("allow", "deny")}
 
     def evaluate(self, policy: ActivePolicy, request: DecisionRequest, caller: Caller) -> Evaluation:
         """``policy``'s input and checked answer for ``request`` from ``caller``, from the cache
@@ -107,44 +141,71 @@ class Decider:
         The durability contract: the answer is built only from the receipt of a committed
         entry; ``AuditUnavailable`` (no decision) otherwise.
         """
+        decision, receipt, _ = await self._recorded(request, caller)
+        return {**decision, "audit": receipt.to_dict()}
+
+    async def decide_json(self, request: DecisionRequest, *, caller: Caller) -> bytes:
+        """:meth:`decide` as the bytes ``orjson.dumps`` writes of it, spliced: the members
+        every decision of one evaluation shares are written once (``POST /v1/decisions``)."""
+        decision, receipt, evaluation = await self._recorded(request, caller)
+        return b"".join((b'{"decision_id":', orjson.dumps(decision["decision_id"]),
+                         evaluation.answer_json(decision["policy_revision"]),
+                         b',"audit":', orjson.dumps(receipt.to_dict()), b"}"))
+
+    async def _recorded(self, request: DecisionRequest, caller: Caller) -> tuple[dict[str, Any], Receipt, Evaluation]:
         started = time.perf_counter()
         policy = self.policy.current  # one bundle for the whole request
         evaluation = await self.evaluate_async(policy, request, caller)
-        fields, result = self.entry(policy, request, caller, evaluation)
+        fields, decision = self.entry(policy, request, caller, evaluation)
         try:
             receipt = await self._writer.append_async(fields)
         except AuditUnavailable:
             self._metrics.audit_failures.inc()
             raise
-        return self._answered(result, receipt, evaluation, started)
+        self._answered(evaluation, started)
+        return decision, receipt, evaluation
 
     def decide_blocking(self, request: DecisionRequest, *, caller: Caller) -> dict[str, Any]:
         """:meth:`decide` for a caller without an event loop (``clearance decide``)."""
         started = time.perf_counter()
         policy = self.policy.current
         evaluation = self.evaluate(policy, request, caller)
-        fields, result = self.entry(policy, request, caller, evaluation)
+        fields, decision = self.entry(policy, request, caller, evaluation)
         try:
             receipt = self._writer.append(fields)
         except AuditUnavailable:
             self._metrics.audit_failures.inc()
             raise
-        return self._answered(result, receipt, evaluation, started)
+        self._answered(evaluation, started)
+        return {**decision, "audit": receipt.to_dict()}
 
     def entry(self, policy: ActivePolicy, request: DecisionRequest, caller: Caller,
               evaluation: Evaluation) -> tuple[dict[str, Any], dict[str, Any]]:
         """The audit entry's fields for ``evaluation`` (a new decision id; the shadow policy's
-        verdict in shadow mode) and the decision, which is the entry's ``result``."""
+        verdict in shadow mode) and the decision, which is the entry's ``result``. The shared
+        members come encoded (blobs, policy git, an absent context): the writer splices them."""
         members = evaluation.members()
-        result = members.result(decision_id=new_decision_id(), policy_revision=policy.revision)
-        git = policy.bundle.git
+        revision = policy.revision
+        decision = members.decision(decision_id=new_decision_id(), policy_revision=revision)
+        constant = self._policy_members_of(policy)
+        context = request.context
         fields = decision_fields(
-            members=members, result=result, app_id=request.app_id, caller_key_id=caller.key_id,
-            policy_revision=policy.revision, engine=policy.engine.name,
-            context=request.context.recorded(), policy_git=git.to_dict() if git else None,
-            shadow=self._shadow(request, caller, result.value),
+            members=members, result=decision, app_id=request.app_id, caller_key_id=caller.key_id,
+            policy_revision=revision, engine=constant.engine,
+            context=_NO_CONTEXT if _empty(context) else context.recorded(), policy_git=constant.policy_git,
+            shadow=self._shadow(request, caller, decision),
         )
-        return fields, result.value
+        return fields, decision
+
+    def _policy_members_of(self, policy: ActivePolicy) -> _PolicyMembers:
+        # Keyed by the policy object, not its revision: a reload swaps the object (even for an
+        # equal bundle, whose git commit may differ). One slot: there is one current policy.
+        known = self._policy_members
+        if known is None or known.policy is not policy:
+            git = policy.bundle.git
+            known = self._policy_members = _PolicyMembers(
+                policy, policy.engine.name, canonical(git.to_dict() if git else None))
+        return known
 
     def _shadow(self, request: DecisionRequest, caller: Caller, result: dict[str, Any]) -> dict[str, Any] | None:
         if self.shadow is None:  # without shadow mode the path never calls into api/shadow.py
@@ -155,14 +216,17 @@ class Decider:
         self._metrics.shadow_decisions.labels(agreement=agreement).inc()
         return verdict
 
-    def _answered(self, result: dict[str, Any], receipt: Receipt, evaluation: Evaluation,
-                  started: float) -> dict[str, Any]:
-        self._metrics.decisions.labels(outcome=evaluation.answer["outcome"]).inc()
+    def _answered(self, evaluation: Evaluation, started: float) -> None:
+        self._decided[evaluation.answer["outcome"]].inc()
         self._metrics.decision_seconds.observe(time.perf_counter() - started)
-        return {**result, "audit": receipt.to_dict()}
 
     def cache_info(self) -> Any:
         return self._evaluated.cache_info()  # type: ignore[attr-defined]
+
+
+def _empty(context: RequestContext) -> bool:
+    # Every member null: recorded as _NO_CONTEXT whatever members the model has.
+    return all(value is None for value in context.__dict__.values())
 
 
 class _Unkeyed:

@@ -66,9 +66,10 @@ from the signed bytes on every read (migration 0004), so there is nothing to com
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -80,6 +81,8 @@ __all__ = [
     "LEAF_COLUMNS",
     "BLOB_FACETS",
     "Blob",
+    "BlobMember",
+    "blob_member",
     "LeafDraft",
     "blob_facets",
     "draft_leaf",
@@ -109,6 +112,9 @@ STANDARD_FIELDS = (
 )
 DECISION_REQUIRED = ("decision_id", "input", "result", "outcome", "policy_revision", "engine")
 OUTCOMES = ("allow", "deny", None)
+# A UUID as str(uuid.UUID(...)) writes it: such an id is kept as it is (parsing it again costs
+# more than the rest of the checks of an entry).
+_UUID_TEXT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 # -- building the fields of an entry -----------------------------------------------------------
@@ -117,57 +123,77 @@ OUTCOMES = ("allow", "deny", None)
 @dataclass(frozen=True, slots=True)
 class DecisionMembers:
     """The large members of a decision entry, canonicalised once per distinct evaluation: the
-    policy ``input`` and the route lists of the ``result``. Per decision only the small members
-    (ids, revision, caller, context) are encoded, and the bytes are spliced together."""
+    policy ``input`` and the route lists of the ``result``. The input and result blobs (bytes,
+    SHA-256, facets) are made once too, the result blob once per policy revision: the entries
+    of one cached evaluation differ only in their small members (ids, context), which are
+    encoded per decision, and every byte of the blobs is the same for all of them."""
 
-    input: Canonical
+    input: Canonical  # a BlobMember when made by encode
     outcome: str
     allowed: Canonical
     denied: Canonical
+    # policy revision -> the result blob; shared by the threads deciding: a race makes it twice,
+    # equal, and one is kept.
+    _results: dict[str, BlobMember] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def encode(cls, policy_input: Mapping[str, Any], answer: Mapping[str, Any]) -> DecisionMembers:
         """``answer`` is the engine's ``{"outcome", "allowed", "denied"}`` for ``policy_input``."""
-        return cls(input=canonical(policy_input), outcome=answer["outcome"],
+        return cls(input=blob_member(canonical(policy_input), result=False), outcome=answer["outcome"],
                    allowed=canonical(answer["allowed"]), denied=canonical(answer["denied"]))
 
-    def result_blob(self, *, policy_revision: str) -> Canonical:
+    def result_blob(self, *, policy_revision: str) -> BlobMember:
         """The result blob of the v2 log: the decision without ``decision_id`` and ``audit``,
-        spliced from the route lists' bytes (identical decisions share it)."""
-        value = {"outcome": self.outcome, "allowed": self.allowed.value, "denied": self.denied.value,
-                 "policy_revision": policy_revision}
+        spliced from the route lists' bytes, with its digest and facets (made once per revision)."""
+        found = self._results.get(policy_revision)
+        if found is None:
+            value = {"outcome": self.outcome, "allowed": self.allowed.value, "denied": self.denied.value,
+                     "policy_revision": policy_revision}
+            encoded = {**value, "allowed": self.allowed, "denied": self.denied}
+            found = blob_member(Canonical(value, canonical_object(encoded)), result=True)
+            if len(self._results) < _REVISIONS_KEPT:
+                self._results[policy_revision] = found
+        return found
+
+    def decision(self, *, decision_id: str, policy_revision: str) -> dict[str, Any]:
+        """The decision answered to the caller (without its ``audit`` receipt), which is also
+        the entry's ``result`` with its ``decision_id``. Its values are shared: do not mutate."""
+        return {"decision_id": decision_id, "outcome": self.outcome, "allowed": self.allowed.value,
+                "denied": self.denied.value, "policy_revision": policy_revision}
+
+    def result(self, *, decision_id: str, policy_revision: str) -> Canonical:
+        """:meth:`decision` with its canonical bytes."""
+        value = self.decision(decision_id=decision_id, policy_revision=policy_revision)
         encoded = {**value, "allowed": self.allowed, "denied": self.denied}
         return Canonical(value, canonical_object(encoded))
 
-    def result(self, *, decision_id: str, policy_revision: str) -> Canonical:
-        """The ``result`` member, which is also the decision answered to the caller (without its
-        ``audit`` receipt), with its canonical bytes."""
-        value = {"decision_id": decision_id, "outcome": self.outcome, "allowed": self.allowed.value,
-                 "denied": self.denied.value, "policy_revision": policy_revision}
-        encoded = {**value, "allowed": self.allowed, "denied": self.denied}
-        return Canonical(value, canonical_object(encoded))
+
+# A cached evaluation belongs to one revision (api/decider.py); a caller reusing members across
+# revisions gets correct blobs past this many, only not memoised.
+_REVISIONS_KEPT = 4
 
 
 def decision_fields(
     *,
     members: DecisionMembers,
-    result: Canonical,
+    result: Canonical | Mapping[str, Any],
     app_id: str,
     caller_key_id: str | None,
     policy_revision: str,
     engine: str,
-    context: Mapping[str, Any],
-    policy_git: Mapping[str, Any] | None,
+    context: Mapping[str, Any] | Canonical,
+    policy_git: Mapping[str, Any] | Canonical | None,
     shadow: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The fields of a ``decision`` entry (the writer adds seq, time, key and link).
 
-    ``result`` comes from ``members.result(...)``; ``shadow`` is present only in shadow mode.
+    ``result`` comes from ``members.decision(...)`` (or ``members.result(...)``); ``shadow``
+    is present only in shadow mode. ``context`` and ``policy_git`` may come canonicalised.
     """
     extra: dict[str, Any] = {"shadow": shadow} if shadow is not None else {}
     return extra | {
         "kind": "decision",
-        "decision_id": result.value["decision_id"],
+        "decision_id": (result.value if isinstance(result, Canonical) else result)["decision_id"],
         "app_id": app_id,
         "caller_key_id": caller_key_id,
         "input": members.input,
@@ -307,7 +333,7 @@ def prepare_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
     body = {name: None for name in STANDARD_FIELDS}
     body.update(fields)
     decision_id = body["decision_id"]
-    if decision_id is not None:
+    if decision_id is not None and not (type(decision_id) is str and _UUID_TEXT.fullmatch(decision_id)):
         try:
             body["decision_id"] = str(uuid.UUID(str(decision_id)))
         except ValueError as exc:
@@ -456,7 +482,25 @@ class LeafDraft:
     columns: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class BlobMember(Canonical):
+    """An ``input`` or ``result`` member, canonicalised, with its blob made once
+    (:func:`blob_member`): :func:`draft_leaf` takes the blob as it is instead of hashing the
+    bytes and walking the value again. The entries of one cached evaluation share one."""
+
+    blob: Blob
+    is_result: bool
+
+
+def blob_member(encoded: Canonical, *, result: bool) -> BlobMember:
+    """``encoded`` with its blob: the one :func:`draft_leaf` would make of it as the entry's
+    ``result`` (``result=True``) or ``input``."""
+    return BlobMember(encoded.value, encoded.data, _blob(encoded, result=result), result)
+
+
 def _blob(value: Any, *, result: bool) -> Blob:
+    if isinstance(value, BlobMember) and value.is_result is result:
+        return value.blob
     raw = value.value if isinstance(value, Canonical) else value
     if result and isinstance(raw, dict) and RESULT_EXCLUDED_SET.intersection(raw):
         encoded = canonical({k: v for k, v in raw.items() if k not in RESULT_EXCLUDED_SET})

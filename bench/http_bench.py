@@ -173,9 +173,11 @@ def profiled(pids: list[int], out: Path | None, duration: int) -> Iterator[None]
             spy.wait(timeout=60)
 
 
-def _ticks(pid: int) -> int:
+def _ticks(pid: int, tid: int | None = None) -> int:
+    """utime + stime of process ``pid``, or of its thread ``tid`` (the main thread: ``tid=pid``)."""
+    path = f"/proc/{pid}/task/{tid}/stat" if tid is not None else f"/proc/{pid}/stat"
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = Path(path).read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0
     return int(fields[11]) + int(fields[12])  # utime + stime
@@ -196,20 +198,22 @@ def cpu_during(run: Callable[[], dict[str, Any]], workers: list[int]) -> tuple[d
     """Run ``run`` (a wrk run) and say how many cores each part used meanwhile."""
     hz = os.sysconf("SC_CLK_TCK")
 
-    def snapshot() -> tuple[float, int, int, float, list[int]]:
+    def snapshot() -> tuple[float, int, int, float, list[int], int]:
         machine = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
         wrk_ticks = resource.getrusage(resource.RUSAGE_CHILDREN)
         return (time.monotonic(), sum(_ticks(p) for p in workers), sum(_ticks(p) for p in _postgres_pids()),
-                (wrk_ticks.ru_utime + wrk_ticks.ru_stime), machine)
+                (wrk_ticks.ru_utime + wrk_ticks.ru_stime), machine, sum(_ticks(p, p) for p in workers))
 
-    t0, w0, p0, c0, m0 = snapshot()
+    t0, w0, p0, c0, m0, l0 = snapshot()
     result = run()
-    t1, w1, p1, c1, m1 = snapshot()
+    t1, w1, p1, c1, m1, l1 = snapshot()
     seconds = t1 - t0
     machine = [b - a for a, b in zip(m0, m1, strict=True)]
     cores = os.cpu_count() or 1
     return result, {
         "server_workers": (w1 - w0) / hz / seconds,
+        # Their main threads: the event loops (the rest is the audit writer's and file threads).
+        "server_event_loops": (l1 - l0) / hz / seconds,
         "postgresql": (p1 - p0) / hz / seconds,  # every postgres process of that server
         "wrk": (c1 - c0) / seconds,
         "idle": machine[3] / sum(machine) * cores,

@@ -6,7 +6,6 @@ committed the caller gets 503 and no decision.
 
 from __future__ import annotations
 
-import orjson
 from fastapi import APIRouter, Request, Response
 
 from api.apikeys import Role
@@ -57,6 +56,8 @@ async def create_decision(http: Request) -> Response:
             request = request.model_copy(update={"context": request.context.model_copy(update={"gateway": named})})
     elif request.app_id != caller.app_id:
         app_of(services, caller, gateway=None, team=None, key_alias=None, body_app=request.app_id)
-    decision = await services.decider.decide(request, caller=caller_of(caller))  # api/decider.py
-    # Already validated: serialise directly instead of through response_model again.
-    return Response(orjson.dumps(decision), media_type="application/json")
+    # Built from the checked evaluation and the writer's receipt, not validated again through
+    # response_model (which documents it): the bytes orjson writes of the decision, spliced
+    # (api/decider.py; tests/api/test_decision_bytes.py pins both).
+    answer = await services.decider.decide_json(request, caller=caller_of(caller))
+    return Response(answer, media_type="application/json")
