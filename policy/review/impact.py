@@ -44,7 +44,7 @@ from typing import Any
 from policy import ActivePolicy, load_policy
 from policy.errors import ClearanceError, EvaluationError, UnknownApp
 from policy.profile import ProfileViolation
-from policy.review.diff import Change, Summary, compare
+from policy.review.diff import Answer, Change, compare_answers, well_formed
 from policy.review.gitinfo import GitError, export_tree, git_info
 from policy.review.impact_report import EXAMPLES, ImpactReport, Side, Tally
 from policy.review.replay import Replay, Skipped
@@ -86,33 +86,61 @@ class Judge:
     def __init__(self, base: ActivePolicy, head: ActivePolicy) -> None:
         self.base, self.head = base, head
         self._same: dict[tuple[str, str], Change] = {}
+        # Apps whose record and profile are the same on both sides: a replay of one resolves
+        # to the same policy input (or the same refusal) on both, so it is resolved once.
+        self._shared_input = _same_profiles(base, head)
 
     def judge(self, replay: Replay) -> Change:
-        base = _recorded(replay) or _summary(self.base, replay)
-        change = compare(base, _summary(self.head, replay))
+        head_input: dict[str, Any] | str
+        base = _recorded(replay)
+        if base is None:
+            base_input = _input(self.base, replay)
+            base = _answer(self.base, base_input)
+            head_input = base_input if replay.app_id in self._shared_input else _input(self.head, replay)
+        else:
+            head_input = _input(self.head, replay)
+        change = compare_answers(base, _answer(self.head, head_input))
         if change.differs:
             return change
         # Most replays change nothing: share one object per outcome pair (memory, pickling).
         return self._same.setdefault((change.base_outcome, change.head_outcome), change)
 
 
-def _recorded(replay: Replay) -> Summary | None:
+def _same_profiles(base: ActivePolicy, head: ActivePolicy) -> frozenset[str]:
+    """Ids of the apps that resolve a request identically on both sides: the same record,
+    profile and named workloads in ``apps.yaml``, under the same jurisdiction groups."""
+    if base.bundle.catalog.jurisdictions.groups != head.bundle.catalog.jurisdictions.groups:
+        return frozenset()
+    heads = {a.id: a.model_dump(mode="json") for a in head.bundle.catalog.apps}
+    return frozenset(a.id for a in base.bundle.catalog.apps if heads.get(a.id) == a.model_dump(mode="json"))
+
+
+def _recorded(replay: Replay) -> dict[str, Any] | None:
     """The recorded answer, when it may stand for the base's (see ``_with_reusable_record``)."""
-    if replay.recorded_result is None:
-        return None
+    if replay.recorded_result is None or not well_formed(replay.recorded_result):
+        return None  # none, or not a decision's shape: let the base decide
+    return replay.recorded_result
+
+
+_FAILURES = (UnknownApp, EvaluationError, ProfileViolation)  # what the service answers as a deny
+
+
+def _input(policy: ActivePolicy, replay: Replay) -> dict[str, Any] | str:
+    """The policy input ``policy`` builds for the replay, or why it refuses it."""
     try:
-        return Summary.of(replay.recorded_result)
-    except (KeyError, TypeError):
-        return None  # not a decision's shape: let the base decide
+        return policy.input_for_recorded(replay.app_id, replay.requested, replay.caller)
+    except _FAILURES as exc:
+        return str(exc)
 
 
-def _summary(policy: ActivePolicy, replay: Replay) -> Summary:
+def _answer(policy: ActivePolicy, policy_input: dict[str, Any] | str) -> Answer:
     """What ``policy`` decides; fails closed (a deny with the error) as the service would."""
+    if isinstance(policy_input, str):
+        return policy_input
     try:
-        policy_input = policy.input_for_recorded(replay.app_id, replay.requested, replay.caller)
-        return Summary.of(policy.evaluate(policy_input))
-    except (UnknownApp, EvaluationError, ProfileViolation) as exc:
-        return Summary.failed(str(exc))
+        return policy.evaluate(policy_input)
+    except _FAILURES as exc:
+        return str(exc)
 
 
 # One Judge per pool process, made by its initializer (process-local by construction).
