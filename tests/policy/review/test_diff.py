@@ -96,14 +96,24 @@ def test_judge_matches_the_reference_comparison_replay_by_replay(sides: tuple[Ac
     assert kinds == {"error", "changed", "same", "codes_appeared", "newly_denied"}  # every path was taken
 
 
-def test_the_report_is_the_same_in_one_process_and_in_the_pool(sides: tuple[ActivePolicy, ActivePolicy],
-                                                               tmp_path: Path) -> None:
+def test_the_report_is_the_same_in_one_process_and_in_the_pool(sides: tuple[ActivePolicy, ActivePolicy]) -> None:
+    """Batches of 64 with repeats 30-100 replays apart: a workload is often still being judged
+    by the pool (its batch in flight) when the next batch is read; it is judged once."""
     head_dir = Path(sides[1].bundle.root)
-    reports = [analyse(REPO / "rego", head_dir, read_jsonl(SAMPLE), base_ref="b", head_ref="h", workers=w,
+    replays = sample()
+    repeated: list[Replay] = []
+    for i, replay in enumerate(replays):
+        repeated.append(replay)
+        repeated.extend(replays[i - back] for back in (30, 70, 100) if i >= back and i % back == 0)
+    distinct = len({r.key() for r in replays})
+    reports = [analyse(REPO / "rego", head_dir, iter(repeated), base_ref="b", head_ref="h", workers=w,
                        batch=64).to_dict() for w in (1, 2)]
+    assert reports[1]["timing"]["workers"] == 2
     for report in reports:
         del report["timing"]
-    assert reports[0] == reports[1] and reports[0]["changed"] > 0 and reports[0]["head_errors"]
+    assert reports[0] == reports[1]
+    assert reports[0]["replayed"] == len(repeated) > len(replays) and reports[0]["distinct_workloads"] == distinct
+    assert reports[0]["changed"] > 0 and reports[0]["head_errors"]
 
 
 def mutations(answer: dict[str, Any]) -> list[dict[str, Any]]:
