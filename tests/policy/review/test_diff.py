@@ -186,3 +186,15 @@ def test_well_formed_refuses_what_the_comparison_cannot_read(policy: ActivePolic
         broken.append(bad)
     assert not any(well_formed(b) for b in broken) and not well_formed([]) and not well_formed(None)
 
+
+
+def test_profiles_expand_jurisdictions_as_the_groups_do_and_never_share_a_list(policy: ActivePolicy) -> None:
+    groups = policy.bundle.catalog.jurisdictions
+    requested = {"workload_profile": None, "workload": {
+        "task": "summarization", "quality_tier": "commodity", "regulatory_tier": "standard",
+        "data_classification": "internal", "dangerous_capability": "none", "jurisdictions": ["DE", "US"]}}
+    first = policy.input_for_recorded("internal-helpdesk", requested, {})["workload"]["jurisdictions"]
+    assert first == groups.expand(["DE", "US"]) and "EU" in first
+    first.append("mutated by a caller")
+    again = policy.input_for_recorded("internal-helpdesk", requested, {})["workload"]["jurisdictions"]
+    assert again == groups.expand(["DE", "US"])
