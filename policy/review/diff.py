@@ -131,18 +131,18 @@ def compare(base: Summary, head: Summary) -> Change:
         if base.obligations != head.obligations:
             for route in base.cleared & head.cleared:
                 _count(base.obligations.get(route, _NONE), head.obligations.get(route, _NONE), gained, lost)
-    return Change(
-        base_outcome=base.outcome,
-        head_outcome=head.outcome,
-        newly_cleared=newly_cleared,
-        newly_denied=newly_denied,
-        codes_appeared=tuple(sorted(appeared.items())),
-        codes_disappeared=tuple(sorted(disappeared.items())),
-        obligations_appeared=tuple(sorted(gained.items())),
-        obligations_disappeared=tuple(sorted(lost.items())),
-        base_error=base.error,
-        head_error=head.error,
-    )
+    return _change(base.outcome, head.outcome, newly_cleared, newly_denied, (appeared, disappeared, gained, lost),
+                   base.error, head.error)
+
+
+def _change(base_outcome: str, head_outcome: str, newly_cleared: tuple[Route, ...],
+            newly_denied: tuple[tuple[Route, Reasons], ...], counts: tuple[dict[str, int], ...],
+            base_error: str | None, head_error: str | None) -> Change:
+    appeared, disappeared, gained, lost = (tuple(sorted(c.items())) for c in counts)
+    return Change(base_outcome=base_outcome, head_outcome=head_outcome, newly_cleared=newly_cleared,
+                  newly_denied=newly_denied, codes_appeared=appeared, codes_disappeared=disappeared,
+                  obligations_appeared=gained, obligations_disappeared=lost, base_error=base_error,
+                  head_error=head_error)
 
 
 # A side's answer: the decision (``{"outcome", "allowed", "denied", …}``) or, for a side that
@@ -192,18 +192,8 @@ def compare_answers(base: Answer, head: Answer) -> Change:
             before = base_allowed.get(route)
             if before is not None and before.get("obligations") != entry.get("obligations"):
                 _count(_obligations(before), _obligations(entry), gained, lost)
-    return Change(
-        base_outcome=base_outcome,
-        head_outcome=head_outcome,
-        newly_cleared=newly_cleared,
-        newly_denied=newly_denied,
-        codes_appeared=tuple(sorted(appeared.items())),
-        codes_disappeared=tuple(sorted(disappeared.items())),
-        obligations_appeared=tuple(sorted(gained.items())),
-        obligations_disappeared=tuple(sorted(lost.items())),
-        base_error=base_error,
-        head_error=head_error,
-    )
+    return _change(base_outcome, head_outcome, newly_cleared, newly_denied, (appeared, disappeared, gained, lost),
+                   base_error, head_error)
 
 
 def well_formed(result: Any) -> bool:
