@@ -61,11 +61,12 @@ class ProfileViolation(ClearanceError):
 
 
 class Profiles:
-    """The apps' profiles of one bundle, ready to resolve requests (immutable, thread-safe)."""
+    """The apps' profiles of one bundle, ready to resolve requests (immutable but for a cache of
+    expanded jurisdiction lists; thread-safe)."""
 
     def __init__(self, catalog: Catalog) -> None:
         self._apps = {a.id: a for a in catalog.apps}
-        self._groups = catalog.jurisdictions
+        self._groups = _Expanded(catalog.jurisdictions)
         # Named workloads, validated once (profile_errors refuses a bundle where one is invalid).
         self._named: dict[tuple[str, str], Workload] = {}
         for app in catalog.apps:
@@ -102,6 +103,28 @@ class Profiles:
         return self.resolve(app_id, request)[0]
 
 
+class _Expanded:
+    """A bundle's jurisdiction groups, each list of codes expanded once (``expand`` walks every
+    group for each code; requests ask for few distinct lists). The groups are immutable."""
+
+    _LIMIT = 4096  # distinct lists remembered; past it, expanded afresh
+
+    def __init__(self, groups: Jurisdictions) -> None:
+        self._groups, self._expanded = groups, dict[tuple[str, ...], tuple[str, ...]]()
+
+    def expand(self, codes: list[str]) -> list[str]:
+        key = tuple(codes)
+        found = self._expanded.get(key)
+        if found is None:
+            found = tuple(self._groups.expand(codes))
+            if len(self._expanded) < self._LIMIT:
+                self._expanded[key] = found
+        return list(found)  # each input gets its own list
+
+    def covers(self, registered: list[str], code: str) -> bool:
+        return self._groups.covers(registered, code)
+
+
 def request_key(request: DecisionRequest) -> Hashable:
     """What the policy input of ``request`` depends on besides the bundle and the caller: equal
     exactly when two requests of the same app resolve to the same ``workload`` and ``requested``
@@ -127,7 +150,7 @@ def sent(workload: Workload) -> dict[str, Any]:
     return {k: dumped[k] for k in sorted(workload.model_fields_set)}
 
 
-def effective(app: App, groups: Jurisdictions, workload: Workload) -> dict[str, Any]:
+def effective(app: App, groups: Jurisdictions | _Expanded, workload: Workload) -> dict[str, Any]:
     """The workload the policy judges: the request made at least as strict as ``app``'s profile."""
     problems: list[FieldProblem] = []
     w = workload.model_dump(mode="json")

@@ -19,15 +19,19 @@ narrows a profile shows its effect. An app missing from one side's
 
 Speed: a decision recorded under the base's revision (with the base's record of the app) *is*
 the base's answer, so the base does not decide it again; identical workloads are judged once (a
-bounded cache keyed on the canonical replay); and past one batch (``BATCH`` replays) the work is
-spread over a pool of processes, one per core (regorus holds the GIL while it evaluates).
-Measured by ``bench/impact_bench.py``.
+bounded cache keyed on the canonical replay); an app whose record and profile are the same on
+both sides is resolved once for both; the two answers are compared as the engine gave them
+(``diff.compare_answers``); and past one batch (``BATCH`` replays) every batch is judged by a
+pool of processes, one per core this process may use (regorus holds the GIL while it
+evaluates), while this process reads the next batch and tallies the previous one. Measured by
+``bench/impact_bench.py``.
 
 ``bundle_at(policy_dir, ref, dest)`` builds a side from git (``git archive``).
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import gc
@@ -36,7 +40,6 @@ import itertools
 import multiprocessing
 import os
 import time
-from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -44,7 +47,7 @@ from typing import Any
 from policy import ActivePolicy, load_policy
 from policy.errors import ClearanceError, EvaluationError, UnknownApp
 from policy.profile import ProfileViolation
-from policy.review.diff import Change, Summary, compare
+from policy.review.diff import Answer, Change, compare_answers, well_formed
 from policy.review.gitinfo import GitError, export_tree, git_info
 from policy.review.impact_report import EXAMPLES, ImpactReport, Side, Tally
 from policy.review.replay import Replay, Skipped
@@ -86,33 +89,61 @@ class Judge:
     def __init__(self, base: ActivePolicy, head: ActivePolicy) -> None:
         self.base, self.head = base, head
         self._same: dict[tuple[str, str], Change] = {}
+        # Apps whose record and profile are the same on both sides: a replay of one resolves
+        # to the same policy input (or the same refusal) on both, so it is resolved once.
+        self._shared_input = _same_profiles(base, head)
 
     def judge(self, replay: Replay) -> Change:
-        base = _recorded(replay) or _summary(self.base, replay)
-        change = compare(base, _summary(self.head, replay))
+        head_input: dict[str, Any] | str
+        base = _recorded(replay)
+        if base is None:
+            base_input = _input(self.base, replay)
+            base = _answer(self.base, base_input)
+            head_input = base_input if replay.app_id in self._shared_input else _input(self.head, replay)
+        else:
+            head_input = _input(self.head, replay)
+        change = compare_answers(base, _answer(self.head, head_input))
         if change.differs:
             return change
         # Most replays change nothing: share one object per outcome pair (memory, pickling).
         return self._same.setdefault((change.base_outcome, change.head_outcome), change)
 
 
-def _recorded(replay: Replay) -> Summary | None:
+def _same_profiles(base: ActivePolicy, head: ActivePolicy) -> frozenset[str]:
+    """Ids of the apps that resolve a request identically on both sides: the same record,
+    profile and named workloads in ``apps.yaml``, under the same jurisdiction groups."""
+    if base.bundle.catalog.jurisdictions.groups != head.bundle.catalog.jurisdictions.groups:
+        return frozenset()
+    heads = {a.id: a.model_dump(mode="json") for a in head.bundle.catalog.apps}
+    return frozenset(a.id for a in base.bundle.catalog.apps if heads.get(a.id) == a.model_dump(mode="json"))
+
+
+def _recorded(replay: Replay) -> dict[str, Any] | None:
     """The recorded answer, when it may stand for the base's (see ``_with_reusable_record``)."""
-    if replay.recorded_result is None:
-        return None
+    if replay.recorded_result is None or not well_formed(replay.recorded_result):
+        return None  # none, or not a decision's shape: let the base decide
+    return replay.recorded_result
+
+
+_FAILURES = (UnknownApp, EvaluationError, ProfileViolation)  # what the service answers as a deny
+
+
+def _input(policy: ActivePolicy, replay: Replay) -> dict[str, Any] | str:
+    """The policy input ``policy`` builds for the replay, or why it refuses it."""
     try:
-        return Summary.of(replay.recorded_result)
-    except (KeyError, TypeError):
-        return None  # not a decision's shape: let the base decide
+        return policy.input_for_recorded(replay.app_id, replay.requested, replay.caller)
+    except _FAILURES as exc:
+        return str(exc)
 
 
-def _summary(policy: ActivePolicy, replay: Replay) -> Summary:
+def _answer(policy: ActivePolicy, policy_input: dict[str, Any] | str) -> Answer:
     """What ``policy`` decides; fails closed (a deny with the error) as the service would."""
+    if isinstance(policy_input, str):
+        return policy_input
     try:
-        policy_input = policy.input_for_recorded(replay.app_id, replay.requested, replay.caller)
-        return Summary.of(policy.evaluate(policy_input))
-    except (UnknownApp, EvaluationError, ProfileViolation) as exc:
-        return Summary.failed(str(exc))
+        return policy.evaluate(policy_input)
+    except _FAILURES as exc:
+        return str(exc)
 
 
 # One Judge per pool process, made by its initializer (process-local by construction).
@@ -151,7 +182,7 @@ class _Cache:
     """Bounded LRU of judged workloads, keyed by a 16-byte digest of the canonical replay."""
 
     def __init__(self, entries: int) -> None:
-        self._entries, self._data = entries, OrderedDict[bytes, Change]()
+        self._entries, self._data = entries, collections.OrderedDict[bytes, Change]()
 
     @staticmethod
     def digest(key: bytes) -> bytes:
@@ -189,8 +220,9 @@ def analyse(
     :param base_ref/head_ref: the git refs the directories were exported from (``None``: the
         work tree, whose git state is asked); shown in the report.
     :param workers: processes to judge in; ``1`` keeps everything in this process, ``0``
-        (default) one per core; either way a run of at most ``BATCH`` replays stays in this
-        process (a pool's start-up would cost more than it saves).
+        (default) one per core this process may run on (``default_workers``); either way a
+        run of at most ``BATCH`` replays stays in this process (a pool's start-up would cost
+        more than it saves).
     :param examples: how many concrete examples to keep.
     :param batch: replays read and judged together (memory bound; tests make it small).
     :param shown_dir: how to name an exported side's directory in the report (its path in the
@@ -205,20 +237,29 @@ def analyse(
     apps_changed = [a.model_dump() for a in base.bundle.catalog.apps] != [a.model_dump() for a in head.bundle.catalog.apps]
     build_seconds = time.perf_counter() - started
 
-    tally, cache = Tally(examples_wanted=examples), _Cache(CACHE_ENTRIES)
+    # Room for the batches in flight besides what is remembered (see _tally).
+    tally, cache = Tally(examples_wanted=examples), _Cache(max(CACHE_ENTRIES, 4 * batch))
     evaluated = 0
     pool: Any = None
-    wanted = workers if workers > 0 else (os.cpu_count() or 1)
+    wanted = workers if workers > 0 else default_workers()
+    in_flight: collections.deque[_Submitted] = collections.deque()
+    pending: set[bytes] = set()  # workloads sent to the pool, not yet back
     with _rare_collections(), contextlib.ExitStack() as cleanup:
         for replays_batch, more in _lookahead(_batches(replays, tally, batch, base)):
             # A run of more than one batch is spread over the pool; a smaller one stays here.
-            starting = pool is None and wanted > 1 and more
-            if starting:
+            if pool is None and wanted > 1 and more:
                 pool = _start_pool(wanted, base_dir, head_dir)
                 cleanup.callback(_stop_pool, pool)
-            # While the pool's processes compile their bundles, this one judges the batch.
-            evaluated += _judge_batch(replays_batch, tally, cache, judge=judge, pool=None if starting else pool,
-                                      processes=wanted)
+            if pool is None:
+                evaluated += _judge_batch(replays_batch, tally, cache, judge=judge)
+                continue
+            # Every batch goes to the pool (the first waits there for the processes to start);
+            # this process reads and sends the next one while the pool judges, and tallies in order.
+            in_flight.append(_submit(replays_batch, cache, pending, pool, wanted))
+            if len(in_flight) > 1:
+                evaluated += _finish(in_flight.popleft(), tally, cache, pending)
+        while in_flight:
+            evaluated += _finish(in_flight.popleft(), tally, cache, pending)
     return ImpactReport(
         base=sides[0], head=sides[1], inputs=inputs, apps_changed=apps_changed, tally=tally,
         seconds=time.perf_counter() - started, build_seconds=build_seconds, evaluated=evaluated,
@@ -265,6 +306,14 @@ def _lookahead(batches: Iterator[list[Replay]]) -> Iterator[tuple[list[Replay], 
         current = following
 
 
+def default_workers() -> int:
+    """One process per core this process may run on (``os.cpu_count()`` where affinity is unknown)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def _stop_pool(pool: Any) -> None:
     pool.terminate()
     pool.join()
@@ -277,29 +326,66 @@ def _start_pool(processes: int, base_dir: Path, head_dir: Path) -> Any:
     return context.Pool(processes, initializer=_init_process, initargs=(str(base_dir), str(head_dir)))
 
 
-def _judge_batch(batch: list[Replay], tally: Tally, cache: _Cache, *, judge: Judge, pool: Any,
-                 processes: int) -> int:
-    """Judge the batch's workloads not seen before, then tally every replay; returns how many
-    workloads were judged."""
+def _judge_batch(batch: list[Replay], tally: Tally, cache: _Cache, *, judge: Judge) -> int:
+    """Judge the batch's workloads not seen before here, then tally every replay; returns how
+    many workloads were judged."""
+    keys, digests, todo = _unseen(batch, cache, set())
+    fresh = {digest: judge.judge(replay) for digest, replay in todo.items()}
+    _tally(batch, keys, digests, fresh, tally, cache)
+    return len(fresh)
+
+
+@dataclasses.dataclass
+class _Submitted:
+    """A batch whose unseen workloads are being judged by the pool."""
+
+    batch: list[Replay]
+    keys: list[bytes]
+    digests: list[bytes]
+    sent: list[bytes]  # digests of the workloads sent, in order
+    result: Any  # the pool's AsyncResult (None: nothing to judge)
+
+
+def _submit(batch: list[Replay], cache: _Cache, pending: set[bytes], pool: Any, processes: int) -> _Submitted:
+    keys, digests, todo = _unseen(batch, cache, pending)
+    pending.update(todo)
+    replays = list(todo.values())
+    result = None
+    if replays:
+        # Enough chunks to keep every process busy, none so small that IPC dominates.
+        size = max(1, min(CHUNK, -(-len(replays) // (2 * processes))))
+        chunks = [replays[i:i + size] for i in range(0, len(replays), size)]
+        result = pool.map_async(_judge_chunk, chunks, chunksize=1)
+    return _Submitted(batch, keys, digests, list(todo), result)
+
+
+def _finish(submitted: _Submitted, tally: Tally, cache: _Cache, pending: set[bytes]) -> int:
+    """Wait for a submitted batch and tally it; returns how many workloads were judged."""
+    changes = list(itertools.chain.from_iterable(submitted.result.get())) if submitted.result is not None else []
+    fresh = dict(zip(submitted.sent, changes, strict=True))
+    pending.difference_update(fresh)
+    _tally(submitted.batch, submitted.keys, submitted.digests, fresh, tally, cache)
+    return len(fresh)
+
+
+def _unseen(batch: list[Replay], cache: _Cache, pending: set[bytes]) -> tuple[list[bytes], list[bytes], dict[bytes, Replay]]:
+    """The batch's keys and digests, and its workloads neither judged (cached) nor being judged."""
     keys = [r.key() for r in batch]
     digests = [_Cache.digest(k) for k in keys]
     todo: dict[bytes, Replay] = {}
     for replay, digest in zip(batch, digests, strict=True):
-        if digest not in todo and cache.get(digest) is None:
+        if digest not in todo and digest not in pending and cache.get(digest) is None:
             todo[digest] = replay
-    pending = list(todo.items())
-    if pool is not None and pending:
-        # Enough chunks to keep every process busy, none so small that IPC dominates.
-        size = max(1, min(CHUNK, -(-len(pending) // (2 * processes))))
-        chunks = [[r for _, r in pending[i:i + size]] for i in range(0, len(pending), size)]
-        changes = list(itertools.chain.from_iterable(pool.map(_judge_chunk, chunks, chunksize=1)))
-    else:
-        changes = [judge.judge(r) for _, r in pending]
-    fresh = dict(zip((d for d, _ in pending), changes, strict=True))
+    return keys, digests, todo
+
+
+def _tally(batch: list[Replay], keys: list[bytes], digests: list[bytes], fresh: dict[bytes, Change], tally: Tally,
+           cache: _Cache) -> None:
     for digest, change in fresh.items():
         cache.put(digest, change)
     for replay, key, digest in zip(batch, keys, digests, strict=True):
+        # A workload judged for an earlier batch is in the cache: batches are tallied in order,
+        # and the cache holds more than the few batches in flight put in it (``analyse``).
         change = fresh.get(digest) or cache.get(digest)
         assert change is not None
         tally.add(replay, change, key)
-    return len(pending)
