@@ -225,7 +225,10 @@ class AuditWriter:
         except OSError as exc:
             if not path.exists() and not path.is_symlink():
                 return None, None  # first start: nothing issued yet
-            raise LogStateMismatch(f"the audit log refuses to append: {unreadable(path, exc)}") from None
+            try:  # the file writer's first note may have landed between the read and the check
+                data = path.read_bytes()
+            except OSError as again:
+                raise LogStateMismatch(f"the audit log refuses to append: {unreadable(path, again)}") from None
         floor = self._floors.get(data)
         if floor is None:
             try:

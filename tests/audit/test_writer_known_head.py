@@ -138,6 +138,27 @@ def test_the_checkpoint_file_replaced_between_two_batches_is_refused(
     assert file_writer.refusal is not None and says in file_writer.refusal
 
 
+def test_the_checkpoint_file_appearing_during_its_read_is_read_again(
+        file_writer: AuditWriter, checkpoint_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The file writer's first note can land between the writer's failed read ("no file yet")
+    and its check that the file exists: that is a file to read, not one that cannot be read.
+    Modelled by a read that fails once with FileNotFoundError while the file is there."""
+    for i in range(3):
+        file_writer.append(decision_fields(i))
+    assert file_writer.flush_checkpoint_file()
+    real, failed = Path.read_bytes, []
+
+    def read_bytes(self: Path) -> bytes:
+        if self == checkpoint_file and not failed:
+            failed.append(self)
+            raise FileNotFoundError(2, "No such file or directory", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    assert file_writer.append(decision_fields(3)).seq == 4
+    assert failed and file_writer.refusal is None
+
+
 @pytest.fixture
 def two_writers(store: AuditStore, migrated_database: str, signing_key: SigningKey,
                 checkpoint_file: Path) -> Iterator[tuple[AuditWriter, AuditWriter]]:
@@ -279,15 +300,26 @@ def test_the_head_row_rewritten_to_equal_values_but_its_time_is_a_full_check(
 
 
 def test_another_writer_between_two_of_its_own_batches_misses_the_guard_then_is_checked(
-        two_writers: tuple[AuditWriter, AuditWriter]) -> None:
+        store: AuditStore, migrated_database: str, signing_key: SigningKey, checkpoint_file: Path) -> None:
     """A second worker appends while the first is on its own head: the first's guarded batch
-    writes nothing, the full check verifies the other's head, and both batches are in the log."""
-    first, second = two_writers
-    for i in range(4):
-        first.append(decision_fields(i))
-    assert first.stats.one_trip == 2
-    assert second.append(decision_fields(4)).seq == 5
-    assert first.append(decision_fields(5)).seq == 6
-    assert first.stats.head_moved == 1 and first.stats.full_checks == 2
-    assert first.append(decision_fields(6)).seq == 7  # its own head again: full path once more
-    assert first.append(decision_fields(7)).seq == 8 and first.stats.one_trip == 3
+    writes nothing, the full check verifies the other's head, and both batches are in the log.
+    The second writes no checkpoint file here: the file is written in the background, and a note
+    of the other's landing before the first's next batch would send that batch to the full check
+    without trying the guard (safe, but not the case this test is about)."""
+    other_store = AuditStore.from_url(migrated_database)
+    try:
+        with AuditWriter(store, key=signing_key, checkpoints=CheckpointPolicy(export_path=checkpoint_file)) as first, \
+                AuditWriter(other_store, key=signing_key) as second:
+            for i in range(4):
+                first.append(decision_fields(i))
+            assert first.stats.one_trip == 2
+            assert first.flush_checkpoint_file()
+            assert second.append(decision_fields(4)).seq == 5
+            assert first.append(decision_fields(5)).seq == 6
+            assert first.stats.head_moved == 1 and first.stats.full_checks == 2
+            assert first.append(decision_fields(6)).seq == 7  # its own head again: full path once more
+            assert first.flush_checkpoint_file()
+            assert first.append(decision_fields(7)).seq == 8 and first.stats.one_trip == 3
+    finally:
+        other_store.dispose()
+    assert verify_whole(store, checkpoint_files=[checkpoint_file]).valid
