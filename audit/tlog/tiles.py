@@ -18,6 +18,7 @@ is 8, so a node of any level is either in a tile or the fold of at most 128 hash
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
@@ -239,17 +240,29 @@ def range_lookups(ranges: Sequence[tuple[int, int]], size: int) -> tuple[list[Lo
         width = end - start
         if not 0 <= start < end <= size or start % (1 << (width - 1).bit_length()):
             raise ProofRequestError(f"leaves [{start}, {end}) are not a proof range of a tree of size {size}")
-        # Most ranges of a proof are one complete subtree (a power of two wide).
-        subtrees = range_subtrees(start, end) if width & (width - 1) else ((width.bit_length() - 1, start),)
-        for level, leaf in subtrees:
-            tile_level, rise = level >> 3, level & 7  # divmod(level, TILE_HEIGHT), without a tuple
-            shift = TILE_HEIGHT * tile_level
-            first = leaf >> shift  # the subtree's first hash at its tile level
-            index = first >> TILE_HEIGHT
-            width = min(TILE_WIDTH, (size >> shift) - (index << TILE_HEIGHT))
-            lookups.append(((tile_level, index, width), rise, ((first & (TILE_WIDTH - 1)) >> rise) * HASH_SIZE))
-        counts.append(len(subtrees))
+        if width & (width - 1):  # a right edge: several subtrees, the same for every proof at this size
+            found = _edge_lookups(start, end, size)
+            lookups += found
+            counts.append(len(found))
+        else:  # most ranges of a proof: one complete subtree, a power of two wide
+            lookups.append(_lookup(width.bit_length() - 1, start, size))
+            counts.append(1)
     return lookups, counts
+
+
+def _lookup(level: int, leaf: int, size: int) -> Lookup:
+    """Where the complete subtree of ``2**level`` leaves from ``leaf`` is in the tiles of the tree."""
+    tile_level, rise = level >> 3, level & 7  # divmod(level, TILE_HEIGHT), without a tuple
+    shift = TILE_HEIGHT * tile_level
+    first = leaf >> shift  # the subtree's first hash at its tile level
+    index = first >> TILE_HEIGHT
+    width = min(TILE_WIDTH, (size >> shift) - (index << TILE_HEIGHT))
+    return (tile_level, index, width), rise, ((first & (TILE_WIDTH - 1)) >> rise) * HASH_SIZE
+
+
+@functools.lru_cache(maxsize=1024)
+def _edge_lookups(start: int, end: int, size: int) -> tuple[Lookup, ...]:
+    return tuple(_lookup(level, leaf, size) for level, leaf in range_subtrees(start, end))
 
 
 def fold_lookups(lookups: Sequence[Lookup], counts: Sequence[int], interiors: Mapping[TileKey, TileInterior]
