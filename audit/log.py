@@ -963,7 +963,7 @@ def _libpq_statement(conn: psycopg.Connection[Any], sql: bytes, name: bytes | No
     types, formats = [_INT8] * len(values), [1] * len(values)
     pgconn = conn.pgconn
     with conn.lock:
-        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE or pgconn.pipeline_status:
+        if pgconn.transaction_status != psycopg.pq.TransactionStatus.IDLE or pgconn.pipeline_status:
             return None
         if name is None:
             result = pgconn.exec_params(sql, values, types, formats, result_format=1)
@@ -994,14 +994,16 @@ def _array_hashes(data: bytes | None) -> bytes:
     means every element is one hash."""
     if data is None or len(data) < 12:
         raise TlogFormatError("tile", "the stored tile is not an array")
-    if int.from_bytes(data[:4], "big") == 0:
+    if data[:4] == bytes(4):
         return b""  # no rows: an empty array has no dimension
+    header = _ARRAY_HEADER.size
+    if len(data) < header:
+        raise TlogFormatError("tile", "the stored tile is not an array")
     dimensions, nulls, _, count, _ = _ARRAY_HEADER.unpack_from(data)
     if nulls:  # NOT NULL columns: only a changed schema gets here
         raise TlogFormatError("tile", "a stored hash is NULL")
-    body = data[_ARRAY_HEADER.size:]
-    if dimensions == 1 and len(body) == (4 + HASH_SIZE) * count:
-        fields = _hash_elements(count).unpack(body)
+    if dimensions == 1 and len(data) - header == (4 + HASH_SIZE) * count:
+        fields = _hash_elements(count).unpack_from(data, header)
         if fields[0::2].count(HASH_SIZE) == count:
             return b"".join(fields[1::2])
     raise TlogFormatError("tile", f"a stored hash is not {HASH_SIZE} bytes")
