@@ -279,7 +279,7 @@ def root_from_inclusion_proof(*, leaf_hash: bytes, index: int, size: int, proof:
     for position, value in enumerate(proof):
         _check_hash(value, f"proof element {position}", err)
     # The RFC's loop rejects a proof of the wrong length; checking first names the problem.
-    expected_length = len(inclusion_plan(index, size).parts)
+    expected_length = len(inclusion_ranges(index, size))
     if len(proof) != expected_length:
         raise err("inclusion proof length", expected=expected_length, found=len(proof))
     # (2) fn = leaf_index, sn = tree_size - 1; (3) r = hash
@@ -381,7 +381,7 @@ def verify_consistency(*, old_size: int, new_size: int, old_root: bytes, new_roo
 
 
 def _consistency_length(old_size: int, new_size: int) -> int:
-    return len(consistency_plan(old_size, new_size).parts)
+    return len(consistency_ranges(old_size, new_size))
 
 
 class MemoryTree:
