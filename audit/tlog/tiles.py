@@ -197,7 +197,7 @@ class TileInterior:
     never changes afterwards: threads share one without a lock.
     """
 
-    __slots__ = ("_rows",)
+    __slots__ = ("rows",)
 
     def __init__(self, tile: Tile, data: bytes) -> None:
         if len(data) != tile.width * HASH_SIZE:
@@ -214,10 +214,10 @@ class TileInterior:
                 hashes.append(h.digest())
             below = b"".join(hashes)
             rows.append(below)
-        self._rows = tuple(rows)
+        self.rows = tuple(rows)  # row(r) for r < len(rows)
 
     def row(self, rise: int) -> bytes:
-        rows = self._rows
+        rows = self.rows
         return rows[rise] if rise < len(rows) else b""
 
     def node(self, rise: int, position: int) -> bytes:
@@ -268,13 +268,13 @@ def _edge_lookups(start: int, end: int, size: int) -> tuple[Lookup, ...]:
 def fold_lookups(lookups: Sequence[Lookup], counts: Sequence[int], interiors: Mapping[TileKey, TileInterior]
                  ) -> list[bytes]:
     """Each range's hash (the right fold of its subtrees) from the folded tiles holding them."""
-    hashes = [interiors[key].row(rise)[at:at + HASH_SIZE] for key, rise, at in lookups]
+    hashes = [interiors[key].rows[rise][at:at + HASH_SIZE] for key, rise, at in lookups]
     out = []
     end = 0
     for count in counts:
         end += count
         acc = hashes[end - 1]
-        for i in range(end - 2, end - count - 1, -1):
+        for i in range(end - 2, end - count - 1, -1):  # none for a range of one subtree
             h = _NODE_STATE.copy()
             h.update(hashes[i])
             h.update(acc)
