@@ -31,7 +31,6 @@ TILE_HEIGHT = 8
 TILE_WIDTH = 1 << TILE_HEIGHT
 MAX_LEVEL = 63
 MAX_ENTRY_BYTES = 0xFFFF
-assert TILE_HEIGHT == 8, "range_lookups shifts by 3 and masks with 7"
 
 __all__ = [
     "TILE_HEIGHT",
@@ -252,7 +251,7 @@ def range_lookups(ranges: Sequence[tuple[int, int]], size: int) -> tuple[list[Lo
 
 def _lookup(level: int, leaf: int, size: int) -> Lookup:
     """Where the complete subtree of ``2**level`` leaves from ``leaf`` is in the tiles of the tree."""
-    tile_level, rise = level >> 3, level & 7  # divmod(level, TILE_HEIGHT), without a tuple
+    tile_level, rise = level // TILE_HEIGHT, level % TILE_HEIGHT
     shift = TILE_HEIGHT * tile_level
     first = leaf >> shift  # the subtree's first hash at its tile level
     index = first >> TILE_HEIGHT
@@ -262,6 +261,7 @@ def _lookup(level: int, leaf: int, size: int) -> Lookup:
 
 @functools.lru_cache(maxsize=1024)
 def _edge_lookups(start: int, end: int, size: int) -> tuple[Lookup, ...]:
+    """:func:`_lookup` of each subtree of a range at the right edge (the root's, the path's)."""
     return tuple(_lookup(level, leaf, size) for level, leaf in range_subtrees(start, end))
 
 
