@@ -48,10 +48,13 @@ __all__ = [
     "ProofPlan",
     "consistency_plan",
     "consistency_proof",
+    "consistency_ranges",
     "inclusion_plan",
     "inclusion_proof",
+    "inclusion_ranges",
     "leaf_hash",
     "node_hash",
+    "range_subtrees",
     "read_plan",
     "root_from_inclusion_proof",
     "root_hash",
@@ -149,12 +152,19 @@ def _subtrees(start: int, end: int) -> tuple[Node, ...]:
     width = end - start
     if width <= 0 or start % (1 << (width - 1).bit_length()):
         raise AssertionError(f"range [{start}, {end}) is not a proof range")
-    nodes = []
+    return tuple(Node(level, first >> level) for level, first in range_subtrees(start, end))
+
+
+def range_subtrees(start: int, end: int) -> list[tuple[int, int]]:
+    """``(level, first leaf)`` of each complete subtree of a proof range, largest first (as
+    :func:`_subtrees`, unchecked and without a :class:`Node` each: the proof endpoints' path)."""
+    width = end - start
+    out = []
     for level in range(width.bit_length() - 1, -1, -1):
         if width >> level & 1:
-            nodes.append(Node(level, start >> level))
+            out.append((level, start))
             start += 1 << level
-    return tuple(nodes)
+    return out
 
 
 def _split(width: int) -> int:
@@ -184,6 +194,12 @@ def root_hash(reader: HashReader, size: int) -> bytes:
 
 def inclusion_plan(index: int, size: int) -> ProofPlan:
     """Plan for the inclusion proof of leaf ``index`` in the tree of ``size`` leaves (RFC 9162 §2.1.3.1)."""
+    return ProofPlan(tuple(_subtrees(a, b) for a, b in inclusion_ranges(index, size)))
+
+
+def inclusion_ranges(index: int, size: int) -> list[tuple[int, int]]:
+    """The leaf ranges ``[start, end)`` whose hashes are the inclusion proof of leaf ``index``
+    in the tree of ``size`` leaves, bottom to top (each a fold of :func:`range_subtrees`)."""
     _check_size(size)
     if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < size:
         raise ProofRequestError(f"leaf index {index!r} is not in a tree of size {size}")
@@ -197,7 +213,8 @@ def inclusion_plan(index: int, size: int) -> ProofPlan:
         else:
             ranges.append((lo, lo + k))
             lo += k
-    return ProofPlan(tuple(_subtrees(a, b) for a, b in reversed(ranges)))
+    ranges.reverse()
+    return ranges
 
 
 def inclusion_proof(reader: HashReader, *, index: int, size: int) -> list[bytes]:
@@ -210,12 +227,18 @@ def consistency_plan(old_size: int, new_size: int) -> ProofPlan:
 
     Empty when ``old_size`` is 0 (the empty tree is a prefix of every tree) or equals ``new_size``.
     """
+    return ProofPlan(tuple(_subtrees(a, b) for a, b in consistency_ranges(old_size, new_size)))
+
+
+def consistency_ranges(old_size: int, new_size: int) -> list[tuple[int, int]]:
+    """The leaf ranges whose hashes are the consistency proof from ``old_size`` to ``new_size``,
+    in proof order (as :func:`inclusion_ranges`)."""
     _check_size(old_size, "old size")
     _check_size(new_size, "new size")
     if old_size > new_size:
         raise ProofRequestError(f"old size {old_size} is larger than new size {new_size}")
     if old_size == 0 or old_size == new_size:
-        return ProofPlan(())
+        return []
     ranges = []
     lo, hi, whole = 0, new_size, True  # whole: still on the old tree's own root path
     while old_size != hi:
@@ -229,7 +252,8 @@ def consistency_plan(old_size: int, new_size: int) -> ProofPlan:
             whole = False
     if not whole:
         ranges.append((lo, hi))  # the old tree's subtree the verifier cannot rebuild otherwise
-    return ProofPlan(tuple(_subtrees(a, b) for a, b in reversed(ranges)))
+    ranges.reverse()
+    return ranges
 
 
 def consistency_proof(reader: HashReader, *, old_size: int, new_size: int) -> list[bytes]:
@@ -255,7 +279,7 @@ def root_from_inclusion_proof(*, leaf_hash: bytes, index: int, size: int, proof:
     for position, value in enumerate(proof):
         _check_hash(value, f"proof element {position}", err)
     # The RFC's loop rejects a proof of the wrong length; checking first names the problem.
-    expected_length = len(inclusion_plan(index, size).parts)
+    expected_length = len(inclusion_ranges(index, size))
     if len(proof) != expected_length:
         raise err("inclusion proof length", expected=expected_length, found=len(proof))
     # (2) fn = leaf_index, sn = tree_size - 1; (3) r = hash
@@ -357,7 +381,7 @@ def verify_consistency(*, old_size: int, new_size: int, old_root: bytes, new_roo
 
 
 def _consistency_length(old_size: int, new_size: int) -> int:
-    return len(consistency_plan(old_size, new_size).parts)
+    return len(consistency_ranges(old_size, new_size))
 
 
 class MemoryTree:

@@ -18,13 +18,14 @@ is 8, so a node of any level is either in a tile or the fold of at most 128 hash
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
-from collections.abc import Callable, Iterable, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 
 from .errors import ProofRequestError, TlogFormatError
-from .merkle import HASH_SIZE, MAX_TREE_SIZE, HashReader, Node
+from .merkle import HASH_SIZE, MAX_TREE_SIZE, HashReader, Node, range_subtrees
 
 TILE_HEIGHT = 8
 TILE_WIDTH = 1 << TILE_HEIGHT
@@ -37,10 +38,13 @@ __all__ = [
     "Tile",
     "TileHashReader",
     "TileInterior",
+    "TileKey",
     "decode_entry_bundle",
     "encode_entry_bundle",
     "encode_index",
+    "fold_lookups",
     "parse_tile_path",
+    "range_lookups",
     "tile_bytes",
     "tile_for_size",
     "tile_of",
@@ -187,21 +191,19 @@ def tile_bytes(reader: HashReader, tile: Tile, *, size: int) -> bytes:
 class TileInterior:
     """The nodes inside one tile: ``row(r)`` is the concatenated hashes of its complete subtrees
     ``r`` levels above the tile's own hashes (``row(0)`` is the tile; a partial tile of width
-    ``w`` has ``w >> r`` of them). Rows are folded when first asked for, each hash once, so
-    every node of the tile costs one lookup once its row exists (at most 255 SHA-256 per tile).
+    ``w`` has ``w >> r`` of them). Every row is folded at construction, each hash once (at most
+    255 SHA-256 per tile; a proof needs 247 of them from a level-0 tile anyway), so the interior
+    never changes afterwards: threads share one without a lock.
     """
 
-    __slots__ = ("_rows",)
+    __slots__ = ("rows",)
 
     def __init__(self, tile: Tile, data: bytes) -> None:
         if len(data) != tile.width * HASH_SIZE:
             raise TlogFormatError("tile", f"{tile.path()} has {len(data)} bytes, expected {tile.width * HASH_SIZE}")
-        self._rows = [data]
-
-    def row(self, rise: int) -> bytes:
-        rows = self._rows
-        while len(rows) <= rise:
-            below = rows[-1]
+        rows = [data]
+        below = data
+        while len(below) >= 2 * HASH_SIZE:
             hashes = []
             for i in range(0, len(below) - 2 * HASH_SIZE + 1, 2 * HASH_SIZE):
                 # A copy of a hash already fed the node prefix: cheaper than a new sha256
@@ -209,12 +211,76 @@ class TileInterior:
                 h = _NODE_STATE.copy()
                 h.update(below[i:i + 2 * HASH_SIZE])
                 hashes.append(h.digest())
-            rows.append(b"".join(hashes))
-        return rows[rise]
+            below = b"".join(hashes)
+            rows.append(below)
+        self.rows = tuple(rows)  # row(r) for r < len(rows)
+
+    def row(self, rise: int) -> bytes:
+        rows = self.rows
+        return rows[rise] if rise < len(rows) else b""
 
     def node(self, rise: int, position: int) -> bytes:
         """The hash of the ``position``-th subtree of ``row(rise)``."""
         return self.row(rise)[position * HASH_SIZE:(position + 1) * HASH_SIZE]
+
+
+TileKey = tuple[int, int, int]  # (tile level, index, width): a Tile's identity without its checks
+Lookup = tuple[TileKey, int, int]  # a node's tile, its rise in it, its byte offset in that row
+
+
+def range_lookups(ranges: Sequence[tuple[int, int]], size: int) -> tuple[list[Lookup], list[int]]:
+    """Where the complete subtrees of each proof range (:func:`~audit.tlog.merkle.inclusion_ranges`,
+    :func:`~audit.tlog.merkle.consistency_ranges`, ``(0, size)`` for the root) are in the tiles of
+    a tree of ``size`` leaves, all ranges' in one list, and how many each range has. Integers and
+    tuples only (no :class:`Node` or :class:`Tile` per node): the proof endpoints' path."""
+    lookups: list[Lookup] = []
+    counts = []
+    for start, end in ranges:
+        width = end - start
+        if not 0 <= start < end <= size or start % (1 << (width - 1).bit_length()):
+            raise ProofRequestError(f"leaves [{start}, {end}) are not a proof range of a tree of size {size}")
+        if width & (width - 1):  # a right edge: several subtrees, the same for every proof at this size
+            found = _edge_lookups(start, end, size)
+            lookups += found
+            counts.append(len(found))
+        else:  # most ranges of a proof: one complete subtree, a power of two wide
+            lookups.append(_lookup(width.bit_length() - 1, start, size))
+            counts.append(1)
+    return lookups, counts
+
+
+def _lookup(level: int, leaf: int, size: int) -> Lookup:
+    """Where the complete subtree of ``2**level`` leaves from ``leaf`` is in the tiles of the tree."""
+    tile_level, rise = level // TILE_HEIGHT, level % TILE_HEIGHT
+    shift = TILE_HEIGHT * tile_level
+    first = leaf >> shift  # the subtree's first hash at its tile level
+    index = first >> TILE_HEIGHT
+    width = min(TILE_WIDTH, (size >> shift) - (index << TILE_HEIGHT))
+    return (tile_level, index, width), rise, ((first & (TILE_WIDTH - 1)) >> rise) * HASH_SIZE
+
+
+@functools.lru_cache(maxsize=1024)
+def _edge_lookups(start: int, end: int, size: int) -> tuple[Lookup, ...]:
+    """:func:`_lookup` of each subtree of a range at the right edge (the root's, the path's)."""
+    return tuple(_lookup(level, leaf, size) for level, leaf in range_subtrees(start, end))
+
+
+def fold_lookups(lookups: Sequence[Lookup], counts: Sequence[int], interiors: Mapping[TileKey, TileInterior]
+                 ) -> list[bytes]:
+    """Each range's hash (the right fold of its subtrees) from the folded tiles holding them."""
+    hashes = [interiors[key].rows[rise][at:at + HASH_SIZE] for key, rise, at in lookups]
+    out = []
+    end = 0
+    for count in counts:
+        end += count
+        acc = hashes[end - 1]
+        for i in range(end - 2, end - count - 1, -1):  # none for a range of one subtree
+            h = _NODE_STATE.copy()
+            h.update(hashes[i])
+            h.update(acc)
+            acc = h.digest()
+        out.append(acc)
+    return out
 
 
 class TileHashReader:

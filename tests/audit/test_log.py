@@ -99,3 +99,46 @@ def test_a_leaf_prepared_before_the_lock_is_the_rfc8785_body_once_seq_time_and_k
             assert body == expected, leaf
     with pytest.raises(AuditEntryInvalid, match="NUL"):
         prepare_leaf({**drafts[0].members, "app_id": "a\x00b"})
+
+
+def test_proofs_from_folded_tiles_equal_cold_reads_as_a_partial_edge_tile_fills(
+        store: AuditStore, signing_key: SigningKey) -> None:
+    """The process's folded tiles (SharedTiles) across a growing log: the partial level-0 tile
+    folded at size 200 is kept under its width and never answers for the full tile at 300;
+    every proof equals a cold read (no cache), the reference tree's, on the libpq path (idle
+    connection), inside a transaction (psycopg's path) and after the session's prepared
+    statements are dropped."""
+    from audit.log import SharedTiles, consistency, inclusion
+    from audit.tlog import inclusion_proof, root_hash
+
+    tiles = SharedTiles()
+    url = libpq(str(store.engine.url))
+    with AuditWriter(store, key=signing_key, max_batch=50) as writer:
+        for f in [writer.submit(decision_fields(i)) for i in range(200)]:
+            f.result(30)
+        with psycopg.connect(url) as conn:
+            early = {seq: inclusion(conn, seq=seq, size=200, tiles=tiles) for seq in (1, 150, 200)}
+        assert (0, 0, 200) in tiles and (0, 0, 256) not in tiles
+        for f in [writer.submit(decision_fields(i)) for i in range(200, 300)]:
+            f.result(30)
+    with psycopg.connect(url) as conn:
+        hashes = [bytes(r[0]) for r in conn.execute("SELECT leaf_hash FROM audit_leaves ORDER BY seq")]
+        conn.rollback()
+        tree = MemoryTree(hashes)
+        asks = [(seq, size) for size in (200, 256, 257, 300) for seq in (1, 150, 200, size)]
+        for seq, size in asks:
+            cached = inclusion(conn, seq=seq, size=size, tiles=tiles)
+            assert cached == inclusion(conn, seq=seq, size=size)  # cold: every tile read
+            assert cached["inclusion_proof"] == [h.hex() for h in inclusion_proof(tree, index=seq - 1, size=size)]
+            assert cached["root"] == root_hash(tree, size).hex()
+        assert {seq: inclusion(conn, seq=seq, size=200, tiles=tiles) for seq in early} == early
+        assert {(0, 0, 200), (0, 0, 256), (0, 1, 44)} <= set(tiles) and (0, 1, 256) not in tiles
+        moved = consistency(conn, old_size=200, new_size=300, tiles=tiles)
+        assert moved == consistency(conn, old_size=200, new_size=300)
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE  # one statement each
+        with conn.transaction():
+            assert inclusion(conn, seq=150, size=300, tiles=tiles) == inclusion(conn, seq=150, size=300)
+        conn.execute("DEALLOCATE ALL")
+        conn.rollback()
+        assert inclusion(conn, seq=150, size=300) == inclusion(conn, seq=150, size=300, tiles=tiles)
+        assert consistency(conn, old_size=200, new_size=300) == moved

@@ -398,3 +398,17 @@ def test_a_null_stored_hash_is_a_format_error_not_a_shorter_tile(log: AuditStore
          "UPDATE audit_leaves SET leaf_hash = NULL WHERE seq = 3")
     with psycopg.connect(libpq(str(log.engine.url))) as conn, pytest.raises(TlogFormatError, match="NULL"):
         inclusion(conn, seq=5, size=13)
+
+
+def test_a_stored_hash_of_the_wrong_length_is_a_format_error_on_either_path(log: AuditStore) -> None:
+    """A rewritten leaf hash of 31 bytes is named whether the proof's statement runs through
+    libpq (idle connection) or psycopg (inside a transaction), never folded into a tile."""
+    from audit.log import inclusion
+    from audit.tlog.errors import TlogFormatError
+
+    _sql(log, "UPDATE audit_leaves SET leaf_hash = substring(leaf_hash from 2) WHERE seq = 3")
+    with psycopg.connect(libpq(str(log.engine.url))) as conn:
+        with pytest.raises(TlogFormatError, match="32 bytes"):
+            inclusion(conn, seq=5, size=13)
+        with conn.transaction(), pytest.raises(TlogFormatError, match="expected"):
+            inclusion(conn, seq=5, size=13)

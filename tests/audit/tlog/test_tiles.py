@@ -13,8 +13,10 @@ from audit.tlog.merkle import (
     Node,
     consistency_plan,
     consistency_proof,
+    consistency_ranges,
     inclusion_plan,
     inclusion_proof,
+    inclusion_ranges,
     leaf_hash,
     root_hash,
     root_plan,
@@ -26,7 +28,9 @@ from audit.tlog.tiles import (
     decode_entry_bundle,
     encode_entry_bundle,
     encode_index,
+    fold_lookups,
     parse_tile_path,
+    range_lookups,
     tile_bytes,
     tile_of,
     tiles_for_size,
@@ -131,6 +135,30 @@ def test_proofs_read_through_tiles_equal_proofs_from_the_tree(tree: MemoryTree, 
     for old in {1, size // 3, size - 1} - {0}:
         assert consistency_proof(reader, old_size=old, new_size=size) == \
             consistency_proof(tree, old_size=old, new_size=size)
+
+
+@pytest.mark.parametrize("size", [1, 2, 255, 256, 257, 511, 65_535, 65_536, 65_537, 70_000])
+def test_range_lookups_in_folded_tiles_give_the_proofs_of_the_tree(tree: MemoryTree, size: int) -> None:
+    """The proof endpoints' path (ranges, integer lookups into folded tiles, partial tiles keyed
+    with their width) gives the proofs and roots of the reference tree, at every edge."""
+    interiors = {(t.level, t.index, t.width): TileInterior(t, tile_bytes(tree, t, size=size))
+                 for t in tiles_for_size(size)}
+    for index in {0, 1 % size, size // 2, size - 2 if size > 1 else 0, size - 1}:
+        ranges = [(index, index + 1), *inclusion_ranges(index, size), (0, size)]
+        leaf, *proof, root = fold_lookups(*range_lookups(ranges, size), interiors)
+        assert leaf == tree.read_hashes([Node(0, index)])[0]
+        assert proof == inclusion_proof(tree, index=index, size=size)
+        assert root == root_hash(tree, size)
+    for old in {1, size // 3, size - 1, size} - {0}:
+        ranges = consistency_ranges(old, size)
+        assert fold_lookups(*range_lookups(ranges, size), interiors) == \
+            consistency_proof(tree, old_size=old, new_size=size)
+
+
+@pytest.mark.parametrize("start, end", [(0, 0), (3, 7), (0, 71_000), (-1, 1)])
+def test_range_lookups_refuse_what_is_not_a_proof_range(start: int, end: int) -> None:
+    with pytest.raises(ProofRequestError, match="not a proof range"):
+        range_lookups([(start, end)], 70_000)
 
 
 def test_a_tile_of_the_wrong_length_is_an_error(tree: MemoryTree) -> None:
