@@ -46,6 +46,7 @@ import orjson
 import psycopg
 
 from ._db import map_errors
+from ._fastsig import sodium_first
 from .entry import BLOB_FACETS, INPUT_FACETS, LEAF_COLUMNS, RESULT_FACETS, blob_facets
 from .errors import AuditError, CheckpointError
 from .tlog.checkpoint import SignedCheckpoint, open_checkpoint
@@ -290,7 +291,7 @@ class _Run:
         self.good_hex: set[str] = set()  # the same blobs by their body members (the fast path)
         self.pinned_ids = _pinned_key_ids(trusted)
         self.ci = 0  # the next pending checkpoint
-        self.opened = _OpenedCheckpoints(pending, trusted, origin)
+        self.opened = _OpenedCheckpoints(pending, sodium_first(trusted), origin)
 
     # -- the exact checks, leaf by leaf ----------------------------------------------------------
 
