@@ -614,8 +614,8 @@ def _check_v1_head(body: Mapping[str, Any], v1_head: tuple[int, bytes, bytes | N
 
 class _OpenedCheckpoints:
     """The pending checkpoints opened (``open_checkpoint``: parsed, signature checked with the
-    trusted keys) by a thread, in order, ahead of the leaves: cryptography releases the GIL
-    while it checks an Ed25519 signature, so the signatures run beside the hashing. Each
+    trusted keys, by libsodium first: :mod:`audit._fastsig`) by a thread, in order, ahead of the
+    leaves: the check releases the GIL, so the signatures run beside the hashing. Each
     result is the checkpoint or the exception opening it raised; it is judged where the
     leaves reach its size, as before."""
 
