@@ -33,6 +33,7 @@ root: step 1, 2, 3 or 8 names it.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import queue
 import threading
@@ -46,6 +47,7 @@ import orjson
 import psycopg
 
 from ._db import map_errors
+from ._fastsig import sodium_first
 from .entry import BLOB_FACETS, INPUT_FACETS, LEAF_COLUMNS, RESULT_FACETS, blob_facets
 from .errors import AuditError, CheckpointError
 from .tlog.checkpoint import SignedCheckpoint, open_checkpoint
@@ -141,11 +143,23 @@ _LEAF_DECODER = msgspec.json.Decoder(_Leaf)
 
 
 def _typed(bodies: list[bytes]) -> list[_Leaf] | None:
-    """The page's bodies read by :class:`_Leaf` (``None``: one is not of that form)."""
-    try:
-        return list(map(_LEAF_DECODER.decode, bodies))
+    """The page's bodies read by :class:`_Leaf` (``None``: one is not of that form).
+
+    The collector is paused while a page is decoded: each leaf's ``context`` is a new dict, so
+    a page of 8,192 set off a dozen young collections and the older ones that scan every page
+    still held (~0.05–0.1 s per 100,000 leaves, docs/performance.md); nothing decoded here can
+    form a cycle. Paused for the page only (a few milliseconds), and left off if it was off.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    decode = _LEAF_DECODER.decode
+    try:  # a loop of bytecode, not map(): the page reader may take the GIL between two bodies
+        return [decode(body) for body in bodies]
     except msgspec.DecodeError:  # also its ValidationError
         return None
+    finally:
+        if enabled:
+            gc.enable()
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,7 +304,7 @@ class _Run:
         self.good_hex: set[str] = set()  # the same blobs by their body members (the fast path)
         self.pinned_ids = _pinned_key_ids(trusted)
         self.ci = 0  # the next pending checkpoint
-        self.opened = _OpenedCheckpoints(pending, trusted, origin)
+        self.opened = _OpenedCheckpoints(pending, sodium_first(trusted), origin)
 
     # -- the exact checks, leaf by leaf ----------------------------------------------------------
 
@@ -600,8 +614,8 @@ def _check_v1_head(body: Mapping[str, Any], v1_head: tuple[int, bytes, bytes | N
 
 class _OpenedCheckpoints:
     """The pending checkpoints opened (``open_checkpoint``: parsed, signature checked with the
-    trusted keys) by a thread, in order, ahead of the leaves: cryptography releases the GIL
-    while it checks an Ed25519 signature, so the signatures run beside the hashing. Each
+    trusted keys, by libsodium first: :mod:`audit._fastsig`) by a thread, in order, ahead of the
+    leaves: the check releases the GIL, so the signatures run beside the hashing. Each
     result is the checkpoint or the exception opening it raised; it is judged where the
     leaves reach its size, as before."""
 

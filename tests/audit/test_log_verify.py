@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -345,6 +346,24 @@ def test_the_writers_leaves_take_the_typed_reading(log: AuditStore) -> None:
     decoded = _typed([bytes(r[0]) for r in rows])
     assert decoded is not None and [leaf.seq for leaf in decoded] == list(range(1, 14))
     assert decoded[0].kind == "v1_head" and decoded[1].kind == "decision"
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_typed_reading_leaves_the_collector_as_it_found_it(enabled: bool) -> None:
+    """The collector is paused for a page's decoding only: on again afterwards (a page that
+    fits or one that does not), and still off if the process had switched it off."""
+    from audit.logverify import _typed
+
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        fits = _typed([b'{"seq": 1, "context": {"request_id": "r"}}'])
+        assert fits is not None and fits[0].context == {"request_id": "r"}
+        assert gc.isenabled() is enabled
+        assert _typed([b'{"seq": 1}', b'{"seq": 1.5}']) is None
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
 
 
 def test_folded_tiles_refuse_another_database(log: AuditStore) -> None:
