@@ -410,8 +410,8 @@ class AuditWriter:
         self.stats.entries += receipts
         self.stats.rejected_entries += len(live) - receipts
         _settle(live, result.outcomes)
-        if result.checkpoint is not None:
-            self._published(result.checkpoint)
+        if result.checkpoint is not None and result.state is not None:
+            self._published(result.checkpoint, result.state.size)
 
     def _learn(self, state: HeadState | None, contents: bytes | None, note: str | None, *, full: bool) -> None:
         """Remember the head this batch committed, and which checkpoint file contents its tree
@@ -431,13 +431,13 @@ class AuditWriter:
             while len(self._known_files) > OWN_NOTES_KEPT + 1:
                 del self._known_files[next(iter(self._known_files))]
 
-    def _published(self, note: str) -> None:
+    def _published(self, note: str, size: int) -> None:
         self.stats.checkpoints += 1
         self.last_checkpoint = note
         if self._on_checkpoint is not None:
             self._on_checkpoint(note)
         if self._file is not None:
-            self._file.submit(note)  # written by its own thread: the next batch does not wait
+            self._file.submit(note, size)  # written by its own thread: the next batch does not wait
 
     def _ensure_partitions(self) -> None:
         try:

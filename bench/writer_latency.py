@@ -50,13 +50,15 @@ def measure(server_url: str, *, entries: int, threads: int) -> dict[str, Any]:
                     writer.append(samples[i % len(samples)])
                     latencies.append(time.perf_counter() - started)
 
-            workers = [threading.Thread(target=caller) for _ in range(threads)]
+            workers = [threading.Thread(target=caller, name=f"caller-{i}") for i in range(threads)]
             t0, c0, p0 = time.perf_counter(), time.process_time(), postgres_cpu_seconds()
+            threads0 = thread_cpu_seconds()
             for w in workers:
                 w.start()
             for w in workers:
                 w.join()
             t1, c1, p1 = time.perf_counter(), time.process_time(), postgres_cpu_seconds()
+            threads1 = thread_cpu_seconds()
             batches = writer.stats.batches
             # Batches written in one round trip on the writer's own head, and full head checks.
             one_trip, full_checks = writer.stats.one_trip, writer.stats.full_checks
@@ -70,7 +72,20 @@ def measure(server_url: str, *, entries: int, threads: int) -> dict[str, Any]:
         "latency_ms": {"p50": round(latencies[n // 2] * 1e3, 3), "p99": round(latencies[int(n * 0.99)] * 1e3, 3)},
         "python_cpu_us_per_entry": round((c1 - c0) / n * 1e6, 1),
         "postgresql_cpu_us_per_entry": round((p1 - p0) / n * 1e6, 1),
+        # The process's CPU by thread: the audit writer's, the checkpoint file's (the callers'
+        # are gone by then: the rest of the process's CPU is theirs and the other threads').
+        "thread_cpu_us_per_entry": {name: round((threads1[name] - threads0.get(name, 0.0)) / n * 1e6, 1)
+                                    for name in threads1},
     }
+
+
+def thread_cpu_seconds() -> dict[str, float]:
+    """CPU seconds of the writer's own threads (by name), from their per-thread clocks."""
+    found: dict[str, float] = {}
+    for thread in threading.enumerate():
+        if thread.name.startswith("clearance-") and thread.ident is not None:
+            found[thread.name] = time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+    return found
 
 
 def main() -> None:
