@@ -31,7 +31,8 @@ from ._files import atomic_write
 from .checkpoints import read_checkpoint_file
 from .errors import CheckpointFileError
 from .keys import Keyring
-from .tlog.checkpoint import Checkpoint, SignedCheckpoint, open_checkpoint
+from .log import VerifiedNotes, opened
+from .tlog.checkpoint import Checkpoint, SignedCheckpoint
 from .tlog.errors import TlogError
 from .tlog.note import Verifier, parse_note
 from .trust import pinned_keyring
@@ -66,14 +67,15 @@ def unreadable(path: str | os.PathLike[str], exc: OSError) -> CheckpointFileErro
 
 
 def checkpoint_note_of(path: str | os.PathLike[str], data: bytes, trusted: Sequence[Verifier], *,
-                       origin: str | None = None) -> SignedCheckpoint:
-    """:func:`read_checkpoint_note_file` of the bytes ``data`` already read from ``path``."""
+                       origin: str | None = None, verified: VerifiedNotes | None = None) -> SignedCheckpoint:
+    """:func:`read_checkpoint_note_file` of the bytes ``data`` already read from ``path``;
+    ``verified``: notes already verified with ``trusted`` (``audit.log.VerifiedNotes``)."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise _unusable(path, f"is not UTF-8 text, truncated or damaged ({exc})") from exc
     try:
-        return open_checkpoint(text, trusted, origin=origin)
+        return opened(text, trusted, origin=origin, verified=verified)
     except TlogError as exc:
         raise _unusable(path, f"is not a checkpoint signed with a pinned key ({exc})") from exc
 

@@ -85,7 +85,7 @@ from .tlog.tiles import (
 log = logging.getLogger(__name__)
 
 __all__ = ["Floor", "HeadState", "LogHead", "LogReceipt", "LogStateMismatch", "StoredTiles", "VerifiedNotes",
-           "append_leaves", "append_on_known_head", "check_head", "read_head"]
+           "append_leaves", "opened", "append_on_known_head", "check_head", "read_head"]
 
 _NUL_ESCAPE = b"\\u0000"
 
@@ -516,7 +516,7 @@ def _checked_head(row: Sequence[Any], trusted: Sequence[Verifier], *, expected_o
             problems.append(f"no checkpoint is stored for a head of size {head.size}")
     else:
         try:
-            signed = _opened(note, trusted, head.origin, verified)
+            signed = opened(note, trusted, origin=head.origin, verified=verified)
         except TlogError as exc:
             problems.append(f"the newest checkpoint (size {c_size}) does not verify with a trusted key: {exc}")
         else:
@@ -565,25 +565,26 @@ class VerifiedNotes:
     def __init__(self) -> None:
         self._notes: OrderedDict[str, SignedCheckpoint] = OrderedDict()
 
-    def get(self, note: str) -> SignedCheckpoint | None:
-        return self._notes.get(note)
-
-    def add(self, signed: SignedCheckpoint) -> None:
-        self._notes[signed.note] = signed
-        self._notes.move_to_end(signed.note)
+    def opened(self, note: str, trusted: Sequence[Verifier], *, origin: str | None = None) -> SignedCheckpoint:
+        """``open_checkpoint(note, trusted, origin=origin)``, verified once per note (always with
+        the same ``trusted``); the origin is compared every time."""
+        signed = self._notes.get(note)
+        if signed is None or (origin is not None and signed.origin != origin):
+            signed = open_checkpoint(note, trusted, origin=origin)
+            self._notes[note] = signed
+        self._notes.move_to_end(note)
         while len(self._notes) > self.KEPT:
             self._notes.popitem(last=False)
+        return signed
 
 
-def _opened(note: str, trusted: Sequence[Verifier], origin: str, verified: VerifiedNotes | None) -> SignedCheckpoint:
-    """``open_checkpoint(note, trusted, origin=origin)``, once per note when ``verified`` is given
-    (always with the same ``trusted``)."""
-    signed = verified.get(note) if verified is not None else None
-    if signed is None or signed.origin != origin:
-        signed = open_checkpoint(note, trusted, origin=origin)
-        if verified is not None:
-            verified.add(signed)
-    return signed
+def opened(note: str, trusted: Sequence[Verifier], *, origin: str | None = None,
+           verified: VerifiedNotes | None = None) -> SignedCheckpoint:
+    """``open_checkpoint(note, trusted, origin=origin)``, through ``verified`` when given: the
+    stored head's note (:func:`check_head`) and the checkpoint file's (``audit.checkpoint_file``)."""
+    if verified is None:
+        return open_checkpoint(note, trusted, origin=origin)
+    return verified.opened(note, trusted, origin=origin)
 
 
 _SPLICED = ("seq", "recorded_at", "key_id")  # the members only the head lock decides (key_id: per batch)

@@ -232,15 +232,10 @@ class AuditWriter:
         floor = self._floors.get(data)
         if floor is None:
             try:
-                signed = self._verified.get(data.decode("utf-8"))
-            except UnicodeDecodeError:
-                signed = None  # checkpoint_note_of names the problem
-            if signed is None or (self._origin is not None and signed.origin != self._origin):
-                try:
-                    signed = checkpoint_note_of(path, data, self._trusted or (), origin=self._origin)
-                except CheckpointFileError as exc:
-                    raise LogStateMismatch(f"the audit log refuses to append: {exc}") from None
-                self._verified.add(signed)
+                signed = checkpoint_note_of(path, data, self._trusted or (), origin=self._origin,
+                                            verified=self._verified)
+            except CheckpointFileError as exc:
+                raise LogStateMismatch(f"the audit log refuses to append: {exc}") from None
             floor = Floor(signed.size, signed.root_hash, str(path))
             self._remember_floor(data, floor)
         return floor, data
