@@ -85,7 +85,7 @@ from .tlog.tiles import (
 log = logging.getLogger(__name__)
 
 __all__ = ["Floor", "HeadState", "LogHead", "LogReceipt", "LogStateMismatch", "StoredTiles", "VerifiedNotes",
-           "append_leaves", "opened", "append_on_known_head", "check_head", "read_head"]
+           "append_leaves", "append_on_known_head", "check_head", "last_leaf_proof", "opened", "read_head"]
 
 _NUL_ESCAPE = b"\\u0000"
 
@@ -668,9 +668,14 @@ class AppendedLeaves:
         if not self._bodies:
             return [o for o in self._slots if not isinstance(o, int)]
         head = self.checked.head
-        tree = _BatchTree(head.frontier, self._hashes)
         first = head.size + 1
-        return [_receipt(first + o, self._bodies, self._hashes, first, self._note, tree, self._size)
+        if len(self._bodies) == 1:  # a caller alone: no tree to walk
+            proofs = [last_leaf_proof(head.frontier)]
+        else:
+            tree = _BatchTree(head.frontier, self._hashes)
+            proofs = [inclusion_proof(tree, index=seq - 1, size=self._size)
+                      for seq in range(first, first + len(self._bodies))]
+        return [_receipt(first + o, self._bodies, self._hashes, first, self._note, proofs[o])
                 if isinstance(o, int) else o for o in self._slots]
 
 
@@ -826,11 +831,18 @@ def _build_batch(prepared: Sequence[PreparedLeaf | AuditEntryInvalid], checked: 
     return batch
 
 
+def last_leaf_proof(old: Frontier) -> list[bytes]:
+    """The audit path of the leaf appended to the tree whose right edge is ``old``, in the tree
+    of ``old.size + 1`` leaves: the old edge's subtrees, smallest first. (RFC 6962 PATH(n-1,
+    D[n]) splits at the largest power of two k < n: the left part D[0:k] is the old edge's
+    largest subtree, and the path goes on in D[k:n], whose own edge is the rest of the old one.)"""
+    return list(reversed(old.hashes))
+
+
 def _receipt(seq: int, bodies: list[bytes], hashes: list[bytes], first: int, note: str,
-             tree: _BatchTree, size: int) -> LogReceipt:
+             proof: Sequence[bytes]) -> LogReceipt:
     at = seq - first
     entry = orjson.loads(bodies[at])
-    proof = inclusion_proof(tree, index=seq - 1, size=size)
     return LogReceipt(seq=seq, leaf_hash=hashes[at].hex(), recorded_at=entry["recorded_at"], entry=entry,
                       checkpoint=note, inclusion_proof=tuple(h.hex() for h in proof),
                       decision_id=entry.get("decision_id"))

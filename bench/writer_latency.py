@@ -1,6 +1,6 @@
 """What one audited entry costs through the writer alone: one caller, no HTTP.
 
-    python bench/writer_latency.py [--entries 2000] [--threads 1]
+    python bench/writer_latency.py [--entries 2000] [--threads 1] [--no-checkpoint-file]
 
 A scratch database at the newest schema and a checkpoint file, then ``AuditWriter.append``
 from ``--threads`` threads (each waits for its receipt before submitting the next, as one
@@ -31,13 +31,16 @@ from bench.append_cost import DEFAULT_URL, decision_entries, postgres_cpu_second
 from bench.inprocess import WORKLOADS  # noqa: E402
 
 
-def measure(server_url: str, *, entries: int, threads: int) -> dict[str, Any]:
+def measure(server_url: str, *, entries: int, threads: int, checkpoint_file: bool = True) -> dict[str, Any]:
     samples = decision_entries(len(WORKLOADS))
     with scratch_database(server_url) as url, tempfile.TemporaryDirectory() as tmp:
         upgrade(url)
         store = AuditStore.from_url(url)
         key = SigningKey.generate()
-        writer = AuditWriter(store, key=key, checkpoints=CheckpointPolicy(export_path=Path(tmp) / "checkpoint"))
+        # Without the file (--no-checkpoint-file): what writing it after every batch costs, the
+        # most that writing it less often could save (the service always writes it).
+        policy = CheckpointPolicy(export_path=Path(tmp) / "checkpoint") if checkpoint_file else None
+        writer = AuditWriter(store, key=key, checkpoints=policy)
         with writer:
             for i in range(50):  # warm-up: connection, plans, partitions
                 writer.append(samples[i % len(samples)])
@@ -93,8 +96,10 @@ def main() -> None:
     parser.add_argument("--database", default=os.environ.get("CLEARANCE_BENCH_DATABASE_URL", DEFAULT_URL))
     parser.add_argument("--entries", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--no-checkpoint-file", action="store_true", help="no checkpoint file (what it costs)")
     args = parser.parse_args()
-    print(measure(args.database, entries=args.entries, threads=args.threads))
+    print(measure(args.database, entries=args.entries, threads=args.threads,
+                  checkpoint_file=not args.no_checkpoint_file))
 
 
 if __name__ == "__main__":
