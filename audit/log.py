@@ -719,12 +719,13 @@ def append_batch_leaves(
     return batch.appended(checked)
 
 
-def append_on_known_head(conn: psycopg.Connection[Any], prepared: Sequence[PreparedLeaf | AuditEntryInvalid], *,
+def append_on_known_head(cursor: psycopg.Cursor[Any], prepared: Sequence[PreparedLeaf | AuditEntryInvalid], *,
                          signer: Signer, key_id: str, known: HeadState, now: datetime) -> AppendedLeaves | None:
     """The batch built on ``known`` before any lock (leaves, tiles, signed checkpoint), and sent
     as **one** statement that locks the head, checks it and writes (:data:`KNOWN_HEAD_BATCH_SQL`),
-    alone in its transaction on an idle connection: one round trip, the commit included (the
-    server answers after it). The guard is the check a batch on its own head makes
+    alone in its transaction on an idle connection (``cursor``'s: a cursor kept for it runs the
+    same statement again with the parameter adapters it looked up the first time): one round
+    trip, the commit included (the server answers after it). The guard is the check a batch on its own head makes
     (``_checked_head`` with ``known``, the floor known): the locked row and newest checkpoint byte
     for byte ``known`` and max(seq) its size; unless it holds, the statement writes nothing and
     None is returned (the caller then runs the full check: :func:`append_batch_leaves`), as when
@@ -736,9 +737,10 @@ def append_on_known_head(conn: psycopg.Connection[Any], prepared: Sequence[Prepa
         return None
     params = batch.params()
     params.update(zip(GUARD_PARAMS, known.row, strict=True))
+    conn = cursor.connection
     conn.autocommit = True  # one statement, one implicit transaction: no BEGIN or COMMIT to send
     try:
-        row = conn.execute(KNOWN_HEAD_BATCH_SQL, params).fetchone()
+        row = cursor.execute(KNOWN_HEAD_BATCH_SQL, params).fetchone()
     finally:
         if not conn.closed:
             conn.autocommit = False

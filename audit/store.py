@@ -139,6 +139,7 @@ class AuditStore:
         self._clock = clock
         self._append_lock = threading.Lock()
         self._append_held: Any = None  # the pooled connection kept by append_batch
+        self._append_cursor: psycopg.Cursor[Any] | None = None  # the batch-on-own-head cursor of that connection
         self._append_used = 0.0
         if not event.contains(engine, "connect", _on_connect):
             event.listen(engine, "connect", _on_connect)
@@ -173,7 +174,7 @@ class AuditStore:
     def dispose(self) -> None:
         """Close the pooled connections."""
         with self._append_lock:
-            held, self._append_held = self._append_held, None
+            held, self._append_held, self._append_cursor = self._append_held, None, None
         if held is not None:
             with contextlib.suppress(Exception):
                 held.close()
@@ -275,8 +276,8 @@ class AuditStore:
         with self._append_connection() as conn:
             if own_head and known is not None and floor_known:
                 # Committed when it returns: the batch, or nothing when the guard did not hold.
-                done = append_on_known_head(conn, prepared, signer=signer, key_id=key.key_id, known=known,
-                                            now=self._clock())
+                done = append_on_known_head(self._kept_cursor(conn), prepared, signer=signer, key_id=key.key_id,
+                                            known=known, now=self._clock())
                 tried = done is not None
             if done is None:
                 with conn.pipeline():
@@ -501,6 +502,14 @@ class AuditStore:
                 return
             self._append_held = held
             self._append_used = time.monotonic()
+
+    def _kept_cursor(self, conn: psycopg.Connection[Any]) -> psycopg.Cursor[Any]:
+        """One cursor per appending connection (under the append lock): running the same statement
+        on it again skips looking up its parameters' adapters (psycopg keeps them per cursor)."""
+        kept = self._append_cursor
+        if kept is None or kept.connection is not conn:
+            kept = self._append_cursor = conn.cursor()
+        return kept
 
     @contextlib.contextmanager
     def _connection(self, doing: str) -> Iterator[psycopg.Connection[Any]]:
