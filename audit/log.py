@@ -431,6 +431,9 @@ class HeadState:
     itself. Its next batch passes it back (``known``) to skip what it already checked."""
 
     row: tuple[Any, ...]  # SELECT_HEAD_FOR_APPEND_SQL's columns without max(seq)
+    # The row's head as the batch that left it built it (its frontier not parsed again from the
+    # row's bytes by the next batch); None: parsed from ``row`` when needed.
+    head: LogHead | None = field(default=None, compare=False)
 
     @property
     def size(self) -> int:
@@ -730,7 +733,7 @@ def append_on_known_head(cursor: psycopg.Cursor[Any], prepared: Sequence[Prepare
     for byte ``known`` and max(seq) its size; unless it holds, the statement writes nothing and
     None is returned (the caller then runs the full check: :func:`append_batch_leaves`), as when
     there is nothing to send."""
-    checked = CheckedHead(_head_of(known.row), int(known.row[8] or 0),
+    checked = CheckedHead(known.head or _head_of(known.row), int(known.row[8] or 0),
                           bytes(known.row[9]) if known.row[9] is not None else bytes(32), known.row, False)
     batch = _build_batch(prepared, checked, signer=signer, key_id=key_id, now=now)
     if not batch.rows:
@@ -787,7 +790,8 @@ class _Batch:
         head = self.head
         # The row as this batch leaves it (v1 head unchanged): what the next batch expects to find.
         state = HeadState((head.origin, self.frontier.size, self.root, self.frontier.to_bytes(), self.moment,
-                           self.frontier.size, self.root, self.note, *checked.row[8:]))
+                           self.frontier.size, self.root, self.note, *checked.row[8:]),
+                          LogHead(head.origin, self.frontier.size, self.root, self.frontier, self.moment))
         return AppendedLeaves(checked, state, self.slots, self.bodies, self.hashes, self.note, self.frontier.size)
 
 
