@@ -31,7 +31,8 @@ from ._files import atomic_write
 from .checkpoints import read_checkpoint_file
 from .errors import CheckpointFileError
 from .keys import Keyring
-from .tlog.checkpoint import Checkpoint, SignedCheckpoint, open_checkpoint
+from .log import VerifiedNotes, opened
+from .tlog.checkpoint import Checkpoint, SignedCheckpoint
 from .tlog.errors import TlogError
 from .tlog.note import Verifier, parse_note
 from .trust import pinned_keyring
@@ -66,14 +67,15 @@ def unreadable(path: str | os.PathLike[str], exc: OSError) -> CheckpointFileErro
 
 
 def checkpoint_note_of(path: str | os.PathLike[str], data: bytes, trusted: Sequence[Verifier], *,
-                       origin: str | None = None) -> SignedCheckpoint:
-    """:func:`read_checkpoint_note_file` of the bytes ``data`` already read from ``path``."""
+                       origin: str | None = None, verified: VerifiedNotes | None = None) -> SignedCheckpoint:
+    """:func:`read_checkpoint_note_file` of the bytes ``data`` already read from ``path``;
+    ``verified``: notes already verified with ``trusted`` (``audit.log.VerifiedNotes``)."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise _unusable(path, f"is not UTF-8 text, truncated or damaged ({exc})") from exc
     try:
-        return open_checkpoint(text, trusted, origin=origin)
+        return opened(text, trusted, origin=origin, verified=verified)
     except TlogError as exc:
         raise _unusable(path, f"is not a checkpoint signed with a pinned key ({exc})") from exc
 
@@ -97,19 +99,49 @@ def read_outside_checkpoint(path: str | os.PathLike[str], trusted: Sequence[Veri
 def grow_checkpoint_file(path: str | os.PathLike[str], note: str) -> bool:
     """Write ``note`` to ``path`` if it is larger than the checkpoint there (or there is none);
     False when the file already holds a checkpoint at least as large. Raises ``OSError``."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    size = note_size(note)
-    with open(target.with_name(target.name + ".lock"), "a", encoding="utf-8") as lock:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+    return _GrowingFile(Path(path)).grow(note, note_size(note))
+
+
+_LOCK_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+
+
+class _GrowingFile:
+    """The checkpoint file as one process grows it, and the bytes this process last wrote there
+    with their size. Finding those bytes in the file again (one worker,
+    or the others behind it) costs a comparison instead of parsing the note; any other contents
+    (another worker's note, or a file replaced) are parsed as before."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._lock_path = path.with_name(path.name + ".lock")
+        self._written: tuple[bytes, int] | None = None
+
+    def grow(self, note: str, size: int) -> bool:
+        """:func:`grow_checkpoint_file` of ``note``, whose tree size is ``size``."""
         try:
-            current = note_size(target.read_text(encoding="utf-8"))
+            lock = os.open(self._lock_path, _LOCK_FLAGS, 0o644)
+        except FileNotFoundError:  # no directory yet (or no more): made only then, not every write
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            lock = os.open(self._lock_path, _LOCK_FLAGS, 0o644)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released by the close
+            if self._current_size() >= size:
+                return False
+            data = note.encode("utf-8")
+            atomic_write(self._path, data, make_parent=False)
+            self._written = (data, size)
+            return True
+        finally:
+            os.close(lock)
+
+    def _current_size(self) -> int:
+        try:
+            data = self._path.read_bytes()
         except FileNotFoundError:
-            current = -1
-        if current >= size:
-            return False
-        atomic_write(target, note)
-        return True
+            return -1
+        if self._written is not None and data == self._written[0]:
+            return self._written[1]
+        return note_size(data.decode("utf-8"))
 
 
 class CheckpointFileWriter:
@@ -122,18 +154,21 @@ class CheckpointFileWriter:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self._path = Path(path)
+        self._file = _GrowingFile(self._path)
         self._cond = threading.Condition()
-        self._pending: str | None = None
+        self._pending: tuple[str, int] | None = None
         self._busy = False
         self._closed = False
         self.errors = 0
         self._thread = threading.Thread(target=self._run, name="clearance-checkpoint-file", daemon=True)
         self._thread.start()
 
-    def submit(self, note: str) -> None:
-        """Write ``note`` soon (it replaces a note not yet written: the newest is enough)."""
+    def submit(self, note: str, size: int | None = None) -> None:
+        """Write ``note`` soon (it replaces a note not yet written: the newest is enough).
+        ``size``: its tree size, when the caller knows it (it signed the note)."""
+        entry = (note, note_size(note) if size is None else size)
         with self._cond:
-            self._pending = note
+            self._pending = entry
             self._cond.notify_all()
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -154,13 +189,13 @@ class CheckpointFileWriter:
         while True:
             with self._cond:
                 self._cond.wait_for(lambda: self._pending is not None or self._closed)
-                note, self._pending = self._pending, None
-                if note is None:
+                pending, self._pending = self._pending, None
+                if pending is None:
                     return  # closed with nothing left to write
                 self._busy = True
             try:
-                grow_checkpoint_file(self._path, note)
-            except (OSError, TlogError) as exc:  # the writer's next head check reads the file
+                self._file.grow(*pending)
+            except (OSError, TlogError, UnicodeDecodeError) as exc:  # the writer's next head check reads the file
                 self.errors += 1
                 log.error("could not write the checkpoint to %s: %s", self._path, exc)
             finally:

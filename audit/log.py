@@ -25,9 +25,9 @@ Appending (:func:`append_leaves`, called by ``AuditStore.append_batch``) in one 
    frontier and the batch, no reads) exist only after the commit returned.
 
 A writer that expects its own head (:func:`append_on_known_head`) does steps 3 and 4 on the row
-its last batch left before any lock, and sends the lock and that statement guarded by step 2's
-check of a row it knows: one round trip with the COMMIT; if the guard does not hold nothing is
-written and the batch takes the path above.
+its last batch left before any lock, and sends them as one statement that takes the lock and is
+guarded by step 2's check of a row it knows, alone in its transaction: one round trip, the commit
+included; if the guard does not hold nothing is written and the batch takes the path above.
 
 Storage of the tree: level-0 tiles are the leaves' ``leaf_hash``; ``audit_tlog_nodes`` holds the
 hashes of tiles 1, 2, … (one row per 256 leaves, per 65,536, …). Any node is in a tile or the
@@ -91,7 +91,7 @@ from .tlog.tiles import (
 log = logging.getLogger(__name__)
 
 __all__ = ["Floor", "HeadState", "LogHead", "LogReceipt", "LogStateMismatch", "StoredTiles", "VerifiedNotes",
-           "append_leaves", "append_on_known_head", "check_head", "read_head"]
+           "append_leaves", "append_on_known_head", "check_head", "last_leaf_proof", "opened", "read_head"]
 
 _NUL_ESCAPE = b"\\u0000"
 
@@ -152,18 +152,29 @@ WRITE_BATCH_SQL = (
 NO_GUARD_SQL = "SELECT true AS ok"  # the head was checked by the statements before (check_head)
 # The writer's own head: the row and newest checkpoint exactly as its last batch left them (the
 # columns of SELECT_HEAD_FOR_APPEND_SQL but max(seq)), and the leaves stored ending at its size.
+# The head row is locked by the guard itself (``k``): the batch is one statement, run alone in
+# its transaction. Under READ COMMITTED a row locked after waiting for another transaction is
+# its newest committed version (PostgreSQL re-reads it), while the rest of the statement reads
+# the snapshot taken before the wait: so the guard compares the *newest* head row with the one
+# this writer left. Every batch moves the head row (its size grows), so any batch committed
+# since this writer's — before the snapshot or during the wait — makes the row differ and the
+# guard fail; when the row is still the writer's, nothing was appended since, and the snapshot
+# (taken after this writer's own last commit, on the same connection) holds the newest
+# checkpoint and leaves as the lock left them.
 GUARD_PARAMS = tuple(f"known_{i}" for i in range(10))
 KNOWN_HEAD_GUARD_SQL = (
-    "SELECT coalesce((h.origin, h.size, h.root, h.frontier, h.recorded_at, c.size, c.root, c.note, v.seq, "
+    "SELECT coalesce((k.origin, k.size, k.root, k.frontier, k.recorded_at, c.size, c.root, c.note, v.seq, "
     "v.head_hash) IS NOT DISTINCT FROM (%(known_0)s::text, %(known_1)s::bigint, %(known_2)s::bytea, "
     "%(known_3)s::bytea, %(known_4)s::timestamptz, %(known_5)s::bigint, %(known_6)s::bytea, "
     "%(known_7)s::text, %(known_8)s::bigint, %(known_9)s::bytea) "
     "AND (SELECT max(seq) FROM audit_leaves) IS NOT DISTINCT FROM nullif(%(known_1)s::bigint, 0), false) AS ok "
-    "FROM audit_tlog_head h "
+    "FROM k "
     "LEFT JOIN LATERAL (SELECT size, root, note FROM audit_tlog_checkpoints ORDER BY size DESC LIMIT 1) c ON true "
-    "LEFT JOIN audit_chain_head v ON v.id = 1 "
-    "WHERE h.id = 1"
+    "LEFT JOIN audit_chain_head v ON v.id = 1"
 )
+KNOWN_HEAD_BATCH_SQL = WRITE_BATCH_SQL.format(guard=KNOWN_HEAD_GUARD_SQL).replace(
+    "WITH g AS (", "WITH k AS (SELECT origin, size, root, frontier, recorded_at FROM audit_tlog_head "
+    "WHERE id = 1 FOR UPDATE), g AS (", 1)
 LEAF_TILE_SQL = (
     "SELECT coalesce(string_agg(leaf_hash, ''::bytea ORDER BY seq), ''::bytea) FROM audit_leaves "
     "WHERE seq > %s AND seq <= %s"
@@ -426,6 +437,9 @@ class HeadState:
     itself. Its next batch passes it back (``known``) to skip what it already checked."""
 
     row: tuple[Any, ...]  # SELECT_HEAD_FOR_APPEND_SQL's columns without max(seq)
+    # The row's head as the batch that left it built it (its frontier not parsed again from the
+    # row's bytes by the next batch); None: parsed from ``row`` when needed.
+    head: LogHead | None = field(default=None, compare=False)
 
     @property
     def size(self) -> int:
@@ -511,7 +525,7 @@ def _checked_head(row: Sequence[Any], trusted: Sequence[Verifier], *, expected_o
             problems.append(f"no checkpoint is stored for a head of size {head.size}")
     else:
         try:
-            signed = _opened(note, trusted, head.origin, verified)
+            signed = opened(note, trusted, origin=head.origin, verified=verified)
         except TlogError as exc:
             problems.append(f"the newest checkpoint (size {c_size}) does not verify with a trusted key: {exc}")
         else:
@@ -560,25 +574,26 @@ class VerifiedNotes:
     def __init__(self) -> None:
         self._notes: OrderedDict[str, SignedCheckpoint] = OrderedDict()
 
-    def get(self, note: str) -> SignedCheckpoint | None:
-        return self._notes.get(note)
-
-    def add(self, signed: SignedCheckpoint) -> None:
-        self._notes[signed.note] = signed
-        self._notes.move_to_end(signed.note)
+    def opened(self, note: str, trusted: Sequence[Verifier], *, origin: str | None = None) -> SignedCheckpoint:
+        """``open_checkpoint(note, trusted, origin=origin)``, verified once per note (always with
+        the same ``trusted``); the origin is compared every time."""
+        signed = self._notes.get(note)
+        if signed is None or (origin is not None and signed.origin != origin):
+            signed = open_checkpoint(note, trusted, origin=origin)
+            self._notes[note] = signed
+        self._notes.move_to_end(note)
         while len(self._notes) > self.KEPT:
             self._notes.popitem(last=False)
+        return signed
 
 
-def _opened(note: str, trusted: Sequence[Verifier], origin: str, verified: VerifiedNotes | None) -> SignedCheckpoint:
-    """``open_checkpoint(note, trusted, origin=origin)``, once per note when ``verified`` is given
-    (always with the same ``trusted``)."""
-    signed = verified.get(note) if verified is not None else None
-    if signed is None or signed.origin != origin:
-        signed = open_checkpoint(note, trusted, origin=origin)
-        if verified is not None:
-            verified.add(signed)
-    return signed
+def opened(note: str, trusted: Sequence[Verifier], *, origin: str | None = None,
+           verified: VerifiedNotes | None = None) -> SignedCheckpoint:
+    """``open_checkpoint(note, trusted, origin=origin)``, through ``verified`` when given: the
+    stored head's note (:func:`check_head`) and the checkpoint file's (``audit.checkpoint_file``)."""
+    if verified is None:
+        return open_checkpoint(note, trusted, origin=origin)
+    return verified.opened(note, trusted, origin=origin)
 
 
 _SPLICED = ("seq", "recorded_at", "key_id")  # the members only the head lock decides (key_id: per batch)
@@ -662,9 +677,14 @@ class AppendedLeaves:
         if not self._bodies:
             return [o for o in self._slots if not isinstance(o, int)]
         head = self.checked.head
-        tree = _BatchTree(head.frontier, self._hashes)
         first = head.size + 1
-        return [_receipt(first + o, self._bodies, self._hashes, first, self._note, tree, self._size)
+        if len(self._bodies) == 1:  # a caller alone: no tree to walk
+            proofs = [last_leaf_proof(head.frontier)]
+        else:
+            tree = _BatchTree(head.frontier, self._hashes)
+            proofs = [inclusion_proof(tree, index=seq - 1, size=self._size)
+                      for seq in range(first, first + len(self._bodies))]
+        return [_receipt(first + o, self._bodies, self._hashes, first, self._note, proofs[o])
                 if isinstance(o, int) else o for o in self._slots]
 
 
@@ -708,40 +728,32 @@ def append_batch_leaves(
     return batch.appended(checked)
 
 
-@dataclass
-class KnownHeadAttempt:
-    """A batch sent on the writer's own head (:func:`append_on_known_head`); after the caller's
-    COMMIT, :meth:`result` says whether it was written."""
-
-    _cursor: psycopg.Cursor[Any]
-    _appended: AppendedLeaves
-
-    def result(self) -> AppendedLeaves | None:
-        """The batch, or None: the locked row was not exactly ``known`` (or leaves stood beyond
-        it), so nothing was written and the transaction committed nothing."""
-        row = self._cursor.fetchone()
-        return self._appended if row is not None and row[0] is True and row[1] == 1 else None
-
-
-def append_on_known_head(conn: psycopg.Connection[Any], prepared: Sequence[PreparedLeaf | AuditEntryInvalid], *,
-                         signer: Signer, key_id: str, known: HeadState, now: datetime) -> KnownHeadAttempt | None:
+def append_on_known_head(cursor: psycopg.Cursor[Any], prepared: Sequence[PreparedLeaf | AuditEntryInvalid], *,
+                         signer: Signer, key_id: str, known: HeadState, now: datetime) -> AppendedLeaves | None:
     """The batch built on ``known`` before any lock (leaves, tiles, signed checkpoint), and sent
-    as the lock and one guarded statement of writes: in pipeline mode, with the caller's COMMIT,
-    one round trip. The guard is the check a batch on its own head makes (``_checked_head``
-    with ``known``, the floor known): the locked row and newest checkpoint byte for byte
-    ``known`` and max(seq) its size, read after the lock as :func:`check_head` reads them;
-    unless it holds, the statement writes nothing (the caller then runs the full check:
-    :func:`append_batch_leaves`). None: nothing to send (no valid leaf)."""
-    checked = CheckedHead(_head_of(known.row), int(known.row[8] or 0),
+    as **one** statement that locks the head, checks it and writes (:data:`KNOWN_HEAD_BATCH_SQL`),
+    alone in its transaction on an idle connection (``cursor``'s: a cursor kept for it runs the
+    same statement again with the parameter adapters it looked up the first time): one round
+    trip, the commit included (the server answers after it). The guard is the check a batch on its own head makes
+    (``_checked_head`` with ``known``, the floor known): the locked row and newest checkpoint byte
+    for byte ``known`` and max(seq) its size; unless it holds, the statement writes nothing and
+    None is returned (the caller then runs the full check: :func:`append_batch_leaves`), as when
+    there is nothing to send."""
+    checked = CheckedHead(known.head or _head_of(known.row), int(known.row[8] or 0),
                           bytes(known.row[9]) if known.row[9] is not None else bytes(32), known.row, False)
     batch = _build_batch(prepared, checked, signer=signer, key_id=key_id, now=now)
     if not batch.rows:
         return None
-    conn.execute(LOCK_HEAD_SQL)
     params = batch.params()
     params.update(zip(GUARD_PARAMS, known.row, strict=True))
-    cursor = conn.execute(WRITE_BATCH_SQL.format(guard=KNOWN_HEAD_GUARD_SQL), params)
-    return KnownHeadAttempt(cursor, batch.appended(checked))
+    conn = cursor.connection
+    conn.autocommit = True  # one statement, one implicit transaction: no BEGIN or COMMIT to send
+    try:
+        row = cursor.execute(KNOWN_HEAD_BATCH_SQL, params).fetchone()
+    finally:
+        if not conn.closed:
+            conn.autocommit = False
+    return batch.appended(checked) if row is not None and row[0] is True and row[1] == 1 else None
 
 
 @dataclass
@@ -784,7 +796,8 @@ class _Batch:
         head = self.head
         # The row as this batch leaves it (v1 head unchanged): what the next batch expects to find.
         state = HeadState((head.origin, self.frontier.size, self.root, self.frontier.to_bytes(), self.moment,
-                           self.frontier.size, self.root, self.note, *checked.row[8:]))
+                           self.frontier.size, self.root, self.note, *checked.row[8:]),
+                          LogHead(head.origin, self.frontier.size, self.root, self.frontier, self.moment))
         return AppendedLeaves(checked, state, self.slots, self.bodies, self.hashes, self.note, self.frontier.size)
 
 
@@ -830,11 +843,18 @@ def _build_batch(prepared: Sequence[PreparedLeaf | AuditEntryInvalid], checked: 
     return batch
 
 
+def last_leaf_proof(old: Frontier) -> list[bytes]:
+    """The audit path of the leaf appended to the tree whose right edge is ``old``, in the tree
+    of ``old.size + 1`` leaves: the old edge's subtrees, smallest first. (RFC 6962 PATH(n-1,
+    D[n]) splits at the largest power of two k < n: the left part D[0:k] is the old edge's
+    largest subtree, and the path goes on in D[k:n], whose own edge is the rest of the old one.)"""
+    return list(reversed(old.hashes))
+
+
 def _receipt(seq: int, bodies: list[bytes], hashes: list[bytes], first: int, note: str,
-             tree: _BatchTree, size: int) -> LogReceipt:
+             proof: Sequence[bytes]) -> LogReceipt:
     at = seq - first
     entry = orjson.loads(bodies[at])
-    proof = inclusion_proof(tree, index=seq - 1, size=size)
     return LogReceipt(seq=seq, leaf_hash=hashes[at].hex(), recorded_at=entry["recorded_at"], entry=entry,
                       checkpoint=note, inclusion_proof=tuple(h.hex() for h in proof),
                       decision_id=entry.get("decision_id"))

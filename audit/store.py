@@ -139,6 +139,7 @@ class AuditStore:
         self._clock = clock
         self._append_lock = threading.Lock()
         self._append_held: Any = None  # the pooled connection kept by append_batch
+        self._append_cursor: psycopg.Cursor[Any] | None = None  # the batch-on-own-head cursor of that connection
         self._append_used = 0.0
         if not event.contains(engine, "connect", _on_connect):
             event.listen(engine, "connect", _on_connect)
@@ -173,7 +174,7 @@ class AuditStore:
     def dispose(self) -> None:
         """Close the pooled connections."""
         with self._append_lock:
-            held, self._append_held = self._append_held, None
+            held, self._append_held, self._append_cursor = self._append_held, None, None
         if held is not None:
             with contextlib.suppress(Exception):
                 held.close()
@@ -262,22 +263,21 @@ class AuditStore:
 
         ``own_head`` (with ``known`` and ``floor_known``): the caller expects the head to be
         still ``known`` (its last batch found its own head). The batch is then built before the
-        lock and sent with a guard in **one** round trip (``audit.log.append_on_known_head``);
-        if the head is not ``known`` that transaction wrote nothing and the batch takes the full
-        path. The full path is two round trips (pipeline mode): BEGIN, the lock and the head
-        read; then one statement of writes and COMMIT (plus one to read tiles when the floor is
-        older than the head, it has to be checked and ``prefetch_floor`` was not given).
+        lock and sent as one guarded statement that takes the lock, alone in its transaction:
+        **one** round trip (``audit.log.append_on_known_head``); if the head is not ``known``
+        that statement wrote nothing and the batch takes the full path. The full path is two
+        round trips (pipeline mode): BEGIN, the lock and the head read; then one statement of
+        writes and COMMIT (plus one to read tiles when the floor is older than the head, it has
+        to be checked and ``prefetch_floor`` was not given).
         """
         signer = signer or log_signer(key, origin or self.log_origin())
         done = tried = None
         prepared = prepare_leaves(drafts)  # the bodies but seq, time and key id: before the lock
         with self._append_connection() as conn:
             if own_head and known is not None and floor_known:
-                with conn.pipeline():
-                    attempt = append_on_known_head(conn, prepared, signer=signer, key_id=key.key_id, known=known,
-                                                   now=self._clock())
-                    conn.commit()  # wrote the batch, or nothing when the guard did not hold
-                done = attempt.result() if attempt is not None else None
+                # Committed when it returns: the batch, or nothing when the guard did not hold.
+                done = append_on_known_head(self._kept_cursor(conn), prepared, signer=signer, key_id=key.key_id,
+                                            known=known, now=self._clock())
                 tried = done is not None
             if done is None:
                 with conn.pipeline():
@@ -502,6 +502,14 @@ class AuditStore:
                 return
             self._append_held = held
             self._append_used = time.monotonic()
+
+    def _kept_cursor(self, conn: psycopg.Connection[Any]) -> psycopg.Cursor[Any]:
+        """One cursor per appending connection (under the append lock): running the same statement
+        on it again skips looking up its parameters' adapters (psycopg keeps them per cursor)."""
+        kept = self._append_cursor
+        if kept is None or kept.connection is not conn:
+            kept = self._append_cursor = conn.cursor()
+        return kept
 
     @contextlib.contextmanager
     def _connection(self, doing: str) -> Iterator[psycopg.Connection[Any]]:

@@ -232,15 +232,10 @@ class AuditWriter:
         floor = self._floors.get(data)
         if floor is None:
             try:
-                signed = self._verified.get(data.decode("utf-8"))
-            except UnicodeDecodeError:
-                signed = None  # checkpoint_note_of names the problem
-            if signed is None or (self._origin is not None and signed.origin != self._origin):
-                try:
-                    signed = checkpoint_note_of(path, data, self._trusted or (), origin=self._origin)
-                except CheckpointFileError as exc:
-                    raise LogStateMismatch(f"the audit log refuses to append: {exc}") from None
-                self._verified.add(signed)
+                signed = checkpoint_note_of(path, data, self._trusted or (), origin=self._origin,
+                                            verified=self._verified)
+            except CheckpointFileError as exc:
+                raise LogStateMismatch(f"the audit log refuses to append: {exc}") from None
             floor = Floor(signed.size, signed.root_hash, str(path))
             self._remember_floor(data, floor)
         return floor, data
@@ -410,8 +405,8 @@ class AuditWriter:
         self.stats.entries += receipts
         self.stats.rejected_entries += len(live) - receipts
         _settle(live, result.outcomes)
-        if result.checkpoint is not None:
-            self._published(result.checkpoint)
+        if result.checkpoint is not None and result.state is not None:
+            self._published(result.checkpoint, result.state.size)
 
     def _learn(self, state: HeadState | None, contents: bytes | None, note: str | None, *, full: bool) -> None:
         """Remember the head this batch committed, and which checkpoint file contents its tree
@@ -431,13 +426,13 @@ class AuditWriter:
             while len(self._known_files) > OWN_NOTES_KEPT + 1:
                 del self._known_files[next(iter(self._known_files))]
 
-    def _published(self, note: str) -> None:
+    def _published(self, note: str, size: int) -> None:
         self.stats.checkpoints += 1
         self.last_checkpoint = note
         if self._on_checkpoint is not None:
             self._on_checkpoint(note)
         if self._file is not None:
-            self._file.submit(note)  # written by its own thread: the next batch does not wait
+            self._file.submit(note, size)  # written by its own thread: the next batch does not wait
 
     def _ensure_partitions(self) -> None:
         try:

@@ -6,9 +6,11 @@ import psycopg
 import pytest
 
 from audit import AuditStore, AuditWriter, LogStateMismatch, SigningKey
+from audit.log import last_leaf_proof
 from audit.tlog import MemoryTree, Node, verify_receipt
 from audit.tlog.errors import ReceiptVerificationError
 from audit.tlog.leaf import blob_sha256, result_blob
+from audit.tlog.merkle import Frontier, inclusion_proof, leaf_hash
 from audit.trust import log_verifier
 
 from .helpers import decision_fields, libpq
@@ -142,3 +144,15 @@ def test_proofs_from_folded_tiles_equal_cold_reads_as_a_partial_edge_tile_fills(
         conn.rollback()
         assert inclusion(conn, seq=150, size=300) == inclusion(conn, seq=150, size=300, tiles=tiles)
         assert consistency(conn, old_size=200, new_size=300) == moved
+
+
+def test_the_path_of_a_batch_of_one_is_the_old_edge_smallest_first() -> None:
+    """A batch of one leaf takes its audit path from the old frontier (no tree walked): the
+    same path as the tree's own, for every size up to a few tiles and at powers of two."""
+    leaves = [leaf_hash(i.to_bytes(4, "big")) for i in range(600)]
+    tree = MemoryTree()
+    old = Frontier()
+    for n, leaf in enumerate(leaves, start=1):
+        tree.append(leaf)
+        assert last_leaf_proof(old) == inclusion_proof(tree, index=n - 1, size=n), n
+        old = old.extend([leaf])

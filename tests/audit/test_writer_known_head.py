@@ -323,3 +323,33 @@ def test_another_writer_between_two_of_its_own_batches_misses_the_guard_then_is_
     finally:
         other_store.dispose()
     assert verify_whole(store, checkpoint_files=[checkpoint_file]).valid
+
+
+def test_a_batch_committed_while_the_guarded_batch_waits_for_the_lock_misses_the_guard(
+        file_writer: AuditWriter, store: AuditStore, migrated_database: str, signing_key: SigningKey,
+        checkpoint_file: Path) -> None:
+    """The guarded batch locks the head in its own statement, whose snapshot is taken before it
+    waits: an append holding the lock when it arrives (another worker's) and committing meanwhile
+    must still make it miss the guard — the locked row is read at its newest version — and the
+    full check then appends after that batch."""
+    for i in range(4):
+        file_writer.append(decision_fields(i))
+    assert file_writer.stats.one_trip == 2
+    assert file_writer.flush_checkpoint_file()
+    origin = store.log_origin()
+    url = migrated_database.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(url) as other, psycopg.connect(url, autocommit=True) as watcher:
+        draft = draft_leaf(encode_members(prepare_fields(decision_fields(900))))
+        append_leaves(other, [draft], signer=log_signer(signing_key, origin), key_id=signing_key.key_id,
+                      trusted=[log_verifier(signing_key.public, origin)], now=datetime.now(UTC))
+        waiting = file_writer.submit(decision_fields(4))  # the head lock is the other's until it commits
+        deadline = time.monotonic() + 10
+        while not watcher.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                  "AND wait_event_type = 'Lock'").fetchone()[0]:
+            assert time.monotonic() < deadline, "the writer's batch never waited for the head lock"
+            time.sleep(0.01)
+        other.commit()
+    assert waiting.result(10).seq == 6
+    assert file_writer.stats.head_moved == 1 and file_writer.stats.full_checks == 2
+    assert file_writer.flush_checkpoint_file()
+    assert verify_whole(store, checkpoint_files=[checkpoint_file]).valid
