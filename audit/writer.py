@@ -224,7 +224,7 @@ class AuditWriter:
             data = path.read_bytes()
         except OSError as exc:
             if not path.exists() and not path.is_symlink():
-                return None, None  # first start: nothing issued yet
+                return self._remembered_floor()
             try:  # the file writer's first note may have landed between the read and the check
                 data = path.read_bytes()
             except OSError as again:
@@ -238,6 +238,18 @@ class AuditWriter:
                 raise LogStateMismatch(f"the audit log refuses to append: {exc}") from None
             floor = Floor(signed.size, signed.root_hash, str(path))
             self._remember_floor(data, floor)
+        return floor, data
+
+    def _remembered_floor(self) -> tuple[Floor | None, bytes | None]:
+        """No checkpoint file. Before this writer has seen one it is a first start (nothing
+        issued yet); after, the file was deleted while it ran, and the newest checkpoint it
+        knows stays the floor: deleting the file must not let a rolled-back tail through. The
+        file's thread writes it again after the next batch."""
+        if not self._floors:
+            return None, None
+        data, floor = max(self._floors.items(), key=lambda item: item[1].size)
+        log.warning("the checkpoint file %s is missing: the newest checkpoint this writer knew "
+                    "(size %d) stays the floor", self._file_path, floor.size)
         return floor, data
 
     def _remember_floor(self, data: bytes, floor: Floor) -> None:

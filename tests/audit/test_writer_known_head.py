@@ -104,6 +104,32 @@ def test_tampering_between_two_batches_of_one_writer_is_refused(
     assert file_writer.stats.refused_batches == 1
 
 
+def test_a_checkpoint_file_deleted_while_the_writer_runs_does_not_let_a_rolled_back_tail_through(
+        file_writer: AuditWriter, checkpoint_file: Path, migrated_database: str) -> None:
+    """Deleting the file is not a first start for a writer that has seen it: the newest
+    checkpoint it knew stays the floor, and the file comes back with the next batch."""
+    for i in range(5):
+        file_writer.append(decision_fields(i))
+    assert file_writer.flush_checkpoint_file()
+    checkpoint_file.unlink()
+    _head_moved_back(migrated_database)
+    with pytest.raises(AuditUnavailable, match="refuses to append"):
+        file_writer.append(decision_fields(99))
+    assert file_writer.refusal is not None and "has size 4, smaller than the checkpoint of size 5" in file_writer.refusal
+
+
+def test_a_checkpoint_file_deleted_while_the_writer_runs_is_written_again(
+        file_writer: AuditWriter, store: AuditStore, checkpoint_file: Path) -> None:
+    for i in range(3):
+        file_writer.append(decision_fields(i))
+    assert file_writer.flush_checkpoint_file()
+    checkpoint_file.unlink()
+    file_writer.append(decision_fields(3))
+    assert file_writer.flush_checkpoint_file()
+    trusted = [log_verifier(file_writer._key.public, store.log_origin())]
+    assert open_checkpoint(checkpoint_file.read_text(), trusted).size == 4
+
+
 def _other_history(writer: AuditWriter, store: AuditStore, path: Path) -> None:
     origin = store.log_origin()
     path.write_text(sign_checkpoint(Checkpoint(origin, 3, bytes(32)), [log_signer(writer._key, origin)]))
