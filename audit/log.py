@@ -290,33 +290,12 @@ class StoredTiles:
 
     def prefetch(self, nodes: Sequence[Node]) -> int:
         """Read every tile ``nodes`` need in one statement with the log's current size, which it
-        returns. One statement is one snapshot, so on an idle connection it runs without a
-        transaction (no BEGIN and ROLLBACK round trips). Each tile is an array in key order
-        (``ARRAY(SELECT … ORDER BY …)``: an ordered ``string_agg`` sorts again inside the
-        aggregate, ~100–250 µs more of PostgreSQL's CPU per tile here), in binary."""
+        returns (:func:`_read_tiles`, the proof endpoints' statement)."""
         if self._cache is None:
             self._cache = {}
         wanted = [t for t in tiles_of(nodes, self._size) if t not in self._cache]
-        parts: list[str] = ["SELECT -1, ARRAY[int8send(size)] FROM audit_tlog_head WHERE id = 1"]
-        params: list[Any] = []
-        for number, tile in enumerate(wanted):
-            first = tile.index * TILE_WIDTH
-            if tile.level == 0:
-                parts.append(f"SELECT {number}, ARRAY(SELECT leaf_hash FROM audit_leaves "
-                             "WHERE seq > %s AND seq <= %s ORDER BY seq)")
-                params += [first, first + tile.width]
-            else:
-                parts.append(f"SELECT {number}, ARRAY(SELECT hash FROM audit_tlog_nodes "
-                             "WHERE level = %s AND idx >= %s AND idx < %s ORDER BY idx)")
-                params += [TILE_HEIGHT * (tile.level or 0), first, first + tile.width]
-        head = 0
-        with _one_statement(self._conn):
-            rows = self._conn.execute(" UNION ALL ".join(parts), params, binary=True).fetchall()
-        for number, hashes in rows:
-            if number < 0:
-                head = int.from_bytes(hashes[0], "big")
-            else:
-                self._cache[wanted[number]] = _joined(hashes)
+        head, contents = _read_tiles(self._conn, [(t.level or 0, t.index, t.width) for t in wanted])
+        self._cache.update(zip(wanted, contents, strict=True))
         return head
 
 
@@ -931,10 +910,13 @@ def _range_hashes(conn: psycopg.Connection[Any], ranges: Sequence[tuple[int, int
     return fold_lookups(lookups, counts, interiors)
 
 
-# The proof endpoints' statement: the head's size, then each tile as an array of its hashes in
-# key order (see StoredTiles.prefetch), one column each, in binary. On an idle connection it is
-# sent through libpq as a prepared statement of this process (psycopg's execute and the
-# autocommit switch around it were a third of a proof's CPU), else through psycopg.
+# The statement reading tiles (the proof endpoints', StoredTiles.prefetch's): the head's size, then
+# each tile as an array of its hashes in key order, one column each, in binary
+# (``ARRAY(SELECT … ORDER BY …)``: an ordered ``string_agg`` sorts again inside the aggregate,
+# ~100–250 µs more of PostgreSQL's CPU per tile here). One statement is one snapshot: on an idle
+# connection it is sent through libpq, without a transaction, as a prepared statement of this
+# process (psycopg's execute and the autocommit switch around it were a third of a proof's CPU);
+# inside a transaction, through psycopg.
 _INT8 = 20  # the bigint type's oid: the parameters travel as 8-byte big-endian integers
 _PREPARED_TILES = 4  # prepare the statements of up to 4 tiles (a warm proof reads 0–2)
 _prepared: weakref.WeakKeyDictionary[psycopg.Connection[Any], set[bytes]] = weakref.WeakKeyDictionary()
