@@ -269,6 +269,8 @@ class AuditWriter:
             thread.join(timeout)
             if thread.is_alive():
                 log.error("audit writer did not finish flushing within %ss", timeout)
+            else:  # how its batches went (bench/http_bench.py reads this line)
+                log.info("audit writer closed: %s", vars(self.stats))
         if self._file is not None:
             self._file.close(timeout)  # the file holds the last committed checkpoint
 

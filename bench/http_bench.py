@@ -23,6 +23,7 @@ prints the functions by share of samples.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import re
@@ -134,15 +135,18 @@ def chain_lock_sampler(db_url: str, every: float = 0.01) -> Iterator[dict[str, A
     """Sample the log-head lock while the block runs; fills the yielded dict at the end."""
     found: dict[str, Any] = {}
     samples: list[tuple[int, int]] = []
-    stop = threading.Event()
+    stop, connected = threading.Event(), threading.Event()
 
     def sample() -> None:
         with psycopg.connect(db_url, autocommit=True) as conn:
+            found["backend_pid"] = conn.info.backend_pid  # its own CPU is not the service's
+            connected.set()
             while not stop.wait(every):
                 samples.append(conn.execute(CHAIN_LOCK_SQL).fetchone())  # type: ignore[arg-type]
 
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
+    connected.wait(10)
     try:
         yield found
     finally:
@@ -194,8 +198,36 @@ def _postgres_pids() -> list[int]:
     return pids
 
 
-def cpu_during(run: Callable[[], dict[str, Any]], workers: list[int]) -> tuple[dict[str, Any], dict[str, float]]:
-    """Run ``run`` (a wrk run) and say how many cores each part used meanwhile."""
+def _thread_ticks(pid: int) -> dict[int, int]:
+    """utime + stime of each thread of ``pid`` (by thread id)."""
+    found = {}
+    for task in Path(f"/proc/{pid}/task").glob("[0-9]*"):
+        found[int(task.name)] = _ticks(pid, int(task.name))
+    return found
+
+
+# The PostgreSQL processes that work for this run: the backends connected to the bench's database
+# (the server's, the lock sampler's) and the server-wide helpers every commit uses (WAL writer,
+# checkpointer, background writer). Other sessions' backends on the same server are left out.
+BACKENDS_SQL = """
+SELECT pid, CASE WHEN datname = current_database() AND pid = pg_backend_pid() THEN 'bench'
+                 WHEN datname = current_database() THEN backend_type
+                 WHEN datname IS NULL AND backend_type <> 'client backend' THEN 'shared: ' || backend_type END
+FROM pg_stat_activity
+"""
+
+
+def postgres_roles(db_url: str, sampler_pid: int | None) -> dict[int, str]:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        rows = conn.execute(BACKENDS_SQL).fetchall()
+    return {pid: ("lock sampler" if pid == sampler_pid else role) for pid, role in rows if role and role != "bench"}
+
+
+def cpu_during(run: Callable[[], dict[str, Any]], workers: list[int], *, db_url: str,
+               sampler_pid: int | None = None) -> tuple[dict[str, Any], dict[str, float], dict[str, Any]]:
+    """Run ``run`` (a wrk run) and say how many cores each part used meanwhile; also the CPU
+    seconds by process and thread (the third value: divided by the requests answered, CPU per
+    request)."""
     hz = os.sysconf("SC_CLK_TCK")
 
     def snapshot() -> tuple[float, int, int, float, list[int], int]:
@@ -204,12 +236,32 @@ def cpu_during(run: Callable[[], dict[str, Any]], workers: list[int]) -> tuple[d
         return (time.monotonic(), sum(_ticks(p) for p in workers), sum(_ticks(p) for p in _postgres_pids()),
                 (wrk_ticks.ru_utime + wrk_ticks.ru_stime), machine, sum(_ticks(p, p) for p in workers))
 
+    roles = postgres_roles(db_url, sampler_pid)
+    threads0 = {pid: _thread_ticks(pid) for pid in workers}
+    pg0 = {pid: _ticks(pid) for pid in roles}
     t0, w0, p0, c0, m0, l0 = snapshot()
     result = run()
     t1, w1, p1, c1, m1, l1 = snapshot()
+    threads1 = {pid: _thread_ticks(pid) for pid in workers}
+    # Backends that connected during the run (a connection kept idle too long is replaced) count
+    # from zero; those that ended during it are lost (rare: the writer keeps its connection).
+    roles = postgres_roles(db_url, sampler_pid) | roles
+    pg1 = {pid: _ticks(pid) for pid in roles}
     seconds = t1 - t0
     machine = [b - a for a, b in zip(m0, m1, strict=True)]
     cores = os.cpu_count() or 1
+    by_worker = []
+    for pid in workers:
+        ticks = {tid: threads1[pid].get(tid, 0) - threads0[pid].get(tid, 0) for tid in threads1[pid]}
+        others = sorted((t for tid, t in ticks.items() if tid != pid), reverse=True)
+        # Threads are not named in /proc (Python 3.11): besides the event loop (the main thread),
+        # the two busiest are the audit writer's batching thread, then its checkpoint-file thread.
+        by_worker.append({"event_loop": ticks.get(pid, 0) / hz, "busiest_other_threads": [t / hz for t in others[:3]],
+                          "rest": sum(others[3:]) / hz})
+    by_pg: dict[str, float] = {}
+    for pid, role in roles.items():
+        by_pg[role] = by_pg.get(role, 0.0) + max(0, pg1.get(pid, 0) - pg0.get(pid, 0)) / hz
+    seconds_by_part = {"workers": by_worker, "postgresql": by_pg, "wrk": c1 - c0, "wall": seconds}
     return result, {
         "server_workers": (w1 - w0) / hz / seconds,
         # Their main threads: the event loops (the rest is the audit writer's and file threads).
@@ -218,7 +270,51 @@ def cpu_during(run: Callable[[], dict[str, Any]], workers: list[int]) -> tuple[d
         "wrk": (c1 - c0) / seconds,
         "idle": machine[3] / sum(machine) * cores,
         "cores": cores,
+    }, seconds_by_part
+
+
+def cpu_per_request(seconds: dict[str, Any], requests: int) -> dict[str, Any]:
+    """CPU µs per answered request: the service's (workers and this database's PostgreSQL
+    processes, the lock sampler's backend left out) in all and by part."""
+    us = 1e6 / max(1, requests)
+    workers = seconds["workers"]
+    loops = sum(w["event_loop"] for w in workers)
+    writer = sum(w["busiest_other_threads"][0] for w in workers if w["busiest_other_threads"])
+    file_ = sum(w["busiest_other_threads"][1] for w in workers if len(w["busiest_other_threads"]) > 1)
+    rest = sum(sum(w["busiest_other_threads"][2:]) + w["rest"] for w in workers)
+    pg = {role: s for role, s in seconds["postgresql"].items() if role != "lock sampler"}
+    backends = sum(s for role, s in pg.items() if not role.startswith("shared: "))
+    shared = sum(s for role, s in pg.items() if role.startswith("shared: "))
+    service = loops + writer + file_ + rest + backends + shared
+    return {
+        "service_total": round(service * us, 1),
+        "event_loops": round(loops * us, 1), "writer_threads": round(writer * us, 1),
+        "checkpoint_file_threads": round(file_ * us, 1), "other_worker_threads": round(rest * us, 1),
+        "postgresql_backends": round(backends * us, 1), "postgresql_shared_processes": round(shared * us, 1),
+        "postgresql_by_role": {role: round(s * us, 1) for role, s in seconds["postgresql"].items()},
+        "wrk": round(seconds["wrk"] * us, 1),
     }
+
+
+LOG_COUNTS_SQL = "SELECT (SELECT count(*) FROM audit_tlog_checkpoints), (SELECT size FROM audit_tlog_head)"
+
+
+def log_counts(db_url: str) -> tuple[int, int]:
+    """Checkpoints stored (one per batch) and leaves (the head's size)."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        row = conn.execute(LOG_COUNTS_SQL).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1] or 0)
+
+
+def writer_stats(server_log: Path) -> list[dict[str, Any]]:
+    """Each worker's ``AuditWriter.stats`` as it logged them when closing (audit/writer.py)."""
+    found = []
+    for line in server_log.read_text(errors="replace").splitlines():
+        match = re.search(r"audit writer closed: (\{.*\})", line)
+        if match:
+            found.append(ast.literal_eval(match.group(1)))
+    return found
 
 
 def main() -> None:
@@ -277,8 +373,11 @@ def main() -> None:
 
         common = {"duration": args.duration, "connections": args.connections, "threads": args.threads, "tmp": tmp}
         workers = worker_pids(server.pid)
+        counts0 = log_counts(db_url)
         with chain_lock_sampler(db_url) as chain_lock, profiled(workers, args.profile, args.duration):
-            audited, cpu = cpu_during(lambda: wrk(base, decisions, name="decisions", **common), workers)
+            audited, cpu, cpu_seconds = cpu_during(lambda: wrk(base, decisions, name="decisions", **common), workers,
+                                                   db_url=db_url, sampler_pid=chain_lock.get("backend_pid"))
+        counts1 = log_counts(db_url)
         health = subprocess.run(["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s", f"{base}/healthz"],
                                 capture_output=True, text=True, check=True, timeout=args.duration + 60).stdout
         health_rate = float(re.search(r"Requests/sec:\s+([\d.]+)", health).group(1))  # type: ignore[union-attr]
@@ -312,6 +411,14 @@ def main() -> None:
                   "duration_s": args.duration, "cpus": os.cpu_count()},
         "audited_decisions": audited,
         "cpu_cores_during_audited": cpu,
+        # CPU per audited decision answered, by process and thread (the main figure on a shared machine).
+        "cpu_us_per_audited_decision": cpu_per_request(cpu_seconds, audited["statuses"].get("200", 0)),
+        "cpu_seconds_during_audited": cpu_seconds,
+        # Batches of the 32-connection run (one checkpoint each) and their mean size; how each worker's
+        # writer went over the server's whole life (the low-concurrency run too: its batches are of one).
+        "batches_during_audited": {"batches": counts1[0] - counts0[0], "leaves": counts1[1] - counts0[1],
+                                   "mean_batch": (counts1[1] - counts0[1]) / max(1, counts1[0] - counts0[0])},
+        "writer_stats_per_worker": writer_stats(tmp / "server.log"),
         "chain_lock_during_audited": chain_lock,
         "audited_decisions_low_concurrency": low,
         "healthz": {"rate_per_s": health_rate},
