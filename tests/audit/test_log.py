@@ -6,7 +6,7 @@ import psycopg
 import pytest
 
 from audit import AuditStore, AuditWriter, LogStateMismatch, SigningKey
-from audit.log import last_leaf_proof
+from audit.log import batch_proofs, last_leaf_proof
 from audit.tlog import MemoryTree, Node, verify_receipt
 from audit.tlog.errors import ReceiptVerificationError
 from audit.tlog.leaf import blob_sha256, result_blob
@@ -156,3 +156,19 @@ def test_the_path_of_a_batch_of_one_is_the_old_edge_smallest_first() -> None:
         tree.append(leaf)
         assert last_leaf_proof(old) == inclusion_proof(tree, index=n - 1, size=n), n
         old = old.extend([leaf])
+
+
+def test_the_paths_of_a_batch_are_the_trees_own() -> None:
+    """``batch_proofs`` (one walk over the new leaves, no read) gives every new leaf the audit
+    path the whole tree gives it: batches of 1 to 40 leaves on old trees of 0 to 300 leaves,
+    across tile and power-of-two boundaries."""
+    leaves = [leaf_hash(i.to_bytes(4, "big")) for i in range(340)]
+    for start in (*range(0, 70), 127, 128, 129, 255, 256, 257, 300):
+        old = Frontier().extend(leaves[:start])
+        for count in (1, 2, 3, 5, 8, 13, 16, 17, 31, 40):
+            tree = MemoryTree()
+            for leaf in leaves[:start + count]:
+                tree.append(leaf)
+            expected = [inclusion_proof(tree, index=i, size=start + count) for i in range(start, start + count)]
+            assert batch_proofs(old, leaves[start:start + count]) == expected, (start, count)
+
