@@ -483,35 +483,23 @@ def _head_of(row: Sequence[Any]) -> LogHead:
 def _checked_head(row: Sequence[Any], trusted: Sequence[Verifier], *, expected_origin: str | None = None,
                   conn: psycopg.Connection[Any] | None = None, floor: Floor | None = None,
                   known: HeadState | None = None, floor_known: bool = False,
-                  tiles: StoredTiles | None = None, verified: VerifiedNotes | None = None) -> CheckedHead:
+                  tiles: StoredTiles | None = None, verified: VerifiedNotes | None = None,
+                  floor_in_tree: bool = False) -> CheckedHead:
     """Step 2: the head, after checking it is the newest trusted checkpoint, under
     ``expected_origin`` (when given), containing ``floor``; also the v1 head.
 
     With ``known`` equal to the row (all but max(seq)), the leaves actually stored are still
     compared with the head's size, but not the signature and frontier: the rest of the row is
     what the caller checked or wrote itself. The floor is then checked unless ``floor_known``:
-    the caller knows that tree contains it (``audit.writer``)."""
-    checked, problems = _head_problems(row, trusted, expected_origin=expected_origin, conn=conn, floor=floor,
-                                       known=known, floor_known=floor_known, tiles=tiles, verified=verified)
-    if problems:
-        message = "the audit log refuses to append: " + "; ".join(problems)
-        log.error(message)
-        raise LogStateMismatch(message)
-    return checked
-
-
-def _head_problems(row: Sequence[Any], trusted: Sequence[Verifier], *, expected_origin: str | None,
-                   conn: psycopg.Connection[Any] | None, floor: Floor | None, known: HeadState | None,
-                   floor_known: bool, tiles: StoredTiles | None,
-                   verified: VerifiedNotes | None) -> tuple[CheckedHead, list[str]]:
-    """:func:`_checked_head`'s checks: the head and what is wrong with it (nothing: empty)."""
+    the caller knows that tree contains it (``audit.writer``). ``floor_in_tree``: this row's
+    tree was shown to contain the floor (:func:`_floor_in_tree`), which is not checked again."""
     origin, size, root, frontier_bytes, recorded_at, max_seq, c_size, c_root, note, v1_seq, v1_hash = row
     state = _row_state(row)
     head = _head_of(row)
     stored = int(max_seq or 0)
     problems = []
     full = known is None or known.row != state
-    floor_checked = full or not floor_known
+    floor_checked = (full or not floor_known) and not floor_in_tree
     if expected_origin is not None and head.origin != expected_origin:
         problems.append(f"the log's origin in the database is {head.origin!r}, CLEARANCE_LOG_ORIGIN is "
                         f"{expected_origin!r}")
@@ -538,8 +526,11 @@ def _head_problems(row: Sequence[Any], trusted: Sequence[Verifier], *, expected_
         found = _floor_problem(conn, head, floor, tiles)
         if found:
             problems.append(found)
-    v1 = bytes(v1_hash) if v1_hash is not None else bytes(32)
-    return CheckedHead(head, int(v1_seq or 0), v1, state, full), problems
+    if problems:
+        message = "the audit log refuses to append: " + "; ".join(problems)
+        log.error(message)
+        raise LogStateMismatch(message)
+    return CheckedHead(head, int(v1_seq or 0), bytes(v1_hash) if v1_hash is not None else bytes(32), state, full)
 
 
 def check_head(conn: psycopg.Connection[Any], trusted: Sequence[Verifier], *, origin: str | None = None,
@@ -548,71 +539,68 @@ def check_head(conn: psycopg.Connection[Any], trusted: Sequence[Verifier], *, or
                verified: VerifiedNotes | None = None) -> CheckedHead:
     """Lock the head row and check it (step 2): raises :class:`LogStateMismatch` naming the
     sizes. The writer calls it at start-up (then rolls back) and in every batch. In pipeline
-    mode the lock and the read are one round trip, with the floor's tiles when
+    mode the lock and the read are one round trip, with what the floor check needs when
     ``prefetch_floor`` (a caller that expects to check the floor: with several writers, every
-    batch after another's)."""
+    batch after another's): with ``known``, the hashes of the leaves stored since it (the
+    floor from what changed: :func:`_floor_in_tree`), else the floor's tiles."""
     conn.execute(LOCK_HEAD_SQL)
-    cursor = conn.execute(SELECT_HEAD_FOR_APPEND_SQL)
-    tiles = _floor_tiles(conn, floor) if prefetch_floor and floor is not None and floor.size else None
+    since = prefetch_floor and known is not None and floor is not None and floor.size > 0
+    if since:
+        assert known is not None
+        cursor = conn.execute(SELECT_HEAD_AND_LEAVES_SQL, {"after": known.size, "most": LEAVES_SINCE_MAX})
+    else:
+        cursor = conn.execute(SELECT_HEAD_FOR_APPEND_SQL)
+    tiles = _floor_tiles(conn, floor) if prefetch_floor and not since and floor is not None and floor.size else None
     row = cursor.fetchone()
     if row is None:
         raise AuditUnavailable("audit_tlog_head has no row: run `clearance db upgrade`")
+    in_tree = False
+    if since:
+        assert known is not None
+        row, appended = row[:-1], row[-1]
+        in_tree = _floor_in_tree(known, row, appended, floor, floor_known=floor_known)
     return _checked_head(row, trusted, expected_origin=origin, conn=conn, floor=floor, known=known,
-                         floor_known=floor_known, tiles=tiles, verified=verified)
+                         floor_known=floor_known, tiles=tiles, verified=verified, floor_in_tree=in_tree)
 
 
-# Another writer's head read without the lock, in one statement (one snapshot): the columns of
-# SELECT_HEAD_FOR_APPEND_SQL and the hashes of the leaves stored after the size this writer
-# knows, in seq order (NULL when there are none or more than READ_AHEAD_MAX).
-READ_AHEAD_MAX = 4096
-READ_HEAD_SQL = SELECT_HEAD_FOR_APPEND_SQL.replace(
+# The head with the hashes of the leaves stored after the size a writer knows, in seq order
+# (NULL when there are none, or more than LEAVES_SINCE_MAX: then the floor's tiles are read).
+LEAVES_SINCE_MAX = 4096
+SELECT_HEAD_AND_LEAVES_SQL = SELECT_HEAD_FOR_APPEND_SQL.replace(
     " FROM audit_tlog_head h ",
     ", (SELECT string_agg(leaf_hash, ''::bytea ORDER BY seq) FROM audit_leaves "
     "WHERE seq > %(after)s AND seq <= h.size AND h.size - %(after)s <= %(most)s) "
     "FROM audit_tlog_head h ", 1)
-assert READ_HEAD_SQL != SELECT_HEAD_FOR_APPEND_SQL
+assert SELECT_HEAD_AND_LEAVES_SQL != SELECT_HEAD_FOR_APPEND_SQL
 
 
-def read_ahead(conn: psycopg.Connection[Any], *, known: HeadState, trusted: Sequence[Verifier],
-               origin: str | None = None, floor: Floor | None = None, floor_known: bool = False,
-               verified: VerifiedNotes | None = None) -> HeadState | None:
-    """The head another writer left, read without the lock and given the full check, as the
-    state a batch can be built on before the lock (:func:`append_on_known_head` then writes it
-    only if the locked row is still this one: the guard that keeps a batch on a head it did not
-    check from being written). ``known``: this writer's last state; the tree read must extend it.
-
-    The check is :func:`check_head`'s full one (the origin, max(seq) = size, the newest
-    checkpoint verified with ``trusted``, the frontier against the root), and the floor from
-    what changed only: the leaves stored after ``known`` fold from its frontier to the signed
-    root, so the tree read contains ``known``'s — and the floor with it when ``floor_known``;
-    a floor between the two sizes is the fold's root at its size. None when that does not
-    settle it (no leaf or too many since ``known``, a floor older than ``known`` not known to
-    be in it) or when anything is wrong: the caller takes the locked path, whose full check
-    decides and refuses as before."""
-    with _one_statement(conn):
-        row = conn.execute(READ_HEAD_SQL, {"after": known.size, "most": READ_AHEAD_MAX}).fetchone()
-    if row is None or row[-1] is None:
-        return None
-    head_row, appended = row[:-1], bytes(row[-1])
+def _floor_in_tree(known: HeadState, row: Sequence[Any], appended: bytes | None, floor: Floor | None, *,
+                   floor_known: bool) -> bool:
+    """Whether the tree of the locked ``row`` contains ``floor``, settled from what changed since
+    ``known`` (a writer's last tree) alone: the leaves stored after it (``appended``) must fold
+    from its frontier to the row's frontier — so the row's tree extends ``known``'s, which
+    contains the floor when ``floor_known`` — or, for a floor between the two sizes, give the
+    floor's root at its size on the way. False: not settled so (no leaf or too many since, a
+    floor older than ``known`` not known to be in it, a fold that does not match): the floor is
+    then checked from the tiles, as without ``known``. The rest of the row (its frontier
+    against its root, the signed checkpoint) is checked by :func:`_checked_head` as always."""
+    if floor is None or floor.size == 0 or appended is None:
+        return False
     old = known.head.frontier if known.head is not None else Frontier.from_bytes(bytes(known.row[3]))
-    size = int(head_row[1])
+    size, appended = int(row[1]), bytes(appended)
     if size <= old.size or len(appended) != (size - old.size) * HASH_SIZE or old.size != known.size:
-        return None
+        return False
     hashes = [appended[i:i + HASH_SIZE] for i in range(0, len(appended), HASH_SIZE)]
-    if floor is None or floor.size == 0 or floor_known:
+    if floor_known:
         grown = old.extend(hashes)
     elif old.size < floor.size <= size:
         upto = old.extend(hashes[:floor.size - old.size])
         if upto.root() != floor.root:
-            return None
+            return False
         grown = upto.extend(hashes[floor.size - old.size:])
     else:
-        return None
-    checked, problems = _head_problems(head_row, trusted, expected_origin=origin, conn=None, floor=None,
-                                       known=None, floor_known=True, tiles=None, verified=verified)
-    if problems or grown != checked.head.frontier:
-        return None
-    return HeadState(checked.row, checked.head)
+        return False
+    return grown.to_bytes() == bytes(row[3])
 
 
 class VerifiedNotes:
@@ -779,8 +767,7 @@ def append_batch_leaves(
 
 
 def append_on_known_head(cursor: psycopg.Cursor[Any], prepared: Sequence[PreparedLeaf | AuditEntryInvalid], *,
-                         signer: Signer, key_id: str, known: HeadState, now: datetime,
-                         full: bool = False) -> AppendedLeaves | None:
+                         signer: Signer, key_id: str, known: HeadState, now: datetime) -> AppendedLeaves | None:
     """The batch built on ``known`` before any lock (leaves, tiles, signed checkpoint), and sent
     as **one** statement that locks the head, checks it and writes (:data:`KNOWN_HEAD_BATCH_SQL`),
     alone in its transaction on an idle connection (``cursor``'s: a cursor kept for it runs the
@@ -789,10 +776,9 @@ def append_on_known_head(cursor: psycopg.Cursor[Any], prepared: Sequence[Prepare
     (``_checked_head`` with ``known``, the floor known): the locked row and newest checkpoint byte
     for byte ``known`` and max(seq) its size; unless it holds, the statement writes nothing and
     None is returned (the caller then runs the full check: :func:`append_batch_leaves`), as when
-    there is nothing to send. ``full``: ``known`` is another writer's head that :func:`read_ahead`
-    just gave the full check (the result's ``checked.full``), not the one this writer left."""
+    there is nothing to send."""
     checked = CheckedHead(known.head or _head_of(known.row), int(known.row[8] or 0),
-                          bytes(known.row[9]) if known.row[9] is not None else bytes(32), known.row, full)
+                          bytes(known.row[9]) if known.row[9] is not None else bytes(32), known.row, False)
     batch = _build_batch(prepared, checked, signer=signer, key_id=key_id, now=now)
     if not batch.rows:
         return None

@@ -41,7 +41,7 @@ from .chain import Receipt, SignedEntry, build_entry
 from .checkpoints import CheckpointPolicy, SignedCheckpoint, build_checkpoint
 from .entry import ENTRY_COLUMNS, LeafDraft, queryable_columns
 from .log import (CheckedHead, Floor, HeadState, LogHead, LogReceipt, VerifiedNotes, append_batch_leaves,
-                  append_on_known_head, check_head, prepare_leaves, read_ahead, read_head)
+                  append_on_known_head, check_head, prepare_leaves, read_head)
 from .errors import AuditEntryInvalid, SchemaMismatch
 from .keys import Keyring, PublicKey, SigningKey
 from .tlog.note import Signer, Verifier
@@ -114,10 +114,6 @@ class BatchResult:
     # ``own_head`` batches: written in one round trip on the known head (True), or the guard
     # found another head and the full path wrote it (False); None: not tried.
     on_known_head: bool | None = None
-    # Batches after another writer's: written by the guarded statement on the head read and
-    # checked before the lock (True), or that head moved meanwhile and the locked path wrote it
-    # (False); None: not tried.
-    read_ahead: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -269,17 +265,13 @@ class AuditStore:
         still ``known`` (its last batch found its own head). The batch is then built before the
         lock and sent as one guarded statement that takes the lock, alone in its transaction:
         **one** round trip (``audit.log.append_on_known_head``); if the head is not ``known``
-        that statement wrote nothing and the batch takes the full path. Without ``own_head``
-        (another writer appended last) and with ``known``, the head is first read without the
-        lock and given the full check (``audit.log.read_ahead``: the tree read must extend
-        ``known``), and the batch built on it is sent as that same guarded statement: two round
-        trips, the lock held by neither. The full path is two round trips (pipeline mode):
-        BEGIN, the lock and the head read; then one statement of writes and COMMIT (plus one to
-        read tiles when the floor is older than the head, it has to be checked and
-        ``prefetch_floor`` was not given).
+        that statement wrote nothing and the batch takes the full path. The full path is two
+        round trips (pipeline mode): BEGIN, the lock and the head read; then one statement of
+        writes and COMMIT (plus one to read tiles when the floor is older than the head, it has
+        to be checked and ``prefetch_floor`` was not given).
         """
         signer = signer or log_signer(key, origin or self.log_origin())
-        done = tried = ahead = None
+        done = tried = None
         prepared = prepare_leaves(drafts)  # the bodies but seq, time and key id: before the lock
         with self._append_connection() as conn:
             if own_head and known is not None and floor_known:
@@ -287,13 +279,6 @@ class AuditStore:
                 done = append_on_known_head(self._kept_cursor(conn), prepared, signer=signer, key_id=key.key_id,
                                             known=known, now=self._clock())
                 tried = done is not None
-            elif known is not None and not own_head:
-                read = read_ahead(conn, known=known, trusted=trusted, origin=origin, floor=floor,
-                                  floor_known=floor_known, verified=verified)
-                if read is not None:
-                    done = append_on_known_head(self._kept_cursor(conn), prepared, signer=signer,
-                                                key_id=key.key_id, known=read, now=self._clock(), full=True)
-                    ahead = done is not None
             if done is None:
                 with conn.pipeline():
                     done = append_batch_leaves(conn, drafts, signer=signer, key_id=key.key_id, trusted=trusted,
@@ -304,8 +289,7 @@ class AuditStore:
         outcomes = done.outcomes()  # built after the commit: the head lock is released
         return BatchResult(outcomes=outcomes, checkpoint=next(
             (o.checkpoint for o in outcomes if isinstance(o, LogReceipt)), None),
-            state=done.state or HeadState(done.checked.row), checked=done.checked, on_known_head=tried,
-            read_ahead=ahead)
+            state=done.state or HeadState(done.checked.row), checked=done.checked, on_known_head=tried)
 
     def append_v1_batch(
         self,

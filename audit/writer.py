@@ -64,8 +64,6 @@ class WriterStats:
     full_checks: int = 0  # batches whose head check verified everything (not the writer's own head)
     one_trip: int = 0  # batches written on the writer's own head in one round trip (guard held)
     head_moved: int = 0  # batches tried on its own head whose guard found another: full path
-    read_ahead: int = 0  # batches after another writer's, on its head checked before the lock (guard held)
-    read_ahead_moved: int = 0  # those whose guard found the head moved again: the locked full path
 
 
 @dataclass
@@ -413,11 +411,6 @@ class AuditWriter:
                 self.stats.one_trip += 1
             else:
                 self.stats.head_moved += 1
-        if result.read_ahead is not None:
-            if result.read_ahead:
-                self.stats.read_ahead += 1
-            else:
-                self.stats.read_ahead_moved += 1
         checked = result.checked
         self._learn(result.state, contents, result.checkpoint, full=checked is None or checked.full,
                     extended=checked.row[7] if checked is not None and checked.full else None)
