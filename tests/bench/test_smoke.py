@@ -56,6 +56,10 @@ def test_http_smoke(tmp_path: Path, pg_server_url: str) -> None:
     assert {"server_workers", "postgresql", "wrk", "idle"} <= cpu.keys()  # type: ignore[union-attr]
     assert cpu["server_workers"] > 0  # type: ignore[index]
     assert result["chain_lock_during_audited"]["samples"] > 0  # type: ignore[index]
+    per_decision = result["cpu_us_per_audited_decision"]
+    assert per_decision["service_total"] > 0 and per_decision["event_loops"] > 0  # type: ignore[index]
+    assert result["batches_during_audited"]["batches"] > 0  # type: ignore[index]
+    assert result["writer_stats_per_worker"] and result["writer_stats_per_worker"][0]["batches"] > 0  # type: ignore[index]
 
 
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (scripts/install-tools.sh installs it)")
@@ -65,6 +69,12 @@ def test_suite_runner_smoke() -> None:
                           capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "| HTTP audited decisions" in (REPO / "bench" / "results" / "results.md").read_text()
+
+
+def test_writer_pair_smoke(tmp_path: Path, pg_server_url: str) -> None:
+    server = pg_server_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    result = run("writer_pair.py", "--threads", "2", "--seconds", "1", "--database", server, tmp_path=tmp_path)
+    assert result["entries"] > 0 and result["batches"]["batches"] > 0  # type: ignore[index]
 
 
 def test_append_cost_smoke(tmp_path: Path, pg_server_url: str) -> None:
