@@ -180,9 +180,11 @@ class AuditWriter:
             self._store.register_key(self._key.public)
             origin = self._origin or self._store.log_origin()
             self._signer = log_signer(self._key, origin)
+            if self._trusted is None:
+                self._trusted = (log_verifier(self._key.public, origin),)
             # Checked by libsodium first (same verdicts, half the CPU: audit._fastsig): a batch
             # after another worker's verifies that worker's checkpoint.
-            self._trusted = sodium_first(self._trusted or (log_verifier(self._key.public, origin),))
+            self._trusted = sodium_first(self._trusted)
             self._check_at_start()
             self._ensure_partitions()
             if self._file_path is not None:
