@@ -57,7 +57,9 @@ class EngineConfigError(ClearanceError):
 
 
 class Engine(Protocol):
-    """What decision assembly needs from an engine."""
+    """What decision assembly needs from an engine. An engine may also offer
+    ``evaluate_raw`` (as ``RegorusEngine`` does): the same answer, possibly as its JSON text,
+    which ``ActivePolicy.evaluate`` then decodes and checks in one pass."""
 
     name: str
     # True when an evaluation waits on I/O (a server): async callers then run it in a thread.
