@@ -6,15 +6,17 @@ request, the caller and the decision id. Nothing here reads a clock, a global or
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+import msgspec
 import uuid_utils
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from typing_extensions import TypedDict
 
 from policy.bundle import Bundle
-from policy.engine import Engine
+from policy.engine import Engine, decoded
 from policy.errors import EvaluationError, UnknownApp
 from policy.profile import EFFECTIVE_FIELDS, Profiles
 from policy.workload import DecisionRequest
@@ -110,6 +112,66 @@ class _BodyDict(TypedDict):
 _BODY = TypeAdapter(_BodyDict)
 
 
+# The same shape again as msgspec structs: the engine's JSON text decoded and checked in one
+# pass, about twice as fast as orjson.loads + _BODY (measured on the reference answers: ~30
+# against ~56 µs). msgspec is stricter than _BODY (no "2" for a price, no 1.0 or true for a
+# rank, no integer past 64 bits, no undefined answer), never looser: what it refuses is checked
+# again by orjson.loads + _BODY, so the answers and the refusals stay _BODY's
+# (tests/policy/test_engine.py compares the two on mutated answers).
+class _FastReason(msgspec.Struct, forbid_unknown_fields=True):
+    code: str
+    message: str
+
+
+class _FastCleared(msgspec.Struct, forbid_unknown_fields=True):
+    model: str
+    deployment: str
+    rank: Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]  # _BODY refuses some past i64
+    price_per_mtok: float
+    provenance: str
+    obligations: list[str]
+
+
+class _FastDenied(msgspec.Struct, forbid_unknown_fields=True):
+    model: str
+    deployment: str
+    reasons: list[_FastReason]
+
+
+class _FastBody(msgspec.Struct, forbid_unknown_fields=True):
+    outcome: Literal["allow", "deny"]
+    allowed: list[_FastCleared]
+    denied: list[_FastDenied]
+
+
+_FAST_BODY = msgspec.json.Decoder(_FastBody)
+
+
+def _fast_checked(raw: str) -> dict[str, Any] | None:
+    """The answer as _BODY would give it from this JSON text (same keys in the same order, same
+    types), or ``None`` when msgspec refuses it: then the slow path decides."""
+    try:
+        return msgspec.to_builtins(_FAST_BODY.decode(raw))  # type: ignore[no-any-return]
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+
+
+def _raw_checked(raw: str | dict[str, Any]) -> dict[str, Any]:
+    """An answer of ``RegorusEngine.evaluate_raw``, checked as ``_checked(engine.evaluate(…))``
+    would check it."""
+    if not isinstance(raw, str):
+        return _checked(raw)
+    body = _fast_checked(raw)
+    return body if body is not None else _checked(decoded(raw))
+
+
+def _checked(raw: Any) -> dict[str, Any]:
+    try:
+        return _BODY.validate_python(raw)  # type: ignore[return-value]
+    except ValidationError as exc:
+        raise EvaluationError(f"the policy answered an invalid decision: {exc}") from None
+
+
 @dataclass(frozen=True, eq=False)
 class ActivePolicy:
     """A bundle and the engine compiled from it: the unit that a reload swaps as a whole.
@@ -125,8 +187,11 @@ class ActivePolicy:
     _apps: dict[str, dict[str, Any]] = field(init=False, repr=False)
     _profiles: Profiles = field(init=False, repr=False)
     _routes: int = field(init=False, repr=False)
+    # The engine's evaluation as JSON text, when it has one (RegorusEngine.evaluate_raw).
+    _raw: Callable[[dict[str, Any]], str | dict[str, Any]] | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "_raw", getattr(self.engine, "evaluate_raw", None))
         object.__setattr__(self, "_apps", {a.id: app_record(a) for a in self.bundle.catalog.apps})
         object.__setattr__(self, "_profiles", Profiles(self.bundle.catalog))
         object.__setattr__(self, "_routes", sum(len(m.deployments) for m in self.bundle.catalog.models))
@@ -166,11 +231,7 @@ class ActivePolicy:
         """``{"outcome", "allowed", "denied"}`` for this input, checked; fails closed with
         ``EvaluationError``."""
         _check_shape(policy_input)
-        raw = self.engine.evaluate(policy_input)
-        try:
-            body = _BODY.validate_python(raw)
-        except ValidationError as exc:
-            raise EvaluationError(f"the policy answered an invalid decision: {exc}") from None
+        body = _checked(self.engine.evaluate(policy_input)) if self._raw is None else _raw_checked(self._raw(policy_input))
         # Fail closed on a policy bug that loses or repeats a route.
         if len(body["allowed"]) + len(body["denied"]) != self._routes:
             raise EvaluationError(

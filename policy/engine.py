@@ -57,7 +57,9 @@ class EngineConfigError(ClearanceError):
 
 
 class Engine(Protocol):
-    """What decision assembly needs from an engine."""
+    """What decision assembly needs from an engine. An engine may also offer
+    ``evaluate_raw`` (as ``RegorusEngine`` does): the same answer, possibly as its JSON text,
+    which ``ActivePolicy.evaluate`` then decodes and checks in one pass."""
 
     name: str
     # True when an evaluation waits on I/O (a server): async callers then run it in a thread.
@@ -198,19 +200,22 @@ class RegorusEngine:
                 raise EvaluationError(f"policy evaluation failed: {_first_line(exc2)}") from None
 
     def evaluate(self, policy_input: dict[str, Any]) -> dict[str, Any]:
+        raw = self.evaluate_raw(policy_input)
+        return decoded(raw) if isinstance(raw, str) else raw
+
+    def evaluate_raw(self, policy_input: dict[str, Any]) -> str | dict[str, Any]:
+        """What :meth:`evaluate` answers, left as the VM's JSON text when one VM judged the
+        whole catalog (``decoded`` turns it into :meth:`evaluate`'s answer): a caller that
+        checks the answer anyway can decode and check it in one pass."""
         input_json = orjson.dumps(policy_input).decode()
         try:
             vms = self._part_vms() if self._parts else [self._vm()]
         except Exception as exc:  # a program that cannot load: fail closed
             raise EvaluationError(f"policy evaluation failed: {_first_line(exc)}") from None
         if self._parts:
-            result: Any = self._merged([orjson.loads(self._run(vm, PART_ENTRY_POINT, input_json, i))
-                                        for i, vm in enumerate(vms)])
-        else:
-            result = orjson.loads(self._run(vms[0], ENTRY_POINT, input_json, None))
-        if result == _UNDEFINED or not isinstance(result, dict):
-            raise EvaluationError(f"{ENTRY_POINT} is undefined for this input")
-        return result
+            return _defined(self._merged([orjson.loads(self._run(vm, PART_ENTRY_POINT, input_json, i))
+                                          for i, vm in enumerate(vms)]))
+        return self._run(vms[0], ENTRY_POINT, input_json, None)  # type: ignore[no-any-return]
 
     @staticmethod
     def _merged(parts: list[Any]) -> Any:
@@ -226,6 +231,17 @@ class RegorusEngine:
         except (KeyError, TypeError, ValueError) as exc:
             raise EvaluationError(f"{PART_ENTRY_POINT} answered an invalid part: {exc}") from None
         return {"outcome": "allow" if allowed else "deny", "allowed": allowed, "denied": denied}
+
+
+def decoded(raw: str) -> dict[str, Any]:
+    """The decision from an evaluation's JSON text (``RegorusEngine.evaluate_raw``)."""
+    return _defined(orjson.loads(raw))
+
+
+def _defined(result: Any) -> dict[str, Any]:
+    if result == _UNDEFINED or not isinstance(result, dict):
+        raise EvaluationError(f"{ENTRY_POINT} is undefined for this input")
+    return result
 
 
 def _first_line(exc: BaseException) -> str:

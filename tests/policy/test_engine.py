@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import copy
+import json
+import random
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import yaml
 
 from policy import ActivePolicy, DecisionRequest, EvaluationError, decide, evaluate_input, load_policy
 from policy.decision import build_input
+from policy.engine import decoded
 from tests.conftest import REPO
+from tests.engines.workloads import policy_inputs
 
 HEAVY = {
     "app_id": "citizen-services",
@@ -139,3 +145,96 @@ def test_answers_are_checked_as_the_decision_schema(policy: ActivePolicy) -> Non
         damage(bad)
         with pytest.raises(EvaluationError):
             ActivePolicy(policy.bundle, _Canned(bad)).evaluate(policy_input)  # type: ignore[arg-type]
+
+
+class _CannedText(_Canned):
+    """An engine that answers one fixed JSON text, as ``RegorusEngine.evaluate_raw`` does."""
+
+    def evaluate_raw(self, policy_input: dict[str, Any]) -> Any:
+        return self.answer
+
+    def evaluate(self, policy_input: dict[str, Any]) -> Any:
+        return decoded(self.answer)
+
+
+def _outcome(policy: ActivePolicy, engine: Any, policy_input: dict[str, Any]) -> tuple[str, Any]:
+    """What ActivePolicy.evaluate gives with this engine: the answer (its repr, so that 1 and
+    1.0 differ) or the exception's type and message."""
+    try:
+        return "answer", repr(ActivePolicy(policy.bundle, engine).evaluate(policy_input))
+    except Exception as exc:  # noqa: BLE001 - any difference counts
+        return type(exc).__name__, str(exc)
+
+
+_ODD_VALUES: list[Any] = [1, 1.0, 2.5, -0.0, 3, True, None, "2", "x", [], {}, ["a"], 2**63 - 1, 2**63, 2**64,
+                          -(2**63) - 1, 10**23, 1e308, "<undefined>", "allow", "deny"]
+
+
+def _mutants(good: dict[str, Any], rng: random.Random, n: int) -> list[str]:
+    """JSON texts of the answer with one value replaced, a key added or removed, and a few
+    texts no JSON decoder treats alike (duplicate keys, NaN, a lone surrogate, trailing text)."""
+    texts = []
+    for _ in range(n):
+        answer = copy.deepcopy(good)
+        node: Any = answer
+        while True:  # walk down to a random container and damage one of its entries
+            keys = list(node) if isinstance(node, dict) else list(range(len(node)))
+            if not keys:
+                break
+            key = rng.choice(keys)
+            if isinstance(node[key], (dict, list)) and node[key] and rng.random() < 0.75:
+                node = node[key]
+                continue
+            roll = rng.random()
+            if roll < 0.7:
+                node[key] = rng.choice(_ODD_VALUES)
+            elif roll < 0.85 and isinstance(node, dict):
+                node["extra"] = 1
+            else:
+                del node[key]
+            break
+        texts.append(json.dumps(answer, separators=(",", ":")))  # big integers too
+    base = json.dumps(good, separators=(",", ":"))
+    texts += [base, " " + base + "\n", base + " x", '"<undefined>"', "null", "[]",
+              base.replace('"outcome":', '"outcome":"deny","outcome":', 1),
+              base.replace('"outcome":', '"outcome":"maybe","outcome":', 1),
+              base.replace('"rank":1', '"rank":1.0', 1), base.replace('"rank":1', '"rank":NaN', 1),
+              base.replace('"rank":1', '"rank":9223372036854775808', 1),
+              base.replace('"rank":1', '"rank":99999999999999999999999', 1),
+              base.replace('"model":"', '"model":"\\ud800', 1), base.replace('"model":"', '"model":"\\u0000', 1)]
+    return texts
+
+
+def test_the_engines_text_is_checked_as_its_decoded_answer(policy: ActivePolicy) -> None:
+    """The one-pass check of the VM's JSON text (msgspec) gives what orjson.loads + the
+    TypedDict check gives, answers and refusals alike, on real answers damaged at random."""
+    rng = random.Random(16)
+    inputs = [policy.input_for(DecisionRequest.model_validate(HEAVY), None),
+              *policy_inputs(policy.bundle, 6, seed=16)]
+    compared = refused = 0
+    for policy_input in inputs:
+        good = policy.engine.evaluate(policy_input)
+        for text in _mutants(good, rng, 150):
+            fast = _outcome(policy, _CannedText(text), policy_input)
+            try:
+                slow = _outcome(policy, _Canned(decoded(text)), policy_input)
+            except Exception as exc:  # noqa: BLE001 - a text the engine's decoding refuses
+                slow = type(exc).__name__, str(exc)
+            assert fast == slow, text[:400]
+            compared += 1
+            refused += fast[0] != "answer"
+    assert compared > 1000 and 0 < refused < compared
+
+
+def test_the_engines_text_is_decoded_and_checked_in_one_pass(policy: ActivePolicy,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A well-formed answer of the VM never goes through orjson.loads + the TypedDict check."""
+    policy_input = policy.input_for(DecisionRequest.model_validate(HEAVY), None)
+    expected = ActivePolicy(policy.bundle, policy.engine).evaluate(policy_input)
+
+    def refuse(*_: Any) -> Any:
+        raise AssertionError("the slow path was taken")
+
+    monkeypatch.setattr("policy.decision._BODY.validate_python", refuse)
+    monkeypatch.setattr("policy.engine.orjson.loads", refuse)
+    assert ActivePolicy(policy.bundle, policy.engine).evaluate(policy_input) == expected
