@@ -67,10 +67,14 @@ ALL_LEVELS = range(64)
 
 # The derived columns read as text in the exact form the leaf writes them, so that comparing
 # is comparing strings: no timestamp or UUID parsing per leaf (verification rate:
-# docs/performance.md).
+# docs/performance.md). Every function verification's SQL calls is named with its schema: an
+# unqualified name resolves through the search_path, where the database's owner can put a
+# function of its own (one taking ``text`` even beats pg_catalog's polymorphic aggregates) that
+# shows an edited column as it was signed (tests/reliability/test_tampering.py, "shadowed").
 COLUMNS_AS_TEXT = (
-    "to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')", "kind",
-    "decision_id::text", "app_id", "outcome", "encode(input_sha256, 'hex')", "encode(result_sha256, 'hex')",
+    "pg_catalog.to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')", "kind",
+    "decision_id::text", "app_id", "outcome", "pg_catalog.encode(input_sha256, 'hex')",
+    "pg_catalog.encode(result_sha256, 'hex')",
 )
 TEXT_COLUMNS = LEAF_COLUMNS[1:]  # the names of COLUMNS_AS_TEXT, in order
 # A page: the next PAGE leaves after a seq as one row of arrays: seqs, leaf hashes, bodies (one
@@ -80,8 +84,8 @@ TEXT_COLUMNS = LEAF_COLUMNS[1:]  # the names of COLUMNS_AS_TEXT, in order
 # aligned; the order itself is checked (contiguity). (Text arrays rather than one JSON text of
 # the columns: less for PostgreSQL to format, nothing for Python to serialise.)
 SELECT_PAGE_SQL = (
-    "SELECT array_agg(seq), array_agg(leaf_hash), array_agg(body), "
-    f"{', '.join(f'array_agg(c{i})' for i in range(len(COLUMNS_AS_TEXT)))} FROM ("
+    "SELECT pg_catalog.array_agg(seq), pg_catalog.array_agg(leaf_hash), pg_catalog.array_agg(body), "
+    f"{', '.join(f'pg_catalog.array_agg(c{i})' for i in range(len(COLUMNS_AS_TEXT)))} FROM ("
     f"SELECT seq, leaf_hash, body, {', '.join(f'{c} AS c{i}' for i, c in enumerate(COLUMNS_AS_TEXT))} "
     "FROM audit_leaves WHERE seq > %s AND seq <= %s ORDER BY seq LIMIT %s) page"
 )

@@ -561,6 +561,58 @@ def fork_restored_then_appended_short_of_the_checkpoint(a: Attack) -> Verificati
     return a.verify_outside()
 
 
+# -- functions shadowed -----------------------------------------------------------------------
+# Whoever may create functions and set the database's search_path (its owner) can put a schema
+# of its own before pg_catalog: an unqualified call in verification's SQL would then run that
+# schema's function, which can make an edited column read as the signed value. Verification
+# names pg_catalog's functions (docs/audit.md "Trust model").
+
+
+def _shadow(a: Attack, function: str, *, made: bool = False) -> None:
+    """``function`` (a CREATE FUNCTION in schema ``shadow``, ``made`` already or not) found
+    before pg_catalog's own by every new connection to the copy."""
+    if not made:
+        a.conn.execute("CREATE SCHEMA shadow")
+    a.conn.execute(function)
+    schema = a.conn.execute("SELECT current_schema()").fetchone()[0]  # type: ignore[index]
+    a.conn.execute(f'ALTER DATABASE "{a.conn.info.dbname}" SET search_path = shadow, pg_catalog, "{schema}"')
+
+
+@case(7, "column", says="recorded_at")
+def column_edited_behind_a_shadowed_to_char(a: Attack) -> VerificationResult:
+    """recorded_at moved by 1 µs; a to_char of the attacker's prints the signed time for it."""
+    edited = a.conn.execute("UPDATE audit_leaves SET recorded_at = recorded_at + interval '1 microsecond' "
+                            "WHERE seq = 7 RETURNING recorded_at AT TIME ZONE 'UTC'").fetchone()[0]  # type: ignore[index]
+    _shadow(a, "CREATE FUNCTION shadow.to_char(timestamp, text) RETURNS text LANGUAGE sql IMMUTABLE AS $$ "
+               f"SELECT pg_catalog.to_char(CASE WHEN $1 = '{edited.isoformat()}'::timestamp "
+               "THEN $1 - interval '1 microsecond' ELSE $1 END, $2) $$")
+    return a.verify()
+
+
+@case(7, "column", says="app_id")
+def column_edited_behind_a_shadowed_array_agg(a: Attack) -> VerificationResult:
+    """app_id edited; an array_agg(text) of the attacker's (more specific than pg_catalog's
+    polymorphic one, so chosen wherever it is on the path) collects it as it was signed."""
+    original = a.leaf(7)["app_id"]
+    a.conn.execute("UPDATE audit_leaves SET app_id = 'someone-else' WHERE seq = 7")
+    a.conn.execute("CREATE SCHEMA shadow")
+    a.conn.execute("CREATE FUNCTION shadow.collect(text[], text) RETURNS text[] LANGUAGE sql IMMUTABLE AS $$ "
+                   f"SELECT pg_catalog.array_append($1, CASE WHEN $2 = 'someone-else' THEN '{original}' ELSE $2 END) $$")
+    _shadow(a, "CREATE AGGREGATE shadow.array_agg(text) (sfunc = shadow.collect, stype = text[])", made=True)
+    return a.verify()
+
+
+@case(7, "column", says="app_id")
+def column_edited_behind_a_shadowed_sha256(a: Attack) -> VerificationResult:
+    """app_id edited; a sha256 of the attacker's digests the column as it was signed."""
+    original = a.leaf(7)["app_id"]
+    a.conn.execute("UPDATE audit_leaves SET app_id = 'someone-else' WHERE seq = 7")
+    _shadow(a, "CREATE FUNCTION shadow.sha256(bytea) RETURNS bytea LANGUAGE sql IMMUTABLE AS $$ "
+               "SELECT pg_catalog.sha256(pg_catalog.convert_to(pg_catalog.replace("
+               f"pg_catalog.convert_from($1, 'UTF8'), 'someone-else', '{original}'), 'UTF8')) $$")
+    return a.verify()
+
+
 # -- the run ----------------------------------------------------------------------------------
 
 
