@@ -90,8 +90,8 @@ SELECT_PAGE_SQL = (
 # What verify_log reads per page: the same leaves as SELECT_PAGE_SQL, but the bodies as one
 # concatenated bytea with their lengths, and each derived column only as its count of non-NULL
 # values and the SHA-256 of its values joined by COLUMN_SEPARATOR (UTF-8), compared with the same
-# digest of the bodies' members (:func:`_columns_match`). PostgreSQL's CPU per 100,000 leaves
-# here dropped from ~0.45–0.6 s to ~0.25–0.3 s (docs/performance.md): building an array of 8,192
+# digest of the bodies' members (:func:`_digests_match`). PostgreSQL's CPU per 100,000 leaves
+# verified dropped from 0.51–0.65 s to 0.36–0.49 s here (docs/performance.md): building an array of 8,192
 # bodies cost ~11 ms a page against ~5 ms for the concatenation, and sending seven text arrays of
 # ~26 MB per 100,000 leaves cost the backend as much system time as their formatting. When the
 # digests cannot decide (a NULL column, a member that is not a string) or differ, the page is
