@@ -165,12 +165,12 @@ def _verification(url: str, repeat: int) -> dict[str, Any]:
 
 
 def proofs_at_scale(admin: str, *, tree: int, proofs: int, prefix: str, keep: bool,
-                    reuse: str | None) -> dict[str, Any]:
+                    reuse: str | None, seed: int) -> dict[str, Any]:
     if reuse is not None:
         with psycopg.connect(_libpq(reuse)) as conn:
             tree, root = conn.execute("SELECT size, root FROM audit_tlog_head WHERE id = 1").fetchone()
         return {"database": make_url(reuse).database, **_time_proofs(reuse, tree=int(tree), root=bytes(root),
-                                                                     proofs=proofs, build_seconds=None)}
+                                                                     proofs=proofs, build_seconds=None, seed=seed)}
     name, url = _scratch(admin, prefix)
     try:
         started = time.perf_counter()
@@ -203,20 +203,43 @@ def proofs_at_scale(admin: str, *, tree: int, proofs: int, prefix: str, keep: bo
             conn.execute("VACUUM ANALYZE")
         return {"database": name if keep else None,
                 **_time_proofs(url, tree=tree, root=frontier.root(), proofs=proofs,
-                               build_seconds=time.perf_counter() - started)}
+                               build_seconds=time.perf_counter() - started, seed=seed)}
     finally:
         if not keep:
             _drop(admin, name)
 
 
-def _time_proofs(url: str, *, tree: int, root: bytes, proofs: int, build_seconds: float | None) -> dict[str, Any]:
+def _time_proofs(url: str, *, tree: int, root: bytes, proofs: int, build_seconds: float | None,
+                 seed: int) -> dict[str, Any]:
     """Random inclusion and consistency proofs, timed one by one: wall time of each, and the
-    CPU time of this process over all of them (the part a faster fold can remove)."""
-    rng = random.Random(7)
+    CPU time of this process over all of them (the part a faster fold can remove).
+
+    First the cold start: ``proofs // 4`` inclusion proofs on an empty ``SharedTiles`` (a
+    process that has just started and not warmed it). Then a new ``SharedTiles`` warmed by
+    ``SharedTiles.warm`` (the tiles above level 0, timed) and 100 proofs to warm the
+    connection, then the timed proofs. The
+    leaves come from ``seed``: a new one per run by default, since a run repeating the last
+    run's leaves finds their pages in PostgreSQL's shared buffers, which random proofs of a
+    10M-leaf tree (~1.2 GB of leaves, 128 MB of buffers) mostly do not."""
+    rng = random.Random(seed)
     timings: list[float] = []
     consistency_timings: list[float] = []
+    cold_timings: list[float] = []
     tiles = SharedTiles()  # the folded tiles the service keeps (Services.proof_tiles)
     with psycopg.connect(_libpq(url)) as conn:
+        inclusion(conn, seq=1, size=tree)  # the connection's first statement, without the tiles
+        conn.rollback()
+        for _ in range(proofs // 4):
+            seq = rng.randrange(1, tree + 1)
+            t0 = time.perf_counter()
+            inclusion(conn, seq=seq, size=tree, tiles=tiles)
+            conn.rollback()
+            cold_timings.append(time.perf_counter() - t0)
+        tiles = SharedTiles()  # a process that warms its tiles at start
+        warm_seconds = time.perf_counter()
+        warmed = tiles.warm(conn)
+        conn.rollback()
+        warm_seconds = time.perf_counter() - warm_seconds
         for _ in range(100):  # warm the connection and tiles, as a running service's are
             inclusion(conn, seq=rng.randrange(1, tree + 1), size=tree, tiles=tiles)
             conn.rollback()
@@ -244,6 +267,7 @@ def _time_proofs(url: str, *, tree: int, root: bytes, proofs: int, build_seconds
         consistency_cpu = time.process_time() - cpu
     timings.sort()
     consistency_timings.sort()
+    cold_timings.sort()
 
     def ms(values: list[float], q: float) -> float:
         return round(values[min(len(values) - 1, int(len(values) * q))] * 1000, 3)
@@ -252,6 +276,12 @@ def _time_proofs(url: str, *, tree: int, root: bytes, proofs: int, build_seconds
         "tree_leaves": tree,
         "synthetic": "leaves inserted directly with COPY (small bodies), subtrees and head computed in Python",
         "build_seconds": round(build_seconds, 1) if build_seconds is not None else None,
+        "seed": seed,
+        "cold_start_inclusion_proofs": len(cold_timings),
+        "cold_start_inclusion_ms_p50": ms(cold_timings, 0.5),
+        "cold_start_inclusion_ms_p99": ms(cold_timings, 0.99),
+        "warmed_upper_tiles": warmed,
+        "warm_upper_tiles_seconds": round(warm_seconds, 3),
         "inclusion_proofs": proofs,
         "inclusion_ms_p50": ms(timings, 0.5),
         "inclusion_ms_p99": ms(timings, 0.99),
@@ -272,6 +302,8 @@ def main() -> None:
     parser.add_argument("--tree", type=int, default=10_000_000)
     parser.add_argument("--proofs", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=1, help="verification runs (each timed)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="the proofs' random leaves (default: a new seed per run, printed)")
     parser.add_argument("--skip-storage", action="store_true")
     parser.add_argument("--skip-proofs", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the scratch databases (named in the output)")
@@ -288,8 +320,9 @@ def main() -> None:
             reuse=args.reuse_log, repeat=args.repeat)
         print(json.dumps(out, indent=2), flush=True)
     if not args.skip_proofs:
+        seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
         out["proofs"] = proofs_at_scale(admin, tree=args.tree, proofs=args.proofs, prefix=args.prefix,
-                                        keep=args.keep, reuse=args.reuse_tree)
+                                        keep=args.keep, reuse=args.reuse_tree, seed=seed)
     print(json.dumps(out, indent=2))
     if args.json is not None:
         args.json.write_text(json.dumps(out, indent=2) + "\n")

@@ -109,7 +109,7 @@ def test_proofs_from_folded_tiles_equal_cold_reads_as_a_partial_edge_tile_fills(
     folded at size 200 is kept under its width and never answers for the full tile at 300;
     every proof equals a cold read (no cache), the reference tree's, on the libpq path (idle
     connection), inside a transaction (psycopg's path) and after the session's prepared
-    statements are dropped."""
+    statements are dropped; a cache warmed at start holds the tiles above level 0."""
     from audit.log import SharedTiles, consistency, inclusion
     from audit.tlog import inclusion_proof, root_hash
 
@@ -144,6 +144,11 @@ def test_proofs_from_folded_tiles_equal_cold_reads_as_a_partial_edge_tile_fills(
         conn.rollback()
         assert inclusion(conn, seq=150, size=300) == inclusion(conn, seq=150, size=300, tiles=tiles)
         assert consistency(conn, old_size=200, new_size=300) == moved
+        warmed = SharedTiles()  # a process warming its tiles at start: those above level 0
+        assert warmed.warm(conn) == 1 and list(warmed) == [(1, 0, 1)]
+        assert warmed.warm(conn) == 0
+        assert inclusion(conn, seq=150, size=300, tiles=warmed) == inclusion(conn, seq=150, size=300)
+        assert set(warmed) == {(1, 0, 1), (0, 0, 256), (0, 1, 44)}  # the proof read only level-0 tiles
 
 
 def test_the_path_of_a_batch_of_one_is_the_old_edge_smallest_first() -> None:
