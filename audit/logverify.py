@@ -102,8 +102,10 @@ SELECT_PAGE_SQL = (
 # read again with SELECT_PAGE_SQL in the same snapshot and checked exactly as before.
 COLUMN_SEPARATOR = "\x1f"
 SELECT_PAGE_DIGESTS_SQL = (
-    "SELECT array_agg(seq), array_agg(leaf_hash), string_agg(body, ''::bytea), array_agg(octet_length(body)), "
-    + ", ".join(f"count(c{i}), sha256(convert_to(string_agg(c{i}, E'\\x1f'), 'UTF8'))"
+    "SELECT pg_catalog.array_agg(seq), pg_catalog.array_agg(leaf_hash), pg_catalog.string_agg(body, ''::bytea), "
+    "pg_catalog.array_agg(pg_catalog.octet_length(body)), "
+    + ", ".join(f"pg_catalog.count(c{i}), pg_catalog.sha256(pg_catalog.convert_to("
+                f"pg_catalog.string_agg(c{i}, E'\\x1f'), 'UTF8'))"
                 for i in range(len(COLUMNS_AS_TEXT)))
     + f" FROM (SELECT seq, leaf_hash, body, {', '.join(f'{c} AS c{i}' for i, c in enumerate(COLUMNS_AS_TEXT))} "
     "FROM audit_leaves WHERE seq > %s AND seq <= %s ORDER BY seq LIMIT %s) page"

@@ -610,7 +610,13 @@ def column_edited_behind_a_shadowed_sha256(a: Attack) -> VerificationResult:
     _shadow(a, "CREATE FUNCTION shadow.sha256(bytea) RETURNS bytea LANGUAGE sql IMMUTABLE AS $$ "
                "SELECT pg_catalog.sha256(pg_catalog.convert_to(pg_catalog.replace("
                f"pg_catalog.convert_from($1, 'UTF8'), 'someone-else', '{original}'), 'UTF8')) $$")
-    return a.verify()
+    import audit.logverify
+
+    page, audit.logverify.PAGE = audit.logverify.PAGE, 4  # leaf 7 on a page its digests decide
+    try:
+        return a.verify()
+    finally:
+        audit.logverify.PAGE = page
 
 
 # -- the run ----------------------------------------------------------------------------------
