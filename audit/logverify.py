@@ -33,14 +33,12 @@ root: step 1, 2, 3 or 8 names it.
 
 from __future__ import annotations
 
-import functools
 import gc
 import hashlib
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import accumulate
 from operator import attrgetter, itemgetter
 from typing import Annotated, Any
 
@@ -89,25 +87,6 @@ SELECT_PAGE_SQL = (
     "SELECT pg_catalog.array_agg(seq), pg_catalog.array_agg(leaf_hash), pg_catalog.array_agg(body), "
     f"{', '.join(f'pg_catalog.array_agg(c{i})' for i in range(len(COLUMNS_AS_TEXT)))} FROM ("
     f"SELECT seq, leaf_hash, body, {', '.join(f'{c} AS c{i}' for i, c in enumerate(COLUMNS_AS_TEXT))} "
-    "FROM audit_leaves WHERE seq > %s AND seq <= %s ORDER BY seq LIMIT %s) page"
-)
-# What verify_log reads per page: the same leaves as SELECT_PAGE_SQL, but the bodies as one
-# concatenated bytea with their lengths, and each derived column only as its count of non-NULL
-# values and the SHA-256 of its values joined by COLUMN_SEPARATOR (UTF-8), compared with the same
-# digest of the bodies' members (:func:`_digests_match`). PostgreSQL's CPU per 100,000 leaves
-# verified dropped from 0.51–0.65 s to 0.36–0.49 s here (docs/performance.md): building an array of 8,192
-# bodies cost ~11 ms a page against ~5 ms for the concatenation, and sending seven text arrays of
-# ~26 MB per 100,000 leaves cost the backend as much system time as their formatting. When the
-# digests cannot decide (a NULL column, a member that is not a string) or differ, the page is
-# read again with SELECT_PAGE_SQL in the same snapshot and checked exactly as before.
-COLUMN_SEPARATOR = "\x1f"
-SELECT_PAGE_DIGESTS_SQL = (
-    "SELECT pg_catalog.array_agg(seq), pg_catalog.array_agg(leaf_hash), pg_catalog.string_agg(body, ''::bytea), "
-    "pg_catalog.array_agg(pg_catalog.octet_length(body)), "
-    + ", ".join(f"pg_catalog.count(c{i}), pg_catalog.sha256(pg_catalog.convert_to("
-                f"pg_catalog.string_agg(c{i}, E'\\x1f'), 'UTF8'))"
-                for i in range(len(COLUMNS_AS_TEXT)))
-    + f" FROM (SELECT seq, leaf_hash, body, {', '.join(f'{c} AS c{i}' for i, c in enumerate(COLUMNS_AS_TEXT))} "
     "FROM audit_leaves WHERE seq > %s AND seq <= %s ORDER BY seq LIMIT %s) page"
 )
 SELECT_BLOB_SQL = f"SELECT data, {', '.join(BLOB_FACETS)} FROM audit_blobs WHERE sha256 = %s"
@@ -216,30 +195,6 @@ class LeafPage:
         return sorted(rows, key=lambda r: r.seq)
 
 
-@dataclass(slots=True)
-class _DigestPage:
-    """Consecutive stored leaves as :func:`verify_log` reads them (:data:`SELECT_PAGE_DIGESTS_SQL`):
-    ``digests`` holds, per derived column (:data:`TEXT_COLUMNS`), its count of non-NULL values
-    and the SHA-256 of its values joined by :data:`COLUMN_SEPARATOR`; :meth:`whole` reads the
-    same leaves with their columns (:data:`SELECT_PAGE_SQL`, the same snapshot) when needed."""
-
-    seqs: list[int]
-    leaf_hashes: list[bytes]
-    bodies: list[bytes]
-    digests: list[tuple[int, bytes | None]]
-    read_whole: Callable[[], LeafPage]
-    _whole: LeafPage | None = None
-
-    def whole(self) -> LeafPage:
-        """The same leaves as a :class:`LeafPage` with their columns (read once)."""
-        if self._whole is None:
-            whole = self.read_whole()
-            if whole.seqs != self.seqs:  # one snapshot: only a bug gets here
-                raise AuditError("a page of the log read twice in one snapshot differs")
-            self._whole = whole
-        return self._whole
-
-
 @dataclass(frozen=True, slots=True)
 class StoredLogCheckpoint:
     size: int
@@ -257,7 +212,7 @@ BlobFetch = Callable[[bytes], "tuple[bytes, tuple[Any, ...] | None] | None"]
 
 
 def verify_leaves(
-    rows: Iterable[LeafRow | LeafPage | _DigestPage],
+    rows: Iterable[LeafRow | LeafPage],
     *,
     trusted: Sequence[Verifier],
     origin: str | None,
@@ -291,7 +246,7 @@ def verify_leaves(
                v1_head=v1_head, from_seq=from_seq, frontier=frontier)
     try:
         for chunk in _chunks(rows):
-            if isinstance(chunk, LeafPage | _DigestPage):
+            if isinstance(chunk, LeafPage):
                 run.page(chunk)
             else:
                 run.rows(chunk)
@@ -311,11 +266,11 @@ def verify_leaves(
                               checkpoints_checked=run.checkpoints_checked, log="v2")
 
 
-def _chunks(rows: Iterable[LeafRow | LeafPage | _DigestPage]) -> Iterator[LeafPage | _DigestPage | list[LeafRow]]:
+def _chunks(rows: Iterable[LeafRow | LeafPage]) -> Iterator[LeafPage | list[LeafRow]]:
     """Pages as they come; single rows in lists of up to :data:`PAGE` (one fold each)."""
     batch: list[LeafRow] = []
     for item in rows:
-        if isinstance(item, LeafPage | _DigestPage):
+        if isinstance(item, LeafPage):
             if batch:
                 yield batch
                 batch = []
@@ -416,10 +371,9 @@ class _Run:
 
     # -- the fast path: a page with list operations ----------------------------------------------
 
-    def page(self, page: LeafPage | _DigestPage) -> None:
+    def page(self, page: LeafPage) -> None:
         if not self._page_passes(page):
-            whole = page.whole() if isinstance(page, _DigestPage) else page
-            self.rows(whole.rows())  # names the first failure, or finds none
+            self.rows(page.rows())  # names the first failure, or finds none
             return
         # One fold of the whole page keeping every level; the root at each checkpoint's size is
         # then read off it (its edge: one node per set bit of the size). The subtree and
@@ -443,7 +397,7 @@ class _Run:
         self.frontier = folded
         self.expected = first + n
 
-    def _page_passes(self, page: LeafPage | _DigestPage) -> bool:
+    def _page_passes(self, page: LeafPage) -> bool:
         """Whether every leaf of the page passes steps 1–6 and 10 (``False``: one might not).
 
         The bodies are read by :class:`_Leaf` (msgspec), or by orjson if one does not fit it.
@@ -468,8 +422,9 @@ class _Run:
         try:  # a missing member or an unhashable key_id: the exact checks name it
             if list(map(get("seq"), docs)) != seqs:  # (2)
                 return False
-            if not _columns_pass(page, docs, get):  # (4)
-                return False
+            for name, column in zip(TEXT_COLUMNS, page.columns, strict=True):  # (4)
+                if list(map(get(name), docs)) != column:
+                    return False
             key_ids = set(map(get("key_id"), docs))
         except (KeyError, TypeError):
             return False
@@ -588,39 +543,6 @@ class _Run:
             if last and self.trusted_size != last:
                 raise _Failed(self.trusted_size + 1, "checkpoint", f"no trusted checkpoint covers entries "
                                                                    f"{self.trusted_size + 1}..{last}")
-
-
-def _columns_pass(page: LeafPage | _DigestPage, docs: list[Any], get: Callable[[str], Callable[[Any], Any]]) -> bool:
-    """(4) over a page: every derived column equals the same member of the bodies. A page read
-    with digests passes when they match; otherwise its columns are read and compared list for
-    list (equality of lists compares element by element with ``==``, as the exact checks do)."""
-    if isinstance(page, _DigestPage):
-        if _digests_match(page.digests, docs, get):
-            return True
-        page = page.whole()
-    return all(list(map(get(name), docs)) == column for name, column in zip(TEXT_COLUMNS, page.columns, strict=True))
-
-
-def _digests_match(digests: Sequence[tuple[int, bytes | None]], docs: list[Any],
-                   get: Callable[[str], Callable[[Any], Any]]) -> bool:
-    """Whether each column's digest proves it equal, value for value, to the bodies' member
-    (``False``: it does not, or cannot say). A column of n non-NULL values passes only if every
-    member is a string, their join has exactly n - 1 separators (no member holds one) and its
-    SHA-256 is the stored values' join's: the two joins are then equal, so the stored join has
-    n - 1 separators too (no value holds one) and cuts into the same n strings. A NULL column
-    (count below n) is left to the list comparison."""
-    n, separator = len(docs), COLUMN_SEPARATOR
-    for name, (count, digest) in zip(TEXT_COLUMNS, digests, strict=True):
-        if count != n:
-            return False
-        try:
-            joined = separator.join(list(map(get(name), docs)))  # TypeError: a member is not a string
-            data = joined.encode()  # UnicodeEncodeError: a lone surrogate
-        except (TypeError, UnicodeEncodeError):
-            return False
-        if joined.count(separator) != n - 1 or hashlib.sha256(data).digest() != digest:
-            return False
-    return True
 
 
 def _root_at(size: int, old_edge: Mapping[int, bytes], rows: Mapping[int, tuple[int, list[bytes]]]) -> bytes:
@@ -788,7 +710,7 @@ def verify_log(
             end = to_seq if to_seq is not None else size
             with map_errors("verifying the audit log"):
                 return verify_leaves(
-                    _pages(conn, from_seq, to_seq, end), trusted=trusted, origin=origin, checkpoints=checkpoints,
+                    _pages(conn, from_seq, to_seq), trusted=trusted, origin=origin, checkpoints=checkpoints,
                     fetch_blob=fetch_blob, nodes=nodes,
                     head=(size, bytes(root)) if to_seq is None or to_seq >= size else None,
                     v1_head=v1_head if from_seq == 1 else None, from_seq=from_seq, to_seq=to_seq,
@@ -798,24 +720,19 @@ def verify_log(
                 conn.rollback()
 
 
-def _pages(conn: psycopg.Connection[Any], from_seq: int, to_seq: int | None,
-           end: int) -> Iterator[LeafPage | _DigestPage]:
+def _pages(conn: psycopg.Connection[Any], from_seq: int, to_seq: int | None) -> Iterator[LeafPage]:
     """The leaves from ``from_seq`` (to ``to_seq``) a page at a time: one query per page, each
-    starting after the last seq of the one before (so a gap is seen, never skipped). ``end``:
-    the seq the log is expected to end at (the head's size), for the pages' sizes only.
+    starting after the last seq of the one before (so a gap is seen, never skipped).
 
     A thread reads the next page while the caller checks this one: PostgreSQL's part (reading,
     formatting the columns) then runs beside Python's instead of after it. The connection is
     psycopg's, safe to share (one statement at a time); the thread has ended when this returns.
-    Pages come with their columns' digests (:data:`SELECT_PAGE_DIGESTS_SQL`) when the server
-    stores text as UTF-8 (what the digests are of), else with their columns.
     """
     after, last = from_seq - 1, to_seq if to_seq is not None else MAX_TREE_SIZE
-    pages: queue.Queue[LeafPage | _DigestPage | BaseException | None] = queue.Queue(maxsize=PREFETCH)
+    pages: queue.Queue[LeafPage | BaseException | None] = queue.Queue(maxsize=PREFETCH)
     stop = threading.Event()
-    digests = conn.info.parameter_status("server_encoding") == "UTF8"
 
-    def put(item: LeafPage | _DigestPage | BaseException | None) -> bool:
+    def put(item: LeafPage | BaseException | None) -> bool:
         while not stop.is_set():
             try:
                 pages.put(item, timeout=0.1)
@@ -828,15 +745,11 @@ def _pages(conn: psycopg.Connection[Any], from_seq: int, to_seq: int | None,
         nonlocal after
         try:
             with conn.cursor(binary=True) as cur:  # bytes as stored, not hex
-                for limit in _page_sizes(after, end):
-                    if after >= last or stop.is_set():
-                        break
-                    params = (after, last, limit)
-                    found = cur.execute(SELECT_PAGE_DIGESTS_SQL if digests else SELECT_PAGE_SQL, params).fetchone()
+                while after < last and not stop.is_set():
+                    found = cur.execute(SELECT_PAGE_SQL, (after, last, PAGE)).fetchone()
                     if found is None or found[0] is None:
                         break
-                    page = _digest_page(found, functools.partial(_read_page, conn, params)) if digests \
-                        else LeafPage(found[0], found[1], found[2], found[3:])
+                    page = LeafPage(found[0], found[1], found[2], found[3:])
                     after = max(page.seqs)
                     if not put(page):
                         return
@@ -855,38 +768,6 @@ def _pages(conn: psycopg.Connection[Any], from_seq: int, to_seq: int | None,
     finally:
         stop.set()
         reader.join()
-
-
-def _page_sizes(after: int, end: int) -> Iterator[int]:
-    """How many leaves each page asks for, without end: small pages first and last, :data:`PAGE`
-    between. Verifying waits for the first page, and PostgreSQL idles while the last one is
-    checked; pages of PAGE/8, /4, /2 at both ends shorten both waits (~30 ms each at 8,192)."""
-    smallest = max(1, PAGE // 8)
-    size = smallest
-    while True:
-        remaining = end - after  # `after`: where the next page starts if the log has no gap
-        page = min(PAGE, size, max(smallest, remaining // 2) if remaining > 0 else PAGE)
-        yield page
-        after += page
-        size *= 2
-
-
-def _digest_page(found: Sequence[Any], read_whole: Callable[[], LeafPage]) -> _DigestPage:
-    """A row of :data:`SELECT_PAGE_DIGESTS_SQL` as a page: the bodies cut out of their
-    concatenation at their lengths."""
-    seqs, hashes, joined, lengths, *digests = found
-    ends = list(accumulate(lengths))  # NOT NULL bodies: one length per seq, summing to the whole
-    if len(ends) != len(seqs) or ends[-1] != len(joined):
-        raise AuditError("a page of the log was not read whole")
-    bodies = list(map(joined.__getitem__, map(slice, [0, *ends[:-1]], ends)))
-    return _DigestPage(seqs, hashes, bodies, list(zip(digests[0::2], digests[1::2], strict=True)), read_whole)
-
-
-def _read_page(conn: psycopg.Connection[Any], params: tuple[int, int, int]) -> LeafPage:
-    """The page of ``params`` with its columns (:data:`SELECT_PAGE_SQL`)."""
-    with conn.cursor(binary=True) as cur:
-        found = cur.execute(SELECT_PAGE_SQL, params).fetchone()
-    return LeafPage(found[0] or [], found[1] or [], found[2] or [], found[3:])
 
 
 class _BlobReader:

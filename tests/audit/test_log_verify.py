@@ -327,79 +327,14 @@ def test_the_typed_reading_never_accepts_what_orjson_refuses(body: bytes, findin
                "fetch_blob": None}
     exact = verify_leaves([LeafRow(seq, h, b, c) for seq, h, b, c in zip((1, 2, 3), hashes, stored, columns)],
                           **options)
-    page = LeafPage([1, 2, 3], hashes, stored, [list(c) for c in zip(*columns)])
-    fast = verify_leaves([page], **options)
+    fast = verify_leaves([LeafPage([1, 2, 3], hashes, stored, [list(c) for c in zip(*columns)])],
+                         **options)
     assert (fast.valid, fast.check, fast.first_bad_seq, fast.reason, fast.checked) == (
-        exact.valid, exact.check, exact.first_bad_seq, exact.reason, exact.checked)
-    digested = verify_leaves([_digest_page(page)], **options)  # as verify_log reads the database
-    assert (digested.valid, digested.check, digested.first_bad_seq, digested.reason, digested.checked) == (
         exact.valid, exact.check, exact.first_bad_seq, exact.reason, exact.checked)
     if finding is None:
         assert exact.valid, exact.reason
     else:
         assert (exact.check, exact.first_bad_seq) == (finding, 2), exact.reason
-
-
-def _digest_page(page):
-    """``page`` as verify_log reads it: each column's non-NULL count and the SHA-256 of its
-    values joined by the separator, as SELECT_PAGE_DIGESTS_SQL computes them."""
-    import hashlib
-
-    from audit.logverify import COLUMN_SEPARATOR, _DigestPage
-
-    digests = []
-    for column in page.columns:
-        values = [v for v in column if v is not None]
-        joined = COLUMN_SEPARATOR.join(values).encode() if values else None
-        digests.append((len(values), hashlib.sha256(joined).digest() if joined is not None else None))
-    return _DigestPage(page.seqs, page.leaf_hashes, page.bodies, digests, lambda: page)
-
-
-def test_column_digests_pass_only_what_the_lists_would_pass() -> None:
-    """A column's digest decides a page only when it proves the column equal to the members
-    value for value; a separator inside a value, a NULL column, a member that is not a string
-    or not encodable leave it to the list comparison."""
-    from audit.logverify import COLUMN_SEPARATOR as SEP, LeafPage, _digests_match, _DigestPage, _columns_pass
-    from operator import itemgetter
-
-    def page(stored: list) -> _DigestPage:
-        columns = [list(stored)] + [["x"] * len(stored) for _ in range(6)]
-        return _digest_page(LeafPage(list(range(1, len(stored) + 1)), [], [], columns))
-
-    def docs(members: list) -> list[dict]:
-        return [{"recorded_at": m, "kind": "x", "decision_id": "x", "app_id": "x", "outcome": "x",
-                 "input_sha256": "x", "result_sha256": "x"} for m in members]
-
-    assert _digests_match(page(["a", "b"]).digests, docs(["a", "b"]), itemgetter)
-    assert not _digests_match(page(["a", "b"]).digests, docs(["a", "c"]), itemgetter)
-    shifted = page(["a", f"b{SEP}c"])  # joined: a␟b␟c, as the members' join below
-    assert not _digests_match(shifted.digests, docs([f"a{SEP}b", "c"]), itemgetter)
-    assert not _columns_pass(shifted, docs([f"a{SEP}b", "c"]), itemgetter)  # the lists decide: unequal
-    assert not _digests_match(page([None, "b"]).digests, docs([None, "b"]), itemgetter)  # a NULL: lists decide
-    assert _columns_pass(page([None, "b"]), docs([None, "b"]), itemgetter)
-    assert not _digests_match(page(["1", "b"]).digests, docs([1, "b"]), itemgetter)
-    assert not _digests_match(page(["a", "b"]).digests, docs(["\ud800", "b"]), itemgetter)
-
-
-def test_pages_are_decided_by_their_digests_and_read_whole_only_when_needed(
-        log: AuditStore, signing_key: SigningKey, monkeypatch: pytest.MonkeyPatch) -> None:
-    """verify_log reads each page's columns as digests; a page is read again with its columns
-    only where the digests cannot decide (leaf 1 links the v1 chain: NULL columns) or differ,
-    and a column rewritten to hold the separator is named as before."""
-    import audit.logverify
-
-    whole: list[tuple[int, int, int]] = []
-    read_page = audit.logverify._read_page
-    monkeypatch.setattr(audit.logverify, "PAGE", 4)  # pages of 1, 2, 4, 3, 1, 1 and 1 leaves
-    monkeypatch.setattr(audit.logverify, "_read_page", lambda conn, params: whole.append(params[::2]) or
-                        read_page(conn, params))  # (after, limit) of each page read whole
-    assert _check(log, signing_key).valid
-    assert whole == [(0, 1)]
-    whole.clear()
-    _sql(log, "UPDATE audit_leaves SET app_id = app_id || chr(31) WHERE seq = 8")
-    result = _check(log, signing_key)
-    assert (result.valid, result.check, result.first_bad_seq) == (False, "column", 8), result.reason
-    assert whole == [(0, 1), (7, 3)]
 
 
 def test_the_writers_leaves_take_the_typed_reading(log: AuditStore) -> None:

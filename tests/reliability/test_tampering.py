@@ -602,23 +602,6 @@ def column_edited_behind_a_shadowed_array_agg(a: Attack) -> VerificationResult:
     return a.verify()
 
 
-@case(7, "column", says="app_id")
-def column_edited_behind_a_shadowed_sha256(a: Attack) -> VerificationResult:
-    """app_id edited; a sha256 of the attacker's digests the column as it was signed."""
-    original = a.leaf(7)["app_id"]
-    a.conn.execute("UPDATE audit_leaves SET app_id = 'someone-else' WHERE seq = 7")
-    _shadow(a, "CREATE FUNCTION shadow.sha256(bytea) RETURNS bytea LANGUAGE sql IMMUTABLE AS $$ "
-               "SELECT pg_catalog.sha256(pg_catalog.convert_to(pg_catalog.replace("
-               f"pg_catalog.convert_from($1, 'UTF8'), 'someone-else', '{original}'), 'UTF8')) $$")
-    import audit.logverify
-
-    page, audit.logverify.PAGE = audit.logverify.PAGE, 4  # leaf 7 on a page its digests decide
-    try:
-        return a.verify()
-    finally:
-        audit.logverify.PAGE = page
-
-
 # -- the run ----------------------------------------------------------------------------------
 
 
