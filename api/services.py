@@ -115,7 +115,6 @@ def _warn_about_trust(store: AuditStore, pinned: PinnedKeys, url: str) -> None:
         log.error("untrusted signing keys: %s", "; ".join(report.problems()))
 
 
-
 def _warm_proof_tiles(tiles: SharedTiles, reads: AuditStore) -> None:
     """Fold the tree's tiles above level 0 before the first proof: nearly every proof needs one,
     and a cold one costs that proof a second read and ~255 hashes (at 10M leaves ~0.2 s here,
@@ -126,6 +125,7 @@ def _warm_proof_tiles(tiles: SharedTiles, reads: AuditStore) -> None:
         log.debug("proof tiles: %d upper tiles folded at start", warmed)
     except Exception as exc:  # noqa: BLE001 — never a reason not to start
         log.warning("proof tiles not warmed at start (%s); proofs fold them as they go", exc)
+
 
 @dataclass
 class Services:

@@ -231,7 +231,10 @@ class ActivePolicy:
         """``{"outcome", "allowed", "denied"}`` for this input, checked; fails closed with
         ``EvaluationError``."""
         _check_shape(policy_input)
-        body = _checked(self.engine.evaluate(policy_input)) if self._raw is None else _raw_checked(self._raw(policy_input))
+        if self._raw is None:
+            body = _checked(self.engine.evaluate(policy_input))
+        else:  # the VM's JSON text, decoded and checked in one pass
+            body = _raw_checked(self._raw(policy_input))
         # Fail closed on a policy bug that loses or repeats a route.
         if len(body["allowed"]) + len(body["denied"]) != self._routes:
             raise EvaluationError(
