@@ -12,7 +12,8 @@ reads it and, when it is newer than the head it knows itself, sends its batch gu
 state. It is a hint, not state: the guard in the database confirms it or the batch takes the
 full path (docs/audit.md, "Writers of one host share their head").
 
-One file, ``<checkpoint file>.head`` (mode 0600): an exclusive ``flock`` on it orders the
+One file, ``<checkpoint file>.head`` (mode 0600, with ``<checkpoint file>.head.queue`` whose
+lock makes the writers take turns: :meth:`HeadMailbox.acquire`): an exclusive ``flock`` on it orders the
 writers (held from before the batch is built until its commit and the mailbox write, so the
 writers do not race for the head: the one waiting here is not waiting on PostgreSQL's lock),
 and its contents are the last writer's state, rewritten in place under that lock (no fsync:
@@ -96,38 +97,38 @@ class HeadMailbox:
         self.path = path
         self._mac_key = _mac_key(key)
         self._wait = wait
+        self.queue_path = path.with_name(path.name + ".queue")
         self._fd: int | None = None
+        self._queue_fd: int | None = None
         self._written: bytes | None = None  # what this handle wrote last (read back: not parsed)
 
     def _open(self) -> int:
         if self._fd is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+            self._queue_fd = os.open(self.queue_path, os.O_RDWR | os.O_CREAT | _CLOEXEC, 0o600)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | _CLOEXEC, 0o600)
         return self._fd
 
     def acquire(self) -> bool:
-        """Take the exclusive lock, waiting ``wait`` seconds at most (polled: a blocking
-        ``flock`` cannot be bounded). False: not taken (the batch goes without the mailbox).
-        Raises ``OSError`` if the file cannot be opened."""
+        """Take the mailbox's exclusive lock, waiting ``wait`` seconds at most. False: not
+        taken (the batch goes without the mailbox). Raises ``OSError`` if the files cannot be
+        opened or locked.
+
+        Fair between the writers: a writer first takes the queue lock (``<mailbox>.queue``),
+        then the mailbox lock, and lets the queue lock go once it holds the mailbox. The writer
+        that just released the mailbox finds the queue lock held by the one waiting for it, so
+        under load the writers take turns; without the queue a writer with entries queued
+        again took the mailbox back before the other's next poll, again and again. Both waits
+        are polled (a blocking ``flock`` cannot be bounded)."""
         fd = self._open()
-        deadline = None
-        pause = 50e-6
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return True
-            except BlockingIOError:
-                pass
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
-            now = time.monotonic()
-            if deadline is None:
-                deadline = now + self._wait
-            if now >= deadline:
-                return False
-            time.sleep(pause)
-            pause = min(pause * 1.5, 250e-6)
+        assert self._queue_fd is not None
+        deadline = time.monotonic() + self._wait
+        if not _poll_lock(self._queue_fd, deadline):
+            return False
+        try:
+            return _poll_lock(fd, deadline)
+        finally:
+            fcntl.flock(self._queue_fd, fcntl.LOCK_UN)
 
     def release(self) -> None:
         if self._fd is not None:
@@ -184,6 +185,29 @@ class HeadMailbox:
         self._written = data
 
     def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        for fd in (self._fd, self._queue_fd):
+            if fd is not None:
+                os.close(fd)
+        self._fd = self._queue_fd = None
+
+
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
+def _poll_lock(fd: int, deadline: float) -> bool:
+    """``flock(fd, LOCK_EX)`` tried until ``deadline``: first at once, then after pauses of
+    20 µs growing to 100 µs (a batch holds the lock for about one round trip)."""
+    pause = 20e-6
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            pass
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(pause)
+        pause = min(pause * 1.5, 100e-6)

@@ -456,9 +456,11 @@ class AuditWriter:
         try:
             if self._mailbox.acquire():
                 return True
-        except OSError as exc:
-            log.warning("the head mailbox %s cannot be used (the batch takes the usual path): %s",
-                        self._mailbox.path, exc)
+        except OSError as exc:  # not every batch: without it the writer works as it always did
+            log.warning("the head mailbox %s cannot be used (each batch after another writer's "
+                        "takes the full check): %s", self._mailbox.path, exc)
+            self._mailbox.close()
+            self._mailbox = None
             return False
         self.stats.mailbox_busy += 1
         return False
