@@ -48,6 +48,10 @@ PARTITION_CHECK_SECONDS = 6 * 3600.0
 # How many of its own newest checkpoints the writer recognises in the checkpoint file without
 # verifying them again: the file may be a few batches behind (audit.checkpoint_file).
 OWN_NOTES_KEPT = 16
+# After the head mailbox's lock was not free within its wait, the batches of this long go
+# without it (PostgreSQL's lock orders them, as without a mailbox): a hung sibling holding the
+# lock costs one wait, not one per batch.
+MAILBOX_REST_SECONDS = 10.0
 _STOP = object()
 
 
@@ -178,6 +182,7 @@ class AuditWriter:
         self._file_path = path
         self._mailbox = mailbox
         self._log_origin: str | None = None  # the origin checkpoints are signed under (at start)
+        self._mailbox_rests_until = 0.0  # monotonic time before which the mailbox is not tried
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -453,8 +458,11 @@ class AuditWriter:
         """The mailbox's lock, when there is a mailbox and it is free within its wait."""
         if self._mailbox is None:
             return False
+        if self._mailbox_rests_until and time.monotonic() < self._mailbox_rests_until:
+            return False  # a sibling held it past the wait: not waited for again for a while
         try:
             if self._mailbox.acquire():
+                self._mailbox_rests_until = 0.0
                 return True
         except OSError as exc:  # not every batch: without it the writer works as it always did
             log.warning("the head mailbox %s cannot be used (each batch after another writer's "
@@ -463,6 +471,9 @@ class AuditWriter:
             self._mailbox = None
             return False
         self.stats.mailbox_busy += 1
+        self._mailbox_rests_until = time.monotonic() + MAILBOX_REST_SECONDS
+        log.warning("the head mailbox %s was held past its wait (a writer of this host hung?): "
+                    "the next %.0f s of batches go without it", self._mailbox.path, MAILBOX_REST_SECONDS)
         return False
 
     def _sibling_head(self) -> SiblingHead | None:

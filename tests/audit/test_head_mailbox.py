@@ -260,6 +260,8 @@ def test_a_busy_mailbox_is_waited_for_a_bounded_time(store: AuditStore, signing_
                          mailbox=HeadMailbox(path, signing_key, wait=0.05)) as writer:
             assert writer.append(decision_fields(0)).seq == 1
             assert writer.stats.mailbox_busy == 1
+            assert writer.append(decision_fields(1)).seq == 2  # not waited for again at once
+            assert writer.stats.mailbox_busy == 1
     finally:
         hung.release()
         hung.close()
