@@ -21,18 +21,6 @@ from .helpers import cut_tail, decision_fields, superuser, triggers_disabled, ve
 
 
 @pytest.fixture
-def checkpoint_file(tmp_path: Path) -> Path:
-    return tmp_path / "home" / "checkpoint.json"
-
-
-@pytest.fixture
-def other_store(migrated_database: str) -> Iterator[AuditStore]:
-    store = AuditStore.from_url(migrated_database)
-    yield store
-    store.dispose()
-
-
-@pytest.fixture
 def pair(store: AuditStore, other_store: AuditStore, signing_key: SigningKey,
          checkpoint_file: Path) -> Iterator[tuple[AuditWriter, AuditWriter]]:
     """Two writers (two connections, as two worker processes) with one checkpoint file and one
@@ -142,6 +130,22 @@ def test_a_tampered_mailbox_only_costs_a_full_check(pair: tuple[AuditWriter, Aud
     assert verify_whole(store, checkpoint_files=[checkpoint_file]).valid
 
 
+def _head_row(url: str) -> tuple[object, ...]:
+    with superuser(url) as conn:
+        row = conn.execute("SELECT size, root, frontier, recorded_at FROM audit_tlog_head").fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+def _roll_back(url: str, row: tuple[object, ...]) -> None:
+    """The database put back exactly to the head ``row`` (_head_row's): the leaves and checkpoints
+    after it deleted, the head row as it was, its time included (the guard compares it too)."""
+    with superuser(url) as conn, triggers_disabled(conn):
+        conn.execute("DELETE FROM audit_leaves WHERE seq > %s", (row[0],))
+        conn.execute("DELETE FROM audit_tlog_checkpoints WHERE size > %s", (row[0],))
+        conn.execute("UPDATE audit_tlog_head SET size = %s, root = %s, frontier = %s, recorded_at = %s", row)
+
+
 def test_an_older_mailbox_put_back_with_the_log_rolled_back_to_it_is_refused(
         pair: tuple[AuditWriter, AuditWriter], store: AuditStore, migrated_database: str,
         checkpoint_file: Path) -> None:
@@ -152,16 +156,11 @@ def test_an_older_mailbox_put_back_with_the_log_rolled_back_to_it_is_refused(
     first, second = pair
     for i in range(3):
         _append(second if i % 2 else first, i, first, second)
-    old_mailbox = _mailbox(checkpoint_file).read_bytes()
-    with superuser(migrated_database) as conn:
-        old_row = conn.execute("SELECT size, root, frontier, recorded_at FROM audit_tlog_head").fetchone()
-    assert old_row is not None and old_row[0] == 3
+    old_mailbox, old_row = _mailbox(checkpoint_file).read_bytes(), _head_row(migrated_database)
+    assert old_row[0] == 3
     for i in range(3, 6):
         _append(second if i % 2 else first, i, first, second)
-    with superuser(migrated_database) as conn, triggers_disabled(conn):
-        conn.execute("DELETE FROM audit_leaves WHERE seq > 3")
-        conn.execute("DELETE FROM audit_tlog_checkpoints WHERE size > 3")
-        conn.execute("UPDATE audit_tlog_head SET size = %s, root = %s, frontier = %s, recorded_at = %s", old_row)
+    _roll_back(migrated_database, old_row)
     _mailbox(checkpoint_file).write_bytes(old_mailbox)
     for writer in (first, second):
         with pytest.raises(AuditUnavailable, match="refuses to append"):
@@ -178,16 +177,11 @@ def test_a_writer_that_failed_does_not_take_an_older_mailbox_past_the_file(
     first, second = pair
     for i in range(3):
         _append(second if i % 2 else first, i, first, second)
-    old_mailbox = _mailbox(checkpoint_file).read_bytes()
-    with superuser(migrated_database) as conn:
-        old_row = conn.execute("SELECT size, root, frontier, recorded_at FROM audit_tlog_head").fetchone()
+    old_mailbox, old_row = _mailbox(checkpoint_file).read_bytes(), _head_row(migrated_database)
     for i in range(3, 6):
         _append(second if i % 2 else first, i, first, second)
     first._known, first._known_files = None, {}  # as after a failed batch
-    with superuser(migrated_database) as conn, triggers_disabled(conn):
-        conn.execute("DELETE FROM audit_leaves WHERE seq > 3")
-        conn.execute("DELETE FROM audit_tlog_checkpoints WHERE size > 3")
-        conn.execute("UPDATE audit_tlog_head SET size = %s, root = %s, frontier = %s, recorded_at = %s", old_row)
+    _roll_back(migrated_database, old_row)
     _mailbox(checkpoint_file).write_bytes(old_mailbox)
     with pytest.raises(AuditUnavailable, match="refuses to append"):
         first.append(decision_fields(99))
