@@ -128,11 +128,14 @@ def _duplicate_key(exc: DuplicateKey) -> JSONResponse:
                           [FieldError(field=exc.field, reason="duplicate key")])
 
 
+def _retry_later(code: str, message: str) -> JSONResponse:
+    return error_response(503, code, message, headers={"Retry-After": "1"})
+
+
 def _audit_down(exc: AuditUnavailable) -> JSONResponse:
     log.error("audit store unavailable: %s", exc)
-    return error_response(503, "audit_unavailable",
-                          "the decision could not be recorded in the audit trail, so none is issued; retry later",
-                          headers={"Retry-After": "1"})
+    return _retry_later("audit_unavailable",
+                        "the decision could not be recorded in the audit trail, so none is issued; retry later")
 
 
 def _unrecordable(exc: AuditEntryInvalid) -> JSONResponse:
@@ -144,15 +147,13 @@ def _unrecordable(exc: AuditEntryInvalid) -> JSONResponse:
 
 def _keys_down(exc: KeyStoreUnavailable) -> JSONResponse:
     log.error("%s", exc)
-    return error_response(503, "database_unavailable",
-                          "the database is unreachable, so the API key cannot be checked; retry later",
-                          headers={"Retry-After": "1"})
+    return _retry_later("database_unavailable",
+                        "the database is unreachable, so the API key cannot be checked; retry later")
 
 
 def _evaluation(exc: EvaluationError) -> JSONResponse:
     log.error("policy evaluation failed: %s", exc)
-    return error_response(503, "policy_evaluation_failed",
-                          f"no route is cleared: {exc}", headers={"Retry-After": "1"})
+    return _retry_later("policy_evaluation_failed", f"no route is cleared: {exc}")
 
 
 def _unexpected(_: Exception) -> JSONResponse:
