@@ -102,8 +102,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     # exports Prometheus metrics instead (/metrics), so they stay off.
     # /docs is Clearance's own (api/routers/docs.py): FastAPI's loads its files from a public CDN.
     app = _Clearance(title="Clearance", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
-                  telemetry={"tracing": False, "metrics": False, "logs": False},
-                  docs_url=None, redoc_url=None, swagger_ui_oauth2_redirect_url=None)
+                     telemetry={"tracing": False, "metrics": False, "logs": False},
+                     docs_url=None, redoc_url=None, swagger_ui_oauth2_redirect_url=None)
     errors.install(app)
     for module in (decisions, served, models, gateways, audit, report, policy, health, ui, docs):
         app.include_router(module.router)
