@@ -4,8 +4,8 @@ Why: the endpoint is the hot one, and more than half of the event loop's CPU per
 decision went to the stack around it rather than to the decision (docs/performance.md, "The
 audited path on the v2 log"): Starlette's error and exception middlewares, FastAPI's
 ``AsyncExitStackMiddleware``, routing over every route, ``APIRoute``'s request handler and
-``solve_dependencies`` (even with no dependency declared), the two pure-ASGI middlewares of
-``api/app.py`` and the building of a ``Response``.
+``solve_dependencies`` (even with no dependency declared), the pure-ASGI middlewares
+``RepeatedParams`` and ``BodyLimit``, and the building of a ``Response``.
 
 What: :class:`FastDecisions` sits outermost (``api/app.py`` wraps the app's middleware stack
 with it). A request whose method is POST and whose route path is exactly ``/v1/decisions`` is
@@ -21,6 +21,11 @@ The same behaviour, not a copy of it:
 - the body limit is ``api.body_limit``'s: 413 for a Content-Length over the limit before
   anything else, and for a streamed body once it passes the limit (``BodyTooLarge`` raised
   while the body is read, so nothing is decided from a truncated body);
+- the body is read only after the key is checked, as the route reads it: a server's
+  ``Expect: 100-continue`` answer (uvicorn sends it at the first ``receive``) and a 401 before
+  any body is read are the same; a chunked body arrives as several ``http.request`` messages,
+  counted against the limit; ``http.disconnect`` mid-body is Starlette's ``ClientDisconnect``,
+  answered (and logged) as the route's unexpected errors are;
 - ``RepeatedParams`` never refuses this endpoint (it declares no query parameter), so it is
   not consulted; there are no HTTP metrics or request logging in the app to keep (uvicorn's
   access log sits outside the app, redaction works on every log record: ``api/redact.py``).
