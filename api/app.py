@@ -14,9 +14,11 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic import SecretStr
 from pydantic.json_schema import models_json_schema
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from api import errors, redact
+from api.body_limit import BodyLimit
+from api.fast_path import FastDecisions
 from api.query_params import RepeatedParams
 from api.reload import install_sighup
 from api.reload_broadcast import start_listening
@@ -41,61 +43,25 @@ entry in PostgreSQL before answering. Authenticate with `Authorization: Bearer <
 """
 
 
-class BodyLimit:
-    """Refuse request bodies over ``limit`` bytes with 413, before anything parses them."""
+class _Clearance(FastAPI):
+    """FastAPI with the fast path of ``POST /v1/decisions`` (``api/fast_path.py``) outermost,
+    outside even Starlette's error middleware: built with the rest of the stack, at first call."""
 
-    def __init__(self, app: ASGIApp, *, limit: int) -> None:
-        self.app, self.limit = app, limit
+    fast_limit: int | None = None  # the body limit when the fast path is on
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            await self._refuse(send)
-            return
-        seen = 0
-        too_big = False
-
-        async def counted() -> Message:
-            nonlocal seen, too_big
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    too_big = True
-                    # Hand the app an empty end of body; the 413 below replaces its answer.
-                    return {"type": "http.request", "body": b"", "more_body": False}
-            return message
-
-        started = False
-
-        async def guarded_send(message: Message) -> None:
-            nonlocal started
-            if too_big:
-                if not started:
-                    started = True
-                    await self._refuse(send)
-                return
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        await self.app(scope, counted, guarded_send)
-
-    async def _refuse(self, send: Send) -> None:
-        response = errors.error_response(
-            413, "body_too_large", f"the request body exceeds {self.limit} bytes")
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(response.body)).encode())]})
-        await send({"type": "http.response.body", "body": response.body})
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = super().build_middleware_stack()
+        return stack if self.fast_limit is None else FastDecisions(stack, limit=self.fast_limit)
 
 
-def create_app(settings: Settings | None = None, *, services: Services | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, services: Services | None = None,
+               fast_decisions: bool | None = None) -> FastAPI:
     """Build the app. With ``services`` given, the caller owns them (tests); otherwise the app
-    starts them from ``settings`` (the environment) and closes them at shutdown."""
+    starts them from ``settings`` (the environment) and closes them at shutdown.
+    ``fast_decisions`` overrides ``Settings.fast_decisions`` (tests compare both paths)."""
     settings = settings or (services.settings if services else Settings())
+    if fast_decisions is None:
+        fast_decisions = settings.fast_decisions
     # Whatever server runs the app (uvicorn's workers, another ASGI server): no secret in its logs.
     key = settings.signing_key
     redact.install(redact.inline_key(key.get_secret_value() if isinstance(key, SecretStr) else key))
@@ -135,14 +101,16 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     # FastAPI's own OpenTelemetry hooks look up the global providers on every request; Clearance
     # exports Prometheus metrics instead (/metrics), so they stay off.
     # /docs is Clearance's own (api/routers/docs.py): FastAPI's loads its files from a public CDN.
-    app = FastAPI(title="Clearance", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
-                  telemetry={"tracing": False, "metrics": False, "logs": False},
-                  docs_url=None, redoc_url=None, swagger_ui_oauth2_redirect_url=None)
+    app = _Clearance(title="Clearance", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
+                     telemetry={"tracing": False, "metrics": False, "logs": False},
+                     docs_url=None, redoc_url=None, swagger_ui_oauth2_redirect_url=None)
     errors.install(app)
     for module in (decisions, served, models, gateways, audit, report, policy, health, ui, docs):
         app.include_router(module.router)
     app.add_middleware(RepeatedParams, api=app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    if fast_decisions:
+        app.fast_limit = settings.max_body_bytes
     _document_read_bodies(app)
     return app
 

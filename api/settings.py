@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     home: Path = Path.home() / ".clearance"
     # Request bodies above this size are refused with 413 before they are parsed.
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    # ``POST /v1/decisions`` answered by its fast path (api/fast_path.py), the same answers with
+    # less CPU; off: through the FastAPI route, as every other endpoint (to compare the two).
+    fast_decisions: bool = True
     # Verified API keys are cached this long; a revocation takes effect within it.
     apikey_cache_seconds: float = Field(default=2.0, ge=0, le=300)
     # Refused keys (unknown or revoked id, wrong secret) are remembered this long (10,000 at

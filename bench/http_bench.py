@@ -430,6 +430,9 @@ def main() -> None:
                   "verify_seconds": verify_seconds, "first_bad_seq": verification.first_bad_seq},
         "peak_rss_mb_per_worker": list(rss.values()),
     }
+    # The server's home (its signing key, its log) is read above: gone with the run. A run that
+    # failed before here leaves it, with server.log, for a look.
+    shutil.rmtree(tmp, ignore_errors=True)
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:

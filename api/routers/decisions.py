@@ -43,6 +43,13 @@ async def create_decision(http: Request) -> Response:
     """The body is a ``DecisionRequest``. An ``app`` key may decide only for its own app. A
     ``gateway`` key sends ``context.gateway`` with the caller's ``team`` or ``key_alias``: the app
     is the one they map to in gateways.yaml (``app_id`` must agree), among the key's apps."""
+    return Response(await decide(http), media_type="application/json")
+
+
+async def decide(http: Request) -> bytes:
+    """The endpoint itself, shared by the route above and its fast path (``api/fast_path.py``):
+    authenticate, read the body, check the app, then the decision's JSON once recorded. Raises
+    what ``api.errors.response_for`` renders."""
     caller = await authenticate(http, Role.app, Role.gateway)
     request = await read_body(http, DecisionRequest)
     services = services_of(http)
@@ -59,5 +66,4 @@ async def create_decision(http: Request) -> Response:
     # Built from the checked evaluation and the writer's receipt, not validated again through
     # response_model (which documents it): the bytes orjson writes of the decision, spliced
     # (api/decider.py; tests/api/test_decision_bytes.py pins both).
-    answer = await services.decider.decide_json(request, caller=caller_of(caller))
-    return Response(answer, media_type="application/json")
+    return await services.decider.decide_json(request, caller=caller_of(caller))

@@ -77,6 +77,13 @@ def test_writer_pair_smoke(tmp_path: Path, pg_server_url: str) -> None:
     assert result["entries"] > 0 and result["batches"]["batches"] > 0  # type: ignore[index]
 
 
+def test_fast_path_pair_smoke(tmp_path: Path, pg_server_url: str) -> None:
+    server = pg_server_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    result = run("fast_path_pair.py", "--rounds", "1", "--decisions", "40", "--concurrency", "4",
+                 "--database", server, tmp_path=tmp_path)
+    assert set(result["median"]) == {"fast", "route"}  # type: ignore[arg-type]
+
+
 def test_append_cost_smoke(tmp_path: Path, pg_server_url: str) -> None:
     server = pg_server_url.replace("postgresql+psycopg://", "postgresql://", 1)
     result = run("append_cost.py", "--batches", "3", "--batch", "4", "--variants", "shipped,no_facets",
