@@ -37,6 +37,7 @@ from audit import (
     SigningKey,
     load_signing_key,
 )
+from audit.head_mailbox import HeadMailbox, mailbox_path_for
 from audit.log import SharedTiles
 from audit.roles import LeastPrivilegeStore, role_report
 from audit.tlog.note import Verifier
@@ -201,6 +202,8 @@ class Services:
         reads = AuditStore.from_url(url, pool_size=settings.auditor_concurrency)
         metrics = Metrics.create()
         witnessing = build_witnessing(settings, store, metrics)
+        mailbox = (HeadMailbox(mailbox_path_for(settings.checkpoint_path()), key)
+                   if settings.audit_head_mailbox else None)
         writer = AuditWriter(
             store,
             key=key,
@@ -216,6 +219,7 @@ class Services:
             trusted=pinned.verifiers,
             origin=settings.log_origin,
             on_refused=lambda when: metrics.audit_log_refused.labels(when).inc(),
+            mailbox=mailbox,
         ).start()
         if witnessing is not None:
             witnessing.start()

@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     # alone never waits. 0: no window; a batch is what queued while the previous one committed.
     audit_batch_ms: float = Field(default=1.0, ge=0, le=1000)
     audit_batch_max: int = Field(default=256, ge=1, le=10_000)
+    # The worker processes of this host hand each other the audit log head they committed
+    # through ``<checkpoint file>.head`` (audit/head_mailbox.py), so a batch after a sibling's
+    # is one guarded round trip, not a full head check. A hint the database's guard confirms.
+    audit_head_mailbox: bool = True
     # The GIL switch interval of a serving process (Python's default is 5 ms): the audit writer
     # thread gets the GIL back sooner after each socket wait it makes holding the log's head lock.
     switch_interval_ms: float = Field(default=0.5, gt=0, le=100)

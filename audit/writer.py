@@ -34,8 +34,9 @@ from .errors import AuditError, AuditUnavailable, CheckpointFileError, WriterClo
 from .keys import SigningKey
 from .log import LogReceipt as Receipt
 from .checkpoint_file import CheckpointFileWriter, checkpoint_note_of, unreadable
+from .head_mailbox import HeadMailbox, SiblingHead
 from .log import Floor, HeadState, LogStateMismatch, VerifiedNotes
-from .store import AuditStore
+from .store import AuditStore, BatchResult
 from .tlog.note import Signer, Verifier
 from .trust import log_signer, log_verifier
 
@@ -47,6 +48,10 @@ PARTITION_CHECK_SECONDS = 6 * 3600.0
 # How many of its own newest checkpoints the writer recognises in the checkpoint file without
 # verifying them again: the file may be a few batches behind (audit.checkpoint_file).
 OWN_NOTES_KEPT = 16
+# After the head mailbox's lock was not free within its wait, the batches of this long go
+# without it (PostgreSQL's lock orders them, as without a mailbox): a hung sibling holding the
+# lock costs one wait, not one per batch.
+MAILBOX_REST_SECONDS = 10.0
 _STOP = object()
 
 
@@ -64,6 +69,11 @@ class WriterStats:
     full_checks: int = 0  # batches whose head check verified everything (not the writer's own head)
     one_trip: int = 0  # batches written on the writer's own head in one round trip (guard held)
     head_moved: int = 0  # batches tried on its own head whose guard found another: full path
+    # Head mailbox (several writers of one host, audit.head_mailbox): batches sent on the state
+    # another writer left there (each also counts in one_trip or head_moved), and batches that
+    # went without the mailbox because its lock was not free within its wait.
+    sibling_head: int = 0
+    mailbox_busy: int = 0
 
 
 @dataclass
@@ -99,6 +109,11 @@ class AuditWriter:
         the pinned keys (default: its own key's only; never the database's keyring).
     :param origin: the configured log origin (``CLEARANCE_LOG_ORIGIN``): the stored head must
         carry it, checkpoints are signed under it (default: the head's).
+    :param mailbox: the head mailbox shared with the other writers of this host
+        (``audit.head_mailbox``; None: none, each batch after another writer's takes the full
+        path). Before each batch the writer takes its lock and, when another writer left a head
+        newer than its own there, sends the batch on that head in one guarded round trip; after
+        the commit it leaves its own head there.
     :param on_refused: called with ``"startup"`` or ``"batch"`` each time the stored head
         fails the check (metrics); must be fast and must not raise.
     :param max_queue: submissions waiting at most; beyond it :meth:`submit` raises
@@ -125,6 +140,7 @@ class AuditWriter:
         on_checkpoint: Callable[[str], None] | None = None,
         origin: str | None = None,
         on_refused: Callable[[str], None] | None = None,
+        mailbox: HeadMailbox | None = None,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
@@ -164,6 +180,9 @@ class AuditWriter:
         path = checkpoints.export_path if checkpoints else None
         self._file: CheckpointFileWriter | None = None
         self._file_path = path
+        self._mailbox = mailbox
+        self._log_origin: str | None = None  # the origin checkpoints are signed under (at start)
+        self._mailbox_rests_until = 0.0  # monotonic time before which the mailbox is not tried
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -178,7 +197,7 @@ class AuditWriter:
             if self._check_schema:
                 self._store.check_schema()
             self._store.register_key(self._key.public)
-            origin = self._origin or self._store.log_origin()
+            origin = self._log_origin = self._origin or self._store.log_origin()
             self._signer = log_signer(self._key, origin)
             if self._trusted is None:
                 self._trusted = (log_verifier(self._key.public, origin),)
@@ -277,6 +296,8 @@ class AuditWriter:
                 log.info("audit writer closed: %s", vars(self.stats))
         if self._file is not None:
             self._file.close(timeout)  # the file holds the last committed checkpoint
+        if self._mailbox is not None and (thread is None or not thread.is_alive()):
+            self._mailbox.close()
 
     def flush_checkpoint_file(self, timeout: float | None = 30.0) -> bool:
         """Wait until the checkpoint file holds every checkpoint committed so far."""
@@ -382,32 +403,103 @@ class AuditWriter:
         live = [p for p in batch if p.start()]
         if not live:
             return
+        held = False
         try:
-            assert self._trusted is not None
-            floor, contents = self._floor()
-            result = self._store.append_batch(
-                [p.skeleton for p in live], key=self._key, trusted=self._trusted, signer=self._signer,
-                origin=self._origin, floor=floor, known=self._known, floor_known=contents in self._known_files,
-                # Another writer made the last head (several workers): this one will be checked too.
-                prefetch_floor=self._others_appended or contents not in self._known_files,
-                # Its last batch found its own head: try this one on it, in one round trip.
-                own_head=not self._others_appended, verified=self._verified,
-            )
-        except AuditError as exc:
-            self._known, self._known_files = None, {}  # committed or not: check everything next time
-            self.stats.failed_batches += 1
-            if isinstance(exc, LogStateMismatch):
-                self._refused("batch", exc)
-            log.error("audit batch of %d entries not recorded: %s", len(live), exc)
-            error = exc if isinstance(exc, AuditUnavailable) else AuditUnavailable(str(exc))
-            _settle(live, [error] * len(live))
-            return
-        except BaseException as exc:  # a bug: still fail every caller closed, never hang them
-            self._known, self._known_files = None, {}
-            self.stats.failed_batches += 1
-            log.exception("audit batch failed unexpectedly")
-            _settle(live, [AuditUnavailable(f"audit writer error: {exc!r}")] * len(live))
-            return
+            try:
+                assert self._trusted is not None
+                floor, contents = self._floor()
+                held = self._take_mailbox()
+                sibling = self._sibling_head() if held else None
+                if sibling is not None:  # another writer's newer head: the batch is tried on it
+                    known, known_files, own = sibling.state, dict.fromkeys(sibling.known), True
+                else:
+                    known, known_files, own = self._known, self._known_files, not self._others_appended
+                result = self._store.append_batch(
+                    [p.skeleton for p in live], key=self._key, trusted=self._trusted, signer=self._signer,
+                    origin=self._origin, floor=floor, known=known, floor_known=contents in known_files,
+                    # Another writer made the last head (several workers): this one will be checked too.
+                    prefetch_floor=not own or contents not in known_files,
+                    # Its last batch found its own head, or another writer of this host left a
+                    # newer one in the mailbox: try this one on it, in one round trip.
+                    own_head=own, verified=self._verified,
+                )
+            except AuditError as exc:
+                self._known, self._known_files = None, {}  # committed or not: check everything next time
+                self.stats.failed_batches += 1
+                if isinstance(exc, LogStateMismatch):
+                    self._refused("batch", exc)
+                log.error("audit batch of %d entries not recorded: %s", len(live), exc)
+                error = exc if isinstance(exc, AuditUnavailable) else AuditUnavailable(str(exc))
+                _settle(live, [error] * len(live))
+                return
+            except BaseException as exc:  # a bug: still fail every caller closed, never hang them
+                self._known, self._known_files = None, {}
+                self.stats.failed_batches += 1
+                log.exception("audit batch failed unexpectedly")
+                _settle(live, [AuditUnavailable(f"audit writer error: {exc!r}")] * len(live))
+                return
+            if sibling is not None:
+                # The sibling's tree contains these; the batch extended it (or, the guard missed,
+                # the full check below resets them in _learn).
+                self._known_files = known_files
+                if result.on_known_head:
+                    self.stats.sibling_head += 1
+            self._learn_batch(result, contents)
+            if held and self._known is not None:
+                self._leave_head()
+        finally:
+            if held:
+                self._release_mailbox()
+        self._deliver(live, result)
+
+    # -- the head mailbox (audit.head_mailbox) -------------------------------------------------
+
+    def _take_mailbox(self) -> bool:
+        """The mailbox's lock, when there is a mailbox and it is free within its wait."""
+        if self._mailbox is None:
+            return False
+        if self._mailbox_rests_until and time.monotonic() < self._mailbox_rests_until:
+            return False  # a sibling held it past the wait: not waited for again for a while
+        try:
+            if self._mailbox.acquire():
+                self._mailbox_rests_until = 0.0
+                return True
+        except OSError as exc:  # not every batch: without it the writer works as it always did
+            log.warning("the head mailbox %s cannot be used (each batch after another writer's "
+                        "takes the full check): %s", self._mailbox.path, exc)
+            self._mailbox.close()
+            self._mailbox = None
+            return False
+        self.stats.mailbox_busy += 1
+        self._mailbox_rests_until = time.monotonic() + MAILBOX_REST_SECONDS
+        log.warning("the head mailbox %s was held past its wait (a writer of this host hung?): "
+                    "the next %.0f s of batches go without it", self._mailbox.path, MAILBOX_REST_SECONDS)
+        return False
+
+    def _sibling_head(self) -> SiblingHead | None:
+        assert self._mailbox is not None and self._log_origin is not None
+        try:
+            return self._mailbox.read(origin=self._log_origin, newer_than=self._known)
+        except OSError as exc:
+            log.warning("the head mailbox %s cannot be read: %s", self._mailbox.path, exc)
+            return None
+
+    def _leave_head(self) -> None:
+        assert self._mailbox is not None and self._known is not None
+        try:
+            self._mailbox.write(self._known, self._known_files)
+        except OSError as exc:
+            log.warning("the head mailbox %s cannot be written: %s", self._mailbox.path, exc)
+
+    def _release_mailbox(self) -> None:
+        assert self._mailbox is not None
+        try:
+            self._mailbox.release()
+        except OSError as exc:  # a closed descriptor: nothing is held any more
+            log.warning("the head mailbox %s: %s", self._mailbox.path, exc)
+
+    def _learn_batch(self, result: BatchResult, contents: bytes | None) -> None:
+        """What a committed batch teaches the writer (before the mailbox is written)."""
         if result.on_known_head is not None:
             if result.on_known_head:
                 self.stats.one_trip += 1
@@ -416,6 +508,9 @@ class AuditWriter:
         checked = result.checked
         self._learn(result.state, contents, result.checkpoint, full=checked is None or checked.full,
                     extended=checked.row[7] if checked is not None and checked.full else None)
+
+    def _deliver(self, live: list[_Pending], result: BatchResult) -> None:
+        """Each caller's outcome of a committed batch, after the mailbox lock is released."""
         self.refusal = None
         self.stats.batches += 1
         self.stats.last_batch_size = len(live)

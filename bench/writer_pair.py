@@ -7,8 +7,9 @@ Two processes (as `clearance serve` runs two workers here), each with one ``Audi
 ``--threads`` callers that append decision entries back to back (the reference policy's six
 workloads). Reports entries/s, the writer processes' CPU and their PostgreSQL backends' CPU per
 entry (/proc: the server must run on this machine), and each writer's batch counts (full
-checks, one round trip on its own head, head moved). CPU per entry is the figure a shared,
-noisy machine measures best.
+checks, one round trip on its own head, head moved, on the other's head from the mailbox).
+The writers share a head mailbox (``audit.head_mailbox``, as ``clearance serve``'s workers do)
+unless ``--no-mailbox``. CPU per entry is the figure a shared, noisy machine measures best.
 """
 
 from __future__ import annotations
@@ -33,16 +34,22 @@ from audit.keys import load_signing_key  # noqa: E402
 from bench.append_cost import DEFAULT_URL, decision_entries, scratch_database  # noqa: E402
 
 BACKENDS_SQL = "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-STATS = ("batches", "entries", "full_checks", "one_trip", "head_moved")
+STATS = ("batches", "entries", "full_checks", "one_trip", "head_moved", "sibling_head", "mailbox_busy")
 
 
 def worker(url: str, key_file: str, checkpoint_file: str, threads: int, seconds: float,
-           ready: Any, go: Any, done: Any, out: Any) -> None:
+           ready: Any, go: Any, done: Any, out: Any, mailbox: bool = True) -> None:
     """One worker: warm up, wait for ``go``, append for ``seconds``, report, wait for ``done``."""
     samples = decision_entries(6)
     store = AuditStore.from_url(url)
-    writer = AuditWriter(store, key=load_signing_key(key_file), max_wait=0.001,
-                         checkpoints=CheckpointPolicy(export_path=Path(checkpoint_file))).start()
+    key = load_signing_key(key_file)
+    shared: dict[str, Any] = {}
+    if mailbox:
+        from audit.head_mailbox import HeadMailbox, mailbox_path_for
+
+        shared["mailbox"] = HeadMailbox(mailbox_path_for(Path(checkpoint_file)), key)
+    writer = AuditWriter(store, key=key, max_wait=0.001,
+                         checkpoints=CheckpointPolicy(export_path=Path(checkpoint_file)), **shared).start()
     for i in range(20):  # connection, plans, partitions
         writer.append(samples[i % 6])
     ready.put(os.getpid())
@@ -54,7 +61,7 @@ def worker(url: str, key_file: str, checkpoint_file: str, threads: int, seconds:
             writer.append(samples[(k + counts[k]) % 6])
             counts[k] += 1
 
-    stats0 = {k: getattr(writer.stats, k) for k in STATS}
+    stats0 = {k: getattr(writer.stats, k, 0) for k in STATS}
     t0 = os.times()
     callers = [threading.Thread(target=caller, args=(k,)) for k in range(threads)]
     for c in callers:
@@ -63,7 +70,7 @@ def worker(url: str, key_file: str, checkpoint_file: str, threads: int, seconds:
         c.join()
     t1 = os.times()
     out.put({"entries": sum(counts), "cpu": (t1.user - t0.user) + (t1.system - t0.system),
-             "stats": {k: getattr(writer.stats, k) - stats0[k] for k in STATS}})
+             "stats": {k: getattr(writer.stats, k, 0) - stats0[k] for k in STATS}})
     done.wait()
     writer.close()
     store.dispose()
@@ -80,7 +87,7 @@ def _ticks(pids: list[int]) -> int:
     return total
 
 
-def measure(server_url: str, *, threads: int, seconds: float) -> dict[str, Any]:
+def measure(server_url: str, *, threads: int, seconds: float, mailbox: bool = True) -> dict[str, Any]:
     import psycopg
 
     with scratch_database(server_url) as url, tempfile.TemporaryDirectory() as tmp:
@@ -90,7 +97,7 @@ def measure(server_url: str, *, threads: int, seconds: float) -> dict[str, Any]:
         ctx = mp.get_context("spawn")
         ready, out, go, done = ctx.Queue(), ctx.Queue(), ctx.Event(), ctx.Event()
         procs = [ctx.Process(target=worker, args=(url, str(key_file), str(Path(tmp) / "checkpoint"), threads,
-                                                  seconds, ready, go, done, out)) for _ in range(2)]
+                                                  seconds, ready, go, done, out, mailbox)) for _ in range(2)]
         for p in procs:
             p.start()
         for _ in procs:
@@ -111,7 +118,7 @@ def measure(server_url: str, *, threads: int, seconds: float) -> dict[str, Any]:
         "entries": n, "entries_per_second": round(n / seconds), "threads_per_worker": threads,
         "writer_processes_cpu_us_per_entry": round(sum(r["cpu"] for r in results) / n * 1e6, 1),
         "postgresql_backends_cpu_us_per_entry": round((p1 - p0) / hz / n * 1e6, 1),
-        "mean_batch": round(stats["entries"] / max(1, stats["batches"]), 2), "batches": stats,
+        "mean_batch": round(stats["entries"] / max(1, stats["batches"]), 2), "batches": stats, "mailbox": mailbox,
     }
 
 
@@ -121,8 +128,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=16, help="callers per worker")
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--json", type=Path, help="also write the result here")
+    parser.add_argument("--no-mailbox", action="store_true", help="the writers share no head mailbox")
     args = parser.parse_args()
-    text = json.dumps(measure(args.database, threads=args.threads, seconds=args.seconds))
+    text = json.dumps(measure(args.database, threads=args.threads, seconds=args.seconds,
+                              mailbox=not args.no_mailbox))
     print(text)
     if args.json:
         args.json.write_text(text + "\n")

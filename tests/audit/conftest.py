@@ -3,17 +3,34 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from audit import AuditStore, AuditWriter, SigningKey
 
 
-@pytest.fixture
-def store(migrated_database: str) -> Iterator[AuditStore]:
-    audit_store = AuditStore.from_url(migrated_database)
+def _opened_store(url: str) -> Iterator[AuditStore]:
+    audit_store = AuditStore.from_url(url)
     yield audit_store
     audit_store.dispose()
+
+
+@pytest.fixture
+def store(migrated_database: str) -> Iterator[AuditStore]:
+    yield from _opened_store(migrated_database)
+
+
+@pytest.fixture
+def other_store(migrated_database: str) -> Iterator[AuditStore]:
+    """A second store on the same database: another worker process's connections."""
+    yield from _opened_store(migrated_database)
+
+
+@pytest.fixture
+def checkpoint_file(tmp_path: Path) -> Path:
+    """Where a writer's checkpoint file goes (its directory not made yet)."""
+    return tmp_path / "outside" / "checkpoint"
 
 
 @pytest.fixture

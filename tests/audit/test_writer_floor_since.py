@@ -8,7 +8,6 @@ the file's checkpoint, no longer in the tree, is refused as before."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,18 +15,6 @@ import pytest
 from audit import AuditStore, AuditUnavailable, AuditWriter, CheckpointPolicy, SigningKey
 
 from .helpers import cut_tail, decision_fields, superuser, triggers_disabled, verify_whole
-
-
-@pytest.fixture
-def checkpoint_file(tmp_path: Path) -> Path:
-    return tmp_path / "outside" / "checkpoint"
-
-
-@pytest.fixture
-def other_store(migrated_database: str) -> Iterator[AuditStore]:
-    store = AuditStore.from_url(migrated_database)
-    yield store
-    store.dispose()
 
 
 def _append(writer: AuditWriter, i: int, *writers: AuditWriter) -> int:

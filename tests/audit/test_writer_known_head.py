@@ -27,11 +27,6 @@ from .helpers import cut_tail, decision_fields, superuser, triggers_disabled, ve
 
 
 @pytest.fixture
-def checkpoint_file(tmp_path: Path) -> Path:
-    return tmp_path / "outside" / "checkpoint"
-
-
-@pytest.fixture
 def file_writer(store: AuditStore, signing_key: SigningKey, checkpoint_file: Path) -> Iterator[AuditWriter]:
     writer = AuditWriter(store, key=signing_key, checkpoints=CheckpointPolicy(export_path=checkpoint_file)).start()
     yield writer
