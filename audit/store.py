@@ -215,8 +215,17 @@ class AuditStore:
 
     def register_key(self, key: PublicKey) -> None:
         """Record a public key (idempotent). Keys are never removed."""
+        params = {"key_id": key.key_id, "public_key": key.raw}
         with self._connection("registering a signing key") as conn:
-            conn.execute(INSERT_KEY_SQL, {"key_id": key.key_id, "public_key": key.raw})
+            try:
+                conn.execute(INSERT_KEY_SQL, params)
+            except psycopg.errors.UniqueViolation:
+                # Another process inserted the same key at the same moment (each worker registers
+                # it at start) and the public key's unique index, which ON CONFLICT (key_id) does
+                # not arbitrate, saw it first; that insert has committed, so the statement run
+                # again finds its row by key_id and does nothing. Any other clash raises.
+                conn.rollback()
+                conn.execute(INSERT_KEY_SQL, params)
             conn.commit()
 
     def list_keys(self) -> list[PublicKey]:
