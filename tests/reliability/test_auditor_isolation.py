@@ -5,7 +5,7 @@ trail takes about a second. Sixteen ``GET /v1/audit/verify`` run at once, with e
 looked up in the database on every request (``CLEARANCE_APIKEY_CACHE_SECONDS=0``): before the
 auditor's reads had threads and connections of their own, and key lookups left the event loop,
 ``/healthz`` and decisions stalled for seconds. Measured here as a ratio to the same server's
-unloaded latency, not as an absolute time: decisions' p99 under that load stays within 2×.
+unloaded latency: decisions' p99 under that load stays within 2× of it, or within 25 ms more.
 
 The machine is shared (2 cores, other suites running): a measurement is repeated, up to three
 times, when a noisy moment spoils it; a real starvation (seconds) fails every attempt.
@@ -38,6 +38,7 @@ ENTRIES = 5000  # one verification of them: ~1 s on the development machine
 VERIFIERS = 16
 SAMPLES = 200
 ATTEMPTS = 3
+SLACK = 0.025  # seconds a decision's p99 may grow by under the verifications (Measure.within)
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,12 @@ class Measure:
     slowest_health: float
 
     def within(self) -> bool:
-        return (self.loaded_count >= 50 and self.loaded_p99 <= 2 * self.baseline_p99
+        # Twice the unloaded p99, or at most SLACK more: the verification's PostgreSQL backend is
+        # not niced and takes its share of one of the two cores, which on this machine alone
+        # puts a single caller's p99 of 4-10 ms at 12-28 ms (both before and after the fast
+        # path; docs/reliability.md). Starvation, what this test is for, was 8-10 s.
+        return (self.loaded_count >= 50
+                and self.loaded_p99 <= max(2 * self.baseline_p99, self.baseline_p99 + SLACK)
                 and self.slowest_health <= max(2 * self.baseline_p99, 0.05))
 
     def __str__(self) -> str:
@@ -150,7 +156,8 @@ def test_decisions_keep_their_latency_while_sixteen_verifications_run(loaded: Lo
         if results[-1].within():
             break
     else:
-        pytest.fail("decisions' p99 (or /healthz) more than doubled while verifications ran, every attempt: "
+        pytest.fail("decisions' p99 more than doubled and grew by more than 25 ms (or /healthz slowed) while "
+                    "verifications ran, every attempt: "
                     + "; ".join(str(r) for r in results))
     assert "Traceback" not in loaded.server.log_text()
 
