@@ -44,8 +44,10 @@ class BodyLimit:
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
                     too_big = True
-                    # Hand the app an empty end of body; the 413 below replaces its answer.
-                    return {"type": "http.request", "body": b"", "more_body": False}
+                    # Raised to whatever reads the body, so nothing runs on the part read so far
+                    # (a whole JSON object followed by spaces past the limit would parse, and a
+                    # recording endpoint would record it); the 413 below replaces any answer.
+                    raise errors.BodyTooLarge(self.limit)
             return message
 
         started = False

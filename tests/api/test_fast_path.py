@@ -220,14 +220,16 @@ def summary(sent: list[dict[str, Any]]) -> tuple[Any, ...]:
 
 
 @pytest.mark.parametrize("case", ["chunked", "too large streamed", "too large streamed, no key",
-                                  "disconnect mid-body", "root_path"])
+                                  "too large after a whole object", "disconnect mid-body", "root_path"])
 def test_streamed_bodies_and_disconnects(both: dict[str, TestClient], keys: Keys, services: Services,
                                          case: str) -> None:
     limit = services.settings.max_body_bytes
     headers = [(b"authorization", f"Bearer {keys.own_app}".encode()), (b"content-type", b"application/json")]
     raw = body()
     chunks, kwargs = [raw[:10], raw[10:50], raw[50:]], {}
-    if case.startswith("too large"):
+    if case == "too large after a whole object":  # what was read by the limit parses: decide nothing
+        chunks = [raw] + [b" " * 8192] * (limit // 8192 + 2)
+    elif case.startswith("too large"):
         chunks = [raw[:-1]] + [b" " * 8192] * (limit // 8192 + 2) + [b"}"]  # valid JSON once whole
         headers = headers[1:] if case.endswith("no key") else headers
     elif case == "disconnect mid-body":
@@ -240,17 +242,33 @@ def test_streamed_bodies_and_disconnects(both: dict[str, TestClient], keys: Keys
     assert summary(on) == summary(off), (on, off)
     status = summary(on)[0]
     expected = {"chunked": 200, "too large streamed": 413, "too large streamed, no key": 401,
-                "disconnect mid-body": 500, "root_path": 200}[case]
+                "too large after a whole object": 413, "disconnect mid-body": 500, "root_path": 200}[case]
     assert status == expected
     if case == "disconnect mid-body":
         assert off[-1] == {"raised": "ClientDisconnect"}  # the route re-raises it to the server
         assert "raised" not in on[-1]  # the fast path has answered; the server has nothing to log twice
     if case == "too large streamed":
-        # The fast path stops reading at the limit and decides nothing. (The route reads what it
-        # is handed, an empty end in place of the rest, before BodyLimit replaces its answer.)
+        # Both stop reading at the limit (BodyTooLarge raised to the reader) and decide nothing.
         assert json.loads(summary(on)[2])["error"]["code"] == "body_too_large"
     if status != 200:
         assert verify_whole(services.store).checked == before
+
+
+def test_a_recording_endpoint_records_nothing_from_a_body_cut_at_the_limit(
+        both: dict[str, TestClient], keys: Keys, services: Services) -> None:
+    """BodyLimit raises to the reader at the limit: a served-route report (recorded in the log)
+    whose first bytes are a whole object, then spaces past the limit, is refused, not recorded."""
+    limit = services.settings.max_body_bytes
+    decided = both["off"].post("/v1/decisions", content=body(), headers=bearer(keys.own_app)).json()
+    route = decided["allowed"][0]
+    report = json.dumps({"model": route["model"], "deployment": route["deployment"]}).encode()
+    headers = [(b"authorization", f"Bearer {keys.own_app}".encode()), (b"content-type", b"application/json")]
+    before = verify_whole(services.store).checked
+    sent = asgi(both["off"], [report] + [b" " * 8192] * (limit // 8192 + 2), headers,
+                path=f"/v1/decisions/{decided['decision_id']}/served")
+    status, _, content = summary(sent)
+    assert status == 413 and json.loads(content)["error"]["code"] == "body_too_large"
+    assert verify_whole(services.store).checked == before
 
 
 # -- the audit store down: 503 with Retry-After from both ---------------------------------------
