@@ -21,6 +21,28 @@ async def refuse(send: Send, limit: int) -> None:
     await send({"type": "http.response.body", "body": response.body})
 
 
+class CountedBody:
+    """``receive`` raising :class:`~api.errors.BodyTooLarge` to whatever reads the body once
+    more than ``limit`` bytes of it came in, so nothing runs on the part read so far (a whole
+    JSON object followed by spaces past the limit would parse, and a recording endpoint would
+    record it). ``over``: whether it did. ``BodyLimit`` and the fast path of ``POST
+    /v1/decisions`` both read bodies through it."""
+
+    def __init__(self, receive: Receive, limit: int) -> None:
+        self._receive, self._limit = receive, limit
+        self._seen = 0
+        self.over = False
+
+    async def __call__(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "http.request":
+            self._seen += len(message.get("body", b""))
+            if self._seen > self._limit:
+                self.over = True
+                raise errors.BodyTooLarge(self._limit)
+        return message
+
+
 class BodyLimit:
     """Refuse request bodies over ``limit`` bytes with 413, before anything parses them."""
 
@@ -34,27 +56,14 @@ class BodyLimit:
         if declared_over(scope, self.limit):
             await refuse(send, self.limit)
             return
-        seen = 0
-        too_big = False
-
-        async def counted() -> Message:
-            nonlocal seen, too_big
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    too_big = True
-                    # Raised to whatever reads the body, so nothing runs on the part read so far
-                    # (a whole JSON object followed by spaces past the limit would parse, and a
-                    # recording endpoint would record it); the 413 below replaces any answer.
-                    raise errors.BodyTooLarge(self.limit)
-            return message
-
+        counted = CountedBody(receive, self.limit)
         started = False
 
         async def guarded_send(message: Message) -> None:
+            # The 413 replaces whatever the app answers once the body passed the limit (FastAPI
+            # turns an error while it reads a declared body parameter into a 400).
             nonlocal started
-            if too_big:
+            if counted.over:
                 if not started:
                     started = True
                     await refuse(send, self.limit)

@@ -38,9 +38,9 @@ from __future__ import annotations
 
 from starlette._utils import get_route_path  # the path the router matches (root_path removed)
 from starlette.requests import Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.body_limit import declared_over
+from api.body_limit import CountedBody, declared_over
 from api.errors import BodyTooLarge, response_for
 from api.routers.decisions import decide
 
@@ -66,28 +66,13 @@ class FastDecisions:
                 raise BodyTooLarge(self.limit)
             # ``scope["app"]`` (the services, ``api.deps.services_of``) is set by the app's own
             # __call__, which runs before its middleware stack, this layer included.
-            answer = await decide(Request(scope, self._limited(receive)))
+            answer = await decide(Request(scope, CountedBody(receive, self.limit)))
         except Exception as exc:  # noqa: BLE001 - every error is answered as the route answers it
             response = response_for(exc)
             await _send(send, response.status_code, response.raw_headers, response.body)
             return
         # The JSON of a decision whose audit entry is committed (decide_json returns only then).
         await _send(send, 200, [(b"content-length", str(len(answer)).encode()), _JSON], answer)
-
-    def _limited(self, receive: Receive) -> Receive:
-        """``receive``, raising ``BodyTooLarge`` once the body read so far exceeds the limit."""
-        limit, seen = self.limit, 0
-
-        async def counted() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    raise BodyTooLarge(limit)
-            return message
-
-        return counted
 
 
 async def _send(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
