@@ -53,7 +53,7 @@ class CheckpointPolicy:
     :param every_entries: sign a checkpoint once the head is this many entries past the last one.
     :param every_seconds: ...or once this much time has passed since the last one and the head
         has moved (also checked while the writer is idle).
-    :param export_path: if set, the newest checkpoint is also written there (atomically) after
+    :param export_path: if set, the newest checkpoint is also written there (two slots, in place) after
         the transaction that stored it committed. Put it on storage the database's operators
         cannot rewrite, or ship it onwards.
     """

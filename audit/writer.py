@@ -33,7 +33,7 @@ from .entry import LeafDraft, draft_leaf, prepare_fields
 from .errors import AuditError, AuditUnavailable, CheckpointFileError, WriterClosed
 from .keys import SigningKey
 from .log import LogReceipt as Receipt
-from .checkpoint_file import CheckpointFileWriter, checkpoint_note_of, unreadable
+from .checkpoint_file import CheckpointFileWriter, checkpoint_note_of, notes_in, unreadable
 from .head_mailbox import HeadMailbox, SiblingHead
 from .log import Floor, HeadState, LogStateMismatch, VerifiedNotes
 from .store import AuditStore, BatchResult
@@ -207,7 +207,7 @@ class AuditWriter:
             self._check_at_start()
             self._ensure_partitions()
             if self._file_path is not None:
-                self._file = CheckpointFileWriter(self._file_path)
+                self._file = CheckpointFileWriter(self._file_path, self._trusted, origin=origin)
             self._accepting = True
             self._thread = threading.Thread(
                 target=self._run, name="clearance-audit-writer", daemon=True
@@ -235,11 +235,12 @@ class AuditWriter:
             self._on_refused(when)
 
     def _floor(self) -> tuple[Floor | None, bytes | None]:
-        """The checkpoint file's checkpoint, checked with the pinned keys, and the file's bytes
+        """The checkpoint file's checkpoint, checked with the pinned keys, and its note's bytes
         (None, None: no file). A file that cannot serve (unreadable, damaged, not signed by a
         pinned key) stops the writer like a cut tail: it is the only record of how far the log
-        had grown. The file is read every time (a few hundred bytes); its signature is checked
-        only for contents not seen before."""
+        had grown. The file is read every time (two slots of a page); a note's signature is
+        checked only the first time it is seen. Of two slots, the larger note that verifies
+        serves (``audit.checkpoint_file``: the other slot may be mid-write)."""
         path = self._file_path
         if path is None:
             return None, None
@@ -252,16 +253,25 @@ class AuditWriter:
                 data = path.read_bytes()
             except OSError as again:
                 raise LogStateMismatch(f"the audit log refuses to append: {unreadable(path, again)}") from None
-        floor = self._floors.get(data)
-        if floor is None:
-            try:
-                signed = checkpoint_note_of(path, data, self._trusted or (), origin=self._origin,
-                                            verified=self._verified)
-            except CheckpointFileError as exc:
-                raise LogStateMismatch(f"the audit log refuses to append: {exc}") from None
-            floor = Floor(signed.size, signed.root_hash, str(path))
-            self._remember_floor(data, floor)
-        return floor, data
+        best: tuple[Floor, bytes] | None = None
+        problem: CheckpointFileError | None = None
+        for note in notes_in(data):
+            floor = self._floors.get(note)
+            if floor is None:
+                try:
+                    signed = checkpoint_note_of(path, note, self._trusted or (), origin=self._origin,
+                                                verified=self._verified)
+                except CheckpointFileError as exc:
+                    problem = problem or exc
+                    continue
+                floor = Floor(signed.size, signed.root_hash, str(path))
+                self._remember_floor(note, floor)
+            if best is None or floor.size > best[0].size:
+                best = (floor, note)
+        if best is None:
+            reason = problem or f"checkpoint file {path}: holds no checkpoint (both slots are empty)"
+            raise LogStateMismatch(f"the audit log refuses to append: {reason}") from None
+        return best
 
     def _remembered_floor(self) -> tuple[Floor | None, bytes | None]:
         """No checkpoint file. Before this writer has seen one it is a first start (nothing

@@ -22,7 +22,7 @@ from audit import (
     WriterClosed,
 )
 
-from audit.tlog import open_checkpoint
+from audit.checkpoint_file import read_checkpoint_note_file
 from audit.trust import log_verifier
 
 from .helpers import (
@@ -108,7 +108,7 @@ def test_every_batch_commits_one_checkpoint_exported_to_a_file(
         sizes = [r[0] for r in conn.execute("SELECT size FROM audit_tlog_checkpoints ORDER BY size")]
     assert sizes == list(range(1, 24)) and batches == 23  # one append at a time: one batch each
     trusted = [log_verifier(signing_key.public, store.log_origin())]
-    assert open_checkpoint(export.read_text(), trusted).size == 23
+    assert read_checkpoint_note_file(export, trusted).size == 23
     result = verify_whole(store, checkpoint_files=[export])
     assert result.valid and result.checkpoints_checked == 24  # 23 stored, and the one outside
 

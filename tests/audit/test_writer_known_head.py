@@ -19,7 +19,7 @@ from audit import AuditStore, AuditUnavailable, AuditWriter, CheckpointPolicy, S
 from audit.chain import encode_members
 from audit.entry import draft_leaf, prepare_fields
 from audit.log import append_leaves
-from audit.tlog import open_checkpoint
+from audit.checkpoint_file import read_checkpoint_note_file
 from audit.tlog.checkpoint import Checkpoint, sign_checkpoint
 from audit.trust import log_signer, log_verifier
 
@@ -46,7 +46,7 @@ def test_a_writer_verifies_everything_once_then_only_what_changed(file_writer: A
     assert file_writer.stats.full_checks == 1  # the first batch; the others found their own head
     assert file_writer.flush_checkpoint_file()
     trusted = [log_verifier(file_writer._key.public, store.log_origin())]
-    assert open_checkpoint(checkpoint_file.read_text(), trusted).size == 12
+    assert read_checkpoint_note_file(checkpoint_file, trusted).size == 12
     assert verify_whole(store, checkpoint_files=[checkpoint_file]).valid
 
 
@@ -122,7 +122,7 @@ def test_a_checkpoint_file_deleted_while_the_writer_runs_is_written_again(
     file_writer.append(decision_fields(3))
     assert file_writer.flush_checkpoint_file()
     trusted = [log_verifier(file_writer._key.public, store.log_origin())]
-    assert open_checkpoint(checkpoint_file.read_text(), trusted).size == 4
+    assert read_checkpoint_note_file(checkpoint_file, trusted).size == 4
 
 
 def _other_history(writer: AuditWriter, store: AuditStore, path: Path) -> None:

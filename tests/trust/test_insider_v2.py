@@ -24,12 +24,12 @@ from api.schemas import DECISION_REQUEST_EXAMPLE
 from api.services import Services
 from api.settings import Settings
 from audit import SigningKey, load_signing_key
-from audit.checkpoint_file import grow_checkpoint_file
+from audit.checkpoint_file import grow_checkpoint_file, notes_in
 from audit.chain import encode_members
 from audit.entry import draft_leaf, prepare_fields
 from audit.log import append_leaves
 from audit.tlog.checkpoint import Checkpoint, sign_checkpoint
-from audit.trust import load_trusted_keys, log_signer
+from audit.trust import load_trusted_keys, log_signer, log_verifier
 from tests.audit.helpers import cut_tail, decision_fields
 from tests.conftest import _libpq
 from tests.trust.conftest import as_role, run
@@ -196,7 +196,8 @@ def test_the_checkpoint_file_only_grows(tmp_path: Path) -> None:
     key = SigningKey.generate()
     path = tmp_path / "checkpoint.json"
     notes = {n: sign_checkpoint(Checkpoint(ORIGIN, n, bytes([n]) * 32), [log_signer(key, ORIGIN)]) for n in (3, 5)}
-    assert grow_checkpoint_file(path, notes[5])
-    assert not grow_checkpoint_file(path, notes[3])  # a writer that committed earlier loses
-    assert path.read_text(encoding="utf-8") == notes[5]
+    trusted = [log_verifier(key.public, ORIGIN)]
+    assert grow_checkpoint_file(path, notes[5], trusted)
+    assert not grow_checkpoint_file(path, notes[3], trusted)  # a writer that committed earlier loses
+    assert notes_in(path.read_bytes()) == [notes[5].encode()]
     assert not list(tmp_path.glob(".*.tmp"))  # written through a temporary file, renamed
