@@ -1,6 +1,6 @@
 """A real `clearance serve --workers 2`: each worker listens on a socket of its own (SO_REUSEPORT)
-and the kernel spreads new connections over them; a killed worker is replaced and listens again;
-a second server on the port is refused; ``CLEARANCE_REUSEPORT=false`` shares one socket as before.
+and the kernel spreads new connections over them; a killed worker is replaced and listens again,
+as does one SIGTTIN adds; a second server on the port is refused; ``CLEARANCE_REUSEPORT=false`` shares one socket as before.
 
 Which worker holds a connection: ``GET /v1/policy`` answers with the worker's pid, asked on each
 kept-alive connection. Which process listens: /proc/net/tcp and /proc/<pid>/fd."""
@@ -153,7 +153,7 @@ def test_each_worker_listens_on_its_own_socket_and_gets_connections(start: Start
     assert server.listeners() == held
 
 
-def test_a_killed_worker_is_replaced_and_listens_again(start: Start) -> None:
+def test_a_killed_worker_is_replaced_and_an_added_one_listens_too(start: Start) -> None:
     server = start()
     wait_until(lambda: len(listening_inodes(server.port)) == 2, 120, "two workers did not listen")
     held = server.listeners()
@@ -170,6 +170,15 @@ def test_a_killed_worker_is_replaced_and_listens_again(start: Start) -> None:
     assert replaced[kept] == held[kept]
     (new,) = set(replaced) - {kept}
     assert set(server.round()) == {kept, new}
+
+    # SIGTTIN adds a worker with a socket of its own; SIGTTOU retires one, and its socket.
+    server.process.send_signal(signal.SIGTTIN)
+    wait_until(lambda: len(listening_inodes(server.port)) == 3, 120, "the added worker did not listen")
+    added = server.listeners()
+    assert len(added) == 3 and len(set().union(*added.values())) == 3
+    server.process.send_signal(signal.SIGTTOU)
+    wait_until(lambda: len(listening_inodes(server.port)) == 2, 60, "the retired worker's socket stayed")
+    assert server.answers()
 
 
 def test_reuseport_off_shares_the_supervisors_socket(start: Start) -> None:
