@@ -92,7 +92,7 @@ def serve(
             if workers > 1:  # SIGHUP to this process reloads every worker, recorded once
                 from api.supervisor import run_workers
 
-                run_workers("api.app:create_app", **options)
+                run_workers("api.app:create_app", reuseport=settings.reuseport, **options)
             else:
                 uvicorn.run("api.app:create_app", factory=True, **options)
 

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     # ``clearance serve`` worker processes (CLEARANCE_WORKERS; ``--workers`` overrides it);
     # unset: one per core (default_workers).
     workers: int | None = Field(default=None, ge=1, le=MAX_WORKERS)
+    # With several workers on Linux, each listens on a socket of its own (SO_REUSEPORT) and the
+    # kernel spreads new connections over them; off: all share the supervisor's (api/supervisor.py).
+    reuseport: bool = True
     # A candidate bundle evaluated beside the active one on live traffic (shadow mode): never
     # changes an answer; each decision's audit entry records whether the candidate agreed.
     shadow_policy_dir: Path | None = None
