@@ -153,10 +153,16 @@ _LOCK_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND
 
 class _GrowingFile:
     """The checkpoint file as one process grows it, and the notes this process last wrote or
-    verified there, with their sizes. A note's size counts only once its signature verifies
-    with the pinned keys: a slot torn mid-write can parse (the new note's first lines before the
-    old one's signature) and must not pass for the larger note, or the next write would go into
-    the one slot still whole. Finding a known note again costs a dictionary lookup."""
+    read there, with their sizes (finding one again costs a dictionary lookup).
+
+    At this process's first write every note there counts only once its signature verifies
+    with the pinned keys: a slot torn by a crash can parse (the new note's first lines before
+    the old one's signature) and must not pass for the larger note, or the next write would go
+    into the one slot still whole. That first write puts a whole note into any torn slot; from
+    then on every note in the file was written whole under the lock (a process killed in a
+    ``pwrite`` does not leave a page half copied), so the others' notes are only parsed, not
+    verified again (a signature check per write, with several workers). Readers
+    (:func:`checkpoint_note_of`) always verify."""
 
     _KEPT = 4  # this process's last notes and the other workers' in the slots
 
@@ -166,6 +172,7 @@ class _GrowingFile:
         self._trusted = trusted
         self._origin = origin
         self._known: dict[bytes, int] = {}
+        self._checked = False  # the file's notes were verified at this process's first write
 
     def grow(self, note: str, size: int) -> bool:
         """:func:`grow_checkpoint_file` of ``note``, whose tree size is ``size``."""
@@ -197,6 +204,7 @@ class _GrowingFile:
                 finally:
                     os.close(fd)
             self._remember(data, size)
+            self._checked = True  # a torn slot, the smaller, was the one written
             return True
         finally:
             os.close(lock)
@@ -230,7 +238,8 @@ class _GrowingFile:
     def _size_of(self, note: bytes) -> int:
         size = self._known.get(note)
         if size is None:
-            size = opened(note.decode("utf-8"), self._trusted, origin=self._origin).size
+            text = note.decode("utf-8")
+            size = note_size(text) if self._checked else opened(text, self._trusted, origin=self._origin).size
             self._remember(note, size)
         return size
 

@@ -182,3 +182,19 @@ def test_a_writer_restarted_after_a_torn_write_keeps_the_newest_whole_note_as_it
         with pytest.raises(AuditUnavailable):
             writer.append(decision_fields(9))
     assert not verify_whole(store, checkpoint_files=[checkpoint_file]).valid
+
+
+def test_a_slot_torn_before_a_process_starts_is_verified_at_its_first_write(tmp_path: Path) -> None:
+    """The torn slot parses as the larger note (its first lines are the new note's): a process
+    starting on that file must still write into it, not over the one whole note."""
+    path = tmp_path / "checkpoint"
+    for size in (1, 2):
+        grow_checkpoint_file(path, _note(size), TRUSTED)
+    offset, new = _slot_of(path, 1), _note(3).encode()
+    with path.open("r+b") as f:  # note 3's first lines over note 1, its signature not yet: a crash
+        f.seek(offset)
+        f.write(new[: new.index(b"\n\n")])
+    torn = notes_in(path.read_bytes())
+    assert len(torn) == 2 and _size(path) == 2
+    assert grow_checkpoint_file(path, _note(4), TRUSTED)  # a fresh process (a new _GrowingFile)
+    assert sorted(notes_in(path.read_bytes())) == sorted([_note(2).encode(), _note(4).encode()])
