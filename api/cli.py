@@ -89,6 +89,10 @@ def serve(
             )
             options: dict[str, Any] = dict(host=host, port=port, workers=workers, log_level="info",
                                            access_log=False, log_config=_log_config())
+            if settings.http_coalesce:
+                from api.http_protocol import CoalescingHttpToolsProtocol
+
+                options["http"] = CoalescingHttpToolsProtocol
             if workers > 1:  # SIGHUP to this process reloads every worker, recorded once
                 from api.supervisor import run_workers
 

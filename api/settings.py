@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     # ``POST /v1/decisions`` answered by its fast path (api/fast_path.py), the same answers with
     # less CPU; off: through the FastAPI route, as every other endpoint (to compare the two).
     fast_decisions: bool = True
+    # A response's status line, headers and body written to the socket as one write when the
+    # app sends them in one step (api/http_protocol.py); off: uvicorn's two writes.
+    http_coalesce: bool = True
     # Verified API keys are cached this long; a revocation takes effect within it.
     apikey_cache_seconds: float = Field(default=2.0, ge=0, le=300)
     # Refused keys (unknown or revoked id, wrong secret) are remembered this long (10,000 at

@@ -326,6 +326,8 @@ def main() -> None:
                         help="server worker processes (default: none given, `clearance serve` picks one per core)")
     parser.add_argument("--low-connections", type=int, default=4,
                         help="connections of the low-concurrency audited run (0: skip it)")
+    parser.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="a setting for the server (repeatable), e.g. CLEARANCE_HTTP_COALESCE=false")
     parser.add_argument("--database", default=os.environ.get("CLEARANCE_BENCH_DATABASE_URL", MACHINE_PG),
                         help="a PostgreSQL server URL (a fresh database is created on it)")
     parser.add_argument("--batch-ms", type=float, help="CLEARANCE_AUDIT_BATCH_MS for the server (default: its own)")
@@ -348,6 +350,7 @@ def main() -> None:
                CLEARANCE_POLICY_DIR=str(REPO / "rego"))
     if args.batch_ms is not None:
         env["CLEARANCE_AUDIT_BATCH_MS"] = str(args.batch_ms)
+    env.update(setting.split("=", 1) for setting in args.server_env)  # e.g. CLEARANCE_HTTP_COALESCE=false
     port = free_port()
     serve = [sys.executable, "-m", "api", "serve", "--port", str(port)]
     if args.workers:
