@@ -102,9 +102,9 @@ class AuditWriter:
         batch is what is queued when the thread gets to it.
     :param checkpoints: only its ``export_path`` is used: the checkpoint file
         (``audit.checkpoint_file``). After each batch the batch's checkpoint is written there
-        by a background thread if larger than the one it holds (atomic, fsynced: it only
-        grows); before each batch (and at start-up) the stored tree must contain the
-        checkpoint it holds.
+        by a background thread if larger than the one it holds (two slots written in place,
+        fsynced: it only grows); before each batch (and at start-up) the stored tree must
+        contain the checkpoint it holds.
     :param trusted: the verifier keys whose checkpoints the writer accepts as the stored head:
         the pinned keys (default: its own key's only; never the database's keyring).
     :param origin: the configured log origin (``CLEARANCE_LOG_ORIGIN``): the stored head must
