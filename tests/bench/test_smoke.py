@@ -107,3 +107,11 @@ def test_tlog_bench_smoke(tmp_path: Path, pg_server_url: str, monkeypatch: pytes
     storage = result["storage_and_verification"]
     assert storage["blobs_stored"] == 10 and storage["bytes_per_entry_total"] > 0  # type: ignore[index]
     assert result["proofs"]["checked_against_root"] is True  # type: ignore[index]
+
+
+def test_connection_split_smoke(pg_server_url: str) -> None:
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "connection_split.py"), "--rounds", "1",
+                           "--connections", "4", "--database", pg_server_url], cwd=REPO, capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "CLEARANCE_REUSEPORT=false" in done.stdout and "CLEARANCE_REUSEPORT=true" in done.stdout
