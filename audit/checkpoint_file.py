@@ -85,10 +85,20 @@ def unreadable(path: str | os.PathLike[str], exc: OSError) -> CheckpointFileErro
 def notes_in(data: bytes) -> list[bytes]:
     """The notes in a checkpoint file's bytes: its two slots' notes, padding taken off (empty
     slots left out), or the whole file when it is not two slots (one plain note)."""
+    slots = _slots(data)
+    return [data] if slots is None else [note for note in slots if note]
+
+
+def _slots(data: bytes) -> tuple[bytes, bytes] | None:
+    """Each slot's note, padding taken off (``b""``: an empty slot); None: not two slots."""
     if len(data) != _SLOTTED_BYTES:
-        return [data]
-    slots = (data[:SLOT_BYTES].rstrip(_PAD), data[SLOT_BYTES:].rstrip(_PAD))
-    return [slot + b"\n" for slot in slots if slot]  # a note ends with one newline
+        return None
+    first, second = data[:SLOT_BYTES].rstrip(_PAD), data[SLOT_BYTES:].rstrip(_PAD)
+    return _ended(first), _ended(second)
+
+
+def _ended(slot: bytes) -> bytes:
+    return slot + b"\n" if slot else b""  # a note ends with one newline, which the padding took
 
 
 def checkpoint_note_of(path: str | os.PathLike[str], data: bytes, trusted: Sequence[Verifier], *,
@@ -220,14 +230,14 @@ class _GrowingFile:
         """The tree sizes of the file's notes, slot by slot (-1: empty, or not verifying: torn
         mid-write), or of its one plain note. Raises ``TlogError``/``UnicodeDecodeError`` when
         no note verifies: a damaged file is left for the head check to name, not written over."""
-        if len(data) != _SLOTTED_BYTES:
+        slots = _slots(data)
+        if slots is None:
             return [self._size_of(data)]
         sizes: list[int] = []
         problem: Exception | None = None
-        for slot in (data[:SLOT_BYTES], data[SLOT_BYTES:]):
-            stripped = slot.rstrip(_PAD)
+        for note in slots:
             try:
-                sizes.append(self._size_of(stripped + b"\n") if stripped else -1)
+                sizes.append(self._size_of(note) if note else -1)
             except (TlogError, UnicodeDecodeError) as exc:
                 problem = exc
                 sizes.append(-1)
