@@ -115,3 +115,12 @@ def test_connection_split_smoke(pg_server_url: str) -> None:
                           text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "CLEARANCE_REUSEPORT=false" in done.stdout and "CLEARANCE_REUSEPORT=true" in done.stdout
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (scripts/install-tools.sh installs it)")
+def test_response_cpu_smoke(pg_server_url: str) -> None:
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "response_cpu.py"), "--pairs", "1", "--seconds", "1",
+                           "--database", pg_server_url], cwd=REPO, capture_output=True, text=True, timeout=300,
+                          check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "CLEARANCE_HTTP_COALESCE=true: median" in done.stdout and "CLEARANCE_HTTP_COALESCE=false: median" in done.stdout
