@@ -50,8 +50,8 @@ from .trust import pinned_keyring
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SLOT_BYTES", "CheckpointFileWriter", "checkpoint_note_of", "grow_checkpoint_file", "note_size",
-           "notes_in", "read_checkpoint_note_file", "read_outside_checkpoint", "unreadable"]
+__all__ = ["SLOT_BYTES", "CheckpointFileWriter", "checkpoint_note_of", "file_bytes", "grow_checkpoint_file",
+           "note_size", "notes_in", "read_checkpoint_note_file", "read_outside_checkpoint", "unreadable"]
 
 SLOT_BYTES = 4096
 """One slot of the checkpoint file: a page, which a note (a few hundred bytes) fits many times."""
@@ -87,6 +87,22 @@ def notes_in(data: bytes) -> list[bytes]:
     slots left out), or the whole file when it is not two slots (one plain note)."""
     slots = _slots(data)
     return [data] if slots is None else [note for note in slots if note]
+
+
+def file_bytes(path: str | os.PathLike[str]) -> bytes:
+    """The file's bytes, read with bare descriptors: the writer reads the file before every batch,
+    and ``Path.read_bytes``'s file objects cost about as much as the read itself."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        data = os.read(fd, _SLOTTED_BYTES + 1)  # a regular file reads short only at its end
+        if len(data) <= _SLOTTED_BYTES:
+            return data
+        chunks = [data]
+        while chunk := os.read(fd, 1 << 16):  # one plain note, longer than a slot
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def _slots(data: bytes) -> tuple[bytes, bytes] | None:

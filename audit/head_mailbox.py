@@ -101,6 +101,7 @@ class HeadMailbox:
         self._fd: int | None = None
         self._queue_fd: int | None = None
         self._written: bytes | None = None  # what this handle wrote last (read back: not parsed)
+        self._length: int | None = None  # the file's length as read under the lock now held
 
     def _open(self) -> int:
         if self._fd is None:
@@ -122,6 +123,7 @@ class HeadMailbox:
         are polled (a blocking ``flock`` cannot be bounded)."""
         fd = self._open()
         assert self._queue_fd is not None
+        self._length = None
         deadline = time.monotonic() + self._wait
         if not _poll_lock(self._queue_fd, deadline):
             return False
@@ -140,6 +142,7 @@ class HeadMailbox:
         the lock held."""
         fd = self._open()
         data = os.pread(fd, _MAX_BYTES + 1, 0)
+        self._length = len(data)
         if not data or data == self._written or len(data) > _MAX_BYTES:
             return None
         found = self._parse(data)
@@ -181,7 +184,9 @@ class HeadMailbox:
         data = hmac.new(self._mac_key, body, hashlib.sha256).digest() + body
         fd = self._open()
         os.pwrite(fd, data, 0)
-        os.ftruncate(fd, len(data))
+        if self._length is None or len(data) < self._length:  # a longer tail would break the MAC
+            os.ftruncate(fd, len(data))
+        self._length = len(data)
         self._written = data
 
     def close(self) -> None:

@@ -33,7 +33,7 @@ from .entry import LeafDraft, draft_leaf, prepare_fields
 from .errors import AuditError, AuditUnavailable, CheckpointFileError, WriterClosed
 from .keys import SigningKey
 from .log import LogReceipt as Receipt
-from .checkpoint_file import CheckpointFileWriter, checkpoint_note_of, notes_in, unreadable
+from .checkpoint_file import CheckpointFileWriter, checkpoint_note_of, file_bytes, notes_in, unreadable
 from .head_mailbox import HeadMailbox, SiblingHead
 from .log import Floor, HeadState, LogStateMismatch, VerifiedNotes
 from .store import AuditStore, BatchResult
@@ -245,12 +245,12 @@ class AuditWriter:
         if path is None:
             return None, None
         try:
-            data = path.read_bytes()
+            data = file_bytes(path)
         except OSError as exc:
             if not path.exists() and not path.is_symlink():
                 return self._remembered_floor()
             try:  # the file writer's first note may have landed between the read and the check
-                data = path.read_bytes()
+                data = file_bytes(path)
             except OSError as again:
                 raise LogStateMismatch(f"the audit log refuses to append: {unreadable(path, again)}") from None
         best: tuple[Floor, bytes] | None = None

@@ -198,3 +198,15 @@ def test_a_slot_torn_before_a_process_starts_is_verified_at_its_first_write(tmp_
     assert len(torn) == 2 and _size(path) == 2
     assert grow_checkpoint_file(path, _note(4), TRUSTED)  # a fresh process (a new _GrowingFile)
     assert sorted(notes_in(path.read_bytes())) == sorted([_note(2).encode(), _note(4).encode()])
+
+
+@pytest.mark.parametrize("size", [0, 1, 4096, 8191, 8192, 8193, 70_001])
+def test_file_bytes_reads_every_byte(tmp_path: Path, size: int) -> None:
+    """The writer's read of the file before each batch (two slots, or one plain note of any length)."""
+    from audit.checkpoint_file import file_bytes
+
+    data = bytes(i % 251 for i in range(size))
+    (tmp_path / "f").write_bytes(data)
+    assert file_bytes(tmp_path / "f") == data
+    with pytest.raises(FileNotFoundError):
+        file_bytes(tmp_path / "missing")

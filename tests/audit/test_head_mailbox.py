@@ -276,3 +276,29 @@ def test_a_mailbox_round_trips_the_head_exactly(tmp_path: Path, signing_key: Sig
     assert writer.read(origin="clearance/audit", newer_than=None) is None  # its own
     writer.close()
     reader.close()
+
+
+def test_a_shorter_state_after_a_longer_one_is_read_whole(tmp_path: Path, signing_key: SigningKey) -> None:
+    """The file is truncated only when what is written is shorter than what it holds (read under
+    the same lock): a longer tail left behind would break the MAC, a sibling's batch would lose
+    its one round trip."""
+    from datetime import UTC, datetime
+
+    def row(size: int, note: str) -> tuple[object, ...]:
+        return ("clearance/audit", size, b"\x01" * 32, b"\x02" * 64, datetime(2026, 12, 4, tzinfo=UTC),
+                size, b"\x01" * 32, note, None, None)
+
+    first, second = HeadMailbox(tmp_path / "m", signing_key), HeadMailbox(tmp_path / "m", signing_key)
+    for writer, reader, size, note in ((first, second, 5, "n" * 300 + "\n"), (second, first, 6, "short\n"),
+                                       (first, second, 7, "x" * 200 + "\n"), (first, second, 8, "y\n")):
+        assert writer.acquire()
+        writer.read(origin="clearance/audit", newer_than=None)
+        writer.write(HeadState(row(size, note)), [b"file"])
+        writer.release()
+        assert reader.acquire()
+        found = reader.read(origin="clearance/audit", newer_than=None)
+        reader.release()
+        assert found is not None and found.state.row == row(size, note)
+        assert (tmp_path / "m").stat().st_size == len(writer._written or b"")
+    first.close()
+    second.close()

@@ -167,15 +167,17 @@ def test_the_checkpoint_file_appearing_during_its_read_is_read_again(
     for i in range(3):
         file_writer.append(decision_fields(i))
     assert file_writer.flush_checkpoint_file()
-    real, failed = Path.read_bytes, []
+    import audit.writer
 
-    def read_bytes(self: Path) -> bytes:
-        if self == checkpoint_file and not failed:
-            failed.append(self)
-            raise FileNotFoundError(2, "No such file or directory", str(self))
-        return real(self)
+    real, failed = audit.writer.file_bytes, []
 
-    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    def file_bytes(path: Path) -> bytes:
+        if path == checkpoint_file and not failed:
+            failed.append(path)
+            raise FileNotFoundError(2, "No such file or directory", str(path))
+        return real(path)
+
+    monkeypatch.setattr(audit.writer, "file_bytes", file_bytes)
     assert file_writer.append(decision_fields(3)).seq == 4
     assert failed and file_writer.refusal is None
 

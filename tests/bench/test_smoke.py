@@ -124,3 +124,12 @@ def test_response_cpu_smoke(pg_server_url: str) -> None:
                           check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "CLEARANCE_HTTP_COALESCE=true: median" in done.stdout and "CLEARANCE_HTTP_COALESCE=false: median" in done.stdout
+
+
+def test_writer_instructions_smoke(pg_server_url: str) -> None:
+    """The driver that valgrind counts still runs (valgrind itself is too slow for the suite)."""
+    server = pg_server_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "writer_instructions.py"), "--smoke",
+                           "--database", server], cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "driver ran" in done.stdout
