@@ -57,6 +57,8 @@ SLOT_BYTES = 4096
 """One slot of the checkpoint file: a page, which a note (a few hundred bytes) fits many times."""
 _SLOTTED_BYTES = 2 * SLOT_BYTES
 _PAD = b"\n"
+_PADDING = _PAD * SLOT_BYTES
+_END = _PAD * 3
 
 
 def _unusable(path: str | os.PathLike[str], reason: str) -> CheckpointFileError:
@@ -109,12 +111,21 @@ def _slots(data: bytes) -> tuple[bytes, bytes] | None:
     """Each slot's note, padding taken off (``b""``: an empty slot); None: not two slots."""
     if len(data) != _SLOTTED_BYTES:
         return None
-    first, second = data[:SLOT_BYTES].rstrip(_PAD), data[SLOT_BYTES:].rstrip(_PAD)
-    return _ended(first), _ended(second)
+    return _unpadded(data[:SLOT_BYTES]), _unpadded(data[SLOT_BYTES:])
 
 
-def _ended(slot: bytes) -> bytes:
-    return slot + b"\n" if slot else b""  # a note ends with one newline, which the padding took
+def _unpadded(slot: bytes) -> bytes:
+    """``slot.rstrip(_PAD)`` with the note's own last newline (which the padding took) put back;
+    ``b""`` for an empty slot. Found without scanning the padding byte by byte (``rstrip`` does,
+    and it was 8 % of the writer process's instructions per entry, four slots read per batch): a
+    note holds no three newlines in a row (no blank line in its text, one before its
+    signatures), so the first three end it when all that follows them is padding; else (a note
+    that fills its slot, damaged bytes) ``rstrip`` decides, as before."""
+    end = slot.find(_END)
+    if end < 0 or slot[end:] != _PADDING[:len(slot) - end]:
+        note = slot.rstrip(_PAD)
+        return note + _PAD if note else b""
+    return slot[:end + 1] if end else b""
 
 
 def checkpoint_note_of(path: str | os.PathLike[str], data: bytes, trusted: Sequence[Verifier], *,

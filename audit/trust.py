@@ -38,6 +38,7 @@ from sqlalchemy.engine import Engine
 
 from cryptography.hazmat.primitives import serialization
 
+from ._fastsig import SodiumSigner
 from ._files import atomic_write
 from .errors import AuditError
 from .keys import Keyring, PublicKey, SigningKey
@@ -100,10 +101,11 @@ def log_verifier(key: PublicKey, origin: str) -> Ed25519Verifier:
 
 
 def log_signer(key: SigningKey, origin: str) -> Ed25519Signer:
-    """The C2SP signer of checkpoints of the log ``origin`` with ``key``."""
+    """The C2SP signer of checkpoints of the log ``origin`` with ``key`` (signing by libsodium:
+    ``audit._fastsig``)."""
     seed = key.private.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
                                      serialization.NoEncryption())
-    return Ed25519Signer(origin, seed)
+    return SodiumSigner(origin, seed)
 
 
 def trusted_verifiers(keys: Iterable[PublicKey], origin: str) -> tuple[Ed25519Verifier, ...]:

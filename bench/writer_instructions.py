@@ -70,6 +70,7 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=200)
     parser.add_argument("--baseline-tree", type=Path, help="another checkout to compare with")
     parser.add_argument("--database", default=os.environ.get("CLEARANCE_BENCH_DATABASE_URL", DEFAULT_URL))
+    parser.add_argument("--keep", type=Path, help="keep callgrind's output files here (callgrind_annotate)")
     parser.add_argument("--smoke", action="store_true", help="run the driver once without valgrind (it still works)")
     args = parser.parse_args()
     if args.smoke:
@@ -87,7 +88,9 @@ def main() -> None:
         driver = Path(tmp) / "driver.py"
         driver.write_text(DRIVER)
         for name, tree in trees.items():  # one at a time: the runs share the machine's PostgreSQL
-            counts = [collected(driver, tree, args.database, n, Path(tmp) / f"cg.{n}") for n in (0, args.entries)]
+            out = args.keep or Path(tmp)
+            out.mkdir(parents=True, exist_ok=True)
+            counts = [collected(driver, tree, args.database, n, out / f"cg.{tree.name}.{n}") for n in (0, args.entries)]
             per[name] = (counts[1] - counts[0]) / args.entries
             print(f"{name:<40}{per[name] / 1e6:8.3f} M instructions per entry", flush=True)
     print(json.dumps({"entries": args.entries, "instructions_per_entry": per}, indent=2))

@@ -210,3 +210,30 @@ def test_file_bytes_reads_every_byte(tmp_path: Path, size: int) -> None:
     assert file_bytes(tmp_path / "f") == data
     with pytest.raises(FileNotFoundError):
         file_bytes(tmp_path / "missing")
+
+
+def test_a_slots_note_is_found_as_stripping_the_padding_finds_it() -> None:
+    """``_unpadded`` (which skips scanning the padding) against what it replaced, the padding
+    stripped and the note's last newline put back, on slots of every shape: notes of every
+    length up to a full slot, with and without their last newline, holding blank lines or three
+    newlines in a row, padding of zero to 4,096 bytes, damaged bytes after the padding."""
+    import random
+
+    from audit.checkpoint_file import _unpadded
+
+    def reference(slot: bytes) -> bytes:
+        note = slot.rstrip(b"\n")
+        return note + b"\n" if note else b""
+
+    rng = random.Random(7)
+    alphabet = [b"a", b"Z", b"0", b" ", b"\n", b"\n\n", b"\n\n\n", b"\xe2\x80\x94", b"+"]
+    slots = [b"", b"\n" * SLOT_BYTES, b"x" * SLOT_BYTES, b"x" * (SLOT_BYTES - 1) + b"\n",
+             b"x" * (SLOT_BYTES - 2) + b"\n\n", b"x" * (SLOT_BYTES - 3) + b"\n\n\n"]
+    for _ in range(3000):
+        note = b"".join(rng.choice(alphabet) for _ in range(rng.choice([0, 1, 5, 60, 400, 2000])))
+        slot = (note + b"\n" * rng.randrange(0, SLOT_BYTES))[:SLOT_BYTES]
+        if rng.random() < 0.1:
+            slot = slot[:-1] + b"x"  # damaged after the padding
+        slots.append(slot.ljust(SLOT_BYTES, b"\n") if rng.random() < 0.5 else slot)
+    for slot in slots:
+        assert _unpadded(slot) == reference(slot), slot[:80]

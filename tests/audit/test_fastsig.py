@@ -68,3 +68,31 @@ def test_checkpoints_open_and_are_refused_as_with_the_wrapped_keys() -> None:
     with pytest.raises(NoteVerificationError) as by_sodium:
         open_checkpoint(forged, fast)
     assert str(by_sodium.value) == str(by_openssl.value)
+
+
+def test_libsodium_signs_notes_as_openssl_does() -> None:
+    """Ed25519 is deterministic: the writer's signer (libsodium) gives OpenSSL's signature of
+    every text, byte for byte, and a note it signs opens with the plain OpenSSL verifier."""
+    import os
+    import random
+
+    from audit._fastsig import SodiumSigner
+    from audit.tlog.note import Ed25519Signer, open_note, sign_note
+
+    rng = random.Random(11)
+    for _ in range(200):
+        seed = os.urandom(32)
+        ours, openssl = SodiumSigner("clearance/audit", seed), Ed25519Signer("clearance/audit", seed)
+        assert (ours.name, ours.key_id, ours.public_key) == (openssl.name, openssl.key_id, openssl.public_key)
+        text = bytes(rng.randrange(256) for _ in range(rng.choice([0, 1, 63, 64, 65, 300, 5000])))
+        assert ours.sign(text) == openssl.sign(text)
+    note = sign_note("clearance/audit\n5\nAAAA\n", [ours])
+    assert open_note(note, [openssl.verifier()]).signer_names == ("clearance/audit",)
+
+
+def test_the_log_signs_by_libsodium() -> None:
+    from audit._fastsig import SodiumSigner
+    from audit.keys import SigningKey
+    from audit.trust import log_signer
+
+    assert isinstance(log_signer(SigningKey.generate(), "clearance/audit"), SodiumSigner)

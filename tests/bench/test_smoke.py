@@ -133,3 +133,9 @@ def test_writer_instructions_smoke(pg_server_url: str) -> None:
                            "--database", server], cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "driver ran" in done.stdout
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (scripts/install-tools.sh installs it)")
+def test_http_floor_smoke(tmp_path: Path) -> None:
+    result = run("http_floor.py", "--rounds", "1", "--seconds", "1", "--connections", "2", tmp_path=tmp_path)
+    assert {"uvicorn-asgi", "uvicorn-fastapi"} <= set(result)
