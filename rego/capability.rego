@@ -25,7 +25,10 @@ gated[mid] := reason if {
 	programs := data.clearance.routes.app_programs
 	app := data.clearance.routes.app_id
 	some mid, entry in data.clearance.catalog.tables.capability.gated_models
-	missing := {label[1] | some label in entry[3]; not label[0] in programs}
+	missing := {label[1] |
+		some label in entry[3]
+		not label[0] in programs
+	}
 	count(missing) > 0
 	reason := {data.clearance.codes.CAPABILITY_GATED: concat("", [entry[2], app, " is not enrolled in: ", concat(", ", missing)])}
 }
