@@ -83,7 +83,7 @@ class SmallAnswer:
         self.policy = load_policy(bundle_dir)
         modules = sorted(self.policy.bundle.modules.items())
         document = with_derived([self.policy.bundle.data_document()], modules)[0]
-        self.routes = [(entry[0], [r[0] for r in entry[1]]) for entry in document["derived"]["ranking"]["routes"]]
+        self.routes = [(entry[0], list(entry[1])) for entry in document["derived"]["ranking"]["deployments"]]
         self.model_ids = [m["id"] for m in document["models"]]
         data_json = orjson.dumps(document).decode()
         program = regorus.Program.compile_from_modules(data_json, modules, [TABLES])

@@ -3,31 +3,34 @@ package clearance.capability
 
 import rego.v1
 
-# model id -> [model, [its dangerous capabilities that sit behind an access program]],
-# for the models that have any. Catalog only: precomputed (catalog.rego).
-gated_models[m.id] := [m, gated] if {
+# model id -> [model, [its dangerous capabilities that sit behind an access program], the
+# CAPABILITY_GATED message up to the app's id, [[program, "class (program …)"] of each of
+# those capabilities]], for the models that have any. Catalog only: precomputed (catalog.rego),
+# so that a decision formats no text but the app's id.
+gated_models[m.id] := [m, gated, head, labels] if {
 	some m in data.models
 	m.dangerous_capabilities != []
 	gated := [c | some c in m.dangerous_capabilities; is_string(c.access_program)]
 	count(gated) > 0
+	head := sprintf("%s has dangerous capabilities behind access programs app ", [m.name])
+	labels := [[c.access_program, sprintf("%s (program %s)", [c.class, c.access_program])] | some c in gated]
 }
 
 catalog := {"gated_models": gated_models}
 
 # CAPABILITY_GATED: a dangerous capability with an access program the app is not enrolled
-# in (input.app.programs). All such capabilities of a model go into one message.
+# in (input.app.programs). All such capabilities of a model go into one message, in order
+# (a set: sorted, no repeats).
 gated[mid] := reason if {
 	programs := data.clearance.routes.app_programs
+	app := data.clearance.routes.app_id
 	some mid, entry in data.clearance.catalog.tables.capability.gated_models
-	missing := {sprintf("%s (program %s)", [c.class, c.access_program]) |
-		some c in entry[1]
-		not c.access_program in programs
+	missing := {label[1] |
+		some label in entry[3]
+		not label[0] in programs
 	}
 	count(missing) > 0
-	reason := {data.clearance.codes.CAPABILITY_GATED: sprintf(
-		"%s has dangerous capabilities behind access programs app %s is not enrolled in: %s",
-		[entry[0].name, data.clearance.routes.app_id, data.clearance.routes.list_text(missing)],
-	)}
+	reason := {data.clearance.codes.CAPABILITY_GATED: concat("", [entry[2], app, " is not enrolled in: ", concat(", ", missing)])}
 }
 
 # CAPABILITY_PURPOSE: the app is enrolled in the program, but the workload's task is not

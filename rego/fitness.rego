@@ -108,9 +108,9 @@ deployment := object.union_n([{mid: {did: {data.clearance.codes.UNSUITABLE_DEPLO
 } |
 	modes := input.workload.deployment_modes
 	is_array(modes)
-	modes_text := data.clearance.routes.list_text(modes)
 	some mode, table in data.clearance.catalog.tables.fitness.by_mode
 	not mode in modes
+	modes_text := data.clearance.routes.list_text(modes) # only when a mode is left out (rare)
 ])
 
 deny := {

@@ -243,15 +243,14 @@ name_prefix_hits[[sc.id, object.get(sc, "_route", null)]] := {name: concat(":", 
 
 # --- the module's tables ---------------------------------------------------------------------
 
-# {[model id, null]: …} -> {model id: …}, for models without route licences (`routed`: the
-# models judged route by route, per_route).
-model_level(hits, routed) := {k[0]: found | some k, found in hits; k[1] == null; not k[0] in routed}
-
-# {[model id, deployment id]: …} -> {model id: {deployment id: …}}, in one pass.
-route_level(hits) := object.union_n([{k[0]: {k[1]: found}} | some k, found in hits; k[1] != null])
-
-# A table of hits as {"model": …, "route": …}.
-levels(hits, routed) := {"model": model_level(hits, routed), "route": route_level(hits)}
+# A table of hits as {"model": …, "route": …}: {[model id, null]: …} -> {model id: …} for the
+# models without route licences (`routed`: the models judged route by route, per_route), and
+# {[model id, deployment id]: …} -> {model id: {deployment id: …}}. One function, the
+# comprehensions inline: a decision calls it once (a call costs the RVM about as much as a list).
+levels(hits, routed) := {
+	"model": {k[0]: found | some k, found in hits; k[1] == null; not k[0] in routed},
+	"route": object.union_n([{k[0]: {k[1]: found}} | some k, found in hits; k[1] != null]),
+}
 
 # The catalog-only tables, split by level (precomputed: catalog.rego).
 catalog := {

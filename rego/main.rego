@@ -60,32 +60,31 @@ route_reasons[mid] := {did: reasons |
 	model_level := object.get(by_model, mid, {})
 }
 
-# The routes in the catalog's order (ranking.rego: by model id, then deployment id), walked
+# The routes in the catalog's order (ranking.rego's `deployments`: by model id, then deployment id), walked
 # once: a route with reasons of its own takes those, else its model's; one without either is
 # cleared. Model-level lookups happen once per model, not per route.
 denied := [{"model": mid, "deployment": did, "reasons": reasons} |
 	by_model := model_reasons
 	by_route := route_reasons
-	some entry in data.clearance.catalog.tables.ranking.routes
+	some entry in data.clearance.catalog.tables.ranking.deployments
 	mid := entry[0]
 	model_level := object.get(by_model, mid, false)
 	own := object.get(by_route, mid, {})
-	some r in entry[1]
-	did := r[0]
+	some did in entry[1]
 	reasons := object.get(own, did, model_level)
 	reasons != false
 ]
 
-# The ranking key (ranking.rego) of every route without a reason.
-cleared := [r[which] |
-	which := data.clearance.ranking.key_index
-	by_model := model_found
+# The ranking key (ranking.rego) of every route without a reason, in no particular order
+# (`ordered` sorts them): the models with reasons of their own are dropped in one step, and
+# only the others' routes are visited.
+cleared := [key |
 	by_route := denials.route
-	some entry in data.clearance.catalog.tables.ranking.routes
-	not by_model[entry[0]]
-	own := object.get(by_route, entry[0], {})
-	some r in entry[1]
-	not own[r[0]]
+	keys := data.clearance.catalog.tables.ranking.keys_by_model[data.clearance.ranking.strength_weight]
+	some mid, route_keys in object.remove(keys, object.keys(model_found))
+	own := object.get(by_route, mid, {})
+	some did, key in route_keys
+	not own[did]
 ]
 
 # The cleared routes' keys, best first (ranking.rego).

@@ -16,9 +16,6 @@ default strength_weight := 0
 
 strength_weight := 1 if input.workload.quality_tier == "frontier"
 
-# Which of a route's two keys in `routes` applies: 1 when strength leads, else 2.
-key_index := 2 - strength_weight
-
 # A route's key: [-(weight × strength), blended price, model id, deployment id, provenance]
 # (model id and deployment id make every key unique: the provenance is never compared).
 # The price is data.clearance.routes.blended_price, inlined (ranking_test checks they agree).
@@ -27,20 +24,21 @@ key(m, d, weight) := [0 - (weight * m.strength), price, m.id, d.id, m.provenance
 }
 
 # Catalog only: every route, models sorted by id and each model's deployments by id, as
-# [model id, [[deployment id, key when strength leads, key otherwise], ...]]. main.rego walks
-# this list once per decision: the denied routes come out in their order, the cleared
-# routes as their keys.
-routes := [[mid, [[did, key(m, d, 1), key(m, d, 0)] |
-	some did in sort([x.id | some x in m.deployments])
-	some d in m.deployments
-	d.id == did
-]] |
-	by_id := {x.id: x | some x in data.models}
+# [model id, [deployment id, ...]]: main.rego walks it once per decision for `denied`, whose
+# routes come out in this order.
+deployments := [[mid, sort([d.id | some d in by_id[mid].deployments])] |
+	by_id := {m.id: m | some m in data.models}
 	some mid in sort(object.keys(by_id))
-	m := by_id[mid]
 ]
 
-catalog := {"routes": routes}
+# Catalog only: every route's key by strength_weight ([weight 0, weight 1]), as {model id:
+# {deployment id: key}}: main.rego's `cleared` drops the models with reasons in one step and
+# visits only the rest (the order does not matter: `order` sorts the keys).
+keys_by_model := [{m.id: {d.id: key(m, d, weight) | some d in m.deployments} | some m in data.models} |
+	some weight in [0, 1]
+]
+
+catalog := {"deployments": deployments, "keys_by_model": keys_by_model}
 
 # keys: the keys of the cleared routes. Answers them best first.
 order(keys) := sort(keys)

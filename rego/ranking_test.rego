@@ -75,17 +75,17 @@ test_only_cleared_routes_are_ranked if {
 
 test_route_keys if {
 	m := priced("m", "d", 1, 1, 60)
-	routes := data.clearance.ranking.routes with data.models as [m]
-	routes == [["m", [["d", [-60, 1, "m", "d", "open_western"], [0, 1, "m", "d", "open_western"]]]]]
-	data.clearance.ranking.key_index == 1 with input as fx.input_with({"quality_tier": "frontier"})
-	data.clearance.ranking.key_index == 2 with input as fx.input_with({"quality_tier": "commodity"})
+	keys := data.clearance.ranking.keys_by_model with data.models as [m]
+	keys == [{"m": {"d": [0, 1, "m", "d", "open_western"]}}, {"m": {"d": [-60, 1, "m", "d", "open_western"]}}]
+	data.clearance.ranking.strength_weight == 1 with input as fx.input_with({"quality_tier": "frontier"})
+	data.clearance.ranking.strength_weight == 0 with input as fx.input_with({"quality_tier": "commodity"})
 }
 
 # Models by id, each model's deployments by id, whatever the catalog's order.
 test_routes_in_id_order if {
 	m := fx.model("m", {"deployments": [fx.self_hosted, fx.vendor_api, fx.cloud]})
-	routes := data.clearance.ranking.routes with data.models as [fx.model("z", {}), m, fx.model("a", {})]
-	[[e[0], [r[0] | some r in e[1]]] | some e in routes] == [
+	deployments := data.clearance.ranking.deployments with data.models as [fx.model("z", {}), m, fx.model("a", {})]
+	deployments == [
 		["a", ["self-hosted"]],
 		["m", ["cloud", "self-hosted", "vendor-api"]],
 		["z", ["self-hosted"]],

@@ -11,18 +11,32 @@ attested_models contains a.model if {
 	a.regulatory_tier == tier
 }
 
-# Catalog only, precomputed (catalog.rego): the models without full safety post-training, as
-# [id, name, post-training]; those with none of the org's accepted compliance documents, as
-# [id, name, their documents as text]; the EU_SYSTEMIC_RISK table.
-partial_safety := [[m.id, m.name, m.safety_post_training] |
+# Catalog only, precomputed (catalog.rego): the models without full safety post-training, and
+# those with none of the org's accepted compliance documents, each with its message up to the
+# app's id and the text after it (the id is the only part a decision supplies: a decision
+# joins three strings instead of formatting five); the EU_SYSTEMIC_RISK table.
+safety_tiers := ["regulated", "critical"]
+
+# tier -> [[model id, message before the app's id, message after it]].
+partial_safety[tier] := [[m.id, head, tail] |
 	some m in data.models
 	m.safety_post_training != "full"
-]
+	head := sprintf("regulatory tier %s needs full safety post-training: %s has %s, and app ", [tier, m.name, m.safety_post_training])
+] if {
+	some tier in safety_tiers
+	tail := sprintf(" holds no attestation for it at tier %s", [tier])
+}
 
-undocumented := [[m.id, m.name, data.clearance.routes.list_text(m.compliance_docs)] |
+# [[model id, message before the app's id]] (tier critical).
+undocumented := [[m.id, head] |
 	accepted := data.clearance.routes.critical_compliance_docs
+	accepted_text := data.clearance.routes.list_text(accepted)
 	some m in data.models
 	count([doc | some doc in m.compliance_docs; doc in accepted]) == 0
+	head := sprintf(
+		"regulatory tier critical needs vendor compliance documentation (one of %s): %s has %s, and app ",
+		[accepted_text, m.name, data.clearance.routes.list_text(m.compliance_docs)],
+	)
 ]
 
 # EU_SYSTEMIC_RISK (for a workload whose jurisdictions include EU): systemic-risk model, no
@@ -40,35 +54,27 @@ systemic[m.id] := reason if {
 catalog := {
 	"partial_safety": partial_safety,
 	"undocumented": undocumented,
-	"accepted_docs_text": data.clearance.routes.list_text(data.clearance.routes.critical_compliance_docs),
 	"systemic": systemic,
 }
 
 # SAFETY_POST_TRAINING: tier regulated/critical, post-training not full, no attestation.
 safety[entry[0]] := reason if {
 	tier := input.workload.regulatory_tier
-	tier in {"regulated", "critical"}
 	attested := attested_models
-	some entry in data.clearance.catalog.tables.regulatory.partial_safety
+	app := data.clearance.routes.app_id
+	some entry in object.get(data.clearance.catalog.tables.regulatory.partial_safety, tier, [])
 	not entry[0] in attested
-	reason := {data.clearance.codes.SAFETY_POST_TRAINING: sprintf(
-		"regulatory tier %s needs full safety post-training: %s has %s, and app %s holds no attestation for it at tier %s",
-		[tier, entry[1], entry[2], data.clearance.routes.app_id, tier],
-	)}
+	reason := {data.clearance.codes.SAFETY_POST_TRAINING: concat("", [entry[1], app, entry[2]])}
 }
 
 # COMPLIANCE_DOCS: tier critical, none of the org's accepted documents, no attestation.
 compliance[entry[0]] := reason if {
 	input.workload.regulatory_tier == "critical"
-	tables := data.clearance.catalog.tables.regulatory
-	accepted_text := tables.accepted_docs_text
 	attested := attested_models
-	some entry in tables.undocumented
+	app := data.clearance.routes.app_id
+	some entry in data.clearance.catalog.tables.regulatory.undocumented
 	not entry[0] in attested
-	reason := {data.clearance.codes.COMPLIANCE_DOCS: sprintf(
-		"regulatory tier critical needs vendor compliance documentation (one of %s): %s has %s, and app %s holds no attestation for it at tier critical",
-		[accepted_text, entry[1], entry[2], data.clearance.routes.app_id],
-	)}
+	reason := {data.clearance.codes.COMPLIANCE_DOCS: concat("", [entry[1], app, " holds no attestation for it at tier critical"])}
 }
 
 default eu_systemic_risk := {}

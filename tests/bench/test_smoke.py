@@ -139,3 +139,21 @@ def test_writer_instructions_smoke(pg_server_url: str) -> None:
 def test_http_floor_smoke(tmp_path: Path) -> None:
     result = run("http_floor.py", "--rounds", "1", "--seconds", "1", "--connections", "2", tmp_path=tmp_path)
     assert {"uvicorn-asgi", "uvicorn-fastapi"} <= set(result)
+
+
+def test_pack_equivalence_smoke() -> None:
+    # This checkout against itself: the three paths agree with its own engine.
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "pack_equivalence.py"), "--baseline-tree", str(REPO),
+                           "--random", "4", "--synthetic", "30"], cwd=REPO, capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "reference catalog: the same answers (equal JSON) on 10 inputs, three paths" in done.stdout
+    assert "synthetic catalog of 30 models: the same answers (equal JSON) on 1 inputs" in done.stdout
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+def test_vm_parts_smoke() -> None:
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "vm_parts.py"), "--evaluations", "2", "expr:0",
+                           "data.clearance.decision"], cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [line.split()[0] for line in done.stdout.splitlines()] == ["expr:0", "data.clearance.decision"]

@@ -50,7 +50,7 @@ BROKEN = [
     ("provenance.rego", "\tcount(banned) > 0\n", "\tcount(banned) > 99\n", "restricted_origin_in_restricted_sector"),
     ("availability.rego", 'm.status in {"withheld", "deprecated"}', 'm.status in {"withheld_"}', "withheld_never_cleared",
      *GEMMA_WITHHELD),
-    ("capability.rego", "\t\tnot c.access_program in programs\n", "\t\tc.access_program in programs\n",
+    ("capability.rego", "\t\tnot label[0] in programs\n", "\t\tlabel[0] in programs\n",
      "gated_capability_outside_program"),
     ("capability.rego", '\twanted != "none"\n', '\twanted == "nothing"\n', "dangerous_capability_not_approved"),
     ("residency.rego", "\t\td.mode != \"self_hosted\"\n\t\tin_region", "\t\td.mode == \"cloud\"\n\t\tin_region",
