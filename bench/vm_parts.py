@@ -104,6 +104,9 @@ def main() -> None:
                         "--dump-after=functools_reduce", f"--callgrind-out-file={out}", sys.executable, __file__,
                         "--driver", str(prep_file), "--evaluations", str(args.evaluations), *entries],
                        capture_output=True, env={**os.environ, "PYTHONHASHSEED": "0"}, check=True)
+        if not Path(f"{out}.1").exists():
+            sys.exit(f"callgrind found no functools_reduce in {sys.executable} (a stripped build, as Debian's "
+                     "python3 is): run this with a Python that keeps its symbols (pyenv's, a venv of it)")
         for i, entry in enumerate(entries, start=1):
             dump = Path(f"{out}.{i}").read_text()
             total = next(int(line.split()[1]) for line in dump.splitlines() if line.startswith(("totals:", "summary:")))

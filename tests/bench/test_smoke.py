@@ -155,5 +155,7 @@ def test_pack_equivalence_smoke() -> None:
 def test_vm_parts_smoke() -> None:
     done = subprocess.run([sys.executable, str(REPO / "bench" / "vm_parts.py"), "--evaluations", "2", "expr:0",
                            "data.clearance.decision"], cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
+    if done.returncode != 0 and "callgrind found no functools_reduce" in done.stderr:
+        pytest.skip("this Python is stripped (Debian's python3): callgrind cannot find where to count")
     assert done.returncode == 0, done.stdout + done.stderr
     assert [line.split()[0] for line in done.stdout.splitlines()] == ["expr:0", "data.clearance.decision"]
