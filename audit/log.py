@@ -44,7 +44,7 @@ import struct
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -787,7 +787,8 @@ def append_batch_leaves(
 
 
 def append_on_known_head(cursor: psycopg.Cursor[Any], prepared: Sequence[PreparedLeaf | AuditEntryInvalid], *,
-                         signer: Signer, key_id: str, known: HeadState, now: datetime) -> AppendedLeaves | None:
+                         signer: Signer, key_id: str, known: HeadState, now: datetime, lock_first: bool = False,
+                         on_sent: Callable[[HeadState, str], None] | None = None) -> AppendedLeaves | None:
     """The batch built on ``known`` before any lock (leaves, tiles, signed checkpoint), and sent
     as **one** statement that locks the head, checks it and writes (:data:`KNOWN_HEAD_BATCH_SQL`),
     alone in its transaction on an idle connection (``cursor``'s: a cursor kept for it runs the
@@ -796,7 +797,16 @@ def append_on_known_head(cursor: psycopg.Cursor[Any], prepared: Sequence[Prepare
     (``_checked_head`` with ``known``, the floor known): the locked row and newest checkpoint byte
     for byte ``known`` and max(seq) its size; unless it holds, the statement writes nothing and
     None is returned (the caller then runs the full check: :func:`append_batch_leaves`), as when
-    there is nothing to send."""
+    there is nothing to send.
+
+    ``lock_first``: ``known`` may be another writer's batch still committing (the head mailbox
+    hands it over when that batch is sent, not when it has committed). The head row is then
+    locked by a statement of its own before the batch's, in the same round trip and implicit
+    transaction: the batch's statement takes its snapshot after the wait, so its guard reads
+    the log as that batch left it (a statement that waited for the lock itself would read the
+    leaves and checkpoints as they were before). ``on_sent(state, note)``: called once the
+    statements are on their way, before the answer, with the head row and checkpoint the batch
+    leaves if the guard holds (the writer hands them to the next writer there)."""
     checked = CheckedHead(known.head or _head_of(known.row), int(known.row[8] or 0),
                           bytes(known.row[9]) if known.row[9] is not None else bytes(32), known.row, False)
     batch = _build_batch(prepared, checked, signer=signer, key_id=key_id, now=now)
@@ -804,14 +814,25 @@ def append_on_known_head(cursor: psycopg.Cursor[Any], prepared: Sequence[Prepare
         return None
     params = batch.params()
     params.update(zip(GUARD_PARAMS, known.row, strict=True))
+    appended = batch.appended(checked)
     conn = cursor.connection
-    conn.autocommit = True  # one statement, one implicit transaction: no BEGIN or COMMIT to send
+    conn.autocommit = True  # no BEGIN or COMMIT to send: the statements up to the Sync are one transaction
     try:
-        row = cursor.execute(KNOWN_HEAD_BATCH_SQL, params).fetchone()
+        if not lock_first and on_sent is None:
+            row = cursor.execute(KNOWN_HEAD_BATCH_SQL, params).fetchone()
+        else:
+            with conn.pipeline():  # each statement is flushed to the server as it is queued
+                if lock_first:
+                    conn.execute(LOCK_HEAD_SQL)
+                cursor.execute(KNOWN_HEAD_BATCH_SQL, params)
+                if on_sent is not None:
+                    assert appended.state is not None
+                    on_sent(appended.state, batch.note)
+            row = cursor.fetchone()  # after the Sync: committed, or nothing written
     finally:
         if not conn.closed:
             conn.autocommit = False
-    return batch.appended(checked) if row is not None and row[0] is True and row[1] == 1 else None
+    return appended if row is not None and row[0] is True and row[1] == 1 else None
 
 
 @dataclass

@@ -40,7 +40,7 @@ from .canonical import plain
 from .chain import Receipt, SignedEntry, build_entry
 from .checkpoints import CheckpointPolicy, SignedCheckpoint, build_checkpoint
 from .entry import ENTRY_COLUMNS, LeafDraft, queryable_columns
-from .log import (CheckedHead, Floor, HeadState, LogHead, LogReceipt, VerifiedNotes, append_batch_leaves,
+from .log import (CheckedHead, Floor, HeadState, LogHead, LogReceipt, PreparedLeaf, VerifiedNotes, append_batch_leaves,
                   append_on_known_head, check_head, prepare_leaves, read_head)
 from .errors import AuditEntryInvalid, SchemaMismatch
 from .keys import Keyring, PublicKey, SigningKey
@@ -257,6 +257,10 @@ class AuditStore:
         prefetch_floor: bool = False,
         own_head: bool = False,
         verified: VerifiedNotes | None = None,
+        prepared: Sequence[PreparedLeaf | AuditEntryInvalid] | None = None,
+        lock_first: bool = False,
+        on_sent: Callable[[HeadState, str], None] | None = None,
+        before_full: Callable[[], None] | None = None,
     ) -> BatchResult:
         """Append prepared leaves (``entry.draft_leaf``) to the v2 log in one transaction, with
         one checkpoint signed by ``key`` (``audit/log.py``).
@@ -274,20 +278,27 @@ class AuditStore:
         still ``known`` (its last batch found its own head). The batch is then built before the
         lock and sent as one guarded statement that takes the lock, alone in its transaction:
         **one** round trip (``audit.log.append_on_known_head``); if the head is not ``known``
-        that statement wrote nothing and the batch takes the full path. The full path is two
+        that statement wrote nothing and the batch takes the full path (``before_full`` is
+        called first). ``lock_first`` and ``on_sent`` as ``append_on_known_head`` takes them:
+        ``known`` may still be committing; what to do once the statement is on its way.
+        ``prepared``: the drafts' ``prepare_leaves``, when the caller made it. The full path is two
         round trips (pipeline mode): BEGIN, the lock and the head read; then one statement of
         writes and COMMIT (plus one to read tiles when the floor is older than the head, it has
         to be checked and ``prefetch_floor`` was not given).
         """
         signer = signer or log_signer(key, origin or self.log_origin())
         done = tried = None
-        prepared = prepare_leaves(drafts)  # the bodies but seq, time and key id: before the lock
+        if prepared is None:  # the bodies but seq, time and key id: before the lock
+            prepared = prepare_leaves(drafts)
         with self._append_connection() as conn:
             if own_head and known is not None and floor_known:
                 # Committed when it returns: the batch, or nothing when the guard did not hold.
                 done = append_on_known_head(self._kept_cursor(conn), prepared, signer=signer, key_id=key.key_id,
-                                            known=known, now=self._clock())
+                                            known=known, now=self._clock(), lock_first=lock_first,
+                                            on_sent=on_sent)
                 tried = done is not None
+                if done is None and before_full is not None:
+                    before_full()
             if done is None:
                 with conn.pipeline():
                     done = append_batch_leaves(conn, drafts, signer=signer, key_id=key.key_id, trusted=trusted,

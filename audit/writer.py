@@ -35,7 +35,7 @@ from .keys import SigningKey
 from .log import LogReceipt as Receipt
 from .checkpoint_file import CheckpointFileWriter, checkpoint_note_of, file_bytes, notes_in, unreadable
 from .head_mailbox import HeadMailbox, SiblingHead
-from .log import Floor, HeadState, LogStateMismatch, VerifiedNotes
+from .log import Floor, HeadState, LogStateMismatch, VerifiedNotes, prepare_leaves
 from .store import AuditStore, BatchResult
 from .tlog.note import Signer, Verifier
 from .trust import log_signer, log_verifier
@@ -413,7 +413,32 @@ class AuditWriter:
         live = [p for p in batch if p.start()]
         if not live:
             return
+        # The bodies but seq, time and key id: made before the mailbox is taken, so the
+        # writers of the host do not wait for each other's.
+        prepared = prepare_leaves([p.skeleton for p in live])
         held = False
+
+        def on_sent(state: HeadState, note: str) -> None:
+            """The batch is on its way on the one-statement path: the next writer of the host
+            may build on the head it leaves now, while it commits (its statement locks the
+            head first and so waits for this one; the guard refuses it if this one fails)."""
+            nonlocal held
+            if sibling is not None:
+                self._known_files = known_files
+            self._learn(state, contents, note, full=False)
+            if held:
+                self._leave_head()
+                self._release_mailbox()
+                held = False
+
+        def before_full() -> None:
+            """The guard found another head: the full path holds the mailbox again, so the head
+            it leaves there (newest once committed) replaces a speculative one that failed."""
+            nonlocal held
+            self._known, self._known_files = None, {}  # what on_sent learnt did not commit
+            if not held:
+                held = self._take_mailbox()
+
         try:
             try:
                 assert self._trusted is not None
@@ -430,8 +455,10 @@ class AuditWriter:
                     # Another writer made the last head (several workers): this one will be checked too.
                     prefetch_floor=not own or contents not in known_files,
                     # Its last batch found its own head, or another writer of this host left a
-                    # newer one in the mailbox: try this one on it, in one round trip.
-                    own_head=own, verified=self._verified,
+                    # newer one in the mailbox: try this one on it, in one round trip. The
+                    # other's may still be committing: then the head is locked first.
+                    own_head=own, verified=self._verified, prepared=prepared, lock_first=sibling is not None,
+                    on_sent=on_sent, before_full=before_full,
                 )
             except AuditError as exc:
                 self._known, self._known_files = None, {}  # committed or not: check everything next time
@@ -448,12 +475,11 @@ class AuditWriter:
                 log.exception("audit batch failed unexpectedly")
                 _settle(live, [AuditUnavailable(f"audit writer error: {exc!r}")] * len(live))
                 return
-            if sibling is not None:
-                # The sibling's tree contains these; the batch extended it (or, the guard missed,
-                # the full check below resets them in _learn).
+            if sibling is not None and result.on_known_head:
+                # The sibling's tree contains these, and the batch extended it (on_sent took
+                # them already; a guard that missed left what the full path checked).
                 self._known_files = known_files
-                if result.on_known_head:
-                    self.stats.sibling_head += 1
+                self.stats.sibling_head += 1
             self._learn_batch(result, contents)
             if held and self._known is not None:
                 self._leave_head()

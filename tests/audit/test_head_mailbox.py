@@ -7,6 +7,7 @@ and the log verifies."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -302,3 +303,74 @@ def test_a_shorter_state_after_a_longer_one_is_read_whole(tmp_path: Path, signin
         assert (tmp_path / "m").stat().st_size == len(writer._written or b"")
     first.close()
     second.close()
+
+
+def _lock_waiters(conn: object, count: int, timeout: float = 10.0) -> list[int]:
+    """The pids of the backends of this database waiting for a lock, once there are ``count``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pids = [row[0] for row in conn.execute(  # type: ignore[attr-defined]
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' "
+            "ORDER BY query_start").fetchall()]
+        if len(pids) >= count or time.monotonic() > deadline:
+            return pids
+        time.sleep(0.01)
+
+
+def test_a_batch_is_built_on_a_sibling_head_still_committing(
+        pair: tuple[AuditWriter, AuditWriter], store: AuditStore, migrated_database: str,
+        checkpoint_file: Path) -> None:
+    """The mailbox hands the head over once the batch is sent, not once it committed: the next
+    writer builds on it while it commits, and its statement, which locks the head first, waits
+    for that commit and finds its guard holding (no full check, one round trip)."""
+    first, second = pair
+    for i in range(4):
+        _append(second if i % 2 else first, i, first, second)
+    before = _full_checks(first, second)
+    with superuser(migrated_database) as holder, superuser(migrated_database) as watcher:
+        holder.execute("BEGIN")
+        holder.execute("SELECT 1 FROM audit_tlog_head WHERE id = 1 FOR UPDATE")  # both batches wait here
+        one = first.submit(decision_fields(10))
+        assert len(_lock_waiters(watcher, 1)) == 1  # sent, and the mailbox already holds its head
+        two = second.submit(decision_fields(11))
+        assert len(_lock_waiters(watcher, 2)) == 2  # built on the first's head, sent as well
+        assert not one.done() and not two.done()
+        holder.execute("COMMIT")
+        assert (one.result(10).seq, two.result(10).seq) == (5, 6)
+    assert second.stats.head_moved == 0 and _full_checks(first, second) == before
+    assert all(w.flush_checkpoint_file() for w in (first, second))
+    assert _append(first, 12, first, second) == 7  # and on from there, on the second's head
+    assert _full_checks(first, second) == before
+    assert verify_whole(store, checkpoint_files=[checkpoint_file]).valid
+
+
+def test_a_sibling_head_that_never_commits_is_refused_by_the_guard(
+        pair: tuple[AuditWriter, AuditWriter], store: AuditStore, migrated_database: str,
+        checkpoint_file: Path) -> None:
+    """The batch the mailbox's head came from fails after it was handed over (its statement
+    cancelled while it waited for the lock): the batch built on it finds another head under its
+    guard, writes nothing there and takes the full path, on the head that did commit. Nothing
+    lands on a head that is not in the log, and the log verifies."""
+    first, second = pair
+    for i in range(4):
+        _append(second if i % 2 else first, i, first, second)
+    before = _full_checks(first, second)
+    with superuser(migrated_database) as holder, superuser(migrated_database) as watcher:
+        holder.execute("BEGIN")
+        holder.execute("SELECT 1 FROM audit_tlog_head WHERE id = 1 FOR UPDATE")
+        one = first.submit(decision_fields(10))
+        (first_pid,) = _lock_waiters(watcher, 1)
+        two = second.submit(decision_fields(11))
+        assert len(_lock_waiters(watcher, 2)) == 2
+        watcher.execute("SELECT pg_cancel_backend(%s)", (first_pid,))
+        with pytest.raises(AuditUnavailable):
+            one.result(10)
+        holder.execute("COMMIT")
+        receipt = two.result(10)
+    assert receipt.seq == 5  # the failed batch's seq, on the head that is in the log
+    assert second.stats.head_moved == 1 and _full_checks(first, second) == before + 1
+    assert all(w.flush_checkpoint_file() for w in (first, second))
+    for i in range(20, 24):  # both writers go on, back to one round trip each
+        assert _append(second if i % 2 else first, i, first, second) == i - 14
+    assert verify_whole(store, checkpoint_files=[checkpoint_file]).valid
+    assert store.log_head().size == 9
