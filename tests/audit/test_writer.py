@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -225,3 +226,26 @@ def test_the_head_lock_serialises_a_second_appender(
         assert future.result(10).seq == 1
     finally:
         writer.close()
+
+
+def test_a_full_queue_refuses_at_once_and_loses_nothing_queued(store: AuditStore, signing_key: SigningKey,
+                                                                migrated_database: str) -> None:
+    """Back-pressure: with the writer stuck on a batch (the head lock held elsewhere) and
+    ``max_queue`` entries waiting, the next submission is refused at once (503 in the API);
+    everything accepted before is committed once the lock is free."""
+    with AuditWriter(store, key=signing_key, max_queue=3) as writer:
+        writer.append(decision_fields(0))
+        with superuser(migrated_database) as holder:
+            holder.execute("BEGIN")
+            holder.execute("SELECT 1 FROM audit_tlog_head WHERE id = 1 FOR UPDATE")
+            stuck = writer.submit(decision_fields(1))  # taken by the writer thread, waiting for the lock
+            deadline = time.monotonic() + 10
+            while writer._queue.qsize() and time.monotonic() < deadline:
+                time.sleep(0.005)
+            queued = [writer.submit(decision_fields(i)) for i in range(2, 5)]
+            with pytest.raises(AuditUnavailable, match="queue is full"):
+                writer.submit(decision_fields(5))
+            holder.execute("COMMIT")
+        seqs = [f.result(10).seq for f in (stuck, *queued)]
+    assert seqs == [2, 3, 4, 5]
+    assert verify_whole(store).valid
