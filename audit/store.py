@@ -40,7 +40,7 @@ from .canonical import plain
 from .chain import Receipt, SignedEntry, build_entry
 from .checkpoints import CheckpointPolicy, SignedCheckpoint, build_checkpoint
 from .entry import ENTRY_COLUMNS, LeafDraft, queryable_columns
-from .log import (CheckedHead, Floor, HeadState, LogHead, LogReceipt, PreparedLeaf, VerifiedNotes, append_batch_leaves,
+from .log import (CheckedHead, Floor, HandOff, HeadState, LogHead, LogReceipt, PreparedLeaf, VerifiedNotes, append_batch_leaves,
                   append_on_known_head, check_head, prepare_leaves, read_head)
 from .errors import AuditEntryInvalid, SchemaMismatch
 from .keys import Keyring, PublicKey, SigningKey
@@ -259,7 +259,7 @@ class AuditStore:
         verified: VerifiedNotes | None = None,
         prepared: Sequence[PreparedLeaf | AuditEntryInvalid] | None = None,
         lock_first: bool = False,
-        on_sent: Callable[[HeadState, str], None] | None = None,
+        hand_off: HandOff | None = None,
         before_full: Callable[[], None] | None = None,
     ) -> BatchResult:
         """Append prepared leaves (``entry.draft_leaf``) to the v2 log in one transaction, with
@@ -279,7 +279,7 @@ class AuditStore:
         lock and sent as one guarded statement that takes the lock, alone in its transaction:
         **one** round trip (``audit.log.append_on_known_head``); if the head is not ``known``
         that statement wrote nothing and the batch takes the full path (``before_full`` is
-        called first). ``lock_first`` and ``on_sent`` as ``append_on_known_head`` takes them:
+        called first). ``lock_first`` and ``hand_off`` as ``append_on_known_head`` takes them:
         ``known`` may still be committing; what to do once the statement is on its way.
         ``prepared``: the drafts' ``prepare_leaves``, when the caller made it. The full path is two
         round trips (pipeline mode): BEGIN, the lock and the head read; then one statement of
@@ -295,7 +295,7 @@ class AuditStore:
                 # Committed when it returns: the batch, or nothing when the guard did not hold.
                 done = append_on_known_head(self._kept_cursor(conn), prepared, signer=signer, key_id=key.key_id,
                                             known=known, now=self._clock(), lock_first=lock_first,
-                                            on_sent=on_sent)
+                                            hand_off=hand_off)
                 tried = done is not None
                 if done is None and before_full is not None:
                     before_full()

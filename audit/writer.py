@@ -74,6 +74,8 @@ class WriterStats:
     # went without the mailbox because its lock was not free within its wait.
     sibling_head: int = 0
     mailbox_busy: int = 0
+    # Batches whose head was handed to a waiting writer once sent, before their commit.
+    handed_off: int = 0
 
 
 @dataclass
@@ -418,11 +420,16 @@ class AuditWriter:
         prepared = prepare_leaves([p.skeleton for p in live])
         held = False
 
-        def on_sent(state: HeadState, note: str) -> None:
+        def wanted() -> bool:
+            """Another writer of the host waits for the mailbox: hand it the head once sent."""
+            return held and self._mailbox is not None and self._mailbox.waited_for()
+
+        def sent(state: HeadState, note: str) -> None:
             """The batch is on its way on the one-statement path: the next writer of the host
             may build on the head it leaves now, while it commits (its statement locks the
             head first and so waits for this one; the guard refuses it if this one fails)."""
             nonlocal held
+            self.stats.handed_off += 1
             if sibling is not None:
                 self._known_files = known_files
             self._learn(state, contents, note, full=False)
@@ -435,7 +442,7 @@ class AuditWriter:
             """The guard found another head: the full path holds the mailbox again, so the head
             it leaves there (newest once committed) replaces a speculative one that failed."""
             nonlocal held
-            self._known, self._known_files = None, {}  # what on_sent learnt did not commit
+            self._known, self._known_files = None, {}  # what sent() learnt did not commit
             if not held:
                 held = self._take_mailbox()
 
@@ -458,9 +465,8 @@ class AuditWriter:
                     # newer one in the mailbox: try this one on it, in one round trip. The
                     # other's may still be committing: then the head is locked first.
                     own_head=own, verified=self._verified, prepared=prepared, lock_first=sibling is not None,
-                    # With the mailbox held, handed to the next writer once sent (psycopg's
-                    # pipeline mode, ~0.1 M instructions per batch: not worth it for no one).
-                    on_sent=on_sent if held else None, before_full=before_full,
+                    # Handed to the next writer of the host once sent, when one is waiting.
+                    hand_off=_HandOff(wanted, sent), before_full=before_full,
                 )
             except AuditError as exc:
                 self._known, self._known_files = None, {}  # committed or not: check everything next time
@@ -478,7 +484,7 @@ class AuditWriter:
                 _settle(live, [AuditUnavailable(f"audit writer error: {exc!r}")] * len(live))
                 return
             if sibling is not None and result.on_known_head:
-                # The sibling's tree contains these, and the batch extended it (on_sent took
+                # The sibling's tree contains these, and the batch extended it (sent() took
                 # them already; a guard that missed left what the full path checked).
                 self._known_files = known_files
                 self.stats.sibling_head += 1
@@ -599,6 +605,14 @@ class AuditWriter:
             return
         if created:
             log.info("created %d audit partition(s)", created)
+
+
+@dataclass(frozen=True)
+class _HandOff:
+    """``audit.log.HandOff`` from two of the writer's closures."""
+
+    wanted: Callable[[], bool]
+    sent: Callable[[HeadState, str], None]
 
 
 Outcome = Receipt | BaseException

@@ -7,6 +7,7 @@ and the log verifies."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -317,9 +318,46 @@ def _lock_waiters(conn: object, count: int, timeout: float = 10.0) -> list[int]:
         time.sleep(0.01)
 
 
+@pytest.fixture
+def waited_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each writer finds another waiting for the mailbox when it sends (as under load; the real
+    check: test_waited_for_sees_a_writer_waiting_for_the_mailbox)."""
+    monkeypatch.setattr(HeadMailbox, "waited_for", lambda self: True)
+
+
+def test_waited_for_sees_a_writer_waiting_for_the_mailbox(tmp_path: Path, signing_key: SigningKey) -> None:
+    path = tmp_path / "checkpoint.head"
+    holder, other = HeadMailbox(path, signing_key), HeadMailbox(path, signing_key, wait=5.0)
+    assert holder.acquire()
+    assert not holder.waited_for()  # nobody waits
+    waiting = threading.Thread(target=lambda: other.acquire() and other.release())
+    waiting.start()
+    deadline = time.monotonic() + 5
+    while not holder.waited_for() and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert holder.waited_for()  # the other handle holds the queue lock while it polls
+    holder.release()
+    waiting.join(5)
+    assert holder.acquire() and not holder.waited_for()
+    holder.close()
+    other.close()
+
+
+def test_a_writer_alone_sends_the_plain_way(pair: tuple[AuditWriter, AuditWriter]) -> None:
+    """With nobody waiting for the mailbox (one caller on one worker), no batch pays for the
+    hand-off: each is the one statement, sent and answered the plain way. (A batch on another
+    writer's head is pipelined anyway, its lock first: that one hands its head over.)"""
+    first, second = pair
+    for i in range(6):
+        _append(first, i, first, second)
+    assert first.stats.handed_off == 0 and first.stats.one_trip >= 4  # after the first full check
+    _append(second, 6, first, second)
+    assert second.stats.handed_off == 1 and second.stats.sibling_head == 1
+
+
 def test_a_batch_is_built_on_a_sibling_head_still_committing(
         pair: tuple[AuditWriter, AuditWriter], store: AuditStore, migrated_database: str,
-        checkpoint_file: Path) -> None:
+        checkpoint_file: Path, waited_for: None) -> None:
     """The mailbox hands the head over once the batch is sent, not once it committed: the next
     writer builds on it while it commits, and its statement, which locks the head first, waits
     for that commit and finds its guard holding (no full check, one round trip)."""
@@ -338,6 +376,7 @@ def test_a_batch_is_built_on_a_sibling_head_still_committing(
         holder.execute("COMMIT")
         assert (one.result(10).seq, two.result(10).seq) == (5, 6)
     assert second.stats.head_moved == 0 and _full_checks(first, second) == before
+    assert first.stats.handed_off >= 1 and second.stats.sibling_head >= 1
     assert all(w.flush_checkpoint_file() for w in (first, second))
     assert _append(first, 12, first, second) == 7  # and on from there, on the second's head
     assert _full_checks(first, second) == before
@@ -346,7 +385,7 @@ def test_a_batch_is_built_on_a_sibling_head_still_committing(
 
 def test_a_sibling_head_that_never_commits_is_refused_by_the_guard(
         pair: tuple[AuditWriter, AuditWriter], store: AuditStore, migrated_database: str,
-        checkpoint_file: Path) -> None:
+        checkpoint_file: Path, waited_for: None) -> None:
     """The batch the mailbox's head came from fails after it was handed over (its statement
     cancelled while it waited for the lock): the batch built on it finds another head under its
     guard, writes nothing there and takes the full path, on the head that did commit. Nothing
