@@ -132,18 +132,6 @@ class HeadMailbox:
         finally:
             fcntl.flock(self._queue_fd, fcntl.LOCK_UN)
 
-    def waited_for(self) -> bool:
-        """Whether another writer is waiting for the mailbox now (it holds the queue lock while
-        it waits: :meth:`acquire`). Call with the mailbox lock held."""
-        if self._queue_fd is None:
-            return False
-        try:
-            fcntl.flock(self._queue_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:  # held: by a writer waiting for the mailbox
-            return True
-        fcntl.flock(self._queue_fd, fcntl.LOCK_UN)
-        return False
-
     def release(self) -> None:
         if self._fd is not None:
             fcntl.flock(self._fd, fcntl.LOCK_UN)

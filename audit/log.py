@@ -47,7 +47,7 @@ from collections import OrderedDict
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 import psycopg
@@ -786,22 +786,8 @@ def append_batch_leaves(
     return batch.appended(checked)
 
 
-class HandOff(Protocol):
-    """What a writer does with a batch sent on its known head before the answer comes: hand the
-    head it leaves to the next writer of the host (``audit.writer``, the head mailbox)."""
-
-    def wanted(self) -> bool:
-        """Whether someone is waiting for it (else the batch is sent the plain way: psycopg's
-        pipeline mode costs ~0.1 M instructions a batch)."""
-
-    def sent(self, state: HeadState, note: str) -> None:
-        """The statements are on their way: ``state`` and ``note`` are the head row and the
-        checkpoint the batch leaves if its guard holds."""
-
-
 def append_on_known_head(cursor: psycopg.Cursor[Any], prepared: Sequence[PreparedLeaf | AuditEntryInvalid], *,
-                         signer: Signer, key_id: str, known: HeadState, now: datetime, lock_first: bool = False,
-                         hand_off: HandOff | None = None) -> AppendedLeaves | None:
+                         signer: Signer, key_id: str, known: HeadState, now: datetime) -> AppendedLeaves | None:
     """The batch built on ``known`` before any lock (leaves, tiles, signed checkpoint), and sent
     as **one** statement that locks the head, checks it and writes (:data:`KNOWN_HEAD_BATCH_SQL`),
     alone in its transaction on an idle connection (``cursor``'s: a cursor kept for it runs the
@@ -810,16 +796,7 @@ def append_on_known_head(cursor: psycopg.Cursor[Any], prepared: Sequence[Prepare
     (``_checked_head`` with ``known``, the floor known): the locked row and newest checkpoint byte
     for byte ``known`` and max(seq) its size; unless it holds, the statement writes nothing and
     None is returned (the caller then runs the full check: :func:`append_batch_leaves`), as when
-    there is nothing to send.
-
-    ``lock_first``: ``known`` may be another writer's batch still committing (the head mailbox
-    hands it over when that batch is sent, not when it has committed). The head row is then
-    locked by a statement of its own before the batch's, in the same round trip and implicit
-    transaction: the batch's statement takes its snapshot after the wait, so its guard reads
-    the log as that batch left it (a statement that waited for the lock itself would read the
-    leaves and checkpoints as they were before). ``hand_off``: when it is wanted (asked just
-    before sending), the statements are sent in pipeline mode and ``hand_off.sent`` is called
-    once they are on their way, before the answer (:class:`HandOff`)."""
+    there is nothing to send."""
     checked = CheckedHead(known.head or _head_of(known.row), int(known.row[8] or 0),
                           bytes(known.row[9]) if known.row[9] is not None else bytes(32), known.row, False)
     batch = _build_batch(prepared, checked, signer=signer, key_id=key_id, now=now)
@@ -827,25 +804,14 @@ def append_on_known_head(cursor: psycopg.Cursor[Any], prepared: Sequence[Prepare
         return None
     params = batch.params()
     params.update(zip(GUARD_PARAMS, known.row, strict=True))
-    appended = batch.appended(checked)
     conn = cursor.connection
-    conn.autocommit = True  # no BEGIN or COMMIT to send: the statements up to the Sync are one transaction
+    conn.autocommit = True  # one statement, one implicit transaction: no BEGIN or COMMIT to send
     try:
-        if not lock_first and (hand_off is None or not hand_off.wanted()):
-            row = cursor.execute(KNOWN_HEAD_BATCH_SQL, params).fetchone()
-        else:  # pipeline mode: each statement is flushed to the server as it is queued
-            with conn.pipeline():
-                if lock_first:
-                    conn.execute(LOCK_HEAD_SQL)
-                cursor.execute(KNOWN_HEAD_BATCH_SQL, params)
-                if hand_off is not None:
-                    assert appended.state is not None
-                    hand_off.sent(appended.state, batch.note)
-            row = cursor.fetchone()  # after the Sync: committed, or nothing written
+        row = cursor.execute(KNOWN_HEAD_BATCH_SQL, params).fetchone()
     finally:
         if not conn.closed:
             conn.autocommit = False
-    return appended if row is not None and row[0] is True and row[1] == 1 else None
+    return batch.appended(checked) if row is not None and row[0] is True and row[1] == 1 else None
 
 
 @dataclass

@@ -40,7 +40,7 @@ from .canonical import plain
 from .chain import Receipt, SignedEntry, build_entry
 from .checkpoints import CheckpointPolicy, SignedCheckpoint, build_checkpoint
 from .entry import ENTRY_COLUMNS, LeafDraft, queryable_columns
-from .log import (CheckedHead, Floor, HandOff, HeadState, LogHead, LogReceipt, PreparedLeaf, VerifiedNotes, append_batch_leaves,
+from .log import (CheckedHead, Floor, HeadState, LogHead, LogReceipt, PreparedLeaf, VerifiedNotes, append_batch_leaves,
                   append_on_known_head, check_head, prepare_leaves, read_head)
 from .errors import AuditEntryInvalid, SchemaMismatch
 from .keys import Keyring, PublicKey, SigningKey
@@ -258,9 +258,6 @@ class AuditStore:
         own_head: bool = False,
         verified: VerifiedNotes | None = None,
         prepared: Sequence[PreparedLeaf | AuditEntryInvalid] | None = None,
-        lock_first: bool = False,
-        hand_off: HandOff | None = None,
-        before_full: Callable[[], None] | None = None,
     ) -> BatchResult:
         """Append prepared leaves (``entry.draft_leaf``) to the v2 log in one transaction, with
         one checkpoint signed by ``key`` (``audit/log.py``).
@@ -278,10 +275,8 @@ class AuditStore:
         still ``known`` (its last batch found its own head). The batch is then built before the
         lock and sent as one guarded statement that takes the lock, alone in its transaction:
         **one** round trip (``audit.log.append_on_known_head``); if the head is not ``known``
-        that statement wrote nothing and the batch takes the full path (``before_full`` is
-        called first). ``lock_first`` and ``hand_off`` as ``append_on_known_head`` takes them:
-        ``known`` may still be committing; what to do once the statement is on its way.
-        ``prepared``: the drafts' ``prepare_leaves``, when the caller made it. The full path is two
+        that statement wrote nothing and the batch takes the full path. ``prepared``: the
+        drafts' ``prepare_leaves``, when the caller made them already. The full path is two
         round trips (pipeline mode): BEGIN, the lock and the head read; then one statement of
         writes and COMMIT (plus one to read tiles when the floor is older than the head, it has
         to be checked and ``prefetch_floor`` was not given).
@@ -294,11 +289,8 @@ class AuditStore:
             if own_head and known is not None and floor_known:
                 # Committed when it returns: the batch, or nothing when the guard did not hold.
                 done = append_on_known_head(self._kept_cursor(conn), prepared, signer=signer, key_id=key.key_id,
-                                            known=known, now=self._clock(), lock_first=lock_first,
-                                            hand_off=hand_off)
+                                            known=known, now=self._clock())
                 tried = done is not None
-                if done is None and before_full is not None:
-                    before_full()
             if done is None:
                 with conn.pipeline():
                     done = append_batch_leaves(conn, drafts, signer=signer, key_id=key.key_id, trusted=trusted,

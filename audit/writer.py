@@ -74,8 +74,6 @@ class WriterStats:
     # went without the mailbox because its lock was not free within its wait.
     sibling_head: int = 0
     mailbox_busy: int = 0
-    # Batches whose head was handed to a waiting writer once sent, before their commit.
-    handed_off: int = 0
 
 
 @dataclass
@@ -419,33 +417,6 @@ class AuditWriter:
         # writers of the host do not wait for each other's.
         prepared = prepare_leaves([p.skeleton for p in live])
         held = False
-
-        def wanted() -> bool:
-            """Another writer of the host waits for the mailbox: hand it the head once sent."""
-            return held and self._mailbox is not None and self._mailbox.waited_for()
-
-        def sent(state: HeadState, note: str) -> None:
-            """The batch is on its way on the one-statement path: the next writer of the host
-            may build on the head it leaves now, while it commits (its statement locks the
-            head first and so waits for this one; the guard refuses it if this one fails)."""
-            nonlocal held
-            self.stats.handed_off += 1
-            if sibling is not None:
-                self._known_files = known_files
-            self._learn(state, contents, note, full=False)
-            if held:
-                self._leave_head()
-                self._release_mailbox()
-                held = False
-
-        def before_full() -> None:
-            """The guard found another head: the full path holds the mailbox again, so the head
-            it leaves there (newest once committed) replaces a speculative one that failed."""
-            nonlocal held
-            self._known, self._known_files = None, {}  # what sent() learnt did not commit
-            if not held:
-                held = self._take_mailbox()
-
         try:
             try:
                 assert self._trusted is not None
@@ -462,11 +433,8 @@ class AuditWriter:
                     # Another writer made the last head (several workers): this one will be checked too.
                     prefetch_floor=not own or contents not in known_files,
                     # Its last batch found its own head, or another writer of this host left a
-                    # newer one in the mailbox: try this one on it, in one round trip. The
-                    # other's may still be committing: then the head is locked first.
-                    own_head=own, verified=self._verified, prepared=prepared, lock_first=sibling is not None,
-                    # Handed to the next writer of the host once sent, when one is waiting.
-                    hand_off=_HandOff(wanted, sent), before_full=before_full,
+                    # newer one in the mailbox: try this one on it, in one round trip.
+                    own_head=own, verified=self._verified, prepared=prepared,
                 )
             except AuditError as exc:
                 self._known, self._known_files = None, {}  # committed or not: check everything next time
@@ -483,11 +451,12 @@ class AuditWriter:
                 log.exception("audit batch failed unexpectedly")
                 _settle(live, [AuditUnavailable(f"audit writer error: {exc!r}")] * len(live))
                 return
-            if sibling is not None and result.on_known_head:
-                # The sibling's tree contains these, and the batch extended it (sent() took
-                # them already; a guard that missed left what the full path checked).
+            if sibling is not None:
+                # The sibling's tree contains these; the batch extended it (or, the guard missed,
+                # the full check below resets them in _learn).
                 self._known_files = known_files
-                self.stats.sibling_head += 1
+                if result.on_known_head:
+                    self.stats.sibling_head += 1
             self._learn_batch(result, contents)
             if held and self._known is not None:
                 self._leave_head()
@@ -605,14 +574,6 @@ class AuditWriter:
             return
         if created:
             log.info("created %d audit partition(s)", created)
-
-
-@dataclass(frozen=True)
-class _HandOff:
-    """``audit.log.HandOff`` from two of the writer's closures."""
-
-    wanted: Callable[[], bool]
-    sent: Callable[[HeadState, str], None]
 
 
 Outcome = Receipt | BaseException
