@@ -63,6 +63,17 @@ def test_http_smoke(tmp_path: Path, pg_server_url: str) -> None:
 
 
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (scripts/install-tools.sh installs it)")
+def test_targets_smoke(tmp_path: Path, pg_server_url: str) -> None:
+    server = pg_server_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    result = run("targets.py", "--runs", "1", "--duration", "2", "--database", server, tmp_path=tmp_path)
+    summary = result["summary"]
+    assert summary["runs"] == 1 and summary["target_6_trail_held_in"] == 1  # type: ignore[index]
+    (round_,) = result["rounds"]  # type: ignore[misc]
+    assert round_["one_caller"]["p50_ms"] > 0 and round_["load"]["rate_per_s"] > 0
+    assert isinstance(round_["load"]["met"], bool)
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (scripts/install-tools.sh installs it)")
 def test_suite_runner_smoke() -> None:
     """`python bench/run.py --smoke`: the suite of docs/performance.md, in its short mode."""
     done = subprocess.run([sys.executable, str(REPO / "bench" / "run.py"), "--smoke"], cwd=REPO,
