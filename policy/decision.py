@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from typing_extensions import TypedDict
 
 from policy.bundle import Bundle
-from policy.engine import Engine, decoded
+from policy.engine import Assembled, Engine, decoded
 from policy.errors import EvaluationError, UnknownApp
 from policy.profile import EFFECTIVE_FIELDS, Profiles
 from policy.workload import DecisionRequest
@@ -159,6 +159,8 @@ def _fast_checked(raw: str) -> dict[str, Any] | None:
 def _raw_checked(raw: str | dict[str, Any]) -> dict[str, Any]:
     """An answer of ``RegorusEngine.evaluate_raw``, checked as ``_checked(engine.evaluate(…))``
     would check it."""
+    if type(raw) is Assembled:
+        return raw
     if not isinstance(raw, str):
         return _checked(raw)
     body = _fast_checked(raw)

@@ -114,6 +114,18 @@ else := "deny"
 
 decision := {"outcome": outcome, "allowed": allowed, "denied": denied}
 
+# The tables `decision` is assembled from, for the embedded engine (policy/assembly.py): while
+# this module is the main.rego that module pins (by its SHA-256), the engine evaluates
+# `assembly` and builds the same lists in Python, where the VM spends about half of an
+# evaluation on them. Any other main.rego is evaluated as `decision`, as OPA and these tests
+# always evaluate it.
+assembly := {
+	"denials": denials,
+	"obligations": obligations,
+	"ordered": ordered,
+	"deployments": data.clearance.catalog.tables.ranking.deployments,
+}
+
 # The decision on a part of the catalog (data.models a slice of it), with each allowed route's
 # ranking key ([-strength or 0, price, model id, deployment id], unique, in the order of
 # `allowed`). A catalog too large for one compiled evaluation is judged in parts, and

@@ -1,0 +1,153 @@
+"""The decision assembled in Python from main.rego's tables (policy/assembly.py) is the VM's
+``data.clearance.decision``, byte for byte, and only packs whose main.rego is the pinned one
+are assembled that way."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from bench.inprocess import WORKLOADS
+from policy import ActivePolicy, Caller, DecisionRequest, assembly, load_policy
+from policy.decision import _fast_checked
+from policy.engine import ENTRY_POINT, RegorusEngine
+from tests.conftest import REPO
+from tests.engines.workloads import policy_inputs
+
+
+def _inputs(policy: ActivePolicy, random_inputs: int, seed: int) -> list[dict[str, Any]]:
+    caller = Caller(key_id="k_assembly", role="app")
+    realistic = [policy.input_for(DecisionRequest.model_validate(w), caller) for w in WORKLOADS]
+    return realistic + policy_inputs(policy.bundle, random_inputs, seed=seed)
+
+
+def _whole(engine: RegorusEngine, policy_input: dict[str, Any]) -> bytes:
+    """The VM's own ``data.clearance.decision`` for the input, checked as answers are."""
+    text = engine._run(engine._vm(), ENTRY_POINT, orjson.dumps(policy_input).decode(), None)
+    checked = _fast_checked(text)
+    assert checked is not None, text[:200]
+    return orjson.dumps(checked)
+
+
+def _assert_same_answers(policy: ActivePolicy, inputs: list[dict[str, Any]]) -> set[str]:
+    engine = policy.engine
+    assert isinstance(engine, RegorusEngine)
+    outcomes = set()
+    for policy_input in inputs:
+        answer = policy.evaluate(policy_input)
+        assert orjson.dumps(answer) == _whole(engine, policy_input), policy_input["workload"]
+        outcomes.add(answer["outcome"])
+    return outcomes
+
+
+def test_the_pinned_digest_is_rego_main(policy: ActivePolicy) -> None:
+    digest = hashlib.sha256((REPO / "rego" / "main.rego").read_bytes()).hexdigest()
+    assert digest == assembly.PINNED_MAIN, (
+        "rego/main.rego changed: make policy/assembly.assembled build what its `decision` builds, "
+        f"run this file's tests, then pin {digest}")
+    assert isinstance(policy.engine, RegorusEngine) and policy.engine.assembles
+
+
+def test_assembled_decisions_are_the_vms_on_the_reference_catalog(policy: ActivePolicy) -> None:
+    outcomes = _assert_same_answers(policy, _inputs(policy, 300, seed=21))
+    assert outcomes == {"allow", "deny"}
+
+
+@pytest.mark.parametrize("models", [3, 17, 24])
+def test_assembled_decisions_are_the_vms_on_synthetic_catalogs(tmp_path: Path, models: int) -> None:
+    from bench.synthetic import write_bundle
+
+    policy = load_policy(write_bundle(models, tmp_path / "bundle", seed=models))
+    assert isinstance(policy.engine, RegorusEngine) and policy.engine.assembles
+    _assert_same_answers(policy, policy_inputs(policy.bundle, 60, seed=models))
+
+
+def _pack(tmp_path: Path) -> Path:
+    pack = tmp_path / "rego"
+    shutil.copytree(REPO / "rego", pack, ignore=shutil.ignore_patterns("*_test.rego"))
+    return pack
+
+
+def test_an_edited_main_rego_is_decided_whole_by_the_vm(tmp_path: Path, policy: ActivePolicy) -> None:
+    """Even a comment makes main.rego another text: its decision is the VM's, the same answers."""
+    pack = _pack(tmp_path)
+    main = pack / "main.rego"
+    main.write_text(main.read_text() + "\n# reviewed\n")
+    edited = load_policy(pack)
+    assert isinstance(edited.engine, RegorusEngine) and not edited.engine.assembles
+    for policy_input in _inputs(policy, 20, seed=4):
+        assert orjson.dumps(edited.evaluate(policy_input)) == orjson.dumps(policy.evaluate(policy_input))
+
+
+def test_a_second_module_of_package_clearance_turns_the_assembly_off(tmp_path: Path) -> None:
+    pack = _pack(tmp_path)
+    (pack / "extra.rego").write_text("package clearance\n\nimport rego.v1\n\nnote := \"extra\"\n")
+    assert not RegorusEngine(load_policy(pack).bundle).assembles
+
+
+def test_what_the_guard_refuses() -> None:
+    main = (REPO / "rego" / "main.rego").read_text()
+    other = ("ranking.rego", "# rank\npackage clearance.ranking\n\nimport rego.v1\n")
+    assert assembly.applies([("main.rego", main), other], {"models": []})
+    assert not assembly.applies([("main.rego", main), other], {"models": [], "clearance": {"allowed": []}})
+    assert not assembly.applies([("main.rego", main.replace("sort(", "sort( "))], {})
+    assert not assembly.applies([("main.rego", main), ("b.rego", "package data.clearance\n")], {})
+    for rule in ("allowed", "denied", "decision", "assembly"):
+        assert not assembly.applies([("main.rego", main), ("x.rego", f"package clearance.{rule}\n")], {}), rule
+    assert not assembly.applies([("x.rego", "package clearance.ranking\n")], {})
+
+
+def test_tables_of_other_types_are_refused(policy: ActivePolicy) -> None:
+    """Tables main.rego's rules do not expect go back to the VM (``None``), never half-assembled."""
+    engine = policy.engine
+    assert isinstance(engine, RegorusEngine)
+    policy_input = _inputs(policy, 0, seed=0)[0]
+    text = engine._run(engine._vm(), assembly.ASSEMBLY_RULE, orjson.dumps(policy_input).decode(), None)
+    tables = orjson.loads(text)
+    model_ids = [m["id"] for m in policy.bundle.data_document()["models"]]
+    assert assembly.assembled(text, model_ids) is not None
+    assert tables["ordered"] and tables["denials"]["model"], "the damage below needs both"
+
+    def damaged(change: Any) -> str:
+        copy = orjson.loads(text)
+        change(copy)
+        return orjson.dumps(copy).decode()
+
+    first_model = next(iter(tables["denials"]["model"]))
+    for change in (
+        lambda t: t["ordered"][0].append("x"),  # a key of another shape
+        lambda t: t["ordered"][0].pop(),
+        lambda t: t["ordered"][0].__setitem__(1, "2"),  # a price as text
+        lambda t: t["denials"]["model"][first_model].update(CODE=1),  # a message that is no text
+        lambda t: t["denials"].pop("route"),
+        lambda t: t["obligations"].update(extra={}),
+        lambda t: t.pop("deployments"),
+        lambda t: t.update(more=1),
+    ):
+        assert assembly.assembled(damaged(change), model_ids) is None
+    assert assembly.assembled('"<undefined>"', model_ids) is None
+    assert assembly.assembled("{", model_ids) is None
+
+
+def test_refused_tables_leave_the_decision_to_the_vm(tmp_path: Path, policy: ActivePolicy) -> None:
+    """A ranking.rego whose keys carry one more element: main.rego (pinned) still assembles from
+    them, so its tables are refused and every decision is the VM's whole one, as before."""
+    pack = _pack(tmp_path)
+    ranking = pack / "ranking.rego"
+    text = ranking.read_text()
+    assert "order(keys) := sort(keys)" in text
+    ranking.write_text(text.replace("order(keys) := sort(keys)",
+                                    'order(keys) := [array.concat(k, ["extra"]) | some k in sort(keys)]'))
+    longer = load_policy(pack)
+    engine = longer.engine
+    assert isinstance(engine, RegorusEngine) and engine.assembles
+    model_ids = [m["id"] for m in longer.bundle.data_document()["models"]]
+    for policy_input in _inputs(policy, 20, seed=8):
+        tables = engine._run(engine._vm(), assembly.ASSEMBLY_RULE, orjson.dumps(policy_input).decode(), None)
+        assert orjson.loads(tables)["ordered"] == [] or assembly.assembled(tables, model_ids) is None
+        assert orjson.dumps(longer.evaluate(policy_input)) == orjson.dumps(policy.evaluate(policy_input))
