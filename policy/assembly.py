@@ -85,10 +85,29 @@ def assembled(raw: str, model_ids: list[str]) -> dict[str, Any] | None:
 
     ``model_ids``: the ids of ``data.models`` as the VM sees it, in order.
     """
+    tables = _decoded(raw)
+    return None if tables is None else _assembled(tables, model_ids)
+
+
+def assembled_part(raw: str, model_ids: list[str]) -> dict[str, Any] | None:
+    """main.rego's ``part`` (a decision on a slice of the catalog, with each allowed route's
+    ranking key) from the tables in ``raw``, as :func:`assembled` does ``decision``."""
+    tables = _decoded(raw)
+    if tables is None:
+        return None
+    body = _assembled(tables, model_ids)
+    return {"allowed": body["allowed"], "denied": body["denied"],
+            "rank_keys": [[key[0], key[1], key[2], key[3]] for key in tables.ordered]}
+
+
+def _decoded(raw: str) -> _Tables | None:
     try:
-        tables = _TABLES.decode(raw)
+        return _TABLES.decode(raw)
     except (msgspec.ValidationError, msgspec.DecodeError):
         return None
+
+
+def _assembled(tables: _Tables, model_ids: list[str]) -> dict[str, Any]:
     denials = tables.denials
     workload, by_model, by_route = denials.workload, denials.model, denials.route
     # model_found: a model's reasons for all its routes (the workload's, then its own).

@@ -17,9 +17,9 @@ for the pack (tests/policy/test_rego.py compares the paths), only slower. One kn
 failing built-in (``to_number("abc")``) raises in the interpreter but is undefined in the RVM,
 so the pack is written so that validated input can never make a built-in fail.
 
-A decision on the whole catalog of a pack whose main.rego is the one ``policy.assembly`` pins
-evaluates only ``data.clearance.assembly`` (the tables ``decision`` is made from) and builds the
-decision in Python, as main.rego would: the same answer for about half the VM's work.
+A decision (or a part's) of a pack whose main.rego is the one ``policy.assembly`` pins
+evaluates only ``data.clearance.assembly`` (the tables ``decision`` and ``part`` are made from)
+and builds them in Python, as main.rego would: the same answer for about half the VM's work.
 
 The other engine is ``policy.opa.OpaEngine`` (an OPA server over HTTP); ``policy.loading``
 chooses between them.
@@ -117,19 +117,19 @@ class RegorusEngine:
         models = document.get("models", [])
         split = len(models) > part_models
         # The decision assembled in Python from main.rego's tables (policy/assembly.py).
-        self._assembles = not split and assembly.applies(modules, document)
-        self._model_ids: list[str] = [m["id"] for m in models] if self._assembles else []
-        entry_points = [ENTRY_POINT, assembly.ASSEMBLY_RULE] if self._assembles else [ENTRY_POINT]
+        self._assembles = assembly.applies(modules, document)
+        entry_points = [ENTRY_POINT, PART_ENTRY_POINT] if split else [ENTRY_POINT]
         try:
             try:
                 program = regorus.Program.compile_from_modules(
-                    self._data_json, modules, [ENTRY_POINT, PART_ENTRY_POINT] if split else entry_points)
+                    self._data_json, modules, entry_points + [assembly.ASSEMBLY_RULE] * self._assembles)
             except RuntimeError:
                 if not split:
                     raise
                 # A pack without data.clearance.part is evaluated whole (and past the limit,
                 # by the interpreter); a real error shows again here.
                 split = False
+                self._assembles = False
                 program = regorus.Program.compile_from_modules(self._data_json, modules, [ENTRY_POINT])
         except RuntimeError as exc:
             default = (bundle.root / modules[0][0]).as_posix() if modules else str(bundle.root)
@@ -137,11 +137,14 @@ class RegorusEngine:
         self._program_bytes: bytes = program.serialize_binary()
         # The data document of each part: the catalog's models in slices of about equal size.
         self._parts: list[str] = []
+        # The ids of data.models as each VM sees it (the assembly's model_found), part by part.
+        self._model_ids: list[list[str]] = [[m["id"] for m in models]]
         if split:
             count = -(-len(models) // part_models)
             size = -(-len(models) // count)
             parts = [{**document, "models": models[i:i + size]} for i in range(0, len(models), size)]
             self._parts = [orjson.dumps(d).decode() for d in with_derived(parts, modules)]
+            self._model_ids = [[m["id"] for m in part["models"]] for part in parts]
         else:
             self._data_json = orjson.dumps(with_derived([document], modules)[0]).decode()
         self._local = threading.local()
@@ -227,14 +230,24 @@ class RegorusEngine:
         except Exception as exc:  # a program that cannot load: fail closed
             raise EvaluationError(f"policy evaluation failed: {_first_line(exc)}") from None
         if self._parts:
-            return _defined(self._merged([orjson.loads(self._run(vm, PART_ENTRY_POINT, input_json, i))
-                                          for i, vm in enumerate(vms)]))
+            parts = [self._part(vm, input_json, i) for i, vm in enumerate(vms)]
+            merged = _defined(self._merged(parts))
+            return Assembled(merged) if all(type(p) is Assembled for p in parts) else merged
         if self._assembles:
-            body = assembly.assembled(self._run(vms[0], assembly.ASSEMBLY_RULE, input_json, None), self._model_ids)
+            body = assembly.assembled(self._run(vms[0], assembly.ASSEMBLY_RULE, input_json, None), self._model_ids[0])
             if body is not None:
                 return Assembled(body)
             # Tables main.rego's rules do not expect: the VM decides whole, as it would anyway.
         return self._run(vms[0], ENTRY_POINT, input_json, None)  # type: ignore[no-any-return]
+
+    def _part(self, vm: Any, input_json: str, index: int) -> Any:
+        """``data.clearance.part`` on one part: assembled from its tables when the pack allows."""
+        if self._assembles:
+            body = assembly.assembled_part(self._run(vm, assembly.ASSEMBLY_RULE, input_json, index),
+                                           self._model_ids[index])
+            if body is not None:
+                return Assembled(body)
+        return orjson.loads(self._run(vm, PART_ENTRY_POINT, input_json, index))
 
     @staticmethod
     def _merged(parts: list[Any]) -> Any:
