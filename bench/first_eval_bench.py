@@ -7,13 +7,16 @@ pack of another git revision, in the same process, and where the time goes.
 Both packs evaluate the same policy inputs (the six realistic workloads of bench/inprocess.py
 and 200 random ones of tests/engines/workloads.py) on the reference catalog's data (the
 baseline's *.rego with this checkout's data/, so only the rules differ), each through
-``RegorusEngine.evaluate`` with no cache, in runs that alternate between the two so that the
+``ActivePolicy.evaluate`` (the engine and the checks around it, as the service evaluates) with no cache, in runs that alternate between the two so that the
 shared machine's load hits both alike. It reports the median over runs of each run's p50, both
 in wall-clock time and in the thread's CPU time (``time.thread_time_ns``: what the evaluation
 itself costs, without the time the thread waited for a core), and for this checkout a breakdown
-of one evaluation: encoding the input (orjson), handing it to the VM, the VM's execution,
-decoding the answer, and the checks of ``ActivePolicy.evaluate`` around it (decoded and checked in
-one pass by msgspec; orjson + the TypedDict check for what msgspec refuses).
+of one evaluation: encoding the input (orjson), handing it to the VM, the VM's execution of
+``data.clearance.assembly`` (the tables) and the decision assembled from them in Python
+(policy/assembly.py), and, for comparison, the VM's execution of the whole
+``data.clearance.decision`` with its answer's decode and checks (decoded and checked in one pass
+by msgspec; orjson + the TypedDict check for what msgspec refuses), the path of a pack whose
+main.rego is not the pinned one.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ import orjson  # noqa: E402
 from bench.inprocess import WORKLOADS  # noqa: E402
 from policy import ActivePolicy, Caller, DecisionRequest, load_policy  # noqa: E402
 from policy.decision import _BODY, _fast_checked  # noqa: E402
+from policy.assembly import ASSEMBLY_RULE, assembled  # noqa: E402
 from policy.engine import ENTRY_POINT, RegorusEngine  # noqa: E402
 from tests.engines.workloads import policy_inputs  # noqa: E402
 
@@ -72,15 +76,20 @@ def breakdown(policy: ActivePolicy, inputs: list[dict[str, Any]], n: int) -> dic
     assert isinstance(engine, RegorusEngine)
     vm = engine._vm()  # noqa: SLF001 - the steps of RegorusEngine.evaluate, one by one
     encoded = [orjson.dumps(i).decode() for i in inputs]
-    answers = []
+    answers, tables = [], []
     for text in encoded:
         vm.set_input_json(text)
         answers.append(vm.execute_entry_point(ENTRY_POINT))
+        tables.append(vm.execute_entry_point(ASSEMBLY_RULE))
+    model_ids = engine._model_ids[0]  # noqa: SLF001
     steps: dict[str, Callable[[int], Any]] = {
         "encode input (orjson)": lambda k: orjson.dumps(inputs[k % len(inputs)]),
         "VM set_input_json": lambda k: vm.set_input_json(encoded[k % len(encoded)]),
-        "VM set_input_json + execute": lambda k: (vm.set_input_json(encoded[k % len(encoded)]),
-                                                  vm.execute_entry_point(ENTRY_POINT)),
+        "VM set_input_json + execute (tables)": lambda k: (vm.set_input_json(encoded[k % len(encoded)]),
+                                                           vm.execute_entry_point(ASSEMBLY_RULE)),
+        "assemble (msgspec decode + Python)": lambda k: assembled(tables[k % len(tables)], model_ids),
+        "VM set_input_json + execute (whole decision)": lambda k: (vm.set_input_json(encoded[k % len(encoded)]),
+                                                                   vm.execute_entry_point(ENTRY_POINT)),
         "decode answer (orjson)": lambda k: orjson.loads(answers[k % len(answers)]),
         "decode + check (orjson, TypedDicts)": lambda k: _BODY.validate_python(orjson.loads(answers[k % len(answers)])),
         "decode + check (one pass, msgspec)": lambda k: _fast_checked(answers[k % len(answers)]),
@@ -123,7 +132,7 @@ def main() -> None:
     for _ in range(args.repeat):
         for mix, inputs in mixes.items():
             for name, policy in packs.items():
-                runs[(name, mix)].append(run_p50(policy.engine.evaluate, inputs, args.evaluations))
+                runs[(name, mix)].append(run_p50(policy.evaluate, inputs, args.evaluations))
     rows = [{"pack": p, "inputs": m, "wall_p50_us": round(statistics.median(r[0] for r in v), 1),
              "cpu_p50_us": round(statistics.median(r[1] for r in v), 1),
              "runs_cpu_p50_us": [round(r[1], 1) for r in v]} for (p, m), v in runs.items()]
@@ -133,7 +142,7 @@ def main() -> None:
     for r in rows:
         print(f"{r['pack']:<22}{r['inputs']:<26}{r['wall_p50_us']:>12}{r['cpu_p50_us']:>12}")
     for step, us in report["breakdown_cpu_us"].items():
-        print(f"  {step:<36}{us:>8} µs")
+        print(f"  {step:<46}{us:>8} µs")
     text = json.dumps(report, indent=2)
     if args.json:
         args.json.write_text(text + "\n")

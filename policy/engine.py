@@ -6,8 +6,9 @@ are bound to the thread that created them, so the compiled program is kept as by
 thread deserialises its own VM once, on first use.
 
 The RVM stops a decision after 25,000 instructions (fixed in regorus 0.13, not settable from
-Python); the reference pack reaches it at about 35 models. A catalog of more than
-``PART_MODELS`` models is therefore judged in parts of at most that many models, each on a VM
+Python); the reference pack reaches it at about 35 models (about 160 when the decision is
+assembled in Python, below). A catalog of more than ``PART_MODELS`` models
+(``ASSEMBLED_PART_MODELS`` when assembled) is judged in parts of at most that many models, each on a VM
 whose ``data.models`` is that slice, and the parts' answers (``data.clearance.part``) are
 merged: allowed routes by the ranking key the policy gives each, denied routes by (model,
 deployment), outcome ``allow`` when any route is allowed (the contract of
@@ -44,8 +45,12 @@ ENTRY_POINT = "data.clearance.decision"
 PART_ENTRY_POINT = "data.clearance.part"
 # Models per part: a part stays well under the RVM's instruction limit whatever the input
 # (measured: bench/catalog_bench.py), and the per-part cost (input parsing, workload-wide
-# rules) stays small beside the per-route cost.
+# rules) stays small beside the per-route cost. A decision assembled in Python
+# (policy/assembly.py) leaves the VM about half the work per route: the first of 300 random
+# inputs to hit the limit did so at ~160 synthetic models against ~35 for the whole decision,
+# so its parts are four times larger.
 PART_MODELS = 24
+ASSEMBLED_PART_MODELS = 96
 # The catalog-only tables of the pack (rego/catalog.rego), computed once per data document and
 # passed to the evaluations as data.derived.
 DERIVED_RULE = "data.clearance.catalog.derived"
@@ -109,15 +114,17 @@ class RegorusEngine:
     name = "regorus"
     blocking = False  # in-process, well under a millisecond: no thread hop
 
-    def __init__(self, bundle: Bundle, *, part_models: int = PART_MODELS) -> None:
+    def __init__(self, bundle: Bundle, *, part_models: int | None = None) -> None:
         document = bundle.data_document()
         self._data_json = orjson.dumps(document).decode()
         modules = sorted(bundle.modules.items())
         self._modules = modules
         models = document.get("models", [])
-        split = len(models) > part_models
         # The decision assembled in Python from main.rego's tables (policy/assembly.py).
         self._assembles = assembly.applies(modules, document)
+        if part_models is None:
+            part_models = ASSEMBLED_PART_MODELS if self._assembles else PART_MODELS
+        split = len(models) > part_models
         entry_points = [ENTRY_POINT, PART_ENTRY_POINT] if split else [ENTRY_POINT]
         try:
             try:

@@ -15,7 +15,7 @@ import pytest
 from bench.inprocess import WORKLOADS
 from policy import ActivePolicy, Caller, DecisionRequest, assembly, load_policy
 from policy.decision import _fast_checked
-from policy.engine import ENTRY_POINT, RegorusEngine
+from policy.engine import ENTRY_POINT, PART_MODELS, RegorusEngine
 from tests.conftest import REPO
 from tests.engines.workloads import policy_inputs
 
@@ -27,8 +27,9 @@ def _inputs(policy: ActivePolicy, random_inputs: int, seed: int) -> list[dict[st
 
 
 def _by_the_vm(policy: ActivePolicy) -> ActivePolicy:
-    """The same bundle with every decision (or part) evaluated by the VM as ``decision`` (``part``)."""
-    engine = RegorusEngine(policy.bundle)
+    """The same bundle with every decision (or part) evaluated by the VM as ``decision`` (``part``),
+    in parts of PART_MODELS as a pack that is not assembled is judged."""
+    engine = RegorusEngine(policy.bundle, part_models=PART_MODELS)
     engine._assembles = False
     return ActivePolicy(policy.bundle, engine)
 
@@ -66,16 +67,20 @@ def test_assembled_decisions_are_the_vms_on_the_reference_catalog(policy: Active
     assert outcomes == {"allow", "deny"}
 
 
-@pytest.mark.parametrize("models", [3, 17, 24, 53])
-def test_assembled_decisions_are_the_vms_on_synthetic_catalogs(tmp_path: Path, models: int) -> None:
-    """53 models: judged in three parts, each part assembled from its own tables."""
+@pytest.mark.parametrize(("models", "part_models", "parts"),
+                         [(3, None, 1), (17, None, 1), (53, None, 1), (53, PART_MODELS, 3), (130, None, 2)])
+def test_assembled_decisions_are_the_vms_on_synthetic_catalogs(
+        tmp_path: Path, models: int, part_models: int | None, parts: int) -> None:
+    """Against the VM's decisions in parts of PART_MODELS: whole catalogs and parts assembled from
+    their own tables (ASSEMBLED_PART_MODELS by default) decide alike."""
     from bench.synthetic import write_bundle
 
-    policy = load_policy(write_bundle(models, tmp_path / "bundle", seed=2))
-    assert isinstance(policy.engine, RegorusEngine) and policy.engine.parts == (1 if models <= 24 else 3)
+    loaded = load_policy(write_bundle(models, tmp_path / "bundle", seed=2))
+    policy = ActivePolicy(loaded.bundle, RegorusEngine(loaded.bundle, part_models=part_models))
+    assert isinstance(policy.engine, RegorusEngine) and policy.engine.parts == parts
     inputs = policy_inputs(policy.bundle, 200 if models > 24 else 60, seed=2)
     _assert_same_answers(policy, inputs)
-    if models > 24:  # the parts' rankings were merged where strength leads
+    if models > 24:  # rankings were merged where strength leads
         strength_led = [len(policy.evaluate(i)["allowed"]) for i in inputs if i["workload"]["quality_tier"] == "frontier"]
         assert sum(n >= 2 for n in strength_led) >= 5
 

@@ -96,8 +96,9 @@ def test_catalog_in_parts_decides_as_the_whole_catalog(tmp_path: Path, caplog: p
     from tests.engines.workloads import policy_inputs
 
     bundle = load_policy(write_bundle(PART_MODELS * 4 + 5, tmp_path / "big")).bundle
-    engine = RegorusEngine(bundle)
-    assert engine.parts == 5
+    engine = RegorusEngine(bundle, part_models=PART_MODELS)
+    assert engine.parts == 5 and engine.assembles
+    assert RegorusEngine(bundle).parts == 2  # ASSEMBLED_PART_MODELS
     whole = regorus.Engine()
     for name, text in sorted(bundle.modules.items()):
         whole.add_policy(name, text)
