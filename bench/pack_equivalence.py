@@ -5,20 +5,24 @@
 
 For a change that should make the pack cheaper without changing an answer. The baseline's
 answers come from its own code and pack (run by its own ``.venv`` when it has one), as
-``RegorusEngine.evaluate`` gives them. This checkout's pack is evaluated three ways, and each must
-give the baseline's answer as the same JSON bytes (key order included):
+``ActivePolicy.evaluate`` gives them (the engine's answer checked: what every path uses). This
+checkout's pack is evaluated three ways, and each must give the baseline's answer as the same
+JSON bytes (key order included):
 
-* ``RegorusEngine.evaluate`` (the RVM with ``data.derived``, or parts for a large catalog);
+* ``ActivePolicy.evaluate`` (the RVM with ``data.derived``, or parts for a large catalog; the
+  decision assembled in Python when main.rego is the pinned one, policy/assembly.py);
 * regorus' interpreter on the same data (``data.derived`` included);
 * the interpreter without ``data.derived``: the pack computes its catalog tables itself, as in
   the rego tests and on OPA.
 
-(The interpreter's answers are compared with their keys sorted: the merge of parts puts
-``outcome`` first, the VM's text has its keys in order; lists and values must be equal.)
+(The interpreter's answers are checked as ``ActivePolicy`` checks answers, a price of ``30``
+becoming ``30.0``, and compared with their keys sorted: the interpreter's objects have their keys
+in order, a checked answer the contract's order; lists and values must be equal.)
 
 Inputs: the six realistic workloads of bench/inprocess.py and ``--random`` of
 tests/engines/workloads.py on the reference catalog, and ``--random // 4`` on each synthetic
-catalog of bench/synthetic.py (``--synthetic``; sizes over 24 models are judged in parts).
+catalog of bench/synthetic.py (``--synthetic``; sizes over 24 models, or 96 when the decision is
+assembled in Python, are judged in parts).
 """
 
 from __future__ import annotations
@@ -49,10 +53,10 @@ def _drive(tree: Path, bundle: Path, inputs: Path) -> None:
 
     from policy import load_policy
 
-    engine = load_policy(bundle).engine
+    policy = load_policy(bundle)
     out = sys.stdout.buffer
     for policy_input in orjson.loads(inputs.read_bytes()):
-        out.write(orjson.dumps(engine.evaluate(policy_input)) + b"\n")
+        out.write(orjson.dumps(policy.evaluate(policy_input)) + b"\n")
 
 
 def _with_pack(tree: Path, data: Path, dest: Path) -> Path:
@@ -70,6 +74,7 @@ def _interpreted(bundle: Path, inputs: list[dict[str, Any]], *, derived: bool) -
     import regorus
 
     from policy import load_policy
+    from policy.decision import _checked
     from policy.engine import ENTRY_POINT, decision_document
 
     loaded = load_policy(bundle).bundle
@@ -80,7 +85,8 @@ def _interpreted(bundle: Path, inputs: list[dict[str, Any]], *, derived: bool) -
     answers = []
     for policy_input in inputs:
         engine.set_input_json(orjson.dumps(policy_input).decode())
-        answers.append(orjson.dumps(orjson.loads(engine.eval_rule_as_json(ENTRY_POINT)), option=orjson.OPT_SORT_KEYS))
+        checked = _checked(orjson.loads(engine.eval_rule_as_json(ENTRY_POINT)))  # as ActivePolicy checks it
+        answers.append(orjson.dumps(checked, option=orjson.OPT_SORT_KEYS))
     return answers
 
 
@@ -92,12 +98,12 @@ def compare(baseline: Path, data: Path, inputs: list[dict[str, Any]], work: Path
     inputs_file.write_bytes(orjson.dumps(inputs))
     expected = _answers(baseline, _with_pack(baseline, data, work / f"{label}.base"), inputs_file)
     mine = _with_pack(REPO, data, work / f"{label}.here")
-    paths = {"RegorusEngine.evaluate": _answers(REPO, mine, inputs_file),
+    paths = {"ActivePolicy.evaluate": _answers(REPO, mine, inputs_file),
              "interpreter, data.derived": _interpreted(mine, inputs, derived=True),
              "interpreter, no data.derived": _interpreted(mine, inputs, derived=False)}
     for path, answers in paths.items():
         assert len(answers) == len(expected), (label, path)
-        wanted = expected if path == "RegorusEngine.evaluate" else [
+        wanted = expected if path == "ActivePolicy.evaluate" else [
             orjson.dumps(orjson.loads(text), option=orjson.OPT_SORT_KEYS) for text in expected]
         for policy_input, want, got in zip(inputs, wanted, answers, strict=True):
             if want != got:

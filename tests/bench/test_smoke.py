@@ -31,10 +31,10 @@ def test_inprocess_smoke(tmp_path: Path) -> None:
 
 
 def test_catalog_bench_smoke(tmp_path: Path) -> None:
-    result = run("catalog_bench.py", "--sizes", "30", "--repeat", "1", "--budget", "0.05", tmp_path=tmp_path)
+    result = run("catalog_bench.py", "--sizes", "100", "--repeat", "1", "--budget", "0.05", tmp_path=tmp_path)
     rows = {r["catalog"]: r for r in result["catalogs"]}  # type: ignore[union-attr]
-    assert set(rows) == {"reference", "synthetic-30"}
-    assert rows["synthetic-30"]["part_count"] == 2 and rows["synthetic-30"]["parts"]["instruction_limit_hits"] == 0
+    assert set(rows) == {"reference", "synthetic-100"}
+    assert rows["synthetic-100"]["part_count"] == 2 and rows["synthetic-100"]["parts"]["instruction_limit_hits"] == 0
 
 
 def test_first_eval_bench_smoke(tmp_path: Path) -> None:
