@@ -177,3 +177,18 @@ test_same_input_same_decision if {
 	fx.decision(everything, everything_input) == fx.decision(array.reverse(everything), everything_input)
 	fx.decision(catalog, fx.input_with({})) == fx.decision(array.reverse(catalog), fx.input_with({}))
 }
+
+# The tables the embedded engine assembles `decision` from when main.rego is the one it pins
+# (policy/assembly.py): the cleared routes' keys in the order of `allowed`, every route of the
+# catalog, and the reasons and obligations by level.
+test_assembly_holds_the_tables_of_the_decision if {
+	every w in [{}, {"quality_tier": "frontier"}, {"dangerous_capability": "cyber_offense"}] {
+		inp := fx.input_with(w)
+		d := fx.decision(catalog, inp)
+		a := data.clearance.assembly with data.models as catalog with data.org as fx.org with input as inp
+		object.keys(a) == {"denials", "obligations", "ordered", "deployments"}
+		[[t[2], t[3]] | some t in a.ordered] == fx.allowed_routes(d)
+		{[e[0], did] | some e in a.deployments; some did in e[1]} == all_routes
+		object.keys(a.denials) == {"workload", "model", "route"}
+	}
+}
