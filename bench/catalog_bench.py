@@ -3,6 +3,7 @@ catalog at once (the RVM until its instruction limit, then the interpreter).
 
     python bench/catalog_bench.py                          # 17 (reference), 35, 100, 300, 1,000 models
     python bench/catalog_bench.py --sizes 35,1000 --repeat 3 --json OUT.json
+    python bench/catalog_bench.py --sizes 100,1000 --also-part-models 24   # and in parts of 24, alternated
 
 For each catalog (the reference one, and bench/synthetic.py catalogs of N models) it times
 ``RegorusEngine.evaluate`` over the six realistic workloads of bench/inprocess.py, uncached
@@ -59,7 +60,7 @@ def p50_us(engine: RegorusEngine, inputs: list[dict[str, Any]], n: int) -> tuple
     return statistics.median(wall), statistics.median(cpu)
 
 
-def measure(bundle_dir: Path, label: str, repeat: int, budget_s: float) -> dict[str, Any]:
+def measure(bundle_dir: Path, label: str, repeat: int, budget_s: float, also: int | None = None) -> dict[str, Any]:
     policy = load_policy(bundle_dir)
     caller = Caller(key_id="bench", role="app")
     inputs = [policy.input_for(DecisionRequest.model_validate(w), caller) for w in WORKLOADS]
@@ -68,6 +69,8 @@ def measure(bundle_dir: Path, label: str, repeat: int, budget_s: float) -> dict[
     logging.getLogger("clearance.policy").addHandler(counter)
     logging.getLogger("clearance.policy").setLevel(logging.INFO)
     engines = {"parts": RegorusEngine(policy.bundle), "whole": RegorusEngine(policy.bundle, part_models=10**9)}
+    if also:
+        engines[f"parts of {also}"] = RegorusEngine(policy.bundle, part_models=also)
     results: dict[str, Any] = {}
     for name, engine in engines.items():
         for policy_input in inputs:  # warm-up: the per-thread VMs, and a sanity check
@@ -83,7 +86,8 @@ def measure(bundle_dir: Path, label: str, repeat: int, budget_s: float) -> dict[
             results[name]["limit_hits"] += counter.hits
     logging.getLogger("clearance.policy").removeHandler(counter)
     out: dict[str, Any] = {"catalog": label, "models": len(policy.bundle.catalog.models), "routes": routes,
-                           "part_count": engines["parts"].parts}
+                           "part_count": engines["parts"].parts,
+                           "part_counts": {name: engine.parts for name, engine in engines.items()}}
     for name, r in results.items():
         p50 = statistics.median(x[0] for x in r["p50_us"])
         cpu = statistics.median(x[1] for x in r["p50_us"])
@@ -99,22 +103,25 @@ def main() -> None:
     parser.add_argument("--sizes", default="35,100,300,1000", help="synthetic catalog sizes (models)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per configuration (interleaved)")
     parser.add_argument("--budget", type=float, default=1.0, help="seconds per run and configuration, about")
+    parser.add_argument("--also-part-models", type=int, metavar="N",
+                        help="a third configuration, in parts of N models (e.g. 24, the size of a pack not assembled)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    rows = [measure(REPO / "rego", "reference", args.repeat, args.budget)]
+    rows = [measure(REPO / "rego", "reference", args.repeat, args.budget, args.also_part_models)]
     with tempfile.TemporaryDirectory() as tmp:
         for size in [int(s) for s in args.sizes.split(",") if s]:
             rows.append(measure(write_bundle(size, Path(tmp) / f"b{size}"), f"synthetic-{size}", args.repeat,
-                                args.budget))
+                                args.budget, args.also_part_models))
     print("p50 per evaluation, wall and thread CPU; per route: CPU p50 / routes; limit: evaluations that hit the "
           "RVM's instruction limit")
-    print(f"{'catalog':<16}{'models':>7}{'routes':>7}{'parts':>6} | {'parts wall':>11}{'cpu':>10}{'cpu/route':>10}"
-          f"{'limit':>6} | {'whole wall':>11}{'cpu':>10}{'cpu/route':>10}{'limit':>6}")
+    names = ["parts", "whole"] + ([f"parts of {args.also_part_models}"] if args.also_part_models else [])
+    header = "".join(f" | {name[:11] + ' wall':>16}{'cpu':>10}{'cpu/route':>10}{'limit':>6}" for name in names)
+    print(f"{'catalog':<16}{'models':>7}{'routes':>7}{'parts':>6}{header}")
     for r in rows:
         cells = ""
-        for name in ("parts", "whole"):
+        for name in names:
             x = r[name]
-            cells += (f" | {x['p50_us']:>9.0f}µs{x['cpu_p50_us']:>8.0f}µs{x['cpu_per_route_us']:>10.1f}"
+            cells += (f" | {x['p50_us']:>14.0f}µs{x['cpu_p50_us']:>8.0f}µs{x['cpu_per_route_us']:>10.1f}"
                       f"{x['instruction_limit_hits']:>6}")
         print(f"{r['catalog']:<16}{r['models']:>7}{r['routes']:>7}{r['part_count']:>6}{cells}")
     text = json.dumps({"catalogs": rows}, indent=2)
