@@ -7,7 +7,8 @@ without ``audit`` (the receipt, which cannot be inside what it proves) and witho
 ``decision_id`` (unique per decision; it stays in the body, so identical decisions share one
 blob).
 
-Every byte comes from :func:`audit.canonical.canonical_bytes` (the ``rfc8785`` package).
+Every byte comes from :func:`audit.canonical.canonical_bytes` (RFC 8785: the ``rfc8785`` package,
+or orjson where its bytes are the same).
 """
 
 from __future__ import annotations
