@@ -317,6 +317,15 @@ def writer_stats(server_log: Path) -> list[dict[str, Any]]:
     return found
 
 
+def _body(request: dict[str, Any], *, distinct: bool) -> str:
+    """A request's JSON body; with ``distinct``, its MAU a placeholder the wrk script fills with a
+    number unique in the run (bench/wrk/decisions.lua)."""
+    if not distinct:
+        return json.dumps(request)
+    placeholder = {**request, "workload": {**request["workload"], "monthly_active_users": "__DISTINCT__"}}
+    return json.dumps(placeholder).replace('"__DISTINCT__"', "__DISTINCT__")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=30, help="seconds per wrk run")
@@ -332,6 +341,9 @@ def main() -> None:
                         help="a PostgreSQL server URL (a fresh database is created on it)")
     parser.add_argument("--batch-ms", type=float, help="CLEARANCE_AUDIT_BATCH_MS for the server (default: its own)")
     parser.add_argument("--profile", type=Path, metavar="DIR", help="py-spy the workers during the audited run")
+    parser.add_argument("--distinct", action="store_true",
+                        help="every audited decision a new input (its workload's monthly_active_users unique): "
+                             "the first decision of an input, evaluated and encoded, not a cached one")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     args.threads = min(args.threads, args.connections)  # wrk refuses more threads than connections
@@ -371,7 +383,7 @@ def main() -> None:
 
         app_keys = {w["app_id"]: cli("apikeys", "create", "--app", w["app_id"], "--role", "app", env=env) for w in WORKLOADS}
         admin = cli("apikeys", "create", "--role", "admin", env=env)
-        decisions = [f"/v1/decisions\t{app_keys[w['app_id']]}\t{json.dumps(w)}" for w in WORKLOADS]
+        decisions = [f"/v1/decisions\t{app_keys[w['app_id']]}\t{_body(w, distinct=args.distinct)}" for w in WORKLOADS]
         simulations = [f"/v1/policy/simulate\t{admin}\t{json.dumps(w)}" for w in WORKLOADS]
 
         common = {"duration": args.duration, "connections": args.connections, "threads": args.threads, "tmp": tmp}
@@ -409,7 +421,8 @@ def main() -> None:
     drop_database(args.database, db_name)
 
     result = {
-        "setup": {"workers": args.workers, "audit_batch_ms": args.batch_ms, "connections": args.connections,
+        "setup": {"workers": args.workers, "audit_batch_ms": args.batch_ms, "distinct": args.distinct,
+                  "connections": args.connections,
                   "low_connections": args.low_connections, "wrk_threads": args.threads,
                   "duration_s": args.duration, "cpus": os.cpu_count()},
         "audited_decisions": audited,

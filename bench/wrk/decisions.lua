@@ -3,20 +3,28 @@
 -- REQUESTS_FILE (written by bench/http_bench.py): one request per line, "<path>\t<api key>\t<json body>".
 -- IDS_FILE: where the decision ids of every 200 answer are written, one per line, so the
 -- benchmark can check afterwards that each is in the audit trail.
+-- A body holding __DISTINCT__ gets a number there that no other request of the run gets
+-- (http_bench.py --distinct: every request a new input).
 local threads = {}
 
 function setup(thread)
   threads[#threads + 1] = thread
+  thread:set("thread_index", #threads)
 end
 
 function init(args)
   requests = {}
+  templates = {}
   ids = {}
   statuses = {}
+  distinct = 1000000 + thread_index * 10000000
   for line in io.lines(args[1]) do
     local path, key, body = line:match("^([^\t]+)\t([^\t]+)\t(.+)$")
-    requests[#requests + 1] = wrk.format("POST", path,
-      {["Authorization"] = "Bearer " .. key, ["Content-Type"] = "application/json"}, body)
+    local headers = {["Authorization"] = "Bearer " .. key, ["Content-Type"] = "application/json"}
+    if body:find("__DISTINCT__", 1, true) then
+      templates[#requests + 1] = {path, headers, body}
+    end
+    requests[#requests + 1] = wrk.format("POST", path, headers, body)
   end
   counter = math.random(#requests)
   ids_file = args[2]
@@ -24,6 +32,12 @@ end
 
 function request()
   counter = counter % #requests + 1
+  local template = templates[counter]
+  if template then
+    distinct = distinct + 1
+    local body = template[3]:gsub("__DISTINCT__", tostring(distinct))
+    return wrk.format("POST", template[1], template[2], body)
+  end
   return requests[counter]
 end
 
