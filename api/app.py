@@ -19,6 +19,7 @@ from starlette.types import ASGIApp
 from api import errors, redact
 from api.body_limit import BodyLimit
 from api.fast_path import FastDecisions
+from api.heap import HeapFreezer
 from api.query_params import RepeatedParams
 from api.reload import install_sighup
 from api.reload_broadcast import start_listening
@@ -80,6 +81,12 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             # per batch, while it holds the log's head lock; with the event loop busy it waited
             # up to the default 5 ms switch interval each time (docs/performance.md).
             sys.setswitchinterval(settings.switch_interval_ms / 1000)
+        # What is cached from now on (an evaluation per new input) is frozen the same way, and
+        # thawed and collected once a period (api/heap.py).
+        freezer = (HeapFreezer(freeze_seconds=settings.gc_freeze_seconds, thaw_seconds=settings.gc_thaw_seconds)
+                   if owned and settings.gc_freeze_seconds > 0 else None)
+        if freezer is not None:
+            freezer.start()
         uninstall_sighup = install_sighup(app.state.services)  # SIGHUP reloads the policy
         # Follow the reloads of the other workers; serve once listening (or after 5 s without).
         listener, listening = start_listening(app.state.services)
@@ -95,6 +102,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
                 await listener
             if uninstall_sighup is not None:
                 uninstall_sighup()
+            if freezer is not None:
+                freezer.stop()
             if owned:
                 app.state.services.close()
 

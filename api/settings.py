@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     # The GIL switch interval of a serving process (Python's default is 5 ms): the audit writer
     # thread gets the GIL back sooner after each socket wait it makes holding the log's head lock.
     switch_interval_ms: float = Field(default=0.5, gt=0, le=100)
+    # A serving process freezes its heap out of the cyclic collector's full passes every this
+    # many seconds (0: never) and thaws and collects it all every gc_thaw_seconds (api/heap.py).
+    gc_freeze_seconds: float = Field(default=1.0, ge=0, le=3600)
+    gc_thaw_seconds: float = Field(default=600.0, gt=0, le=86_400)
     # A signed checkpoint every N entries or T seconds, whichever comes first.
     checkpoint_every: int = Field(default=1000, ge=1)
     checkpoint_seconds: float = Field(default=60.0, gt=0)
