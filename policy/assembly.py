@@ -40,16 +40,29 @@ def applies(modules: list[tuple[str, str]], document: dict[str, Any]) -> bool:
     """Whether a pack's decision may be assembled here: its one module of package ``clearance``
     is the pinned main.rego, no other module's package lies under one of main.rego's rules, and
     the data document has no ``clearance`` root of its own."""
+    return refusal(modules, document) is None
+
+
+def refusal(modules: list[tuple[str, str]], document: dict[str, Any]) -> str | None:
+    """Why a pack's decision is not assembled here (``clearance policy check`` says it), or None
+    when it is (:func:`applies`)."""
     if "clearance" in document:
-        return False
+        return "the data document has a clearance root of its own"
     mains = []
-    for _, text in modules:
+    for name, text in modules:
         package = _package(text)
         if package == "clearance":
-            mains.append(text)
+            mains.append((name, text))
         elif package.startswith("clearance.") and package.split(".")[1] in _MAIN_RULES:
-            return False
-    return len(mains) == 1 and hashlib.sha256(mains[0].encode()).hexdigest() == PINNED_MAIN
+            return f"{name} (package {package}) adds to one of main.rego's rules"
+    if len(mains) != 1:
+        return f"{len(mains)} modules of package clearance, not one"
+    name, text = mains[0]
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    if digest != PINNED_MAIN:
+        return (f"{name} is not the text policy/assembly.py pins (sha256 {digest[:12]}…, pinned "
+                f"{PINNED_MAIN[:12]}…)")
+    return None
 
 
 def _package(text: str) -> str:

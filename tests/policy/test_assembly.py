@@ -120,6 +120,18 @@ def test_what_the_guard_refuses() -> None:
     assert not assembly.applies([("x.rego", "package clearance.ranking\n")], {})
 
 
+def test_the_refusal_names_its_reason() -> None:
+    """``clearance policy check`` prints it: what a policy author changes to get the speed back."""
+    main = (REPO / "rego" / "main.rego").read_text()
+    assert assembly.refusal([("main.rego", main)], {}) is None
+    assert "clearance root" in (assembly.refusal([("main.rego", main)], {"clearance": {}}) or "")
+    edited = assembly.refusal([("main.rego", main + "\n# a comment\n")], {}) or ""
+    assert edited.startswith("main.rego is not the text policy/assembly.py pins") and assembly.PINNED_MAIN[:12] in edited
+    assert "2 modules of package clearance" in (assembly.refusal([("main.rego", main), ("b.rego", "package clearance\n")], {}) or "")
+    assert "0 modules" in (assembly.refusal([], {}) or "")
+    assert "x.rego (package clearance.denied)" in (assembly.refusal([("main.rego", main), ("x.rego", "package clearance.denied\n")], {}) or "")
+
+
 def test_tables_of_other_types_are_refused(policy: ActivePolicy) -> None:
     """Tables main.rego's rules do not expect go back to the VM (``None``), never half-assembled."""
     engine = policy.engine

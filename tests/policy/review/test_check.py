@@ -111,3 +111,14 @@ def test_cli_prints_errors_and_exits_1(bundle_dir: Path) -> None:
     ok = CliRunner().invoke(cli, ["policy", "check", str(REGO), "--examples", "50"])
     assert ok.exit_code == 0 and ok.stdout == "" and "ok" in ok.stderr
     assert "invariants: 9 declared, 0 violated" in ok.stderr
+    assert "decisions: assembled in Python" in ok.stderr
+
+
+def test_cli_says_when_decisions_are_not_assembled(bundle_dir: Path) -> None:
+    """An edited main.rego is fit to serve, decided whole by the VM: the check says so and why."""
+    main = bundle_dir / "main.rego"
+    main.write_text(main.read_text() + "\n# reviewed\n")
+    ok = CliRunner().invoke(cli, ["policy", "check", str(bundle_dir), "--examples", "0"])
+    assert ok.exit_code == 0, ok.stderr
+    assert "note: decisions are evaluated whole by the VM" in ok.stderr
+    assert "main.rego is not the text policy/assembly.py pins" in ok.stderr
