@@ -41,7 +41,8 @@ from policy.decision import new_decision_id
 from policy.profile import request_key
 from policy.workload import RequestContext
 
-CACHE_SIZE = 4096
+# The default of CLEARANCE_DECISION_CACHE_SIZE (api/settings.py).
+CACHE_SIZE = 1024
 
 
 class PolicyHolder:

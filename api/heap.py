@@ -1,8 +1,9 @@
 """Python's cyclic collector and what a serving process caches.
 
 The start-up heap is frozen once (``api/app.py``). What is cached later is not: one evaluation per
-new input (``api/decider.py``: about a hundred containers each, up to 4,096 per worker), which
-every full collection traverses again — 20–125 ms pauses of the event loop and the audit writer,
+new input (``api/decider.py``: about a hundred containers each, up to
+``CLEARANCE_DECISION_CACHE_SIZE`` per worker, 4,096 when this was measured), which every full
+collection traverses again — 20–125 ms pauses of the event loop and the audit writer,
 several a second when every request is a new input, the p99 of such traffic (~70 ms at one
 caller; docs/performance.md, "the first decision of a new input"). Once every
 ``freeze_seconds`` a :class:`HeapFreezer` moves what survived a young collection into the

@@ -81,3 +81,35 @@ def test_another_revision_never_reuses_an_answer(policy: ActivePolicy, tmp_path:
     assert before.input["workload"]["data_classification"] == "confidential"
     assert after.input["workload"]["data_classification"] == "restricted"
     assert decider.cache_info().misses == 2
+
+
+def test_the_cache_keeps_at_most_its_size_and_zero_keeps_none(policy: ActivePolicy) -> None:
+    """CLEARANCE_DECISION_CACHE_SIZE bounds a worker's memory (~100 KB an evaluation once
+    recorded): the oldest is dropped; 0 evaluates every request."""
+    decider = Decider(policy=PolicyHolder(policy), shadow=None, writer=None, metrics=Metrics.create(),  # type: ignore[arg-type]
+                      cache_size=2)
+    first = decider.evaluate(policy, request(monthly_active_users=1), APP)
+    decider.evaluate(policy, request(monthly_active_users=2), APP)
+    decider.evaluate(policy, request(monthly_active_users=3), APP)
+    assert decider.cache_info().currsize == 2
+    again = decider.evaluate(policy, request(monthly_active_users=1), APP)
+    assert again is not first and canonical(again.answer) == canonical(first.answer)
+    none_kept = Decider(policy=PolicyHolder(policy), shadow=None, writer=None, metrics=Metrics.create(),  # type: ignore[arg-type]
+                        cache_size=0)
+    assert none_kept.evaluate(policy, request(), APP) is not none_kept.evaluate(policy, request(), APP)
+    assert none_kept.cache_info().currsize == 0
+
+
+def test_the_service_takes_the_size_from_its_settings(api_database: str, tmp_path: Path) -> None:
+    from api.services import Services
+    from api.settings import Settings
+    from tests.api.conftest import make_settings
+
+    assert Settings().decision_cache_size == 1024
+    with pytest.raises(ValueError, match="decision_cache_size"):
+        Settings(decision_cache_size=-1)
+    started = Services.start(make_settings(tmp_path, api_database, decision_cache_size=3))
+    try:
+        assert started.decider.cache_info().maxsize == 3
+    finally:
+        started.close()
