@@ -11,6 +11,15 @@ permanent generation (``gc.freeze``), which collections skip (p99 ~8 ms in the s
 garbage frozen with it would stay there, so every ``thaw_seconds`` it moves everything back
 (``gc.unfreeze``), collects it all once and freezes again: one long pause a period, not several a
 second.
+
+Why a tenth of a second (``CLEARANCE_GC_FREEZE_SECONDS=0.1``), not one: once the cache is full,
+each new evaluation evicts an old one, so allocations and deallocations cancel out in the
+collector's counters and its young generations grow to all that was cached since the last step
+(~100 k containers a second at a few hundred new inputs a second); collecting them took 20–85 ms
+each time, the p99 of such traffic again (~25 ms at one caller). A step every 0.1 s keeps them a
+tenth as large (p99 6–7.5 ms). The request path leaves no cyclic garbage (a probe counted none
+collected in 30 s of new inputs): what these collections find is live, and the young collection
+before each freeze is there for the error paths (an exception's traceback is a cycle).
 """
 
 from __future__ import annotations

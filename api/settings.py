@@ -90,11 +90,11 @@ class Settings(BaseSettings):
     switch_interval_ms: float = Field(default=0.5, gt=0, le=100)
     # A serving process freezes its heap out of the cyclic collector's full passes every this
     # many seconds (0: never) and thaws and collects it all every gc_thaw_seconds (api/heap.py).
-    gc_freeze_seconds: float = Field(default=1.0, ge=0, le=3600)
+    gc_freeze_seconds: float = Field(default=0.1, ge=0, le=3600)
     gc_thaw_seconds: float = Field(default=600.0, gt=0, le=86_400)
     # Evaluations a serving process keeps (api/decider.py), each about 100 KB once recorded (its
     # answer, the entry's encoded members, the answer's JSON): the memory a worker's cache can
-    # take when every request is a new input. 0: none kept.
+    # take when every request is a new input (~110 MB at 1024). 0: none kept.
     decision_cache_size: int = Field(default=1024, ge=0, le=1_000_000)
     # A signed checkpoint every N entries or T seconds, whichever comes first.
     checkpoint_every: int = Field(default=1000, ge=1)

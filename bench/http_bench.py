@@ -114,10 +114,37 @@ def worker_pids(master: int) -> list[int]:
     return children or [master]
 
 
-def peak_rss_mb(pid: int) -> float:
+def peak_rss_mb(pid: int, field: str = "VmHWM") -> float:
     text = Path(f"/proc/{pid}/status").read_text()
-    match = re.search(r"^VmHWM:\s+(\d+) kB", text, re.MULTILINE)
+    match = re.search(rf"^{field}:\s+(\d+) kB", text, re.MULTILINE)
     return int(match.group(1)) / 1024 if match else float("nan")
+
+
+@contextmanager
+def rss_sampler(pids: list[int], every: float | None) -> Iterator[list[list[float]]]:
+    """Each worker's resident memory (VmRSS, MB) every ``every`` seconds while the block runs, as
+    rows [seconds since start, MB of each worker]: how memory goes over a long run (the heap
+    freezer's thaw period, the evaluation cache filling). Nothing sampled when ``every`` is None."""
+    rows: list[list[float]] = []
+    if not every:
+        yield rows
+        return
+    stop = threading.Event()
+    t0 = time.monotonic()
+
+    def sample() -> None:
+        while True:
+            rows.append([round(time.monotonic() - t0, 1), *(round(peak_rss_mb(pid, "VmRSS"), 1) for pid in pids)])
+            if stop.wait(every):
+                return
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield rows
+    finally:
+        stop.set()
+        thread.join()
 
 
 # One sample: appending transactions holding the table lock their SELECT … FOR UPDATE took on
@@ -344,6 +371,10 @@ def main() -> None:
     parser.add_argument("--distinct", action="store_true",
                         help="every audited decision a new input (its workload's monthly_active_users unique): "
                              "the first decision of an input, evaluated and encoded, not a cached one")
+    parser.add_argument("--others-duration", type=int, metavar="SECONDS",
+                        help="seconds of the /healthz, simulate and low-concurrency runs (default: --duration)")
+    parser.add_argument("--rss-every", type=float, metavar="SECONDS",
+                        help="sample each worker's resident memory this often during the audited run")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     args.threads = min(args.threads, args.connections)  # wrk refuses more threads than connections
@@ -389,15 +420,17 @@ def main() -> None:
         common = {"duration": args.duration, "connections": args.connections, "threads": args.threads, "tmp": tmp}
         workers = worker_pids(server.pid)
         counts0 = log_counts(db_url)
-        with chain_lock_sampler(db_url) as chain_lock, profiled(workers, args.profile, args.duration):
+        with chain_lock_sampler(db_url) as chain_lock, profiled(workers, args.profile, args.duration), \
+                rss_sampler(workers, args.rss_every) as rss_rows:
             audited, cpu, cpu_seconds = cpu_during(lambda: wrk(base, decisions, name="decisions", **common), workers,
                                                    db_url=db_url, sampler_pid=chain_lock.get("backend_pid"))
         counts1 = log_counts(db_url)
-        health = subprocess.run(["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s", f"{base}/healthz"],
-                                capture_output=True, text=True, check=True, timeout=args.duration + 60).stdout
+        others = args.others_duration or args.duration
+        health = subprocess.run(["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{others}s", f"{base}/healthz"],
+                                capture_output=True, text=True, check=True, timeout=others + 60).stdout
         health_rate = float(re.search(r"Requests/sec:\s+([\d.]+)", health).group(1))  # type: ignore[union-attr]
-        simulated = wrk(base, simulations, name="simulate", **common)
-        low = (wrk(base, decisions, name="decisions-low", duration=max(2, args.duration // 2),
+        simulated = wrk(base, simulations, name="simulate", **{**common, "duration": others})
+        low = (wrk(base, decisions, name="decisions-low", duration=max(2, others // 2),
                    connections=args.low_connections, threads=min(args.threads, args.low_connections), tmp=tmp)
                if args.low_connections else None)
         rss = {pid: peak_rss_mb(pid) for pid in workers}
@@ -446,6 +479,8 @@ def main() -> None:
                   "verify_seconds": verify_seconds, "first_bad_seq": verification.first_bad_seq},
         "peak_rss_mb_per_worker": list(rss.values()),
     }
+    if args.rss_every:
+        result["rss_mb_during_audited"] = rss_rows
     # The server's home (its signing key, its log) is read above: gone with the run. A run that
     # failed before here leaves it, with server.log, for a look.
     shutil.rmtree(tmp, ignore_errors=True)

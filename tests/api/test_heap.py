@@ -89,6 +89,6 @@ def test_the_thread_steps_and_stops(collector_held: None) -> None:
 
 
 def test_settings() -> None:
-    assert Settings().gc_freeze_seconds == 1.0 and Settings().gc_thaw_seconds == 600.0
+    assert Settings().gc_freeze_seconds == 0.1 and Settings().gc_thaw_seconds == 600.0
     with pytest.raises(ValueError):
         HeapFreezer(freeze_seconds=0, thaw_seconds=1)
