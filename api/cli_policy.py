@@ -82,7 +82,6 @@ def check(
 def _assembly_note(policy: Any) -> str:
     """How the embedded engine will evaluate this bundle's decisions: assembled in Python from
     main.rego's tables, or whole on the VM (correct, slower per new input) and why."""
-    from policy import assembly
     from policy.engine import RegorusEngine
 
     engine = policy.engine
@@ -90,9 +89,8 @@ def _assembly_note(policy: Any) -> str:
         return f"decisions: evaluated by {engine.name}"
     if engine.assembles:
         return "decisions: assembled in Python from main.rego's tables (policy/assembly.py)"
-    why = assembly.refusal(sorted(policy.bundle.modules.items()), policy.bundle.data_document())
     return (f"note: decisions are evaluated whole by the VM, not assembled in Python "
-            f"({why or 'the assembly rule did not compile with this catalog'}): the same answers, "
+            f"({engine.assembly_refusal}): the same answers, "
             "a new input's first evaluation about 1.5x slower (docs/policy-authoring.md)")
 
 

@@ -33,6 +33,7 @@ import orjson
 from fastapi.concurrency import run_in_threadpool
 
 from api.metrics import Metrics
+from api.settings import Settings
 from api.shadow import shadow_verdict
 from audit import AuditUnavailable, AuditWriter, DecisionMembers, Receipt, decision_fields
 from audit.canonical import Canonical, canonical
@@ -41,8 +42,7 @@ from policy.decision import new_decision_id
 from policy.profile import request_key
 from policy.workload import RequestContext
 
-# The default of CLEARANCE_DECISION_CACHE_SIZE (api/settings.py).
-CACHE_SIZE = 1024
+CACHE_SIZE: int = Settings.model_fields["decision_cache_size"].default  # CLEARANCE_DECISION_CACHE_SIZE
 
 
 class PolicyHolder:

@@ -114,7 +114,8 @@ def worker_pids(master: int) -> list[int]:
     return children or [master]
 
 
-def peak_rss_mb(pid: int, field: str = "VmHWM") -> float:
+def status_mb(pid: int, field: str = "VmHWM") -> float:
+    """A memory figure of /proc/PID/status in MB: VmHWM (peak resident), VmRSS (resident now)."""
     text = Path(f"/proc/{pid}/status").read_text()
     match = re.search(rf"^{field}:\s+(\d+) kB", text, re.MULTILINE)
     return int(match.group(1)) / 1024 if match else float("nan")
@@ -134,7 +135,7 @@ def rss_sampler(pids: list[int], every: float | None) -> Iterator[list[list[floa
 
     def sample() -> None:
         while True:
-            rows.append([round(time.monotonic() - t0, 1), *(round(peak_rss_mb(pid, "VmRSS"), 1) for pid in pids)])
+            rows.append([round(time.monotonic() - t0, 1), *(round(status_mb(pid, "VmRSS"), 1) for pid in pids)])
             if stop.wait(every):
                 return
 
@@ -433,7 +434,7 @@ def main() -> None:
         low = (wrk(base, decisions, name="decisions-low", duration=max(2, others // 2),
                    connections=args.low_connections, threads=min(args.threads, args.low_connections), tmp=tmp)
                if args.low_connections else None)
-        rss = {pid: peak_rss_mb(pid) for pid in workers}
+        rss = {pid: status_mb(pid) for pid in workers}
     finally:
         server.send_signal(signal.SIGINT)
         try:

@@ -121,7 +121,9 @@ class RegorusEngine:
         self._modules = modules
         models = document.get("models", [])
         # The decision assembled in Python from main.rego's tables (policy/assembly.py).
-        self._assembles = assembly.applies(modules, document)
+        # Why not, when not (``clearance policy check`` says it); None while assembled.
+        self._refusal = assembly.refusal(modules, document)
+        self._assembles = self._refusal is None
         if part_models is None:
             part_models = ASSEMBLED_PART_MODELS if self._assembles else PART_MODELS
         split = len(models) > part_models
@@ -137,6 +139,7 @@ class RegorusEngine:
                 # by the interpreter); a real error shows again here.
                 split = False
                 self._assembles = False
+                self._refusal = self._refusal or "the pack does not compile with data.clearance.part"
                 program = regorus.Program.compile_from_modules(self._data_json, modules, [ENTRY_POINT])
         except RuntimeError as exc:
             default = (bundle.root / modules[0][0]).as_posix() if modules else str(bundle.root)
@@ -160,6 +163,11 @@ class RegorusEngine:
     def assembles(self) -> bool:
         """Whether decisions are assembled in Python from main.rego's tables (policy/assembly.py)."""
         return self._assembles
+
+    @property
+    def assembly_refusal(self) -> str | None:
+        """Why decisions are evaluated whole on the VM (:meth:`assembles` false), else None."""
+        return self._refusal
 
     @property
     def parts(self) -> int:

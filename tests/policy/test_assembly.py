@@ -98,6 +98,7 @@ def test_an_edited_main_rego_is_decided_whole_by_the_vm(tmp_path: Path, policy: 
     main.write_text(main.read_text() + "\n# reviewed\n")
     edited = load_policy(pack)
     assert isinstance(edited.engine, RegorusEngine) and not edited.engine.assembles
+    assert (edited.engine.assembly_refusal or "").startswith("main.rego is not the text")
     for policy_input in _inputs(policy, 20, seed=4):
         assert orjson.dumps(edited.evaluate(policy_input)) == orjson.dumps(policy.evaluate(policy_input))
 
