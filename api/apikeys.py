@@ -176,6 +176,14 @@ class KeyVerifier:
 
     :meth:`cached` answers from the caches alone (``MISS`` when it cannot), without blocking;
     :meth:`lookup` asks the table (blocking: run it off the event loop, ``api/deps.py``).
+
+    A good answer in use is renewed before it expires (:meth:`claim_refresh`, then
+    :meth:`refresh` off the request's path), so a key in steady use never misses. Why: when an
+    answer expired, every request then in flight with that key missed at once and queued for
+    the lookup threads, and at a few thousand requests a second some waited a second or more
+    (docs/performance.md, "The key cache renewed ahead"). A renewal is a lookup: its answer
+    counts from before its read, so a revocation still takes effect within ``ttl``, and a
+    renewal that finds the key revoked drops the good answer at once.
     """
 
     def __init__(self, db: Engine, *, ttl: float, negative_ttl: float = 5.0, max_entries: int = 10_000) -> None:
@@ -183,8 +191,10 @@ class KeyVerifier:
         self._ttl, self._negative_ttl, self._max = ttl, negative_ttl, max_entries
         self._good: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
         self._bad: OrderedDict[str, float] = OrderedDict()  # "id:<key id>" or the presented key
+        self._renewing: set[str] = set()  # good answers whose renewal is under way
         self._lock = threading.Lock()
         self.lookups = 0  # how many times the table was asked (for tests and metrics)
+        self.renewals = 0  # how many of those lookups renewed a good answer ahead of its expiry
 
     def verify(self, presented: str) -> Principal | None:
         """The principal of ``presented``, or None; may block on the database."""
@@ -213,28 +223,54 @@ class KeyVerifier:
         if not match:
             return None
         self.lookups += 1
+        read_at = time.monotonic()  # a good answer counts from before the read: the ttl bound holds
         try:
             with Session(self._db) as s:
                 row = s.get(ApiKey, match["id"])
         except SQLAlchemyError as exc:
             raise KeyStoreUnavailable(f"cannot read API keys: {type(exc).__name__}") from None
         if row is None or row.revoked_at is not None:
-            self._remember_bad(f"id:{match['id']}")
+            self._remember_bad(f"id:{match['id']}", presented)
             return None
         if not hmac.compare_digest(row.secret_sha256, _digest(match["secret"])):
-            self._remember_bad(presented)
+            self._remember_bad(presented, presented)
             return None
         principal = Principal(row.key_id, Role(row.role), row.app_id, frozenset(row.apps or ()), row.gateway)
         if self._ttl > 0:
             with self._lock:
-                self._good[presented] = (time.monotonic() + self._ttl, principal)
+                self._good[presented] = (read_at + self._ttl, principal)
                 self._good.move_to_end(presented)
                 self._trim(self._good)
         return principal
 
-    def _remember_bad(self, name: str) -> None:
-        if self._negative_ttl > 0:
+    def claim_refresh(self, presented: str) -> bool:
+        """Whether the caller should renew the good answer for ``presented`` now (then call
+        :meth:`refresh`, off the event loop): True once per answer in the second half of its
+        life, False while a renewal is under way, for an answer not cached or expired."""
+        now = time.monotonic()
+        with self._lock:
+            good = self._good.get(presented)
+            if good is None or not good[0] - self._ttl / 2 <= now < good[0] or presented in self._renewing:
+                return False
+            self._renewing.add(presented)
+            return True
+
+    def refresh(self, presented: str) -> None:
+        """Renew a claimed answer (blocking). A database that cannot answer renews nothing: the
+        answer expires as it would have, and the next request looks the key up itself."""
+        self.renewals += 1
+        try:
+            self.lookup(presented)
+        except KeyStoreUnavailable:
+            pass
+        finally:
             with self._lock:
+                self._renewing.discard(presented)
+
+    def _remember_bad(self, name: str, presented: str) -> None:
+        with self._lock:
+            self._good.pop(presented, None)  # a refusal seen ends a good answer at once
+            if self._negative_ttl > 0:
                 self._bad[name] = time.monotonic() + self._negative_ttl
                 self._bad.move_to_end(name)
                 self._trim(self._bad)

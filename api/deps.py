@@ -61,6 +61,8 @@ async def authenticate_token(request: Request, token: str | None, *roles: Role) 
     principal = services.keys.cached(token)
     if principal is MISS:
         principal = await services.key_lookups.run(services.keys.lookup, token)
+    elif principal is not None and services.keys.claim_refresh(token):
+        services.key_lookups.start(services.keys.refresh, token)  # renewed before it expires
     if not isinstance(principal, Principal):
         # Never echo the presented key: it may be a real secret pasted in the wrong place.
         raise ApiError(401, "unauthorized", "the API key is malformed, unknown or revoked", headers=_CHALLENGE)

@@ -40,6 +40,14 @@ class WorkPool:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
 
+    def start(self, fn: Callable[P, object], /, *args: P.args, **kwargs: P.kwargs) -> None:
+        """``fn(*args, **kwargs)`` on one of the pool's threads, not awaited: ``fn`` handles its
+        own errors. Nothing starts once the pool is closed."""
+        try:
+            self._executor.submit(fn, *args, **kwargs)
+        except RuntimeError:  # closed: the service is stopping
+            pass
+
     def close(self) -> None:
         """Refuse new work; calls not started yet are dropped, running ones finish."""
         self._executor.shutdown(wait=False, cancel_futures=True)

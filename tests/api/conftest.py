@@ -31,14 +31,16 @@ def make_settings(home: Path, database_url: str, **overrides: object) -> Setting
     key_file = home / "signing.key"
     if not key_file.exists():
         init_key(key_file)
+    defaults: dict[str, object] = {
+        "apikey_cache_seconds": 0,  # revocations take effect at once in tests
+        "audit_batch_ms": 1,
+    }
     return Settings(
         database_url=database_url,
         signing_key=str(key_file),
         policy_dir=REPO / "rego",
         home=home,
-        apikey_cache_seconds=0,  # revocations take effect at once in tests
-        audit_batch_ms=1,
-        **overrides,  # type: ignore[arg-type]
+        **(defaults | overrides),  # type: ignore[arg-type]
     )
 
 

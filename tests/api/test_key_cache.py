@@ -1,20 +1,28 @@
 """The API-key caches (api/apikeys.py ``KeyVerifier``) over a real key table: refused keys are
 remembered briefly so that the same wrong key does not reach the database each time, within a
-bound, and no cached refusal ever turns a good key away."""
+bound, and no cached refusal ever turns a good key away; a good answer in use is renewed
+before it expires, and a renewal never lets a revoked key live longer than the ttl."""
 
 from __future__ import annotations
 
 import secrets
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import create_engine
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import NullPool
 
-from api.apikeys import MISS, KeyVerifier, Role, create_key, revoke_key
+from api.apikeys import MISS, KeyStoreUnavailable, KeyVerifier, Role, create_key, revoke_key
+from api.app import create_app
+from api.services import Services
+from api.workpool import WorkPool
 from audit._db import sqlalchemy_url
+from tests.api.conftest import bearer, make_settings
+from tests.conftest import drop_database
 
 
 @pytest.fixture
@@ -80,3 +88,96 @@ def test_malformed_keys_never_reach_the_database(db: Engine) -> None:
     for bad in ("", "clr_", "Bearer x", "clr_" + "g" * 16 + "_" + "a" * 43, unknown() + "x"):
         assert verifier.verify(bad) is None
     assert verifier.lookups == 0
+
+
+def test_an_answer_is_renewed_once_in_the_second_half_of_its_life(db: Engine) -> None:
+    verifier = KeyVerifier(db, ttl=0.4)
+    key, principal = create_key(db, role=Role.auditor, app_id=None)
+    assert verifier.verify(key) == principal and verifier.lookups == 1
+    assert not verifier.claim_refresh(key)  # young: nothing to renew
+    time.sleep(0.25)
+    assert verifier.claim_refresh(key)
+    assert not verifier.claim_refresh(key)  # one renewal at a time
+    verifier.refresh(key)
+    assert verifier.lookups == 2 and verifier.cached(key) == principal
+    assert not verifier.claim_refresh(key)  # renewed: young again
+    assert not verifier.claim_refresh(unknown())  # nothing cached, nothing to renew
+
+
+def test_a_key_in_steady_use_never_misses(db: Engine) -> None:
+    """As ``api/deps.py`` uses the caches: a miss waits for a lookup, a claimed renewal runs on
+    the lookup threads. After the first lookup no request misses, though the answer lives 0.2 s."""
+    verifier, pool = KeyVerifier(db, ttl=0.2), WorkPool("test-keys", threads=2)
+    key, principal = create_key(db, role=Role.auditor, app_id=None)
+    misses, answers = 0, 0
+    try:
+        end = time.monotonic() + 1.5
+        while time.monotonic() < end:
+            found = verifier.cached(key)
+            if found is MISS:
+                misses += 1
+                found = verifier.lookup(key)
+            elif verifier.claim_refresh(key):
+                pool.start(verifier.refresh, key)
+            assert found == principal
+            answers += 1
+            time.sleep(0.001)
+    finally:
+        pool.close()
+    assert misses == 1 and answers > 300
+    assert 5 <= verifier.lookups <= 20  # renewed about every 0.1 s, not once per request
+
+
+def test_a_renewal_that_finds_the_key_revoked_ends_its_answer_at_once(db: Engine) -> None:
+    verifier = KeyVerifier(db, ttl=0.4, negative_ttl=60)
+    key, principal = create_key(db, role=Role.auditor, app_id=None)
+    assert verifier.verify(key) == principal
+    revoke_key(db, principal.key_id)
+    time.sleep(0.25)
+    assert verifier.cached(key) == principal  # within the ttl the cached answer may still stand
+    assert verifier.claim_refresh(key)
+    verifier.refresh(key)
+    assert verifier.cached(key) is None  # refused from now on, before the answer would expire
+
+
+def test_a_renewal_the_database_cannot_answer_lets_the_answer_expire(
+        db: Engine, migrated_database: str, pg_server_url: str) -> None:
+    verifier = KeyVerifier(db, ttl=0.4)
+    key, principal = create_key(db, role=Role.auditor, app_id=None)
+    assert verifier.verify(key) == principal
+    time.sleep(0.25)
+    assert verifier.claim_refresh(key)
+    drop_database(pg_server_url, make_url(migrated_database).database)  # the key store is gone
+    verifier.refresh(key)  # no exception: nothing renewed, and the claim is let go
+    assert verifier.cached(key) == principal
+    time.sleep(0.2)
+    assert verifier.cached(key) is MISS  # expired as it would have without the renewal
+    with pytest.raises(KeyStoreUnavailable):
+        verifier.verify(key)  # the next request looks the key up itself and gets the error
+
+
+def test_a_revoked_key_in_steady_use_is_refused_within_the_ttl(migrated_database: str, tmp_path: Path) -> None:
+    """The attacker's view: a key revoked while it is used without a pause. Renewals keep its
+    answer cached (few lookups) but never past the ttl: refused at the latest ttl after the
+    revocation, and every answer before that is the key's."""
+    ttl = 0.5
+    services = Services.start(make_settings(tmp_path, migrated_database, apikey_cache_seconds=ttl))
+    try:
+        key, principal = create_key(services.db, role=Role.auditor, app_id=None)
+        with TestClient(create_app(services=services), raise_server_exceptions=False) as client:
+            end = time.monotonic() + 3 * ttl
+            while time.monotonic() < end:  # in steady use: renewed, never expired
+                assert client.get("/v1/policy", headers=bearer(key)).status_code == 200
+            keys = services.keys
+            assert keys.lookups - keys.renewals == 1 and 2 <= keys.renewals <= 12  # no request waited
+            revoke_key(services.db, principal.key_id)
+            revoked_at = time.monotonic()
+            statuses = []
+            while time.monotonic() < revoked_at + 2 * ttl:
+                status = client.get("/v1/policy", headers=bearer(key)).status_code
+                statuses.append((time.monotonic() - revoked_at, status))
+        assert {status for _, status in statuses} <= {200, 401}
+        assert all(status == 401 for elapsed, status in statuses if elapsed > ttl)
+        assert statuses[-1][1] == 401
+    finally:
+        services.close()
