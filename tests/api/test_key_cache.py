@@ -5,11 +5,13 @@ before it expires, and a renewal never lets a revoked key live longer than the t
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine
@@ -179,5 +181,27 @@ def test_a_revoked_key_in_steady_use_is_refused_within_the_ttl(migrated_database
         assert {status for _, status in statuses} <= {200, 401}
         assert all(status == 401 for elapsed, status in statuses if elapsed > ttl)
         assert statuses[-1][1] == 401
+    finally:
+        services.close()
+
+
+def test_misses_queued_behind_a_lookup_of_the_same_key_do_not_look_it_up_again(
+        migrated_database: str, tmp_path: Path) -> None:
+    """Many requests with one key at once, none cached (a key's first use, or after an idle
+    spell): each waits on the lookup threads, and those behind the first lookups are answered
+    from the cache those filled, not by a lookup each (``api/deps.py`` runs ``verify`` there)."""
+    services = Services.start(make_settings(tmp_path, migrated_database, apikey_cache_seconds=60))
+    try:
+        key, _ = create_key(services.db, role=Role.auditor, app_id=None)
+
+        async def many() -> list[int]:
+            app = create_app(services=services)
+            async with app.router.lifespan_context(app), httpx.AsyncClient(
+                    transport=httpx.ASGITransport(app=app), base_url="http://clearance") as client:
+                answers = await asyncio.gather(*(client.get("/v1/policy", headers=bearer(key)) for _ in range(100)))
+            return [answer.status_code for answer in answers]
+
+        assert asyncio.run(many()) == [200] * 100
+        assert services.keys.lookups <= services.key_lookups.threads  # the first wave only
     finally:
         services.close()
