@@ -345,9 +345,11 @@ def writer_stats(server_log: Path) -> list[dict[str, Any]]:
     return found
 
 
-def _body(request: dict[str, Any], *, distinct: bool) -> str:
+def _body(request: dict[str, Any], *, distinct: bool, invalid: bool = False) -> str:
     """A request's JSON body; with ``distinct``, its MAU a placeholder the wrk script fills with a
-    number unique in the run (bench/wrk/decisions.lua)."""
+    number unique in the run (bench/wrk/decisions.lua); with ``invalid``, a task no policy knows."""
+    if invalid:
+        request = {**request, "workload": {**request["workload"], "task": "nonsense"}}
     if not distinct:
         return json.dumps(request)
     placeholder = {**request, "workload": {**request["workload"], "monthly_active_users": "__DISTINCT__"}}
@@ -372,6 +374,9 @@ def main() -> None:
     parser.add_argument("--distinct", action="store_true",
                         help="every audited decision a new input (its workload's monthly_active_users unique): "
                              "the first decision of an input, evaluated and encoded, not a cached one")
+    parser.add_argument("--invalid", action="store_true",
+                        help="every audited request refused 422 (its workload's task 'nonsense'): the error path "
+                             "under load, where a stall shows in the maximum and wrk's timeouts")
     parser.add_argument("--others-duration", type=int, metavar="SECONDS",
                         help="seconds of the /healthz, simulate and low-concurrency runs (default: --duration)")
     parser.add_argument("--rss-every", type=float, metavar="SECONDS",
@@ -415,7 +420,8 @@ def main() -> None:
 
         app_keys = {w["app_id"]: cli("apikeys", "create", "--app", w["app_id"], "--role", "app", env=env) for w in WORKLOADS}
         admin = cli("apikeys", "create", "--role", "admin", env=env)
-        decisions = [f"/v1/decisions\t{app_keys[w['app_id']]}\t{_body(w, distinct=args.distinct)}" for w in WORKLOADS]
+        decisions = [f"/v1/decisions\t{app_keys[w['app_id']]}\t{_body(w, distinct=args.distinct, invalid=args.invalid)}"
+                     for w in WORKLOADS]
         simulations = [f"/v1/policy/simulate\t{admin}\t{json.dumps(w)}" for w in WORKLOADS]
 
         common = {"duration": args.duration, "connections": args.connections, "threads": args.threads, "tmp": tmp}

@@ -63,6 +63,16 @@ def test_http_smoke(tmp_path: Path, pg_server_url: str) -> None:
 
 
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (scripts/install-tools.sh installs it)")
+def test_http_invalid_smoke(tmp_path: Path, pg_server_url: str) -> None:
+    server = pg_server_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    result = run("http_bench.py", "--invalid", "--duration", "2", "--connections", "4", "--threads", "1",
+                 "--workers", "1", "--low-connections", "0", "--database", server, tmp_path=tmp_path)
+    statuses = result["audited_decisions"]["statuses"]  # type: ignore[index]
+    assert set(statuses) == {"422"} and statuses["422"] > 0  # type: ignore[union-attr]
+    assert result["trail"]["chain_valid"] is True  # type: ignore[index]
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (scripts/install-tools.sh installs it)")
 def test_targets_smoke(tmp_path: Path, pg_server_url: str) -> None:
     server = pg_server_url.replace("postgresql+psycopg://", "postgresql://", 1)
     result = run("targets.py", "--runs", "1", "--duration", "2", "--database", server, tmp_path=tmp_path)
