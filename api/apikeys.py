@@ -191,7 +191,9 @@ class KeyVerifier:
         self._ttl, self._negative_ttl, self._max = ttl, negative_ttl, max_entries
         self._good: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
         self._bad: OrderedDict[str, float] = OrderedDict()  # "id:<key id>" or the presented key
-        self._renewing: set[str] = set()  # good answers whose renewal is under way
+        # Keys whose answer is being renewed, or whose renewal failed (until their next lookup answers):
+        # at most one per valid key, since only a cached good answer is ever claimed.
+        self._renewing: set[str] = set()
         self._lock = threading.Lock()
         self.lookups = 0  # how many times the table was asked (for tests and metrics)
         self.renewals = 0  # how many of those lookups renewed a good answer ahead of its expiry
@@ -241,6 +243,7 @@ class KeyVerifier:
                 self._good[presented] = (read_at + self._ttl, principal)
                 self._good.move_to_end(presented)
                 self._trim(self._good)
+                self._renewing.discard(presented)
         return principal
 
     def claim_refresh(self, presented: str) -> bool:
@@ -256,20 +259,19 @@ class KeyVerifier:
             return True
 
     def refresh(self, presented: str) -> None:
-        """Renew a claimed answer (blocking). A database that cannot answer renews nothing: the
-        answer expires as it would have, and the next request looks the key up itself."""
+        """Renew a claimed answer (blocking). A database that cannot answer renews nothing and
+        the claim is kept, so that this answer is not tried again request after request: it
+        expires as it would have, and the next request looks the key up itself."""
         self.renewals += 1
         try:
-            self.lookup(presented)
+            self.lookup(presented)  # any answer it stores or refuses lets the claim go
         except KeyStoreUnavailable:
             pass
-        finally:
-            with self._lock:
-                self._renewing.discard(presented)
 
     def _remember_bad(self, name: str, presented: str) -> None:
         with self._lock:
             self._good.pop(presented, None)  # a refusal seen ends a good answer at once
+            self._renewing.discard(presented)
             if self._negative_ttl > 0:
                 self._bad[name] = time.monotonic() + self._negative_ttl
                 self._bad.move_to_end(name)
