@@ -60,10 +60,12 @@ async def authenticate_token(request: Request, token: str | None, *roles: Role) 
     services = services_of(request)
     principal = services.keys.cached(token)
     if principal is MISS:
+        services.metrics.apikey_lookups.labels(why="miss").inc()
         # verify, not lookup: a miss queued behind another request's lookup of the same key is
         # answered from the cache that lookup filled, not by a lookup of its own.
         principal = await services.key_lookups.run(services.keys.verify, token)
     elif principal is not None and services.keys.claim_refresh(token):
+        services.metrics.apikey_lookups.labels(why="renewal").inc()
         services.key_lookups.start(services.keys.refresh, token)  # renewed before it expires
     if not isinstance(principal, Principal):
         # Never echo the presented key: it may be a real secret pasted in the wrong place.

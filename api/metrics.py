@@ -25,6 +25,7 @@ class Metrics:
     witness_cosignatures: Counter
     witness_errors: Counter
     witness_alarms: Counter
+    apikey_lookups: Counter
 
     @classmethod
     def create(cls) -> Metrics:
@@ -66,4 +67,7 @@ class Metrics:
             witness_alarms=Counter(
                 "clearance_witness_alarms", "ALARM: a witness refused the log's checkpoint as inconsistent with "
                 "the tree it cosigned (or has cosigned a larger one)", ["witness"], registry=reg),
+            apikey_lookups=Counter(
+                "clearance_apikey_lookups", "API-key lookups in the database: a request missed the cache and "
+                "waited (miss), or a key in use was renewed ahead of its expiry (renewal)", ["why"], registry=reg),
         )

@@ -173,6 +173,9 @@ def test_a_revoked_key_in_steady_use_is_refused_within_the_ttl(migrated_database
                 assert client.get("/v1/policy", headers=bearer(key)).status_code == 200
             keys = services.keys
             assert keys.lookups - keys.renewals == 1 and 2 <= keys.renewals <= 12  # no request waited
+            counted = client.get("/metrics").text
+            assert 'clearance_apikey_lookups_total{why="miss"} 1.0' in counted
+            assert f'clearance_apikey_lookups_total{{why="renewal"}} {float(keys.renewals)}' in counted
             revoke_key(services.db, principal.key_id)
             revoked_at = time.monotonic()
             statuses = []
