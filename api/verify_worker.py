@@ -21,13 +21,15 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from audit.errors import AuditError, AuditUnavailable
+from clearance.children import exit_with_parent
 from clearance.errors import ClearanceError
 
 NICENESS = 19  # CFS weight 15 against a decision's 1024
 
 
-def _lower_priority() -> None:
+def _init_child() -> None:
     os.nice(NICENESS)
+    exit_with_parent()
 
 
 def verify_with_keys(store: Any, keys: list[str], **options: Any) -> Any:
@@ -86,7 +88,7 @@ class VerifierProcesses:
     def _executor(self) -> ProcessPoolExecutor:
         with self._lock:
             if self._pool is None:
-                self._pool = ProcessPoolExecutor(max_workers=self._processes, initializer=_lower_priority,
+                self._pool = ProcessPoolExecutor(max_workers=self._processes, initializer=_init_child,
                                                  mp_context=multiprocessing.get_context("spawn"))
             return self._pool
 

@@ -11,6 +11,8 @@ import psycopg
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
+from clearance.children import exit_with_parent
+
 from ._checks import Failure, Progress, Walker, body_time, first
 from .keys import Keyring
 from .snapshot import read_entries
@@ -50,7 +52,7 @@ class ParallelWalk:
             for i, (lo, hi) in enumerate(slices)
         ]
         context = multiprocessing.get_context("spawn")  # never fork a threaded server process
-        with ProcessPoolExecutor(max_workers=self.workers, mp_context=context) as pool:
+        with ProcessPoolExecutor(max_workers=self.workers, mp_context=context, initializer=exit_with_parent) as pool:
             try:
                 for outcome in pool.map(walk_slice, jobs):
                     walker.checked += outcome["checked"]

@@ -44,6 +44,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from clearance.children import exit_with_parent
 from policy import ActivePolicy, load_policy
 from policy.errors import ClearanceError, EvaluationError, UnknownApp
 from policy.profile import ProfileViolation
@@ -152,6 +153,7 @@ _PROCESS_JUDGE: Judge | None = None
 
 def _init_process(base_dir: str, head_dir: str) -> None:
     global _PROCESS_JUDGE
+    exit_with_parent()
     _PROCESS_JUDGE = Judge(load_policy(base_dir), load_policy(head_dir))
     gc.set_threshold(*_REPLAY_GC_THRESHOLD)  # this process only replays: see _rare_collections
 
