@@ -156,8 +156,8 @@ def list_keys(db: Engine) -> list[ApiKey]:
         return list(s.scalars(select(ApiKey).order_by(ApiKey.created_at)))
 
 
-# One key's row, read without the ORM's session and identity map: half the CPU of
-# ``Session.get`` (~0.4 against ~0.8 ms here), which renewals pay on threads beside the event loop.
+# One key's row, read without the ORM's session and identity map: about half the CPU of
+# ``Session.get`` (bench/key_lookup.py), which renewals pay on threads beside the event loop.
 _LOOKUP = select(ApiKey.key_id, ApiKey.secret_sha256, ApiKey.role, ApiKey.app_id, ApiKey.apps, ApiKey.gateway,
                  ApiKey.revoked_at).where(ApiKey.key_id == bindparam("key_id"))
 

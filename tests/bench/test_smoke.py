@@ -180,3 +180,10 @@ def test_vm_parts_smoke() -> None:
         pytest.skip("this Python is stripped (Debian's python3): callgrind cannot find where to count")
     assert done.returncode == 0, done.stdout + done.stderr
     assert [line.split()[0] for line in done.stdout.splitlines()] == ["expr:0", "data.clearance.decision"]
+
+
+def test_key_lookup_smoke(tmp_path: Path, pg_server_url: str) -> None:
+    server = pg_server_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    result = run("key_lookup.py", "--lookups", "20", "--rounds", "1", "--database", server, tmp_path=tmp_path)
+    (round_,) = result["rounds"]  # type: ignore[misc]
+    assert round_["cpu_us"] > 0 and round_["wall_us"] >= round_["cpu_us"] * 0.5
