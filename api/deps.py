@@ -45,7 +45,9 @@ async def authenticate(request: Request, *roles: Role) -> Principal:
     """The caller of ``request`` (401 unless a valid key), limited to ``roles`` if given (403).
 
     A key the caches do not know is looked up on the key-lookup threads (``api/workpool.py``),
-    never on the event loop: a busy database delays that caller, not every request."""
+    never on the event loop: a busy database delays that caller, not every request. A cached
+    key due for renewal is renewed on threads of their own, so that no backlog of misses
+    delays it past its answer's expiry."""
     scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
@@ -66,7 +68,7 @@ async def authenticate_token(request: Request, token: str | None, *roles: Role) 
         principal = await services.key_lookups.run(services.keys.verify, token)
     elif principal is not None and services.keys.claim_refresh(token):
         services.metrics.apikey_lookups.labels(why="renewal").inc()
-        services.key_lookups.start(services.keys.refresh, token)  # renewed before it expires
+        services.key_renewals.start(services.keys.refresh, token)  # before it expires, beside the misses
     if not isinstance(principal, Principal):
         # Never echo the presented key: it may be a real secret pasted in the wrong place.
         raise ApiError(401, "unauthorized", "the API key is malformed, unknown or revoked", headers=_CHALLENGE)

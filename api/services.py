@@ -148,6 +148,9 @@ class Services:
     reads: AuditStore | None = None
     auditor_work: WorkPool = field(default_factory=lambda: WorkPool("clearance-auditor", threads=2))
     key_lookups: WorkPool = field(default_factory=lambda: WorkPool("clearance-keys", threads=4))
+    # Renewals of cached keys in use have threads of their own: a backlog of misses (a flood of
+    # unknown keys) cannot hold them until the answers they renew expire.
+    key_renewals: WorkPool = field(default_factory=lambda: WorkPool("clearance-keys-renew", threads=2))
 
     verifier: VerifierProcesses | None = None
     # Pushes each checkpoint to the witnesses of CLEARANCE_WITNESSES (None: no witnesses).
@@ -257,6 +260,7 @@ class Services:
             self.verifier.close()
         self.auditor_work.close()
         self.key_lookups.close()
+        self.key_renewals.close()
         self.writer.close()
         if self.witnessing is not None:
             self.witnessing.close()

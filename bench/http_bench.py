@@ -100,6 +100,15 @@ def wrk(url: str, lines: list[str], *, duration: int, connections: int, threads:
     return result
 
 
+def stop_server(server: subprocess.Popen[Any]) -> None:
+    """Stop ``clearance serve`` as an operator does (SIGINT), killed if it takes over a minute."""
+    server.send_signal(signal.SIGINT)
+    try:
+        server.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
 def worker_pids(master: int) -> list[int]:
     """uvicorn's worker processes (children of the master), or the master itself with one worker."""
     children = []
@@ -442,11 +451,7 @@ def main() -> None:
                if args.low_connections else None)
         rss = {pid: status_mb(pid) for pid in workers}
     finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_server(server)
 
     # Every decision answered 200 must be in the trail, and the chain must verify.
     answered = set(audited.pop("ids")) | set(low.pop("ids") if low else ())

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -208,4 +209,40 @@ def test_misses_queued_behind_a_lookup_of_the_same_key_do_not_look_it_up_again(
         assert asyncio.run(many()) == [200] * 100
         assert services.keys.lookups <= services.key_lookups.threads  # the first wave only
     finally:
+        services.close()
+
+
+def test_renewals_do_not_wait_behind_the_misses(migrated_database: str, tmp_path: Path) -> None:
+    """Every key-lookup thread busy (a flood of unknown keys, each looked up in the database):
+    a key in steady use is still renewed, on threads of its own, and never misses. With the
+    renewals on the lookup threads (as before) it misses once its answer expires, and that
+    request waits behind the backlog (here: until the test lets the threads go)."""
+    ttl = 0.6
+    services = Services.start(make_settings(tmp_path, migrated_database, apikey_cache_seconds=ttl))
+    release = threading.Event()
+    try:
+        key, _ = create_key(services.db, role=Role.auditor, app_id=None)
+
+        async def in_steady_use() -> list[tuple[float, int]]:
+            app = create_app(services=services)
+            async with app.router.lifespan_context(app), httpx.AsyncClient(
+                    transport=httpx.ASGITransport(app=app), base_url="http://clearance") as client:
+                assert (await client.get("/v1/policy", headers=bearer(key))).status_code == 200
+                for _ in range(services.key_lookups.threads + 4):  # every lookup thread held, more queued
+                    services.key_lookups.start(release.wait, 30)
+                answers = []
+                end = time.monotonic() + 3 * ttl
+                while time.monotonic() < end:
+                    started = time.monotonic()
+                    status = (await asyncio.wait_for(client.get("/v1/policy", headers=bearer(key)), 5)).status_code
+                    answers.append((time.monotonic() - started, status))
+                    await asyncio.sleep(0.02)
+                return answers
+
+        answers = asyncio.run(in_steady_use())
+        assert [status for _, status in answers] == [200] * len(answers)
+        assert max(wait for wait, _ in answers) < ttl  # none waited for the lookup threads
+        assert services.keys.renewals >= 2 and services.keys.lookups == 1 + services.keys.renewals
+    finally:
+        release.set()
         services.close()

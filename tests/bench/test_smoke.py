@@ -73,6 +73,15 @@ def test_http_invalid_smoke(tmp_path: Path, pg_server_url: str) -> None:
 
 
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (scripts/install-tools.sh installs it)")
+def test_key_flood_smoke(tmp_path: Path, pg_server_url: str) -> None:
+    server = pg_server_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    result = run("key_flood.py", "--duration", "3", "--connections", "8", "--database", server, tmp_path=tmp_path)
+    assert int(result["flood"]["requests"]) > 0 and result["flood"]["non_2xx"] == result["flood"]["requests"]  # type: ignore[index]
+    during = result["during_flood"]
+    assert during["statuses"].get("cached 200", 0) > 0 and during["statuses"].get("fresh 200", 0) > 0  # type: ignore[index, union-attr]
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (scripts/install-tools.sh installs it)")
 def test_targets_smoke(tmp_path: Path, pg_server_url: str) -> None:
     server = pg_server_url.replace("postgresql+psycopg://", "postgresql://", 1)
     result = run("targets.py", "--runs", "1", "--duration", "2", "--database", server, tmp_path=tmp_path)
