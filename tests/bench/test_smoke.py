@@ -101,6 +101,12 @@ def test_suite_runner_smoke() -> None:
     assert "| HTTP audited decisions" in (REPO / "bench" / "results" / "results.md").read_text()
 
 
+def test_flush_latency_smoke(tmp_path: Path) -> None:
+    result = run("flush_latency.py", "--dir", str(tmp_path), "--gaps", "0,0.0001", "--writes", "20", tmp_path=tmp_path)
+    gaps = result["gaps"]
+    assert set(gaps) == {"0.0", "0.0001"} and all(len(g["deciles_us"]) == 9 for g in gaps.values())  # type: ignore[union-attr]
+
+
 def test_writer_pair_smoke(tmp_path: Path, pg_server_url: str) -> None:
     server = pg_server_url.replace("postgresql+psycopg://", "postgresql://", 1)
     result = run("writer_pair.py", "--threads", "2", "--seconds", "1", "--database", server, tmp_path=tmp_path)
