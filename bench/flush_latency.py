@@ -51,10 +51,14 @@ def flushes(directory: Path, gap: float, writes: int) -> list[int]:
         os.unlink(name)
 
 
+def default_directory() -> Path:
+    """PostgreSQL's data directory's file system when this user can write there, else /tmp's."""
+    return _PG_DATA if os.access(_PG_DATA, os.W_OK) else Path(tempfile.gettempdir())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default_dir = _PG_DATA if os.access(_PG_DATA, os.W_OK) else Path(tempfile.gettempdir())
-    parser.add_argument("--dir", type=Path, default=default_dir)
+    parser.add_argument("--dir", type=Path, default=default_directory())
     parser.add_argument("--gaps", default="0,0.0002,0.001", help="seconds of idle before each write, comma-separated")
     parser.add_argument("--writes", type=int, default=1500)
     parser.add_argument("--json", type=Path)

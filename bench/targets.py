@@ -11,7 +11,12 @@ one run proves little either way. Each round here starts two fresh servers with
    simulate ≥ 0.6, all three in the same run.
 
 Both runs also check that every decision answered 200 is in the log and that the log verifies
-(target 6). It prints each run's figures and verdicts and, per target, in how many runs it held.
+(target 6). Before each round two probes say how fast the machine is just then, since the
+verdicts follow it: the seconds a pure-Python loop of 10 M additions takes (what the CPU per
+decision, and so target 2, follows) and the median ``fdatasync`` of an 8 kB write after 1 ms
+idle on PostgreSQL's file system (``bench/flush_latency.py``: what one caller's commit waits
+for, and so target 1's p50). It prints each run's figures and verdicts and, per target, in how
+many runs it held.
 The exit status is 1 if any run lost a decision or failed verification, else 0: a target not met
 is a figure to report, not an error. Needs wrk, as ``http_bench.py`` does.
 """
@@ -20,13 +25,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.flush_latency import default_directory, flushes  # noqa: E402
 
 ONE_CALLER = {"p50_ms": 1.5, "p99_ms": 3.0}
 LOAD = {"rate_per_s": 4000.0, "p99_ms": 15.0, "over_simulate": 0.6}
@@ -64,6 +74,17 @@ def load(result: dict[str, Any]) -> dict[str, Any]:
             "trail": _trail(result)}
 
 
+def machine_now() -> dict[str, float]:
+    """The two probes (module docstring): Python's speed and the disk's flush after idle."""
+    started = time.perf_counter()
+    total = 0
+    for i in range(10_000_000):
+        total += i
+    loop_s = time.perf_counter() - started
+    flush_us = statistics.median(flushes(default_directory(), 0.001, 300)) / 1e3
+    return {"python_loop_10m_s": round(loop_s, 2), "flush_after_idle_us": round(flush_us)}
+
+
 def _trail(result: dict[str, Any]) -> bool:
     trail = result["trail"]
     return trail["missing_from_trail"] == 0 and trail["chain_valid"] is True
@@ -78,12 +99,14 @@ def main() -> None:
     args = parser.parse_args()
     rounds = []
     for n in range(1, args.runs + 1):
+        machine = machine_now()
         alone = one_caller(http_bench("--connections", "1", "--threads", "1", "--low-connections", "0",
                                       duration=args.duration, database=args.database))
         loaded = load(http_bench("--connections", "32", "--low-connections", "0",
                                  duration=args.duration, database=args.database))
-        rounds.append({"one_caller": alone, "load": loaded})
-        print(f"run {n}: one caller p50 {alone['p50_ms']:.2f} ms, p99 {alone['p99_ms']:.2f} ms "
+        rounds.append({"machine": machine, "one_caller": alone, "load": loaded})
+        print(f"run {n} (10 M additions {machine['python_loop_10m_s']:.2f} s, flush after idle "
+              f"{machine['flush_after_idle_us']} µs): one caller p50 {alone['p50_ms']:.2f} ms, p99 {alone['p99_ms']:.2f} ms "
               f"({'met' if alone['met'] else 'not met'}) | 32 connections {loaded['rate_per_s']:,.0f}/s, "
               f"p99 {loaded['p99_ms']:.1f} ms, ÷ simulate {loaded['over_simulate']:.2f}, "
               f"{loaded['cpu_us_per_decision']:.0f} µs CPU/decision, idle {loaded['idle_cores']:.2f} "

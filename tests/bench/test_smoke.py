@@ -90,6 +90,7 @@ def test_targets_smoke(tmp_path: Path, pg_server_url: str) -> None:
     (round_,) = result["rounds"]  # type: ignore[misc]
     assert round_["one_caller"]["p50_ms"] > 0 and round_["load"]["rate_per_s"] > 0
     assert isinstance(round_["load"]["met"], bool)
+    assert round_["machine"]["python_loop_10m_s"] > 0 and round_["machine"]["flush_after_idle_us"] > 0
 
 
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (scripts/install-tools.sh installs it)")
