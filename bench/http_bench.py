@@ -37,7 +37,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -98,6 +98,38 @@ def wrk(url: str, lines: list[str], *, duration: int, connections: int, threads:
     result["rate_per_s"] = result["requests"] / (result["duration_us"] / 1e6)
     result["ids"] = ids_file.read_text().split() if ids_file.exists() else []
     return result
+
+
+def service_env(sa_url: str, home: Path, settings: Iterable[str] = ()) -> dict[str, str]:
+    """The environment of a bench's ``clearance serve``: this database, ``home`` (where the caller
+    made ``signing.key``), this checkout's policy, then ``settings`` (``NAME=VALUE``)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLEARANCE_")}
+    env.update(CLEARANCE_DATABASE_URL=sa_url, CLEARANCE_HOME=str(home), CLEARANCE_SIGNING_KEY=str(home / "signing.key"),
+               CLEARANCE_POLICY_DIR=str(REPO / "rego"))
+    env.update(setting.split("=", 1) for setting in settings)
+    return env
+
+
+def start_server(env: dict[str, str], *, log: Path, workers: int | None = None) -> tuple[subprocess.Popen[Any], str]:
+    """``clearance serve`` on a free port, once ``/readyz`` answers 200: the process and its base
+    URL (stop it with :func:`stop_server`). Its stderr goes to ``log``."""
+    port = free_port()
+    serve = [sys.executable, "-m", "api", "serve", "--port", str(port)]
+    if workers:
+        serve += ["--workers", str(workers)]
+    server = subprocess.Popen(serve, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=log.open("w"))
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                return server, base
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or server.poll() is not None:
+            stop_server(server)
+            raise RuntimeError(f"server did not start:\n{log.read_text()}")
+        time.sleep(0.3)
 
 
 def stop_server(server: subprocess.Popen[Any]) -> None:
@@ -403,30 +435,10 @@ def main() -> None:
     sa_url = db_url.replace("postgresql://", "postgresql+psycopg://", 1)
     upgrade(sa_url)
     init_key(tmp / "signing.key")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CLEARANCE_")}
-    env.update(CLEARANCE_DATABASE_URL=sa_url, CLEARANCE_HOME=str(tmp), CLEARANCE_SIGNING_KEY=str(tmp / "signing.key"),
-               CLEARANCE_POLICY_DIR=str(REPO / "rego"))
-    if args.batch_ms is not None:
-        env["CLEARANCE_AUDIT_BATCH_MS"] = str(args.batch_ms)
-    env.update(setting.split("=", 1) for setting in args.server_env)  # e.g. CLEARANCE_HTTP_COALESCE=false
-    port = free_port()
-    serve = [sys.executable, "-m", "api", "serve", "--port", str(port)]
-    if args.workers:
-        serve += ["--workers", str(args.workers)]
-    server = subprocess.Popen(serve, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=(tmp / "server.log").open("w"))
-    base = f"http://127.0.0.1:{port}"
+    settings = ([f"CLEARANCE_AUDIT_BATCH_MS={args.batch_ms}"] if args.batch_ms is not None else []) + args.server_env
+    env = service_env(sa_url, tmp, settings)  # e.g. CLEARANCE_HTTP_COALESCE=false
+    server, base = start_server(env, log=tmp / "server.log", workers=args.workers)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise RuntimeError(f"server did not start:\n{(tmp / 'server.log').read_text()}")
-            time.sleep(0.3)
-
         app_keys = {w["app_id"]: cli("apikeys", "create", "--app", w["app_id"], "--role", "app", env=env) for w in WORKLOADS}
         admin = cli("apikeys", "create", "--role", "admin", env=env)
         decisions = [f"/v1/decisions\t{app_keys[w['app_id']]}\t{_body(w, distinct=args.distinct, invalid=args.invalid)}"

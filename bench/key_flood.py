@@ -16,7 +16,6 @@ alone, for comparison.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import statistics
@@ -34,7 +33,8 @@ sys.path.insert(0, str(REPO))
 import httpx  # noqa: E402
 
 from audit import init_key, upgrade  # noqa: E402
-from bench.http_bench import MACHINE_PG, cli, create_database, drop_database, free_port, stop_server  # noqa: E402
+from bench.http_bench import (  # noqa: E402
+    MACHINE_PG, cli, create_database, drop_database, service_env, start_server, stop_server)
 from bench.report import emit  # noqa: E402
 
 LUA = REPO / "bench" / "wrk" / "unknown_keys.lua"
@@ -82,20 +82,9 @@ def main() -> None:
             tmp = Path(tmp_name)
             upgrade(sa_url)
             init_key(tmp / "signing.key")
-            env = {k: v for k, v in os.environ.items() if not k.startswith("CLEARANCE_")}
-            env.update(CLEARANCE_DATABASE_URL=sa_url, CLEARANCE_HOME=str(tmp),
-                       CLEARANCE_SIGNING_KEY=str(tmp / "signing.key"), CLEARANCE_POLICY_DIR=str(REPO / "rego"))
-            env.update(setting.split("=", 1) for setting in args.server_env)
-            port = free_port()
-            server = subprocess.Popen([sys.executable, "-m", "api", "serve", "--port", str(port)], env=env, cwd=REPO,
-                                      stdout=subprocess.DEVNULL, stderr=(tmp / "server.log").open("w"))
-            base = f"http://127.0.0.1:{port}"
+            env = service_env(sa_url, tmp, args.server_env)
+            server, base = start_server(env, log=tmp / "server.log")
             try:
-                deadline = time.monotonic() + 60
-                while not _ready(base):
-                    if time.monotonic() > deadline or server.poll() is not None:
-                        raise RuntimeError(f"server did not start:\n{(tmp / 'server.log').read_text()}")
-                    time.sleep(0.3)
                 cached = cli("apikeys", "create", "--role", "auditor", env=env)
                 fresh = [cli("apikeys", "create", "--role", "auditor", env=env) for _ in range(4 + 2 * args.duration)]
                 with httpx.Client(base_url=base, timeout=60) as client:
@@ -119,13 +108,6 @@ def main() -> None:
              f"during flood: cached key {during['cached_key_ms']}, new key's first request "
              f"{during['first_request_of_new_key_ms']}, {during['statuses']}\n")
     emit(table, result, args.json)
-
-
-def _ready(base: str) -> bool:
-    try:
-        return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def _flood(base: str, args: argparse.Namespace) -> dict[str, Any]:
