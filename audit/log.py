@@ -732,6 +732,11 @@ class AppendedLeaves:
     _note: str
     _size: int
 
+    @property
+    def checkpoint(self) -> str | None:
+        """The batch's signed checkpoint note, None when nothing was appended."""
+        return self._note if self._bodies else None
+
     def outcomes(self) -> list[LogReceipt | AuditEntryInvalid]:
         """One outcome per draft: its receipt (with the inclusion proof) or why it was left out."""
         if not self._bodies:

@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,8 +41,8 @@ from .canonical import plain
 from .chain import Receipt, SignedEntry, build_entry
 from .checkpoints import CheckpointPolicy, SignedCheckpoint, build_checkpoint
 from .entry import ENTRY_COLUMNS, LeafDraft, queryable_columns
-from .log import (CheckedHead, Floor, HeadState, LogHead, LogReceipt, PreparedLeaf, VerifiedNotes, append_batch_leaves,
-                  append_on_known_head, check_head, prepare_leaves, read_head)
+from .log import (AppendedLeaves, CheckedHead, Floor, HeadState, LogHead, LogReceipt, PreparedLeaf, VerifiedNotes,
+                  append_batch_leaves, append_on_known_head, check_head, prepare_leaves, read_head)
 from .errors import AuditEntryInvalid, SchemaMismatch
 from .keys import Keyring, PublicKey, SigningKey
 from .tlog.note import Signer, Verifier
@@ -103,9 +104,11 @@ def utc_now() -> datetime:
 
 @dataclass(frozen=True)
 class BatchResult:
-    """What one appended batch produced, in submission order."""
+    """What one appended batch produced. Its receipts (:attr:`outcomes`) are built when first
+    read, from what the batch wrote: the audit writer reads them after it has released the head
+    mailbox, so that another worker's batch does not wait for them."""
 
-    outcomes: list[LogReceipt | AuditEntryInvalid]
+    appended: AppendedLeaves
     checkpoint: str | None  # the batch's signed checkpoint note
     # The head row as the committed batch left it (``known`` of the next batch), and what the
     # head check found (``checked.full``: whether it verified everything this time).
@@ -114,6 +117,11 @@ class BatchResult:
     # ``own_head`` batches: written in one round trip on the known head (True), or the guard
     # found another head and the full path wrote it (False); None: not tried.
     on_known_head: bool | None = None
+
+    @cached_property
+    def outcomes(self) -> list[LogReceipt | AuditEntryInvalid]:
+        """One outcome per draft, in submission order: its receipt or why it was left out."""
+        return self.appended.outcomes()
 
 
 @dataclass(frozen=True)
@@ -298,10 +306,8 @@ class AuditStore:
                                                floor_known=floor_known, prefetch_floor=prefetch_floor,
                                                verified=verified, prepared=prepared)
                     conn.commit()  # only now do receipts mean anything
-        outcomes = done.outcomes()  # built after the commit: the head lock is released
-        return BatchResult(outcomes=outcomes, checkpoint=next(
-            (o.checkpoint for o in outcomes if isinstance(o, LogReceipt)), None),
-            state=done.state or HeadState(done.checked.row), checked=done.checked, on_known_head=tried)
+        return BatchResult(appended=done, checkpoint=done.checkpoint,
+                           state=done.state or HeadState(done.checked.row), checked=done.checked, on_known_head=tried)
 
     def append_v1_batch(
         self,

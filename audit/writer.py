@@ -74,6 +74,17 @@ class WriterStats:
     # went without the mailbox because its lock was not free within its wait.
     sibling_head: int = 0
     mailbox_busy: int = 0
+    # Where the writer thread's time went, summed over batches in seconds (bench/http_bench.py
+    # prints them per batch): the window after a batch's first entry, building its leaves,
+    # reading and checking the checkpoint file, waiting for the head mailbox's lock, the
+    # database's round trip(s) to the commit, and after it (leaving the head in the mailbox,
+    # answering the callers). Under load a worker's batch cycle is their sum.
+    collect_s: float = 0.0
+    prepare_s: float = 0.0
+    floor_s: float = 0.0
+    mailbox_wait_s: float = 0.0
+    append_s: float = 0.0
+    after_s: float = 0.0
 
 
 @dataclass
@@ -384,7 +395,9 @@ class AuditWriter:
             if first is _STOP:
                 return
             batch = [first]
+            started = time.perf_counter()
             stop = self._collect(batch)
+            self.stats.collect_s = _lap(started, self.stats.collect_s)[1]
             self._commit(batch)
             if stop:
                 return
@@ -413,16 +426,21 @@ class AuditWriter:
         live = [p for p in batch if p.start()]
         if not live:
             return
+        stats = self.stats
+        t = time.perf_counter()
         # The bodies but seq, time and key id: made before the mailbox is taken, so the
         # writers of the host do not wait for each other's.
         prepared = prepare_leaves([p.skeleton for p in live])
+        t, stats.prepare_s = _lap(t, stats.prepare_s)
         held = False
         try:
             try:
                 assert self._trusted is not None
                 floor, contents = self._floor()
+                t, stats.floor_s = _lap(t, stats.floor_s)
                 held = self._take_mailbox()
                 sibling = self._sibling_head() if held else None
+                t, stats.mailbox_wait_s = _lap(t, stats.mailbox_wait_s)
                 if sibling is not None:  # another writer's newer head: the batch is tried on it
                     known, known_files, own = sibling.state, dict.fromkeys(sibling.known), True
                 else:
@@ -436,6 +454,7 @@ class AuditWriter:
                     # newer one in the mailbox: try this one on it, in one round trip.
                     own_head=own, verified=self._verified, prepared=prepared,
                 )
+                t, stats.append_s = _lap(t, stats.append_s)
             except AuditError as exc:
                 self._known, self._known_files = None, {}  # committed or not: check everything next time
                 self.stats.failed_batches += 1
@@ -464,6 +483,7 @@ class AuditWriter:
             if held:
                 self._release_mailbox()
         self._deliver(live, result)
+        stats.after_s = _lap(t, stats.after_s)[1]
 
     # -- the head mailbox (audit.head_mailbox) -------------------------------------------------
 
@@ -577,6 +597,12 @@ class AuditWriter:
 
 
 Outcome = Receipt | BaseException
+
+
+def _lap(since: float, total: float) -> tuple[float, float]:
+    """(now, ``total`` + the seconds since ``since``): one phase of a batch timed and summed."""
+    now = time.perf_counter()
+    return now, total + now - since
 
 
 def _settle(batch: list[_Pending], outcomes: Sequence[Outcome]) -> None:

@@ -386,6 +386,17 @@ def writer_stats(server_log: Path) -> list[dict[str, Any]]:
     return found
 
 
+PHASES = ("collect", "prepare", "floor", "mailbox_wait", "append", "after")
+
+
+def phases_per_batch(stats: dict[str, Any]) -> dict[str, float]:
+    """A writer's time per phase of a batch (``WriterStats.*_s``), in ms per batch over the
+    server's life, and their sum: a worker's batch cycle under load, but the wait for a first entry."""
+    batches = max(1, int(stats.get("batches", 0)))
+    phases = {name: round(stats.get(f"{name}_s", 0.0) * 1e3 / batches, 3) for name in PHASES}
+    return {**phases, "sum": round(sum(phases.values()), 3)}
+
+
 def _body(request: dict[str, Any], *, distinct: bool, invalid: bool = False) -> str:
     """A request's JSON body; with ``distinct``, its MAU a placeholder the wrk script fills with a
     number unique in the run (bench/wrk/decisions.lua); with ``invalid``, a task no policy knows."""
@@ -491,7 +502,8 @@ def main() -> None:
         # writer went over the server's whole life (the low-concurrency run too: its batches are of one).
         "batches_during_audited": {"batches": counts1[0] - counts0[0], "leaves": counts1[1] - counts0[1],
                                    "mean_batch": (counts1[1] - counts0[1]) / max(1, counts1[0] - counts0[0])},
-        "writer_stats_per_worker": writer_stats(tmp / "server.log"),
+        "writer_stats_per_worker": (stats := writer_stats(tmp / "server.log")),
+        "writer_phases_ms_per_batch": [phases_per_batch(w) for w in stats],
         "chain_lock_during_audited": chain_lock,
         "audited_decisions_low_concurrency": low,
         "healthz": {"rate_per_s": health_rate},

@@ -7,6 +7,8 @@ and the log verifies."""
 
 from __future__ import annotations
 
+import fcntl
+import os
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -15,7 +17,7 @@ import pytest
 
 from audit import AuditStore, AuditUnavailable, AuditWriter, CheckpointPolicy, SigningKey
 from audit.head_mailbox import HeadMailbox, mailbox_path_for
-from audit.log import HeadState
+from audit.log import AppendedLeaves, HeadState
 
 from .helpers import cut_tail, decision_fields, superuser, triggers_disabled, verify_whole
 
@@ -56,6 +58,39 @@ def test_two_writers_taking_turns_check_everything_once(pair: tuple[AuditWriter,
     assert first.stats.sibling_head + second.stats.sibling_head == 9
     assert first.stats.head_moved == second.stats.head_moved == 0
     assert mailbox_path_for(checkpoint_file).stat().st_mode & 0o777 == 0o600
+    assert verify_whole(store, checkpoint_files=[checkpoint_file]).valid
+
+
+def test_receipts_are_built_after_the_mailbox_is_released(pair: tuple[AuditWriter, AuditWriter],
+                                                         checkpoint_file: Path, store: AuditStore,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch's receipts (each entry parsed back, its inclusion proof) are built once the
+    mailbox's lock is released, so another worker's batch does not wait for them; the writer's
+    time per phase shows where they went (``WriterStats``: after the append, not in it)."""
+    first, second = pair
+    path = mailbox_path_for(checkpoint_file)
+    free_when_built: list[bool] = []
+    build = AppendedLeaves.outcomes
+
+    def outcomes(self: AppendedLeaves) -> list[object]:
+        fd = os.open(path, os.O_RDWR)  # another open file: flock refuses it while a writer holds the lock
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            free_when_built.append(True)
+        except BlockingIOError:
+            free_when_built.append(False)
+        finally:
+            os.close(fd)  # and with it the lock, if taken
+        return build(self)  # type: ignore[return-value]
+
+    monkeypatch.setattr(AppendedLeaves, "outcomes", outcomes)
+    for i in range(4):
+        assert _append(second if i % 2 else first, i, first, second) == i + 1
+    assert free_when_built == [True] * 4
+    for writer in (first, second):
+        stats = writer.stats
+        assert stats.batches == 2
+        assert min(stats.prepare_s, stats.floor_s, stats.mailbox_wait_s, stats.append_s, stats.after_s) > 0
     assert verify_whole(store, checkpoint_files=[checkpoint_file]).valid
 
 
