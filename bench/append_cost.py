@@ -38,7 +38,6 @@ from bench.inprocess import decider_for  # noqa: E402
 from policy import Caller, DecisionRequest, load_policy  # noqa: E402
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-ARRAY_GIN = ("models_allowed", "models_denied", "reason_codes", "provenances_allowed")
 # Partitioned indexes take no storage parameters: set them on each partition's index.
 _ON_GIN_PARTITION_INDEXES = (
     "DO $$ DECLARE r record; BEGIN FOR r IN SELECT c.relname FROM pg_inherits i "
@@ -49,7 +48,6 @@ _ON_GIN_PARTITION_INDEXES = (
 VARIANTS: dict[str, dict[str, Any]] = {
     "shipped": {"sql": [], "session": []},
     "no_facets": {"sql": ["DROP INDEX ix_audit_entries_facets"], "session": []},
-    "no_array_gin": {"sql": [f"DROP INDEX ix_audit_entries_{c}" for c in ARRAY_GIN], "session": []},
     "gin_fastupdate_off": {"sql": [_ON_GIN_PARTITION_INDEXES % "fastupdate = off"], "session": []},
     "gin_pending_4mb": {"sql": [], "session": ["SET gin_pending_list_limit = '4MB'"]},
 }
