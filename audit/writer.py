@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .chain import encode_members
@@ -53,6 +53,8 @@ OWN_NOTES_KEPT = 16
 # lock costs one wait, not one per batch.
 MAILBOX_REST_SECONDS = 10.0
 _STOP = object()
+# The phases of a batch whose time WriterStats sums (bench/http_bench.py prints them per batch).
+PHASES = ("collect", "prepare", "floor", "mailbox_wait", "append", "after")
 
 
 @dataclass
@@ -74,17 +76,14 @@ class WriterStats:
     # went without the mailbox because its lock was not free within its wait.
     sibling_head: int = 0
     mailbox_busy: int = 0
-    # Where the writer thread's time went, summed over batches in seconds (bench/http_bench.py
-    # prints them per batch): the window after a batch's first entry, building its leaves,
-    # reading and checking the checkpoint file, waiting for the head mailbox's lock, the
-    # database's round trip(s) to the commit, and after it (leaving the head in the mailbox,
-    # answering the callers). Under load a worker's batch cycle is their sum.
-    collect_s: float = 0.0
-    prepare_s: float = 0.0
-    floor_s: float = 0.0
-    mailbox_wait_s: float = 0.0
-    append_s: float = 0.0
-    after_s: float = 0.0
+    # Where the writer thread's time went, per phase (PHASES), summed over batches in seconds,
+    # wall-clock and the thread's CPU: the window after a batch's first entry, building its
+    # leaves, reading and checking the checkpoint file, the head mailbox's lock and the head
+    # another writer left there, the batch built on its head and the database's round trip(s)
+    # to the commit, and after it (the head left in the mailbox, the receipts, the callers
+    # answered). Under load a worker's batch cycle is the wall-clock sum.
+    phase_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PHASES, 0.0))
+    phase_cpu_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PHASES, 0.0))
 
 
 @dataclass
@@ -172,6 +171,7 @@ class AuditWriter:
         self._accepting = False
         self._lock = threading.Lock()
         self.stats = WriterStats()
+        self._phases = _PhaseClock(self.stats)
         self.last_checkpoint: str | None = None
         self._trusted = trusted
         self._signer: Signer | None = None
@@ -395,9 +395,9 @@ class AuditWriter:
             if first is _STOP:
                 return
             batch = [first]
-            started = time.perf_counter()
+            self._phases.start()
             stop = self._collect(batch)
-            self.stats.collect_s = _lap(started, self.stats.collect_s)[1]
+            self._phases.lap("collect")
             self._commit(batch)
             if stop:
                 return
@@ -426,21 +426,20 @@ class AuditWriter:
         live = [p for p in batch if p.start()]
         if not live:
             return
-        stats = self.stats
-        t = time.perf_counter()
+        phases = self._phases
         # The bodies but seq, time and key id: made before the mailbox is taken, so the
         # writers of the host do not wait for each other's.
         prepared = prepare_leaves([p.skeleton for p in live])
-        t, stats.prepare_s = _lap(t, stats.prepare_s)
+        phases.lap("prepare")
         held = False
         try:
             try:
                 assert self._trusted is not None
                 floor, contents = self._floor()
-                t, stats.floor_s = _lap(t, stats.floor_s)
+                phases.lap("floor")
                 held = self._take_mailbox()
                 sibling = self._sibling_head() if held else None
-                t, stats.mailbox_wait_s = _lap(t, stats.mailbox_wait_s)
+                phases.lap("mailbox_wait")
                 if sibling is not None:  # another writer's newer head: the batch is tried on it
                     known, known_files, own = sibling.state, dict.fromkeys(sibling.known), True
                 else:
@@ -454,7 +453,7 @@ class AuditWriter:
                     # newer one in the mailbox: try this one on it, in one round trip.
                     own_head=own, verified=self._verified, prepared=prepared,
                 )
-                t, stats.append_s = _lap(t, stats.append_s)
+                phases.lap("append")
             except AuditError as exc:
                 self._known, self._known_files = None, {}  # committed or not: check everything next time
                 self.stats.failed_batches += 1
@@ -483,7 +482,7 @@ class AuditWriter:
             if held:
                 self._release_mailbox()
         self._deliver(live, result)
-        stats.after_s = _lap(t, stats.after_s)[1]
+        phases.lap("after")
 
     # -- the head mailbox (audit.head_mailbox) -------------------------------------------------
 
@@ -599,10 +598,22 @@ class AuditWriter:
 Outcome = Receipt | BaseException
 
 
-def _lap(since: float, total: float) -> tuple[float, float]:
-    """(now, ``total`` + the seconds since ``since``): one phase of a batch timed and summed."""
-    now = time.perf_counter()
-    return now, total + now - since
+class _PhaseClock:
+    """Times the phases of the writer thread's batches into ``WriterStats`` (that thread only)."""
+
+    def __init__(self, stats: WriterStats) -> None:
+        self._wall, self._cpu = stats.phase_s, stats.phase_cpu_s
+        self.start()
+
+    def start(self) -> None:
+        self._at, self._cpu_at = time.perf_counter(), time.thread_time()
+
+    def lap(self, phase: str) -> None:
+        """Add the time since the last lap (or start) to ``phase``."""
+        at, cpu_at = time.perf_counter(), time.thread_time()
+        self._wall[phase] += at - self._at
+        self._cpu[phase] += cpu_at - self._cpu_at
+        self._at, self._cpu_at = at, cpu_at
 
 
 def _settle(batch: list[_Pending], outcomes: Sequence[Outcome]) -> None:

@@ -386,14 +386,12 @@ def writer_stats(server_log: Path) -> list[dict[str, Any]]:
     return found
 
 
-PHASES = ("collect", "prepare", "floor", "mailbox_wait", "append", "after")
-
-
-def phases_per_batch(stats: dict[str, Any]) -> dict[str, float]:
-    """A writer's time per phase of a batch (``WriterStats.*_s``), in ms per batch over the
-    server's life, and their sum: a worker's batch cycle under load, but the wait for a first entry."""
+def phases_per_batch(stats: dict[str, Any], key: str = "phase_s") -> dict[str, float]:
+    """A writer's time per phase of a batch (``WriterStats.phase_s``, or ``phase_cpu_s``: its
+    thread's CPU), in ms per batch over the server's life, and their sum: under load, a worker's
+    batch cycle but the wait for a first entry."""
     batches = max(1, int(stats.get("batches", 0)))
-    phases = {name: round(stats.get(f"{name}_s", 0.0) * 1e3 / batches, 3) for name in PHASES}
+    phases = {name: round(seconds * 1e3 / batches, 3) for name, seconds in stats.get(key, {}).items()}
     return {**phases, "sum": round(sum(phases.values()), 3)}
 
 
@@ -504,6 +502,7 @@ def main() -> None:
                                    "mean_batch": (counts1[1] - counts0[1]) / max(1, counts1[0] - counts0[0])},
         "writer_stats_per_worker": (stats := writer_stats(tmp / "server.log")),
         "writer_phases_ms_per_batch": [phases_per_batch(w) for w in stats],
+        "writer_phases_cpu_ms_per_batch": [phases_per_batch(w, "phase_cpu_s") for w in stats],
         "chain_lock_during_audited": chain_lock,
         "audited_decisions_low_concurrency": low,
         "healthz": {"rate_per_s": health_rate},
