@@ -481,7 +481,15 @@ class AuditWriter:
         finally:
             if held:
                 self._release_mailbox()
-        self._deliver(live, result)
+        try:
+            outcomes = result.outcomes  # the receipts: built now, with the mailbox free for the next writer
+        except BaseException as exc:  # a bug: the batch committed, yet fail every caller closed
+            self._known, self._known_files = None, {}
+            self.stats.failed_batches += 1
+            log.exception("audit batch committed but its receipts could not be built")
+            _settle(live, [AuditUnavailable(f"audit writer error: {exc!r}")] * len(live))
+            return
+        self._deliver(live, result, outcomes)
         phases.lap("after")
 
     # -- the head mailbox (audit.head_mailbox) -------------------------------------------------
@@ -541,17 +549,17 @@ class AuditWriter:
         self._learn(result.state, contents, result.checkpoint, full=checked is None or checked.full,
                     extended=checked.row[7] if checked is not None and checked.full else None)
 
-    def _deliver(self, live: list[_Pending], result: BatchResult) -> None:
+    def _deliver(self, live: list[_Pending], result: BatchResult, outcomes: Sequence[Outcome]) -> None:
         """Each caller's outcome of a committed batch, after the mailbox lock is released."""
         self.refusal = None
         self.stats.batches += 1
         self.stats.last_batch_size = len(live)
         if self._on_batch is not None:
             self._on_batch(len(live))
-        receipts = sum(isinstance(outcome, Receipt) for outcome in result.outcomes)
+        receipts = sum(isinstance(outcome, Receipt) for outcome in outcomes)
         self.stats.entries += receipts
         self.stats.rejected_entries += len(live) - receipts
-        _settle(live, result.outcomes)
+        _settle(live, outcomes)
         if result.checkpoint is not None and result.state is not None:
             self._published(result.checkpoint, result.state.size)
 

@@ -24,6 +24,7 @@ from audit import (
 )
 
 from audit.checkpoint_file import read_checkpoint_note_file
+from audit.log import AppendedLeaves
 from audit.trust import log_verifier
 
 from .helpers import (
@@ -248,4 +249,23 @@ def test_a_full_queue_refuses_at_once_and_loses_nothing_queued(store: AuditStore
             holder.execute("COMMIT")
         seqs = [f.result(10).seq for f in (stuck, *queued)]
     assert seqs == [2, 3, 4, 5]
+    assert verify_whole(store).valid
+
+
+def test_receipts_that_cannot_be_built_fail_their_callers_and_the_writer_goes_on(
+        writer: AuditWriter, store: AuditStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The receipts are built after the batch committed (and the head mailbox was let go): a bug
+    there answers the batch's callers AuditUnavailable, never leaves them waiting, and the next
+    batch is written and verifies."""
+    build = AppendedLeaves.outcomes
+
+    def broken(self: AppendedLeaves) -> list[object]:
+        raise RuntimeError("receipt bug")
+
+    monkeypatch.setattr(AppendedLeaves, "outcomes", broken)
+    with pytest.raises(AuditUnavailable, match="receipt bug"):
+        writer.append(decision_fields(1), timeout=10)
+    assert writer.stats.failed_batches == 1
+    monkeypatch.setattr(AppendedLeaves, "outcomes", build)
+    assert writer.append(decision_fields(2), timeout=10).seq == 2  # the first one did commit
     assert verify_whole(store).valid
