@@ -107,9 +107,10 @@ class AuditWriter:
     :param store: where entries go.
     :param key: the signing key, loaded once (``keys.load_signing_key``).
     :param max_batch: most entries per transaction.
-    :param max_wait: seconds to keep collecting after the first entry of a batch arrived, when
-        the previous batch had more than one entry (under load); 0 (the default): no window, a
-        batch is what is queued when the thread gets to it.
+    :param max_wait: seconds to keep collecting once the thread has taken a batch's first entry
+        (not since that entry was queued: measured, that halves the batches under load;
+        docs/performance.md), when the previous batch had more than one entry; 0 (the
+        default): no window, a batch is what is queued when the thread gets to it.
     :param checkpoints: only its ``export_path`` is used: the checkpoint file
         (``audit.checkpoint_file``). After each batch the batch's checkpoint is written there
         by a background thread if larger than the one it holds (two slots written in place,
