@@ -91,6 +91,9 @@ def test_targets_smoke(tmp_path: Path, pg_server_url: str) -> None:
     assert round_["one_caller"]["p50_ms"] > 0 and round_["load"]["rate_per_s"] > 0
     assert isinstance(round_["load"]["met"], bool)
     assert round_["machine"]["python_loop_10m_s"] > 0 and round_["machine"]["flush_after_idle_us"] > 0
+    assert set(round_["first_evaluation"]["cpu_p50_us"]) == {"realistic", "random"}
+    assert all(us > 0 for us in round_["first_evaluation"]["cpu_p50_us"].values())
+    assert summary["target_3_first_evaluation_met_in"] in (0, 1)  # type: ignore[index]
 
 
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (scripts/install-tools.sh installs it)")
