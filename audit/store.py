@@ -109,14 +109,21 @@ class BatchResult:
     mailbox, so that another worker's batch does not wait for them."""
 
     appended: AppendedLeaves
-    checkpoint: str | None  # the batch's signed checkpoint note
-    # The head row as the committed batch left it (``known`` of the next batch), and what the
-    # head check found (``checked.full``: whether it verified everything this time).
-    state: HeadState | None = None
-    checked: CheckedHead | None = None
+    # The head row as the committed batch left it (``known`` of the next batch).
+    state: HeadState
     # ``own_head`` batches: written in one round trip on the known head (True), or the guard
     # found another head and the full path wrote it (False); None: not tried.
     on_known_head: bool | None = None
+
+    @property
+    def checkpoint(self) -> str | None:
+        """The batch's signed checkpoint note (None: nothing appended)."""
+        return self.appended.checkpoint
+
+    @property
+    def checked(self) -> CheckedHead:
+        """What the head check found (``checked.full``: whether it verified everything this time)."""
+        return self.appended.checked
 
     @cached_property
     def outcomes(self) -> list[LogReceipt | AuditEntryInvalid]:
@@ -306,8 +313,7 @@ class AuditStore:
                                                floor_known=floor_known, prefetch_floor=prefetch_floor,
                                                verified=verified, prepared=prepared)
                     conn.commit()  # only now do receipts mean anything
-        return BatchResult(appended=done, checkpoint=done.checkpoint,
-                           state=done.state or HeadState(done.checked.row), checked=done.checked, on_known_head=tried)
+        return BatchResult(appended=done, state=done.state or HeadState(done.checked.row), on_known_head=tried)
 
     def append_v1_batch(
         self,

@@ -547,8 +547,8 @@ class AuditWriter:
             else:
                 self.stats.head_moved += 1
         checked = result.checked
-        self._learn(result.state, contents, result.checkpoint, full=checked is None or checked.full,
-                    extended=checked.row[7] if checked is not None and checked.full else None)
+        self._learn(result.state, contents, result.checkpoint, full=checked.full,
+                    extended=checked.row[7] if checked.full else None)
 
     def _deliver(self, live: list[_Pending], result: BatchResult, outcomes: Sequence[Outcome]) -> None:
         """Each caller's outcome of a committed batch, after the mailbox lock is released."""
@@ -561,7 +561,7 @@ class AuditWriter:
         self.stats.entries += receipts
         self.stats.rejected_entries += len(live) - receipts
         _settle(live, outcomes)
-        if result.checkpoint is not None and result.state is not None:
+        if result.checkpoint is not None:
             self._published(result.checkpoint, result.state.size)
 
     def _learn(self, state: HeadState | None, contents: bytes | None, note: str | None, *, full: bool,

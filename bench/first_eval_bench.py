@@ -65,6 +65,14 @@ def baseline_bundle(ref: str, dest: Path) -> Path:
     return dest
 
 
+def reference_mixes(policy: ActivePolicy) -> dict[str, list[dict[str, Any]]]:
+    """The inputs judged here (and by ``bench/targets.py``): the six realistic workloads of
+    bench/inprocess.py and 200 random inputs of the reference catalog."""
+    caller = Caller(key_id="bench", role="app")
+    return {"realistic": [policy.input_for(DecisionRequest.model_validate(w), caller) for w in WORKLOADS],
+            "random": policy_inputs(policy.bundle, 200, seed=5)}
+
+
 def run_p50(fn: Callable[[dict[str, Any]], Any], inputs: list[dict[str, Any]], n: int) -> tuple[float, float]:
     wall, cpu = [], []
     for i in range(n):
@@ -129,9 +137,8 @@ def main() -> None:
     args = parser.parse_args()
 
     current = load_policy(REPO / "rego")
-    caller = Caller(key_id="bench", role="app")
-    realistic = [current.input_for(DecisionRequest.model_validate(w), caller) for w in WORKLOADS]
-    random_inputs = policy_inputs(current.bundle, 200, seed=5)
+    reference = reference_mixes(current)
+    realistic, random_inputs = reference["realistic"], reference["random"]
     with tempfile.TemporaryDirectory() as tmp:
         baseline = load_policy(baseline_bundle(args.baseline, Path(tmp) / "rego"))
     packs = {f"baseline ({args.baseline})": baseline, "this checkout": current}

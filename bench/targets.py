@@ -40,11 +40,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.first_eval_bench import run_p50  # noqa: E402
+from bench.first_eval_bench import reference_mixes, run_p50  # noqa: E402
 from bench.flush_latency import default_directory, flushes  # noqa: E402
-from bench.inprocess import WORKLOADS  # noqa: E402
-from policy import ActivePolicy, Caller, DecisionRequest, load_policy  # noqa: E402
-from tests.engines.workloads import policy_inputs  # noqa: E402
+from policy import ActivePolicy, load_policy  # noqa: E402
 
 ONE_CALLER = {"p50_ms": 1.5, "p99_ms": 3.0}
 LOAD = {"rate_per_s": 4000.0, "p99_ms": 15.0, "over_simulate": 0.6}
@@ -90,13 +88,6 @@ def first_evaluation(policy: ActivePolicy, mixes: dict[str, list[dict[str, Any]]
     return {"cpu_p50_us": p50, "met": all(us <= FIRST_EVALUATION_US for us in p50.values())}
 
 
-def reference_mixes(policy: ActivePolicy) -> dict[str, list[dict[str, Any]]]:
-    """The inputs of ``bench/first_eval_bench.py``: the six realistic workloads, 200 random ones."""
-    caller = Caller(key_id="bench", role="app")
-    return {"realistic": [policy.input_for(DecisionRequest.model_validate(w), caller) for w in WORKLOADS],
-            "random": policy_inputs(policy.bundle, 200, seed=5)}
-
-
 def machine_now() -> dict[str, float]:
     """The two probes (module docstring): Python's speed and the disk's flush after idle."""
     started = time.perf_counter()
@@ -135,7 +126,8 @@ def main() -> None:
                                  duration=args.duration, database=args.database))
         rounds.append({"machine": machine, "one_caller": alone, "load": loaded, "first_evaluation": evaluation})
         print(f"run {n} (10 M additions {machine['python_loop_10m_s']:.2f} s, flush after idle "
-              f"{machine['flush_after_idle_us']} µs): one caller p50 {alone['p50_ms']:.2f} ms, p99 {alone['p99_ms']:.2f} ms "
+              f"{machine['flush_after_idle_us']} µs): one caller p50 {alone['p50_ms']:.2f} ms, "
+              f"p99 {alone['p99_ms']:.2f} ms "
               f"({'met' if alone['met'] else 'not met'}) | 32 connections {loaded['rate_per_s']:,.0f}/s, "
               f"p99 {loaded['p99_ms']:.1f} ms, ÷ simulate {loaded['over_simulate']:.2f}, "
               f"{loaded['cpu_us_per_decision']:.0f} µs CPU/decision, idle {loaded['idle_cores']:.2f} "
