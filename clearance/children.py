@@ -3,7 +3,8 @@
 A pool's child waits on its task queue for the next job. If its parent is killed (SIGKILL, the
 out-of-memory killer), nobody closes that queue and the child waits forever, holding its memory
 and, for the server's verification processes, a database URL: seen after a test suite that
-killed servers. Each pool of the project starts its children with :func:`exit_with_parent`.
+killed servers. Each pool of the project starts its children with :func:`exit_with_parent`, and so
+does the report's verification process (audit/report/verification.py).
 """
 
 from __future__ import annotations

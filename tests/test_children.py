@@ -1,6 +1,7 @@
 """Pool children end when their parent is killed (``clearance/children.py``): a server's
 verification process, or any pool child, is not left waiting forever on a queue nobody will
-close. The parent is a real process, SIGKILLed; the child is looked for in /proc."""
+close, and the report's verification child does not go on holding a database connection. The
+parent is a real process, SIGKILLed; the child is looked for in /proc."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ import sys
 import time
 from pathlib import Path
 
+import psycopg
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, _libpq
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
 
@@ -36,6 +38,20 @@ print(processes._executor().submit(os.getpid).result(), flush=True)
 time.sleep(120)
 """
 
+# The report's verification child (audit/report/verification.py), started as `clearance audit
+# report` starts it, on the database given as the first argument.
+REPORT = """
+import sys, time
+from audit.keys import SigningKey
+from audit.report.verification import BackgroundVerification
+from audit.store import AuditStore
+from audit.trust import log_verifier
+store = AuditStore.from_url(sys.argv[1], pooled=False)
+trusted = [log_verifier(SigningKey.generate().public, "clearance/audit")]
+print(BackgroundVerification(store, trusted=trusted, from_seq=1, to_seq=10)._process.pid, flush=True)
+time.sleep(120)
+"""
+
 
 def running(pid: int) -> bool:
     try:
@@ -45,21 +61,40 @@ def running(pid: int) -> bool:
     return state not in ("Z", "X")  # a zombie has ended; only its parent's wait is missing
 
 
-@pytest.mark.parametrize("script", [GENERIC, VERIFIER], ids=["pool", "verification-processes"])
-def test_a_pool_child_ends_with_its_killed_parent(script: str) -> None:
-    parent = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stdout=subprocess.PIPE, text=True)
+def child_outlives_killed_parent(args: list[str], alive_for: float) -> bool:
+    """Start ``python -c`` ``args`` (a script printing its child's pid), check the child alive
+    after ``alive_for`` s, SIGKILL the parent: whether the child is still running 10 s later."""
+    parent = subprocess.Popen([sys.executable, "-c", *args], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    child = 0
     try:
         assert parent.stdout is not None
         child = int(parent.stdout.readline())
-        assert running(child)
-        time.sleep(1.5)
+        time.sleep(alive_for)
         assert running(child)  # alive while its parent is
         os.kill(parent.pid, signal.SIGKILL)
         parent.wait(timeout=10)
         deadline = time.monotonic() + 10
         while running(child) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not running(child), "the pool's child outlived its killed parent"
+        return running(child)
     finally:
         if parent.poll() is None:
             parent.kill()
+        if child and running(child):
+            os.kill(child, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("script", [GENERIC, VERIFIER], ids=["pool", "verification-processes"])
+def test_a_pool_child_ends_with_its_killed_parent(script: str) -> None:
+    assert not child_outlives_killed_parent([script], 1.5), "the pool's child outlived its killed parent"
+
+
+def test_the_reports_verification_child_ends_with_its_killed_parent(migrated_database: str) -> None:
+    """The child's first query waits behind a lock this test holds on every table of the log, as
+    behind a long verification: killed parent or not, without its watch it would wait there
+    (with its connection) until the lock went."""
+    with psycopg.connect(_libpq(migrated_database)) as conn:
+        tables = [r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+        conn.execute(f"LOCK TABLE {', '.join(tables)} IN ACCESS EXCLUSIVE MODE")
+        assert not child_outlives_killed_parent([REPORT, migrated_database], 3), (
+            "the report's verification child outlived its killed parent")

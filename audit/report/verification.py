@@ -21,6 +21,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from clearance.children import exit_with_parent
+
 from ..errors import AuditUnavailable
 from ..logverify import verify_log
 from ..pack import CHECKPOINT_FILE
@@ -124,6 +126,9 @@ class BackgroundVerification:
 
 
 def _verify_in_child(url: str, keys: list[str], from_seq: int, to_seq: int, messages: Any) -> None:
+    # A killed parent takes no verdict: do not go on verifying (~30 s per million leaves) or
+    # waiting on the database with a connection of its own.
+    exit_with_parent()
     try:
         store = AuditStore.from_url(url, pooled=False)
         result = verify_log(store, trusted=[Ed25519Verifier.from_key(k) for k in keys], from_seq=from_seq,
