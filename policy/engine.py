@@ -3,7 +3,8 @@
 The embedded engine is regorus (Rust, via the ``gordon-to-regorus`` wheel). A bundle is
 compiled once into an RVM ``Program``; per decision only the input changes. regorus objects
 are bound to the thread that created them, so the compiled program is kept as bytes and each
-thread deserialises its own VM once, on first use.
+thread deserialises its own VM once, on first use, and keeps it: an engine that is let go on
+another thread (a reload) leaves its VMs to be dropped by the threads that made them.
 
 The RVM stops a decision after 25,000 instructions (fixed in regorus 0.13, not settable from
 Python); the reference pack reaches it at about 35 models (about 160 when the decision is
@@ -31,6 +32,8 @@ from __future__ import annotations
 import heapq
 import logging
 import threading
+import weakref
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import orjson
@@ -108,6 +111,37 @@ def decision_document(bundle: Bundle) -> dict[str, Any]:
     return with_derived([bundle.data_document()], sorted(bundle.modules.items()))[0]
 
 
+@dataclass
+class _Held:
+    """One engine's regorus objects on one thread."""
+
+    engine: weakref.ref[RegorusEngine]
+    vm: Any = None
+    part_vms: list[Any] | None = None
+    interpreters: dict[int | None, Any] = field(default_factory=dict)
+
+
+class _ThreadHeld(threading.local):
+    """The regorus objects each thread made, by engine (``id``). regorus' VM and interpreter are
+    PyO3 "unsendable": dropped on another thread than their own they are leaked, with a
+    RuntimeError printed. An engine that kept them itself (a ``threading.local`` of its own)
+    would drop every thread's on the thread that let it go last, as a policy reload does while
+    the event loop and the pools' threads live on. So each thread keeps its own, and drops those
+    of engines that are gone when it takes up a new engine, or when it ends."""
+
+    def __init__(self) -> None:
+        self.by_engine: dict[int, _Held] = {}
+
+
+_THREAD_HELD = _ThreadHeld()
+
+
+def thread_held_engines() -> int:
+    """How many engines' regorus objects this thread holds (live ones and ones gone since it
+    last took up a new engine)."""
+    return len(_THREAD_HELD.by_engine)
+
+
 class RegorusEngine:
     """In-process evaluation of one bundle; safe to share between threads."""
 
@@ -157,7 +191,6 @@ class RegorusEngine:
             self._model_ids = [[m["id"] for m in part["models"]] for part in parts]
         else:
             self._data_json = orjson.dumps(with_derived([document], modules)[0]).decode()
-        self._local = threading.local()
 
     @property
     def assembles(self) -> bool:
@@ -180,17 +213,29 @@ class RegorusEngine:
             program = program[0]
         return program
 
+    def _held(self) -> _Held:
+        """This thread's regorus objects of this engine (see :class:`_ThreadHeld`)."""
+        by_engine = _THREAD_HELD.by_engine
+        held = by_engine.get(id(self))
+        if held is None or held.engine() is not self:
+            for key in [k for k, h in by_engine.items() if h.engine() is None]:
+                del by_engine[key]  # dropped here, by the thread that made them
+            held = by_engine[id(self)] = _Held(weakref.ref(self))
+        return held
+
     def _vm(self) -> Any:
-        vm = getattr(self._local, "vm", None)
+        held = self._held()
+        vm = held.vm
         if vm is None:
             vm = regorus.Rvm()
             vm.load_program(self._program())
             vm.set_data_json(self._data_json)
-            self._local.vm = vm
+            held.vm = vm
         return vm
 
     def _part_vms(self) -> list[Any]:
-        vms = getattr(self._local, "part_vms", None)
+        held = self._held()
+        vms = held.part_vms
         if vms is None:
             program = self._program()
             vms = []
@@ -199,13 +244,11 @@ class RegorusEngine:
                 vm.load_program(program)
                 vm.set_data_json(data_json)
                 vms.append(vm)
-            self._local.part_vms = vms
+            held.part_vms = vms
         return vms
 
     def _interpreter(self, index: int | None = None) -> Any:
-        engines = getattr(self._local, "interpreters", None)
-        if engines is None:
-            engines = self._local.interpreters = {}
+        engines = self._held().interpreters
         engine = engines.get(index)
         if engine is None:
             engine = regorus.Engine()

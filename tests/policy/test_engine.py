@@ -79,7 +79,6 @@ def test_incomplete_input_fails_closed(policy: ActivePolicy, damage: Any) -> Non
 def test_engine_errors_fail_closed(policy: ActivePolicy) -> None:
     broken = load_policy(REPO / "rego")
     broken.engine._program_bytes = b"garbage"  # noqa: SLF001 - simulate an engine failure
-    broken.engine._local = type(broken.engine._local)()  # noqa: SLF001
     with pytest.raises(EvaluationError):
         decide(broken, DecisionRequest.model_validate(HEAVY))
 
