@@ -133,7 +133,7 @@ class Checker:
     def __init__(self, policy: ActivePolicy) -> None:
         bundle = policy.bundle
         data = orjson.dumps(bundle.data_document()).decode()
-        self._engine = regorus.Engine()
+        self._engine: Any = regorus.Engine()
         for rel, text in sorted(bundle.modules.items()):
             self._engine.add_policy(rel, text)
         self._engine.add_data_json(data)
@@ -146,12 +146,26 @@ class Checker:
         except Exception:  # noqa: BLE001 - not compilable for the RVM: the interpreter judges
             self._vm = None
         try:
+            self.declared: dict[str, str] = self._declared()
+        except BaseException:  # the traceback keeps this frame, and so this checker: let go now
+            self.close()
+            raise
+
+    def _declared(self) -> dict[str, str]:
+        try:
             declared = orjson.loads(self._engine.eval_rule_as_json(f"{PACKAGE}.declared"))
         except Exception as exc:  # noqa: BLE001 - regorus raises RuntimeError for an unknown rule
             raise InvariantsMissing(f"the bundle declares no invariants ({PACKAGE}.declared): {exc}") from None
         if not isinstance(declared, dict) or not declared:
             raise InvariantsMissing(f"{PACKAGE}.declared must be an object of name -> promise")
-        self.declared: dict[str, str] = {str(k): str(v) for k, v in declared.items()}
+        return {str(k): str(v) for k, v in declared.items()}
+
+    def close(self) -> None:
+        """Let go of the regorus objects now, on this thread. A search ends in reference cycles
+        (Hypothesis keeps the closures that reach this checker); left to the collector, they
+        would be dropped by whichever thread collects, and regorus objects dropped on another
+        thread than their own are leaked (the server's collector runs on a thread of its own)."""
+        self._engine = self._vm = None
 
     def violations(self, policy_input: dict[str, Any], decision: dict[str, Any], *,
                    interpreter: bool = False) -> list[Violation]:
@@ -205,6 +219,13 @@ def search(policy: ActivePolicy, *, examples: int = DEFAULT_EXAMPLES, quick: boo
     smaller enumeration, see :func:`enumerated`)."""
     started = time.perf_counter()
     checker = Checker(policy)
+    try:
+        return _searched(policy, checker, examples=examples, quick=quick, started=started)
+    finally:
+        checker.close()
+
+
+def _searched(policy: ActivePolicy, checker: Checker, *, examples: int, quick: bool, started: float) -> SearchReport:
     report = SearchReport(declared=dict(checker.declared))
     report.declared.setdefault("decision_defined", "the engine answers a decision for every valid request")
     run = _Search(policy, checker, report)

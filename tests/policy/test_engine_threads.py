@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+import regorus
 
 from policy import ActivePolicy, Caller, DecisionRequest
 from policy.engine import RegorusEngine, thread_held_engines
@@ -51,3 +52,26 @@ def test_engines_dropped_on_another_thread_are_released_by_the_threads_that_used
         del policy_input
     gc.collect()
     assert not caught, [str(u.exc_value) for u in caught]
+
+
+def test_the_invariant_search_leaves_no_regorus_object_to_the_collector() -> None:
+    """The reload gate's invariant search (``policy.review.invariants``) ends in reference cycles
+    (Hypothesis keeps the closures that reach its checker). Its checker's interpreter and VM are
+    let go when the search ends, on its thread; left in those cycles, the server's collector (the
+    heap thread, ``api/heap.py``) dropped them on its own thread, leaking both on every reload."""
+    from policy import load_policy
+    from policy.review.invariants import search
+    from tests.conftest import REPO
+
+    policy = load_policy(REPO / "rego")
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        search(policy, examples=20, quick=True)
+        gc.collect()
+        held = [type(r).__name__ for o in gc.garbage for r in gc.get_referents(o)
+                if type(r) in (regorus.Engine, regorus.Rvm, regorus.Program)]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert held == []
