@@ -16,9 +16,17 @@ import time
 CHECK_SECONDS = 1.0
 
 
-def exit_with_parent() -> None:
-    """In a child process: end it within ``CHECK_SECONDS`` of its parent's end (re-parented)."""
-    parent = os.getppid()
+def exit_with_parent(parent: int | None = None) -> None:
+    """In a child process: end it within ``CHECK_SECONDS`` of its parent's end (re-parented).
+
+    :param parent: the parent's pid as the parent saw it (``os.getpid()`` passed to the child):
+        a parent killed before the child got here is then noticed too; by default the parent is
+        whoever it is now.
+    """
+    if parent is None:
+        parent = os.getppid()
+    elif os.getppid() != parent:
+        os._exit(1)
 
     def watch() -> None:
         while True:

@@ -89,12 +89,14 @@ def test_a_pool_child_ends_with_its_killed_parent(script: str) -> None:
     assert not child_outlives_killed_parent([script], 1.5), "the pool's child outlived its killed parent"
 
 
-def test_the_reports_verification_child_ends_with_its_killed_parent(migrated_database: str) -> None:
+@pytest.mark.parametrize("alive_for", [3.0, 0.0], ids=["while-it-waits", "while-it-starts"])
+def test_the_reports_verification_child_ends_with_its_killed_parent(migrated_database: str, alive_for: float) -> None:
     """The child's first query waits behind a lock this test holds on every table of the log, as
     behind a long verification: killed parent or not, without its watch it would wait there
-    (with its connection) until the lock went."""
+    (with its connection) until the lock went. Killed at once, the parent is gone before the
+    child starts its watch: the child knows its parent's pid from the parent."""
     with psycopg.connect(_libpq(migrated_database)) as conn:
         tables = [r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
         conn.execute(f"LOCK TABLE {', '.join(tables)} IN ACCESS EXCLUSIVE MODE")
-        assert not child_outlives_killed_parent([REPORT, migrated_database], 3), (
+        assert not child_outlives_killed_parent([REPORT, migrated_database], alive_for), (
             "the report's verification child outlived its killed parent")

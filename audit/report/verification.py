@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
+import os
 import queue
 import threading
 from collections.abc import Callable, Sequence
@@ -82,7 +83,7 @@ class BackgroundVerification:
         self._process = context.Process(
             target=_verify_in_child, name="clearance-report-verify", daemon=True,
             args=(store.engine.url.render_as_string(hide_password=False), [v.verifier_key for v in trusted],
-                  from_seq, to_seq, self._messages))
+                  from_seq, to_seq, self._messages, os.getpid()))
         self._process.start()
         self._outcome: tuple[str, Any] | None = None
         self._reader = threading.Thread(target=self._read, args=(progress,), name="clearance-report-verify",
@@ -125,10 +126,10 @@ class BackgroundVerification:
         self._process.join()
 
 
-def _verify_in_child(url: str, keys: list[str], from_seq: int, to_seq: int, messages: Any) -> None:
+def _verify_in_child(url: str, keys: list[str], from_seq: int, to_seq: int, messages: Any, parent: int) -> None:
     # A killed parent takes no verdict: do not go on verifying (~30 s per million leaves) or
     # waiting on the database with a connection of its own.
-    exit_with_parent()
+    exit_with_parent(parent)
     try:
         store = AuditStore.from_url(url, pooled=False)
         result = verify_log(store, trusted=[Ed25519Verifier.from_key(k) for k in keys], from_seq=from_seq,
