@@ -5,7 +5,7 @@ subtransaction each call, and PostgreSQL refuses subtransactions while a query r
 ("cannot start subtransactions during a parallel operation"); its documentation asks for
 PARALLEL UNSAFE for any function that changes the transaction state even temporarily. Declared
 PARALLEL SAFE, it let the planner choose a parallel plan for a trace filter over a large log,
-and the query failed: counting one gateway's entries (``GET /v1/audit/stats?trace=gateway:…``)
+and the query failed: counting one gateway's entries (``GET /v1/audit/stats?gateway=…``)
 on a log of 60,000 leaves, with PostgreSQL's default settings, answered 503. Marked UNSAFE,
 queries calling it are planned without parallel workers. Metadata only: the function's body,
 and so its index, stay as they are.
