@@ -456,19 +456,14 @@ class AuditWriter:
                 )
                 phases.lap("append")
             except AuditError as exc:
-                self._known, self._known_files = None, {}  # committed or not: check everything next time
-                self.stats.failed_batches += 1
                 if isinstance(exc, LogStateMismatch):
                     self._refused("batch", exc)
                 log.error("audit batch of %d entries not recorded: %s", len(live), exc)
-                error = exc if isinstance(exc, AuditUnavailable) else AuditUnavailable(str(exc))
-                _settle(live, [error] * len(live))
+                self._fail(live, exc if isinstance(exc, AuditUnavailable) else AuditUnavailable(str(exc)))
                 return
             except BaseException as exc:  # a bug: still fail every caller closed, never hang them
-                self._known, self._known_files = None, {}
-                self.stats.failed_batches += 1
                 log.exception("audit batch failed unexpectedly")
-                _settle(live, [AuditUnavailable(f"audit writer error: {exc!r}")] * len(live))
+                self._fail(live, AuditUnavailable(f"audit writer error: {exc!r}"))
                 return
             if sibling is not None:
                 # The sibling's tree contains these; the batch extended it (or, the guard missed,
@@ -485,13 +480,18 @@ class AuditWriter:
         try:
             outcomes = result.outcomes  # the receipts: built now, with the mailbox free for the next writer
         except BaseException as exc:  # a bug: the batch committed, yet fail every caller closed
-            self._known, self._known_files = None, {}
-            self.stats.failed_batches += 1
             log.exception("audit batch committed but its receipts could not be built")
-            _settle(live, [AuditUnavailable(f"audit writer error: {exc!r}")] * len(live))
+            self._fail(live, AuditUnavailable(f"audit writer error: {exc!r}"))
             return
         self._deliver(live, result, outcomes)
         phases.lap("after")
+
+    def _fail(self, live: list[_Pending], error: AuditUnavailable) -> None:
+        """Every caller of a batch gets ``error``; committed or not, the next batch checks
+        everything (the head this writer knew may not be the log's)."""
+        self._known, self._known_files = None, {}
+        self.stats.failed_batches += 1
+        _settle(live, [error] * len(live))
 
     # -- the head mailbox (audit.head_mailbox) -------------------------------------------------
 
