@@ -30,7 +30,6 @@ from .keys import PublicKey
 from .store import AuditStore
 
 __all__ = [
-    "SERVICE_FUNCTIONS",
     "SERVICE_GRANTS",
     "GrantReport",
     "LeastPrivilegeStore",
@@ -82,8 +81,6 @@ SERVICE_GRANTS: tuple[TableGrant, ...] = (
     TableGrant("api_keys", SELECT),
     TableGrant("alembic_version", SELECT),  # the start-up schema check
 )
-# SECURITY DEFINER: creates next months' partitions at start-up (migration 0001).
-SERVICE_FUNCTIONS: tuple[str, ...] = ("audit_ensure_partitions(integer, integer)",)
 
 _TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
 _ROLE_NAME = re.compile(r"[a-z_][a-z0-9_$]{0,62}")
@@ -150,6 +147,14 @@ WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p'
            AND has_any_column_privilege(%(role)s, c.oid, p.priv)))
 ORDER BY 1, 2
 """
+# A SECURITY DEFINER function runs as its owner: EXECUTE on one is the owner's power over what it
+# does (audit_ensure_partitions creates tables as the owner). The service needs none.
+_DEFINER_FUNCTIONS_SQL = """
+SELECT p.oid::regprocedure::text FROM pg_proc p
+WHERE p.pronamespace = current_schema()::regnamespace AND p.prosecdef
+  AND has_function_privilege(%(role)s, p.oid, 'EXECUTE')
+ORDER BY 1
+"""
 _SEQUENCES_SQL = """
 SELECT c.relname, p.priv FROM pg_class c CROSS JOIN unnest(ARRAY['USAGE', 'SELECT', 'UPDATE']) AS p(priv)
 WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'S'
@@ -162,8 +167,9 @@ WHERE s.relkind = 'S' AND d.refobjid = to_regclass(%(table)s) AND d.deptype IN (
 
 
 def excess_privileges(conn: psycopg.Connection, role: str) -> list[str]:
-    """The privileges ``role`` holds in the current schema beyond :data:`SERVICE_GRANTS`,
-    counting inherited ones and PUBLIC's, as ``"INSERT on audit_signing_keys"`` strings."""
+    """The privileges ``role`` holds in the current schema beyond :data:`SERVICE_GRANTS` (and
+    ``EXECUTE`` on any SECURITY DEFINER function), counting inherited ones and PUBLIC's, as
+    ``"INSERT on audit_signing_keys"`` strings."""
     expected = _expected()
     column_only = {(g.table, p) for g in SERVICE_GRANTS if g.columns for p in g.privileges}
     whole_too = {(g.table, p) for g in SERVICE_GRANTS if not g.columns for p in g.privileges}
@@ -177,6 +183,8 @@ def excess_privileges(conn: psycopg.Connection, role: str) -> list[str]:
     for seq, priv in conn.execute(_SEQUENCES_SQL, {"role": role}):
         if seq not in sequences or priv == "UPDATE":
             excess.append(f"{priv} on sequence {seq}")
+    for (function,) in conn.execute(_DEFINER_FUNCTIONS_SQL, {"role": role}):
+        excess.append(f"EXECUTE on {function}")
     return excess
 
 
@@ -231,9 +239,6 @@ def apply_service_grants(url: str, role: str, *, password: str | None = None) ->
                     sql.SQL(kind), schema_ident, ident))
             conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema_ident, ident))
             granted = list(_grant(conn, ident, SERVICE_GRANTS))
-            for function in SERVICE_FUNCTIONS:
-                conn.execute(sql.SQL("GRANT EXECUTE ON FUNCTION {} TO {}").format(sql.SQL(function), ident))
-                granted.append(f"EXECUTE on {function}")
             excess = excess_privileges(conn, role)
             if excess:
                 parents = [r for (r,) in conn.execute(

@@ -88,13 +88,6 @@ INSERT_KEY_SQL = (
     "INSERT INTO audit_signing_keys (key_id, algorithm, public_key) "
     "VALUES (%(key_id)s, 'Ed25519', %(public_key)s) ON CONFLICT (key_id) DO NOTHING"
 )
-ENSURE_PARTITIONS_SQL = "SELECT audit_ensure_partitions(%(months_back)s, %(months_ahead)s)"
-# Seconds a new v1 partition waits for its ACCESS EXCLUSIVE lock on audit_entries. The writer
-# thread makes them, and every verification of the log reads that table (the v1 head) in its
-# one transaction, ~30 s per million entries: past this the partition is skipped (the function
-# warns) and made at a later check.
-PARTITION_LOCK_TIMEOUT = 0.25
-SET_PARTITION_LOCK_TIMEOUT_SQL = f"SET LOCAL lock_timeout = '{int(PARTITION_LOCK_TIMEOUT * 1000)}ms'"
 SET_SNAPSHOT_SQL = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
 # The appending connection is kept between batches (checking one out of the pool pings it: a
 # round trip per batch). Idle longer than this, it goes back to the pool and the next batch
@@ -222,17 +215,6 @@ class AuditStore:
             except psycopg.errors.UndefinedTable:
                 return None
         return row[0] if row else None
-
-    def ensure_partitions(self, *, months_back: int = 1, months_ahead: int = 3) -> int:
-        """Create the monthly partitions around now that do not exist yet; returns how many.
-        One whose lock is not granted within ``PARTITION_LOCK_TIMEOUT`` is left for a later call."""
-        with self._connection("creating partitions") as conn:
-            conn.execute(SET_PARTITION_LOCK_TIMEOUT_SQL)
-            created = conn.execute(
-                ENSURE_PARTITIONS_SQL, {"months_back": months_back, "months_ahead": months_ahead}
-            ).fetchone()
-            conn.commit()
-        return int(created[0]) if created else 0
 
     # -- keys ----------------------------------------------------------------------------------
 

@@ -44,7 +44,6 @@ log = logging.getLogger(__name__)
 
 __all__ = ["AuditWriter", "WriterStats"]
 
-PARTITION_CHECK_SECONDS = 6 * 3600.0
 # How many of its own newest checkpoints the writer recognises in the checkpoint file without
 # verifying them again: the file may be a few batches behind (audit.checkpoint_file).
 OWN_NOTES_KEPT = 16
@@ -202,7 +201,7 @@ class AuditWriter:
     # -- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> AuditWriter:
-        """Check the schema, register the public key, ensure partitions, start the thread.
+        """Check the schema, register the public key, check the head, start the thread.
 
         Raises :class:`~audit.errors.SchemaMismatch` or :class:`AuditUnavailable`.
         """
@@ -220,7 +219,6 @@ class AuditWriter:
             # after another worker's verifies that worker's checkpoint.
             self._trusted = sodium_first(self._trusted)
             self._check_at_start()
-            self._ensure_partitions()
             if self._file_path is not None:
                 self._file = CheckpointFileWriter(self._file_path, self._trusted, origin=origin)
             self._accepting = True
@@ -384,15 +382,8 @@ class AuditWriter:
     def _run(self) -> None:
         # The stop marker is always the last item queued (submit and close share a lock), so
         # everything submitted before close() is committed before the thread ends.
-        next_partition_check = time.monotonic() + PARTITION_CHECK_SECONDS
         while True:
-            if time.monotonic() >= next_partition_check:  # busy or idle, next months exist
-                next_partition_check = time.monotonic() + PARTITION_CHECK_SECONDS
-                self._ensure_partitions()
-            try:
-                first = self._queue.get(timeout=PARTITION_CHECK_SECONDS)
-            except queue.Empty:
-                continue
+            first = self._queue.get()
             if first is _STOP:
                 return
             batch = [first]
@@ -593,15 +584,6 @@ class AuditWriter:
             self._on_checkpoint(note)
         if self._file is not None:
             self._file.submit(note, size)  # written by its own thread: the next batch does not wait
-
-    def _ensure_partitions(self) -> None:
-        try:
-            created = self._store.ensure_partitions()
-        except AuditError as exc:
-            log.warning("could not ensure audit partitions (the DEFAULT one takes rows): %s", exc)
-            return
-        if created:
-            log.info("created %d audit partition(s)", created)
 
 
 Outcome = Receipt | BaseException

@@ -5,12 +5,14 @@ Every refusal here comes from PostgreSQL itself, with a real second role logged 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg
 import pytest
 
 from audit import AuditStore, AuditWriter, SigningKey
-from audit.roles import LeastPrivilegeStore, RoleError, apply_service_grants, role_report
+from audit.roles import LeastPrivilegeStore, RoleError, apply_service_grants, excess_privileges, role_report
 from audit.store import AuditStore as _Store
 from tests.audit.helpers import decision_fields
 from tests.conftest import _libpq
@@ -58,19 +60,26 @@ def test_grant_is_idempotent_and_tightens_an_existing_role(migrated_database: st
                          "VALUES ('x', decode(repeat('00', 32), 'hex'))")
 
 
-def test_grant_refuses_a_role_that_inherits_more(migrated_database: str, role_name: str) -> None:
+@contextmanager
+def _member_of(url: str, role_name: str, grant: str) -> Iterator[str]:
+    """``role_name`` (LOGIN) as a member of a helper role holding ``grant`` (``GRANT … TO {}``)."""
     helper = role_name + "_p"
-    with _connect(migrated_database) as conn:
+    with _connect(url) as conn:
         conn.execute(f'CREATE ROLE "{helper}" NOLOGIN')
-        conn.execute(f'GRANT INSERT ON audit_signing_keys TO "{helper}"')
+        conn.execute(grant.format(f'"{helper}"'))
         conn.execute(f'CREATE ROLE "{role_name}" LOGIN IN ROLE "{helper}"')
     try:
-        with pytest.raises(RoleError, match=f"INSERT on audit_signing_keys.*membership of {helper}"):
-            apply_service_grants(migrated_database, role_name)
+        yield helper
     finally:
-        with _connect(migrated_database) as conn:
+        with _connect(url) as conn:
             conn.execute(f'DROP OWNED BY "{helper}"')
             conn.execute(f'DROP ROLE "{helper}"')
+
+
+def test_grant_refuses_a_role_that_inherits_more(migrated_database: str, role_name: str) -> None:
+    with _member_of(migrated_database, role_name, "GRANT INSERT ON audit_signing_keys TO {}") as helper:
+        with pytest.raises(RoleError, match=f"INSERT on audit_signing_keys.*membership of {helper}"):
+            apply_service_grants(migrated_database, role_name)
 
 
 def test_grant_refuses_bad_names_and_superusers(migrated_database: str, role_name: str) -> None:
@@ -125,3 +134,35 @@ def test_role_report_warns_about_the_owner(migrated_database: str) -> None:
         store.dispose()
     assert report.superuser or report.owner
     assert "clearance db grant" in (report.warning() or "")
+
+
+PARTITIONS_SQL = ("SELECT count(*) FROM pg_inherits WHERE inhparent = 'audit_entries'::regclass")
+MANY_PARTITIONS_SQL = "SELECT audit_ensure_partitions(0, 240)"  # twenty years of v1 partitions, as the owner
+
+
+@pytest.mark.parametrize("how", ["db grant", "clearance_app"])
+def test_the_service_role_cannot_create_v1_partitions(migrated_database: str, role_name: str, how: str) -> None:
+    """``audit_ensure_partitions`` is SECURITY DEFINER: whoever may call it runs DDL as the owner,
+    and each partition takes an ACCESS EXCLUSIVE lock on ``audit_entries``, which every
+    verification reads. The service inserts nothing there since v2, so its role may not call it
+    (migration 0013 for ``clearance_app``; ``db grant`` for a role of one's own)."""
+    if how == "db grant":
+        apply_service_grants(migrated_database, role_name)
+    else:
+        with _connect(migrated_database) as conn:
+            conn.execute(f'CREATE ROLE "{role_name}" LOGIN IN ROLE clearance_app')
+    with _connect(migrated_database) as owner:
+        before = owner.execute(PARTITIONS_SQL).fetchone()
+    with _connect(as_role(migrated_database, role_name)) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(MANY_PARTITIONS_SQL)
+        assert excess_privileges(conn, role_name) == []
+    with _connect(migrated_database) as owner:
+        assert owner.execute(PARTITIONS_SQL).fetchone() == before
+
+
+def test_grant_refuses_a_role_that_inherits_a_definer_function(migrated_database: str, role_name: str) -> None:
+    grant = "GRANT EXECUTE ON FUNCTION audit_ensure_partitions(integer, integer) TO {}"
+    with _member_of(migrated_database, role_name, grant) as helper:
+        with pytest.raises(RoleError, match=rf"EXECUTE on audit_ensure_partitions\(integer,integer\).*membership of {helper}"):
+            apply_service_grants(migrated_database, role_name)
