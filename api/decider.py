@@ -118,7 +118,7 @@ class Decider:
 
     @staticmethod
     def _evaluate_uncached(revision: str, key: object, caller: Caller, carried: _Unkeyed) -> Evaluation:
-        policy, request = carried.value
+        policy, request = carried.take()
         # A private copy (the app's record in the input is the policy's, shared): the cached
         # evaluation outlives the request.
         policy_input = orjson.loads(orjson.dumps(policy.input_for(request, caller)))
@@ -233,12 +233,22 @@ def _empty(context: RequestContext) -> bool:
 class _Unkeyed:
     """Carries the policy and the request into the cached function without making them part of
     the cache key: the key is the revision (the content hash, so an equal bundle loaded again
-    shares the answers) and the request's key."""
+    shares the answers) and the request's key.
+
+    ``lru_cache`` keeps the arguments as the key of what it caches, so the function takes the
+    value out (:meth:`take`): a key that held its policy kept every reloaded bundle (engine, VMs,
+    data: several MB) alive for as long as one of its answers stayed cached — with few distinct
+    inputs, for ever, one more bundle per reload."""
 
     __slots__ = ("value",)
 
     def __init__(self, value: tuple[ActivePolicy, DecisionRequest]) -> None:
-        self.value = value
+        self.value: tuple[ActivePolicy, DecisionRequest] | None = value
+
+    def take(self) -> tuple[ActivePolicy, DecisionRequest]:
+        value, self.value = self.value, None
+        assert value is not None, "an _Unkeyed is taken once, by the call it was made for"
+        return value
 
     def __hash__(self) -> int:
         return 0

@@ -3,6 +3,8 @@ request skips the profile and the engine, and nothing else ever shares an evalua
 
 from __future__ import annotations
 
+import gc
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +83,24 @@ def test_another_revision_never_reuses_an_answer(policy: ActivePolicy, tmp_path:
     assert before.input["workload"]["data_classification"] == "confidential"
     assert after.input["workload"]["data_classification"] == "restricted"
     assert decider.cache_info().misses == 2
+
+
+def test_a_cached_answer_does_not_keep_its_policy_alive(policy: ActivePolicy, tmp_path: Path) -> None:
+    """A reload swaps the policy; the answers cached under the old revision stay until evicted
+    (a revert to that revision reuses them), but not the old bundle itself: with few distinct
+    inputs nothing is evicted, and each reload kept one more engine alive (+3–7 MB a worker)."""
+    bundle = copy_bundle(tmp_path / "rego")
+    edit(bundle / "data" / "apps.yaml", "data_classification_floor: confidential  # claim files",
+         "data_classification_floor: restricted  # claim files")
+    old = load_policy(bundle)
+    decider = decider_for(policy)
+    cached = decider.evaluate(old, request(), APP)
+    assert decider.evaluate(old, request(), APP) is cached
+    gone = weakref.ref(old)
+    del old
+    gc.collect()
+    assert gone() is None, "the decision cache keeps a reloaded policy alive"
+    assert decider.cache_info().currsize == 1
 
 
 def test_the_cache_keeps_at_most_its_size_and_zero_keeps_none(policy: ActivePolicy) -> None:
