@@ -35,6 +35,14 @@ def request(**workload: Any) -> DecisionRequest:
     return DecisionRequest.model_validate({"app_id": "claims-summariser", "workload": {**WORKLOAD, **workload}})
 
 
+def stricter_policy(tmp_path: Path) -> ActivePolicy:
+    """Another revision: the reference bundle with a stricter profile for the app."""
+    bundle = copy_bundle(tmp_path / "rego")
+    edit(bundle / "data" / "apps.yaml", "data_classification_floor: confidential  # claim files",
+         "data_classification_floor: restricted  # claim files")
+    return load_policy(bundle)
+
+
 def canonical(value: Any) -> bytes:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 
@@ -73,10 +81,7 @@ def test_a_refused_request_is_refused_every_time(policy: ActivePolicy) -> None:
 
 def test_another_revision_never_reuses_an_answer(policy: ActivePolicy, tmp_path: Path) -> None:
     # The same request under a bundle whose profile for the app differs: its own answer.
-    bundle = copy_bundle(tmp_path / "rego")
-    edit(bundle / "data" / "apps.yaml", "data_classification_floor: confidential  # claim files",
-         "data_classification_floor: restricted  # claim files")
-    stricter = load_policy(bundle)
+    stricter = stricter_policy(tmp_path)
     decider = decider_for(policy)
     before = decider.evaluate(policy, request(), APP)
     after = decider.evaluate(stricter, request(), APP)
@@ -89,10 +94,7 @@ def test_a_cached_answer_does_not_keep_its_policy_alive(policy: ActivePolicy, tm
     """A reload swaps the policy; the answers cached under the old revision stay until evicted
     (a revert to that revision reuses them), but not the old bundle itself: with few distinct
     inputs nothing is evicted, and each reload kept one more engine alive (+3–7 MB a worker)."""
-    bundle = copy_bundle(tmp_path / "rego")
-    edit(bundle / "data" / "apps.yaml", "data_classification_floor: confidential  # claim files",
-         "data_classification_floor: restricted  # claim files")
-    old = load_policy(bundle)
+    old = stricter_policy(tmp_path)
     decider = decider_for(policy)
     cached = decider.evaluate(old, request(), APP)
     assert decider.evaluate(old, request(), APP) is cached
