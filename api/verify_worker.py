@@ -27,9 +27,9 @@ from clearance.errors import ClearanceError
 NICENESS = 19  # CFS weight 15 against a decision's 1024
 
 
-def _init_child() -> None:
+def _init_child(parent: int) -> None:
     os.nice(NICENESS)
-    exit_with_parent()
+    exit_with_parent(parent)
 
 
 def verify_with_keys(store: Any, keys: list[str], **options: Any) -> Any:
@@ -89,7 +89,7 @@ class VerifierProcesses:
         with self._lock:
             if self._pool is None:
                 self._pool = ProcessPoolExecutor(max_workers=self._processes, initializer=_init_child,
-                                                 mp_context=multiprocessing.get_context("spawn"))
+                                                 initargs=(os.getpid(),), mp_context=multiprocessing.get_context("spawn"))
             return self._pool
 
     async def verify(self, **options: Any) -> dict[str, Any]:

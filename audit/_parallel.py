@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import multiprocessing
+import os
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
@@ -52,7 +53,8 @@ class ParallelWalk:
             for i, (lo, hi) in enumerate(slices)
         ]
         context = multiprocessing.get_context("spawn")  # never fork a threaded server process
-        with ProcessPoolExecutor(max_workers=self.workers, mp_context=context, initializer=exit_with_parent) as pool:
+        with ProcessPoolExecutor(max_workers=self.workers, mp_context=context, initializer=exit_with_parent,
+                                 initargs=(os.getpid(),)) as pool:
             try:
                 for outcome in pool.map(walk_slice, jobs):
                     walker.checked += outcome["checked"]

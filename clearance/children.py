@@ -4,7 +4,8 @@ A pool's child waits on its task queue for the next job. If its parent is killed
 out-of-memory killer), nobody closes that queue and the child waits forever, holding its memory
 and, for the server's verification processes, a database URL: seen after a test suite that
 killed servers. Each pool of the project starts its children with :func:`exit_with_parent`, and so
-does the report's verification process (audit/report/verification.py).
+does the report's verification process (audit/report/verification.py), each passing its own pid:
+a child whose parent died before the child's first instruction is then re-parented already.
 """
 
 from __future__ import annotations

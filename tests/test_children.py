@@ -24,7 +24,8 @@ import os, time
 from concurrent.futures import ProcessPoolExecutor
 import multiprocessing
 from clearance.children import exit_with_parent
-pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=exit_with_parent)
+pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=exit_with_parent,
+                           initargs=(os.getpid(),))
 print(pool.submit(os.getpid).result(), flush=True)
 time.sleep(120)
 """
@@ -36,6 +37,21 @@ from api.verify_worker import VerifierProcesses
 processes = VerifierProcesses("postgresql+psycopg://unused@127.0.0.1:1/none", processes=1)
 print(processes._executor().submit(os.getpid).result(), flush=True)
 time.sleep(120)
+"""
+
+# Each pool of the project with its child still starting (held up by STARTING_LATE): the child's
+# pid is printed before its initializer has run.
+STARTING = {
+    "pool": GENERIC.replace("pool.submit(os.getpid).result()", "pool.submit(os.getpid) and next(iter(pool._processes))"),
+    "verification-processes": VERIFIER.replace(
+        "processes._executor().submit(os.getpid).result()",
+        "processes._executor().submit(os.getpid) and next(iter(processes._executor()._processes))"),
+}
+# A sitecustomize that holds up every multiprocessing child before it runs anything of the pool.
+STARTING_LATE = """
+import sys, time
+if "--multiprocessing-fork" in sys.argv:
+    time.sleep(3)
 """
 
 # The report's verification child (audit/report/verification.py), started as `clearance audit
@@ -61,10 +77,11 @@ def running(pid: int) -> bool:
     return state not in ("Z", "X")  # a zombie has ended; only its parent's wait is missing
 
 
-def child_outlives_killed_parent(args: list[str], alive_for: float) -> bool:
+def child_outlives_killed_parent(args: list[str], alive_for: float, env: dict[str, str] | None = None) -> bool:
     """Start ``python -c`` ``args`` (a script printing its child's pid), check the child alive
     after ``alive_for`` s, SIGKILL the parent: whether the child is still running 10 s later."""
-    parent = subprocess.Popen([sys.executable, "-c", *args], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    parent = subprocess.Popen([sys.executable, "-c", *args], cwd=REPO, stdout=subprocess.PIPE, text=True,
+                              env=None if env is None else os.environ | env)
     child = 0
     try:
         assert parent.stdout is not None
@@ -87,6 +104,18 @@ def child_outlives_killed_parent(args: list[str], alive_for: float) -> bool:
 @pytest.mark.parametrize("script", [GENERIC, VERIFIER], ids=["pool", "verification-processes"])
 def test_a_pool_child_ends_with_its_killed_parent(script: str) -> None:
     assert not child_outlives_killed_parent([script], 1.5), "the pool's child outlived its killed parent"
+
+
+@pytest.mark.parametrize("name", ["pool", "verification-processes"])
+def test_a_pool_child_killed_as_it_starts_ends_too(name: str, tmp_path: Path) -> None:
+    """The parent is killed before its child's initializer runs: without the parent's pid from
+    the parent, the child would take whoever adopted it for its parent and wait for ever. (The
+    impact replay's ``multiprocessing.Pool`` child, started the same way, fails to open its
+    queue's semaphores once the parent's resource tracker has gone, and ends either way.)"""
+    (tmp_path / "sitecustomize.py").write_text(STARTING_LATE)
+    env = {"PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)])}
+    assert not child_outlives_killed_parent([STARTING[name]], 0.0, env), (
+        f"the {name} child outlived a parent killed while it started")
 
 
 @pytest.mark.parametrize("alive_for", [3.0, 0.0], ids=["while-it-waits", "while-it-starts"])

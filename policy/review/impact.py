@@ -151,9 +151,9 @@ def _answer(policy: ActivePolicy, policy_input: dict[str, Any] | str) -> Answer:
 _PROCESS_JUDGE: Judge | None = None
 
 
-def _init_process(base_dir: str, head_dir: str) -> None:
+def _init_process(base_dir: str, head_dir: str, parent: int) -> None:
     global _PROCESS_JUDGE
-    exit_with_parent()
+    exit_with_parent(parent)
     _PROCESS_JUDGE = Judge(load_policy(base_dir), load_policy(head_dir))
     gc.set_threshold(*_REPLAY_GC_THRESHOLD)  # this process only replays: see _rare_collections
 
@@ -325,7 +325,7 @@ def _start_pool(processes: int, base_dir: Path, head_dir: Path) -> Any:
     # spawn, not fork: the parent may hold database connections and regorus objects that a
     # forked child must not inherit.
     context = multiprocessing.get_context("spawn")
-    return context.Pool(processes, initializer=_init_process, initargs=(str(base_dir), str(head_dir)))
+    return context.Pool(processes, initializer=_init_process, initargs=(str(base_dir), str(head_dir), os.getpid()))
 
 
 def _judge_batch(batch: list[Replay], tally: Tally, cache: _Cache, *, judge: Judge) -> int:
