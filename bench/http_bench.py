@@ -39,6 +39,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +140,50 @@ def stop_server(server: subprocess.Popen[Any]) -> None:
         server.wait(timeout=60)
     except subprocess.TimeoutExpired:
         server.kill()
+
+
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of a bench that starts its own :func:`bench_server`: its settings, the
+    PostgreSQL server it makes its database on, where to write the JSON result."""
+    parser.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--database", default=os.environ.get("CLEARANCE_BENCH_DATABASE_URL", MACHINE_PG),
+                        help="a PostgreSQL server URL (a fresh database is created on it)")
+    parser.add_argument("--json", type=Path)
+
+
+@dataclass
+class BenchServer:
+    """A running ``clearance serve`` of :func:`bench_server`."""
+
+    base: str  # its URL
+    env: dict[str, str]  # its environment (the CLI with it acts on its database)
+    tmp: Path  # a scratch directory that lives as long as the server (its home, its log)
+    process: subprocess.Popen[Any]
+    log: Path  # its stderr
+
+
+@contextmanager
+def bench_server(database: str, settings: Iterable[str] = (), *,
+                 prepare: Callable[[Path], Iterable[str]] = lambda tmp: ()) -> Iterator[BenchServer]:
+    """``clearance serve`` on a fresh, migrated database of the PostgreSQL server at ``database``,
+    with a new signing key and ``settings`` (``NAME=VALUE``), plus those ``prepare(tmp)`` returns;
+    stopped and its database dropped afterwards."""
+    db_name, db_url = create_database(database)
+    sa_url = db_url.replace("postgresql://", "postgresql+psycopg://", 1)
+    try:
+        with tempfile.TemporaryDirectory() as tmp_name:
+            tmp = Path(tmp_name)
+            upgrade(sa_url)
+            init_key(tmp / "signing.key")
+            env = service_env(sa_url, tmp, [*settings, *prepare(tmp)])
+            log = tmp / "server.log"
+            server, base = start_server(env, log=log)
+            try:
+                yield BenchServer(base, env, tmp, server, log)
+            finally:
+                stop_server(server)
+    finally:
+        drop_database(database, db_name)
 
 
 def worker_pids(master: int) -> list[int]:

@@ -16,12 +16,10 @@ alone, for comparison.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -32,9 +30,7 @@ sys.path.insert(0, str(REPO))
 
 import httpx  # noqa: E402
 
-from audit import init_key, upgrade  # noqa: E402
-from bench.http_bench import (  # noqa: E402
-    MACHINE_PG, cli, create_database, drop_database, service_env, start_server, stop_server)
+from bench.http_bench import add_server_arguments, bench_server, cli  # noqa: E402
 from bench.report import emit  # noqa: E402
 
 LUA = REPO / "bench" / "wrk" / "unknown_keys.lua"
@@ -69,37 +65,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=8, help="seconds of flood")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections of the flood")
-    parser.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE")
-    parser.add_argument("--database", default=os.environ.get("CLEARANCE_BENCH_DATABASE_URL", MACHINE_PG),
-                        help="a PostgreSQL server URL (a fresh database is created on it)")
-    parser.add_argument("--json", type=Path)
+    add_server_arguments(parser)
     args = parser.parse_args()
 
-    db_name, db_url = create_database(args.database)
-    sa_url = db_url.replace("postgresql://", "postgresql+psycopg://", 1)
-    try:
-        with tempfile.TemporaryDirectory() as tmp_name:
-            tmp = Path(tmp_name)
-            upgrade(sa_url)
-            init_key(tmp / "signing.key")
-            env = service_env(sa_url, tmp, args.server_env)
-            server, base = start_server(env, log=tmp / "server.log")
-            try:
-                cached = cli("apikeys", "create", "--role", "auditor", env=env)
-                fresh = [cli("apikeys", "create", "--role", "auditor", env=env) for _ in range(4 + 2 * args.duration)]
-                with httpx.Client(base_url=base, timeout=60) as client:
-                    client.get("/v1/policy", headers={"Authorization": f"Bearer {cached}"})
-                    alone = probe(client, cached, fresh, 1.0)
-                    flood: dict[str, Any] = {}
-                    flooding = threading.Thread(target=lambda: flood.update(_flood(base, args)))
-                    flooding.start()
-                    time.sleep(1.0)  # the flood is under way
-                    during = probe(client, cached, fresh, args.duration - 2)
-                    flooding.join()
-            finally:
-                stop_server(server)
-    finally:
-        drop_database(args.database, db_name)
+    with bench_server(args.database, args.server_env) as served:
+        cached = cli("apikeys", "create", "--role", "auditor", env=served.env)
+        fresh = [cli("apikeys", "create", "--role", "auditor", env=served.env) for _ in range(4 + 2 * args.duration)]
+        with httpx.Client(base_url=served.base, timeout=60) as client:
+            client.get("/v1/policy", headers={"Authorization": f"Bearer {cached}"})
+            alone = probe(client, cached, fresh, 1.0)
+            flood: dict[str, Any] = {}
+            flooding = threading.Thread(target=lambda: flood.update(_flood(served.base, args)))
+            flooding.start()
+            time.sleep(1.0)  # the flood is under way
+            during = probe(client, cached, fresh, args.duration - 2)
+            flooding.join()
     result = {"flood": flood, "alone": alone, "during_flood": during}
     table = (f"flood: {flood['rate_per_s']:.0f} requests/s with unknown keys, {flood['non_2xx']} answered non-2xx "
              f"of {flood['requests']}, {flood['timeouts']} timeouts, latency p50 {flood['p50']} p99 {flood['p99']}\n"

@@ -42,6 +42,14 @@ def test_first_eval_bench_smoke(tmp_path: Path) -> None:
     assert len(result["rows"]) == 4 and result["breakdown_cpu_us"]  # type: ignore[arg-type]
 
 
+def test_reload_memory_smoke(tmp_path: Path, pg_server_url: str) -> None:
+    server = pg_server_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    result = run("reload_memory.py", "--rounds", "2", "--decisions", "2", "--every", "1", "--thaw", "1",
+                 "--database", server, tmp_path=tmp_path)
+    assert result["reloads_accepted"] == 2  # each round's edit is a new revision, its second reload is not
+    assert [s["round"] for s in result["samples"]] == [0, 1, 2, "2 + thaw"]  # type: ignore[union-attr,index]
+
+
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (scripts/install-tools.sh installs it)")
 def test_http_smoke(tmp_path: Path, pg_server_url: str) -> None:
     server = pg_server_url.replace("postgresql+psycopg://", "postgresql://", 1)
