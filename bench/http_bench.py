@@ -187,15 +187,18 @@ def bench_server(database: str, settings: Iterable[str] = (), *,
 
 
 def worker_pids(master: int) -> list[int]:
-    """uvicorn's worker processes (children of the master), or the master itself with one worker."""
+    """uvicorn's worker processes (children of the master), or the master itself with one worker.
+    multiprocessing's resource tracker, another python child of the master, is not a worker."""
     children = []
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
             text = status.read_text()
+            cmdline = (status.parent / "cmdline").read_bytes()
         except OSError:
             continue
         ppid = re.search(r"^PPid:\s+(\d+)", text, re.MULTILINE)
-        if ppid and int(ppid.group(1)) == master and "python" in text.split("\n", 1)[0].lower():
+        if (ppid and int(ppid.group(1)) == master and "python" in text.split("\n", 1)[0].lower()
+                and b"resource_tracker" not in cmdline):
             children.append(int(status.parent.name))
     return children or [master]
 

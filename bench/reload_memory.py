@@ -67,8 +67,7 @@ def main() -> None:
 def _rounds(base: str, master: int, policy: Path, args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
     app = {"Authorization": f"Bearer {cli('apikeys', 'create', '--role', 'app', '--app', 'claims-summariser', env=env)}"}
     admin = {"Authorization": f"Bearer {cli('apikeys', 'create', '--role', 'admin', env=env)}"}
-    # The master's python children, without multiprocessing's resource tracker (a few MB, idle).
-    workers = [pid for pid in worker_pids(master) if b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    workers = worker_pids(master)
     samples: list[dict[str, Any]] = []
     accepted = 0
 
