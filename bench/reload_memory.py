@@ -20,6 +20,7 @@ input every reload kept one more bundle (docs/limits.md).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import sys
 import time
@@ -45,6 +46,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--decisions", type=int, default=30, help="audited decisions per round")
     parser.add_argument("--every", type=int, default=5, help="read the workers' memory every this many rounds")
+    parser.add_argument("--connections", type=int, default=1,
+                        help="connections the decisions take turns on (1: every decision reaches the same worker)")
     parser.add_argument("--thaw", type=float, default=15.0, help="CLEARANCE_GC_THAW_SECONDS of the server")
     add_server_arguments(parser)
     args = parser.parse_args()
@@ -74,11 +77,14 @@ def _rounds(base: str, master: int, policy: Path, args: argparse.Namespace, env:
     def sample(label: int | str) -> None:
         samples.append({"round": label, "rss_mb": [round(status_mb(pid, "VmRSS"), 1) for pid in workers]})
 
-    with httpx.Client(base_url=base, timeout=120) as client:
+    with httpx.Client(base_url=base, timeout=120) as client, contextlib.ExitStack() as open_clients:
+        # The reloads' connection decides too; more connections are spread over the workers by the kernel.
+        deciders = [client, *(open_clients.enter_context(httpx.Client(base_url=base, timeout=120))
+                              for _ in range(args.connections - 1))]
         sample(0)
         for round_ in range(1, args.rounds + 1):
-            for _ in range(args.decisions):
-                client.post("/v1/decisions", json=REQUEST, headers=app).raise_for_status()
+            for i in range(args.decisions):
+                deciders[i % len(deciders)].post("/v1/decisions", json=REQUEST, headers=app).raise_for_status()
             with (policy / "licence.rego").open("a") as rego:
                 rego.write(f"# reload_memory round {round_}\n")
             for _ in range(2):
@@ -90,6 +96,7 @@ def _rounds(base: str, master: int, policy: Path, args: argparse.Namespace, env:
         time.sleep(args.thaw + 5)  # one thaw of the heap: cyclic garbage collected
         sample(f"{args.rounds} + thaw")
     return {"workers": len(workers), "rounds": args.rounds, "decisions_per_round": args.decisions,
+            "connections": args.connections,
             "reloads_accepted": accepted, "samples": samples}
 
 
