@@ -17,16 +17,14 @@ import time
 CHECK_SECONDS = 1.0
 
 
-def exit_with_parent(parent: int | None = None) -> None:
+def exit_with_parent(parent: int) -> None:
     """In a child process: end it within ``CHECK_SECONDS`` of its parent's end (re-parented).
 
-    :param parent: the parent's pid as the parent saw it (``os.getpid()`` passed to the child):
-        a parent killed before the child got here is then noticed too; by default the parent is
-        whoever it is now.
+    :param parent: the parent's pid as the parent saw it (``os.getpid()`` passed to the child),
+        not ``os.getppid()`` read here: a parent killed before the child got here is then
+        noticed too.
     """
-    if parent is None:
-        parent = os.getppid()
-    elif os.getppid() != parent:
+    if os.getppid() != parent:
         os._exit(1)
 
     def watch() -> None:
