@@ -19,7 +19,10 @@ import pytest
 from sqlalchemy.engine import make_url
 
 REPO = Path(__file__).resolve().parents[1]
-pytest_plugins = ["tests.bundles"]  # bundle copies, git repositories, services on a copy
+pytest_plugins = [
+    "tests.bundles",  # bundle copies, git repositories, services on a copy
+    "tests.reliability.figures",  # what the reliability suite proves, printed at the end
+]
 MACHINE_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 

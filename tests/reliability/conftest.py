@@ -9,7 +9,6 @@ also with 2 workers), 5000 decisions over several servers, ten times the fuzz ca
 from __future__ import annotations
 
 import contextlib
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,16 +26,9 @@ from tests.api.conftest import make_settings
 from tests.conftest import create_database, drop_database
 
 from .cluster import PgCluster, find_bindir
-from .figures import Figures
+from .figures import LONG
 from .server import ServerProcess, server_env
 
-LONG = os.environ.get("CLEARANCE_LONG", "") not in ("", "0")
-_FIGURES = pytest.StashKey[Figures]()
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.stash[_FIGURES] = Figures()
-    config.addinivalue_line("markers", "reliability: the reliability and security proof (tests/reliability)")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -45,21 +37,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if here in Path(str(item.path)).parents:
             item.add_marker(pytest.mark.reliability)
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
-    figures = config.stash.get(_FIGURES, None)
-    if figures is None or figures.empty():
-        return
-    mode = "long mode (CLEARANCE_LONG=1)" if LONG else "default mode"
-    terminalreporter.section(f"Clearance reliability figures, {mode}")
-    for line in figures.lines():
-        terminalreporter.write_line(line)
-
-
-@pytest.fixture
-def figures(request: pytest.FixtureRequest) -> Figures:
-    return request.config.stash[_FIGURES]
 
 
 @pytest.fixture(scope="session")

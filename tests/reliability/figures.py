@@ -1,12 +1,23 @@
 """The figures the reliability suite proves, collected while it runs and printed at the end.
 
 One :class:`Figures` per pytest session (kept in ``config.stash``, not a module global); tests
-add to it through the ``figures`` fixture, and ``pytest_terminal_summary`` prints it.
+add to it through the ``figures`` fixture, and ``pytest_terminal_summary`` prints it. This module
+is a plugin of the root conftest, not of ``tests/reliability/conftest.py``: under pytest-xdist the
+controller collects nothing, so only a plugin it loads at start-up can gather the workers'
+figures (each worker sends its own at the end) and print them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import pytest
+
+LONG = os.environ.get("CLEARANCE_LONG", "") not in ("", "0")
+_FIGURES = pytest.StashKey["Figures"]()
+_WORKER_OUTPUT = "clearance_reliability_figures"
 
 
 @dataclass
@@ -50,3 +61,57 @@ class Figures:
         if missed:
             lines.append(f"tamper cases NOT caught   {', '.join(missed)}")
         return lines + self.notes
+
+    def to_wire(self) -> dict[str, Any]:
+        """These figures in plain types, as a pytest-xdist worker sends them (no sets)."""
+        wire = asdict(self)
+        wire["fuzz_operations"] = sorted(self.fuzz_operations)
+        wire["matrix_endpoints"] = sorted(self.matrix_endpoints)
+        return wire
+
+    def add(self, wire: dict[str, Any]) -> None:
+        """Adds another process's figures (:meth:`to_wire`) to these."""
+        for name in (f.name for f in fields(self)):
+            mine, theirs = getattr(self, name), wire[name]
+            if isinstance(mine, int):
+                setattr(self, name, mine + theirs)
+            elif isinstance(mine, list):
+                mine.extend(theirs)
+            elif isinstance(mine, set) or name == "tamper_cases":
+                mine.update(theirs)
+            else:  # status counts
+                for key, count in theirs.items():
+                    mine[key] = mine.get(key, 0) + count
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_FIGURES] = Figures()
+    config.addinivalue_line("markers", "reliability: the reliability and security proof (tests/reliability)")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    output = getattr(session.config, "workeroutput", None)  # set on a pytest-xdist worker only
+    if output is not None:
+        output[_WORKER_OUTPUT] = session.config.stash[_FIGURES].to_wire()
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: unknown without the plugin
+def pytest_testnodedown(node: Any, error: object) -> None:
+    wire = getattr(node, "workeroutput", {}).get(_WORKER_OUTPUT)
+    if wire is not None:
+        node.config.stash[_FIGURES].add(wire)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    figures = config.stash.get(_FIGURES, None)
+    if figures is None or figures.empty():
+        return
+    mode = "long mode (CLEARANCE_LONG=1)" if LONG else "default mode"
+    terminalreporter.section(f"Clearance reliability figures, {mode}")
+    for line in figures.lines():
+        terminalreporter.write_line(line)
+
+
+@pytest.fixture
+def figures(request: pytest.FixtureRequest) -> Figures:
+    return request.config.stash[_FIGURES]

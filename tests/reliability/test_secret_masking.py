@@ -28,7 +28,8 @@ from tests.conftest import REPO
 from .cluster import free_port
 from .server import ServerProcess, server_env
 
-PASSWORD = f"pw-{uuid.uuid4().hex}"
+# Fixed, not random: the test ids carry it, and parallel workers must collect the same tests.
+PASSWORD = "pw-29420862fac1419a8d94493c59d5b5f4"
 API_KEY = "clr_0123456789abcdef_" + "S" * 43
 
 
