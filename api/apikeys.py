@@ -14,13 +14,13 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ARRAY, DateTime, LargeBinary, String, Text, bindparam, select, update
+from sqlalchemy import ARRAY, DateTime, LargeBinary, String, Text, any_, bindparam, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
@@ -156,10 +156,11 @@ def list_keys(db: Engine) -> list[ApiKey]:
         return list(s.scalars(select(ApiKey).order_by(ApiKey.created_at)))
 
 
-# One key's row, read without the ORM's session and identity map: about half the CPU of
-# ``Session.get`` (bench/key_lookup.py), which renewals pay on threads beside the event loop.
+# Keys' rows, read without the ORM's session and identity map: about half the CPU of
+# ``Session.get`` (bench/key_lookup.py); one statement for all the keys of a batch of misses
+# (api/key_misses.py), or for the one key a renewal reads on threads beside the event loop.
 _LOOKUP = select(ApiKey.key_id, ApiKey.secret_sha256, ApiKey.role, ApiKey.app_id, ApiKey.apps, ApiKey.gateway,
-                 ApiKey.revoked_at).where(ApiKey.key_id == bindparam("key_id"))
+                 ApiKey.revoked_at).where(ApiKey.key_id == any_(bindparam("key_ids", type_=ARRAY(String(16)))))
 
 
 class _Miss:
@@ -227,16 +228,47 @@ class KeyVerifier:
 
     def lookup(self, presented: str) -> Principal | None:
         """Ask the table (blocking) and remember the answer."""
-        match = KEY_PATTERN.match(presented)
-        if not match:
-            return None
+        return self.lookup_many([presented])[presented]
+
+    def verify_many(self, presented: Iterable[str]) -> dict[str, Principal | None]:
+        """:meth:`verify` of several keys with one read of the table for those the caches miss."""
+        answers: dict[str, Principal | None] = {}
+        missed = []
+        for key in presented:
+            hit = self.cached(key)
+            if hit is MISS:
+                missed.append(key)
+            else:
+                answers[key] = hit  # type: ignore[assignment]
+        return answers | self.lookup_many(missed) if missed else answers
+
+    def lookup_many(self, presented: Iterable[str]) -> dict[str, Principal | None]:
+        """Ask the table (blocking) for several keys in one read and remember the answers."""
+        answers: dict[str, Principal | None] = {}
+        wanted: dict[str, str] = {}  # presented key -> its id
+        for key in presented:
+            match = KEY_PATTERN.match(key)
+            if match:
+                wanted[key] = match["id"]
+            else:
+                answers[key] = None
+        if not wanted:
+            return answers
         self.lookups += 1
         read_at = time.monotonic()  # a good answer counts from before the read: the ttl bound holds
         try:
             with self._db.connect() as connection:
-                row = connection.execute(_LOOKUP, {"key_id": match["id"]}).first()
+                rows = {row.key_id: row for row in connection.execute(_LOOKUP, {"key_ids": sorted(set(wanted.values()))})}
         except SQLAlchemyError as exc:
             raise KeyStoreUnavailable(f"cannot read API keys: {type(exc).__name__}") from None
+        for key, key_id in wanted.items():
+            answers[key] = self._judge(key, rows.get(key_id), read_at)
+        return answers
+
+    def _judge(self, presented: str, row: Any, read_at: float) -> Principal | None:
+        """The answer for ``presented`` from its row (None: no such key id), remembered."""
+        match = KEY_PATTERN.match(presented)
+        assert match is not None
         if row is None or row.revoked_at is not None:
             self._remember_bad(f"id:{match['id']}", presented)
             return None

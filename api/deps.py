@@ -44,8 +44,9 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 async def authenticate(request: Request, *roles: Role) -> Principal:
     """The caller of ``request`` (401 unless a valid key), limited to ``roles`` if given (403).
 
-    A key the caches do not know is looked up on the key-lookup threads (``api/workpool.py``),
-    never on the event loop: a busy database delays that caller, not every request. A cached
+    A key the caches do not know is looked up on the key-lookup threads, never on the event
+    loop, together with the other keys missed meanwhile (``api/key_misses.py``): a busy database
+    delays those callers, not every request. A cached
     key due for renewal is renewed on threads of their own, so that no backlog of misses
     delays it past its answer's expiry."""
     scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
@@ -63,9 +64,7 @@ async def authenticate_token(request: Request, token: str | None, *roles: Role) 
     principal = services.keys.cached(token)
     if principal is MISS:
         services.metrics.apikey_lookups.labels(why="miss").inc()
-        # verify, not lookup: a miss queued behind another request's lookup of the same key is
-        # answered from the cache that lookup filled, not by a lookup of its own.
-        principal = await services.key_lookups.run(services.keys.verify, token)
+        principal = await services.key_misses.verify(token)  # read with the other misses of the moment
     elif principal is not None and services.keys.claim_refresh(token):
         services.metrics.apikey_lookups.labels(why="renewal").inc()
         services.key_renewals.start(services.keys.refresh, token)  # before it expires, beside the misses

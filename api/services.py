@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.apikeys import KeyVerifier
+from api.key_misses import KeyMisses
 from api.embedded import start_embedded
 from api.metrics import Metrics
 from api.decider import Decider, PolicyHolder
@@ -151,6 +152,8 @@ class Services:
     # Renewals of cached keys in use have threads of their own: a backlog of misses (a flood of
     # unknown keys) cannot hold them until the answers they renew expire.
     key_renewals: WorkPool = field(default_factory=lambda: WorkPool("clearance-keys-renew", threads=2))
+    # The misses of the key caches, read in batches on key_lookups' threads (api/key_misses.py).
+    key_misses: KeyMisses = field(init=False)
 
     verifier: VerifierProcesses | None = None
     # Pushes each checkpoint to the witnesses of CLEARANCE_WITNESSES (None: no witnesses).
@@ -159,6 +162,9 @@ class Services:
     pinned: PinnedKeys | None = None
     # Folded tiles the proof endpoints share across audit_reads' connections (never verification).
     proof_tiles: SharedTiles = field(default_factory=SharedTiles)
+
+    def __post_init__(self) -> None:
+        self.key_misses = KeyMisses(self.keys, self.key_lookups)
 
     def trusted_verifiers(self) -> Sequence[Verifier]:
         """The checkpoint keys every verification path trusts: the pinned ones only."""

@@ -96,7 +96,8 @@ def _flood(base: str, args: argparse.Namespace) -> dict[str, Any]:
     found = {name: re.search(pattern, out) for name, pattern in {
         "rate_per_s": r"Requests/sec:\s+([\d.]+)", "requests": r"(\d+) requests in",
         "non_2xx": r"Non-2xx or 3xx responses: (\d+)", "timeouts": r"timeout (\d+)",
-        "p50": r"50%\s+(\S+)", "p99": r"99%\s+(\S+)"}.items()}
+        # at a line's start: the thread statistics' "+/- Stdev" column can end in "50%" too
+        "p50": r"(?m)^\s+50%\s+(\S+)", "p99": r"(?m)^\s+99%\s+(\S+)"}.items()}
     result: dict[str, Any] = {name: (m.group(1) if m else "0") for name, m in found.items()}
     result["rate_per_s"] = float(result["rate_per_s"])
     return result
