@@ -109,12 +109,14 @@ def test_an_answer_is_renewed_once_in_the_second_half_of_its_life(db: Engine) ->
 
 def test_a_key_in_steady_use_never_misses(db: Engine) -> None:
     """As ``api/deps.py`` uses the caches: a miss waits for a lookup, a claimed renewal runs on
-    the lookup threads. After the first lookup no request misses, though the answer lives 0.2 s."""
-    verifier, pool = KeyVerifier(db, ttl=0.2), WorkPool("test-keys", threads=2)
+    the lookup threads. After the first lookup no request misses, though the answer lives 0.4 s
+    (long enough that a renewal started at half-life ends in time on a loaded machine: the suite
+    runs in two processes)."""
+    verifier, pool = KeyVerifier(db, ttl=0.4), WorkPool("test-keys", threads=2)
     key, principal = create_key(db, role=Role.auditor, app_id=None)
     misses, answers = 0, 0
     try:
-        end = time.monotonic() + 1.5
+        end = time.monotonic() + 2.0
         while time.monotonic() < end:
             found = verifier.cached(key)
             if found is MISS:
@@ -127,8 +129,8 @@ def test_a_key_in_steady_use_never_misses(db: Engine) -> None:
             time.sleep(0.001)
     finally:
         pool.close()
-    assert misses == 1 and answers > 300
-    assert 5 <= verifier.lookups <= 20  # renewed about every 0.1 s, not once per request
+    assert misses == 1 and answers > 100
+    assert 5 <= verifier.lookups <= 20  # renewed about every 0.2 s, not once per request
 
 
 def test_a_renewal_that_finds_the_key_revoked_ends_its_answer_at_once(db: Engine) -> None:
