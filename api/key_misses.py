@@ -71,9 +71,10 @@ class KeyMisses:
                 future.set_exception(exc)
         else:
             for key, futures in batch.items():
+                answer = answers.get(key)  # absent only by a bug: refused, never left waiting
                 for future in futures:
                     if not future.done():  # its request may have gone away
-                        future.set_result(answers[key])
+                        future.set_result(answer)
         finally:
             self._reads -= 1
             if self._waiting and self._reads < self._pool.threads:
