@@ -35,6 +35,7 @@ from .keys import SigningKey
 from .log import LogReceipt as Receipt
 from .checkpoint_file import CheckpointFileWriter, checkpoint_note_of, file_bytes, notes_in, unreadable
 from .head_mailbox import HeadMailbox, SiblingHead
+from .head_watch import HeadWatch
 from .log import Floor, HeadState, LogStateMismatch, VerifiedNotes, prepare_leaves
 from .store import AuditStore, BatchResult
 from .tlog.note import Signer, Verifier
@@ -133,6 +134,8 @@ class AuditWriter:
         and must not raise.
     :param on_checkpoint: called with each committed checkpoint note (witnessing:
         ``audit.witnessing.WitnessPusher.submit``); must be fast and must not raise.
+    :param stalled_after: seconds a batch may wait in the database before the writer's log names
+        the sessions that block it, and again every as many seconds (``audit/head_watch.py``).
     """
 
     def __init__(
@@ -151,6 +154,7 @@ class AuditWriter:
         origin: str | None = None,
         on_refused: Callable[[str], None] | None = None,
         mailbox: HeadMailbox | None = None,
+        stalled_after: float = 5.0,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
@@ -197,6 +201,9 @@ class AuditWriter:
         self._mailbox = mailbox
         self._log_origin: str | None = None  # the origin checkpoints are signed under (at start)
         self._mailbox_rests_until = 0.0  # monotonic time before which the mailbox is not tried
+        # Names who blocks a batch that has waited ``stalled_after`` s (audit/head_watch.py).
+        self._stalled_after = stalled_after
+        self._watch: HeadWatch | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -221,6 +228,7 @@ class AuditWriter:
             self._check_at_start()
             if self._file_path is not None:
                 self._file = CheckpointFileWriter(self._file_path, self._trusted, origin=origin)
+            self._watch = HeadWatch(self._store.engine, after=self._stalled_after)
             self._accepting = True
             self._thread = threading.Thread(
                 target=self._run, name="clearance-audit-writer", daemon=True
@@ -319,6 +327,8 @@ class AuditWriter:
                 log.info("audit writer closed: %s", vars(self.stats))
         if self._file is not None:
             self._file.close(timeout)  # the file holds the last committed checkpoint
+        if self._watch is not None:
+            self._watch.close()
         if self._mailbox is not None and (thread is None or not thread.is_alive()):
             self._mailbox.close()
 
@@ -432,6 +442,8 @@ class AuditWriter:
                 held = self._take_mailbox()
                 sibling = self._sibling_head() if held else None
                 phases.lap("mailbox_wait")
+                assert self._watch is not None
+                self._watch.begin()
                 if sibling is not None:  # another writer's newer head: the batch is tried on it
                     known, known_files, own = sibling.state, dict.fromkeys(sibling.known), True
                 else:
@@ -456,6 +468,9 @@ class AuditWriter:
                 log.exception("audit batch failed unexpectedly")
                 self._fail(live, AuditUnavailable(f"audit writer error: {exc!r}"))
                 return
+            finally:
+                if self._watch is not None:
+                    self._watch.end()
             if sibling is not None:
                 # The sibling's tree contains these; the batch extended it (or, the guard missed,
                 # the full check below resets them in _learn).

@@ -97,19 +97,26 @@ def test_grant_as_a_non_owner_is_refused(migrated_database: str, role_name: str)
 
 def test_the_service_role_still_decides_and_records(migrated_database: str, role_name: str) -> None:
     """The writer starts as the service role when the owner registered its key, and appends."""
-    apply_service_grants(migrated_database, role_name)
-    key = SigningKey.generate()
-    owner = AuditStore.from_url(migrated_database, pooled=False)
-    owner.register_key(key.public)
-    owner.dispose()
-    store = LeastPrivilegeStore.from_url(as_role(migrated_database, role_name), pool_size=2)
-    try:
+    with _as_service(migrated_database, role_name) as (store, key):
         report = role_report(store.engine)
         assert (report.superuser, report.owner, report.excess) == (False, False, ())
         assert report.warning() is None
         with AuditWriter(store, key=key, max_wait=0.001).start() as writer:
             receipts = [writer.append(decision_fields(i)) for i in range(3)]
         assert [r.seq for r in receipts] == [1, 2, 3]
+
+
+@contextmanager
+def _as_service(url: str, role_name: str) -> Iterator[tuple[AuditStore, SigningKey]]:
+    """A store connected as the granted service role, and a signing key the owner registered."""
+    apply_service_grants(url, role_name)
+    key = SigningKey.generate()
+    owner = AuditStore.from_url(url, pooled=False)
+    owner.register_key(key.public)
+    owner.dispose()
+    store = LeastPrivilegeStore.from_url(as_role(url, role_name), pool_size=2)
+    try:
+        yield store, key
     finally:
         store.dispose()
 
@@ -166,3 +173,29 @@ def test_grant_refuses_a_role_that_inherits_a_definer_function(migrated_database
     with _member_of(migrated_database, role_name, grant) as helper:
         with pytest.raises(RoleError, match=rf"EXECUTE on audit_ensure_partitions\(integer,integer\).*membership of {helper}"):
             apply_service_grants(migrated_database, role_name)
+
+
+def test_a_session_of_the_service_role_holding_the_head_is_named(
+        migrated_database: str, role_name: str, caplog: pytest.LogCaptureFixture) -> None:
+    """The insider with the service's own credentials keeps the log head locked (its role may
+    update the head, so it may lock it): the writer, as that role, waits and its decisions fail
+    closed, and the log names the session that holds it (audit/head_watch.py)."""
+    import logging
+    import time
+
+    caplog.set_level(logging.WARNING, logger="audit.head_watch")
+    with _as_service(migrated_database, role_name) as (store, key):
+        with AuditWriter(store, key=key, stalled_after=0.3).start() as writer:
+            with psycopg.connect(_libpq(as_role(migrated_database, role_name))) as insider:
+                insider.execute("SET application_name = 'not-the-service'")
+                insider.execute("SELECT 1 FROM audit_tlog_head WHERE id = 1 FOR UPDATE")
+                held = writer.submit(decision_fields(0))
+                deadline = time.monotonic() + 10
+                while not caplog.records and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                assert not held.done()
+                named = caplog.records[0].getMessage()
+                assert f"pid {insider.info.backend_pid}" in named and f"user {role_name}" in named
+                assert "'not-the-service'" in named and "idle in transaction" in named
+                insider.rollback()
+            assert held.result(10).seq == 1
