@@ -18,6 +18,7 @@ class Metrics:
     audit_batch_size: Histogram
     audit_failures: Counter
     audit_log_refused: Counter
+    audit_stalled: Counter
     shadow_decisions: Counter
     policy_reloads: Counter
     gateway_checks: Counter
@@ -45,6 +46,10 @@ class Metrics:
                 "clearance_audit_log_refused", "Times the audit writer refused to append because the stored log head "
                 "is not the newest checkpoint signed by a pinned key, or is behind / inconsistent with the checkpoint "
                 "file (the log was changed around the writer), at startup or before a batch", ["when"], registry=reg),
+            audit_stalled=Counter(
+                "clearance_audit_stalled", "Times an audit batch had waited in the database for "
+                "CLEARANCE_AUDIT_STALLED_SECONDS (5), and again as often while it waits: a lock on the log head "
+                "held elsewhere, or a stalled database; the writer's log names the sessions that block it", registry=reg),
             shadow_decisions=Counter(
                 "clearance_shadow_decisions",
                 "Decisions also evaluated by the shadow policy, by agreement (same, differs, error)",

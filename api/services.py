@@ -228,6 +228,8 @@ class Services:
             trusted=pinned.verifiers,
             origin=settings.log_origin,
             on_refused=lambda when: metrics.audit_log_refused.labels(when).inc(),
+            stalled_after=settings.audit_stalled_seconds,
+            on_stalled=lambda _waited: metrics.audit_stalled.inc(),
             mailbox=mailbox,
         ).start()
         if witnessing is not None:

@@ -96,6 +96,10 @@ class Settings(BaseSettings):
     # answer, the entry's encoded members, the answer's JSON): the memory a worker's cache can
     # take when every request is a new input (~110 MB at 1024). 0: none kept.
     decision_cache_size: int = Field(default=1024, ge=0, le=1_000_000)
+    # An audit batch that has waited this long in the database (a lock on the log head held
+    # elsewhere, a stalled server) is logged with the sessions that block it, and counted
+    # (clearance_audit_stalled_total), again every as many seconds (audit/head_watch.py).
+    audit_stalled_seconds: float = Field(default=5.0, gt=0, le=3600)
     # A signed checkpoint every N entries or T seconds, whichever comes first.
     checkpoint_every: int = Field(default=1000, ge=1)
     checkpoint_seconds: float = Field(default=60.0, gt=0)

@@ -17,6 +17,8 @@ import logging
 import threading
 import time
 
+from collections.abc import Callable
+
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -42,12 +44,14 @@ class HeadWatch:
 
     :param engine: a connection to ask PostgreSQL with (the store's; taken only while a batch
         is stuck).
+    :param on_warning: called with the seconds waited at each warning (for metrics).
     """
 
-    def __init__(self, engine: Engine, *, after: float = 5.0) -> None:
+    def __init__(self, engine: Engine, *, after: float = 5.0,
+                 on_warning: Callable[[float], None] | None = None) -> None:
         if after <= 0:
             raise ValueError("after must be positive")
-        self._engine, self._after = engine, after
+        self._engine, self._after, self._on_warning = engine, after, on_warning
         self._since: float | None = None  # when the batch under way began (None: none)
         self._stop = threading.Event()
         self.warnings = 0  # how many times it warned (for tests)
@@ -76,6 +80,8 @@ class HeadWatch:
 
     def _warn(self, waited: float) -> None:
         self.warnings += 1
+        if self._on_warning is not None:
+            self._on_warning(waited)
         try:
             with self._engine.connect() as connection:
                 blockers = connection.execute(_BLOCKERS).all()
@@ -84,8 +90,8 @@ class HeadWatch:
                         waited, type(exc).__name__)
             return
         if not blockers:
-            log.warning("an audit batch has waited %.1f s and no database session blocks it "
-                        "(the disk, the network or PostgreSQL itself is slow)", waited)
+            log.warning("an audit batch has waited %.1f s and no database session blocks the service's "
+                        "role just now (the disk, the network or PostgreSQL itself may be slow)", waited)
             return
         for b in blockers:
             # A role without pg_read_all_stats sees another role's pid, user and application only.

@@ -136,6 +136,8 @@ class AuditWriter:
         ``audit.witnessing.WitnessPusher.submit``); must be fast and must not raise.
     :param stalled_after: seconds a batch may wait in the database before the writer's log names
         the sessions that block it, and again every as many seconds (``audit/head_watch.py``).
+    :param on_stalled: called with the seconds waited each time it does (for metrics); must be
+        fast and must not raise.
     """
 
     def __init__(
@@ -155,6 +157,7 @@ class AuditWriter:
         on_refused: Callable[[str], None] | None = None,
         mailbox: HeadMailbox | None = None,
         stalled_after: float = 5.0,
+        on_stalled: Callable[[float], None] | None = None,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
@@ -202,7 +205,7 @@ class AuditWriter:
         self._log_origin: str | None = None  # the origin checkpoints are signed under (at start)
         self._mailbox_rests_until = 0.0  # monotonic time before which the mailbox is not tried
         # Names who blocks a batch that has waited ``stalled_after`` s (audit/head_watch.py).
-        self._stalled_after = stalled_after
+        self._stalled_after, self._on_stalled = stalled_after, on_stalled
         self._watch: HeadWatch | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -228,7 +231,7 @@ class AuditWriter:
             self._check_at_start()
             if self._file_path is not None:
                 self._file = CheckpointFileWriter(self._file_path, self._trusted, origin=origin)
-            self._watch = HeadWatch(self._store.engine, after=self._stalled_after)
+            self._watch = HeadWatch(self._store.engine, after=self._stalled_after, on_warning=self._on_stalled)
             self._accepting = True
             self._thread = threading.Thread(
                 target=self._run, name="clearance-audit-writer", daemon=True

@@ -4,14 +4,22 @@ service's own credentials or any others, stops decisions (they fail closed), but
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
+from api.apikeys import Role, create_key
+from api.app import create_app
+from api.schemas import DECISION_REQUEST_EXAMPLE
+from api.services import Services
 from audit import AuditStore, AuditWriter, SigningKey
+from tests.api.conftest import bearer, make_settings
 
 from .helpers import decision_fields
 
@@ -54,3 +62,35 @@ def test_the_watch_needs_a_positive_time() -> None:
 
     with pytest.raises(ValueError):
         HeadWatch(None, after=0)  # type: ignore[arg-type]
+
+
+def test_the_service_counts_a_stalled_batch_and_answers_once_the_head_is_free(
+        migrated_database: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Through the app: a decision whose batch waits for a head held elsewhere is counted in
+    ``clearance_audit_stalled_total`` and logged, and answered 200 once the holder lets go."""
+    caplog.set_level(logging.WARNING, logger="audit.head_watch")
+    services = Services.start(make_settings(tmp_path, migrated_database, audit_stalled_seconds=0.3))
+    try:
+        key, _ = create_key(services.db, role=Role.app, app_id="claims-summariser")
+        stalled = lambda: services.metrics.registry.get_sample_value("clearance_audit_stalled_total")  # noqa: E731
+
+        async def decide_while_held() -> int:
+            app = create_app(services=services)
+            async with app.router.lifespan_context(app), httpx.AsyncClient(
+                    transport=httpx.ASGITransport(app=app), base_url="http://clearance") as client:
+                with psycopg.connect(_libpq(migrated_database, "insider-session")) as insider:
+                    insider.execute("SELECT 1 FROM audit_tlog_head WHERE id = 1 FOR UPDATE")
+                    answer = asyncio.ensure_future(client.post("/v1/decisions", json=DECISION_REQUEST_EXAMPLE,
+                                                               headers=bearer(key)))
+                    deadline = time.monotonic() + 10
+                    named = lambda: any("'insider-session'" in m for m in _warnings(caplog))  # noqa: E731
+                    while not named() and time.monotonic() < deadline:
+                        await asyncio.sleep(0.05)
+                    assert named() and not answer.done()
+                    insider.rollback()
+                return (await asyncio.wait_for(answer, 10)).status_code
+
+        assert asyncio.run(decide_while_held()) == 200
+        assert stalled() >= 1
+    finally:
+        services.close()
