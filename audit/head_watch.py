@@ -76,18 +76,22 @@ class HeadWatch:
                 continue
             if since != warned_for or now - warned_at >= self._after:  # then again every ``after`` s
                 warned_for, warned_at = since, now
-                self._warn(now - since)
+                self._warn(since, now - since)
 
-    def _warn(self, waited: float) -> None:
-        self.warnings += 1
-        if self._on_warning is not None:
-            self._on_warning(waited)
+    def _warn(self, since: float, waited: float) -> None:
+        error = ""
         try:
             with self._engine.connect() as connection:
                 blockers = connection.execute(_BLOCKERS).all()
         except SQLAlchemyError as exc:
-            log.warning("an audit batch has waited %.1f s; who blocks it cannot be read: %s",
-                        waited, type(exc).__name__)
+            blockers, error = None, type(exc).__name__
+        if self._since != since:  # the batch ended while PostgreSQL was asked: nothing to report
+            return
+        self.warnings += 1
+        if self._on_warning is not None:
+            self._on_warning(waited)
+        if blockers is None:
+            log.warning("an audit batch has waited %.1f s; who blocks it cannot be read: %s", waited, error)
             return
         if not blockers:
             log.warning("an audit batch has waited %.1f s and no database session blocks the service's "
