@@ -94,11 +94,11 @@ def test_malformed_keys_never_reach_the_database(db: Engine) -> None:
 
 
 def test_an_answer_is_renewed_once_in_the_second_half_of_its_life(db: Engine) -> None:
-    verifier = KeyVerifier(db, ttl=0.4)
+    verifier = KeyVerifier(db, ttl=2.0)
     key, principal = create_key(db, role=Role.auditor, app_id=None)
     assert verifier.verify(key) == principal and verifier.lookups == 1
     assert not verifier.claim_refresh(key)  # young: nothing to renew
-    time.sleep(0.25)
+    time.sleep(1.1)  # past half of the 2 s ttl (not 0.25 of 0.4: too tight on a loaded machine)
     assert verifier.claim_refresh(key)
     assert not verifier.claim_refresh(key)  # one renewal at a time
     verifier.refresh(key)
@@ -134,11 +134,11 @@ def test_a_key_in_steady_use_never_misses(db: Engine) -> None:
 
 
 def test_a_renewal_that_finds_the_key_revoked_ends_its_answer_at_once(db: Engine) -> None:
-    verifier = KeyVerifier(db, ttl=0.4, negative_ttl=60)
+    verifier = KeyVerifier(db, ttl=2.0, negative_ttl=60)
     key, principal = create_key(db, role=Role.auditor, app_id=None)
     assert verifier.verify(key) == principal
     revoke_key(db, principal.key_id)
-    time.sleep(0.25)
+    time.sleep(1.1)  # past half of the 2 s ttl (not 0.25 of 0.4: too tight on a loaded machine)
     assert verifier.cached(key) == principal  # within the ttl the cached answer may still stand
     assert verifier.claim_refresh(key)
     verifier.refresh(key)
@@ -147,16 +147,20 @@ def test_a_renewal_that_finds_the_key_revoked_ends_its_answer_at_once(db: Engine
 
 def test_a_renewal_the_database_cannot_answer_lets_the_answer_expire(
         db: Engine, migrated_database: str, pg_server_url: str) -> None:
-    verifier = KeyVerifier(db, ttl=0.4)
+    # A ttl of 2 s: dropping the database can take a while when the suite's processes share the
+    # machine, and the answer must still be fresh after it (it failed once with 0.4 s).
+    ttl = 2.0
+    verifier = KeyVerifier(db, ttl=ttl)
     key, principal = create_key(db, role=Role.auditor, app_id=None)
     assert verifier.verify(key) == principal
-    time.sleep(0.25)
+    read = time.monotonic()  # the answer counts from before its read, so it expires by read + ttl
+    time.sleep(ttl / 2 + 0.1)
     assert verifier.claim_refresh(key)
     drop_database(pg_server_url, make_url(migrated_database).database)  # the key store is gone
     verifier.refresh(key)  # no exception: nothing renewed
     assert verifier.cached(key) == principal
     assert not verifier.claim_refresh(key)  # not tried again by every request until it expires
-    time.sleep(0.2)
+    time.sleep(max(0.0, read + ttl + 0.01 - time.monotonic()))
     assert verifier.cached(key) is MISS  # expired as it would have without the renewal
     with pytest.raises(KeyStoreUnavailable):
         verifier.verify(key)  # the next request looks the key up itself and gets the error
