@@ -25,8 +25,9 @@ from .helpers import decision_fields
 
 
 def _libpq(url: str, application: str) -> str:
-    return make_url(url).set(drivername="postgresql", query={"application_name": application}).render_as_string(
-        hide_password=False)
+    # Added to the URL's query, not in place of it: an embedded server's socket is in it (host=).
+    return make_url(url).set(drivername="postgresql").update_query_dict(
+        {"application_name": application}).render_as_string(hide_password=False)
 
 
 def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
