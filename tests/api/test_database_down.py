@@ -17,7 +17,7 @@ from api.schemas import DECISION_REQUEST_EXAMPLE
 from api.services import Services
 from tests.audit.helpers import verify_whole
 from tests.api.conftest import Keys, bearer, make_keys, make_settings
-from tests.audit.helpers import TcpProxy
+from tests.audit.helpers import TcpProxy, proxy_to
 
 
 def count_entries(url: str) -> int:
@@ -30,11 +30,7 @@ def count_entries(url: str) -> int:
 
 @pytest.fixture
 def proxied(api_database: str, tmp_path: Path) -> Iterator[tuple[TestClient, Services, Keys, TcpProxy]]:
-    direct = make_url(api_database)
-    if not direct.port:
-        pytest.skip("needs a PostgreSQL reachable over TCP to cut the connection with a proxy")
-    proxy = TcpProxy(direct.host or "127.0.0.1", direct.port).start()
-    via_proxy = direct.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    proxy, via_proxy = proxy_to(api_database)
     services = Services.start(make_settings(tmp_path, via_proxy))
     keys = make_keys(services)
     try:

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy.engine import make_url
 
 from api.apikeys import Role, create_key
 from api.app import create_app
@@ -22,7 +21,7 @@ from api.fast_path import FastDecisions
 from api.schemas import DECISION_REQUEST_EXAMPLE
 from api.services import Services
 from tests.api.conftest import Keys, bearer, make_keys, make_settings
-from tests.audit.helpers import TcpProxy, verify_whole
+from tests.audit.helpers import TcpProxy, proxy_to, verify_whole
 
 # Headers an answer is judged by (uvicorn adds date and server; TestClient none).
 HEADERS = ("content-type", "content-length", "www-authenticate", "retry-after", "allow", "location")
@@ -276,11 +275,7 @@ def test_a_recording_endpoint_records_nothing_from_a_body_cut_at_the_limit(
 
 @pytest.fixture
 def proxied(api_database: str, api_home: Path) -> Iterator[tuple[dict[str, TestClient], Keys, TcpProxy]]:
-    direct = make_url(api_database)
-    if not direct.port:
-        pytest.skip("needs a PostgreSQL reachable over TCP to cut the connection with a proxy")
-    proxy = TcpProxy(direct.host or "127.0.0.1", direct.port).start()
-    via_proxy = direct.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    proxy, via_proxy = proxy_to(api_database)
     # Keys cached a minute: a key checked before the cut is known after it (the audit store's 503).
     # The module's home: its signing key signed the log so far.
     settings = make_settings(api_home, via_proxy).model_copy(update={"apikey_cache_seconds": 60})

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import psycopg
+import pytest
 import uuid_utils
 from sqlalchemy.engine import make_url
 
@@ -176,6 +177,17 @@ class TcpProxy:
             for sock in (src, dst):
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
+
+
+def proxy_to(url: str) -> tuple[TcpProxy, str]:
+    """A started :class:`TcpProxy` to the server of ``url``, and ``url`` through it. Skips the
+    test when that server listens on a socket only (a laptop's embedded PostgreSQL): there is
+    no TCP connection to cut."""
+    direct = make_url(url)
+    if not direct.port:
+        pytest.skip("needs a PostgreSQL reachable over TCP to cut the connection with a proxy")
+    proxy = TcpProxy(direct.host or "127.0.0.1", direct.port).start()
+    return proxy, direct.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
 
 
 def writer_process(url: str, count: int, threads: int, key_pem: bytes, out: Any,

@@ -29,7 +29,7 @@ from audit.trust import log_verifier
 
 from .helpers import (
     verify_whole,
-    TcpProxy,
+    proxy_to,
     count_entries,
     decision_fields,
     head_seq,
@@ -143,11 +143,7 @@ def test_two_processes_appending_keep_one_contiguous_valid_chain(
 def test_database_down_append_raises_and_nothing_is_recorded(
     migrated_database: str, signing_key: SigningKey
 ) -> None:
-    url = make_url(migrated_database)
-    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432).start()
-    through_proxy = url.set(host="127.0.0.1", port=proxy.port).render_as_string(
-        hide_password=False
-    )
+    proxy, through_proxy = proxy_to(migrated_database)
     store = AuditStore.from_url(through_proxy, connect_timeout=1)
     try:
         writer = AuditWriter(store, key=signing_key).start()

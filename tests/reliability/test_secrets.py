@@ -24,7 +24,6 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
-from sqlalchemy.engine import make_url
 
 from api.apikeys import Role
 from api.app import create_app
@@ -32,7 +31,7 @@ from api.schemas import DECISION_REQUEST_EXAMPLE
 from api.services import Services
 from audit import InsecureKeyFile, SigningKey, init_key
 from tests.api.conftest import Keys, bearer, make_keys, make_settings
-from tests.audit.helpers import TcpProxy
+from tests.audit.helpers import proxy_to
 from tests.conftest import REPO
 
 from .cluster import free_port
@@ -100,9 +99,7 @@ def abuse(client: httpx.Client | TestClient, keys: Keys, *, database_down: bool 
 def test_no_secret_in_logs_or_error_bodies_in_process(
     migrated_database: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    direct = make_url(migrated_database)
-    proxy = TcpProxy(direct.host or "127.0.0.1", direct.port or 5432).start()
-    via_proxy = direct.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    proxy, via_proxy = proxy_to(migrated_database)
     key = SigningKey.generate()
     # The key given as PEM text in the setting itself (as CLEARANCE_SIGNING_KEY would); valid API
     # keys are cached, so with the database gone some requests reach the audit writer and fail
