@@ -207,8 +207,7 @@ class KeyVerifier:
 
     def verify(self, presented: str) -> Principal | None:
         """The principal of ``presented``, or None; may block on the database."""
-        hit = self.cached(presented)
-        return self.lookup(presented) if hit is MISS else hit  # type: ignore[return-value]
+        return self.verify_many([presented])[presented]
 
     def cached(self, presented: str) -> Principal | None | _Miss:
         """The answer for ``presented`` if the pattern or the caches give it, else ``MISS``."""
@@ -245,11 +244,11 @@ class KeyVerifier:
     def lookup_many(self, presented: Iterable[str]) -> dict[str, Principal | None]:
         """Ask the table (blocking) for several keys in one read and remember the answers."""
         answers: dict[str, Principal | None] = {}
-        wanted: dict[str, str] = {}  # presented key -> its id
+        wanted: dict[str, re.Match[str]] = {}  # presented key -> its id and secret
         for key in presented:
             match = KEY_PATTERN.match(key)
             if match:
-                wanted[key] = match["id"]
+                wanted[key] = match
             else:
                 answers[key] = None
         if not wanted:
@@ -257,18 +256,18 @@ class KeyVerifier:
         self.lookups += 1
         read_at = time.monotonic()  # a good answer counts from before the read: the ttl bound holds
         try:
+            key_ids = sorted({match["id"] for match in wanted.values()})
             with self._db.connect() as connection:
-                rows = {row.key_id: row for row in connection.execute(_LOOKUP, {"key_ids": sorted(set(wanted.values()))})}
+                rows = {row.key_id: row for row in connection.execute(_LOOKUP, {"key_ids": key_ids})}
         except SQLAlchemyError as exc:
             raise KeyStoreUnavailable(f"cannot read API keys: {type(exc).__name__}") from None
-        for key, key_id in wanted.items():
-            answers[key] = self._judge(key, rows.get(key_id), read_at)
+        for key, match in wanted.items():
+            answers[key] = self._judge(key, match, rows.get(match["id"]), read_at)
         return answers
 
-    def _judge(self, presented: str, row: Any, read_at: float) -> Principal | None:
-        """The answer for ``presented`` from its row (None: no such key id), remembered."""
-        match = KEY_PATTERN.match(presented)
-        assert match is not None
+    def _judge(self, presented: str, match: re.Match[str], row: Any, read_at: float) -> Principal | None:
+        """The answer for ``presented`` (``match``: its id and secret) from its row (None: no
+        such key id), remembered."""
         if row is None or row.revoked_at is not None:
             self._remember_bad(f"id:{match['id']}", presented)
             return None
