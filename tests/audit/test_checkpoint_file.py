@@ -4,6 +4,8 @@ goes back — for readers in the middle of a write and after a crash in one."""
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 from pathlib import Path
 
@@ -87,6 +89,43 @@ def test_a_note_too_long_for_a_slot_is_written_whole(tmp_path: Path) -> None:
     assert path.read_text(encoding="utf-8") == long and _size(path) == 3
     assert grow_checkpoint_file(path, _note(4), TRUSTED)
     assert path.stat().st_size == 2 * SLOT_BYTES and _size(path) == 4
+
+
+def test_a_plain_note_longer_than_both_slots_is_read_whole(tmp_path: Path) -> None:
+    path = tmp_path / "checkpoint"
+    long = _note(5, signers=100)  # read in more than one piece
+    assert len(long.encode()) > 2 * SLOT_BYTES + 1
+    path.write_text(long, encoding="utf-8")
+    assert not grow_checkpoint_file(path, _note(4), TRUSTED)
+    assert grow_checkpoint_file(path, _note(6), TRUSTED)
+    assert path.stat().st_size == 2 * SLOT_BYTES and _size(path) == 6
+
+
+def test_every_slot_write_is_on_disk_before_the_write_returns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What reaches the slots is written synchronously (the descriptor is O_DSYNC, or a flush
+    follows): a note the file thread reports written survives a power cut."""
+    import audit.checkpoint_file as module
+
+    path = tmp_path / "checkpoint"
+    grow_checkpoint_file(path, _note(1), TRUSTED)  # the first write makes the file (atomically, flushed)
+    unsynced: list[int] = []
+    real_pwrite, real_fdatasync = module.os.pwrite, module.os.fdatasync
+
+    def pwrite(fd: int, data: bytes, offset: int) -> int:
+        if not fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DSYNC:
+            unsynced.append(fd)
+        return real_pwrite(fd, data, offset)
+
+    def fdatasync(fd: int) -> None:
+        if fd in unsynced:
+            unsynced.remove(fd)
+        real_fdatasync(fd)
+
+    monkeypatch.setattr(module.os, "pwrite", pwrite)
+    monkeypatch.setattr(module.os, "fdatasync", fdatasync)
+    for size in range(2, 6):
+        assert grow_checkpoint_file(path, _note(size), TRUSTED)
+    assert _size(path) == 5 and not unsynced
 
 
 @pytest.mark.parametrize("damage", ["garbage", "both slots torn"])
