@@ -12,12 +12,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import psycopg
 import pytest
 
 from audit import AuditStore, AuditUnavailable, AuditWriter, CheckpointPolicy, SigningKey
 from audit.chain import encode_members
 from audit.entry import draft_leaf, prepare_fields
+import audit.log as log_module
 from audit.log import append_leaves
 from audit.checkpoint_file import read_checkpoint_note_file
 from audit.tlog.checkpoint import Checkpoint, sign_checkpoint
@@ -376,3 +378,95 @@ def test_a_batch_committed_while_the_guarded_batch_waits_for_the_lock_misses_the
     assert file_writer.stats.head_moved == 1 and file_writer.stats.full_checks == 2
     assert file_writer.flush_checkpoint_file()
     assert verify_whole(store, checkpoint_files=[checkpoint_file]).valid
+
+
+@pytest.fixture
+def sends(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """How the guarded batches were sent: by libpq itself, or by psycopg after libpq could not."""
+    counted = {"libpq": 0, "psycopg": 0, "refuse": 0}  # refuse: libpq not asked (psycopg sends)
+    real = log_module._libpq_statement
+
+    def counting(conn: psycopg.Connection[Any], sql: bytes, name: bytes | None, *args: Any) -> Any:
+        if name != log_module._KNOWN_HEAD_NAME:
+            return real(conn, sql, name, *args)
+        result = None if counted["refuse"] else real(conn, sql, name, *args)
+        counted["libpq" if result is not None else "psycopg"] += 1
+        return result
+
+    monkeypatch.setattr(log_module, "_libpq_statement", counting)
+    return counted
+
+
+def _stored(url: str) -> list[tuple[Any, ...]]:
+    """Each leaf's columns beside what its body says, and its blobs."""
+    with superuser(url) as conn:
+        return conn.execute(
+            "SELECT l.seq, l.recorded_at, l.kind, l.decision_id::text, l.app_id, l.outcome, l.leaf_hash, l.body, "
+            "i.data IS NOT NULL, r.data IS NOT NULL, c.note FROM audit_leaves l "
+            "LEFT JOIN audit_blobs i ON i.sha256 = l.input_sha256 LEFT JOIN audit_blobs r ON r.sha256 = l.result_sha256 "
+            "LEFT JOIN audit_tlog_checkpoints c ON c.size = l.seq ORDER BY l.seq").fetchall()
+
+
+def test_guarded_batches_sent_by_libpq_store_what_psycopg_stores(
+        file_writer: AuditWriter, store: AuditStore, checkpoint_file: Path, migrated_database: str,
+        sends: dict[str, int]) -> None:
+    """The guarded statement is sent by libpq with parameters encoded in audit/log.py (not by
+    psycopg's adapters): every column, blob and checkpoint it stores is what the receipts say,
+    as for the batches psycopg sends."""
+    receipts = [file_writer.append(decision_fields(i)) for i in range(5)]
+    assert sends == {"libpq": 3, "psycopg": 0, "refuse": 0}
+    sends["refuse"] = 1
+    receipts += [file_writer.append(decision_fields(i)) for i in range(5, 8)]
+    assert sends["psycopg"] == 3 and file_writer.stats.one_trip == 6
+    rows = _stored(migrated_database)
+    assert [row[0] for row in rows] == list(range(1, 9))
+    for receipt, (seq, recorded_at, kind, decision_id, app_id, outcome, leaf_hash, body, has_input, has_result,
+                  note) in zip(receipts, rows, strict=True):
+        entry = receipt.entry
+        assert (seq, orjson.loads(bytes(body)), bytes(leaf_hash).hex()) == (receipt.seq, entry, receipt.leaf_hash)
+        assert (kind, decision_id, app_id, outcome) == ("decision", entry["decision_id"], entry["app_id"],
+                                                      entry["outcome"])
+        assert recorded_at == datetime.fromisoformat(entry["recorded_at"].replace("Z", "+00:00"))
+        assert has_input and has_result and note == receipt.checkpoint
+    assert file_writer.flush_checkpoint_file()
+    assert verify_whole(store, checkpoint_files=[checkpoint_file]).valid
+
+
+def test_a_statement_dropped_from_the_connection_is_sent_by_psycopg_then_prepared_again(
+        file_writer: AuditWriter, store: AuditStore, checkpoint_file: Path, sends: dict[str, int]) -> None:
+    """libpq's prepared statement gone from the session (a ``DEALLOCATE ALL``, a pooler's reset):
+    that batch is sent by psycopg, and the next one prepares it again."""
+    for i in range(4):
+        file_writer.append(decision_fields(i))
+    assert sends["libpq"] == 2
+    held = store._append_held  # the writer's kept connection (it is idle between batches)
+    assert held is not None
+    conn = held.driver_connection
+    conn.execute("DEALLOCATE ALL")
+    conn.commit()
+    assert file_writer.append(decision_fields(4)).seq == 5
+    assert sends == {"libpq": 2, "psycopg": 1, "refuse": 0}
+    assert file_writer.append(decision_fields(5)).seq == 6
+    assert sends["libpq"] == 3 and file_writer.stats.one_trip == 4
+    assert file_writer.flush_checkpoint_file()
+    assert verify_whole(store, checkpoint_files=[checkpoint_file]).valid
+
+
+def test_a_guarded_batch_the_database_refuses_fails_closed_and_stores_nothing(
+        file_writer: AuditWriter, store: AuditStore, migrated_database: str, sends: dict[str, int]) -> None:
+    """An error in the statement libpq sends is raised as psycopg raises it (it sends it again,
+    nothing of the first having committed): the batch fails closed, nothing is stored, and the
+    writer goes on once the database takes leaves again."""
+    for i in range(4):
+        file_writer.append(decision_fields(i))
+    with superuser(migrated_database) as conn:
+        conn.execute("ALTER TABLE audit_leaves ADD CONSTRAINT no_more CHECK (seq <= 4) NOT VALID")
+    with pytest.raises(AuditUnavailable):
+        file_writer.append(decision_fields(4))
+    assert sends == {"libpq": 2, "psycopg": 1, "refuse": 0}
+    with superuser(migrated_database) as conn:
+        assert conn.execute("SELECT count(*), max(seq) FROM audit_leaves").fetchone() == (4, 4)
+        assert conn.execute("SELECT size FROM audit_tlog_head").fetchone() == (4,)
+        conn.execute("ALTER TABLE audit_leaves DROP CONSTRAINT no_more")
+    assert file_writer.append(decision_fields(5)).seq == 5
+    assert verify_whole(store).valid
