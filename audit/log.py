@@ -226,7 +226,10 @@ def _known_head_values(params: Mapping[str, Any]) -> list[bytes | None]:
         elif oid == _BIGINT:
             values.append(str(int(value)).encode())
         else:
-            values.append(str(value).encode("utf-8"))
+            text = str(value)
+            if "\x00" in text:  # libpq would cut a text parameter there; psycopg refuses it
+                raise ValueError(f"{name}: text with a NUL character")
+            values.append(text.encode("utf-8"))
     return values
 
 

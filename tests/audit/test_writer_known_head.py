@@ -470,3 +470,19 @@ def test_a_guarded_batch_the_database_refuses_fails_closed_and_stores_nothing(
         conn.execute("ALTER TABLE audit_leaves DROP CONSTRAINT no_more")
     assert file_writer.append(decision_fields(5)).seq == 5
     assert verify_whole(store).valid
+
+
+def test_parameters_libpq_would_cut_or_misread_are_refused() -> None:
+    """Text parameters travel as C strings (a NUL would cut them short) and a time without a
+    zone would be read in the server's: both are refused before anything is sent."""
+    params: dict[str, Any] = {name: None for name in log_module._KNOWN_HEAD_ORDER}
+    params.update(note="clearance/test\n1\n\0", recorded_at=datetime.now(UTC))
+    with pytest.raises(ValueError, match="note: text with a NUL"):
+        log_module._known_head_values(params)
+    params.update(note="fine", recorded_at=datetime.now())
+    with pytest.raises(ValueError, match="recorded_at: a timestamp without a time zone"):
+        log_module._known_head_values(params)
+    params.update(recorded_at=datetime.now(UTC), blob_data=[b"\0\1"], size=7)
+    values = log_module._known_head_values(params)
+    assert values[log_module._KNOWN_HEAD_ORDER.index("size")] == b"7"
+    assert values[log_module._KNOWN_HEAD_ORDER.index("blob_data")].endswith(b"\0\0\0\2\0\1")
