@@ -17,12 +17,12 @@ signed note padded with newlines (an empty slot is all newlines); the checkpoint
 largest note of the two that verifies. A write overwrites the slot that does *not* hold that
 note (one ``pwrite`` to a descriptor opened ``O_DSYNC``, on disk when it returns: the file keeps
 its size and blocks, so no rename, no directory fsync and no journal commit — about a fifth of
-the atomic replacement's cost, which competed with PostgreSQL's WAL flush on the same disk). A crash or a reader in the middle of a write can
-find that one slot torn; its signature fails and the other slot still holds the previous note,
-so the file is never worse than "the previous note" (as a temporary file + rename gave). A file
-that is one plain note (written by an earlier version, or copied by an operator) is read as
-that note, and the next write replaces it by a two-slot file (atomically, once); so is a note
-too long for a slot.
+the atomic replacement's cost, which competed with PostgreSQL's WAL flush on the same disk). A
+crash or a reader in the middle of a write can find that one slot torn; its signature fails and
+the other slot still holds the previous note, so the file is never worse than "the previous
+note" (as a temporary file + rename gave). A file that is one plain note (written by an earlier
+version, or copied by an operator) is read as that note, and the next write replaces it by a
+two-slot file (atomically, once); so is a note too long for a slot.
 
 :func:`read_checkpoint_note_file` reads it back with the pinned keys; any problem (unreadable,
 not a checkpoint note, no pinned signature, another log's origin) is a

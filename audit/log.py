@@ -202,7 +202,6 @@ _KNOWN_HEAD_ORDER, _KNOWN_HEAD_LIBPQ = _numbered(KNOWN_HEAD_BATCH_SQL)
 _KNOWN_HEAD_NAME = b"clearance_known_head_batch"
 _KNOWN_HEAD_TYPES = [_PARAM_TYPES[name] for name in _KNOWN_HEAD_ORDER]
 _KNOWN_HEAD_FORMATS = [_PARAM_FORMATS[t] for t in _KNOWN_HEAD_TYPES]
-_ARRAY_OF_BYTEA = struct.Struct(">iiIii")  # dimensions, has nulls, element type, length, lower bound
 
 
 def _known_head_values(params: Mapping[str, Any]) -> list[bytes | None]:
@@ -215,7 +214,7 @@ def _known_head_values(params: Mapping[str, Any]) -> list[bytes | None]:
         elif oid == _BYTEA:
             values.append(bytes(value))
         elif oid == _BYTEA_ARRAY:
-            parts = [_ARRAY_OF_BYTEA.pack(1, 0, _BYTEA, len(value), 1)]
+            parts = [_ARRAY_HEADER.pack(1, 0, _BYTEA, len(value), 1)]  # PostgreSQL's binary array
             for item in value:
                 parts += (len(item).to_bytes(4, "big"), item)
             values.append(b"".join(parts))
@@ -873,7 +872,7 @@ def append_on_known_head(cursor: psycopg.Cursor[Any], prepared: Sequence[Prepare
     # execute (the query's conversion, an adapter per parameter, the autocommit switch around
     # it) was ~1/6 of the writer's CPU for a batch of one, all of it on one caller's wait.
     result = _libpq_statement(conn, _KNOWN_HEAD_LIBPQ, _KNOWN_HEAD_NAME, _known_head_values(params),
-                              _KNOWN_HEAD_TYPES, _KNOWN_HEAD_FORMATS, psycopg.pq.ExecStatus.TUPLES_OK)
+                              _KNOWN_HEAD_TYPES, _KNOWN_HEAD_FORMATS)
     if result is not None and result.ntuples == 1:
         ok, moved = result.get_value(0, 0), result.get_value(0, 1)
         done = ok == b"\x01" and moved is not None and int.from_bytes(moved, "big", signed=True) == 1
@@ -1098,8 +1097,7 @@ def _read_tiles(conn: psycopg.Connection[Any], keys: Sequence[TileKey]) -> tuple
         params += [index * TILE_WIDTH, index * TILE_WIDTH + width]
     plain, numbered, name = _tiles_sql(tuple(key[0] for key in keys))
     values = [p.to_bytes(8, "big", signed=True) for p in params]
-    result = _libpq_statement(conn, numbered, name, values, [_INT8] * len(values), [1] * len(values),
-                              psycopg.pq.ExecStatus.TUPLES_OK)
+    result = _libpq_statement(conn, numbered, name, values, [_INT8] * len(values), [1] * len(values))
     if result is not None:
         values = [result.get_value(0, column) for column in range(len(keys) + 1)]
         head = int.from_bytes(values[0], "big", signed=True) if values[0] is not None else 0
@@ -1111,8 +1109,8 @@ def _read_tiles(conn: psycopg.Connection[Any], keys: Sequence[TileKey]) -> tuple
 
 
 def _libpq_statement(conn: psycopg.Connection[Any], sql: bytes, name: bytes | None,
-                     values: Sequence[bytes | None], types: Sequence[int], formats: Sequence[int],
-                     expected: psycopg.pq.ExecStatus) -> psycopg.pq.abc.PGresult | None:
+                     values: Sequence[bytes | None], types: Sequence[int],
+                     formats: Sequence[int]) -> psycopg.pq.abc.PGresult | None:
     """The statement's result (binary), run by libpq on an idle connection outside pipeline
     mode (one statement, one snapshot, its own implicit transaction: committed when it returns);
     ``None`` when psycopg must run it (a transaction is open, or it failed: psycopg runs it again
@@ -1131,9 +1129,9 @@ def _libpq_statement(conn: psycopg.Connection[Any], sql: bytes, name: bytes | No
                     return None
                 prepared.add(name)
             result = pgconn.exec_prepared(name, values, formats, result_format=1)
-            if result.status != expected:
+            if result.status != psycopg.pq.ExecStatus.TUPLES_OK:
                 prepared.discard(name)  # e.g. a DISCARD ALL dropped it: prepared again next time
-    return result if result.status == expected else None
+    return result if result.status == psycopg.pq.ExecStatus.TUPLES_OK else None
 
 
 _ARRAY_HEADER = struct.Struct(">iiIii")  # dimensions, has nulls, element type, length, lower bound
