@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-
 from collections.abc import Callable
 
 from sqlalchemy import text

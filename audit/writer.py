@@ -270,7 +270,7 @@ class AuditWriter:
             return None, None
         try:
             data = file_bytes(path)
-        except OSError as exc:
+        except OSError:
             if not path.exists() and not path.is_symlink():
                 return self._remembered_floor()
             try:  # the file writer's first note may have landed between the read and the check

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import audit.checkpoint_file as module
 from audit import AuditStore, AuditUnavailable, AuditWriter, CheckpointPolicy, SigningKey
 from audit.checkpoint_file import SLOT_BYTES, grow_checkpoint_file, notes_in, read_checkpoint_note_file
 from audit.errors import CheckpointFileError
@@ -104,8 +105,6 @@ def test_a_plain_note_longer_than_both_slots_is_read_whole(tmp_path: Path) -> No
 def test_every_slot_write_is_on_disk_before_the_write_returns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """What reaches the slots is written synchronously (the descriptor is O_DSYNC, or a flush
     follows): a note the file thread reports written survives a power cut."""
-    import audit.checkpoint_file as module
-
     path = tmp_path / "checkpoint"
     grow_checkpoint_file(path, _note(1), TRUSTED)  # the first write makes the file (atomically, flushed)
     unsynced: list[int] = []
