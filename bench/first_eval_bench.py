@@ -11,7 +11,7 @@ baseline's *.rego with this checkout's data/, so only the rules differ), each th
 shared machine's load hits both alike. It reports the median over runs of each run's p50, both
 in wall-clock time and in the thread's CPU time (``time.thread_time_ns``: what the evaluation
 itself costs, without the time the thread waited for a core), and for this checkout a breakdown
-of one evaluation: encoding the input (orjson), handing it to the VM, the VM's execution of
+of one evaluation: cutting the input to what the pack reads and encoding it (orjson), handing it to the VM, the VM's execution of
 ``data.clearance.assembly`` (the tables) and the decision assembled from them in Python
 (policy/assembly.py), and, for comparison, the VM's execution of the whole
 ``data.clearance.decision`` with its answer's decode and checks (decoded and checked in one pass
@@ -49,8 +49,10 @@ import rfc8785  # noqa: E402
 
 from audit import DecisionMembers  # noqa: E402
 from audit.canonical import canonical_bytes  # noqa: E402
+from policy.answer_text import decodable  # noqa: E402
 from policy.assembly import ASSEMBLY_RULE, assembled  # noqa: E402
 from policy.engine import ENTRY_POINT, RegorusEngine  # noqa: E402
+from policy.input_paths import pruned  # noqa: E402
 from tests.engines.workloads import policy_inputs  # noqa: E402
 
 
@@ -89,17 +91,18 @@ def breakdown(policy: ActivePolicy, inputs: list[dict[str, Any]], n: int) -> dic
     engine = policy.engine
     assert isinstance(engine, RegorusEngine)
     vm = engine._vm()  # noqa: SLF001 - the steps of RegorusEngine.evaluate, one by one
-    encoded = [orjson.dumps(i).decode() for i in inputs]
+    paths = engine._input_paths  # noqa: SLF001 - the input cut to what the pack reads
+    encoded = [orjson.dumps(pruned(i, paths)).decode() for i in inputs]
     answers, tables = [], []
-    for text in encoded:
+    for text in encoded:  # as the engine hands them to the decoders (policy/answer_text.py)
         vm.set_input_json(text)
-        answers.append(vm.execute_entry_point(ENTRY_POINT))
-        tables.append(vm.execute_entry_point(ASSEMBLY_RULE))
+        answers.append(decodable(vm.execute_entry_point(ENTRY_POINT), engine._escapes))  # noqa: SLF001
+        tables.append(decodable(vm.execute_entry_point(ASSEMBLY_RULE), engine._escapes))  # noqa: SLF001
     model_ids = engine._model_ids[0]  # noqa: SLF001
     checked = [policy.evaluate(i) for i in inputs]
     parts = [(i, a["allowed"], a["denied"]) for i, a in zip(inputs, checked, strict=True)]
     steps: dict[str, Callable[[int], Any]] = {
-        "encode input (orjson)": lambda k: orjson.dumps(inputs[k % len(inputs)]),
+        "cut and encode input (orjson)": lambda k: orjson.dumps(pruned(inputs[k % len(inputs)], paths)),
         "VM set_input_json": lambda k: vm.set_input_json(encoded[k % len(encoded)]),
         "VM set_input_json + execute (tables)": lambda k: (vm.set_input_json(encoded[k % len(encoded)]),
                                                            vm.execute_entry_point(ASSEMBLY_RULE)),

@@ -91,7 +91,7 @@ class _Tables(msgspec.Struct, forbid_unknown_fields=True):
 _TABLES = msgspec.json.Decoder(_Tables)
 
 
-def assembled(raw: str, model_ids: list[str]) -> dict[str, Any] | None:
+def assembled(raw: str | bytes, model_ids: list[str]) -> dict[str, Any] | None:
     """The decision main.rego assembles from the tables in ``raw`` (the VM's JSON text of
     ``data.clearance.assembly``), in the checked shape ``ActivePolicy.evaluate`` answers; ``None``
     when the tables are not what main.rego's rules expect (the VM then decides whole).
@@ -102,7 +102,7 @@ def assembled(raw: str, model_ids: list[str]) -> dict[str, Any] | None:
     return None if tables is None else _assembled(tables, model_ids)
 
 
-def assembled_part(raw: str, model_ids: list[str]) -> dict[str, Any] | None:
+def assembled_part(raw: str | bytes, model_ids: list[str]) -> dict[str, Any] | None:
     """main.rego's ``part`` (a decision on a slice of the catalog, with each allowed route's
     ranking key) from the tables in ``raw``, as :func:`assembled` does ``decision``."""
     tables = _decoded(raw)
@@ -113,7 +113,7 @@ def assembled_part(raw: str, model_ids: list[str]) -> dict[str, Any] | None:
             "rank_keys": [[key[0], key[1], key[2], key[3]] for key in tables.ordered]}
 
 
-def _decoded(raw: str) -> _Tables | None:
+def _decoded(raw: str | bytes) -> _Tables | None:
     try:
         return _TABLES.decode(raw)
     except (msgspec.ValidationError, msgspec.DecodeError):

@@ -147,7 +147,7 @@ class _FastBody(msgspec.Struct, forbid_unknown_fields=True):
 _FAST_BODY = msgspec.json.Decoder(_FastBody)
 
 
-def _fast_checked(raw: str) -> dict[str, Any] | None:
+def _fast_checked(raw: str | bytes) -> dict[str, Any] | None:
     """The answer as _BODY would give it from this JSON text (same keys in the same order, same
     types), or ``None`` when msgspec refuses it: then the slow path decides."""
     try:
@@ -156,12 +156,12 @@ def _fast_checked(raw: str) -> dict[str, Any] | None:
         return None
 
 
-def _raw_checked(raw: str | dict[str, Any]) -> dict[str, Any]:
+def _raw_checked(raw: str | bytes | dict[str, Any]) -> dict[str, Any]:
     """An answer of ``RegorusEngine.evaluate_raw``, checked as ``_checked(engine.evaluate(…))``
     would check it."""
     if type(raw) is Assembled:
         return raw
-    if not isinstance(raw, str):
+    if not isinstance(raw, (str, bytes)):
         return _checked(raw)
     body = _fast_checked(raw)
     return body if body is not None else _checked(decoded(raw))
@@ -190,7 +190,7 @@ class ActivePolicy:
     _profiles: Profiles = field(init=False, repr=False)
     _routes: int = field(init=False, repr=False)
     # The engine's evaluation as JSON text, when it has one (RegorusEngine.evaluate_raw).
-    _raw: Callable[[dict[str, Any]], str | dict[str, Any]] | None = field(init=False, repr=False)
+    _raw: Callable[[dict[str, Any]], str | bytes | dict[str, Any]] | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_raw", getattr(self.engine, "evaluate_raw", None))

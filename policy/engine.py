@@ -40,6 +40,8 @@ import orjson
 import regorus
 
 from policy import assembly
+from policy.answer_text import decodable, escapes_for
+from policy.input_paths import pruned, read_paths
 from policy.bundle import Bundle
 from policy.errors import BundleError, ClearanceError, EvaluationError, from_engine_message
 
@@ -153,6 +155,10 @@ class RegorusEngine:
         self._data_json = orjson.dumps(document).decode()
         modules = sorted(bundle.modules.items())
         self._modules = modules
+        # The characters past ASCII the pack can put into an answer (policy/answer_text.py).
+        self._escapes = escapes_for([self._data_json, *(text for _, text in modules)])
+        # What of the input the rules can read: the VM parses only that (policy/input_paths.py).
+        self._input_paths = read_paths(modules)
         models = document.get("models", [])
         # The decision assembled in Python from main.rego's tables (policy/assembly.py).
         # Why not, when not (``clearance policy check`` says it); None while assembled.
@@ -258,11 +264,12 @@ class RegorusEngine:
             engines[index] = engine
         return engine
 
-    def _run(self, vm: Any, entry_point: str, input_json: str, part: int | None) -> Any:
-        """One evaluation on ``vm``, past the instruction limit on the interpreter; the raw JSON."""
+    def _run(self, vm: Any, entry_point: str, input_json: str, part: int | None) -> str | bytes:
+        """One evaluation on ``vm``, past the instruction limit on the interpreter; the raw JSON,
+        as ``answer_text.decodable`` hands it to a decoder."""
         try:
             vm.set_input_json(input_json)
-            return vm.execute_entry_point(entry_point)
+            return decodable(vm.execute_entry_point(entry_point), self._escapes)
         except Exception as exc:  # regorus raises RuntimeError/PanicException alike
             if _INSTRUCTION_LIMIT not in str(exc):
                 raise EvaluationError(f"policy evaluation failed: {_first_line(exc)}") from None
@@ -270,19 +277,19 @@ class RegorusEngine:
             try:
                 engine = self._interpreter(part)
                 engine.set_input_json(input_json)
-                return engine.eval_rule_as_json(entry_point)
+                return decodable(engine.eval_rule_as_json(entry_point), self._escapes)
             except Exception as exc2:
                 raise EvaluationError(f"policy evaluation failed: {_first_line(exc2)}") from None
 
     def evaluate(self, policy_input: dict[str, Any]) -> dict[str, Any]:
         raw = self.evaluate_raw(policy_input)
-        return decoded(raw) if isinstance(raw, str) else raw
+        return decoded(raw) if isinstance(raw, (str, bytes)) else raw
 
-    def evaluate_raw(self, policy_input: dict[str, Any]) -> str | dict[str, Any]:
+    def evaluate_raw(self, policy_input: dict[str, Any]) -> str | bytes | dict[str, Any]:
         """What :meth:`evaluate` answers, left as the VM's JSON text when one VM judged the
         whole catalog (``decoded`` turns it into :meth:`evaluate`'s answer): a caller that
         checks the answer anyway can decode and check it in one pass."""
-        input_json = orjson.dumps(policy_input).decode()
+        input_json = orjson.dumps(pruned(policy_input, self._input_paths)).decode()
         try:
             vms = self._part_vms() if self._parts else [self._vm()]
         except Exception as exc:  # a program that cannot load: fail closed
@@ -296,7 +303,7 @@ class RegorusEngine:
             if body is not None:
                 return Assembled(body)
             # Tables main.rego's rules do not expect: the VM decides whole, as it would anyway.
-        return self._run(vms[0], ENTRY_POINT, input_json, None)  # type: ignore[no-any-return]
+        return self._run(vms[0], ENTRY_POINT, input_json, None)
 
     def _part(self, vm: Any, input_json: str, index: int) -> Any:
         """``data.clearance.part`` on one part: assembled from its tables when the pack allows."""
@@ -328,7 +335,7 @@ class Assembled(dict[str, Any]):
     shape ``ActivePolicy.evaluate`` checks answers into, so it is not checked again."""
 
 
-def decoded(raw: str) -> dict[str, Any]:
+def decoded(raw: str | bytes) -> dict[str, Any]:
     """The decision from an evaluation's JSON text (``RegorusEngine.evaluate_raw``)."""
     return _defined(orjson.loads(raw))
 
