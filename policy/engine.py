@@ -23,6 +23,10 @@ A decision (or a part's) of a pack whose main.rego is the one ``policy.assembly`
 evaluates only ``data.clearance.assembly`` (the tables ``decision`` and ``part`` are made from)
 and builds them in Python, as main.rego would: the same answer for about half the VM's work.
 
+Per evaluation the VM is handed only the parts of the input the pack's rules can read
+(``policy.input_paths``), and its answer reaches the decoders as ASCII bytes where it can
+(``policy.answer_text``): the same decisions for less parsing and no re-encoding.
+
 The other engine is ``policy.opa.OpaEngine`` (an OPA server over HTTP); ``policy.loading``
 chooses between them.
 """
@@ -41,9 +45,9 @@ import regorus
 
 from policy import assembly
 from policy.answer_text import decodable, escapes_for
-from policy.input_paths import pruned, read_paths
 from policy.bundle import Bundle
 from policy.errors import BundleError, ClearanceError, EvaluationError, from_engine_message
+from policy.input_paths import pruned, read_paths
 
 ENTRY_POINT = "data.clearance.decision"
 # The decision on a slice of the catalog, with the allowed routes' ranking keys (main.rego).
