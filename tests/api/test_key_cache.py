@@ -170,7 +170,10 @@ def test_a_revoked_key_in_steady_use_is_refused_within_the_ttl(migrated_database
     """The attacker's view: a key revoked while it is used without a pause. Renewals keep its
     answer cached (few lookups) but never past the ttl: refused at the latest ttl after the
     revocation, and every answer before that is the key's."""
-    ttl = 0.5
+    # A renewal starts at half the ttl and must land before the answer expires: 0.25 s was too
+    # little on a machine five times slower than the development one, with the test's client,
+    # the app's loop and the renewal taking turns at the GIL (one request waited, 2026-12-06).
+    ttl = 1.0
     services = Services.start(make_settings(tmp_path, migrated_database, apikey_cache_seconds=ttl))
     try:
         key, principal = create_key(services.db, role=Role.auditor, app_id=None)

@@ -5,7 +5,8 @@ trail takes about a second. Sixteen ``GET /v1/audit/verify`` run at once, with e
 looked up in the database on every request (``CLEARANCE_APIKEY_CACHE_SECONDS=0``): before the
 auditor's reads had threads and connections of their own, and key lookups left the event loop,
 ``/healthz`` and decisions stalled for seconds. Measured here as a ratio to the same server's
-unloaded latency: decisions' p99 under that load stays within 2× of it, or within 25 ms more.
+unloaded latency: decisions' p99 under that load stays within 2× of it, or within 25 ms more,
+or within 3.5× of it on a machine slow enough that 25 ms is less than its fair share's cost.
 
 The machine is shared (2 cores, other suites running): a measurement is repeated, up to three
 times, when a noisy moment spoils it; a real starvation (seconds) fails every attempt.
@@ -39,6 +40,7 @@ VERIFIERS = 16
 SAMPLES = 200
 ATTEMPTS = 3
 SLACK = 0.025  # seconds a decision's p99 may grow by under the verifications (Measure.within)
+FAIR_SHARE = 3.5  # or this many times its unloaded p99 (Measure.within)
 
 
 @dataclass(frozen=True)
@@ -102,8 +104,11 @@ class Measure:
         # not niced and takes its share of one of the two cores, which on this machine alone
         # puts a single caller's p99 of 4-10 ms at 12-28 ms (both before and after the fast
         # path; docs/reliability.md). Starvation, what this test is for, was 8-10 s.
+        # On a machine five times slower (2026-12-06: unloaded p99 14-22 ms) the same share
+        # cost ~3× (48-71 ms), as it does here, and 25 ms no longer covered it: hence 3.5×,
+        # still a hundred times below a starvation.
         return (self.loaded_count >= 50
-                and self.loaded_p99 <= max(2 * self.baseline_p99, self.baseline_p99 + SLACK)
+                and self.loaded_p99 <= max(FAIR_SHARE * self.baseline_p99, self.baseline_p99 + SLACK)
                 and self.slowest_health <= max(2 * self.baseline_p99, 0.05))
 
     def __str__(self) -> str:
@@ -156,7 +161,7 @@ def test_decisions_keep_their_latency_while_sixteen_verifications_run(loaded: Lo
         if results[-1].within():
             break
     else:
-        pytest.fail("decisions' p99 more than doubled and grew by more than 25 ms (or /healthz slowed) while "
+        pytest.fail("decisions' p99 grew by more than 3.5× and by more than 25 ms (or /healthz slowed) while "
                     "verifications ran, every attempt: "
                     + "; ".join(str(r) for r in results))
     assert "Traceback" not in loaded.server.log_text()
