@@ -53,6 +53,7 @@ sys.path.insert(0, str(REPO))
 from audit import AuditStore, init_key, upgrade  # noqa: E402
 from audit.logverify import verify_trail  # noqa: E402
 from audit.trust import trusted_verifiers  # noqa: E402
+from bench.api_keys import create_keys  # noqa: E402
 from bench.inprocess import WORKLOADS  # noqa: E402
 
 LUA = REPO / "bench" / "wrk" / "decisions.lua"
@@ -75,12 +76,6 @@ def create_database(server_url: str) -> tuple[str, str]:
 def drop_database(server_url: str, name: str) -> None:
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def cli(*args: str, env: dict[str, str]) -> str:
-    done = subprocess.run([sys.executable, "-m", "api", *args], env=env, cwd=REPO, capture_output=True,
-                          text=True, check=True, timeout=120)
-    return done.stdout.strip()
 
 
 def wrk(url: str, lines: list[str], *, duration: int, connections: int, threads: int, tmp: Path,
@@ -496,8 +491,8 @@ def main() -> None:
     env = service_env(sa_url, tmp, settings)  # e.g. CLEARANCE_HTTP_COALESCE=false
     server, base = start_server(env, log=tmp / "server.log", workers=args.workers)
     try:
-        app_keys = {w["app_id"]: cli("apikeys", "create", "--app", w["app_id"], "--role", "app", env=env) for w in WORKLOADS}
-        admin = cli("apikeys", "create", "--role", "admin", env=env)
+        *keys, admin = create_keys(env, *(f"app:{w['app_id']}" for w in WORKLOADS), "admin")
+        app_keys = {w["app_id"]: key for w, key in zip(WORKLOADS, keys, strict=True)}
         decisions = [f"/v1/decisions\t{app_keys[w['app_id']]}\t{_body(w, distinct=args.distinct, invalid=args.invalid)}"
                      for w in WORKLOADS]
         simulations = [f"/v1/policy/simulate\t{admin}\t{json.dumps(w)}" for w in WORKLOADS]

@@ -30,7 +30,8 @@ sys.path.insert(0, str(REPO))
 
 import httpx  # noqa: E402
 
-from bench.http_bench import add_server_arguments, bench_server, cli  # noqa: E402
+from bench.api_keys import create_keys  # noqa: E402
+from bench.http_bench import add_server_arguments, bench_server  # noqa: E402
 from bench.report import emit  # noqa: E402
 
 LUA = REPO / "bench" / "wrk" / "unknown_keys.lua"
@@ -69,8 +70,7 @@ def main() -> None:
     args = parser.parse_args()
 
     with bench_server(args.database, args.server_env) as served:
-        cached = cli("apikeys", "create", "--role", "auditor", env=served.env)
-        fresh = [cli("apikeys", "create", "--role", "auditor", env=served.env) for _ in range(4 + 2 * args.duration)]
+        cached, *fresh = create_keys(served.env, *["auditor"] * (5 + 2 * args.duration))
         with httpx.Client(base_url=served.base, timeout=60) as client:
             client.get("/v1/policy", headers={"Authorization": f"Bearer {cached}"})
             alone = probe(client, cached, fresh, 1.0)

@@ -32,7 +32,8 @@ sys.path.insert(0, str(REPO))
 
 import httpx  # noqa: E402
 
-from bench.http_bench import add_server_arguments, bench_server, cli, status_mb, worker_pids  # noqa: E402
+from bench.api_keys import create_keys  # noqa: E402
+from bench.http_bench import add_server_arguments, bench_server, status_mb, worker_pids  # noqa: E402
 from bench.report import emit  # noqa: E402
 
 REQUEST = {"app_id": "claims-summariser", "workload": {
@@ -68,8 +69,8 @@ def main() -> None:
 
 
 def _rounds(base: str, master: int, policy: Path, args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
-    app = {"Authorization": f"Bearer {cli('apikeys', 'create', '--role', 'app', '--app', 'claims-summariser', env=env)}"}
-    admin = {"Authorization": f"Bearer {cli('apikeys', 'create', '--role', 'admin', env=env)}"}
+    app_key, admin_key = create_keys(env, "app:claims-summariser", "admin")
+    app, admin = {"Authorization": f"Bearer {app_key}"}, {"Authorization": f"Bearer {admin_key}"}
     workers = worker_pids(master)
     samples: list[dict[str, Any]] = []
     accepted = 0
