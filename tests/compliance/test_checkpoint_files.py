@@ -3,7 +3,10 @@
 exits 1 with one line naming it — truncated, garbage, wrong signature, unreadable.
 
 Both run as real processes that may not override file permissions (as root: without
-CAP_DAC_OVERRIDE), so that a file of mode 000 is unreadable to them as to a service account.
+CAP_DAC_OVERRIDE), so that a file of mode 000 is unreadable to them as to a service account —
+where they reach the database over TCP. An embedded server's socket lies in a directory only its
+own system user may enter, which root reaches only with those capabilities: there, as root, the
+processes keep them and the unreadable file is a directory instead (no one reads a directory).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
+from sqlalchemy.engine import make_url
 import pytest
 
 from api.apikeys import Role, create_key
@@ -28,8 +32,18 @@ from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
 
-# As root, drop the capabilities that read any file whatever its mode.
-UNPRIVILEGED = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
+# As root, drop the capabilities that read any file whatever its mode (module docstring).
+_UNPRIVILEGED = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+
+
+def _unprivileged(database_url: str) -> list[str]:
+    """The command prefix of the processes: capabilities dropped when root reaches the database
+    over TCP; none otherwise (not root, or a socket in a directory only with them reachable)."""
+    if os.geteuid() != 0:
+        return []
+    url = make_url(database_url)
+    host = url.query.get("host") or url.host
+    return _UNPRIVILEGED if isinstance(host, str) and host and not host.startswith("/") else []
 
 
 def _truncated(path: Path) -> str:
@@ -52,20 +66,42 @@ def _wrong_signature(path: Path) -> str:
     return "is not a checkpoint signed with a pinned key"
 
 
-def _unreadable(path: Path) -> str:
+def _unreadable(path: Path, *, overrides_modes: bool) -> str:
+    if overrides_modes:  # root keeping its capabilities reads a file of mode 000
+        path.unlink()
+        path.mkdir()
+        return "cannot be read (Is a directory)"
     path.chmod(0)
     return "cannot be read (Permission denied)"
 
 
-DAMAGES: dict[str, Callable[[Path], str]] = {
-    "truncated": _truncated, "garbage": _garbage, "wrong_signature": _wrong_signature, "unreadable": _unreadable,
-}
+DAMAGES: dict[str, Callable[[Path], str]] = {"truncated": _truncated, "garbage": _garbage,
+                                             "wrong_signature": _wrong_signature}
+
+
+def _damage(name: str, path: Path, prefix: list[str]) -> str:
+    """Damage ``path`` as ``name`` says; the reason expected for it."""
+    if name == "unreadable":
+        return _unreadable(path, overrides_modes=os.geteuid() == 0 and not prefix)
+    return DAMAGES[name](path)
+
+
+def _repair(path: Path, good: bytes) -> None:
+    if path.is_dir():
+        path.rmdir()
+    elif path.exists():
+        path.chmod(0o644)
+    path.write_bytes(good)
+
+
+DAMAGE_NAMES = sorted([*DAMAGES, "unreadable"])
 
 
 @pytest.fixture(scope="module")
-def setting(dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, str], str, Path]]:
-    """(environment of the processes, an auditor key, the checkpoint file), a good checkpoint
-    of the dataset in the file."""
+def setting(dataset: Dataset,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, str], str, Path, list[str]]]:
+    """(environment of the processes, an auditor key, the checkpoint file, the processes' command
+    prefix), a good checkpoint of the dataset in the file."""
     home = tmp_path_factory.mktemp("home")
     checkpoint = home / "checkpoint.json"
     shutil.copy2(dataset.home / "signing.key", home / "signing.key")  # the key that signed the dataset
@@ -78,26 +114,27 @@ def setting(dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Itera
     store.dispose()
     assert good is not None
     checkpoint.write_text(good[1], encoding="utf-8")
-    yield env, auditor, checkpoint
+    yield env, auditor, checkpoint, _unprivileged(dataset.url)
 
 
-def _damaged(checkpoint: Path, damage: str) -> tuple[Path, str]:
+def _damaged(checkpoint: Path, damage: str, prefix: list[str]) -> tuple[Path, str]:
     """A damaged copy of the good checkpoint, and the reason expected for it."""
     copy = checkpoint.with_name(f"{damage}.json")
     copy.write_bytes(checkpoint.read_bytes())
-    return copy, DAMAGES[damage](copy)
+    return copy, _damage(damage, copy, prefix)
 
 
-@pytest.mark.parametrize("damage", sorted(DAMAGES))
-def test_cli_names_the_damaged_file_in_one_line(setting: tuple[dict[str, str], str, Path], damage: str) -> None:
-    env, _, checkpoint = setting
-    good = subprocess.run([*UNPRIVILEGED, sys.executable, "-m", "api", "audit", "verify", "--no-progress",
+@pytest.mark.parametrize("damage", DAMAGE_NAMES)
+def test_cli_names_the_damaged_file_in_one_line(setting: tuple[dict[str, str], str, Path, list[str]],
+                                                damage: str) -> None:
+    env, _, checkpoint, prefix = setting
+    good = subprocess.run([*prefix, sys.executable, "-m", "api", "audit", "verify", "--no-progress",
                            "--checkpoint", str(checkpoint)], env=env, cwd=REPO, capture_output=True, text=True,
                           timeout=120, check=False)
     assert good.returncode == 0, good.stderr
-    path, reason = _damaged(checkpoint, damage)
+    path, reason = _damaged(checkpoint, damage, prefix)
 
-    done = subprocess.run([*UNPRIVILEGED, sys.executable, "-m", "api", "audit", "verify", "--no-progress",
+    done = subprocess.run([*prefix, sys.executable, "-m", "api", "audit", "verify", "--no-progress",
                            "--checkpoint", str(path)], env=env, cwd=REPO, capture_output=True, text=True,
                           timeout=120, check=False)
 
@@ -106,10 +143,11 @@ def test_cli_names_the_damaged_file_in_one_line(setting: tuple[dict[str, str], s
     assert line.startswith(f"clearance: checkpoint file {path}: ") and reason in line, line
 
 
-def test_verify_endpoint_answers_503_naming_the_damaged_file(setting: tuple[dict[str, str], str, Path]) -> None:
-    env, auditor, checkpoint = setting
+def test_verify_endpoint_answers_503_naming_the_damaged_file(setting: tuple[dict[str, str], str, Path, list[str]]
+                                                             ) -> None:
+    env, auditor, checkpoint, prefix = setting
     good = checkpoint.read_bytes()
-    with serving(env, prefix=UNPRIVILEGED) as (_, base):
+    with serving(env, prefix=prefix) as (_, base):
 
         def verify() -> httpx.Response:
             return httpx.get(f"{base}/v1/audit/verify", headers={"Authorization": f"Bearer {auditor}"}, timeout=60)
@@ -122,16 +160,14 @@ def test_verify_endpoint_answers_503_naming_the_damaged_file(setting: tuple[dict
 
         wait_until(answers, 90, "the server did not verify the good checkpoint")
         assert verify().json()["valid"] is True
-        for damage in sorted(DAMAGES):
-            checkpoint.chmod(0o644)
-            checkpoint.write_bytes(good)
-            reason = DAMAGES[damage](checkpoint)
+        for damage in DAMAGE_NAMES:
+            _repair(checkpoint, good)
+            reason = _damage(damage, checkpoint, prefix)
             answer = verify()
             assert answer.status_code == 503, (damage, answer.text)
             error = answer.json()["error"]
             assert error["code"] == "checkpoint_unusable" and str(checkpoint) in error["message"]
             (field,) = error["fields"]
             assert field["field"] == str(checkpoint) and reason in field["reason"], (damage, field)
-        checkpoint.chmod(0o644)
-        checkpoint.write_bytes(good)
+        _repair(checkpoint, good)
         assert verify().json()["valid"] is True  # repaired: verifies again
