@@ -4,8 +4,7 @@ transaction; read leaves, blobs, checkpoints, tiles and proofs back.
 Appending (:func:`append_leaves`, called by ``AuditStore.append_batch``) in one transaction:
 
 1. lock the head row (``audit_tlog_head … FOR UPDATE``); the next statement reads the newest
-   stored checkpoint, the highest stored seq and the v1 chain head (both in the first round
-   trip: the caller runs the transaction in pipeline mode);
+   stored checkpoint, the highest stored seq and the v1 chain head;
 2. refuse (:class:`LogStateMismatch`, a 503) unless the stored head — size, root, frontier, the
    leaves actually stored — equals the newest checkpoint, and that checkpoint's note verifies
    with a trusted key: the writer never signs over a tree it did not verify. A writer may pass
@@ -528,8 +527,7 @@ class CheckedHead:
 
 
 def _floor_tiles(conn: psycopg.Connection[Any], floor: Floor) -> StoredTiles:
-    """The tiles the floor's root folds from, read in one query (in pipeline mode, in the round
-    trip of the lock and the head when asked for before the head is fetched)."""
+    """The tiles the floor's root folds from, read in one query."""
     reader = StoredTiles(conn, floor.size, cache=True)
     reader.prefetch(root_plan(floor.size).nodes)
     return reader
@@ -615,10 +613,10 @@ def check_head(conn: psycopg.Connection[Any], trusted: Sequence[Verifier], *, or
                floor_known: bool = False, prefetch_floor: bool = False,
                verified: VerifiedNotes | None = None) -> CheckedHead:
     """Lock the head row and check it (step 2): raises :class:`LogStateMismatch` naming the
-    sizes. The writer calls it at start-up (then rolls back) and in every batch. In pipeline
-    mode the lock and the read are one round trip, with what the floor check needs when
-    ``prefetch_floor`` (a caller that expects to check the floor: with several writers, every
-    batch after another's): with ``known``, the hashes of the leaves stored since it (the
+    sizes. The writer calls it at start-up (then rolls back) and in every batch of the full
+    path. The head read carries what the floor check needs when ``prefetch_floor`` (a caller
+    that expects to check the floor: with several writers, every batch after another's): with
+    ``known``, the hashes of the leaves stored since it (the
     floor from what changed: :func:`_floor_in_tree`), else the floor's tiles."""
     conn.execute(LOCK_HEAD_SQL)
     since = prefetch_floor and known is not None and floor is not None and floor.size > 0
@@ -836,9 +834,8 @@ def append_batch_leaves(
     """:func:`append_leaves` for the writer: ``known``, ``floor_known``, ``prefetch_floor`` and
     ``verified`` as :func:`check_head` takes them, ``prepared`` the drafts' :func:`prepare_leaves`
     (made before the lock); returns what was checked and the head state it
-    leaves, and builds the receipts only when asked (after the caller committed). In pipeline
-    mode: the lock and head read (one round trip), then one statement of writes sent with the
-    caller's COMMIT (the second)."""
+    leaves, and builds the receipts only when asked (after the caller committed): the lock and
+    head read, then one statement of writes, before the caller's COMMIT."""
     checked = check_head(conn, trusted, origin=origin, floor=floor, known=known, floor_known=floor_known,
                          prefetch_floor=prefetch_floor, verified=verified)
     batch = _build_batch(prepare_leaves(drafts) if prepared is None else prepared, checked, signer=signer,

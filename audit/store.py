@@ -281,10 +281,14 @@ class AuditStore:
         lock and sent as one guarded statement that takes the lock, alone in its transaction:
         **one** round trip (``audit.log.append_on_known_head``); if the head is not ``known``
         that statement wrote nothing and the batch takes the full path. ``prepared``: the
-        drafts' ``prepare_leaves``, when the caller made them already. The full path is two
-        round trips (pipeline mode): BEGIN, the lock and the head read; then one statement of
-        writes and COMMIT (plus one to read tiles when the floor is older than the head, it has
-        to be checked and ``prefetch_floor`` was not given).
+        drafts' ``prepare_leaves``, when the caller made them already. The full path (a first
+        batch, a head that moved) is a round trip per statement: BEGIN, the lock, the head read,
+        the one statement of writes, COMMIT (plus one to read tiles when the floor is older than
+        the head, it has to be checked and ``prefetch_floor`` was not given). Not in pipeline
+        mode: there, a statement larger than the socket's send buffer hung for good (psycopg
+        waiting for the commit, PostgreSQL for the rest of the statement;
+        tests/audit/test_append_large_batch.py), and the full path is rare enough that its
+        round trips do not matter.
         """
         signer = signer or log_signer(key, origin or self.log_origin())
         done = tried = None
@@ -297,12 +301,11 @@ class AuditStore:
                                             known=known, now=self._clock())
                 tried = done is not None
             if done is None:
-                with conn.pipeline():
-                    done = append_batch_leaves(conn, drafts, signer=signer, key_id=key.key_id, trusted=trusted,
-                                               now=self._clock(), origin=origin, floor=floor, known=known,
-                                               floor_known=floor_known, prefetch_floor=prefetch_floor,
-                                               verified=verified, prepared=prepared)
-                    conn.commit()  # only now do receipts mean anything
+                done = append_batch_leaves(conn, drafts, signer=signer, key_id=key.key_id, trusted=trusted,
+                                           now=self._clock(), origin=origin, floor=floor, known=known,
+                                           floor_known=floor_known, prefetch_floor=prefetch_floor,
+                                           verified=verified, prepared=prepared)
+                conn.commit()  # only now do receipts mean anything
         return BatchResult(appended=done, state=done.state or HeadState(done.checked.row), on_known_head=tried)
 
     def append_v1_batch(
